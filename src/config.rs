@@ -1,0 +1,453 @@
+//! Typed, layered configuration: built-in defaults, then the TOML file, then environment
+//! variables `KEYWARD__SECTION__KEY`. Raw values are validated into [`Settings`]; a bad one
+//! stops start-up with a message naming the setting.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::{Lifetime, Secret, parse_byte_size};
+
+/// A setting that could not be read or is out of range.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+fn bad(setting: &str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("{setting}: {reason}"))
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub keys: KeySettings,
+    pub dialects: DialectSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    pub shutdown_timeout: Duration,
+    /// Origins allowed to call the API from a browser; empty: CORS off.
+    pub cors_origins: Vec<String>,
+    /// Only requests from these addresses may set `X-Forwarded-For` / `-Proto`.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DatabaseSettings {
+    pub path: PathBuf,
+    /// Read connections in the pool.
+    pub pool_size: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    pub access_token_ttl: Duration,
+    /// `None`: generated once and kept in the database.
+    pub secret: Option<Secret>,
+    /// The bootstrap admin's password; `None`: generated on first start.
+    pub admin_password: Option<Secret>,
+}
+
+#[derive(Clone, Debug)]
+pub struct KeySettings {
+    pub issuer: String,
+    pub default_lifetime: Lifetime,
+    pub max_lifetime: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialectSettings {
+    pub seed000: bool,
+    pub seed001: bool,
+    pub seed002: bool,
+}
+
+impl Default for DialectSettings {
+    fn default() -> Self {
+        DialectSettings {
+            seed000: true,
+            seed001: true,
+            seed002: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LogSettings {
+    /// An env_logger filter: `info`, `debug`, `keyward=debug,actix_web=warn`.
+    pub level: String,
+}
+
+/// An address or a CIDR block, for `trusted_proxies`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+// ---- raw, as written in TOML / env -----------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct Raw {
+    server: RawServer,
+    database: RawDatabase,
+    auth: RawAuth,
+    keys: RawKeys,
+    dialects: DialectSettings,
+    log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    bind: String,
+    workers: usize,
+    body_limit: String,
+    shutdown_timeout: String,
+    cors_origins: Vec<String>,
+    trusted_proxies: Vec<String>,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            bind: "127.0.0.1:8080".into(),
+            workers: 0,
+            body_limit: "64KiB".into(),
+            shutdown_timeout: "10s".into(),
+            cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDatabase {
+    path: PathBuf,
+    pool_size: u32,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        RawDatabase {
+            path: PathBuf::from("keyward.db"),
+            pool_size: 8,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAuth {
+    access_token_ttl: String,
+    secret: Option<Secret>,
+    admin_password: Option<Secret>,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        RawAuth {
+            access_token_ttl: "30m".into(),
+            secret: None,
+            admin_password: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawKeys {
+    issuer: String,
+    default_lifetime: String,
+    max_lifetime: Option<String>,
+    algorithm: String,
+}
+
+impl Default for RawKeys {
+    fn default() -> Self {
+        RawKeys {
+            issuer: "keyward".into(),
+            default_lifetime: "never".into(),
+            max_lifetime: None,
+            algorithm: "HS256".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { level: "info".into() }
+    }
+}
+
+fn finite(setting: &str, text: &str) -> Result<Duration, ConfigError> {
+    Lifetime::parse(text)
+        .map_err(|e| bad(setting, e))?
+        .finite()
+        .ok_or_else(|| bad(setting, "must be a finite duration, not \"never\""))
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or `./config.toml` if it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError(format!("config file {} does not exist", path.display())));
+                }
+                builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+            }
+            None => {
+                builder =
+                    builder.add_source(config::File::new("config.toml", config::FileFormat::Toml).required(false));
+            }
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("KEYWARD")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.cors_origins")
+                .with_list_parse_key("server.trusted_proxies"),
+        );
+        let raw: Raw = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        let mut settings = Settings::from_raw(raw)?;
+        if settings.auth.admin_password.is_none()
+            && let Ok(p) = std::env::var("KEYWARD_ADMIN_PASSWORD")
+        {
+            settings.auth.admin_password = Some(Secret::new(p));
+        }
+        Ok(settings)
+    }
+
+    /// The built-in defaults (no file, no environment).
+    pub fn defaults() -> Settings {
+        // The defaults are valid by construction; a unit test keeps them so.
+        Settings::from_raw(Raw::default()).unwrap_or_else(|e| unreachable!("built-in defaults are invalid: {e}"))
+    }
+
+    fn from_raw(raw: Raw) -> Result<Settings, ConfigError> {
+        let bind = raw.server.bind.parse().map_err(|_| {
+            bad(
+                "server.bind",
+                format!(
+                    "expected an address such as \"127.0.0.1:8080\"; got {:?}",
+                    raw.server.bind
+                ),
+            )
+        })?;
+        let workers = match raw.server.workers {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        };
+        let body_limit = parse_byte_size(&raw.server.body_limit).map_err(|e| bad("server.body_limit", e))?;
+        let shutdown_timeout = finite("server.shutdown_timeout", &raw.server.shutdown_timeout)?;
+        let trusted_proxies = raw
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                IpNet::parse(s.trim()).ok_or_else(|| {
+                    bad(
+                        "server.trusted_proxies",
+                        format!("expected an address or CIDR block; got {s:?}"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        for origin in &raw.server.cors_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
+                return Err(bad(
+                    "server.cors_origins",
+                    format!("expected an origin such as \"http://localhost:3000\"; got {origin:?}"),
+                ));
+            }
+        }
+        if raw.database.pool_size == 0 {
+            return Err(bad("database.pool_size", "must be at least 1"));
+        }
+        if raw.database.path.as_os_str().is_empty() {
+            return Err(bad("database.path", "must not be empty"));
+        }
+        let access_token_ttl = finite("auth.access_token_ttl", &raw.auth.access_token_ttl)?;
+        if let Some(secret) = &raw.auth.secret
+            && secret.reveal().len() < 32
+        {
+            return Err(bad("auth.secret", "must be at least 32 bytes"));
+        }
+        if let Some(p) = &raw.auth.admin_password
+            && !(8..=1024).contains(&p.reveal().chars().count())
+        {
+            return Err(bad("auth.admin_password", "must be 8 to 1024 characters"));
+        }
+        if raw.keys.issuer.trim().is_empty() {
+            return Err(bad("keys.issuer", "must not be empty"));
+        }
+        let default_lifetime =
+            Lifetime::parse(&raw.keys.default_lifetime).map_err(|e| bad("keys.default_lifetime", e))?;
+        let max_lifetime = raw
+            .keys
+            .max_lifetime
+            .as_deref()
+            .map(|m| finite("keys.max_lifetime", m))
+            .transpose()?;
+        if let Some(max) = max_lifetime
+            && default_lifetime.finite().is_none_or(|d| d > max)
+        {
+            return Err(bad("keys.default_lifetime", "must not exceed keys.max_lifetime"));
+        }
+        if raw.keys.algorithm != "HS256" {
+            return Err(bad(
+                "keys.algorithm",
+                format!(
+                    "only \"HS256\" is supported by this version; got {:?}",
+                    raw.keys.algorithm
+                ),
+            ));
+        }
+        Ok(Settings {
+            server: ServerSettings {
+                bind,
+                workers,
+                body_limit,
+                shutdown_timeout,
+                cors_origins: raw.server.cors_origins,
+                trusted_proxies,
+            },
+            database: DatabaseSettings {
+                path: raw.database.path,
+                pool_size: raw.database.pool_size,
+            },
+            auth: AuthSettings {
+                access_token_ttl,
+                secret: raw.auth.secret,
+                admin_password: raw.auth.admin_password,
+            },
+            keys: KeySettings {
+                issuer: raw.keys.issuer,
+                default_lifetime,
+                max_lifetime,
+            },
+            dialects: raw.dialects,
+            log: LogSettings { level: raw.log.level },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = Settings::from_raw(Raw::default()).map_err(|e| e.to_string());
+        let s = s.as_ref().map_err(String::as_str);
+        assert_eq!(s.map(|s| s.server.bind.to_string()), Ok("127.0.0.1:8080".to_owned()));
+        assert_eq!(s.map(|s| s.server.body_limit), Ok(65536));
+        assert_eq!(s.map(|s| s.auth.access_token_ttl), Ok(Duration::from_secs(1800)));
+        assert_eq!(s.map(|s| s.keys.default_lifetime), Ok(Lifetime::Never));
+    }
+
+    #[test]
+    fn the_shipped_config_file_matches_the_defaults() {
+        let text = include_str!("../config.toml");
+        let raw: Raw = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .unwrap_or_else(|e| panic!("config.toml: {e}"));
+        let shipped = Settings::from_raw(raw)
+            .map(|s| format!("{s:?}"))
+            .map_err(|e| e.to_string());
+        let defaults = Settings::from_raw(Raw::default())
+            .map(|s| format!("{s:?}"))
+            .map_err(|e| e.to_string());
+        assert_eq!(shipped, defaults);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let raw = Raw {
+            auth: RawAuth {
+                secret: Some(Secret::new("short")),
+                ..RawAuth::default()
+            },
+            ..Raw::default()
+        };
+        let err = Settings::from_raw(raw).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("auth.secret"), "{err}");
+        let raw = Raw {
+            server: RawServer {
+                bind: "nowhere".into(),
+                ..RawServer::default()
+            },
+            ..Raw::default()
+        };
+        let err = Settings::from_raw(raw).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("server.bind"), "{err}");
+    }
+
+    #[test]
+    fn cidr_blocks() {
+        let net = IpNet::parse("10.0.0.0/8");
+        assert!(net.is_some_and(|n| n.contains("10.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])))));
+        assert!(net.is_some_and(|n| !n.contains("11.0.0.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])))));
+        assert!(IpNet::parse("127.0.0.1").is_some_and(|n| n.contains(IpAddr::from([127, 0, 0, 1]))));
+        assert!(IpNet::parse("10.0.0.0/33").is_none());
+    }
+}

@@ -1,0 +1,340 @@
+//! Credentials: the four forms a request may carry, how each is checked, logins, and the
+//! throttle on failed passwords.
+//!
+//! 1. `Authorization: Bearer <access token or key>`
+//! 2. `Authorization: <key>` with no scheme (seed 002)
+//! 3. `Authorization: Basic base64(user:password)` or `Basic base64(anything:<key>)`
+//! 4. `X-API-Key: <key>`
+//!
+//! Only the Bearer form accepts an access token.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use base64::Engine;
+use parking_lot::Mutex;
+
+use super::service::{Caller, Keyward, Via};
+use super::view::KeyCheck;
+use super::{Error, Secret, Timestamp};
+
+/// A credential as presented, not yet checked.
+pub enum Credential {
+    Bearer(Secret),
+    RawKey(Secret),
+    Basic { username: String, password: Secret },
+    ApiKeyHeader(Secret),
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Bearer(_) => f.write_str("Bearer(***)"),
+            Credential::RawKey(_) => f.write_str("RawKey(***)"),
+            Credential::Basic { username, .. } => write!(f, "Basic({username:?}, ***)"),
+            Credential::ApiKeyHeader(_) => f.write_str("ApiKeyHeader(***)"),
+        }
+    }
+}
+
+/// What the headers held: nothing, something unreadable, or a credential.
+#[derive(Debug)]
+pub enum Presented {
+    Nothing,
+    Malformed,
+    Credential(Credential),
+}
+
+impl Presented {
+    /// Reads the `Authorization` and `X-API-Key` header values (bytes as received).
+    /// `Authorization` wins when both are present.
+    pub fn from_headers(authorization: Option<&[u8]>, api_key: Option<&[u8]>) -> Presented {
+        if let Some(value) = authorization {
+            return parse_authorization(value).map_or(Presented::Malformed, Presented::Credential);
+        }
+        match api_key.map(std::str::from_utf8) {
+            None => Presented::Nothing,
+            Some(Ok(v)) if !v.trim().is_empty() && !v.trim().contains(char::is_whitespace) => {
+                Presented::Credential(Credential::ApiKeyHeader(Secret::new(v.trim())))
+            }
+            Some(_) => Presented::Malformed,
+        }
+    }
+}
+
+fn parse_authorization(value: &[u8]) -> Option<Credential> {
+    let value = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, rest) = match value.split_once(' ') {
+        Some((scheme, rest)) => (scheme, rest.trim()),
+        None => ("", value),
+    };
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return None;
+    }
+    if scheme.is_empty() {
+        return Some(Credential::RawKey(Secret::new(rest)));
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(Credential::Bearer(Secret::new(rest)));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        let (username, password) = decoded.split_once(':')?;
+        return Some(Credential::Basic {
+            username: username.to_owned(),
+            password: Secret::new(password),
+        });
+    }
+    None
+}
+
+/// Failed passwords, per account and source address. After [`FREE_FAILURES`] failures in a
+/// row, each further attempt waits twice as long as the last, up to [`MAX_BLOCK`]; a
+/// success, or [`FORGET_AFTER`] without failures, clears the count. Keyed by source too, so
+/// an attacker elsewhere cannot lock the owner out.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<(String, Option<IpAddr>), Failures>>,
+}
+
+#[derive(Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Timestamp,
+    blocked_until: Timestamp,
+}
+
+pub const FREE_FAILURES: u32 = 5;
+pub const MAX_BLOCK: Duration = Duration::from_secs(15 * 60);
+const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
+/// Beyond this many tracked pairs, stale ones are swept.
+const SWEEP_AT: usize = 100_000;
+
+impl Throttle {
+    fn key(login: &str, source: Option<IpAddr>) -> (String, Option<IpAddr>) {
+        (login.to_ascii_lowercase(), source)
+    }
+
+    /// `Throttled` while this account is blocked for this source.
+    pub fn check(&self, login: &str, source: Option<IpAddr>, now: Timestamp) -> Result<(), Error> {
+        let map = self.failures.lock();
+        match map.get(&Self::key(login, source)) {
+            Some(f) if f.blocked_until > now => {
+                let wait = u64::try_from(f.blocked_until.millis() - now.millis()).unwrap_or(0);
+                Err(Error::Throttled {
+                    retry_after: Duration::from_millis(wait).max(Duration::from_secs(1)),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn failed(&self, login: &str, source: Option<IpAddr>, now: Timestamp) {
+        let mut map = self.failures.lock();
+        if map.len() >= SWEEP_AT {
+            map.retain(|_, f| f.last.plus(FORGET_AFTER) > now);
+        }
+        let f = map.entry(Self::key(login, source)).or_insert(Failures {
+            count: 0,
+            last: now,
+            blocked_until: now,
+        });
+        if f.last.plus(FORGET_AFTER) <= now {
+            f.count = 0;
+        }
+        f.count = f.count.saturating_add(1);
+        f.last = now;
+        if f.count >= FREE_FAILURES {
+            let exp = (f.count - FREE_FAILURES).min(16);
+            let block = Duration::from_secs(1u64 << exp).min(MAX_BLOCK);
+            f.blocked_until = now.plus(block);
+        }
+    }
+
+    pub fn succeeded(&self, login: &str, source: Option<IpAddr>) {
+        self.failures.lock().remove(&Self::key(login, source));
+    }
+}
+
+impl Keyward {
+    /// Turns a presented credential into a caller, or `Unauthenticated`.
+    pub async fn authenticate(
+        &self,
+        presented: Presented,
+        source: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Result<Caller, Error> {
+        let credential = match presented {
+            Presented::Nothing => return Err(Error::Unauthenticated { presented: false }),
+            Presented::Malformed => return Err(Error::Unauthenticated { presented: true }),
+            Presented::Credential(c) => c,
+        };
+        let refused = Error::Unauthenticated { presented: true };
+        match credential {
+            Credential::Bearer(token) => match self.check_key(&token, now) {
+                Ok(Some(caller)) => Ok(caller),
+                Ok(None) => self.check_access_token(&token).ok_or(refused),
+                Err(e) => Err(e),
+            },
+            Credential::RawKey(token) | Credential::ApiKeyHeader(token) => self.check_key(&token, now)?.ok_or(refused),
+            Credential::Basic { username, password } => match self.check_key(&password, now)? {
+                Some(caller) => Ok(caller),
+                None => {
+                    let user = self.check_password(&username, &password, source, now).await?;
+                    Ok(Caller {
+                        user,
+                        via: Via::Password,
+                    })
+                }
+            },
+        }
+    }
+
+    /// `Ok(None)`: not a key this server holds (so another form may be tried).
+    fn check_key(&self, token: &Secret, now: Timestamp) -> Result<Option<Caller>, Error> {
+        match self.view().check_key(token.reveal(), now, self.signer()) {
+            KeyCheck::Valid(k) => Ok(Some(Caller {
+                user: k.user,
+                via: Via::ApiKey {
+                    key_id: k.key_id,
+                    expires_at: k.expires_at,
+                },
+            })),
+            KeyCheck::NotFound => Ok(None),
+            KeyCheck::Expired | KeyCheck::Disabled => Err(Error::Unauthenticated { presented: true }),
+        }
+    }
+
+    fn check_access_token(&self, token: &Secret) -> Option<Caller> {
+        let claims = self.signer().verify_access_token(token.reveal())?;
+        let user = self.view().user(claims.user_id)?;
+        (user.active() && user.token_epoch == claims.epoch).then_some(Caller {
+            user,
+            via: Via::AccessToken,
+        })
+    }
+
+    /// Checks a username (or email) and password, with throttling. Unknown users cost the
+    /// same argon2 work as known ones.
+    async fn check_password(
+        &self,
+        login: &str,
+        password: &Secret,
+        source: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Result<std::sync::Arc<super::UserRecord>, Error> {
+        self.throttle().check(login, source, now)?;
+        let user = self.view().user_by_login(login);
+        let phc = user.as_ref().map(|u| u.password_hash.clone());
+        let matched = self.passwords().verify(password, phc.as_deref()).await?;
+        match user {
+            Some(user) if matched && user.active() => {
+                self.throttle().succeeded(login, source);
+                Ok(user)
+            }
+            _ => {
+                self.throttle().failed(login, source, now);
+                log::info!(
+                    "failed password login for {login:?} from {}",
+                    source.map_or_else(|| "?".into(), |s| s.to_string())
+                );
+                Err(Error::Unauthenticated { presented: true })
+            }
+        }
+    }
+
+    /// `POST /v1/auth/token`: a username (or email) and password for an access token and its
+    /// lifetime in seconds.
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &Secret,
+        source: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Result<(Secret, u64), Error> {
+        let user = self.check_password(login, password, source, now).await?;
+        self.signer().issue_access_token(user.id, user.token_epoch, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(auth: Option<&str>, key: Option<&str>) -> Presented {
+        Presented::from_headers(auth.map(str::as_bytes), key.map(str::as_bytes))
+    }
+
+    #[test]
+    fn the_four_forms() {
+        assert!(
+            matches!(parse(Some("Bearer a.b.c"), None), Presented::Credential(Credential::Bearer(t)) if t.reveal() == "a.b.c")
+        );
+        assert!(matches!(
+            parse(Some("bearer a.b.c"), None),
+            Presented::Credential(Credential::Bearer(_))
+        ));
+        assert!(
+            matches!(parse(Some("a.b.c"), None), Presented::Credential(Credential::RawKey(t)) if t.reveal() == "a.b.c")
+        );
+        // "ada:pass:word" -> the password keeps its colons.
+        match parse(Some("Basic YWRhOnBhc3M6d29yZA=="), None) {
+            Presented::Credential(Credential::Basic { username, password }) => {
+                assert_eq!(username, "ada");
+                assert_eq!(password.reveal(), "pass:word");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(None, Some("a.b.c")),
+            Presented::Credential(Credential::ApiKeyHeader(_))
+        ));
+        assert!(matches!(parse(None, None), Presented::Nothing));
+    }
+
+    #[test]
+    fn malformed_headers() {
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Basic !!!",
+            "Basic bm9jb2xvbg==",
+            "Digest a b",
+            "Bearer a b",
+            "",
+        ] {
+            assert!(matches!(parse(Some(bad), None), Presented::Malformed), "{bad:?}");
+        }
+        assert!(matches!(parse(None, Some("")), Presented::Malformed));
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let c = Credential::Basic {
+            username: "ada".into(),
+            password: Secret::new("hunter22"),
+        };
+        assert!(!format!("{c:?}").contains("hunter22"));
+    }
+
+    #[test]
+    fn throttle_blocks_after_free_failures_and_per_source() {
+        let t = Throttle::default();
+        let now = Timestamp::from_secs(1_000_000);
+        let a: Option<IpAddr> = "10.0.0.1".parse().ok();
+        let b: Option<IpAddr> = "10.0.0.2".parse().ok();
+        for _ in 0..FREE_FAILURES {
+            assert!(t.check("Ada", a, now).is_ok());
+            t.failed("ada", a, now);
+        }
+        assert!(matches!(t.check("ADA", a, now), Err(Error::Throttled { .. })));
+        assert!(t.check("ada", b, now).is_ok(), "another source is not blocked");
+        assert!(
+            t.check("ada", a, now.plus(Duration::from_secs(2))).is_ok(),
+            "the block ends"
+        );
+    }
+}

@@ -1,0 +1,49 @@
+//! The one error type of the domain. `crate::http::problem` maps it to responses.
+
+use std::time::Duration;
+
+/// Everything a domain call can refuse. `Display` is the public message: never a secret,
+/// never SQL. Causes of `Internal` go to the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Not there, or not yours: the two are deliberately indistinguishable.
+    #[error("not found")]
+    NotFound,
+    /// No credential, or one that does not verify.
+    #[error("authentication required")]
+    Unauthenticated {
+        /// Whether the request carried a credential at all (`error="invalid_token"`).
+        presented: bool,
+    },
+    /// Authenticated, but this caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Bad input: which field, and what is accepted.
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// The request clashes with what exists (a taken username, the last admin).
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many failed attempts; try again after the duration.
+    #[error("too many failed attempts; try again later")]
+    Throttled { retry_after: Duration },
+    /// The database cannot take writes (full, read-only) or is not answering.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; the cause is logged, never shown.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Error::Internal(cause.to_string())
+    }
+}

@@ -1,0 +1,111 @@
+//! User and key ids: 96 random bits from the OS, written as 24 lowercase hex chars (the shape
+//! of seed 001's `_id`). The same id is used by every API.
+
+use std::fmt;
+
+use super::Error;
+
+const ID_BYTES: usize = 12;
+
+/// Fills `buf` from the operating system's random source.
+pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), Error> {
+    getrandom::fill(buf).map_err(|e| Error::internal(format!("OS random source failed: {e}")))
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+fn parse_hex_id(s: &str) -> Option<[u8; ID_BYTES]> {
+    if s.len() != ID_BYTES * 2 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; ID_BYTES];
+    for (i, pair) in s.as_bytes().chunks_exact(2).enumerate() {
+        out[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name([u8; ID_BYTES]);
+
+        impl $name {
+            /// A fresh random id.
+            pub fn generate() -> Result<Self, Error> {
+                let mut bytes = [0u8; ID_BYTES];
+                os_random(&mut bytes)?;
+                Ok(Self(bytes))
+            }
+
+            /// Parses the 24-lowercase-hex form; anything else is `None`.
+            pub fn parse(s: &str) -> Option<Self> {
+                parse_hex_id(s).map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex(&self.0))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user's id.
+    UserId
+);
+id_type!(
+    /// A key's id: the `jti` claim of the key.
+    KeyId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_their_text_form() {
+        let id = KeyId::generate().unwrap_or_else(|_| unreachable!());
+        let text = id.to_string();
+        assert_eq!(text.len(), 24);
+        assert!(text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(KeyId::parse(&text), Some(id));
+    }
+
+    #[test]
+    fn malformed_ids_are_refused() {
+        for bad in [
+            "",
+            "60902b70b281af121fcda4c",
+            "60902B70B281AF121FCDA4CE",
+            "60902b70b281af121fcda4cz",
+            "60902b70b281af121fcda4ce0",
+        ] {
+            assert_eq!(UserId::parse(bad), None, "{bad:?}");
+        }
+        assert!(UserId::parse("60902b70b281af121fcda4ce").is_some());
+    }
+}

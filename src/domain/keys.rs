@@ -1,0 +1,330 @@
+//! API keys: names, digests, records, and the key operations of [`Keyward`].
+//!
+//! Ownership is decided here, once: a key that is not the caller's (or, for an admin, not
+//! the named user's) is `NotFound`, exactly like one that does not exist.
+
+use super::service::{Caller, Keyward, Via};
+use super::{Error, Expiry, KeyId, Secret, Timestamp, UserId};
+
+/// Default page size of key and user lists, and the largest one may ask for.
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 500;
+
+/// A key's label: 1 to 256 characters, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyName(String);
+
+impl KeyName {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let n = s.chars().count();
+        if n == 0 || n > 256 || s.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "name",
+                "must be 1 to 256 characters without control characters",
+            ));
+        }
+        Ok(KeyName(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// blake3's extendable output to 64 bytes of the exact token bytes. The first 32 bytes are
+/// the ordinary blake3 hash, which lookups use; the whole is seed 001's `hash` field.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KeyDigest([u8; 64]);
+
+impl KeyDigest {
+    pub fn of(token: &str) -> Self {
+        let mut out = [0u8; 64];
+        blake3::Hasher::new()
+            .update(token.as_bytes())
+            .finalize_xof()
+            .fill(&mut out);
+        KeyDigest(out)
+    }
+
+    pub fn from_bytes(bytes: [u8; 64]) -> Self {
+        KeyDigest(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 64] {
+        &self.0
+    }
+
+    /// The 32-byte blake3 hash: the lookup key.
+    pub fn lookup(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&self.0[..32]);
+        out
+    }
+
+    pub fn hex(&self) -> String {
+        super::ids::hex(&self.0)
+    }
+}
+
+/// A key as stored (never the key itself).
+#[derive(Clone, Debug)]
+pub struct KeyRecord {
+    pub id: KeyId,
+    pub user_id: UserId,
+    pub name: Option<String>,
+    pub digest: KeyDigest,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// `None`: never expires.
+    pub expires_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+    pub disabled: bool,
+}
+
+impl std::fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyDigest(..)")
+    }
+}
+
+pub struct NewKeyRequest {
+    pub name: Option<KeyName>,
+    /// `None`: the configured default lifetime.
+    pub expires: Option<Expiry>,
+}
+
+/// A key just made: its record and the key itself, which is shown this once.
+pub struct MintedKey {
+    pub record: KeyRecord,
+    pub secret: Secret,
+}
+
+pub struct KeyPage {
+    pub keys: Vec<KeyRecord>,
+    pub total: u64,
+    pub next_cursor: Option<KeyId>,
+}
+
+/// Parses a page size: default 50, 1 to 500.
+pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, Error> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(Error::invalid("limit", format!("must be 1 to {MAX_PAGE}"))),
+    }
+}
+
+/// Parses a cursor given back from a previous page.
+pub(crate) fn parse_cursor<T>(cursor: Option<&str>, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, Error> {
+    cursor
+        .map(|c| parse(c).ok_or_else(|| Error::invalid("cursor", "not a cursor from a previous page")))
+        .transpose()
+}
+
+fn parse_key_id(id: &str) -> Result<KeyId, Error> {
+    KeyId::parse(id).ok_or(Error::NotFound)
+}
+
+impl Keyward {
+    /// Makes a key for `owner` (the caller when `None`).
+    ///
+    /// Refused (400): an expiry in the past, one beyond the configured maximum, and, when the
+    /// caller presented a key, one that would outlive that key.
+    pub async fn mint_key(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        request: NewKeyRequest,
+        now: Timestamp,
+    ) -> Result<MintedKey, Error> {
+        let owner = self.owner_for(caller, owner)?;
+        let expiry = request.expires.unwrap_or_else(|| self.config().default_lifetime.into());
+        // Whole seconds, so `expires_at` and the token's `exp` say the same.
+        let expires_at = expiry.resolve(now).map(|t| Timestamp::from_secs(t.secs()));
+        if let Some(t) = expires_at
+            && t <= now
+        {
+            return Err(Error::invalid("expires", "must be in the future"));
+        }
+        if let Some(max) = self.config().max_lifetime {
+            let latest = now.plus(max);
+            if expires_at.is_none_or(|t| t > latest) {
+                return Err(Error::invalid(
+                    "expires",
+                    format!(
+                        "longer than the configured maximum lifetime of {} seconds",
+                        max.as_secs()
+                    ),
+                ));
+            }
+        }
+        if let Via::ApiKey {
+            expires_at: Some(parent),
+            ..
+        } = caller.via
+            && expires_at.is_none_or(|t| t > parent)
+        {
+            return Err(Error::invalid(
+                "expires",
+                format!(
+                    "a key cannot make a key that outlives it; this key expires at {}",
+                    parent.rfc3339()
+                ),
+            ));
+        }
+
+        let id = KeyId::generate()?;
+        let secret = self.signer().sign_key(id, owner, now, expires_at)?;
+        let digest = KeyDigest::of(secret.reveal());
+        let record = KeyRecord {
+            id,
+            user_id: owner,
+            name: request.name.map(|n| n.0),
+            digest,
+            created_at: now,
+            updated_at: now,
+            expires_at,
+            last_used_at: None,
+            disabled: false,
+        };
+        let view = self.view().clone();
+        self.store()
+            .insert_key(record.clone(), move || {
+                view.insert_key(digest.lookup(), id, owner, expires_at, false, true)
+            })
+            .await
+            .map_err(|e| e.into_domain("the key could not be stored"))?;
+        Ok(MintedKey { record, secret })
+    }
+
+    /// A page of `owner`'s live keys, oldest first.
+    pub async fn list_keys(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<KeyPage, Error> {
+        let owner = self.owner_for(caller, owner)?;
+        let limit = page_limit(limit)?;
+        let after = parse_cursor(cursor, KeyId::parse)?;
+        let page = self
+            .store()
+            .list_keys(owner, after, limit)
+            .await
+            .map_err(|e| e.into_domain("listing keys failed"))?
+            .ok_or_else(|| Error::invalid("cursor", "not a cursor from a previous page"))?;
+        let next_cursor = if page.more {
+            page.items.last().map(|k| k.id)
+        } else {
+            None
+        };
+        Ok(KeyPage {
+            keys: page.items,
+            total: page.total,
+            next_cursor,
+        })
+    }
+
+    /// Every live key of `owner` (the seed lists have no paging).
+    pub async fn all_keys(&self, caller: &Caller, owner: Option<UserId>) -> Result<Vec<KeyRecord>, Error> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.list_keys(caller, owner, cursor.as_deref(), Some(MAX_PAGE)).await?;
+            all.extend(page.keys);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    pub async fn get_key(&self, caller: &Caller, owner: Option<UserId>, id: &str) -> Result<KeyRecord, Error> {
+        let owner = self.owner_for(caller, owner)?;
+        let id = parse_key_id(id)?;
+        self.store()
+            .find_key(owner, id)
+            .await
+            .map_err(|e| e.into_domain("reading the key failed"))?
+            .ok_or(Error::NotFound)
+    }
+
+    /// Relabels a key; `None` clears the name.
+    pub async fn rename_key(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        id: &str,
+        name: Option<KeyName>,
+        now: Timestamp,
+    ) -> Result<KeyRecord, Error> {
+        let owner = self.owner_for(caller, owner)?;
+        let id = parse_key_id(id)?;
+        self.store()
+            .rename_key(owner, id, name.map(|n| n.0), now)
+            .await
+            .map_err(|e| e.into_domain("the key could not be renamed"))?
+            .ok_or(Error::NotFound)
+    }
+
+    /// Revokes a key. When this returns, the key already fails verification.
+    pub async fn revoke_key(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        let owner = self.owner_for(caller, owner)?;
+        let id = parse_key_id(id)?;
+        let view = self.view().clone();
+        self.store()
+            .revoke_key(owner, id, now, move |lookup| {
+                if let Some(lookup) = lookup {
+                    view.remove_keys(std::slice::from_ref(lookup));
+                }
+            })
+            .await
+            .map_err(|e| e.into_domain("the key could not be revoked"))?
+            .map(|_| ())
+            .ok_or(Error::NotFound)
+    }
+
+    /// How many keys `owner` has ever had, revoked ones included.
+    pub async fn count_keys_ever(&self, caller: &Caller, owner: Option<UserId>) -> Result<u64, Error> {
+        let owner = self.owner_for(caller, owner)?;
+        self.store()
+            .count_keys_ever(owner)
+            .await
+            .map_err(|e| e.into_domain("counting keys failed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_starts_with_the_plain_blake3_hash() {
+        let d = KeyDigest::of("a.b.c");
+        assert_eq!(&d.lookup(), blake3::hash(b"a.b.c").as_bytes());
+        assert_eq!(d.hex().len(), 128);
+    }
+
+    #[test]
+    fn key_names() {
+        assert!(KeyName::parse("Test 123").is_ok());
+        assert!(KeyName::parse("").is_err());
+        assert!(KeyName::parse("tab\there").is_err());
+        assert!(KeyName::parse(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn page_limits() {
+        assert_eq!(page_limit(None).ok(), Some(50));
+        assert_eq!(page_limit(Some(500)).ok(), Some(500));
+        assert!(page_limit(Some(0)).is_err());
+        assert!(page_limit(Some(501)).is_err());
+    }
+}

@@ -1,0 +1,29 @@
+//! The domain: users, keys, credentials and expiry. It knows nothing of HTTP and holds no
+//! SQL; it reaches the database only through `crate::store`.
+//!
+//! [`Keyward`] is the one entry point every protocol (native API, dialects, CLI) calls.
+
+mod error;
+mod expiry;
+mod ids;
+mod keys;
+mod passwords;
+mod secret;
+mod service;
+mod time;
+mod tokens;
+mod users;
+mod view;
+
+pub mod credentials;
+
+pub use error::Error;
+pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, parse_byte_size};
+pub use ids::{KeyId, UserId};
+pub use keys::{KeyDigest, KeyName, KeyPage, KeyRecord, MintedKey, NewKeyRequest};
+pub use passwords::Password;
+pub use secret::Secret;
+pub use service::{Caller, DomainConfig, Keyward, Via};
+pub use time::Timestamp;
+pub use users::{Email, NewUserRequest, Role, UserPage, UserRecord, UserUpdate, Username};
+pub use view::KeyCheck;

@@ -1,0 +1,205 @@
+//! [`Keyward`]: the domain's one entry point, and [`Caller`], who is asking.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::passwords::Passwords;
+use super::tokens::TokenSigner;
+use super::view::KeyView;
+use super::{Error, Lifetime, Secret, Timestamp, UserId, UserRecord};
+use crate::store::{Store, StoreError, StoreErrorKind};
+
+/// How a caller proved who they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    AccessToken,
+    ApiKey {
+        key_id: super::KeyId,
+        expires_at: Option<Timestamp>,
+    },
+    Password,
+}
+
+impl Via {
+    /// The name `/v1/me` reports.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Via::AccessToken => "access_token",
+            Via::ApiKey { .. } => "api_key",
+            Via::Password => "password",
+        }
+    }
+
+    pub fn key_id(&self) -> Option<super::KeyId> {
+        match self {
+            Via::ApiKey { key_id, .. } => Some(*key_id),
+            _ => None,
+        }
+    }
+}
+
+/// An authenticated request's user and how they authenticated.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user: Arc<UserRecord>,
+    pub via: Via,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.user.role == super::Role::Admin
+    }
+}
+
+/// The settings the domain needs, already validated.
+#[derive(Clone, Debug)]
+pub struct DomainConfig {
+    pub issuer: String,
+    pub access_token_ttl: Duration,
+    pub default_lifetime: Lifetime,
+    pub max_lifetime: Option<Duration>,
+    /// The configured master secret; `None`: generate one and keep it in the database.
+    pub secret: Option<Secret>,
+    /// How many argon2 hashes may run at once (each takes 19 MiB).
+    pub password_concurrency: usize,
+}
+
+struct Inner {
+    store: Store,
+    view: Arc<KeyView>,
+    signer: TokenSigner,
+    passwords: Passwords,
+    throttle: super::credentials::Throttle,
+    config: DomainConfig,
+}
+
+/// The domain: cheap to clone, shared by every handler and protocol.
+#[derive(Clone)]
+pub struct Keyward(Arc<Inner>);
+
+const MASTER_SECRET_SETTING: &str = "master_secret";
+
+impl Keyward {
+    /// Loads the master secret (generating it on first start), users and active keys.
+    pub async fn open(store: Store, config: DomainConfig) -> Result<Keyward, Error> {
+        let secret = match &config.secret {
+            Some(s) => s.clone(),
+            None => {
+                let mut bytes = [0u8; 32];
+                super::ids::os_random(&mut bytes)?;
+                let value = store
+                    .setting_or_insert(MASTER_SECRET_SETTING, super::ids::hex(&bytes))
+                    .await
+                    .map_err(|e| e.into_domain("the master secret could not be stored"))?;
+                Secret::new(value)
+            }
+        };
+        let signer = TokenSigner::new(&secret, &config.issuer, config.access_token_ttl);
+        let users = store
+            .load_users()
+            .await
+            .map_err(|e| e.into_domain("loading users failed"))?;
+        let keys = store
+            .load_active_keys(Timestamp::now())
+            .await
+            .map_err(|e| e.into_domain("loading keys failed"))?;
+        let view = Arc::new(KeyView::load(users, keys));
+        let passwords = Passwords::new(config.password_concurrency)?;
+        Ok(Keyward(Arc::new(Inner {
+            store,
+            view,
+            signer,
+            passwords,
+            throttle: super::credentials::Throttle::default(),
+            config,
+        })))
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub(crate) fn view(&self) -> &Arc<KeyView> {
+        &self.0.view
+    }
+
+    pub(crate) fn signer(&self) -> &TokenSigner {
+        &self.0.signer
+    }
+
+    pub(crate) fn passwords(&self) -> &Passwords {
+        &self.0.passwords
+    }
+
+    pub(crate) fn throttle(&self) -> &super::credentials::Throttle {
+        &self.0.throttle
+    }
+
+    pub(crate) fn config(&self) -> &DomainConfig {
+        &self.0.config
+    }
+
+    /// How many keys can authenticate right now (the size of the in-memory view).
+    pub fn active_key_count(&self) -> usize {
+        self.0.view.key_count()
+    }
+
+    /// How many argon2 verifications have run, for known and unknown users alike.
+    pub fn password_verification_count(&self) -> u64 {
+        self.0.passwords.verification_count()
+    }
+
+    /// Whether the database answers.
+    pub async fn ready(&self) -> bool {
+        self.0.store.ping().await.is_ok()
+    }
+
+    /// Writes the key uses seen since the last call, in one batch.
+    pub async fn flush_key_usage(&self) -> Result<(), Error> {
+        let uses = self.0.view.take_usage();
+        if uses.is_empty() {
+            return Ok(());
+        }
+        self.0
+            .store
+            .record_key_usage(uses)
+            .await
+            .map_err(|e| e.into_domain("recording key use failed"))
+    }
+
+    /// The user whose keys a call concerns: the caller's own when `owner` is `None`; another
+    /// live user only for an admin. Anyone else's id is `NotFound`, as if it did not exist.
+    pub(crate) fn owner_for(&self, caller: &Caller, owner: Option<UserId>) -> Result<UserId, Error> {
+        match owner {
+            None => Ok(caller.user.id),
+            Some(id) if id == caller.user.id => Ok(id),
+            Some(id) if caller.is_admin() => match self.0.view.user(id) {
+                Some(u) if !u.deleted => Ok(id),
+                _ => Err(Error::NotFound),
+            },
+            Some(_) => Err(Error::NotFound),
+        }
+    }
+}
+
+impl StoreError {
+    /// The domain's view of a store failure; `what` is logged with the cause.
+    pub(crate) fn into_domain(self, what: &str) -> Error {
+        match self.kind {
+            StoreErrorKind::Unavailable | StoreErrorKind::Stopped => {
+                log::warn!("{what}: {}", self.message);
+                Error::Unavailable("the database cannot take this request now; try again later".into())
+            }
+            StoreErrorKind::Conflict => Error::Conflict("that conflicts with an existing record".into()),
+            StoreErrorKind::Other => Error::Internal(format!("{what}: {}", self.message)),
+        }
+    }
+
+    /// As [`into_domain`](Self::into_domain), with a specific message for a conflict.
+    pub(crate) fn conflict_as(self, message: &str, what: &str) -> Error {
+        match self.kind {
+            StoreErrorKind::Conflict => Error::Conflict(message.into()),
+            _ => self.into_domain(what),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Wall-clock instants as integer unix milliseconds, the unit the database stores.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        Timestamp(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    pub const fn from_millis(ms: i64) -> Self {
+        Timestamp(ms)
+    }
+
+    pub fn from_secs(secs: i64) -> Self {
+        Timestamp(secs.saturating_mul(1000))
+    }
+
+    pub const fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// Whole seconds, rounded down (JWT `iat`/`exp`, seed 000's `created_at`).
+    pub const fn secs(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+
+    pub fn plus(self, d: Duration) -> Self {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(ms))
+    }
+
+    fn to_datetime(self) -> OffsetDateTime {
+        let nanos = i128::from(self.0) * 1_000_000;
+        OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// RFC 3339 in UTC with whole seconds: `2026-11-23T16:01:10Z` (the native API).
+    pub fn rfc3339(self) -> String {
+        let dt = self
+            .to_datetime()
+            .replace_nanosecond(0)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        dt.format(&Rfc3339).unwrap_or_default()
+    }
+
+    /// ISO 8601 with milliseconds: `2021-05-03T16:57:20.259Z` (seed 001's format).
+    pub fn iso_millis(self) -> String {
+        let dt = self.to_datetime();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.millisecond()
+        )
+    }
+
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        let dt = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+        let ms = dt.unix_timestamp_nanos() / 1_000_000;
+        i64::try_from(ms).ok().map(Timestamp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_as_the_apis_expect() {
+        let t = Timestamp::from_millis(1_620_061_040_259);
+        assert_eq!(t.iso_millis(), "2021-05-03T16:57:20.259Z");
+        assert_eq!(t.rfc3339(), "2021-05-03T16:57:20Z");
+        assert_eq!(t.secs(), 1_620_061_040);
+    }
+
+    #[test]
+    fn parses_rfc3339_with_offsets() {
+        let t = Timestamp::parse_rfc3339("2021-05-03T18:57:20+02:00");
+        assert_eq!(t, Some(Timestamp::from_secs(1_620_061_040)));
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
+}

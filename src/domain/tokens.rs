@@ -1,0 +1,258 @@
+//! The two kinds of JWT keyward issues, and how each is signed and checked.
+//!
+//! One master secret; each kind signs with its own key derived from it
+//! (`blake3::derive_key`, distinct contexts) and carries its own `typ`, and access tokens an
+//! audience too. So an access token cannot pass as an API key, nor a key as an access token:
+//! the signature fails first (RFC 8725 §3.11). The algorithm is pinned (HS256), `typ` and
+//! `kid` are checked by hand (jsonwebtoken does not), and the leeway is 5 s, not 60.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::{Error, KeyId, Secret, Timestamp, UserId, ids::hex};
+
+/// `typ` of an API key: seed 001's keys carry plain `JWT`.
+const KEY_TYP: &str = "JWT";
+/// `typ` of an access token (RFC 9068).
+const ACCESS_TYP: &str = "at+jwt";
+const ACCESS_AUDIENCE: &str = "keyward:access";
+/// Seconds of clock skew tolerated on `exp`.
+pub const LEEWAY_SECS: u64 = 5;
+/// `exp` of a key that never expires: `iat` + 100 years, as seed 001 does.
+pub const NEVER_SECS: u64 = 100 * 365 * 24 * 3600;
+
+const MASTER_CONTEXT: &str = "keyward 2026-11-23 master secret";
+const KEY_SIGNING_CONTEXT: &str = "keyward 2026-11-23 api key signing";
+const ACCESS_SIGNING_CONTEXT: &str = "keyward 2026-11-23 access token signing";
+const KID_CONTEXT: &str = "keyward 2026-11-23 key id of a signing key";
+
+/// Claims of an API key: seed 001's `sub, iss, iat, exp`, plus `jti` (the key id).
+#[derive(Serialize, Deserialize)]
+struct KeyClaims {
+    iss: String,
+    sub: String,
+    jti: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// Claims of an access token; `ep` is the user's token epoch when it was issued.
+#[derive(Serialize, Deserialize)]
+struct AccessClaims {
+    iss: String,
+    sub: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+    ep: i64,
+}
+
+/// Signing and checking for one kind of token.
+struct KindKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    kid: String,
+    typ: &'static str,
+    validation: Validation,
+}
+
+impl KindKeys {
+    fn derive(master: &[u8; 32], context: &str, typ: &'static str, issuer: &str, audience: Option<&str>) -> Self {
+        let key = blake3::derive_key(context, master);
+        let kid = hex(&blake3::derive_key(KID_CONTEXT, &key)[..8]);
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_exp = true;
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
+        validation.set_issuer(&[issuer]);
+        match audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        KindKeys {
+            encoding: EncodingKey::from_secret(&key),
+            decoding: DecodingKey::from_secret(&key),
+            kid,
+            typ,
+            validation,
+        }
+    }
+
+    fn sign<T: Serialize>(&self, claims: &T) -> Result<Secret, Error> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(self.typ.to_owned());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map(Secret::new)
+            .map_err(|e| Error::internal(format!("signing a token: {e}")))
+    }
+
+    /// The claims if the signature, algorithm, `typ`, `kid`, issuer, audience and expiry
+    /// all check out.
+    fn verify<T: for<'de> Deserialize<'de>>(&self, token: &str) -> Option<T> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.alg != Algorithm::HS256
+            || header.typ.as_deref() != Some(self.typ)
+            || header.kid.as_deref() != Some(self.kid.as_str())
+        {
+            return None;
+        }
+        jsonwebtoken::decode::<T>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+}
+
+/// Issues and checks API keys and access tokens.
+pub struct TokenSigner {
+    issuer: String,
+    keys: KindKeys,
+    access: KindKeys,
+    access_ttl: Duration,
+}
+
+/// What a valid access token says.
+pub struct AccessTokenClaims {
+    pub user_id: UserId,
+    pub epoch: i64,
+}
+
+impl TokenSigner {
+    /// `master_secret` is the configured secret (≥ 32 bytes) or the generated one.
+    pub fn new(master_secret: &Secret, issuer: &str, access_ttl: Duration) -> Self {
+        let master = blake3::derive_key(MASTER_CONTEXT, master_secret.reveal().as_bytes());
+        TokenSigner {
+            issuer: issuer.to_owned(),
+            keys: KindKeys::derive(&master, KEY_SIGNING_CONTEXT, KEY_TYP, issuer, None),
+            access: KindKeys::derive(
+                &master,
+                ACCESS_SIGNING_CONTEXT,
+                ACCESS_TYP,
+                issuer,
+                Some(ACCESS_AUDIENCE),
+            ),
+            access_ttl,
+        }
+    }
+
+    /// Signs a new API key. `expires_at` `None` means never (`exp` = `iat` + 100 years).
+    pub fn sign_key(
+        &self,
+        id: KeyId,
+        user: UserId,
+        now: Timestamp,
+        expires_at: Option<Timestamp>,
+    ) -> Result<Secret, Error> {
+        let iat = now.secs();
+        let exp = expires_at.map_or_else(|| iat.saturating_add(NEVER_SECS as i64), Timestamp::secs);
+        self.keys.sign(&KeyClaims {
+            iss: self.issuer.clone(),
+            sub: user.to_string(),
+            jti: id.to_string(),
+            iat,
+            exp,
+        })
+    }
+
+    /// Whether `token` is an API key this signer made for exactly this key id and user.
+    pub fn key_signature_valid(&self, token: &str, id: KeyId, user: UserId) -> bool {
+        self.keys
+            .verify::<KeyClaims>(token)
+            .is_some_and(|c| KeyId::parse(&c.jti) == Some(id) && UserId::parse(&c.sub) == Some(user))
+    }
+
+    /// A new access token and its lifetime in seconds.
+    pub fn issue_access_token(&self, user: UserId, epoch: i64, now: Timestamp) -> Result<(Secret, u64), Error> {
+        let ttl = self.access_ttl.as_secs();
+        let iat = now.secs();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: user.to_string(),
+            aud: ACCESS_AUDIENCE.to_owned(),
+            iat,
+            exp: iat.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
+            ep: epoch,
+        };
+        Ok((self.access.sign(&claims)?, ttl))
+    }
+
+    /// The user and epoch of a valid access token; `None` for anything else.
+    pub fn verify_access_token(&self, token: &str) -> Option<AccessTokenClaims> {
+        let claims = self.access.verify::<AccessClaims>(token)?;
+        Some(AccessTokenClaims {
+            user_id: UserId::parse(&claims.sub)?,
+            epoch: claims.ep,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer(secret: &str) -> TokenSigner {
+        TokenSigner::new(&Secret::new(secret), "keyward", Duration::from_secs(1800))
+    }
+
+    fn ids() -> (KeyId, UserId) {
+        (
+            KeyId::parse("60902b70b281af121fcda4ce").unwrap_or_else(|| unreachable!()),
+            UserId::parse("60745fe7b57e1a058d849550").unwrap_or_else(|| unreachable!()),
+        )
+    }
+
+    #[test]
+    fn a_key_verifies_for_its_own_ids_only() {
+        let s = signer("0123456789abcdef0123456789abcdef");
+        let (k, u) = ids();
+        let key = s
+            .sign_key(k, u, Timestamp::now(), None)
+            .unwrap_or_else(|_| unreachable!());
+        assert!(s.key_signature_valid(key.reveal(), k, u));
+        let other = KeyId::parse("000000000000000000000000").unwrap_or_else(|| unreachable!());
+        assert!(!s.key_signature_valid(key.reveal(), other, u));
+    }
+
+    #[test]
+    fn kinds_do_not_cross() {
+        let s = signer("0123456789abcdef0123456789abcdef");
+        let (k, u) = ids();
+        let key = s
+            .sign_key(k, u, Timestamp::now(), None)
+            .unwrap_or_else(|_| unreachable!());
+        let (access, _) = s
+            .issue_access_token(u, 0, Timestamp::now())
+            .unwrap_or_else(|_| unreachable!());
+        assert!(s.verify_access_token(key.reveal()).is_none());
+        assert!(!s.key_signature_valid(access.reveal(), k, u));
+        assert!(s.verify_access_token(access.reveal()).is_some());
+    }
+
+    #[test]
+    fn another_secret_refuses_everything() {
+        let (k, u) = ids();
+        let a = signer("0123456789abcdef0123456789abcdef");
+        let b = signer("fedcba9876543210fedcba9876543210");
+        let key = a
+            .sign_key(k, u, Timestamp::now(), None)
+            .unwrap_or_else(|_| unreachable!());
+        let (access, _) = a
+            .issue_access_token(u, 0, Timestamp::now())
+            .unwrap_or_else(|_| unreachable!());
+        assert!(!b.key_signature_valid(key.reveal(), k, u));
+        assert!(b.verify_access_token(access.reveal()).is_none());
+    }
+
+    #[test]
+    fn expired_keys_fail_the_signature_check() {
+        let s = signer("0123456789abcdef0123456789abcdef");
+        let (k, u) = ids();
+        let past = Timestamp::from_secs(Timestamp::now().secs() - 3600);
+        let key = s
+            .sign_key(k, u, past, Some(past.plus(Duration::from_secs(60))))
+            .unwrap_or_else(|_| unreachable!());
+        assert!(!s.key_signature_valid(key.reveal(), k, u));
+    }
+}

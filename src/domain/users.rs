@@ -1,0 +1,339 @@
+//! Users: validated names and emails, roles, and the user operations of [`Keyward`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::service::{Caller, Keyward, Via};
+use super::{Error, Password, Secret, Timestamp, UserId};
+use crate::store::UserChanges;
+
+/// A username: 1 to 64 of `A-Z a-z 0-9 . _ -`. Compared case-insensitively.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if s.is_empty() || s.len() > 64 || !s.chars().all(ok_char) {
+            return Err(Error::invalid(
+                "username",
+                "must be 1 to 64 characters of letters, digits, '.', '_' or '-'",
+            ));
+        }
+        Ok(Username(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address: one `@` with something on each side, no spaces, at most 254 chars.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let valid = s.len() <= 254
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+            && s.split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+        if !valid {
+            return Err(Error::invalid(
+                "email",
+                "must be an address such as \"ada@example.com\"",
+            ));
+        }
+        Ok(Email(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "user" => Ok(Role::User),
+            _ => Err(Error::invalid("role", "must be \"admin\" or \"user\"")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+}
+
+/// A user as stored. The password hash is never printed.
+#[derive(Clone)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub username: String,
+    pub email: Option<String>,
+    pub role: Role,
+    pub disabled: bool,
+    pub deleted: bool,
+    /// Access tokens name the epoch they were issued under; moving it on ends them.
+    pub token_epoch: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub(crate) password_hash: Arc<str>,
+}
+
+impl UserRecord {
+    /// Whether this user may authenticate at all.
+    pub fn active(&self) -> bool {
+        !self.disabled && !self.deleted
+    }
+}
+
+impl fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("disabled", &self.disabled)
+            .field("deleted", &self.deleted)
+            .field("password_hash", &"***")
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct NewUserRequest {
+    pub username: Username,
+    pub password: Password,
+    pub email: Option<Email>,
+    pub role: Role,
+}
+
+/// A partial update; `None` leaves a field as it is. `email: Some(None)` clears it.
+#[derive(Default)]
+pub struct UserUpdate {
+    pub password: Option<Password>,
+    pub email: Option<Option<Email>>,
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+pub struct UserPage {
+    pub users: Vec<UserRecord>,
+    pub total: u64,
+    pub next_cursor: Option<UserId>,
+}
+
+impl Keyward {
+    /// Whether any user exists (the bootstrap admin is made only into an empty database).
+    pub async fn has_users(&self) -> Result<bool, Error> {
+        let n = self
+            .store()
+            .count_users()
+            .await
+            .map_err(|e| e.into_domain("counting users failed"))?;
+        Ok(n > 0)
+    }
+
+    /// Makes the first admin, `admin`; only into a database without users.
+    pub async fn bootstrap_admin(&self, password: Password, now: Timestamp) -> Result<UserRecord, Error> {
+        let request = NewUserRequest {
+            username: Username::parse("admin")?,
+            password,
+            email: None,
+            role: Role::Admin,
+        };
+        self.insert_user(request, now).await
+    }
+
+    /// Admin: creates a user.
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        request: NewUserRequest,
+        now: Timestamp,
+    ) -> Result<UserRecord, Error> {
+        require_admin(caller)?;
+        self.insert_user(request, now).await
+    }
+
+    async fn insert_user(&self, request: NewUserRequest, now: Timestamp) -> Result<UserRecord, Error> {
+        let password_hash: Arc<str> = self.passwords().hash(&request.password).await?.into();
+        let record = UserRecord {
+            id: UserId::generate()?,
+            username: request.username.as_str().to_owned(),
+            email: request.email.map(|e| e.as_str().to_owned()),
+            role: request.role,
+            disabled: false,
+            deleted: false,
+            token_epoch: 0,
+            created_at: now,
+            updated_at: now,
+            password_hash,
+        };
+        let view = self.view().clone();
+        let stored = record.clone();
+        self.store()
+            .insert_user(record.clone(), move || view.put_user(stored))
+            .await
+            .map_err(|e| {
+                e.conflict_as(
+                    "a user with that username or email already exists",
+                    "storing the user failed",
+                )
+            })?;
+        Ok(record)
+    }
+
+    /// Admin: a page of live users, oldest first.
+    pub async fn list_users(
+        &self,
+        caller: &Caller,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<UserPage, Error> {
+        require_admin(caller)?;
+        let limit = super::keys::page_limit(limit)?;
+        let after = super::keys::parse_cursor(cursor, UserId::parse)?;
+        let page = self
+            .store()
+            .list_users(after, limit)
+            .await
+            .map_err(|e| e.into_domain("listing users failed"))?
+            .ok_or_else(|| Error::invalid("cursor", "not a cursor from a previous page"))?;
+        let next_cursor = if page.more {
+            page.items.last().map(|u| u.id)
+        } else {
+            None
+        };
+        Ok(UserPage {
+            users: page.items,
+            total: page.total,
+            next_cursor,
+        })
+    }
+
+    /// Admin: one live user.
+    pub fn get_user(&self, caller: &Caller, id: &str) -> Result<UserRecord, Error> {
+        require_admin(caller)?;
+        let id = UserId::parse(id).ok_or(Error::NotFound)?;
+        match self.view().user(id) {
+            Some(u) if !u.deleted => Ok((*u).clone()),
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    /// Admin: changes a user's password, email, role or disabled flag. A new password or
+    /// disabling ends the user's access tokens at once; disabling stops their keys too.
+    /// An admin cannot disable or demote themself (so one admin always remains).
+    pub async fn update_user(
+        &self,
+        caller: &Caller,
+        id: &str,
+        update: UserUpdate,
+        now: Timestamp,
+    ) -> Result<UserRecord, Error> {
+        require_admin(caller)?;
+        let id = UserId::parse(id).ok_or(Error::NotFound)?;
+        if id == caller.user.id && (update.disabled == Some(true) || update.role == Some(Role::User)) {
+            return Err(Error::Conflict("an admin cannot disable or demote themself".into()));
+        }
+        let password_hash = match &update.password {
+            Some(p) => Some(Arc::from(self.passwords().hash(p).await?)),
+            None => None,
+        };
+        let changes = UserChanges {
+            bump_epoch: password_hash.is_some() || update.disabled == Some(true),
+            password_hash,
+            email: update.email.map(|e| e.map(|e| e.as_str().to_owned())),
+            role: update.role,
+            disabled: update.disabled,
+        };
+        self.apply_user_changes(id, changes, now).await
+    }
+
+    async fn apply_user_changes(&self, id: UserId, changes: UserChanges, now: Timestamp) -> Result<UserRecord, Error> {
+        let view = self.view().clone();
+        self.store()
+            .update_user(id, changes, now, move |updated| {
+                if let Some(user) = updated {
+                    view.put_user(user.clone());
+                }
+            })
+            .await
+            .map_err(|e| e.conflict_as("a user with that email already exists", "updating the user failed"))?
+            .ok_or(Error::NotFound)
+    }
+
+    /// Admin: soft-deletes a user and revokes all their keys in the same transaction. The
+    /// username becomes free; the id stays in the records. An admin cannot delete themself.
+    pub async fn delete_user(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<(), Error> {
+        require_admin(caller)?;
+        let id = UserId::parse(id).ok_or(Error::NotFound)?;
+        if id == caller.user.id {
+            return Err(Error::Conflict("an admin cannot delete themself".into()));
+        }
+        let view = self.view().clone();
+        let deleted = self
+            .store()
+            .delete_user(id, now, move |revoked| {
+                if let Some(lookups) = revoked {
+                    view.remove_keys(lookups);
+                    if let Some(user) = view.user(id) {
+                        let mut gone = (*user).clone();
+                        gone.deleted = true;
+                        gone.disabled = true;
+                        gone.token_epoch += 1;
+                        view.put_user(gone);
+                    }
+                }
+            })
+            .await
+            .map_err(|e| e.into_domain("deleting the user failed"))?;
+        deleted.map(|_| ()).ok_or(Error::NotFound)
+    }
+
+    /// A user changes their own password. Needs the current one, and never works with a key.
+    /// Ends the user's existing access tokens.
+    pub async fn change_own_password(
+        &self,
+        caller: &Caller,
+        current: &Secret,
+        new: Password,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        if matches!(caller.via, Via::ApiKey { .. }) {
+            return Err(Error::Forbidden(
+                "a password cannot be changed with an API key; log in with the password".into(),
+            ));
+        }
+        let phc = caller.user.password_hash.clone();
+        if !self.passwords().verify(current, Some(&phc)).await? {
+            return Err(Error::invalid("current_password", "does not match"));
+        }
+        let password_hash = Some(Arc::from(self.passwords().hash(&new).await?));
+        let changes = UserChanges {
+            password_hash,
+            bump_epoch: true,
+            ..UserChanges::default()
+        };
+        self.apply_user_changes(caller.user.id, changes, now).await.map(|_| ())
+    }
+}
+
+fn require_admin(caller: &Caller) -> Result<(), Error> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("this route is for admins only".into()))
+    }
+}

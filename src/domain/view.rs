@@ -1,0 +1,281 @@
+//! The in-memory key view: the hot path of authentication, with no SQL at all.
+//!
+//! A map from the 32-byte blake3 hash of a key to a compact entry, loaded at start from every
+//! active key and changed by the writer thread right after each commit, before the caller is
+//! answered. It is authoritative: a miss means the key is not valid, so a garbage or forged
+//! token costs a shape check, one hash and one lookup, and never reaches the database.
+//! Users live here too (a few per team), so disabling one stops all their keys at once.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use super::tokens::TokenSigner;
+use super::{KeyId, Timestamp, UserId, UserRecord};
+use crate::store::ActiveKeyRow;
+
+/// Longest token the hot path will hash; keyward's keys are about 250 bytes.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+const SIGNATURE_CHECKED: u8 = 1;
+const DISABLED: u8 = 2;
+
+/// The lookup hash. It is already uniformly random (and attackers cannot add entries), so
+/// its first 8 bytes are the map's hash: no SipHash on the hot path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Lookup([u8; 32]);
+
+impl Hash for Lookup {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
+
+#[derive(Default)]
+struct LookupHasher(u64);
+
+impl Hasher for LookupHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// 32 bytes a key: a million keys fit in well under 200 MB.
+struct KeyEntry {
+    id: KeyId,
+    /// Index into `Inner::users`.
+    user: u32,
+    /// Unix ms; `i64::MAX` for never.
+    expires_at: i64,
+    flags: AtomicU8,
+    /// Unix seconds of the last use seen, so a use is queued at most once a second.
+    last_used: AtomicU32,
+}
+
+#[derive(Default)]
+struct Inner {
+    keys: HashMap<Lookup, KeyEntry, BuildHasherDefault<LookupHasher>>,
+    users: Vec<Arc<UserRecord>>,
+    user_slot: HashMap<UserId, u32>,
+    /// Lowercased username and email of every live user.
+    by_login: HashMap<String, u32>,
+}
+
+/// The verdict on a presented key.
+pub enum KeyCheck {
+    Valid(ValidKey),
+    /// Not a key this server holds: unknown, revoked, malformed, or signed with another secret.
+    NotFound,
+    Expired,
+    /// The key or its user is disabled (or the user deleted).
+    Disabled,
+}
+
+pub struct ValidKey {
+    pub key_id: KeyId,
+    pub user: Arc<UserRecord>,
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Default)]
+pub struct KeyView {
+    inner: RwLock<Inner>,
+    /// Uses not yet written to the database: key id -> last use.
+    usage: Mutex<HashMap<KeyId, Timestamp>>,
+}
+
+/// Cheap shape check before hashing: bounded length, three base64url segments.
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.len() <= MAX_TOKEN_LEN
+        && token.bytes().filter(|&b| b == b'.').count() == 2
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+impl KeyView {
+    /// Builds the view from the store's users and active keys. Loaded keys have their
+    /// signature checked on first use, so a key signed with an old secret fails.
+    pub fn load(users: Vec<UserRecord>, keys: Vec<ActiveKeyRow>) -> Self {
+        let view = KeyView::default();
+        for user in users {
+            view.put_user(user);
+        }
+        {
+            let mut inner = view.inner.write();
+            inner.keys.reserve(keys.len());
+            for k in keys {
+                if let Some(&slot) = inner.user_slot.get(&k.user_id) {
+                    let entry = entry(k.id, slot, k.expires_at, k.disabled, false);
+                    inner.keys.insert(Lookup(k.lookup), entry);
+                }
+            }
+        }
+        view
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.inner.read().keys.len()
+    }
+
+    /// Decides on a presented key: shape, blake3, lookup, expiry, disabled, owner; and the
+    /// signature the first time this process sees the key.
+    pub fn check_key(&self, token: &str, now: Timestamp, signer: &TokenSigner) -> KeyCheck {
+        if !looks_like_jwt(token) {
+            return KeyCheck::NotFound;
+        }
+        let lookup = Lookup(*blake3::hash(token.as_bytes()).as_bytes());
+        let inner = self.inner.read();
+        let Some(entry) = inner.keys.get(&lookup) else {
+            return KeyCheck::NotFound;
+        };
+        let Some(user) = inner.users.get(entry.user as usize) else {
+            return KeyCheck::NotFound;
+        };
+        let flags = entry.flags.load(Ordering::Acquire);
+        if flags & SIGNATURE_CHECKED == 0 {
+            if !signer.key_signature_valid(token, entry.id, user.id) {
+                return KeyCheck::NotFound;
+            }
+            entry.flags.fetch_or(SIGNATURE_CHECKED, Ordering::AcqRel);
+        }
+        if now.millis() >= entry.expires_at {
+            return KeyCheck::Expired;
+        }
+        if flags & DISABLED != 0 || !user.active() {
+            return KeyCheck::Disabled;
+        }
+        let secs = u32::try_from(now.secs()).unwrap_or(u32::MAX);
+        if entry.last_used.swap(secs, Ordering::Relaxed) != secs {
+            self.usage.lock().insert(entry.id, now);
+        }
+        KeyCheck::Valid(ValidKey {
+            key_id: entry.id,
+            user: Arc::clone(user),
+            expires_at: (entry.expires_at != i64::MAX).then(|| Timestamp::from_millis(entry.expires_at)),
+        })
+    }
+
+    /// Adds a key just committed. `signature_checked`: this process signed it.
+    pub fn insert_key(
+        &self,
+        lookup: [u8; 32],
+        id: KeyId,
+        user: UserId,
+        expires_at: Option<Timestamp>,
+        disabled: bool,
+        signature_checked: bool,
+    ) {
+        let mut inner = self.inner.write();
+        if let Some(&slot) = inner.user_slot.get(&user) {
+            inner
+                .keys
+                .insert(Lookup(lookup), entry(id, slot, expires_at, disabled, signature_checked));
+        }
+    }
+
+    /// Drops keys just revoked: from here on they fail.
+    pub fn remove_keys(&self, lookups: &[[u8; 32]]) {
+        let mut inner = self.inner.write();
+        for l in lookups {
+            inner.keys.remove(&Lookup(*l));
+        }
+    }
+
+    /// Adds or replaces a user just committed.
+    pub fn put_user(&self, user: UserRecord) {
+        let mut inner = self.inner.write();
+        let slot = match inner.user_slot.get(&user.id) {
+            Some(&slot) => slot,
+            None => {
+                let slot = u32::try_from(inner.users.len()).unwrap_or(u32::MAX);
+                inner.user_slot.insert(user.id, slot);
+                inner.users.push(Arc::new(user.clone()));
+                slot
+            }
+        };
+        inner.by_login.retain(|_, s| *s != slot);
+        if !user.deleted {
+            inner.by_login.insert(user.username.to_ascii_lowercase(), slot);
+            if let Some(email) = &user.email {
+                inner.by_login.insert(email.to_ascii_lowercase(), slot);
+            }
+        }
+        if let Some(entry) = inner.users.get_mut(slot as usize) {
+            *entry = Arc::new(user);
+        }
+    }
+
+    pub fn user(&self, id: UserId) -> Option<Arc<UserRecord>> {
+        let inner = self.inner.read();
+        inner
+            .user_slot
+            .get(&id)
+            .and_then(|&s| inner.users.get(s as usize))
+            .cloned()
+    }
+
+    /// A live user by username or email, case-insensitively.
+    pub fn user_by_login(&self, login: &str) -> Option<Arc<UserRecord>> {
+        let inner = self.inner.read();
+        inner
+            .by_login
+            .get(&login.to_ascii_lowercase())
+            .and_then(|&s| inner.users.get(s as usize))
+            .cloned()
+    }
+
+    /// Takes the uses recorded since the last call.
+    pub fn take_usage(&self) -> Vec<(KeyId, Timestamp)> {
+        std::mem::take(&mut *self.usage.lock()).into_iter().collect()
+    }
+}
+
+fn entry(id: KeyId, user: u32, expires_at: Option<Timestamp>, disabled: bool, signature_checked: bool) -> KeyEntry {
+    let mut flags = 0;
+    if disabled {
+        flags |= DISABLED;
+    }
+    if signature_checked {
+        flags |= SIGNATURE_CHECKED;
+    }
+    KeyEntry {
+        id,
+        user,
+        expires_at: expires_at.map_or(i64::MAX, Timestamp::millis),
+        flags: AtomicU8::new(flags),
+        last_used: AtomicU32::new(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_shape() {
+        assert!(looks_like_jwt("eyJh.eyJz.abc-_"));
+        assert!(!looks_like_jwt("no-dots"));
+        assert!(!looks_like_jwt("a.b.c.d"));
+        assert!(!looks_like_jwt("a.b.c d"));
+        assert!(!looks_like_jwt(&format!("a.b.{}", "c".repeat(MAX_TOKEN_LEN))));
+    }
+
+    #[test]
+    fn entries_stay_small() {
+        assert!(std::mem::size_of::<KeyEntry>() <= 32);
+    }
+}

@@ -1,0 +1,79 @@
+//! Who is asking: the [`Caller`] extractor (the four credential forms) and the client's
+//! address. A handler that takes `Caller` is protected; one without it is public, visibly.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+
+use super::AppState;
+use super::problem::ApiError;
+use crate::domain::credentials::Presented;
+use crate::domain::{Caller, Error, Timestamp, UserId};
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let headers = req.headers();
+        let presented = Presented::from_headers(
+            headers
+                .get(actix_web::http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+            headers.get("x-api-key").map(|v| v.as_bytes()),
+        );
+        let source = state.as_ref().and_then(|s| client_ip(req, s));
+        Box::pin(async move {
+            let state = state.ok_or_else(|| Error::internal("application state missing"))?;
+            let caller = state.keyward.authenticate(presented, source, Timestamp::now()).await?;
+            Ok(caller)
+        })
+    }
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
+/// address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let trusted = |ip: IpAddr| state.trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(peer) {
+        return Some(peer);
+    }
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let Some(forwarded) = forwarded else {
+        return Some(peer);
+    };
+    let mut chain = forwarded.split(',').map(|s| s.trim().parse::<IpAddr>());
+    let mut nearest = peer;
+    // Walk from the nearest hop outwards while the hops are our own proxies.
+    let hops: Vec<_> = chain.by_ref().collect();
+    for hop in hops.into_iter().rev() {
+        match hop {
+            Ok(ip) if trusted(ip) => nearest = ip,
+            Ok(ip) => return Some(ip),
+            Err(_) => return Some(nearest),
+        }
+    }
+    Some(nearest)
+}
+
+/// The `{user_id}` of a `/v1/users/{user_id}/...` path: `None` on the caller's own routes.
+/// A malformed id is `NotFound`, as for an id that does not exist.
+pub struct Owner(pub Option<UserId>);
+
+impl FromRequest for Owner {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Owner, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(match req.match_info().get("user_id") {
+            None => Ok(Owner(None)),
+            Some(text) => UserId::parse(text)
+                .map(|id| Owner(Some(id)))
+                .ok_or(ApiError::Domain(Error::NotFound)),
+        })
+    }
+}

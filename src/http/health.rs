@@ -1,0 +1,21 @@
+//! Liveness and readiness: public, no credential.
+
+use actix_web::{HttpResponse, web};
+
+use super::AppState;
+
+/// 200 while the process serves.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+/// 200 only while the database answers.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.keyward.ready().await {
+        HttpResponse::Ok().content_type("text/plain").body("ready")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("database not answering")
+    }
+}

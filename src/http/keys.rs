@@ -1,0 +1,188 @@
+//! `/v1/keys` and `/v1/users/{user_id}/keys`: the same handlers; [`Owner`] says whose keys.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::body::Json;
+use super::caller::Owner;
+use super::problem::ApiError;
+use super::{AppState, PageQuery};
+use crate::domain::{Caller, Error, Expiry, KeyName, KeyRecord, NewKeyRequest, Timestamp};
+
+pub fn scope(path: &str) -> actix_web::Scope {
+    web::scope(path)
+        .route("", web::post().to(create))
+        .route("", web::get().to(list))
+        .route("/{key_id}", web::get().to(get))
+        .route("/{key_id}", web::patch().to(rename))
+        .route("/{key_id}", web::delete().to(revoke))
+}
+
+/// The key object of the native API. Never holds the key itself.
+#[derive(Serialize)]
+pub struct KeyJson {
+    pub id: String,
+    pub name: Option<String>,
+    pub user_id: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+impl From<&KeyRecord> for KeyJson {
+    fn from(k: &KeyRecord) -> Self {
+        KeyJson {
+            id: k.id.to_string(),
+            name: k.name.clone(),
+            user_id: k.user_id.to_string(),
+            created_at: k.created_at.rfc3339(),
+            updated_at: k.updated_at.rfc3339(),
+            expires_at: k.expires_at.map(Timestamp::rfc3339),
+            last_used_at: k.last_used_at.map(Timestamp::rfc3339),
+        }
+    }
+}
+
+/// The create response: the key object plus the key itself, shown this once.
+#[derive(Serialize)]
+struct CreatedKeyJson<'a> {
+    #[serde(flatten)]
+    key: KeyJson,
+    #[serde(rename = "key")]
+    secret: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    name: Option<String>,
+    expires: Option<serde_json::Value>,
+}
+
+/// Reads `expires` as the native API takes it: a number of seconds or a string of the
+/// `expires` grammar.
+pub fn parse_expires(value: Option<&serde_json::Value>) -> Result<Option<Expiry>, Error> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => match n.as_u64() {
+            Some(secs) => Expiry::from_seconds(secs)
+                .map(Some)
+                .map_err(|e| Error::invalid("expires", e)),
+            None => Err(Error::invalid(
+                "expires",
+                "a number of seconds must be a whole number of at least 1",
+            )),
+        },
+        Some(serde_json::Value::String(s)) => Expiry::parse(s).map(Some).map_err(|e| Error::invalid("expires", e)),
+        Some(_) => Err(Error::invalid("expires", crate::domain::EXPIRES_ACCEPTS)),
+    }
+}
+
+#[derive(Serialize)]
+struct ListResponse {
+    data: Vec<KeyJson>,
+    total: u64,
+    next_cursor: Option<String>,
+}
+
+async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    Owner(owner): Owner,
+    Json(body): Json<CreateKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = NewKeyRequest {
+        name: body.name.as_deref().map(KeyName::parse).transpose()?,
+        expires: parse_expires(body.expires.as_ref())?,
+    };
+    let minted = state
+        .keyward
+        .mint_key(&caller, owner, request, Timestamp::now())
+        .await?;
+    let location = format!("{}/{}", req.path().trim_end_matches('/'), minted.record.id);
+    let body = CreatedKeyJson {
+        key: KeyJson::from(&minted.record),
+        secret: minted.secret.reveal(),
+    };
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", location))
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body))
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    Owner(owner): Owner,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = state
+        .keyward
+        .list_keys(&caller, owner, query.cursor.as_deref(), query.limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(ListResponse {
+        data: page.keys.iter().map(KeyJson::from).collect(),
+        total: page.total,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
+}
+
+fn key_id(req: &HttpRequest) -> &str {
+    req.match_info().get("key_id").unwrap_or_default()
+}
+
+async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    Owner(owner): Owner,
+) -> Result<HttpResponse, ApiError> {
+    let key = state.keyward.get_key(&caller, owner, key_id(&req)).await?;
+    Ok(HttpResponse::Ok().json(KeyJson::from(&key)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameKeyRequest {
+    name: Option<String>,
+}
+
+async fn rename(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    Owner(owner): Owner,
+    Json(body): Json<RenameKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let key = match body.name {
+        Some(name) => {
+            state
+                .keyward
+                .rename_key(
+                    &caller,
+                    owner,
+                    key_id(&req),
+                    Some(KeyName::parse(&name)?),
+                    Timestamp::now(),
+                )
+                .await?
+        }
+        None => state.keyward.get_key(&caller, owner, key_id(&req)).await?,
+    };
+    Ok(HttpResponse::Ok().json(KeyJson::from(&key)))
+}
+
+async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    Owner(owner): Owner,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .keyward
+        .revoke_key(&caller, owner, key_id(&req), Timestamp::now())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

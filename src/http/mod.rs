@@ -1,0 +1,67 @@
+//! The native HTTP API under `/v1`: routes, wire types, and the glue to the domain.
+//! Handlers are thin: extract, validate into domain types, make one domain call, map the
+//! result to a wire type.
+
+mod auth;
+pub mod body;
+pub mod caller;
+mod health;
+mod keys;
+pub mod problem;
+mod users;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use crate::config::IpNet;
+use crate::domain::Keyward;
+pub use keys::KeyJson;
+use problem::{ApiError, problem_response};
+
+/// What every handler shares.
+pub struct AppState {
+    pub keyward: Keyward,
+    pub trusted_proxies: Vec<IpNet>,
+    pub body_limit: usize,
+}
+
+/// `?limit=&cursor=` of the list routes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// Registers the native routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .service(
+            web::scope("/v1")
+                .route("/auth/token", web::post().to(auth::token))
+                .route("/me", web::get().to(auth::me))
+                .route("/me/password", web::post().to(auth::change_password))
+                .service(keys::scope("/keys"))
+                .service(keys::scope("/users/{user_id}/keys"))
+                .route("/users", web::post().to(users::create))
+                .route("/users", web::get().to(users::list))
+                .route("/users/{id}", web::get().to(users::get))
+                .route("/users/{id}", web::patch().to(users::update))
+                .route("/users/{id}", web::delete().to(users::delete)),
+        );
+}
+
+/// Problem responses for what actix refuses before a handler runs.
+pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(format!("invalid query: {e}")).into()),
+    )
+    .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::Domain(crate::domain::Error::NotFound).into()));
+}
+
+/// Unknown routes: 404 as problem+json.
+pub async fn not_found() -> HttpResponse {
+    problem_response(StatusCode::NOT_FOUND, "no such route".into())
+}

@@ -1,0 +1,93 @@
+//! The one place that turns errors into responses: RFC 9457 `application/problem+json`.
+//! Bodies carry the public message only; causes go to the log.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::domain::Error;
+
+/// Every way a request can fail over HTTP: a domain refusal, or one the HTTP layer makes
+/// itself (body too large, wrong media type, unreadable body or query).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Domain(#[from] Error),
+    #[error("the request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the request body must be JSON{}", if *.0 { " or form-urlencoded" } else { "" })]
+    UnsupportedMediaType(bool),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Domain(e) => match e {
+                Error::NotFound => StatusCode::NOT_FOUND,
+                Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+                Error::Forbidden(_) => StatusCode::FORBIDDEN,
+                Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+                Error::Conflict(_) => StatusCode::CONFLICT,
+                Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if let ApiError::Domain(Error::Internal(cause)) = self {
+            log::error!("internal error: {cause}");
+        }
+        let mut response = problem_response(status, self.to_string());
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Domain(Error::Unauthenticated { presented }) => {
+                let value = if *presented {
+                    r#"Bearer realm="keyward", error="invalid_token""#
+                } else {
+                    r#"Bearer realm="keyward""#
+                };
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+            }
+            ApiError::Domain(Error::Throttled { retry_after }) => {
+                let secs = retry_after.as_secs().max(1);
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    headers.insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// A problem+json response with the status's own title.
+pub fn problem_response(status: StatusCode, detail: String) -> HttpResponse {
+    let body = Problem {
+        kind: "about:blank",
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail,
+    };
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, "application/problem+json"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(serde_json::to_string(&body).unwrap_or_default())
+}

@@ -1,0 +1,134 @@
+//! `/v1/users`: admin-only user management.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::body::{Json, double_option};
+use super::problem::ApiError;
+use super::{AppState, PageQuery};
+use crate::domain::{
+    Caller, Email, NewUserRequest, Password, Role, Secret, Timestamp, UserRecord, UserUpdate, Username,
+};
+
+/// The user object. Never holds the password hash.
+#[derive(Serialize)]
+pub struct UserJson {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub role: &'static str,
+    pub disabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&UserRecord> for UserJson {
+    fn from(u: &UserRecord) -> Self {
+        UserJson {
+            id: u.id.to_string(),
+            username: u.username.clone(),
+            email: u.email.clone(),
+            role: u.role.as_str(),
+            disabled: u.disabled,
+            created_at: u.created_at.rfc3339(),
+            updated_at: u.updated_at.rfc3339(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    username: String,
+    password: Secret,
+    email: Option<String>,
+    role: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    password: Option<Secret>,
+    #[serde(default, deserialize_with = "double_option")]
+    email: Option<Option<String>>,
+    role: Option<String>,
+    disabled: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct ListResponse {
+    data: Vec<UserJson>,
+    total: u64,
+    next_cursor: Option<String>,
+}
+
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    Json(body): Json<CreateUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = NewUserRequest {
+        username: Username::parse(&body.username)?,
+        password: Password::parse(body.password)?,
+        email: body.email.as_deref().map(Email::parse).transpose()?,
+        role: body.role.as_deref().map(Role::parse).transpose()?.unwrap_or(Role::User),
+    };
+    let user = state.keyward.create_user(&caller, request, Timestamp::now()).await?;
+    let location = format!("{}/{}", req.path().trim_end_matches('/'), user.id);
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", location))
+        .json(UserJson::from(&user)))
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = state
+        .keyward
+        .list_users(&caller, query.cursor.as_deref(), query.limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(ListResponse {
+        data: page.users.iter().map(UserJson::from).collect(),
+        total: page.total,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
+}
+
+pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let user = state.keyward.get_user(&caller, &id)?;
+    Ok(HttpResponse::Ok().json(UserJson::from(&user)))
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    Json(body): Json<UpdateUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let update = UserUpdate {
+        password: body.password.map(Password::parse).transpose()?,
+        email: body
+            .email
+            .map(|e| e.as_deref().map(Email::parse).transpose())
+            .transpose()?,
+        role: body.role.as_deref().map(Role::parse).transpose()?,
+        disabled: body.disabled,
+    };
+    let user = state
+        .keyward
+        .update_user(&caller, &id, update, Timestamp::now())
+        .await?;
+    Ok(HttpResponse::Ok().json(UserJson::from(&user)))
+}
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.keyward.delete_user(&caller, &id, Timestamp::now()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

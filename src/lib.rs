@@ -1,0 +1,14 @@
+//! keyward: a self-hosted API key server.
+//!
+//! `domain` holds the model and rules, `store` the SQL, `http` the native API, `dialects`
+//! the three seed APIs; [`Application`] wires them to an HTTP server.
+
+pub mod config;
+pub mod dialects;
+pub mod domain;
+pub mod http;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use startup::{Application, StartError};

@@ -1,0 +1,201 @@
+//! Start-up as a library call: open the store, load the domain, make the bootstrap admin,
+//! bind the listener. `main` and the tests both use [`Application::build`].
+
+use std::io::IsTerminal;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{Condition, Logger};
+use actix_web::{App, HttpServer, web};
+
+use crate::config::Settings;
+use crate::domain::{DomainConfig, Error, Keyward, Password, Secret, Timestamp};
+use crate::http::{self, AppState};
+use crate::store::Store;
+
+/// How often recorded key uses are written to the database.
+const USAGE_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// Name of the file the generated admin password is written to, beside the database.
+pub const ADMIN_PASSWORD_FILE: &str = "keyward-admin-password";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database {path}: {message}")]
+    Database { path: PathBuf, message: String },
+    #[error("{0}")]
+    Domain(#[from] Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    keyward: Keyward,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let db_path = settings.database.path.clone();
+        let pool_size = settings.database.pool_size;
+        let path = db_path.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&path, pool_size))
+            .await
+            .map_err(|e| StartError::Database {
+                path: db_path.clone(),
+                message: e.to_string(),
+            })?
+            .map_err(|e| StartError::Database {
+                path: db_path.clone(),
+                message: e.message,
+            })?;
+        let keyward = Keyward::open(
+            store,
+            DomainConfig {
+                issuer: settings.keys.issuer.clone(),
+                access_token_ttl: settings.auth.access_token_ttl,
+                default_lifetime: settings.keys.default_lifetime,
+                max_lifetime: settings.keys.max_lifetime,
+                secret: settings.auth.secret.clone(),
+                password_concurrency: settings.server.workers.clamp(2, 8),
+            },
+        )
+        .await?;
+        if !keyward.has_users().await? {
+            bootstrap_admin(&keyward, settings.auth.admin_password.clone(), &db_path).await?;
+        }
+
+        let listener = TcpListener::bind(settings.server.bind).map_err(|source| StartError::Bind {
+            addr: settings.server.bind,
+            source,
+        })?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            keyward: keyward.clone(),
+            trusted_proxies: settings.server.trusted_proxies.clone(),
+            body_limit: settings.server.body_limit,
+        });
+        let server_settings = settings.server.clone();
+        let dialects = settings.dialects.clone();
+        let server = HttpServer::new(move || {
+            let cors_on = !server_settings.cors_origins.is_empty();
+            let mut cors = actix_cors::Cors::default()
+                .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+                .allowed_headers(["authorization", "content-type", "x-api-key"])
+                .expose_headers(["location", "www-authenticate", "retry-after"])
+                .max_age(3600);
+            for origin in &server_settings.cors_origins {
+                cors = cors.allowed_origin(origin);
+            }
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(server_settings.body_limit))
+                .configure(http::extractor_configs)
+                .configure(http::routes)
+                .configure(|cfg| crate::dialects::routes(cfg, &dialects))
+                .default_service(web::to(http::not_found))
+                .wrap(Condition::new(cors_on, cors))
+                .wrap(Logger::new(crate::telemetry::ACCESS_LOG_FORMAT))
+        })
+        .listen(listener)?
+        .workers(settings.server.workers)
+        .shutdown_timeout(settings.server.shutdown_timeout.as_secs())
+        .run();
+
+        let flusher = keyward.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+            loop {
+                tick.tick().await;
+                if let Err(e) = flusher.flush_key_usage().await {
+                    log::warn!("writing key use times failed: {e}");
+                }
+            }
+        });
+        Ok(Application { port, server, keyward })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn keyward(&self) -> &Keyward {
+        &self.keyward
+    }
+
+    /// Serves until the server stops (SIGINT/SIGTERM), then writes pending key uses.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        if let Err(e) = self.keyward.flush_key_usage().await {
+            log::warn!("writing key use times at shutdown failed: {e}");
+        }
+        result
+    }
+}
+
+/// Makes user `admin` in an empty database. The password comes from config or
+/// `KEYWARD_ADMIN_PASSWORD`; otherwise one is generated, written to a 0600 file beside the
+/// database (whose path is logged; the password never is) and shown on a terminal.
+async fn bootstrap_admin(keyward: &Keyward, configured: Option<Secret>, db_path: &Path) -> Result<(), StartError> {
+    let (password, generated) = match configured {
+        Some(p) => (p, false),
+        None => {
+            let mut bytes = [0u8; 18];
+            getrandom::fill(&mut bytes).map_err(|e| Error::internal(format!("OS random source failed: {e}")))?;
+            let text = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+            (Secret::new(text), true)
+        }
+    };
+    let password = Password::parse(password)?;
+    if generated {
+        let file = db_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join(ADMIN_PASSWORD_FILE);
+        write_private(&file, password.secret().reveal())?;
+        log::info!(
+            "created user admin with a generated password; it is in {}",
+            file.display()
+        );
+        if std::io::stdout().is_terminal() {
+            println!(
+                "keyward: user `admin` was created with the password {}",
+                password.secret().reveal()
+            );
+            println!(
+                "keyward: it is also in {} (delete the file once you have it)",
+                file.display()
+            );
+        }
+    } else {
+        log::info!("created user admin with the configured password");
+    }
+    keyward.bootstrap_admin(password, Timestamp::now()).await?;
+    Ok(())
+}
+
+/// Writes `text` to `path`, readable by the owner only.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}

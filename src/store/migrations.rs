@@ -1,0 +1,31 @@
+//! Schema versions, applied in order at start. `PRAGMA user_version` records the version.
+
+use rusqlite::Connection;
+
+use super::{StoreError, StoreErrorKind};
+
+/// Step N brings the schema from version N to N + 1. Append only; never edit a shipped step.
+const STEPS: &[&str] = &[include_str!("../../schema.sql")];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
+
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::new(
+            StoreErrorKind::Other,
+            format!(
+                "the database has schema version {current}, newer than this keyward ({SCHEMA_VERSION}); upgrade keyward"
+            ),
+        ));
+    }
+    for (version, step) in STEPS.iter().enumerate().skip(usize::try_from(current).unwrap_or(0)) {
+        log::info!("migrating the database schema to version {}", version + 1);
+        tx.execute_batch(step)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}

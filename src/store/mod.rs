@@ -1,0 +1,595 @@
+//! The store: the only code that speaks SQL or imports rusqlite.
+//!
+//! Reads go through an r2d2 pool of query-only connections on tokio's blocking pool; writes
+//! go through the one writer thread ([`writer`]) in group-committed `BEGIN IMMEDIATE`
+//! transactions. Every call is async and never runs SQLite on an async worker.
+
+mod migrations;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
+
+use crate::domain::{KeyDigest, KeyId, KeyRecord, Role, Timestamp, UserId, UserRecord};
+use writer::Writer;
+
+/// How long a connection waits on a lock held by another process before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// A unique constraint refused the write.
+    Conflict,
+    /// The database cannot take this now: full, read-only, locked, I/O error.
+    Unavailable,
+    /// The writer thread has stopped (shutdown).
+    Stopped,
+    Other,
+}
+
+/// A database failure. `message` is for the log only: it may hold SQL.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    pub kind: StoreErrorKind,
+    pub message: String,
+}
+
+impl StoreError {
+    fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        StoreError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn stopped() -> Self {
+        StoreError::new(StoreErrorKind::Stopped, "the database writer has stopped")
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        let kind = match e.sqlite_error_code() {
+            Some(ErrorCode::ConstraintViolation) => StoreErrorKind::Conflict,
+            Some(
+                ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen,
+            ) => StoreErrorKind::Unavailable,
+            _ => StoreErrorKind::Other,
+        };
+        StoreError::new(kind, e.to_string())
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::new(StoreErrorKind::Unavailable, format!("connection pool: {e}"))
+    }
+}
+
+/// A key that can authenticate: what the in-memory view is built from at start.
+pub struct ActiveKeyRow {
+    pub id: KeyId,
+    pub user_id: UserId,
+    pub lookup: [u8; 32],
+    pub expires_at: Option<Timestamp>,
+    pub disabled: bool,
+}
+
+/// The fields of a user that an update may change. `None` leaves one as it is.
+#[derive(Default)]
+pub struct UserChanges {
+    pub password_hash: Option<Arc<str>>,
+    pub email: Option<Option<String>>,
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    /// Move the token epoch on, ending every access token of the user.
+    pub bump_epoch: bool,
+}
+
+/// A page of rows in insertion order, with the count of all rows that match.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub more: bool,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    writer: Writer,
+    path: Arc<PathBuf>,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+}
+
+impl Store {
+    /// Opens (creating if need be) the database at `path`, brings its schema up to date and
+    /// starts the writer thread.
+    pub fn open(path: &Path, pool_size: u32) -> Result<Store, StoreError> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            log::warn!("the database is in journal mode {mode}, not WAL");
+        }
+        migrations::migrate(&mut conn)?;
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            configure(c)?;
+            c.execute_batch("PRAGMA query_only = ON;")
+        });
+        let readers = r2d2::Pool::builder()
+            .max_size(pool_size.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(BUSY_TIMEOUT)
+            .build(manager)?;
+        let (writer, _thread) = Writer::start(conn)?;
+        Ok(Store {
+            readers,
+            writer,
+            path: Arc::new(path.to_owned()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.get()?;
+            f(&conn).map_err(StoreError::from)
+        })
+        .await
+        .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("read task failed: {e}")))?
+    }
+
+    /// Whether the database answers a trivial query (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
+    // ---- settings -------------------------------------------------------------------
+
+    /// The value of setting `name`, storing `make()` first if it has none (one writer, so
+    /// two starts cannot both store one).
+    pub async fn setting_or_insert(&self, name: &'static str, value: String) -> Result<String, StoreError> {
+        self.writer
+            .write(
+                move |c| {
+                    c.execute(
+                        "INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)",
+                        params![name, value],
+                    )?;
+                    c.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| r.get(0))
+                },
+                |_| {},
+            )
+            .await
+    }
+
+    // ---- users ----------------------------------------------------------------------
+
+    pub async fn count_users(&self) -> Result<u64, StoreError> {
+        self.read(|c| c.query_row("SELECT count(*) FROM users", [], count))
+            .await
+    }
+
+    /// Every user that is not deleted.
+    pub async fn load_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE deleted_at IS NULL ORDER BY seq"
+            ))?;
+            stmt.query_map([], user_from_row)?.collect()
+        })
+        .await
+    }
+
+    /// `None` when the cursor names no user.
+    pub async fn list_users(&self, after: Option<UserId>, limit: u32) -> Result<Option<Page<UserRecord>>, StoreError> {
+        self.read(move |c| {
+            let Some(after_seq) = cursor_seq(c, "users", after)? else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE deleted_at IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2"
+            ))?;
+            let mut items: Vec<UserRecord> = stmt
+                .query_map(params![after_seq, limit + 1], user_from_row)?
+                .collect::<Result<_, _>>()?;
+            let total = c.query_row("SELECT count(*) FROM users WHERE deleted_at IS NULL", [], count)?;
+            let more = items.len() > limit as usize;
+            items.truncate(limit as usize);
+            Ok(Some(Page { items, total, more }))
+        })
+        .await
+    }
+
+    pub async fn insert_user(
+        &self,
+        user: UserRecord,
+        after_commit: impl FnOnce() + Send + 'static,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(
+                move |c| {
+                    c.prepare_cached(
+                        "INSERT INTO users (id, username, email, password_hash, role, disabled, token_epoch, created_at, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?6)",
+                    )?
+                    .execute(params![
+                        user.id,
+                        user.username,
+                        user.email,
+                        &*user.password_hash,
+                        user.role.as_str(),
+                        user.created_at.millis()
+                    ])?;
+                    record_change(c, "user", &user.id.to_string(), "created", user.created_at)
+                },
+                move |_| after_commit(),
+            )
+            .await
+    }
+
+    /// Applies `changes` to a live user; `None` if there is none with that id.
+    pub async fn update_user(
+        &self,
+        id: UserId,
+        changes: UserChanges,
+        now: Timestamp,
+        after_commit: impl FnOnce(&Option<UserRecord>) + Send + 'static,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        self.writer
+            .write(
+                move |c| {
+                    let updated = c
+                        .prepare_cached(&format!(
+                            "UPDATE users SET \
+                               password_hash = coalesce(?2, password_hash), \
+                               email = CASE WHEN ?3 THEN ?4 ELSE email END, \
+                               role = coalesce(?5, role), \
+                               disabled = coalesce(?6, disabled), \
+                               token_epoch = token_epoch + ?7, \
+                               updated_at = ?8 \
+                             WHERE id = ?1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+                        ))?
+                        .query_row(
+                            params![
+                                id,
+                                changes.password_hash.as_deref(),
+                                changes.email.is_some(),
+                                changes.email.clone().flatten(),
+                                changes.role.map(Role::as_str),
+                                changes.disabled,
+                                i64::from(changes.bump_epoch),
+                                now.millis()
+                            ],
+                            user_from_row,
+                        )
+                        .optional()?;
+                    if updated.is_some() {
+                        record_change(c, "user", &id.to_string(), "updated", now)?;
+                    }
+                    Ok(updated)
+                },
+                after_commit,
+            )
+            .await
+    }
+
+    /// Soft-deletes a live user and revokes all their keys in the same transaction. Returns
+    /// the lookup hashes of the revoked keys, or `None` if there is no such user.
+    pub async fn delete_user(
+        &self,
+        id: UserId,
+        now: Timestamp,
+        after_commit: impl FnOnce(&Option<Vec<[u8; 32]>>) + Send + 'static,
+    ) -> Result<Option<Vec<[u8; 32]>>, StoreError> {
+        self.writer
+            .write(
+                move |c| {
+                    let n = c
+                        .prepare_cached(
+                            "UPDATE users SET deleted_at = ?2, updated_at = ?2, disabled = 1, token_epoch = token_epoch + 1 \
+                             WHERE id = ?1 AND deleted_at IS NULL",
+                        )?
+                        .execute(params![id, now.millis()])?;
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                    let mut stmt = c.prepare_cached(
+                        "UPDATE keys SET revoked_at = ?2, updated_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL RETURNING id, hash",
+                    )?;
+                    let revoked: Vec<(String, KeyDigest)> =
+                        stmt.query_map(params![id, now.millis()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+                    record_change(c, "user", &id.to_string(), "deleted", now)?;
+                    for (key_id, _) in &revoked {
+                        record_change(c, "key", key_id, "revoked", now)?;
+                    }
+                    Ok(Some(revoked.into_iter().map(|(_, d)| d.lookup()).collect()))
+                },
+                after_commit,
+            )
+            .await
+    }
+
+    // ---- keys -----------------------------------------------------------------------
+
+    /// Every key that is not revoked and has not expired by `now`.
+    pub async fn load_active_keys(&self, now: Timestamp) -> Result<Vec<ActiveKeyRow>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id, user_id, hash, expires_at, disabled FROM keys \
+                 WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)",
+            )?;
+            stmt.query_map([now.millis()], |r| {
+                Ok(ActiveKeyRow {
+                    id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    lookup: r.get::<_, KeyDigest>(2)?.lookup(),
+                    expires_at: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_millis),
+                    disabled: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    pub async fn insert_key(
+        &self,
+        key: KeyRecord,
+        after_commit: impl FnOnce() + Send + 'static,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(
+                move |c| {
+                    c.prepare_cached(
+                        "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0)",
+                    )?
+                    .execute(params![
+                        key.id,
+                        key.user_id,
+                        key.name,
+                        &key.digest,
+                        key.created_at.millis(),
+                        key.expires_at.map(Timestamp::millis)
+                    ])?;
+                    record_change(c, "key", &key.id.to_string(), "created", key.created_at)
+                },
+                move |_| after_commit(),
+            )
+            .await
+    }
+
+    /// One live (not revoked) key of `owner`.
+    pub async fn find_key(&self, owner: UserId, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL"
+            ))?
+            .query_row(params![id, owner], key_from_row)
+            .optional()
+        })
+        .await
+    }
+
+    /// A page of `owner`'s live keys, oldest first; `None` when the cursor names no key.
+    pub async fn list_keys(
+        &self,
+        owner: UserId,
+        after: Option<KeyId>,
+        limit: u32,
+    ) -> Result<Option<Page<KeyRecord>>, StoreError> {
+        self.read(move |c| {
+            let Some(after_seq) = cursor_seq(c, "keys", after)? else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM keys WHERE user_id = ?1 AND revoked_at IS NULL AND seq > ?2 ORDER BY seq LIMIT ?3"
+            ))?;
+            let mut items: Vec<KeyRecord> =
+                stmt.query_map(params![owner, after_seq, limit + 1], key_from_row)?.collect::<Result<_, _>>()?;
+            let total = c
+                .prepare_cached("SELECT count(*) FROM keys WHERE user_id = ?1 AND revoked_at IS NULL")?
+                .query_row([owner], count)?;
+            let more = items.len() > limit as usize;
+            items.truncate(limit as usize);
+            Ok(Some(Page { items, total, more }))
+        })
+        .await
+    }
+
+    /// How many keys `owner` has ever had, revoked ones included (seed 002's `key#N`).
+    pub async fn count_keys_ever(&self, owner: UserId) -> Result<u64, StoreError> {
+        self.read(move |c| c.query_row("SELECT count(*) FROM keys WHERE user_id = ?1", [owner], count))
+            .await
+    }
+
+    /// Renames a live key of `owner`; `None` if there is none.
+    pub async fn rename_key(
+        &self,
+        owner: UserId,
+        id: KeyId,
+        name: Option<String>,
+        now: Timestamp,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.writer
+            .write(
+                move |c| {
+                    let key = c
+                        .prepare_cached(&format!(
+                            "UPDATE keys SET name = ?3, updated_at = ?4 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL \
+                             RETURNING {KEY_COLUMNS}"
+                        ))?
+                        .query_row(params![id, owner, name, now.millis()], key_from_row)
+                        .optional()?;
+                    if key.is_some() {
+                        record_change(c, "key", &id.to_string(), "renamed", now)?;
+                    }
+                    Ok(key)
+                },
+                |_| {},
+            )
+            .await
+    }
+
+    /// Revokes a live key of `owner`; returns its lookup hash, `None` if there is none.
+    pub async fn revoke_key(
+        &self,
+        owner: UserId,
+        id: KeyId,
+        now: Timestamp,
+        after_commit: impl FnOnce(&Option<[u8; 32]>) + Send + 'static,
+    ) -> Result<Option<[u8; 32]>, StoreError> {
+        self.writer
+            .write(
+                move |c| {
+                    let digest: Option<KeyDigest> = c
+                        .prepare_cached(
+                            "UPDATE keys SET revoked_at = ?3, updated_at = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL \
+                             RETURNING hash",
+                        )?
+                        .query_row(params![id, owner, now.millis()], |r| r.get(0))
+                        .optional()?;
+                    if digest.is_some() {
+                        record_change(c, "key", &id.to_string(), "revoked", now)?;
+                    }
+                    Ok(digest.map(|d| d.lookup()))
+                },
+                after_commit,
+            )
+            .await
+    }
+
+    /// Writes a batch of "key used at" times; a time never moves backwards.
+    pub async fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>) -> Result<(), StoreError> {
+        self.writer
+            .write(
+                move |c| {
+                    let mut stmt = c.prepare_cached(
+                        "UPDATE keys SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE id = ?1",
+                    )?;
+                    for (id, at) in &uses {
+                        stmt.execute(params![id, at.millis()])?;
+                    }
+                    Ok(())
+                },
+                |_| {},
+            )
+            .await
+    }
+}
+
+/// Insertion position of the row a cursor names: 0 for no cursor, `None` for an unknown one.
+fn cursor_seq<T: ToSql>(c: &Connection, table: &str, after: Option<T>) -> rusqlite::Result<Option<i64>> {
+    match after {
+        None => Ok(Some(0)),
+        Some(id) => c
+            .prepare_cached(&format!("SELECT seq FROM {table} WHERE id = ?1"))?
+            .query_row([id], |r| r.get(0))
+            .optional(),
+    }
+}
+
+/// A `count(*)` column as an unsigned number.
+fn count(r: &Row<'_>) -> rusqlite::Result<u64> {
+    Ok(u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0))
+}
+
+fn record_change(c: &Connection, entity: &str, id: &str, what: &str, at: Timestamp) -> rusqlite::Result<()> {
+    c.prepare_cached("INSERT INTO changes (entity, id, what, at) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![entity, id, what, at.millis()])?;
+    Ok(())
+}
+
+const USER_COLUMNS: &str =
+    "id, username, email, password_hash, role, disabled, token_epoch, created_at, updated_at, deleted_at";
+
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
+    let role: String = r.get(4)?;
+    Ok(UserRecord {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        email: r.get(2)?,
+        password_hash: r.get::<_, String>(3)?.into(),
+        role: if role == "admin" { Role::Admin } else { Role::User },
+        disabled: r.get(5)?,
+        token_epoch: r.get(6)?,
+        created_at: Timestamp::from_millis(r.get(7)?),
+        updated_at: Timestamp::from_millis(r.get(8)?),
+        deleted: r.get::<_, Option<i64>>(9)?.is_some(),
+    })
+}
+
+const KEY_COLUMNS: &str = "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled";
+
+fn key_from_row(r: &Row<'_>) -> rusqlite::Result<KeyRecord> {
+    Ok(KeyRecord {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        name: r.get(2)?,
+        digest: r.get(3)?,
+        created_at: Timestamp::from_millis(r.get(4)?),
+        updated_at: Timestamp::from_millis(r.get(5)?),
+        expires_at: r.get::<_, Option<i64>>(6)?.map(Timestamp::from_millis),
+        last_used_at: r.get::<_, Option<i64>>(7)?.map(Timestamp::from_millis),
+        disabled: r.get(8)?,
+    })
+}
+
+macro_rules! sql_id {
+    ($t:ty) => {
+        impl ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.to_string()))
+            }
+        }
+        impl FromSql for $t {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = value.as_str()?;
+                <$t>::parse(text).ok_or_else(|| FromSqlError::Other(format!("malformed id {text:?}").into()))
+            }
+        }
+    };
+}
+sql_id!(UserId);
+sql_id!(KeyId);
+
+impl ToSql for KeyDigest {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_bytes().as_slice()))
+    }
+}
+
+impl FromSql for KeyDigest {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let bytes = value.as_blob()?;
+        let bytes: [u8; 64] = bytes.try_into().map_err(|_| FromSqlError::InvalidBlobSize {
+            expected_size: 64,
+            blob_size: bytes.len(),
+        })?;
+        Ok(KeyDigest::from_bytes(bytes))
+    }
+}
