@@ -41,6 +41,7 @@ pub struct Application {
     port: u16,
     server: Server,
     keyward: Keyward,
+    flusher: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -111,17 +112,22 @@ impl Application {
         .shutdown_timeout(settings.server.shutdown_timeout.as_secs())
         .run();
 
-        let flusher = keyward.clone();
-        tokio::spawn(async move {
+        let usage = keyward.clone();
+        let flusher = tokio::spawn(async move {
             let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
             loop {
                 tick.tick().await;
-                if let Err(e) = flusher.flush_key_usage().await {
+                if let Err(e) = usage.flush_key_usage().await {
                     log::warn!("writing key use times failed: {e}");
                 }
             }
         });
-        Ok(Application { port, server, keyward })
+        Ok(Application {
+            port,
+            server,
+            keyward,
+            flusher,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -132,9 +138,15 @@ impl Application {
         &self.keyward
     }
 
+    /// Stops the server from elsewhere (tests; signals do it in production).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until the server stops (SIGINT/SIGTERM), then writes pending key uses.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.flusher.abort();
         if let Err(e) = self.keyward.flush_key_usage().await {
             log::warn!("writing key use times at shutdown failed: {e}");
         }

@@ -74,6 +74,9 @@ fn parse_authorization(value: &[u8]) -> Option<Credential> {
         return None;
     }
     if scheme.is_empty() {
+        if rest.eq_ignore_ascii_case("bearer") || rest.eq_ignore_ascii_case("basic") {
+            return None; // a scheme with nothing after it
+        }
         return Some(Credential::RawKey(Secret::new(rest)));
     }
     if scheme.eq_ignore_ascii_case("bearer") {

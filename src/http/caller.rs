@@ -77,3 +77,23 @@ impl FromRequest for Owner {
         })
     }
 }
+
+/// A caller who is an admin; anyone else gets 403 before the body is even read. (The domain
+/// checks again: this only makes the refusal come first.)
+pub struct Admin(pub Caller);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Admin, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(req, payload);
+        Box::pin(async move {
+            let caller = caller.await?;
+            if !caller.is_admin() {
+                return Err(Error::Forbidden("this route is for admins only".into()).into());
+            }
+            Ok(Admin(caller))
+        })
+    }
+}

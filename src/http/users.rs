@@ -4,11 +4,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::body::{Json, double_option};
+use super::caller::Admin;
 use super::problem::ApiError;
 use super::{AppState, PageQuery};
-use crate::domain::{
-    Caller, Email, NewUserRequest, Password, Role, Secret, Timestamp, UserRecord, UserUpdate, Username,
-};
+use crate::domain::{Email, NewUserRequest, Password, Role, Secret, Timestamp, UserRecord, UserUpdate, Username};
 
 /// The user object. Never holds the password hash.
 #[derive(Serialize)]
@@ -65,7 +64,7 @@ struct ListResponse {
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Json(body): Json<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = NewUserRequest {
@@ -83,7 +82,7 @@ pub async fn create(
 
 pub async fn list(
     state: web::Data<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
@@ -97,14 +96,18 @@ pub async fn list(
     }))
 }
 
-pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AppState>,
+    Admin(caller): Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let user = state.keyward.get_user(&caller, &id)?;
     Ok(HttpResponse::Ok().json(UserJson::from(&user)))
 }
 
 pub async fn update(
     state: web::Data<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     id: web::Path<String>,
     Json(body): Json<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -126,7 +129,7 @@ pub async fn update(
 
 pub async fn delete(
     state: web::Data<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     state.keyward.delete_user(&caller, &id, Timestamp::now()).await?;

@@ -1,0 +1,237 @@
+//! Logging in, the four credential forms, and which credential works where.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_PASSWORD, basic, problem, spawn_app};
+
+#[tokio::test]
+async fn login_returns_a_bearer_access_token() {
+    let app = spawn_app().await;
+    let r = app
+        .request(Method::POST, "/v1/auth/token")
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 1800);
+    assert_eq!(body["access_token"].as_str().unwrap().split('.').count(), 3);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_are_401_alike() {
+    let app = spawn_app().await;
+    for (user, pass) in [("admin", "wrong password"), ("nobody", ADMIN_PASSWORD)] {
+        let r = app
+            .request(Method::POST, "/v1/auth/token")
+            .json(&json!({"username": user, "password": pass}))
+            .send()
+            .await
+            .unwrap();
+        let www = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = problem(r, StatusCode::UNAUTHORIZED).await;
+        assert_eq!(www.as_deref(), Some(r#"Bearer realm="keyward", error="invalid_token""#));
+        assert!(!body.to_string().contains(pass));
+    }
+}
+
+#[tokio::test]
+async fn unknown_users_cost_the_same_argon2_work_as_known_ones() {
+    let app = spawn_app().await;
+    let before = app.keyward.password_verification_count();
+    for user in ["admin", "ghost"] {
+        let r = app
+            .request(Method::POST, "/v1/auth/token")
+            .json(&json!({"username": user, "password": "not the password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.keyward.password_verification_count(), before + 2);
+}
+
+#[tokio::test]
+async fn every_credential_form_authenticates() {
+    let app = spawn_app().await;
+    let (key_id, key) = app.admin_key().await;
+    let cases = [
+        (format!("Bearer {}", app.admin), "access_token", Value::Null),
+        (format!("Bearer {key}"), "api_key", json!(key_id)),
+        (key.clone(), "api_key", json!(key_id)),
+        (basic("admin", ADMIN_PASSWORD), "password", Value::Null),
+        (basic("anything", &key), "api_key", json!(key_id)),
+    ];
+    for (authorization, method, kid) in cases {
+        let r = app
+            .request(Method::GET, "/v1/me")
+            .header("Authorization", &authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{method}");
+        let me: Value = r.json().await.unwrap();
+        assert_eq!(me["auth"]["method"], method);
+        assert_eq!(me["auth"]["key_id"], kid);
+        assert_eq!(me["user"]["username"], "admin");
+        assert_eq!(me["user"]["role"], "admin");
+        assert!(
+            me["user"]["created_at"].is_string() && me["user"]["id"].is_string() && me["user"].get("email").is_some()
+        );
+    }
+    let r = app
+        .request(Method::GET, "/v1/me")
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["auth"]["method"], "api_key");
+}
+
+#[tokio::test]
+async fn basic_accepts_the_email_as_username() {
+    let app = spawn_app().await;
+    let (_, _) = app.user("ada").await;
+    assert_eq!(
+        app.me_status(&basic("ada@example.com", "ada-password")).await,
+        StatusCode::OK
+    );
+    assert_eq!(app.me_status(&basic("ADA", "ada-password")).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_access_token_is_refused_where_a_key_is_expected() {
+    let app = spawn_app().await;
+    assert_eq!(app.me_status(&app.admin).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.me_status(&basic("admin", &app.admin)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = app
+        .request(Method::GET, "/v1/me")
+        .header("X-API-Key", &app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_key_never_passes_as_an_access_token() {
+    let app = spawn_app().await;
+    let (id, key) = app.admin_key().await;
+    // Presented as Bearer it is checked as a key: revoke it, and Bearer fails too.
+    let r = app
+        .bearer(Method::DELETE, &format!("/v1/keys/{id}"), &app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::UNAUTHORIZED);
+    // A key cannot change a password, which needs a login.
+}
+
+#[tokio::test]
+async fn no_credential_is_401_with_a_plain_challenge() {
+    let app = spawn_app().await;
+    let r = app.request(Method::GET, "/v1/me").send().await.unwrap();
+    assert_eq!(
+        r.headers().get("www-authenticate").unwrap(),
+        r#"Bearer realm="keyward""#
+    );
+    problem(r, StatusCode::UNAUTHORIZED).await;
+    for garbage in ["Bearer", "Bearer a.b.c", "Basic !!!", "Digest x y", "not-a-key"] {
+        assert_eq!(app.me_status(garbage).await, StatusCode::UNAUTHORIZED, "{garbage}");
+    }
+}
+
+#[tokio::test]
+async fn changing_ones_password_ends_access_tokens_but_needs_a_login() {
+    let app = spawn_app().await;
+    let (_, key) = app.admin_key().await;
+    let body = json!({"current_password": ADMIN_PASSWORD, "new_password": "a brand new password"});
+
+    let r = app
+        .bearer(Method::POST, "/v1/me/password", &key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::FORBIDDEN).await;
+    let wrong = json!({"current_password": "not it at all", "new_password": "a brand new password"});
+    let r = app
+        .bearer(Method::POST, "/v1/me/password", &app.admin)
+        .json(&wrong)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::BAD_REQUEST).await;
+    let short = json!({"current_password": ADMIN_PASSWORD, "new_password": "short"});
+    let r = app
+        .bearer(Method::POST, "/v1/me/password", &app.admin)
+        .json(&short)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        problem(r, StatusCode::BAD_REQUEST).await["detail"]
+            .as_str()
+            .unwrap()
+            .contains("new_password")
+    );
+
+    let r = app
+        .bearer(Method::POST, "/v1/me/password", &app.admin)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.me_status(&format!("Bearer {}", app.admin)).await,
+        StatusCode::UNAUTHORIZED,
+        "old access token ends"
+    );
+    assert_eq!(
+        app.me_status(&basic("admin", ADMIN_PASSWORD)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.me_status(&basic("admin", "a brand new password")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.me_status(&key).await,
+        StatusCode::OK,
+        "keys are not access tokens: they live on"
+    );
+}
+
+#[tokio::test]
+async fn repeated_bad_passwords_are_throttled_with_retry_after() {
+    let app = spawn_app().await;
+    let mut last = StatusCode::OK;
+    let mut retry_after = None;
+    for _ in 0..8 {
+        let r = app
+            .request(Method::POST, "/v1/auth/token")
+            .json(&json!({"username": "admin", "password": "guessing-wrong"}))
+            .send()
+            .await
+            .unwrap();
+        last = r.status();
+        retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+        if last == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+}

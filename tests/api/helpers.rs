@@ -1,0 +1,200 @@
+//! `spawn_app()` and route helpers that keep the tests short.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use keyward::Application;
+use keyward::config::Settings;
+use keyward::domain::Secret;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+
+pub const ADMIN_PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// An access token of the bootstrap admin.
+    pub admin: String,
+    pub settings: Settings,
+    pub dir: tempfile::TempDir,
+    /// The running server's domain, for counters tests cannot see over HTTP.
+    pub keyward: keyward::domain::Keyward,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// Settings for a test: port 0, a fresh database in `dir`, a known admin password.
+pub fn test_settings(dir: &tempfile::TempDir) -> Settings {
+    let mut s = Settings::defaults();
+    s.server.bind = "127.0.0.1:0".parse().unwrap();
+    s.server.workers = 2;
+    s.database.path = dir.path().join("keyward.db");
+    s.auth.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(change: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(&dir);
+    change(&mut settings);
+    start(settings, dir).await
+}
+
+/// Starts a server on `settings` (its database may already exist).
+pub async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+    let app = Application::build(settings.clone()).await.expect("the app starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let keyward = app.keyward().clone();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut test = TestApp {
+        address,
+        client,
+        admin: String::new(),
+        settings,
+        dir,
+        keyward,
+        handle,
+    };
+    if let Some(password) = test.settings.auth.admin_password.clone() {
+        test.admin = test.login("admin", password.reveal()).await;
+    }
+    test
+}
+
+impl TestApp {
+    /// Stops this server and starts another on the same database and settings.
+    pub async fn restart(self) -> TestApp {
+        self.handle.stop(true).await;
+        start(self.settings, self.dir).await
+    }
+
+    pub async fn restart_with(self, change: impl FnOnce(&mut Settings)) -> TestApp {
+        self.handle.stop(true).await;
+        let mut settings = self.settings;
+        change(&mut settings);
+        start(settings, self.dir).await
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.settings.database.path.clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// A request with `Authorization: Bearer <token>`.
+    pub fn bearer(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.request(method, path).bearer_auth(token)
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let r = self
+            .request(Method::POST, "/v1/auth/token")
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "login of {username}");
+        r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Creates a key with `body` as `token`; returns the whole 201 body.
+    pub async fn create_key(&self, token: &str, body: Value) -> Value {
+        let r = self
+            .bearer(Method::POST, "/v1/keys", token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "create key");
+        r.json().await.unwrap()
+    }
+
+    /// A fresh key of the admin: (id, key).
+    pub async fn admin_key(&self) -> (String, String) {
+        let k = self.create_key(&self.admin.clone(), json!({"name": "test"})).await;
+        (
+            k["id"].as_str().unwrap().to_owned(),
+            k["key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates a user as the admin and logs them in: (user id, access token).
+    pub async fn user(&self, username: &str) -> (String, String) {
+        let password = format!("{username}-password");
+        let r = self
+            .bearer(Method::POST, "/v1/users", &self.admin)
+            .json(&json!({"username": username, "password": password, "email": format!("{username}@example.com")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "create user {username}");
+        let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        (id, self.login(username, &password).await)
+    }
+
+    /// `GET /v1/me` with a raw `Authorization` value; the status.
+    pub async fn me_status(&self, authorization: &str) -> StatusCode {
+        self.request(Method::GET, "/v1/me")
+            .header("Authorization", authorization)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+}
+
+/// The body of a problem response, checking its shape.
+pub async fn problem(r: Response, status: StatusCode) -> Value {
+    assert_eq!(r.status(), status);
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16());
+    assert!(
+        body["title"].is_string() && body["detail"].is_string() && body["type"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+/// Polls `check` until it is true or 5 s pass.
+pub async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}

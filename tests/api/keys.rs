@@ -1,0 +1,449 @@
+//! `/v1/keys` and `/v1/users/{id}/keys`: create, list, get, relabel, revoke.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{basic, eventually, problem, spawn_app, spawn_with};
+
+const KEY_FIELDS: [&str; 7] = [
+    "id",
+    "name",
+    "user_id",
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "last_used_at",
+];
+
+#[tokio::test]
+async fn create_answers_201_with_location_and_the_key_once() {
+    let app = spawn_app().await;
+    let r = app
+        .bearer(Method::POST, "/v1/keys", &app.admin)
+        .json(&json!({"name": "ci", "expires": "One Month"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let location = r.headers().get("location").unwrap().to_str().unwrap().to_owned();
+    let created: Value = r.json().await.unwrap();
+    for field in KEY_FIELDS {
+        assert!(created.get(field).is_some(), "{field} in {created}");
+    }
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(id.len(), 24);
+    assert_eq!(location, format!("/v1/keys/{id}"));
+    assert_eq!(created["name"], "ci");
+    assert!(created["last_used_at"].is_null());
+    let key = created["key"].as_str().unwrap();
+
+    let fetched: Value = app
+        .bearer(Method::GET, &location, &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["id"], id);
+    assert!(fetched.get("key").is_none());
+    assert!(!fetched.to_string().contains(key));
+    let listed = app
+        .bearer(Method::GET, "/v1/keys", &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!listed.contains(key));
+}
+
+#[tokio::test]
+async fn the_key_is_a_jwt_with_the_documented_claims() {
+    let app = spawn_app().await;
+    let created = app.create_key(&app.admin.clone(), json!({"expires": 3600})).await;
+    let key = created["key"].as_str().unwrap();
+    let parts: Vec<&str> = key.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let decode = |s: &str| -> Value {
+        use base64::Engine;
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()).unwrap()
+    };
+    let header = decode(parts[0]);
+    let claims = decode(parts[1]);
+    assert_eq!(header["alg"], "HS256");
+    assert!(header["kid"].is_string());
+    assert_eq!(claims["iss"], "keyward");
+    assert_eq!(claims["jti"], created["id"]);
+    assert_eq!(claims["sub"], created["user_id"]);
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+}
+
+#[tokio::test]
+async fn never_expiring_keys_have_null_expires_at_and_exp_a_century_out() {
+    let app = spawn_app().await;
+    let created = app.create_key(&app.admin.clone(), json!({"expires": "never"})).await;
+    assert!(created["expires_at"].is_null());
+    let payload = created["key"].as_str().unwrap().split('.').nth(1).unwrap().to_owned();
+    use base64::Engine;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        100 * 365 * 24 * 3600
+    );
+}
+
+#[tokio::test]
+async fn expires_accepts_the_grammar_and_refuses_the_rest() {
+    let app = spawn_app().await;
+    for ok in [
+        json!("One Month"),
+        json!("1 week"),
+        json!("90 days"),
+        json!("1 year"),
+        json!("NEVER"),
+        json!(60),
+        json!("3600"),
+        json!("2099-01-01T00:00:00Z"),
+    ] {
+        let r = app
+            .bearer(Method::POST, "/v1/keys", &app.admin)
+            .json(&json!({"expires": ok}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{ok}");
+    }
+    for bad in [
+        json!("soon"),
+        json!(0),
+        json!(-5),
+        json!(1.5),
+        json!("2001-01-01T00:00:00Z"),
+        json!(true),
+    ] {
+        let r = app
+            .bearer(Method::POST, "/v1/keys", &app.admin)
+            .json(&json!({"expires": bad}))
+            .send()
+            .await
+            .unwrap();
+        let body = problem(r, StatusCode::BAD_REQUEST).await;
+        assert!(body["detail"].as_str().unwrap().starts_with("expires"), "{bad}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn max_lifetime_refuses_never_and_longer() {
+    let app = spawn_with(|s| s.keys.max_lifetime = Some(std::time::Duration::from_secs(7 * 24 * 3600))).await;
+    // The default lifetime is never, which the maximum refuses: an explicit expiry is needed.
+    for bad in [json!({}), json!({"expires": "never"}), json!({"expires": "One Month"})] {
+        let r = app
+            .bearer(Method::POST, "/v1/keys", &app.admin)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        problem(r, StatusCode::BAD_REQUEST).await;
+    }
+    let r = app
+        .bearer(Method::POST, "/v1/keys", &app.admin)
+        .json(&json!({"expires": "1 week"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_key_cannot_make_a_key_that_outlives_it() {
+    let app = spawn_app().await;
+    let parent = app.create_key(&app.admin.clone(), json!({"expires": "1 week"})).await;
+    let key = parent["key"].as_str().unwrap();
+    for bad in [json!({"expires": "never"}), json!({"expires": "One Month"}), json!({})] {
+        let r = app
+            .bearer(Method::POST, "/v1/keys", key)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        problem(r, StatusCode::BAD_REQUEST).await;
+    }
+    let r = app
+        .bearer(Method::POST, "/v1/keys", key)
+        .json(&json!({"expires": "1 day"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn revocation_is_immediate_for_every_credential_form() {
+    let app = spawn_app().await;
+    let (id, key) = app.admin_key().await;
+    assert_eq!(app.me_status(&key).await, StatusCode::OK);
+    let r = app
+        .bearer(Method::DELETE, &format!("/v1/keys/{id}"), &app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.content_length(), Some(0));
+    for auth in [key.clone(), format!("Bearer {key}"), basic("x", &key)] {
+        assert_eq!(app.me_status(&auth).await, StatusCode::UNAUTHORIZED);
+    }
+    let r = app
+        .request(Method::GET, "/v1/me")
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Gone from the list and the count, and a second delete is 404.
+    let list: Value = app
+        .bearer(Method::GET, "/v1/keys", &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 0);
+    let r = app
+        .bearer(Method::DELETE, &format!("/v1/keys/{id}"), &app.admin)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn a_key_can_revoke_itself() {
+    let app = spawn_app().await;
+    let (id, key) = app.admin_key().await;
+    let r = app
+        .bearer(Method::DELETE, &format!("/v1/keys/{id}"), &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn relabel_changes_the_name_only() {
+    let app = spawn_app().await;
+    let (id, key) = app.admin_key().await;
+    let r = app
+        .bearer(Method::PATCH, &format!("/v1/keys/{id}"), &app.admin)
+        .json(&json!({"name": "renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["name"], "renamed");
+    assert_eq!(body["id"], id);
+    assert_eq!(app.me_status(&key).await, StatusCode::OK);
+    let r = app
+        .bearer(Method::PATCH, &format!("/v1/keys/{id}"), &app.admin)
+        .json(&json!({"user_id": "x"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::BAD_REQUEST).await;
+    let r = app
+        .bearer(Method::PATCH, &format!("/v1/keys/{id}"), &app.admin)
+        .json(&json!({"name": ""}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::BAD_REQUEST).await;
+}
+
+#[tokio::test]
+async fn lists_page_with_limit_and_cursor() {
+    let app = spawn_app().await;
+    let mut made = Vec::new();
+    for i in 0..5 {
+        made.push(
+            app.create_key(&app.admin.clone(), json!({"name": format!("k{i}")}))
+                .await["id"]
+                .clone(),
+        );
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/keys?limit=2".to_owned();
+    loop {
+        let page: Value = app
+            .bearer(Method::GET, &path, &app.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["total"], 5);
+        assert!(page["data"].as_array().unwrap().len() <= 2);
+        seen.extend(page["data"].as_array().unwrap().iter().map(|k| k["id"].clone()));
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/keys?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, made);
+    for bad in [
+        "/v1/keys?limit=0",
+        "/v1/keys?limit=501",
+        "/v1/keys?cursor=nope",
+        "/v1/keys?cursor=000000000000000000000000",
+        "/v1/keys?colour=red",
+    ] {
+        let r = app.bearer(Method::GET, bad, &app.admin).send().await.unwrap();
+        problem(r, StatusCode::BAD_REQUEST).await;
+    }
+}
+
+#[tokio::test]
+async fn last_used_at_appears_within_two_seconds_of_a_use() {
+    let app = spawn_app().await;
+    let (id, key) = app.admin_key().await;
+    assert_eq!(app.me_status(&key).await, StatusCode::OK);
+    let seen = eventually(|| async {
+        let k: Value = app
+            .bearer(Method::GET, &format!("/v1/keys/{id}"), &app.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        k["last_used_at"].is_string()
+    })
+    .await;
+    assert!(seen);
+}
+
+#[tokio::test]
+async fn an_expired_key_fails() {
+    let app = spawn_app().await;
+    let created = app.create_key(&app.admin.clone(), json!({"expires": 1})).await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    let expired = eventually(|| async { app.me_status(&key).await == StatusCode::UNAUTHORIZED }).await;
+    assert!(expired);
+}
+
+#[tokio::test]
+async fn someone_elses_keys_are_not_found() {
+    let app = spawn_app().await;
+    let (ada_id, ada) = app.user("ada").await;
+    let (_, bob) = app.user("bob").await;
+    let ada_key = app.create_key(&ada, json!({"name": "ada's"})).await;
+    let kid = ada_key["id"].as_str().unwrap();
+    for (method, path) in [
+        (Method::GET, format!("/v1/keys/{kid}")),
+        (Method::PATCH, format!("/v1/keys/{kid}")),
+        (Method::DELETE, format!("/v1/keys/{kid}")),
+        (Method::GET, format!("/v1/users/{ada_id}/keys")),
+        (Method::POST, format!("/v1/users/{ada_id}/keys")),
+        (Method::GET, format!("/v1/users/{ada_id}/keys/{kid}")),
+        (Method::DELETE, format!("/v1/users/{ada_id}/keys/{kid}")),
+    ] {
+        let r = app
+            .bearer(method.clone(), &path, &bob)
+            .json(&json!({"name": "x"}))
+            .send()
+            .await
+            .unwrap();
+        problem(r, StatusCode::NOT_FOUND).await;
+    }
+    assert_eq!(
+        app.me_status(ada_key["key"].as_str().unwrap()).await,
+        StatusCode::OK,
+        "untouched"
+    );
+    let r = app
+        .bearer(Method::GET, "/v1/keys/not-even-an-id", &bob)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn users_keys_routes_for_oneself_and_for_an_admin() {
+    let app = spawn_app().await;
+    let (ada_id, ada) = app.user("ada").await;
+    let path = format!("/v1/users/{ada_id}/keys");
+    let r = app
+        .bearer(Method::POST, &path, &ada)
+        .json(&json!({"name": "own"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = app
+        .bearer(Method::POST, &path, &app.admin)
+        .json(&json!({"name": "from admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        r.headers()
+            .get("location")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .rsplit_once('/')
+            .unwrap()
+            .0,
+        path
+    );
+    let made: Value = r.json().await.unwrap();
+    assert_eq!(made["user_id"], ada_id.as_str());
+    let list: Value = app
+        .bearer(Method::GET, &path, &ada)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 2);
+    let kid = made["id"].as_str().unwrap();
+    let r = app
+        .bearer(Method::PATCH, &format!("{path}/{kid}"), &app.admin)
+        .json(&json!({"name": "relabelled"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .bearer(Method::DELETE, &format!("{path}/{kid}"), &app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.me_status(made["key"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // The admin's own /v1/keys does not show ada's keys.
+    let own: Value = app
+        .bearer(Method::GET, "/v1/keys", &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(own["total"], 0);
+}

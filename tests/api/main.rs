@@ -1,0 +1,11 @@
+//! keyward over real HTTP: each test starts its own server on a port from the OS with its
+//! own temporary SQLite file.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod auth;
+mod errors;
+mod keys;
+mod lifecycle;
+mod users;

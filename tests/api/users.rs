@@ -1,0 +1,242 @@
+//! `/v1/users`: admin-only user management, and what user changes do to credentials.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{basic, problem, spawn_app};
+
+#[tokio::test]
+async fn an_admin_creates_lists_gets_and_updates_users() {
+    let app = spawn_app().await;
+    let r = app
+        .bearer(Method::POST, "/v1/users", &app.admin)
+        .json(&json!({"username": "ada", "password": "ada-password", "email": "ada@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let location = r.headers().get("location").unwrap().to_str().unwrap().to_owned();
+    let ada: Value = r.json().await.unwrap();
+    assert_eq!(ada["role"], "user");
+    assert_eq!(ada["disabled"], false);
+    assert!(ada.get("password").is_none() && ada.get("password_hash").is_none());
+    assert_eq!(location, format!("/v1/users/{}", ada["id"].as_str().unwrap()));
+
+    let list: Value = app
+        .bearer(Method::GET, "/v1/users", &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 2);
+    let got: Value = app
+        .bearer(Method::GET, &location, &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["username"], "ada");
+
+    let r = app
+        .bearer(Method::PATCH, &location, &app.admin)
+        .json(&json!({"email": "ada@lovelace.org", "role": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let updated: Value = r.json().await.unwrap();
+    assert_eq!(updated["email"], "ada@lovelace.org");
+    assert_eq!(updated["role"], "admin");
+    let r = app
+        .bearer(Method::PATCH, &location, &app.admin)
+        .json(&json!({"email": null}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.json::<Value>().await.unwrap()["email"].is_null());
+}
+
+#[tokio::test]
+async fn bad_user_input_is_400_and_duplicates_409() {
+    let app = spawn_app().await;
+    app.user("ada").await;
+    for (body, status) in [
+        (
+            json!({"username": "ADA", "password": "long enough"}),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"username": "eve", "password": "long enough", "email": "ada@example.com"}),
+            StatusCode::CONFLICT,
+        ),
+        (json!({"username": "eve", "password": "short"}), StatusCode::BAD_REQUEST),
+        (
+            json!({"username": "has space", "password": "long enough"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"username": "eve", "password": "long enough", "role": "root"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"username": "eve", "password": "long enough", "email": "nope"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"username": "eve", "password": "long enough", "id": "x"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({"password": "long enough"}), StatusCode::BAD_REQUEST),
+    ] {
+        let r = app
+            .bearer(Method::POST, "/v1/users", &app.admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let detail = problem(r, status).await;
+        assert!(!detail.to_string().contains("long enough"), "no password echoed");
+    }
+}
+
+#[tokio::test]
+async fn non_admins_get_403_on_admin_routes() {
+    let app = spawn_app().await;
+    let (ada_id, ada) = app.user("ada").await;
+    let (_, key) = {
+        let k = app.create_key(&ada, json!({})).await;
+        (k["id"].clone(), k["key"].as_str().unwrap().to_owned())
+    };
+    for token in [&ada, &key] {
+        for (method, path) in [
+            (Method::GET, "/v1/users".to_owned()),
+            (Method::POST, "/v1/users".to_owned()),
+            (Method::GET, format!("/v1/users/{ada_id}")),
+            (Method::PATCH, format!("/v1/users/{ada_id}")),
+            (Method::DELETE, format!("/v1/users/{ada_id}")),
+        ] {
+            let r = app
+                .bearer(method, &path, token)
+                .json(&json!({"role": "admin"}))
+                .send()
+                .await
+                .unwrap();
+            problem(r, StatusCode::FORBIDDEN).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn disabling_a_user_stops_their_keys_and_tokens_at_once_and_enabling_restores_keys() {
+    let app = spawn_app().await;
+    let (ada_id, ada) = app.user("ada").await;
+    let key = app.create_key(&ada, json!({})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/users/{ada_id}");
+    let r = app
+        .bearer(Method::PATCH, &path, &app.admin)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["disabled"], true);
+    assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.me_status(&basic("ada", "ada-password")).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    app.bearer(Method::PATCH, &path, &app.admin)
+        .json(&json!({"disabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(app.me_status(&key).await, StatusCode::OK, "keys come back");
+    assert_eq!(
+        app.me_status(&format!("Bearer {ada}")).await,
+        StatusCode::UNAUTHORIZED,
+        "access tokens do not"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_password_reset_ends_the_users_access_tokens() {
+    let app = spawn_app().await;
+    let (ada_id, ada) = app.user("ada").await;
+    let r = app
+        .bearer(Method::PATCH, &format!("/v1/users/{ada_id}"), &app.admin)
+        .json(&json!({"password": "reset by admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me_status(&basic("ada", "reset by admin")).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn deleting_a_user_revokes_their_keys_and_frees_the_name() {
+    let app = spawn_app().await;
+    let (ada_id, ada) = app.user("ada").await;
+    let key = app.create_key(&ada, json!({})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .bearer(Method::DELETE, &format!("/v1/users/{ada_id}"), &app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::UNAUTHORIZED);
+    let r = app
+        .bearer(Method::GET, &format!("/v1/users/{ada_id}"), &app.admin)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::NOT_FOUND).await;
+    let r = app
+        .bearer(Method::DELETE, &format!("/v1/users/{ada_id}"), &app.admin)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::NOT_FOUND).await;
+    let (new_id, _) = app.user("ada").await;
+    assert_ne!(new_id, ada_id);
+    // The revocation is in the database too: the key stays dead after a restart.
+    let app = app.restart().await;
+    assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_admin_cannot_delete_disable_or_demote_themself() {
+    let app = spawn_app().await;
+    let me: Value = app
+        .bearer(Method::GET, "/v1/me", &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/v1/users/{}", me["user"]["id"].as_str().unwrap());
+    for body in [json!({"disabled": true}), json!({"role": "user"})] {
+        let r = app
+            .bearer(Method::PATCH, &path, &app.admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        problem(r, StatusCode::CONFLICT).await;
+    }
+    let r = app.bearer(Method::DELETE, &path, &app.admin).send().await.unwrap();
+    problem(r, StatusCode::CONFLICT).await;
+}
