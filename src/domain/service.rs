@@ -167,6 +167,27 @@ impl Keyward {
             .map_err(|e| e.into_domain("recording key use failed"))
     }
 
+    /// The record of the user whose keys a call concerns (see [`Self::owner_for`]).
+    pub fn key_owner(&self, caller: &Caller, owner: Option<UserId>) -> Result<Arc<UserRecord>, Error> {
+        let id = self.owner_for(caller, owner)?;
+        self.0.view.user(id).ok_or(Error::NotFound)
+    }
+
+    /// The user a caller names by username or email (seed 002's `username`): themself, or,
+    /// for an admin, any live user. A non-admin naming someone else is refused (403).
+    pub fn user_id_by_login(&self, caller: &Caller, login: &str) -> Result<UserId, Error> {
+        let own = &caller.user;
+        let is_self = own.username.eq_ignore_ascii_case(login)
+            || own.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(login));
+        if is_self {
+            return Ok(own.id);
+        }
+        if !caller.is_admin() {
+            return Err(Error::Forbidden("a user may create keys only for themself".into()));
+        }
+        self.0.view.user_by_login(login).map(|u| u.id).ok_or(Error::NotFound)
+    }
+
     /// The user whose keys a call concerns: the caller's own when `owner` is `None`; another
     /// live user only for an admin. Anyone else's id is `NotFound`, as if it did not exist.
     pub(crate) fn owner_for(&self, caller: &Caller, owner: Option<UserId>) -> Result<UserId, Error> {

@@ -36,6 +36,18 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }
 
+    /// The stand-in expiry of a key that never expires: the same instant 100 calendar years
+    /// on, as seed 001 shows (`createdAt` 2021-05-03, `expireAt` 2121-05-03).
+    pub fn never_expiry(self) -> Self {
+        let dt = self.to_datetime();
+        let later = dt
+            .replace_year(dt.year() + 100)
+            .or_else(|_| dt.replace_day(28).and_then(|d| d.replace_year(d.year() + 100)));
+        later.map_or(Timestamp(i64::MAX), |l| {
+            Timestamp(i64::try_from(l.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
+        })
+    }
+
     fn to_datetime(self) -> OffsetDateTime {
         let nanos = i128::from(self.0) * 1_000_000;
         OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH)
@@ -82,6 +94,14 @@ mod tests {
         assert_eq!(t.iso_millis(), "2021-05-03T16:57:20.259Z");
         assert_eq!(t.rfc3339(), "2021-05-03T16:57:20Z");
         assert_eq!(t.secs(), 1_620_061_040);
+    }
+
+    #[test]
+    fn never_is_a_hundred_calendar_years_on() {
+        let t = Timestamp::from_millis(1_620_061_040_261);
+        assert_eq!(t.never_expiry().iso_millis(), "2121-05-03T16:57:20.261Z");
+        let leap = Timestamp::parse_rfc3339("2000-02-29T12:00:00Z").unwrap_or(t);
+        assert_eq!(leap.never_expiry().rfc3339(), "2100-02-28T12:00:00Z");
     }
 
     #[test]

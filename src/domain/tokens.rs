@@ -20,8 +20,6 @@ const ACCESS_TYP: &str = "at+jwt";
 const ACCESS_AUDIENCE: &str = "keyward:access";
 /// Seconds of clock skew tolerated on `exp`.
 pub const LEEWAY_SECS: u64 = 5;
-/// `exp` of a key that never expires: `iat` + 100 years, as seed 001 does.
-pub const NEVER_SECS: u64 = 100 * 365 * 24 * 3600;
 
 const MASTER_CONTEXT: &str = "keyward 2026-11-23 master secret";
 const KEY_SIGNING_CONTEXT: &str = "keyward 2026-11-23 api key signing";
@@ -146,7 +144,7 @@ impl TokenSigner {
         expires_at: Option<Timestamp>,
     ) -> Result<Secret, Error> {
         let iat = now.secs();
-        let exp = expires_at.map_or_else(|| iat.saturating_add(NEVER_SECS as i64), Timestamp::secs);
+        let exp = expires_at.unwrap_or_else(|| now.never_expiry()).secs();
         self.keys.sign(&KeyClaims {
             iss: self.issuer.clone(),
             sub: user.to_string(),

@@ -5,7 +5,11 @@
 mod helpers;
 
 mod auth;
+mod dialects;
 mod errors;
 mod keys;
 mod lifecycle;
+mod seed000;
+mod seed001;
+mod seed002;
 mod users;

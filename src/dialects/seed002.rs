@@ -1,0 +1,111 @@
+//! Seed 002 (`seeds/002_*.txt`): `/api/v1/apikey`.
+//!
+//! Quirks kept from the document: create takes `{username, userDomain?, name?}` (the
+//! document's `curl -u`, so Basic user:password works, as does any credential); default
+//! names are `key#N`; the list is a bare JSON array; ids are ours (24 hex), not UUIDs.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Caller, Error, KeyName, NewKeyRequest, Timestamp};
+use crate::http::AppState;
+use crate::http::body::Json;
+use crate::http::problem::ApiError;
+
+pub fn scope() -> actix_web::Scope {
+    web::scope("/api/v1/apikey")
+        .route("", web::post().to(create))
+        .route("", web::get().to(list))
+        .route("/{id}", web::delete().to(delete))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    username: Option<String>,
+    /// Accepted and ignored: keyward has no user domains.
+    #[serde(rename = "userDomain")]
+    #[allow(dead_code)]
+    user_domain: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Created<'a> {
+    ok: bool,
+    id: String,
+    key: &'a str,
+}
+
+#[derive(Serialize)]
+struct Listed {
+    id: String,
+    #[serde(rename = "userId")]
+    user_id: String,
+    name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Deleted {
+    result: &'static str,
+    ok: bool,
+}
+
+/// `POST /api/v1/apikey` → `{"ok": true, "id", "key"}`.
+async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    Json(body): Json<CreateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let username = body
+        .username
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| Error::invalid("username", "is required"))?;
+    let owner = state.keyward.user_id_by_login(&caller, &username)?;
+    let name = match body.name {
+        Some(name) => KeyName::parse(&name)?,
+        None => KeyName::parse(&format!(
+            "key#{}",
+            state.keyward.count_keys_ever(&caller, Some(owner)).await? + 1
+        ))?,
+    };
+    let request = NewKeyRequest {
+        name: Some(name),
+        expires: None,
+    };
+    let minted = state
+        .keyward
+        .mint_key(&caller, Some(owner), request, Timestamp::now())
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(Created {
+            ok: true,
+            id: minted.record.id.to_string(),
+            key: minted.secret.reveal(),
+        }))
+}
+
+/// `GET /api/v1/apikey` → `[{"id", "userId", "name"}]`, the caller's keys.
+async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let keys = state.keyward.all_keys(&caller, None).await?;
+    let listed: Vec<Listed> = keys
+        .iter()
+        .map(|k| Listed {
+            id: k.id.to_string(),
+            user_id: k.user_id.to_string(),
+            name: k.name.clone(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(listed))
+}
+
+/// `DELETE /api/v1/apikey/{id}` → `{"result": "DELETED", "ok": true}`.
+async fn delete(req: HttpRequest, state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let id = req.match_info().get("id").unwrap_or_default();
+    state.keyward.revoke_key(&caller, None, id, Timestamp::now()).await?;
+    Ok(HttpResponse::Ok().json(Deleted {
+        result: "DELETED",
+        ok: true,
+    }))
+}
