@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod crash;
 mod dialects;
 mod errors;
 mod keys;
