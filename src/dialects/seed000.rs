@@ -7,10 +7,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Caller, KeyName, KeyRecord, NewKeyRequest, Timestamp, UserRecord};
-use crate::http::AppState;
 use crate::http::body::Json;
 use crate::http::caller::Owner;
 use crate::http::problem::ApiError;
+use crate::http::{AppState, key_id};
 
 pub fn scope() -> actix_web::Scope {
     web::scope("/1/users/{user_id}/apiKeys")
@@ -85,10 +85,6 @@ async fn list(state: web::Data<AppState>, caller: Caller, Owner(owner): Owner) -
     Ok(HttpResponse::Ok().json(List {
         data: keys.iter().map(|k| ApiKey::new(k, &user, None)).collect(),
     }))
-}
-
-fn key_id(req: &HttpRequest) -> &str {
-    req.match_info().get("key_id").unwrap_or_default()
 }
 
 /// `GET /1/users/{user_id}/apiKeys/{key_id}` → the key object, `api_key: null`.

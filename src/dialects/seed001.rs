@@ -9,17 +9,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Caller, Error, Expiry, KeyName, KeyRecord, NewKeyRequest, Timestamp};
-use crate::http::AppState;
 use crate::http::body::JsonOrForm;
 use crate::http::problem::ApiError;
+use crate::http::{AppState, key_id};
 
 pub fn scope() -> actix_web::Scope {
     web::scope("/api/apikey")
         .route("", web::get().to(list))
         .route("", web::post().to(create))
-        .route("/{id}", web::get().to(get))
-        .route("/{id}", web::patch().to(update))
-        .route("/{id}", web::delete().to(delete))
+        .route("/{key_id}", web::get().to(get))
+        .route("/{key_id}", web::patch().to(update))
+        .route("/{key_id}", web::delete().to(delete))
 }
 
 /// The document's key object.
@@ -140,13 +140,9 @@ async fn create(
         }))
 }
 
-fn id(req: &HttpRequest) -> &str {
-    req.match_info().get("id").unwrap_or_default()
-}
-
 /// `GET /api/apikey/{id}` → `{"apiKey": {...}}`.
 async fn get(req: HttpRequest, state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let key = state.keyward.get_key(&caller, None, id(&req)).await?;
+    let key = state.keyward.get_key(&caller, None, key_id(&req)).await?;
     Ok(HttpResponse::Ok().json(One {
         api_key: ApiKey::from(&key),
     }))
@@ -163,10 +159,10 @@ async fn update(
         Some(name) => {
             state
                 .keyward
-                .rename_key(&caller, None, id(&req), Some(name), Timestamp::now())
+                .rename_key(&caller, None, key_id(&req), Some(name), Timestamp::now())
                 .await?
         }
-        None => state.keyward.get_key(&caller, None, id(&req)).await?,
+        None => state.keyward.get_key(&caller, None, key_id(&req)).await?,
     };
     Ok(HttpResponse::Ok().json(Outcome {
         code: "UPDATED",
@@ -179,7 +175,7 @@ async fn update(
 async fn delete(req: HttpRequest, state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     state
         .keyward
-        .revoke_key(&caller, None, id(&req), Timestamp::now())
+        .revoke_key(&caller, None, key_id(&req), Timestamp::now())
         .await?;
     Ok(HttpResponse::Ok().json(Outcome {
         code: "REMOVED",

@@ -8,15 +8,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Caller, Error, KeyName, NewKeyRequest, Timestamp};
-use crate::http::AppState;
 use crate::http::body::Json;
 use crate::http::problem::ApiError;
+use crate::http::{AppState, key_id};
 
 pub fn scope() -> actix_web::Scope {
     web::scope("/api/v1/apikey")
         .route("", web::post().to(create))
         .route("", web::get().to(list))
-        .route("/{id}", web::delete().to(delete))
+        .route("/{key_id}", web::delete().to(delete))
 }
 
 #[derive(Deserialize)]
@@ -102,8 +102,10 @@ async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse
 
 /// `DELETE /api/v1/apikey/{id}` → `{"result": "DELETED", "ok": true}`.
 async fn delete(req: HttpRequest, state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let id = req.match_info().get("id").unwrap_or_default();
-    state.keyward.revoke_key(&caller, None, id, Timestamp::now()).await?;
+    state
+        .keyward
+        .revoke_key(&caller, None, key_id(&req), Timestamp::now())
+        .await?;
     Ok(HttpResponse::Ok().json(Deleted {
         result: "DELETED",
         ok: true,

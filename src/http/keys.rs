@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::body::Json;
 use super::caller::Owner;
 use super::problem::ApiError;
-use super::{AppState, PageQuery};
+use super::{AppState, PageQuery, key_id};
 use crate::domain::{Caller, Error, Expiry, KeyName, KeyRecord, NewKeyRequest, Timestamp};
 
 pub fn scope(path: &str) -> actix_web::Scope {
@@ -127,10 +127,6 @@ async fn list(
         total: page.total,
         next_cursor: page.next_cursor.map(|c| c.to_string()),
     }))
-}
-
-fn key_id(req: &HttpRequest) -> &str {
-    req.match_info().get("key_id").unwrap_or_default()
 }
 
 async fn get(

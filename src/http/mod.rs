@@ -61,6 +61,12 @@ pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
     .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::Domain(crate::domain::Error::NotFound).into()));
 }
 
+/// The `{key_id}` segment of a key route (native and dialects alike); the domain reads a
+/// malformed one as not found.
+pub fn key_id(req: &actix_web::HttpRequest) -> &str {
+    req.match_info().get("key_id").unwrap_or_default()
+}
+
 /// Unknown routes: 404 as problem+json.
 pub async fn not_found() -> HttpResponse {
     problem_response(StatusCode::NOT_FOUND, "no such route".into())
