@@ -15,8 +15,9 @@ use crate::domain::{DomainConfig, Error, Keyward, Password, Secret, Timestamp};
 use crate::http::{self, AppState};
 use crate::store::Store;
 
-/// How often recorded key uses are written to the database.
-const USAGE_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// How often key uses seen in memory are written to the database. Reads show them at once
+/// (the key view overlays them), so this only bounds what a crash can lose of them.
+const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 /// Name of the file the generated admin password is written to, beside the database.
 pub const ADMIN_PASSWORD_FILE: &str = "keyward-admin-password";
 

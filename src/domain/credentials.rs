@@ -56,12 +56,17 @@ impl Presented {
         }
         match api_key.map(std::str::from_utf8) {
             None => Presented::Nothing,
-            Some(Ok(v)) if !v.trim().is_empty() && !v.trim().contains(char::is_whitespace) => {
+            Some(Ok(v)) if !v.trim().is_empty() && !has_space(v.trim()) => {
                 Presented::Credential(Credential::ApiKeyHeader(Secret::new(v.trim())))
             }
             Some(_) => Presented::Malformed,
         }
     }
+}
+
+/// Header values are ASCII in practice; a byte scan is all the hot path needs.
+fn has_space(s: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_whitespace())
 }
 
 fn parse_authorization(value: &[u8]) -> Option<Credential> {
@@ -70,7 +75,7 @@ fn parse_authorization(value: &[u8]) -> Option<Credential> {
         Some((scheme, rest)) => (scheme, rest.trim()),
         None => ("", value),
     };
-    if rest.is_empty() || rest.contains(char::is_whitespace) {
+    if rest.is_empty() || has_space(rest) {
         return None;
     }
     if scheme.is_empty() {
@@ -162,6 +167,14 @@ impl Throttle {
     }
 }
 
+/// The outcome of the synchronous part of authentication.
+pub enum Authentication {
+    /// Decided: keys and access tokens never wait.
+    Done(Result<Caller, Error>),
+    /// A username and password, which need argon2 on the blocking pool.
+    NeedsPassword { username: String, password: Secret },
+}
+
 impl Keyward {
     /// Turns a presented credential into a caller, or `Unauthenticated`.
     pub async fn authenticate(
@@ -170,30 +183,51 @@ impl Keyward {
         source: Option<IpAddr>,
         now: Timestamp,
     ) -> Result<Caller, Error> {
+        match self.authenticate_now(presented, now) {
+            Authentication::Done(result) => result,
+            Authentication::NeedsPassword { username, password } => {
+                self.authenticate_password(&username, &password, source, now).await
+            }
+        }
+    }
+
+    /// Everything that can be decided without waiting: keys and access tokens, from memory.
+    pub fn authenticate_now(&self, presented: Presented, now: Timestamp) -> Authentication {
+        let refused = || Error::Unauthenticated { presented: true };
         let credential = match presented {
-            Presented::Nothing => return Err(Error::Unauthenticated { presented: false }),
-            Presented::Malformed => return Err(Error::Unauthenticated { presented: true }),
+            Presented::Nothing => return Authentication::Done(Err(Error::Unauthenticated { presented: false })),
+            Presented::Malformed => return Authentication::Done(Err(refused())),
             Presented::Credential(c) => c,
         };
-        let refused = Error::Unauthenticated { presented: true };
-        match credential {
+        Authentication::Done(match credential {
             Credential::Bearer(token) => match self.check_key(&token, now) {
                 Ok(Some(caller)) => Ok(caller),
-                Ok(None) => self.check_access_token(&token).ok_or(refused),
+                Ok(None) => self.check_access_token(&token, now).ok_or_else(refused),
                 Err(e) => Err(e),
             },
-            Credential::RawKey(token) | Credential::ApiKeyHeader(token) => self.check_key(&token, now)?.ok_or(refused),
-            Credential::Basic { username, password } => match self.check_key(&password, now)? {
-                Some(caller) => Ok(caller),
-                None => {
-                    let user = self.check_password(&username, &password, source, now).await?;
-                    Ok(Caller {
-                        user,
-                        via: Via::Password,
-                    })
-                }
+            Credential::RawKey(token) | Credential::ApiKeyHeader(token) => {
+                self.check_key(&token, now).and_then(|c| c.ok_or_else(refused))
+            }
+            Credential::Basic { username, password } => match self.check_key(&password, now) {
+                Ok(None) => return Authentication::NeedsPassword { username, password },
+                other => other.and_then(|c| c.ok_or_else(refused)),
             },
-        }
+        })
+    }
+
+    /// The password half of Basic authentication.
+    pub async fn authenticate_password(
+        &self,
+        username: &str,
+        password: &Secret,
+        source: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Result<Caller, Error> {
+        let user = self.check_password(username, password, source, now).await?;
+        Ok(Caller {
+            user,
+            via: Via::Password,
+        })
     }
 
     /// `Ok(None)`: not a key this server holds (so another form may be tried).
@@ -211,10 +245,9 @@ impl Keyward {
         }
     }
 
-    fn check_access_token(&self, token: &Secret) -> Option<Caller> {
-        let claims = self.signer().verify_access_token(token.reveal())?;
-        let user = self.view().user(claims.user_id)?;
-        (user.active() && user.token_epoch == claims.epoch).then_some(Caller {
+    fn check_access_token(&self, token: &Secret, now: Timestamp) -> Option<Caller> {
+        let user = self.view().check_access_token(token.reveal(), now, self.signer())?;
+        Some(Caller {
             user,
             via: Via::AccessToken,
         })

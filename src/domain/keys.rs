@@ -219,8 +219,10 @@ impl Keyward {
         } else {
             None
         };
+        let mut keys = page.items;
+        self.view().overlay_last_used(&mut keys);
         Ok(KeyPage {
-            keys: page.items,
+            keys,
             total: page.total,
             next_cursor,
         })
@@ -243,11 +245,14 @@ impl Keyward {
     pub async fn get_key(&self, caller: &Caller, owner: Option<UserId>, id: &str) -> Result<KeyRecord, Error> {
         let owner = self.owner_for(caller, owner)?;
         let id = parse_key_id(id)?;
-        self.store()
+        let mut key = self
+            .store()
             .find_key(owner, id)
             .await
             .map_err(|e| e.into_domain("reading the key failed"))?
-            .ok_or(Error::NotFound)
+            .ok_or(Error::NotFound)?;
+        self.view().overlay_last_used(std::slice::from_mut(&mut key));
+        Ok(key)
     }
 
     /// Relabels a key; `None` clears the name.
@@ -261,11 +266,14 @@ impl Keyward {
     ) -> Result<KeyRecord, Error> {
         let owner = self.owner_for(caller, owner)?;
         let id = parse_key_id(id)?;
-        self.store()
+        let mut key = self
+            .store()
             .rename_key(owner, id, name.map(|n| n.0), now)
             .await
             .map_err(|e| e.into_domain("the key could not be renamed"))?
-            .ok_or(Error::NotFound)
+            .ok_or(Error::NotFound)?;
+        self.view().overlay_last_used(std::slice::from_mut(&mut key));
+        Ok(key)
     }
 
     /// Revokes a key. When this returns, the key already fails verification.

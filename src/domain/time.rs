@@ -55,11 +55,45 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with whole seconds: `2026-11-23T16:01:10Z` (the native API).
     pub fn rfc3339(self) -> String {
-        let dt = self
-            .to_datetime()
-            .replace_nanosecond(0)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        dt.format(&Rfc3339).unwrap_or_default()
+        let mut out = String::with_capacity(20);
+        self.write_rfc3339(&mut out);
+        out
+    }
+
+    /// Appends [`Self::rfc3339`] to `out` without the `time` crate's formatting machinery:
+    /// it is on the path of every `/v1/me`. Years 0 to 9999.
+    pub fn write_rfc3339(self, out: &mut String) {
+        let secs = self.secs();
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let digits = |out: &mut String, n: i64, width: u32| {
+            let n = n.clamp(0, 9999);
+            for place in (0..width).rev() {
+                let d = n / 10_i64.pow(place) % 10;
+                out.push(char::from(b'0' + u8::try_from(d).unwrap_or(0)));
+            }
+        };
+        digits(out, year, 4);
+        out.push('-');
+        digits(out, month, 2);
+        out.push('-');
+        digits(out, day, 2);
+        out.push('T');
+        digits(out, rem / 3600, 2);
+        out.push(':');
+        digits(out, rem / 60 % 60, 2);
+        out.push(':');
+        digits(out, rem % 60, 2);
+        out.push('Z');
     }
 
     /// ISO 8601 with milliseconds: `2021-05-03T16:57:20.259Z` (seed 001's format).
@@ -102,6 +136,20 @@ mod tests {
         assert_eq!(t.never_expiry().iso_millis(), "2121-05-03T16:57:20.261Z");
         let leap = Timestamp::parse_rfc3339("2000-02-29T12:00:00Z").unwrap_or(t);
         assert_eq!(leap.never_expiry().rfc3339(), "2100-02-28T12:00:00Z");
+    }
+
+    #[test]
+    fn the_fast_formatter_agrees_with_the_time_crate() {
+        let mut ms: i64 = -86_400_000 * 366;
+        while ms < 253_402_300_799_000 {
+            let t = Timestamp::from_millis(ms);
+            let slow = t
+                .to_datetime()
+                .replace_nanosecond(0)
+                .map(|d| d.format(&Rfc3339).unwrap_or_default());
+            assert_eq!(Ok(t.rfc3339()), slow, "{ms}");
+            ms += 7_654_321_987;
+        }
     }
 
     #[test]

@@ -115,6 +115,8 @@ pub struct TokenSigner {
 pub struct AccessTokenClaims {
     pub user_id: UserId,
     pub epoch: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
 }
 
 impl TokenSigner {
@@ -182,6 +184,7 @@ impl TokenSigner {
         Some(AccessTokenClaims {
             user_id: UserId::parse(&claims.sub)?,
             epoch: claims.ep,
+            expires_at: claims.exp,
         })
     }
 }

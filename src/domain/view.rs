@@ -90,20 +90,35 @@ pub struct ValidKey {
     pub expires_at: Option<Timestamp>,
 }
 
+/// A verified access token: verdicts are cached so a token's signature is checked once.
+struct TokenEntry {
+    user: UserId,
+    epoch: i64,
+    /// Unix seconds.
+    expires_at: i64,
+}
+
+/// Most access tokens remembered at once; past it, expired ones are swept, and if that is not
+/// enough, new ones are verified every time instead of cached.
+const MAX_CACHED_TOKENS: usize = 100_000;
+
 #[derive(Default)]
 pub struct KeyView {
     inner: RwLock<Inner>,
+    tokens: RwLock<HashMap<Lookup, TokenEntry, BuildHasherDefault<LookupHasher>>>,
     /// Uses not yet written to the database: key id -> last use.
     usage: Mutex<HashMap<KeyId, Timestamp>>,
 }
 
-/// Cheap shape check before hashing: bounded length, three base64url segments.
-pub fn looks_like_jwt(token: &str) -> bool {
-    token.len() <= MAX_TOKEN_LEN
-        && token.bytes().filter(|&b| b == b'.').count() == 2
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+/// Shortest token worth hashing: a JWT has a header, a payload and a signature.
+const MIN_TOKEN_LEN: usize = 20;
+
+/// The lookup hash of a token, or `None` for one whose length rules it out. Nothing more
+/// is checked before the lookup: the map is authoritative, so garbage simply misses.
+fn lookup_of(token: &str) -> Option<Lookup> {
+    (MIN_TOKEN_LEN..=MAX_TOKEN_LEN)
+        .contains(&token.len())
+        .then(|| Lookup(*blake3::hash(token.as_bytes()).as_bytes()))
 }
 
 impl KeyView {
@@ -134,10 +149,9 @@ impl KeyView {
     /// Decides on a presented key: shape, blake3, lookup, expiry, disabled, owner; and the
     /// signature the first time this process sees the key.
     pub fn check_key(&self, token: &str, now: Timestamp, signer: &TokenSigner) -> KeyCheck {
-        if !looks_like_jwt(token) {
+        let Some(lookup) = lookup_of(token) else {
             return KeyCheck::NotFound;
-        }
-        let lookup = Lookup(*blake3::hash(token.as_bytes()).as_bytes());
+        };
         let inner = self.inner.read();
         let Some(entry) = inner.keys.get(&lookup) else {
             return KeyCheck::NotFound;
@@ -159,7 +173,9 @@ impl KeyView {
             return KeyCheck::Disabled;
         }
         let secs = u32::try_from(now.secs()).unwrap_or(u32::MAX);
-        if entry.last_used.swap(secs, Ordering::Relaxed) != secs {
+        // Read before writing: most uses fall in a second already recorded, and a load
+        // leaves the entry's cache line clean.
+        if entry.last_used.load(Ordering::Relaxed) != secs && entry.last_used.swap(secs, Ordering::Relaxed) != secs {
             self.usage.lock().insert(entry.id, now);
         }
         KeyCheck::Valid(ValidKey {
@@ -167,6 +183,39 @@ impl KeyView {
             user: Arc::clone(user),
             expires_at: (entry.expires_at != i64::MAX).then(|| Timestamp::from_millis(entry.expires_at)),
         })
+    }
+
+    /// The user of a valid access token: signature, `typ`, `kid`, issuer, audience and
+    /// expiry checked once and remembered; the user's state and epoch every time.
+    pub fn check_access_token(&self, token: &str, now: Timestamp, signer: &TokenSigner) -> Option<Arc<UserRecord>> {
+        let lookup = lookup_of(token)?;
+        let cached = self.tokens.read().get(&lookup).map(|t| (t.user, t.epoch, t.expires_at));
+        let (user_id, epoch, expires_at) = match cached {
+            Some(hit) => hit,
+            None => {
+                let claims = signer.verify_access_token(token)?;
+                let mut tokens = self.tokens.write();
+                if tokens.len() >= MAX_CACHED_TOKENS {
+                    tokens.retain(|_, t| t.expires_at > now.secs());
+                }
+                if tokens.len() < MAX_CACHED_TOKENS {
+                    tokens.insert(
+                        lookup,
+                        TokenEntry {
+                            user: claims.user_id,
+                            epoch: claims.epoch,
+                            expires_at: claims.expires_at,
+                        },
+                    );
+                }
+                (claims.user_id, claims.epoch, claims.expires_at)
+            }
+        };
+        if now.secs() >= expires_at {
+            return None;
+        }
+        let user = self.user(user_id)?;
+        (user.active() && user.token_epoch == epoch).then_some(user)
     }
 
     /// Adds a key just committed. `signature_checked`: this process signed it.
@@ -238,6 +287,24 @@ impl KeyView {
             .cloned()
     }
 
+    /// Brings `last_used_at` of `keys` up to the uses seen in memory but not yet written:
+    /// uses are visible at once, while the database gets them in batches.
+    pub fn overlay_last_used(&self, keys: &mut [super::KeyRecord]) {
+        let inner = self.inner.read();
+        for key in keys {
+            let seen = inner
+                .keys
+                .get(&Lookup(key.digest.lookup()))
+                .map(|e| e.last_used.load(Ordering::Relaxed));
+            if let Some(secs) = seen.filter(|&s| s > 0) {
+                let seen = Timestamp::from_secs(i64::from(secs));
+                if key.last_used_at.is_none_or(|t| t < seen) {
+                    key.last_used_at = Some(seen);
+                }
+            }
+        }
+    }
+
     /// Takes the uses recorded since the last call.
     pub fn take_usage(&self) -> Vec<(KeyId, Timestamp)> {
         std::mem::take(&mut *self.usage.lock()).into_iter().collect()
@@ -266,12 +333,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jwt_shape() {
-        assert!(looks_like_jwt("eyJh.eyJz.abc-_"));
-        assert!(!looks_like_jwt("no-dots"));
-        assert!(!looks_like_jwt("a.b.c.d"));
-        assert!(!looks_like_jwt("a.b.c d"));
-        assert!(!looks_like_jwt(&format!("a.b.{}", "c".repeat(MAX_TOKEN_LEN))));
+    fn tokens_of_impossible_length_are_not_hashed() {
+        assert!(lookup_of("short").is_none());
+        assert!(lookup_of(&"c".repeat(MAX_TOKEN_LEN + 1)).is_none());
+        assert!(lookup_of(&"c".repeat(200)).is_some());
     }
 
     #[test]

@@ -9,15 +9,17 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use super::AppState;
 use super::problem::ApiError;
-use crate::domain::credentials::Presented;
+use crate::domain::credentials::{Authentication, Presented};
 use crate::domain::{Caller, Error, Timestamp, UserId};
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
+    type Future = CallerFuture;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+            return CallerFuture::Ready(Some(Err(Error::internal("application state missing").into())));
+        };
         let headers = req.headers();
         let presented = Presented::from_headers(
             headers
@@ -25,12 +27,41 @@ impl FromRequest for Caller {
                 .map(|v| v.as_bytes()),
             headers.get("x-api-key").map(|v| v.as_bytes()),
         );
-        let source = state.as_ref().and_then(|s| client_ip(req, s));
-        Box::pin(async move {
-            let state = state.ok_or_else(|| Error::internal("application state missing"))?;
-            let caller = state.keyward.authenticate(presented, source, Timestamp::now()).await?;
-            Ok(caller)
-        })
+        let now = Timestamp::now();
+        match state.keyward.authenticate_now(presented, now) {
+            // Keys and access tokens: decided from memory, no allocation of a future.
+            Authentication::Done(result) => CallerFuture::Ready(Some(result.map_err(ApiError::from))),
+            Authentication::NeedsPassword { username, password } => {
+                let source = client_ip(req, &state);
+                CallerFuture::Password(Box::pin(async move {
+                    Ok(state
+                        .keyward
+                        .authenticate_password(&username, &password, source, now)
+                        .await?)
+                }))
+            }
+        }
+    }
+}
+
+/// Resolves at once for keys and access tokens; waits on argon2 for passwords.
+pub enum CallerFuture {
+    Ready(Option<Result<Caller, ApiError>>),
+    Password(Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>),
+}
+
+impl Future for CallerFuture {
+    type Output = Result<Caller, ApiError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        match self.get_mut() {
+            CallerFuture::Ready(result) => std::task::Poll::Ready(
+                result
+                    .take()
+                    .unwrap_or_else(|| Err(Error::internal("caller future polled after completion").into())),
+            ),
+            CallerFuture::Password(future) => future.as_mut().poll(cx),
+        }
     }
 }
 

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# keyward benchmark: key verification against the no-op route, access tokens, key creation,
+# memory, and rps at 10k vs 1M stored keys. Builds release; not part of CI (too long).
+#
+#   bash bench/run.sh            # full: 10k and 1M keys, 5 rounds of 5 s
+#   ROUNDS=3 DURATION=3 BIG=100000 bash bench/run.sh   # shorter
+#
+# The server is pinned to CPU 0 and wrk to CPU 1 (taskset); rounds are interleaved and the
+# table shows medians.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5}
+SMALL=${SMALL:-10000}
+BIG=${BIG:-1000000}
+CONNS=${CONNS:-32}
+PORT=${PORT:-18181}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+if ! command -v wrk >/dev/null; then
+  echo "bench: installing wrk" >&2
+  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+fi
+
+echo "bench: building release" >&2
+cargo build --release --locked --quiet --bin keyward --example seed
+BIN=target/release/keyward
+SEED=target/release/examples/seed
+
+WORK=$(mktemp -d)
+SERVER_PID=""
+cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+seed() { # name count
+  mkdir -p "$WORK/$1"
+  "$SEED" --db "$WORK/$1/keyward.db" --keys "$2" --plain "$SMALL" --out "$WORK/$1" 2>&1 | tail -1 >&2
+}
+
+start_server() { # name
+  KEYWARD__SERVER__BIND=127.0.0.1:$PORT KEYWARD__DATABASE__PATH="$WORK/$1/keyward.db" \
+    KEYWARD__SERVER__WORKERS=1 KEYWARD__LOG__LEVEL=warn \
+    taskset -c "$SERVER_CPU" "$BIN" >"$WORK/$1/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "bench: server did not start" >&2; cat "$WORK/$1/server.log" >&2; exit 1
+}
+
+stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""; }
+
+rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$SERVER_PID/status"; }
+
+# wrk run -> "rps p50_us p99_us non2xx"
+load() { # path [lua] ; env passes CRED_*
+  local out
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency ${2:+-s "$2"} "http://127.0.0.1:$PORT$1")
+  echo "$out" | awk '
+    function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1000000; return v }
+    /Requests\/sec/ { rps=$2 }
+    $1=="50%" { p50=us($2) }
+    $1=="99%" { p99=us($2) }
+    /Non-2xx/ { bad=$5 }
+    END { printf "%s %s %s %s\n", rps, p50, p99, (bad==""?0:bad) }'
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+round_robin() { # name -> files noop.txt key.txt token.txt with one line per round
+  local dir=$WORK/$1
+  for r in $(seq 1 "$ROUNDS"); do
+    load /healthz >>"$dir/noop.txt"
+    CRED_FILE=$dir/keys.txt CRED_HEADER=X-API-Key CRED_PREFIX="" load /v1/me bench/me.lua >>"$dir/key.txt"
+    CRED_FILE=$dir/tokens.txt CRED_HEADER=Authorization CRED_PREFIX="Bearer " load /v1/me bench/me.lua >>"$dir/token.txt"
+    echo "bench: $1 round $r/$ROUNDS done" >&2
+  done
+}
+
+col() { awk -v c="$2" '{print $c}' "$1" | median; }
+
+echo "bench: seeding $SMALL keys" >&2
+seed small "$SMALL"
+start_server small
+RSS_SMALL=$(rss_mb)
+round_robin small
+# Key creation, 32 concurrent clients, authenticated with one of the keys.
+CREATE_KEY=$(head -1 "$WORK/small/keys.txt") load /v1/keys bench/create.lua >"$WORK/small/create.txt"
+stop_server
+
+echo "bench: seeding $BIG keys" >&2
+seed big "$BIG"
+start_server big
+RSS_BIG=$(rss_mb)
+round_robin big
+RSS_BIG_AFTER=$(rss_mb)
+stop_server
+
+S=$WORK/small B=$WORK/big
+NOOP=$(col "$S/noop.txt" 1); KEY=$(col "$S/key.txt" 1); TOK=$(col "$S/token.txt" 1)
+NOOP99=$(col "$S/noop.txt" 3); KEY99=$(col "$S/key.txt" 3); TOK99=$(col "$S/token.txt" 3)
+KEYBIG=$(col "$B/key.txt" 1)
+read -r CREATE _ _ CREATE_BAD <"$S/create.txt"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+cat <<TABLE
+
+keyward bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $ROUNDS rounds x ${DURATION}s, $CONNS connections, server on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU, medians
+
+| measure | value |
+|---|---|
+| no-op GET /healthz | $NOOP req/s, p50 $(col "$S/noop.txt" 2) us, p99 $NOOP99 us |
+| GET /v1/me, API key ($SMALL keys) | $KEY req/s, p50 $(col "$S/key.txt" 2) us, p99 $KEY99 us |
+| GET /v1/me, access token (20 tokens) | $TOK req/s, p50 $(col "$S/token.txt" 2) us, p99 $TOK99 us |
+| key / no-op rps | $(ratio "$KEY" "$NOOP") (target >= 0.90) |
+| key / no-op p99 | $(ratio "$KEY99" "$NOOP99") (target <= 1.5) |
+| token / no-op rps | $(ratio "$TOK" "$NOOP") (target >= 0.90) |
+| token / no-op p99 | $(ratio "$TOK99" "$NOOP99") (target <= 1.5) |
+| GET /v1/me, API key, $BIG keys stored | $KEYBIG req/s |
+| rps at $BIG / at $SMALL keys | $(ratio "$KEYBIG" "$KEY") (target >= 0.95) |
+| key creation, $CONNS clients, synchronous=FULL | $CREATE keys/s ($CREATE_BAD non-2xx) |
+| RSS with $SMALL keys | $RSS_SMALL MB |
+| RSS with $BIG keys (start / after load) | $RSS_BIG / $RSS_BIG_AFTER MB |
+TABLE
