@@ -99,11 +99,12 @@ impl Keyward {
             .load_users()
             .await
             .map_err(|e| e.into_domain("loading users failed"))?;
-        let keys = store
-            .load_active_keys(Timestamp::now())
+        let view = Arc::new(KeyView::with_users(users));
+        let loading = Arc::clone(&view);
+        let _sink = store
+            .load_active_keys(Timestamp::now(), move |row, expected| loading.load_key(row, expected))
             .await
             .map_err(|e| e.into_domain("loading keys failed"))?;
-        let view = Arc::new(KeyView::load(users, keys));
         let passwords = Passwords::new(config.password_concurrency)?;
         Ok(Keyward(Arc::new(Inner {
             store,

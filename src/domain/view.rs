@@ -124,22 +124,26 @@ fn lookup_of(token: &str) -> Option<Lookup> {
 impl KeyView {
     /// Builds the view from the store's users and active keys. Loaded keys have their
     /// signature checked on first use, so a key signed with an old secret fails.
-    pub fn load(users: Vec<UserRecord>, keys: Vec<ActiveKeyRow>) -> Self {
+    pub fn with_users(users: Vec<UserRecord>) -> Self {
         let view = KeyView::default();
         for user in users {
             view.put_user(user);
         }
-        {
-            let mut inner = view.inner.write();
-            inner.keys.reserve(keys.len());
-            for k in keys {
-                if let Some(&slot) = inner.user_slot.get(&k.user_id) {
-                    let entry = entry(k.id, slot, k.expires_at, k.disabled, false);
-                    inner.keys.insert(Lookup(k.lookup), entry);
-                }
-            }
-        }
         view
+    }
+
+    /// Adds a key read from the database at start; `expected` is how many are coming, so
+    /// the map is sized once instead of doubling (which would hold two tables at once).
+    pub fn load_key(&self, k: ActiveKeyRow, expected: u64) {
+        let mut inner = self.inner.write();
+        if inner.keys.capacity() < usize::try_from(expected).unwrap_or(0) {
+            let more = usize::try_from(expected).unwrap_or(0).saturating_sub(inner.keys.len());
+            inner.keys.reserve(more);
+        }
+        if let Some(&slot) = inner.user_slot.get(&k.user_id) {
+            let entry = entry(k.id, slot, k.expires_at, k.disabled, false);
+            inner.keys.insert(Lookup(k.lookup), entry);
+        }
     }
 
     pub fn key_count(&self) -> usize {

@@ -335,23 +335,35 @@ impl Store {
 
     // ---- keys -----------------------------------------------------------------------
 
-    /// Every key that is not revoked and has not expired by `now`.
-    pub async fn load_active_keys(&self, now: Timestamp) -> Result<Vec<ActiveKeyRow>, StoreError> {
+    /// Hands every key that is not revoked and has not expired by `now` to `sink`, one row
+    /// at a time (a million keys are never all in a `Vec`), after telling it how many to
+    /// expect. Returns the sink.
+    pub async fn load_active_keys<S>(&self, now: Timestamp, mut sink: S) -> Result<S, StoreError>
+    where
+        S: FnMut(ActiveKeyRow, u64) + Send + 'static,
+    {
         self.read(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT id, user_id, hash, expires_at, disabled FROM keys \
-                 WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)",
+            let live = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)";
+            let expected = c.query_row(
+                &format!("SELECT count(*) FROM keys WHERE {live}"),
+                [now.millis()],
+                count,
             )?;
-            stmt.query_map([now.millis()], |r| {
-                Ok(ActiveKeyRow {
+            let mut stmt = c.prepare(&format!(
+                "SELECT id, user_id, hash, expires_at, disabled FROM keys WHERE {live}"
+            ))?;
+            let mut rows = stmt.query([now.millis()])?;
+            while let Some(r) = rows.next()? {
+                let row = ActiveKeyRow {
                     id: r.get(0)?,
                     user_id: r.get(1)?,
                     lookup: r.get::<_, KeyDigest>(2)?.lookup(),
                     expires_at: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_millis),
                     disabled: r.get(4)?,
-                })
-            })?
-            .collect()
+                };
+                sink(row, expected);
+            }
+            Ok(sink)
         })
         .await
     }
