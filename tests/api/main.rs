@@ -14,3 +14,4 @@ mod seed000;
 mod seed001;
 mod seed002;
 mod users;
+mod hot_path;
