@@ -48,6 +48,10 @@ pub struct DatabaseSettings {
     pub path: PathBuf,
     /// Read connections in the pool.
     pub pool_size: u32,
+    /// Largest the database file may grow, in bytes; `None`: no cap.
+    pub max_size: Option<u64>,
+    /// Serve from the database without writing to it: every write is a 503.
+    pub read_only: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -169,6 +173,8 @@ impl Default for RawServer {
 struct RawDatabase {
     path: PathBuf,
     pool_size: u32,
+    max_size: Option<String>,
+    read_only: bool,
 }
 
 impl Default for RawDatabase {
@@ -176,6 +182,8 @@ impl Default for RawDatabase {
         RawDatabase {
             path: PathBuf::from("keyward.db"),
             pool_size: 8,
+            max_size: None,
+            read_only: false,
         }
     }
 }
@@ -318,6 +326,16 @@ impl Settings {
                 ));
             }
         }
+        let max_size = raw
+            .database
+            .max_size
+            .as_deref()
+            .map(|m| {
+                parse_byte_size(m)
+                    .map(|b| b as u64)
+                    .map_err(|e| bad("database.max_size", e))
+            })
+            .transpose()?;
         if raw.database.pool_size == 0 {
             return Err(bad("database.pool_size", "must be at least 1"));
         }
@@ -372,6 +390,8 @@ impl Settings {
             database: DatabaseSettings {
                 path: raw.database.path,
                 pool_size: raw.database.pool_size,
+                max_size,
+                read_only: raw.database.read_only,
             },
             auth: AuthSettings {
                 access_token_ttl,

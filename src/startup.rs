@@ -13,7 +13,7 @@ use actix_web::{App, HttpServer, web};
 use crate::config::Settings;
 use crate::domain::{DomainConfig, Error, Keyward, Password, Secret, Timestamp};
 use crate::http::{self, AppState};
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 
 /// How often key uses seen in memory are written to the database. Reads show them at once
 /// (the key view overlays them), so this only bounds what a crash can lose of them.
@@ -48,9 +48,13 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
         let db_path = settings.database.path.clone();
-        let pool_size = settings.database.pool_size;
+        let options = StoreOptions {
+            pool_size: settings.database.pool_size,
+            max_size: settings.database.max_size,
+            read_only: settings.database.read_only,
+        };
         let path = db_path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&path, pool_size))
+        let store = tokio::task::spawn_blocking(move || Store::open(&path, &options))
             .await
             .map_err(|e| StartError::Database {
                 path: db_path.clone(),

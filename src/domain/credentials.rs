@@ -347,6 +347,25 @@ mod tests {
         assert!(matches!(parse(None, Some("")), Presented::Malformed));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_header_bytes_parse_or_are_malformed_without_panicking(
+            auth in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..300)),
+            key in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..300)),
+        ) {
+            let _ = Presented::from_headers(auth.as_deref(), key.as_deref());
+        }
+
+        #[test]
+        fn any_basic_payload_parses_or_is_malformed(payload in "\\PC{0,80}") {
+            use base64::Engine;
+            let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(&payload));
+            let parsed = Presented::from_headers(Some(header.as_bytes()), None);
+            let has_colon = payload.contains(':');
+            proptest::prop_assert_eq!(matches!(parsed, Presented::Credential(Credential::Basic { .. })), has_colon);
+        }
+    }
+
     #[test]
     fn debug_never_shows_the_secret() {
         let c = Credential::Basic {

@@ -38,7 +38,8 @@ pub enum Expiry {
 impl Lifetime {
     /// Parses the relative forms of the grammar (no timestamps).
     pub fn parse(text: &str) -> Result<Self, String> {
-        parse_relative(text).ok_or_else(|| format!("{LIFETIME_ACCEPTS}; got {:?}", shorten(text)))
+        // The input is not echoed: whatever was typed there may be a secret.
+        parse_relative(text).ok_or_else(|| LIFETIME_ACCEPTS.to_owned())
     }
 
     /// A finite duration, or an error for `never`.
@@ -61,7 +62,7 @@ impl Expiry {
         }
         Timestamp::parse_rfc3339(text.trim())
             .map(Expiry::At)
-            .ok_or_else(|| format!("{EXPIRES_ACCEPTS}; got {:?}", shorten(text)))
+            .ok_or_else(|| EXPIRES_ACCEPTS.to_owned())
     }
 
     /// A JSON number of seconds (at least 1).
@@ -89,10 +90,6 @@ impl From<Lifetime> for Expiry {
             Lifetime::For(d) => Expiry::After(d),
         }
     }
-}
-
-fn shorten(text: &str) -> String {
-    text.chars().take(64).collect()
 }
 
 fn parse_relative(text: &str) -> Option<Lifetime> {
@@ -162,7 +159,7 @@ fn number_word(word: &str) -> Option<u64> {
         .and_then(|i| u64::try_from(i + 1).ok())
 }
 
-/// Parses a byte size: `65536`, `64KiB`, `64 KB`, `1MiB` (KB and KiB both mean 1024).
+/// Parses a byte size: `65536`, `64KiB`, `64 KB`, `1MiB`, `2GiB` (KB and KiB both mean 1024).
 pub fn parse_byte_size(text: &str) -> Result<usize, String> {
     let t = text.trim().to_ascii_lowercase();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -174,6 +171,7 @@ pub fn parse_byte_size(text: &str) -> Result<usize, String> {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
         _ => return Err(format!("expected a size such as \"64KiB\"; got {text:?}")),
     };
     n.checked_mul(mult)
@@ -254,6 +252,22 @@ mod tests {
     fn seconds_must_be_positive() {
         assert!(Expiry::from_seconds(0).is_err());
         assert_eq!(Expiry::from_seconds(60), Ok(Expiry::After(Duration::from_secs(60))));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_is_refused_without_panicking(text in "\\PC{0,40}") {
+            let _ = Expiry::parse(&text);
+            let _ = Lifetime::parse(&text);
+            let _ = parse_byte_size(&text);
+        }
+
+        #[test]
+        fn phrase_shaped_text_never_panics(n in proptest::num::u64::ANY, unit in "(sec|second|min|minute|hour|day|week|month|year)s?|[smhdwy]") {
+            let _ = Expiry::parse(&format!("{n} {unit}"));
+            let _ = Expiry::parse(&format!("{n}{unit}"));
+            let _ = Expiry::from_seconds(n);
+        }
     }
 
     #[test]

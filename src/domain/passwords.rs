@@ -2,7 +2,7 @@
 //! at once so a flood of logins cannot exhaust memory.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -48,6 +48,14 @@ pub struct Passwords {
     /// cost the same work as known ones.
     dummy_hash: Arc<str>,
     verifications: Arc<AtomicU64>,
+    load: Arc<Load>,
+}
+
+/// How many hashes run now, and the most that ever ran at once.
+#[derive(Default)]
+struct Load {
+    running: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 impl Passwords {
@@ -59,34 +67,56 @@ impl Passwords {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: dummy.into(),
             verifications: Arc::new(AtomicU64::new(0)),
+            load: Arc::default(),
         })
+    }
+
+    /// Runs `work` on the blocking pool holding a permit. The permit moves into the blocking
+    /// task, so even if the request goes away, no more than `permits` hashes ever run.
+    async fn bounded<R: Send + 'static>(&self, work: impl FnOnce() -> R + Send + 'static) -> Result<R, Error> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(Error::internal)?;
+        let load = Arc::clone(&self.load);
+        tokio::task::spawn_blocking(move || {
+            let now = load.running.fetch_add(1, Ordering::SeqCst) + 1;
+            load.peak.fetch_max(now, Ordering::SeqCst);
+            let result = work();
+            load.running.fetch_sub(1, Ordering::SeqCst);
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(Error::internal)
     }
 
     /// The PHC string of a new argon2id hash.
     pub async fn hash(&self, password: &Password) -> Result<String, Error> {
-        let _permit = self.permits.acquire().await.map_err(Error::internal)?;
         let secret = password.secret().clone();
-        tokio::task::spawn_blocking(move || hash_blocking(&secret))
-            .await
-            .map_err(Error::internal)?
+        self.bounded(move || hash_blocking(&secret)).await?
     }
 
     /// Checks `password` against `phc`, or against the dummy hash when there is no user, so
     /// both cases do the same work. True only for a real match.
     pub async fn verify(&self, password: &Secret, phc: Option<&str>) -> Result<bool, Error> {
-        let _permit = self.permits.acquire().await.map_err(Error::internal)?;
         let known = phc.is_some();
         let phc: String = phc.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let password = password.clone();
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        let matched = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&phc)
-                .map(|parsed| argon2().verify_password(password.reveal().as_bytes(), &parsed).is_ok())
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(Error::internal)?;
+        let matched = self
+            .bounded(move || {
+                PasswordHash::new(&phc)
+                    .map(|parsed| argon2().verify_password(password.reveal().as_bytes(), &parsed).is_ok())
+                    .unwrap_or(false)
+            })
+            .await?;
         Ok(known && matched)
+    }
+
+    /// The most argon2 hashes that ever ran at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.load.peak.load(Ordering::SeqCst)
     }
 
     /// How many argon2 verifications ran (known and unknown users alike).

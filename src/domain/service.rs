@@ -85,12 +85,21 @@ impl Keyward {
         let secret = match &config.secret {
             Some(s) => s.clone(),
             None => {
-                let mut bytes = [0u8; 32];
-                super::ids::os_random(&mut bytes)?;
-                let value = store
-                    .setting_or_insert(MASTER_SECRET_SETTING, super::ids::hex(&bytes))
+                let stored = store
+                    .setting(MASTER_SECRET_SETTING)
                     .await
-                    .map_err(|e| e.into_domain("the master secret could not be stored"))?;
+                    .map_err(|e| e.into_domain("reading the master secret failed"))?;
+                let value = match stored {
+                    Some(value) => value,
+                    None => {
+                        let mut bytes = [0u8; 32];
+                        super::ids::os_random(&mut bytes)?;
+                        store
+                            .setting_or_insert(MASTER_SECRET_SETTING, super::ids::hex(&bytes))
+                            .await
+                            .map_err(|e| e.into_domain("the master secret could not be stored"))?
+                    }
+                };
                 Secret::new(value)
             }
         };
@@ -148,6 +157,11 @@ impl Keyward {
     /// How many argon2 verifications have run, for known and unknown users alike.
     pub fn password_verification_count(&self) -> u64 {
         self.0.passwords.verification_count()
+    }
+
+    /// The most argon2 hashes that ever ran at once (bounded by configuration).
+    pub fn password_peak_concurrency(&self) -> usize {
+        self.0.passwords.peak_concurrency()
     }
 
     /// Whether the database answers.
@@ -208,6 +222,14 @@ impl StoreError {
     /// The domain's view of a store failure; `what` is logged with the cause.
     pub(crate) fn into_domain(self, what: &str) -> Error {
         match self.kind {
+            StoreErrorKind::Full => {
+                log::warn!("{what}: {}", self.message);
+                Error::Unavailable("the database is full (its disk, or database.max_size): writes are refused until there is room; reads go on".into())
+            }
+            StoreErrorKind::ReadOnly => {
+                log::warn!("{what}: {}", self.message);
+                Error::Unavailable("the database is read-only: writes are refused; reads go on".into())
+            }
             StoreErrorKind::Unavailable | StoreErrorKind::Stopped => {
                 log::warn!("{what}: {}", self.message);
                 Error::Unavailable("the database cannot take this request now; try again later".into())

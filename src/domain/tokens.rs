@@ -63,6 +63,7 @@ impl KindKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
         validation.set_issuer(&[issuer]);
         match audience {
@@ -244,6 +245,69 @@ mod tests {
             .unwrap_or_else(|_| unreachable!());
         assert!(!b.key_signature_valid(key.reveal(), k, u));
         assert!(b.verify_access_token(access.reveal()).is_none());
+    }
+
+    /// Tokens signed with keyward's own key but wrong in one way: the cases an attacker
+    /// cannot build, checked here where the signing key is at hand.
+    #[test]
+    fn validly_signed_but_wrong_tokens_are_refused() {
+        let s = signer("0123456789abcdef0123456789abcdef");
+        let (k, u) = ids();
+        let now = Timestamp::now().secs();
+        let good = serde_json::json!({"iss": "keyward", "sub": u.to_string(), "jti": k.to_string(), "iat": now, "exp": now + 3600});
+        let sign_with = |alg: Algorithm, typ: &str, claims: &serde_json::Value| {
+            let mut header = Header::new(alg);
+            header.typ = Some(typ.to_owned());
+            header.kid = Some(s.keys.kid.clone());
+            jsonwebtoken::encode(&header, claims, &s.keys.encoding).unwrap_or_default()
+        };
+        assert!(
+            s.key_signature_valid(&sign_with(Algorithm::HS256, KEY_TYP, &good), k, u),
+            "the control case passes"
+        );
+        let mut cases = Vec::new();
+        for (field, value) in [
+            ("iss", serde_json::json!("someone-else")),
+            ("exp", serde_json::json!((now + 3600).to_string())),
+            ("exp", serde_json::json!(now - 60)),
+            ("nbf", serde_json::json!(now + 3600)),
+            ("sub", serde_json::json!("000000000000000000000000")),
+            ("jti", serde_json::json!("000000000000000000000000")),
+        ] {
+            let mut claims = good.clone();
+            claims[field] = value;
+            cases.push(sign_with(Algorithm::HS256, KEY_TYP, &claims));
+        }
+        let mut no_exp = good.clone();
+        no_exp.as_object_mut().map(|o| o.remove("exp"));
+        cases.push(sign_with(Algorithm::HS256, KEY_TYP, &no_exp));
+        cases.push(sign_with(Algorithm::HS384, KEY_TYP, &good));
+        cases.push(sign_with(Algorithm::HS512, KEY_TYP, &good));
+        cases.push(sign_with(Algorithm::HS256, ACCESS_TYP, &good));
+        for (i, token) in cases.iter().enumerate() {
+            assert!(!s.key_signature_valid(token, k, u), "case {i}");
+        }
+        // And for access tokens: an audience or epoch missing, or the key's typ.
+        let access = serde_json::json!({"iss": "keyward", "sub": u.to_string(), "aud": ACCESS_AUDIENCE, "iat": now, "exp": now + 60, "ep": 0});
+        let sign_access = |typ: &str, claims: &serde_json::Value| {
+            let mut header = Header::new(Algorithm::HS256);
+            header.typ = Some(typ.to_owned());
+            header.kid = Some(s.access.kid.clone());
+            jsonwebtoken::encode(&header, claims, &s.access.encoding).unwrap_or_default()
+        };
+        assert!(
+            s.verify_access_token(&sign_access(ACCESS_TYP, &access)).is_some(),
+            "the control case passes"
+        );
+        assert!(s.verify_access_token(&sign_access(KEY_TYP, &access)).is_none());
+        for field in ["aud", "ep", "exp"] {
+            let mut claims = access.clone();
+            claims.as_object_mut().map(|o| o.remove(field));
+            assert!(
+                s.verify_access_token(&sign_access(ACCESS_TYP, &claims)).is_none(),
+                "without {field}"
+            );
+        }
     }
 
     #[test]

@@ -55,9 +55,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Problem responses for what actix refuses before a handler runs.
 pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(format!("invalid query: {e}")).into()),
-    )
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| {
+        ApiError::BadRequest(format!("invalid query: {}", body::describe(&e.to_string()))).into()
+    }))
     .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::Domain(crate::domain::Error::NotFound).into()));
 }
 

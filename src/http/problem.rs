@@ -10,7 +10,7 @@ use crate::domain::Error;
 
 /// Every way a request can fail over HTTP: a domain refusal, or one the HTTP layer makes
 /// itself (body too large, wrong media type, unreadable body or query).
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
     Domain(#[from] Error),
@@ -20,6 +20,14 @@ pub enum ApiError {
     UnsupportedMediaType(bool),
     #[error("{0}")]
     BadRequest(String),
+}
+
+/// The public message only: actix logs `Debug` of errors at debug level, and causes of
+/// internal errors are logged once, in `error_response`.
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {self}", self.status_code().as_u16())
+    }
 }
 
 #[derive(Serialize)]

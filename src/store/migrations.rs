@@ -10,6 +10,20 @@ const STEPS: &[&str] = &[include_str!("../../schema.sql")];
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
+/// For a read-only open: the schema must already be this build's.
+pub(super) fn check_current(conn: &Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current != SCHEMA_VERSION {
+        return Err(StoreError::new(
+            StoreErrorKind::Other,
+            format!(
+                "the database has schema version {current}, this keyward needs {SCHEMA_VERSION}; a read-only open cannot migrate it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

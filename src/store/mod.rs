@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 
 use crate::domain::{KeyDigest, KeyId, KeyRecord, Role, Timestamp, UserId, UserRecord};
 use writer::Writer;
@@ -25,7 +25,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum StoreErrorKind {
     /// A unique constraint refused the write.
     Conflict,
-    /// The database cannot take this now: full, read-only, locked, I/O error.
+    /// The database or its disk is full (or at `database.max_size`).
+    Full,
+    /// The database was opened read-only, or its file cannot be written.
+    ReadOnly,
+    /// The database cannot take this now: locked by another process, I/O error.
     Unavailable,
     /// The writer thread has stopped (shutdown).
     Stopped,
@@ -57,10 +61,10 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         let kind = match e.sqlite_error_code() {
             Some(ErrorCode::ConstraintViolation) => StoreErrorKind::Conflict,
+            Some(ErrorCode::DiskFull) => StoreErrorKind::Full,
+            Some(ErrorCode::ReadOnly) => StoreErrorKind::ReadOnly,
             Some(
-                ErrorCode::DiskFull
-                | ErrorCode::ReadOnly
-                | ErrorCode::DatabaseBusy
+                ErrorCode::DatabaseBusy
                 | ErrorCode::DatabaseLocked
                 | ErrorCode::SystemIoFailure
                 | ErrorCode::CannotOpen,
@@ -97,6 +101,17 @@ pub struct UserChanges {
     pub bump_epoch: bool,
 }
 
+/// How to open the database.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Read connections in the pool.
+    pub pool_size: u32,
+    /// Largest the file may grow, in bytes; past it writes fail as [`StoreErrorKind::Full`].
+    pub max_size: Option<u64>,
+    /// Open without writing anything: for inspection, or a disk that must not change.
+    pub read_only: bool,
+}
+
 /// A page of rows in insertion order, with the count of all rows that match.
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -118,15 +133,32 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 impl Store {
     /// Opens (creating if need be) the database at `path`, brings its schema up to date and
-    /// starts the writer thread.
-    pub fn open(path: &Path, pool_size: u32) -> Result<Store, StoreError> {
-        let mut conn = Connection::open(path)?;
+    /// starts the writer thread. Read-only: nothing is created or migrated, and every write
+    /// fails with [`StoreErrorKind::ReadOnly`] while reads go on.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        let mut conn = if options.read_only {
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?
+        } else {
+            Connection::open(path)?
+        };
         configure(&conn)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            log::warn!("the database is in journal mode {mode}, not WAL");
+        if options.read_only {
+            migrations::check_current(&conn)?;
+        } else {
+            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                log::warn!("the database is in journal mode {mode}, not WAL");
+            }
+            migrations::migrate(&mut conn)?;
         }
-        migrations::migrate(&mut conn)?;
+        if let Some(max) = options.max_size {
+            let page_size: u64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+                .map(|n| u64::try_from(n).unwrap_or(4096))?;
+            let pages = max.div_ceil(page_size.max(512));
+            let _: i64 = conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get(0))?;
+        }
+        let pool_size = options.pool_size;
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             configure(c)?;
             c.execute_batch("PRAGMA query_only = ON;")
@@ -169,8 +201,17 @@ impl Store {
 
     // ---- settings -------------------------------------------------------------------
 
-    /// The value of setting `name`, storing `make()` first if it has none (one writer, so
-    /// two starts cannot both store one).
+    /// The value of setting `name`, if it has one.
+    pub async fn setting(&self, name: &'static str) -> Result<Option<String>, StoreError> {
+        self.read(move |c| {
+            c.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    /// The value of setting `name`, storing `value` first if it has none (one writer, so two
+    /// starts cannot both store one).
     pub async fn setting_or_insert(&self, name: &'static str, value: String) -> Result<String, StoreError> {
         self.writer
             .write(

@@ -1,47 +1,10 @@
 //! The built binary under `kill -9`: every acknowledged create still authenticates, every
 //! acknowledged revoke stays dead. (The long, concurrent form is the hardening issue's.)
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{ADMIN_PASSWORD, basic};
-
-/// A server process that is killed if the test ends early.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the binary on a port from the OS; returns the process and its base URL.
-fn start_binary(dir: &std::path::Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .current_dir(dir)
-        .env("KEYWARD__SERVER__BIND", "127.0.0.1:0")
-        .env("KEYWARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines.next().expect("the server logs where it serves").unwrap();
-        if let Some(rest) = line.split("serving on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Server(child), url)
-}
+use crate::helpers::{ADMIN_PASSWORD, basic, start_binary};
 
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9() {
@@ -52,7 +15,7 @@ async fn acknowledged_writes_survive_kill_9() {
     let mut dead = Vec::new();
     // Three rounds of writes, each ended by SIGKILL; a fourth start only checks.
     for round in 0..4 {
-        let (server, url) = start_binary(dir.path());
+        let (server, url) = start_binary(dir.path(), &[]);
         for key in alive.iter().chain(dead.iter()) {
             let expected = if alive.contains(key) {
                 StatusCode::OK

@@ -1,6 +1,8 @@
 //! `spawn_app()` and route helpers that keep the tests short.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keyward::Application;
@@ -197,4 +199,50 @@ pub fn basic(user: &str, password: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
+}
+
+/// A server process that is killed if the test ends early.
+pub struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary on a port from the OS; returns the process and its base URL.
+pub fn start_binary(dir: &std::path::Path, env: &[(&str, &str)]) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .current_dir(dir)
+        .env("KEYWARD__SERVER__BIND", "127.0.0.1:0")
+        .env("KEYWARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let log = dir.join("server.log");
+    let mut log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    let url = loop {
+        let line = lines.next().expect("the server logs where it serves").unwrap();
+        writeln!(log_file, "{line}").unwrap();
+        if let Some(rest) = line.split("serving on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep copying the log (to `server.log` in `dir`) so the server never blocks on a pipe.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = writeln!(log_file, "{line}");
+        }
+    });
+    (Server(child), url)
 }

@@ -28,9 +28,18 @@ async fn a_cached_key_fails_at_once_when_revoked_through_any_api() {
         |_: &str, id: &str| format!("/api/v1/apikey/{id}"),
     ] {
         let (id, key) = warm_key(&app, &token, json!({})).await;
-        let r = app.bearer(Method::DELETE, &path(&uid, &id), &token).send().await.unwrap();
+        let r = app
+            .bearer(Method::DELETE, &path(&uid, &id), &token)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success());
-        assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED, "{}", path(&uid, &id));
+        assert_eq!(
+            app.me_status(&key).await,
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            path(&uid, &id)
+        );
     }
 }
 
@@ -39,12 +48,19 @@ async fn a_cached_key_fails_when_its_user_is_disabled_or_deleted() {
     let app = spawn_app().await;
     let (ada_id, ada) = app.user("ada").await;
     let (_, key) = warm_key(&app, &ada, json!({})).await;
-    app.bearer(Method::PATCH, &format!("/v1/users/{ada_id}"), &app.admin).json(&json!({"disabled": true})).send().await.unwrap();
+    app.bearer(Method::PATCH, &format!("/v1/users/{ada_id}"), &app.admin)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
 
     let (bob_id, bob) = app.user("bob").await;
     let (_, key) = warm_key(&app, &bob, json!({})).await;
-    app.bearer(Method::DELETE, &format!("/v1/users/{bob_id}"), &app.admin).send().await.unwrap();
+    app.bearer(Method::DELETE, &format!("/v1/users/{bob_id}"), &app.admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
 }
 
@@ -61,26 +77,53 @@ async fn a_cached_access_token_fails_when_the_password_changes_or_the_user_is_di
     let app = spawn_app().await;
     let (ada_id, ada) = app.user("ada").await;
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::OK);
-    let r = app.bearer(Method::PATCH, &format!("/v1/users/{ada_id}"), &app.admin).json(&json!({"password": "a new password"})).send().await.unwrap();
+    let r = app
+        .bearer(Method::PATCH, &format!("/v1/users/{ada_id}"), &app.admin)
+        .json(&json!({"password": "a new password"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::UNAUTHORIZED);
 
     let ada = app.login("ada", "a new password").await;
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::OK);
-    app.bearer(Method::PATCH, &format!("/v1/users/{ada_id}"), &app.admin).json(&json!({"disabled": true})).send().await.unwrap();
+    app.bearer(Method::PATCH, &format!("/v1/users/{ada_id}"), &app.admin)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn a_restart_with_another_secret_drops_every_cached_verdict() {
-    let app = crate::helpers::spawn_with(|s| s.auth.secret = Some(keyward::domain::Secret::new("the first secret of thirty-two bytes or more"))).await;
+    let app = crate::helpers::spawn_with(|s| {
+        s.auth.secret = Some(keyward::domain::Secret::new(
+            "the first secret of thirty-two bytes or more",
+        ))
+    })
+    .await;
     let (_, key) = warm_key(&app, &app.admin.clone(), json!({})).await;
     let token = app.admin.clone();
     assert_eq!(app.me_status(&format!("Bearer {token}")).await, StatusCode::OK);
     let app = app.restart().await;
-    assert_eq!(app.me_status(&key).await, StatusCode::OK, "same secret: still valid after restart");
-    let app = app.restart_with(|s| s.auth.secret = Some(keyward::domain::Secret::new("the second secret of thirty-two bytes or more"))).await;
+    assert_eq!(
+        app.me_status(&key).await,
+        StatusCode::OK,
+        "same secret: still valid after restart"
+    );
+    let app = app
+        .restart_with(|s| {
+            s.auth.secret = Some(keyward::domain::Secret::new(
+                "the second secret of thirty-two bytes or more",
+            ))
+        })
+        .await;
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me_status(&basic("x", &key)).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.me_status(&format!("Bearer {token}")).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.me_status(&format!("Bearer {token}")).await,
+        StatusCode::UNAUTHORIZED
+    );
 }

@@ -5,13 +5,18 @@
 mod helpers;
 
 mod auth;
+mod contention;
 mod crash;
 mod dialects;
 mod errors;
+mod hot_path;
+mod hygiene;
 mod keys;
 mod lifecycle;
+mod limits;
 mod seed000;
 mod seed001;
 mod seed002;
+mod token_matrix;
+mod uniqueness;
 mod users;
-mod hot_path;

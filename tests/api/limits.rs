@@ -1,0 +1,157 @@
+//! Limits: bodies refused before they are read, a full or read-only database refusing
+//! writes with 503 while reads go on, bounded argon2 work, and throttling by client address.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{problem, spawn_app, spawn_with};
+
+#[tokio::test]
+async fn an_announced_huge_body_is_refused_before_it_is_sent() {
+    let app = spawn_app().await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n",
+        app.admin
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    // Not one byte of the gigabyte is sent: the answer must come anyway.
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .expect("answered without the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_full_database_refuses_writes_with_503_and_reads_go_on() {
+    let app = spawn_with(|s| s.database.max_size = Some(160 * 1024)).await;
+    let (_, key) = app.admin_key().await;
+    let mut refused = None;
+    for i in 0..5000 {
+        let r = app
+            .bearer(Method::POST, "/v1/keys", &app.admin)
+            .json(&json!({"name": format!("filler {i} {}", "x".repeat(200))}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() != StatusCode::CREATED {
+            refused = Some(r);
+            break;
+        }
+    }
+    let body = problem(refused.expect("the database fills up"), StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(body["detail"].as_str().unwrap().contains("full"), "{body}");
+    assert!(!body.to_string().contains("SQLITE"), "no SQL in the body");
+    assert_eq!(app.me_status(&key).await, StatusCode::OK);
+    let r = app
+        .bearer(Method::GET, "/v1/keys?limit=5", &app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.request(Method::GET, "/readyz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_database_serves_reads_and_refuses_writes() {
+    let app = spawn_app().await;
+    let (id, key) = app.admin_key().await;
+    let app = app.restart_with(|s| s.database.read_only = true).await;
+    assert_eq!(app.me_status(&key).await, StatusCode::OK);
+    let list: Value = app
+        .bearer(Method::GET, "/v1/keys", &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
+    for (method, path) in [
+        (Method::POST, "/v1/keys".to_owned()),
+        (Method::DELETE, format!("/v1/keys/{id}")),
+    ] {
+        let r = app.bearer(method, &path, &app.admin).send().await.unwrap();
+        let body = problem(r, StatusCode::SERVICE_UNAVAILABLE).await;
+        assert!(body["detail"].as_str().unwrap().contains("read-only"), "{body}");
+    }
+    assert_eq!(
+        app.me_status(&key).await,
+        StatusCode::OK,
+        "a refused revoke changes nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_parallel_logins_are_answered_with_bounded_argon2_work() {
+    let app = spawn_app().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (client, url) = (app.client.clone(), app.address.clone());
+        tasks.spawn(async move {
+            let r = client
+                .post(format!("{url}/v1/auth/token"))
+                .json(&json!({"username": format!("nobody{i}"), "password": "not a password"}))
+                .send()
+                .await
+                .unwrap();
+            r.status()
+        });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    let peak = app.keyward.password_peak_concurrency();
+    assert!((1..=8).contains(&peak), "at most 8 argon2 hashes at once, saw {peak}");
+}
+
+async fn fail_login(app: &crate::helpers::TestApp, forwarded_for: &str) -> StatusCode {
+    app.request(Method::POST, "/v1/auth/token")
+        .header("X-Forwarded-For", forwarded_for)
+        .json(&json!({"username": "admin", "password": "not the password"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn throttling_believes_x_forwarded_for_only_from_trusted_proxies() {
+    // Untrusted peer: the header is ignored, so changing it does not escape the throttle.
+    let app = spawn_app().await;
+    for i in 0..5 {
+        assert_eq!(fail_login(&app, &format!("10.0.0.{i}")).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(fail_login(&app, "10.0.0.99").await, StatusCode::TOO_MANY_REQUESTS);
+
+    // Behind a trusted proxy: each client address has its own count.
+    let app =
+        spawn_with(|s| s.server.trusted_proxies = vec![keyward::config::IpNet::parse("127.0.0.1").unwrap()]).await;
+    for _ in 0..5 {
+        assert_eq!(fail_login(&app, "10.0.0.1").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(fail_login(&app, "10.0.0.1").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        fail_login(&app, "10.0.0.2").await,
+        StatusCode::UNAUTHORIZED,
+        "another client is not locked out"
+    );
+    let ok = app
+        .request(Method::POST, "/v1/auth/token")
+        .header("X-Forwarded-For", "10.0.0.3")
+        .json(&json!({"username": "admin", "password": crate::helpers::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK, "the right password from elsewhere works");
+}
