@@ -47,11 +47,13 @@ CREATE TABLE settings (
 ) WITHOUT ROWID;
 
 -- Append-only record of every key or user write, written in the same transaction. A running
--- server follows it to notice writes it did not make itself (the CLI, another process).
+-- server follows it to notice writes it did not make itself (the CLI, another process):
+-- `origin` names the process that wrote the row, so each skips its own.
 CREATE TABLE changes (
     seq    INTEGER PRIMARY KEY,
     entity TEXT    NOT NULL CHECK (entity IN ('key', 'user')),
     id     TEXT    NOT NULL,
     what   TEXT    NOT NULL,
-    at     INTEGER NOT NULL
+    at     INTEGER NOT NULL,
+    origin TEXT    NOT NULL
 );

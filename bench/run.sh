@@ -30,6 +30,7 @@ BIN=$PWD/target/release/keyward
 SEED=$PWD/target/release/examples/seed
 
 WORK=$(mktemp -d)
+: >"$WORK/empty.toml" # built-in defaults; the environment below sets the rest
 SERVER_PID=""
 cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -42,7 +43,7 @@ seed() { # name count
 start_server() { # name
   KEYWARD__SERVER__BIND=127.0.0.1:$PORT KEYWARD__DATABASE__PATH="$WORK/$1/keyward.db" \
     KEYWARD__SERVER__WORKERS=1 KEYWARD__LOG__LEVEL=warn \
-    taskset -c "$SERVER_CPU" "$BIN" --config /dev/null >"$WORK/$1/server.log" 2>&1 &
+    taskset -c "$SERVER_CPU" "$BIN" --config "$WORK/empty.toml" >"$WORK/$1/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0

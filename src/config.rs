@@ -283,6 +283,66 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The effective settings as TOML, every secret shown as `"***"` (for `keyward config`).
+    pub fn to_toml_redacted(&self) -> String {
+        let list = |items: &[String]| {
+            format!(
+                "[{}]",
+                items.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+            )
+        };
+        let lifetime = |l: Lifetime| match l.finite() {
+            None => "\"never\"".to_owned(),
+            Some(d) => format!("\"{}s\"", d.as_secs()),
+        };
+        let secret = |s: &Option<Secret>| {
+            if s.is_some() {
+                "\"***\"".to_owned()
+            } else {
+                "\"\" # unset".to_owned()
+            }
+        };
+        let s = &self.server;
+        let d = &self.database;
+        let a = &self.auth;
+        let k = &self.keys;
+        let proxies: Vec<String> = s
+            .trusted_proxies
+            .iter()
+            .map(|p| format!("{}/{}", p.addr, p.prefix))
+            .collect();
+        format!(
+            "[server]\nbind = \"{}\"\nworkers = {}\nbody_limit = \"{}B\"\nshutdown_timeout = \"{}s\"\ncors_origins = {}\ntrusted_proxies = {}\n\n\
+             [database]\npath = {:?}\npool_size = {}\nmax_size = {}\nread_only = {}\n\n\
+             [auth]\naccess_token_ttl = \"{}s\"\nsecret = {}\nadmin_password = {}\n\n\
+             [keys]\nissuer = {:?}\ndefault_lifetime = {}\nmax_lifetime = {}\nalgorithm = \"HS256\"\n\n\
+             [dialects]\nseed000 = {}\nseed001 = {}\nseed002 = {}\n\n\
+             [log]\nlevel = {:?}\n",
+            s.bind,
+            s.workers,
+            s.body_limit,
+            s.shutdown_timeout.as_secs(),
+            list(&s.cors_origins),
+            list(&proxies),
+            d.path.display().to_string(),
+            d.pool_size,
+            d.max_size
+                .map_or_else(|| "\"\" # unset".to_owned(), |m| format!("\"{m}B\"")),
+            d.read_only,
+            a.access_token_ttl.as_secs(),
+            secret(&a.secret),
+            secret(&a.admin_password),
+            k.issuer,
+            lifetime(k.default_lifetime),
+            k.max_lifetime
+                .map_or_else(|| "\"\" # unset".to_owned(), |m| format!("\"{}s\"", m.as_secs())),
+            self.dialects.seed000,
+            self.dialects.seed001,
+            self.dialects.seed002,
+            self.log.level,
+        )
+    }
+
     /// The built-in defaults (no file, no environment).
     pub fn defaults() -> Settings {
         // The defaults are valid by construction; a unit test keeps them so.

@@ -3,6 +3,7 @@
 //! `domain` holds the model and rules, `store` the SQL, `http` the native API, `dialects`
 //! the three seed APIs; [`Application`] wires them to an HTTP server.
 
+pub mod cli;
 pub mod config;
 pub mod dialects;
 pub mod domain;

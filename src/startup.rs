@@ -4,6 +4,8 @@
 use std::io::IsTerminal;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -18,6 +20,8 @@ use crate::store::{Store, StoreOptions};
 /// How often key uses seen in memory are written to the database. Reads show them at once
 /// (the key view overlays them), so this only bounds what a crash can lose of them.
 const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the server looks for writes made by other processes (the CLI).
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 /// Name of the file the generated admin password is written to, beside the database.
 pub const ADMIN_PASSWORD_FILE: &str = "keyward-admin-password";
 
@@ -43,10 +47,12 @@ pub struct Application {
     server: Server,
     keyward: Keyward,
     flusher: tokio::task::JoinHandle<()>,
+    stop_following: Arc<AtomicBool>,
 }
 
 impl Application {
-    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+    /// Opens the store and the domain without serving: for the CLI.
+    pub async fn open_domain(settings: &Settings) -> Result<Keyward, StartError> {
         let db_path = settings.database.path.clone();
         let options = StoreOptions {
             pool_size: settings.database.pool_size,
@@ -76,8 +82,13 @@ impl Application {
             },
         )
         .await?;
+        Ok(keyward)
+    }
+
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let keyward = Self::open_domain(&settings).await?;
         if !keyward.has_users().await? {
-            bootstrap_admin(&keyward, settings.auth.admin_password.clone(), &db_path).await?;
+            bootstrap_admin(&keyward, settings.auth.admin_password.clone(), &settings.database.path).await?;
         }
 
         let listener = TcpListener::bind(settings.server.bind).map_err(|source| StartError::Bind {
@@ -127,11 +138,14 @@ impl Application {
                 }
             }
         });
+        let stop_following = Arc::new(AtomicBool::new(false));
+        keyward.follow_changes(FOLLOW_INTERVAL, Arc::clone(&stop_following))?;
         Ok(Application {
             port,
             server,
             keyward,
             flusher,
+            stop_following,
         })
     }
 
@@ -152,6 +166,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.flusher.abort();
+        self.stop_following.store(true, Ordering::Relaxed);
         if let Err(e) = self.keyward.flush_key_usage().await {
             log::warn!("writing key use times at shutdown failed: {e}");
         }

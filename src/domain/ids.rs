@@ -53,6 +53,11 @@ macro_rules! id_type {
                 Ok(Self(bytes))
             }
 
+            /// All zeros: never generated (96 random bits), so free to name "no one".
+            pub const fn nil() -> Self {
+                Self([0; ID_BYTES])
+            }
+
             /// Parses the 24-lowercase-hex form; anything else is `None`.
             pub fn parse(s: &str) -> Option<Self> {
                 parse_hex_id(s).map(Self)

@@ -299,6 +299,21 @@ impl Keyward {
             .ok_or(Error::NotFound)
     }
 
+    /// Admin: revokes a key whoever owns it (the CLI's `key revoke ID`).
+    pub async fn revoke_any_key(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<(), Error> {
+        if !caller.is_admin() {
+            return Err(Error::Forbidden("this is for admins only".into()));
+        }
+        let key_id = parse_key_id(id)?;
+        let owner = self
+            .store()
+            .find_key_owner(key_id)
+            .await
+            .map_err(|e| e.into_domain("reading the key failed"))?
+            .ok_or(Error::NotFound)?;
+        self.revoke_key(caller, Some(owner), id, now).await
+    }
+
     /// How many keys `owner` has ever had, revoked ones included.
     pub async fn count_keys_ever(&self, caller: &Caller, owner: Option<UserId>) -> Result<u64, Error> {
         let owner = self.owner_for(caller, owner)?;

@@ -19,6 +19,7 @@ pub mod credentials;
 
 pub use error::Error;
 pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, parse_byte_size};
+pub(crate) use ids::hex;
 pub use ids::{KeyId, UserId};
 pub use keys::{KeyDigest, KeyName, KeyPage, KeyRecord, MintedKey, NewKeyRequest};
 pub use passwords::Password;

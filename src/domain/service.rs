@@ -7,7 +7,9 @@ use super::passwords::Passwords;
 use super::tokens::TokenSigner;
 use super::view::KeyView;
 use super::{Error, Lifetime, Secret, Timestamp, UserId, UserRecord};
-use crate::store::{Store, StoreError, StoreErrorKind};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::store::{Change, Store, StoreError, StoreErrorKind};
 
 /// How a caller proved who they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,9 +166,102 @@ impl Keyward {
         self.0.passwords.peak_concurrency()
     }
 
+    /// The operator at the console (the CLI): an admin who is no user, so the "not
+    /// yourself" rules never apply to them.
+    pub fn operator(&self) -> Caller {
+        let now = Timestamp::now();
+        let user = UserRecord {
+            id: UserId::nil(),
+            username: "operator".into(),
+            email: None,
+            role: super::Role::Admin,
+            disabled: false,
+            deleted: false,
+            token_epoch: 0,
+            created_at: now,
+            updated_at: now,
+            password_hash: Arc::from(""),
+        };
+        Caller {
+            user: Arc::new(user),
+            via: Via::Password,
+        }
+    }
+
+    /// A live user by username or email (the CLI names users so).
+    pub fn find_user(&self, login: &str) -> Option<Arc<UserRecord>> {
+        self.0.view.user_by_login(login)
+    }
+
+    /// Schema version and the result of `PRAGMA integrity_check`.
+    pub async fn check_database(&self) -> Result<(i64, String), Error> {
+        self.0
+            .store
+            .check()
+            .await
+            .map_err(|e| e.into_domain("checking the database failed"))
+    }
+
+    /// An online, consistent copy of the database at `target` (see the README to restore).
+    pub async fn backup(
+        &self,
+        target: &std::path::Path,
+        progress: impl FnMut(u64, u64) + Send + 'static,
+    ) -> Result<(), Error> {
+        self.0
+            .store
+            .backup_to(target, progress)
+            .await
+            .map_err(|e| match e.kind {
+                StoreErrorKind::Other => Error::Invalid {
+                    field: "backup",
+                    reason: e.message,
+                },
+                _ => e.into_domain("the backup failed"),
+            })
+    }
+
     /// Whether the database answers.
     pub async fn ready(&self) -> bool {
         self.0.store.ping().await.is_ok()
+    }
+
+    /// Follows what other processes (the CLI, another server) write to the database, every
+    /// `interval`, on a thread of its own, until `stop` is set: their revocations, new keys
+    /// and user changes reach the in-memory view within one interval.
+    pub fn follow_changes(
+        &self,
+        interval: Duration,
+        stop: Arc<AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<()>, Error> {
+        let mut watcher = self
+            .0
+            .store
+            .watcher()
+            .map_err(|e| e.into_domain("watching the database failed"))?;
+        let view = Arc::clone(&self.0.view);
+        std::thread::Builder::new()
+            .name("keyward-follow".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(interval);
+                    match watcher.poll(Timestamp::now()) {
+                        Ok(changes) => {
+                            for change in changes {
+                                match change {
+                                    Change::KeyActive(k) => {
+                                        view.insert_key(k.lookup, k.id, k.user_id, k.expires_at, k.disabled, false)
+                                    }
+                                    Change::KeyGone(lookup) => view.remove_keys(&[lookup]),
+                                    Change::User(user) => view.put_user(user),
+                                }
+                            }
+                        }
+                        Err(e) => log::warn!("following database changes failed: {e}"),
+                    }
+                }
+            })
+            .map_err(Error::internal)
     }
 
     /// Writes the key uses seen since the last call, in one batch.

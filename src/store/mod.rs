@@ -5,6 +5,7 @@
 //! transactions. Every call is async and never runs SQLite on an async worker.
 
 mod migrations;
+mod watch;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 
 use crate::domain::{KeyDigest, KeyId, KeyRecord, Role, Timestamp, UserId, UserRecord};
+pub use migrations::SCHEMA_VERSION;
+pub use watch::{Change, ChangeWatcher};
 use writer::Writer;
 
 /// How long a connection waits on a lock held by another process before giving up.
@@ -124,6 +127,8 @@ pub struct Store {
     readers: r2d2::Pool<SqliteConnectionManager>,
     writer: Writer,
     path: Arc<PathBuf>,
+    /// Names this process in the `changes` rows it writes.
+    origin: Arc<str>,
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -169,15 +174,24 @@ impl Store {
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)?;
         let (writer, _thread) = Writer::start(conn)?;
+        let mut origin = [0u8; 8];
+        getrandom::fill(&mut origin)
+            .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("OS random source failed: {e}")))?;
         Ok(Store {
             readers,
             writer,
             path: Arc::new(path.to_owned()),
+            origin: crate::domain::hex(&origin).into(),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A watcher of what other processes write, on its own connection.
+    pub fn watcher(&self) -> Result<ChangeWatcher, StoreError> {
+        ChangeWatcher::open(&self.path, self.origin.to_string())
     }
 
     async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
@@ -270,6 +284,7 @@ impl Store {
         user: UserRecord,
         after_commit: impl FnOnce() + Send + 'static,
     ) -> Result<(), StoreError> {
+        let origin = Arc::clone(&self.origin);
         self.writer
             .write(
                 move |c| {
@@ -285,7 +300,7 @@ impl Store {
                         user.role.as_str(),
                         user.created_at.millis()
                     ])?;
-                    record_change(c, "user", &user.id.to_string(), "created", user.created_at)
+                    record_change(c, &origin, "user", &user.id.to_string(), "created", user.created_at)
                 },
                 move |_| after_commit(),
             )
@@ -300,6 +315,7 @@ impl Store {
         now: Timestamp,
         after_commit: impl FnOnce(&Option<UserRecord>) + Send + 'static,
     ) -> Result<Option<UserRecord>, StoreError> {
+        let origin = Arc::clone(&self.origin);
         self.writer
             .write(
                 move |c| {
@@ -329,7 +345,7 @@ impl Store {
                         )
                         .optional()?;
                     if updated.is_some() {
-                        record_change(c, "user", &id.to_string(), "updated", now)?;
+                        record_change(c, &origin, "user", &id.to_string(), "updated", now)?;
                     }
                     Ok(updated)
                 },
@@ -346,6 +362,7 @@ impl Store {
         now: Timestamp,
         after_commit: impl FnOnce(&Option<Vec<[u8; 32]>>) + Send + 'static,
     ) -> Result<Option<Vec<[u8; 32]>>, StoreError> {
+        let origin = Arc::clone(&self.origin);
         self.writer
             .write(
                 move |c| {
@@ -363,9 +380,9 @@ impl Store {
                     )?;
                     let revoked: Vec<(String, KeyDigest)> =
                         stmt.query_map(params![id, now.millis()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-                    record_change(c, "user", &id.to_string(), "deleted", now)?;
+                    record_change(c, &origin, "user", &id.to_string(), "deleted", now)?;
                     for (key_id, _) in &revoked {
-                        record_change(c, "key", key_id, "revoked", now)?;
+                        record_change(c, &origin, "key", key_id, "revoked", now)?;
                     }
                     Ok(Some(revoked.into_iter().map(|(_, d)| d.lookup()).collect()))
                 },
@@ -414,6 +431,7 @@ impl Store {
         key: KeyRecord,
         after_commit: impl FnOnce() + Send + 'static,
     ) -> Result<(), StoreError> {
+        let origin = Arc::clone(&self.origin);
         self.writer
             .write(
                 move |c| {
@@ -429,7 +447,7 @@ impl Store {
                         key.created_at.millis(),
                         key.expires_at.map(Timestamp::millis)
                     ])?;
-                    record_change(c, "key", &key.id.to_string(), "created", key.created_at)
+                    record_change(c, &origin, "key", &key.id.to_string(), "created", key.created_at)
                 },
                 move |_| after_commit(),
             )
@@ -474,6 +492,77 @@ impl Store {
         .await
     }
 
+    /// The owner of a live key, whoever it is (for the operator's CLI).
+    pub async fn find_key_owner(&self, id: KeyId) -> Result<Option<UserId>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT user_id FROM keys WHERE id = ?1 AND revoked_at IS NULL")?
+                .query_row([id], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    /// Schema version and `PRAGMA integrity_check` (`"ok"` when sound).
+    pub async fn check(&self) -> Result<(i64, String), StoreError> {
+        self.read(|c| {
+            let version = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let integrity: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+            Ok((version, integrity))
+        })
+        .await
+    }
+
+    /// Copies the database to `target` with `VACUUM INTO`: one read transaction, so the copy
+    /// is consistent while the server keeps serving and writing. `target` must not exist.
+    /// `progress` is told the bytes written so far (polled from the file) and the expected
+    /// total, until the copy is done.
+    pub async fn backup_to(
+        &self,
+        target: &Path,
+        mut progress: impl FnMut(u64, u64) + Send + 'static,
+    ) -> Result<(), StoreError> {
+        if target.exists() {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                format!("{} exists already; backups never overwrite", target.display()),
+            ));
+        }
+        let source = self.path.as_ref().clone();
+        let target = target.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let conn = Connection::open_with_flags(
+                &source,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            configure(&conn)?;
+            let total: u64 = conn
+                .query_row(
+                    "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| u64::try_from(n).unwrap_or(0))?;
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let watch = {
+                let (done, target) = (std::sync::Arc::clone(&done), target.clone());
+                std::thread::spawn(move || {
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        let written = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
+                        progress(written.min(total), total);
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    progress(total, total);
+                })
+            };
+            let result = conn.execute("VACUUM INTO ?1", [target.to_string_lossy()]).map(|_| ());
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = watch.join();
+            result.map_err(StoreError::from)
+        })
+        .await
+        .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("backup task failed: {e}")))?
+    }
+
     /// How many keys `owner` has ever had, revoked ones included (seed 002's `key#N`).
     pub async fn count_keys_ever(&self, owner: UserId) -> Result<u64, StoreError> {
         self.read(move |c| c.query_row("SELECT count(*) FROM keys WHERE user_id = ?1", [owner], count))
@@ -488,6 +577,7 @@ impl Store {
         name: Option<String>,
         now: Timestamp,
     ) -> Result<Option<KeyRecord>, StoreError> {
+        let origin = Arc::clone(&self.origin);
         self.writer
             .write(
                 move |c| {
@@ -499,7 +589,7 @@ impl Store {
                         .query_row(params![id, owner, name, now.millis()], key_from_row)
                         .optional()?;
                     if key.is_some() {
-                        record_change(c, "key", &id.to_string(), "renamed", now)?;
+                        record_change(c, &origin, "key", &id.to_string(), "renamed", now)?;
                     }
                     Ok(key)
                 },
@@ -516,6 +606,7 @@ impl Store {
         now: Timestamp,
         after_commit: impl FnOnce(&Option<[u8; 32]>) + Send + 'static,
     ) -> Result<Option<[u8; 32]>, StoreError> {
+        let origin = Arc::clone(&self.origin);
         self.writer
             .write(
                 move |c| {
@@ -527,7 +618,7 @@ impl Store {
                         .query_row(params![id, owner, now.millis()], |r| r.get(0))
                         .optional()?;
                     if digest.is_some() {
-                        record_change(c, "key", &id.to_string(), "revoked", now)?;
+                        record_change(c, &origin, "key", &id.to_string(), "revoked", now)?;
                     }
                     Ok(digest.map(|d| d.lookup()))
                 },
@@ -571,9 +662,16 @@ fn count(r: &Row<'_>) -> rusqlite::Result<u64> {
     Ok(u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0))
 }
 
-fn record_change(c: &Connection, entity: &str, id: &str, what: &str, at: Timestamp) -> rusqlite::Result<()> {
-    c.prepare_cached("INSERT INTO changes (entity, id, what, at) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![entity, id, what, at.millis()])?;
+fn record_change(
+    c: &Connection,
+    origin: &str,
+    entity: &str,
+    id: &str,
+    what: &str,
+    at: Timestamp,
+) -> rusqlite::Result<()> {
+    c.prepare_cached("INSERT INTO changes (entity, id, what, at, origin) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![entity, id, what, at.millis(), origin])?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod cli;
 mod contention;
 mod crash;
 mod dialects;

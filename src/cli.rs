@@ -1,0 +1,344 @@
+//! The command line: `keyward [serve]` runs the server; the other subcommands act on the
+//! database directly, as the operator, through the same domain calls. A running server
+//! notices their writes within a second (it follows the `changes` table).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::domain::{
+    Email, Error, Expiry, KeyName, Keyward, NewKeyRequest, NewUserRequest, Password, Role, Secret, Timestamp,
+    UserUpdate, Username,
+};
+use crate::{Application, telemetry};
+
+/// A self-hosted API key server.
+#[derive(Parser)]
+#[command(version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file [default: ./config.toml if it exists]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (what `keyward` alone does)
+    Serve,
+    /// Add, list and change users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Create, list and revoke API keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Copy the database to PATH, online and consistent, while the server runs
+    Backup {
+        /// Where to write the copy; must not exist
+        path: PathBuf,
+    },
+    /// Check the configuration, the schema version and the database's integrity
+    Check,
+    /// Print the effective configuration (defaults, file, environment), secrets redacted
+    Config,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input
+    Add {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// admin or user
+        #[arg(long, default_value = "user")]
+        role: String,
+    },
+    /// List users
+    List,
+    /// Set a user's password, read from standard input; ends their access tokens
+    Passwd { username: String },
+    /// Disable a user: their keys and access tokens stop working at once
+    Disable { username: String },
+    /// Enable a disabled user
+    Enable { username: String },
+    /// Delete a user and revoke all their keys
+    Delete { username: String },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a key for a user and print it: it is shown this once
+    Create {
+        /// Username or email of the owner
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// "never", seconds, "90d", "One Month", an RFC 3339 time, ...
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List a user's keys
+    List {
+        /// Username or email of the owner
+        #[arg(long)]
+        user: String,
+    },
+    /// Revoke a key by id; it fails from that instant, in a running server within a second
+    Revoke { id: String },
+}
+
+/// Runs the command line; the exit code: 0 done, 1 failed, 2 bad configuration.
+pub async fn run(cli: Cli) -> ExitCode {
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("keyward: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        None | Some(Command::Serve) => serve(settings).await,
+        Some(Command::Config) => {
+            print!("{}", settings.to_toml_redacted());
+            Ok(())
+        }
+        Some(command) => {
+            telemetry::init(&format!(
+                "warn,{}",
+                settings
+                    .log
+                    .level
+                    .split(',')
+                    .filter(|f| f.contains('='))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+            match Application::open_domain(&settings).await {
+                Ok(keyward) => operate(&keyward, command).await,
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("keyward: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    telemetry::init(&settings.log.level);
+    let bind = settings.server.bind;
+    let db = settings.database.path.clone();
+    let app = Application::build(settings).await.map_err(|e| {
+        log::error!("start-up failed: {e}");
+        e.to_string()
+    })?;
+    log::info!(
+        "keyward {} serving on http://{}:{} with database {}",
+        env!("CARGO_PKG_VERSION"),
+        bind.ip(),
+        app.port(),
+        db.display()
+    );
+    app.run_until_stopped().await.map_err(|e| format!("server failed: {e}"))
+}
+
+fn read_password() -> Result<Password, String> {
+    if std::io::stdin().is_terminal() {
+        eprint!("password (shown as you type; or pipe it in): ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the password: {e}"))?;
+    Password::parse(Secret::new(line.trim_end_matches(['\r', '\n']))).map_err(|e| e.to_string())
+}
+
+fn user_id(kw: &Keyward, login: &str) -> Result<crate::domain::UserId, String> {
+    kw.find_user(login)
+        .map(|u| u.id)
+        .ok_or_else(|| format!("no user {login:?}"))
+}
+
+fn show(e: Error) -> String {
+    e.to_string()
+}
+
+fn or_dash(t: Option<Timestamp>) -> String {
+    t.map_or_else(|| "-".into(), Timestamp::rfc3339)
+}
+
+async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
+    let op = kw.operator();
+    let now = Timestamp::now();
+    match command {
+        Command::Serve | Command::Config => unreachable!("handled by run"),
+        Command::User(UserCommand::Add { username, email, role }) => {
+            let request = NewUserRequest {
+                username: Username::parse(&username).map_err(show)?,
+                password: read_password()?,
+                email: email.as_deref().map(Email::parse).transpose().map_err(show)?,
+                role: Role::parse(&role).map_err(show)?,
+            };
+            let user = kw.create_user(&op, request, now).await.map_err(show)?;
+            println!("added user {} ({})", user.username, user.id);
+        }
+        Command::User(UserCommand::List) => {
+            let mut cursor: Option<String> = None;
+            println!(
+                "{:<24}  {:<20}  {:<30}  {:<5}  disabled",
+                "id", "username", "email", "role"
+            );
+            loop {
+                let page = kw.list_users(&op, cursor.as_deref(), Some(500)).await.map_err(show)?;
+                for u in &page.users {
+                    println!(
+                        "{:<24}  {:<20}  {:<30}  {:<5}  {}",
+                        u.id,
+                        u.username,
+                        u.email.as_deref().unwrap_or("-"),
+                        u.role.as_str(),
+                        u.disabled
+                    );
+                }
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => break,
+                }
+            }
+        }
+        Command::User(UserCommand::Passwd { username }) => {
+            let id = user_id(kw, &username)?;
+            let update = UserUpdate {
+                password: Some(read_password()?),
+                ..UserUpdate::default()
+            };
+            kw.update_user(&op, &id.to_string(), update, now).await.map_err(show)?;
+            println!("password of {username} changed; their access tokens have ended");
+        }
+        Command::User(UserCommand::Disable { username }) => {
+            let id = user_id(kw, &username)?;
+            kw.update_user(
+                &op,
+                &id.to_string(),
+                UserUpdate {
+                    disabled: Some(true),
+                    ..UserUpdate::default()
+                },
+                now,
+            )
+            .await
+            .map_err(show)?;
+            println!("disabled {username}");
+        }
+        Command::User(UserCommand::Enable { username }) => {
+            let id = user_id(kw, &username)?;
+            kw.update_user(
+                &op,
+                &id.to_string(),
+                UserUpdate {
+                    disabled: Some(false),
+                    ..UserUpdate::default()
+                },
+                now,
+            )
+            .await
+            .map_err(show)?;
+            println!("enabled {username}");
+        }
+        Command::User(UserCommand::Delete { username }) => {
+            let id = user_id(kw, &username)?;
+            kw.delete_user(&op, &id.to_string(), now).await.map_err(show)?;
+            println!("deleted {username}; their keys are revoked");
+        }
+        Command::Key(KeyCommand::Create { user, name, expires }) => {
+            let owner = user_id(kw, &user)?;
+            let request = NewKeyRequest {
+                name: name.as_deref().map(KeyName::parse).transpose().map_err(show)?,
+                expires: expires
+                    .as_deref()
+                    .map(Expiry::parse)
+                    .transpose()
+                    .map_err(|e| format!("expires: {e}"))?,
+            };
+            let minted = kw.mint_key(&op, Some(owner), request, now).await.map_err(show)?;
+            eprintln!("created key {} for {user}; it is shown this once:", minted.record.id);
+            println!("{}", minted.secret.reveal());
+        }
+        Command::Key(KeyCommand::List { user }) => {
+            let owner = user_id(kw, &user)?;
+            println!(
+                "{:<24}  {:<20}  {:<20}  {:<20}  last used",
+                "id", "name", "created", "expires"
+            );
+            for k in kw.all_keys(&op, Some(owner)).await.map_err(show)? {
+                println!(
+                    "{:<24}  {:<20}  {:<20}  {:<20}  {}",
+                    k.id,
+                    k.name.as_deref().unwrap_or("-"),
+                    k.created_at.rfc3339(),
+                    or_dash(k.expires_at),
+                    or_dash(k.last_used_at)
+                );
+            }
+        }
+        Command::Key(KeyCommand::Revoke { id }) => {
+            kw.revoke_any_key(&op, &id, now).await.map_err(|e| match e {
+                Error::NotFound => format!("no live key {id}"),
+                other => other.to_string(),
+            })?;
+            println!("revoked {id}");
+        }
+        Command::Backup { path } => {
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let bar = indicatif::ProgressBar::new(0);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {elapsed}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar
+            });
+            let progress_bar = bar.clone();
+            kw.backup(&path, move |done, total| {
+                if let Some(bar) = &progress_bar {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                }
+            })
+            .await
+            .map_err(show)?;
+            if let Some(bar) = bar {
+                bar.finish();
+            }
+            println!(
+                "backed up to {}; to restore: stop keyward, copy it over the database file, start keyward",
+                path.display()
+            );
+        }
+        Command::Check => {
+            let (version, integrity) = kw.check_database().await.map_err(show)?;
+            println!("config: ok");
+            println!(
+                "schema: version {version} (this keyward: {})",
+                crate::store::SCHEMA_VERSION
+            );
+            println!("integrity: {integrity}");
+            println!("active keys: {}", kw.active_key_count());
+            if integrity != "ok" || version != crate::store::SCHEMA_VERSION {
+                return Err("the database needs attention".into());
+            }
+        }
+    }
+    Ok(())
+}
