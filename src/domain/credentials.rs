@@ -17,7 +17,7 @@ use base64::Engine;
 use parking_lot::Mutex;
 
 use super::service::{Caller, Keyward, Via};
-use super::view::KeyCheck;
+use super::view::{Bearer, KeyCheck};
 use super::{Error, Secret, Timestamp};
 
 /// A credential as presented, not yet checked.
@@ -167,6 +167,21 @@ impl Throttle {
     }
 }
 
+/// The caller a key check admits; `Ok(None)` for a key this server does not hold.
+fn key_caller(check: KeyCheck) -> Result<Option<Caller>, Error> {
+    match check {
+        KeyCheck::Valid(k) => Ok(Some(Caller {
+            user: k.user,
+            via: Via::ApiKey {
+                key_id: k.key_id,
+                expires_at: k.expires_at,
+            },
+        })),
+        KeyCheck::NotFound => Ok(None),
+        KeyCheck::Expired | KeyCheck::Disabled => Err(Error::Unauthenticated { presented: true }),
+    }
+}
+
 /// The outcome of the synchronous part of authentication.
 pub enum Authentication {
     /// Decided: keys and access tokens never wait.
@@ -200,10 +215,14 @@ impl Keyward {
             Presented::Credential(c) => c,
         };
         Authentication::Done(match credential {
-            Credential::Bearer(token) => match self.check_key(&token, now) {
-                Ok(Some(caller)) => Ok(caller),
-                Ok(None) => self.check_access_token(&token, now).ok_or_else(refused),
-                Err(e) => Err(e),
+            Credential::Bearer(token) => match self.view().check_bearer(token.reveal(), now, self.signer()) {
+                Bearer::Key(check) => key_caller(check).and_then(|c| c.ok_or_else(refused)),
+                Bearer::AccessToken(user) => user
+                    .map(|user| Caller {
+                        user,
+                        via: Via::AccessToken,
+                    })
+                    .ok_or_else(refused),
             },
             Credential::RawKey(token) | Credential::ApiKeyHeader(token) => {
                 self.check_key(&token, now).and_then(|c| c.ok_or_else(refused))
@@ -232,25 +251,7 @@ impl Keyward {
 
     /// `Ok(None)`: not a key this server holds (so another form may be tried).
     fn check_key(&self, token: &Secret, now: Timestamp) -> Result<Option<Caller>, Error> {
-        match self.view().check_key(token.reveal(), now, self.signer()) {
-            KeyCheck::Valid(k) => Ok(Some(Caller {
-                user: k.user,
-                via: Via::ApiKey {
-                    key_id: k.key_id,
-                    expires_at: k.expires_at,
-                },
-            })),
-            KeyCheck::NotFound => Ok(None),
-            KeyCheck::Expired | KeyCheck::Disabled => Err(Error::Unauthenticated { presented: true }),
-        }
-    }
-
-    fn check_access_token(&self, token: &Secret, now: Timestamp) -> Option<Caller> {
-        let user = self.view().check_access_token(token.reveal(), now, self.signer())?;
-        Some(Caller {
-            user,
-            via: Via::AccessToken,
-        })
+        key_caller(self.view().check_key(token.reveal(), now, self.signer()))
     }
 
     /// Checks a username (or email) and password, with throttling. Unknown users cost the

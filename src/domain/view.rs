@@ -74,6 +74,13 @@ struct Inner {
     by_login: HashMap<String, u32>,
 }
 
+/// The verdict on a `Bearer` credential.
+pub enum Bearer {
+    Key(KeyCheck),
+    /// Not a key; the user of the access token it is, if valid.
+    AccessToken(Option<Arc<UserRecord>>),
+}
+
 /// The verdict on a presented key.
 pub enum KeyCheck {
     Valid(ValidKey),
@@ -153,9 +160,25 @@ impl KeyView {
     /// Decides on a presented key: shape, blake3, lookup, expiry, disabled, owner; and the
     /// signature the first time this process sees the key.
     pub fn check_key(&self, token: &str, now: Timestamp, signer: &TokenSigner) -> KeyCheck {
+        match lookup_of(token) {
+            Some(lookup) => self.check_key_at(lookup, token, now, signer),
+            None => KeyCheck::NotFound,
+        }
+    }
+
+    /// A `Bearer` credential: a key if the view holds it, else maybe an access token; the
+    /// token is hashed once for both.
+    pub fn check_bearer(&self, token: &str, now: Timestamp, signer: &TokenSigner) -> Bearer {
         let Some(lookup) = lookup_of(token) else {
-            return KeyCheck::NotFound;
+            return Bearer::Key(KeyCheck::NotFound);
         };
+        match self.check_key_at(lookup, token, now, signer) {
+            KeyCheck::NotFound => Bearer::AccessToken(self.check_access_token_at(lookup, token, now, signer)),
+            other => Bearer::Key(other),
+        }
+    }
+
+    fn check_key_at(&self, lookup: Lookup, token: &str, now: Timestamp, signer: &TokenSigner) -> KeyCheck {
         let inner = self.inner.read();
         let Some(entry) = inner.keys.get(&lookup) else {
             return KeyCheck::NotFound;
@@ -191,8 +214,13 @@ impl KeyView {
 
     /// The user of a valid access token: signature, `typ`, `kid`, issuer, audience and
     /// expiry checked once and remembered; the user's state and epoch every time.
-    pub fn check_access_token(&self, token: &str, now: Timestamp, signer: &TokenSigner) -> Option<Arc<UserRecord>> {
-        let lookup = lookup_of(token)?;
+    fn check_access_token_at(
+        &self,
+        lookup: Lookup,
+        token: &str,
+        now: Timestamp,
+        signer: &TokenSigner,
+    ) -> Option<Arc<UserRecord>> {
         let cached = self.tokens.read().get(&lookup).map(|t| (t.user, t.epoch, t.expires_at));
         let (user_id, epoch, expires_at) = match cached {
             Some(hit) => hit,
