@@ -27,6 +27,15 @@ pub struct Settings {
     pub keys: KeySettings,
     pub dialects: DialectSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` (Prometheus).
+    pub enabled: bool,
+    /// Serve it on this address instead of the main one; `None`: the main listener.
+    pub bind: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug)]
@@ -142,6 +151,23 @@ struct Raw {
     keys: RawKeys,
     dialects: DialectSettings,
     log: RawLog,
+    metrics: RawMetrics,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMetrics {
+    enabled: bool,
+    bind: String,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics {
+            enabled: true,
+            bind: String::new(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -317,7 +343,8 @@ impl Settings {
              [auth]\naccess_token_ttl = \"{}s\"\nsecret = {}\nadmin_password = {}\n\n\
              [keys]\nissuer = {:?}\ndefault_lifetime = {}\nmax_lifetime = {}\nalgorithm = \"HS256\"\n\n\
              [dialects]\nseed000 = {}\nseed001 = {}\nseed002 = {}\n\n\
-             [log]\nlevel = {:?}\n",
+             [log]\nlevel = {:?}\n\n\
+             [metrics]\nenabled = {}\nbind = \"{}\"\n",
             s.bind,
             s.workers,
             s.body_limit,
@@ -340,6 +367,8 @@ impl Settings {
             self.dialects.seed001,
             self.dialects.seed002,
             self.log.level,
+            self.metrics.enabled,
+            self.metrics.bind.map(|b| b.to_string()).unwrap_or_default(),
         )
     }
 
@@ -386,6 +415,15 @@ impl Settings {
                 ));
             }
         }
+        let metrics_bind = match raw.metrics.bind.trim() {
+            "" => None,
+            text => Some(text.parse().map_err(|_| {
+                bad(
+                    "metrics.bind",
+                    "expected an address such as \"127.0.0.1:9100\", or \"\" for the main listener",
+                )
+            })?),
+        };
         let max_size = raw
             .database
             .max_size
@@ -465,6 +503,10 @@ impl Settings {
             },
             dialects: raw.dialects,
             log: LogSettings { level: raw.log.level },
+            metrics: MetricsSettings {
+                enabled: raw.metrics.enabled,
+                bind: metrics_bind,
+            },
         })
     }
 }

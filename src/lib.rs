@@ -8,6 +8,7 @@ pub mod config;
 pub mod dialects;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

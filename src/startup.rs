@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Condition, Logger};
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use crate::config::Settings;
 use crate::domain::{DomainConfig, Error, Keyward, Password, Secret, Timestamp};
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreOptions};
 
 /// How often key uses seen in memory are written to the database. Reads show them at once
@@ -48,16 +49,19 @@ pub struct Application {
     keyward: Keyward,
     flusher: tokio::task::JoinHandle<()>,
     stop_following: Arc<AtomicBool>,
+    metrics_server: Option<actix_web::dev::ServerHandle>,
 }
 
 impl Application {
     /// Opens the store and the domain without serving: for the CLI.
     pub async fn open_domain(settings: &Settings) -> Result<Keyward, StartError> {
         let db_path = settings.database.path.clone();
+        let metrics = Arc::new(Metrics::new().map_err(|e| Error::internal(format!("metrics: {e}")))?);
         let options = StoreOptions {
             pool_size: settings.database.pool_size,
             max_size: settings.database.max_size,
             read_only: settings.database.read_only,
+            batch_sizes: Some(metrics.write_batch_size.clone()),
         };
         let path = db_path.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&path, &options))
@@ -80,6 +84,7 @@ impl Application {
                 secret: settings.auth.secret.clone(),
                 password_concurrency: settings.server.workers.clamp(2, 8),
             },
+            metrics,
         )
         .await?;
         Ok(keyward)
@@ -98,11 +103,14 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             keyward: keyward.clone(),
+            request_ids: http::access_log::RequestIds::new(),
             trusted_proxies: settings.server.trusted_proxies.clone(),
             body_limit: settings.server.body_limit,
         });
         let server_settings = settings.server.clone();
         let dialects = settings.dialects.clone();
+        let metrics_here = settings.metrics.enabled && settings.metrics.bind.is_none();
+        let metrics_state = state.clone();
         let server = HttpServer::new(move || {
             let cors_on = !server_settings.cors_origins.is_empty();
             let mut cors = actix_cors::Cors::default()
@@ -119,14 +127,39 @@ impl Application {
                 .configure(http::extractor_configs)
                 .configure(http::routes)
                 .configure(|cfg| crate::dialects::routes(cfg, &dialects))
+                .configure(|cfg| {
+                    if metrics_here {
+                        cfg.route("/metrics", web::get().to(http::metrics));
+                    }
+                })
                 .default_service(web::to(http::not_found))
                 .wrap(Condition::new(cors_on, cors))
-                .wrap(Logger::new(crate::telemetry::ACCESS_LOG_FORMAT))
+                .wrap(from_fn(http::access_log::access_log))
         })
         .listen(listener)?
         .workers(settings.server.workers)
         .shutdown_timeout(settings.server.shutdown_timeout.as_secs())
         .run();
+
+        // Metrics on an address of their own, when configured so.
+        let metrics_server = match (settings.metrics.enabled, settings.metrics.bind) {
+            (true, Some(addr)) => {
+                let state = metrics_state;
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(state.clone())
+                        .route("/metrics", web::get().to(http::metrics))
+                })
+                .workers(1)
+                .bind(addr)
+                .map_err(|source| StartError::Bind { addr, source })?
+                .run();
+                let handle = server.handle();
+                tokio::spawn(server);
+                Some(handle)
+            }
+            _ => None,
+        };
 
         let usage = keyward.clone();
         let flusher = tokio::spawn(async move {
@@ -146,6 +179,7 @@ impl Application {
             keyward,
             flusher,
             stop_following,
+            metrics_server,
         })
     }
 
@@ -167,6 +201,9 @@ impl Application {
         let result = self.server.await;
         self.flusher.abort();
         self.stop_following.store(true, Ordering::Relaxed);
+        if let Some(metrics) = self.metrics_server {
+            metrics.stop(true).await;
+        }
         if let Err(e) = self.keyward.flush_key_usage().await {
             log::warn!("writing key use times at shutdown failed: {e}");
         }

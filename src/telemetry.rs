@@ -1,7 +1,8 @@
 //! Logging: env_logger, filtered by `[log] level`, which `RUST_LOG` overrides.
 //!
-//! Nothing logs a header, a body, a key or a password: the request log line is method,
-//! path, status, size and time only.
+//! Nothing logs a header, a body, a key or a password: the request log line
+//! (`keyward::access`, see `http::access_log`) is method, path, status, time, request id and
+//! key id only.
 
 /// Starts logging once; later calls (tests) are ignored.
 pub fn init(level: &str) {
@@ -12,6 +13,3 @@ pub fn init(level: &str) {
     }
     let _ = builder.format_timestamp_millis().try_init();
 }
-
-/// The access-log format: never a header, so never a credential.
-pub const ACCESS_LOG_FORMAT: &str = r#"%a "%r" %s %b %Dms"#;

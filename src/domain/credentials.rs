@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use parking_lot::Mutex;
@@ -214,9 +214,13 @@ impl Keyward {
             Presented::Malformed => return Authentication::Done(Err(refused())),
             Presented::Credential(c) => c,
         };
+        let started = Instant::now();
         Authentication::Done(match credential {
             Credential::Bearer(token) => match self.view().check_bearer(token.reveal(), now, self.signer()) {
-                Bearer::Key(check) => key_caller(check).and_then(|c| c.ok_or_else(refused)),
+                Bearer::Key(check) => {
+                    self.count_verification(&check, started);
+                    key_caller(check).and_then(|c| c.ok_or_else(refused))
+                }
                 Bearer::AccessToken(user) => user
                     .map(|user| Caller {
                         user,
@@ -225,13 +229,35 @@ impl Keyward {
                     .ok_or_else(refused),
             },
             Credential::RawKey(token) | Credential::ApiKeyHeader(token) => {
-                self.check_key(&token, now).and_then(|c| c.ok_or_else(refused))
+                let check = self.view().check_key(token.reveal(), now, self.signer());
+                self.count_verification(&check, started);
+                key_caller(check).and_then(|c| c.ok_or_else(refused))
             }
-            Credential::Basic { username, password } => match self.check_key(&password, now) {
-                Ok(None) => return Authentication::NeedsPassword { username, password },
-                other => other.and_then(|c| c.ok_or_else(refused)),
-            },
+            Credential::Basic { username, password } => {
+                match self.view().check_key(password.reveal(), now, self.signer()) {
+                    // Not a key this server holds: a password.
+                    KeyCheck::NotFound => return Authentication::NeedsPassword { username, password },
+                    check => {
+                        self.count_verification(&check, started);
+                        key_caller(check).and_then(|c| c.ok_or_else(refused))
+                    }
+                }
+            }
         })
+    }
+
+    /// Counts a key verification by result, with its latency. A revoked key has left the
+    /// view, so it counts as `not_found`.
+    fn count_verification(&self, check: &KeyCheck, started: Instant) {
+        let metrics = self.metrics();
+        metrics.verification_seconds.observe(started.elapsed().as_secs_f64());
+        let result = match check {
+            KeyCheck::Valid(_) => "valid",
+            KeyCheck::NotFound => "not_found",
+            KeyCheck::Expired => "expired",
+            KeyCheck::Disabled => "disabled",
+        };
+        metrics.verifications.with_label_values(&[result]).inc();
     }
 
     /// The password half of Basic authentication.
@@ -247,11 +273,6 @@ impl Keyward {
             user,
             via: Via::Password,
         })
-    }
-
-    /// `Ok(None)`: not a key this server holds (so another form may be tried).
-    fn check_key(&self, token: &Secret, now: Timestamp) -> Result<Option<Caller>, Error> {
-        key_caller(self.view().check_key(token.reveal(), now, self.signer()))
     }
 
     /// Checks a username (or email) and password, with throttling. Unknown users cost the
@@ -274,6 +295,7 @@ impl Keyward {
             }
             _ => {
                 self.throttle().failed(login, source, now);
+                self.metrics().logins_failed.inc();
                 log::info!(
                     "failed password login for {login:?} from {}",
                     source.map_or_else(|| "?".into(), |s| s.to_string())

@@ -9,6 +9,7 @@ use super::view::KeyView;
 use super::{Error, Lifetime, Secret, Timestamp, UserId, UserRecord};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::metrics::Metrics;
 use crate::store::{Change, Store, StoreError, StoreErrorKind};
 
 /// How a caller proved who they are.
@@ -73,6 +74,7 @@ struct Inner {
     passwords: Passwords,
     throttle: super::credentials::Throttle,
     config: DomainConfig,
+    metrics: Arc<Metrics>,
 }
 
 /// The domain: cheap to clone, shared by every handler and protocol.
@@ -83,7 +85,7 @@ const MASTER_SECRET_SETTING: &str = "master_secret";
 
 impl Keyward {
     /// Loads the master secret (generating it on first start), users and active keys.
-    pub async fn open(store: Store, config: DomainConfig) -> Result<Keyward, Error> {
+    pub async fn open(store: Store, config: DomainConfig, metrics: Arc<Metrics>) -> Result<Keyward, Error> {
         let secret = match &config.secret {
             Some(s) => s.clone(),
             None => {
@@ -124,6 +126,7 @@ impl Keyward {
             passwords,
             throttle: super::credentials::Throttle::default(),
             config,
+            metrics,
         })))
     }
 
@@ -145,6 +148,10 @@ impl Keyward {
 
     pub(crate) fn throttle(&self) -> &super::credentials::Throttle {
         &self.0.throttle
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
     }
 
     pub(crate) fn config(&self) -> &DomainConfig {

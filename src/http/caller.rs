@@ -5,9 +5,10 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 
 use super::AppState;
+use super::access_log::AuthenticatedKey;
 use super::problem::ApiError;
 use crate::domain::credentials::{Authentication, Presented};
 use crate::domain::{Caller, Error, Timestamp, UserId};
@@ -30,7 +31,14 @@ impl FromRequest for Caller {
         let now = Timestamp::now();
         match state.keyward.authenticate_now(presented, now) {
             // Keys and access tokens: decided from memory, no allocation of a future.
-            Authentication::Done(result) => CallerFuture::Ready(Some(result.map_err(ApiError::from))),
+            Authentication::Done(result) => {
+                if let Ok(caller) = &result
+                    && let Some(key_id) = caller.via.key_id()
+                {
+                    req.extensions_mut().insert(AuthenticatedKey(key_id));
+                }
+                CallerFuture::Ready(Some(result.map_err(ApiError::from)))
+            }
             Authentication::NeedsPassword { username, password } => {
                 let source = client_ip(req, &state);
                 CallerFuture::Password(Box::pin(async move {

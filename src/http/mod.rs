@@ -2,6 +2,7 @@
 //! Handlers are thin: extract, validate into domain types, make one domain call, map the
 //! result to a wire type.
 
+pub mod access_log;
 mod auth;
 pub mod body;
 pub mod caller;
@@ -22,6 +23,7 @@ use problem::{ApiError, problem_response};
 /// What every handler shares.
 pub struct AppState {
     pub keyward: Keyward,
+    pub request_ids: access_log::RequestIds,
     pub trusted_proxies: Vec<IpNet>,
     pub body_limit: usize,
 }
@@ -65,6 +67,17 @@ pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
 /// malformed one as not found.
 pub fn key_id(req: &actix_web::HttpRequest) -> &str {
     req.match_info().get("key_id").unwrap_or_default()
+}
+
+/// `GET /metrics` (public; bind it elsewhere with `[metrics] bind`): Prometheus text.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let metrics = state.keyward.metrics();
+    metrics
+        .active_keys
+        .set(i64::try_from(state.keyward.active_key_count()).unwrap_or(i64::MAX));
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics.render())
 }
 
 /// Unknown routes: 404 as problem+json.

@@ -113,6 +113,8 @@ pub struct StoreOptions {
     pub max_size: Option<u64>,
     /// Open without writing anything: for inspection, or a disk that must not change.
     pub read_only: bool,
+    /// Observes how many writes each transaction commits together.
+    pub batch_sizes: Option<prometheus::Histogram>,
 }
 
 /// A page of rows in insertion order, with the count of all rows that match.
@@ -173,7 +175,7 @@ impl Store {
             .min_idle(Some(1))
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)?;
-        let (writer, _thread) = Writer::start(conn)?;
+        let (writer, _thread) = Writer::start(conn, options.batch_sizes.clone())?;
         let mut origin = [0u8; 8];
         getrandom::fill(&mut origin)
             .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("OS random source failed: {e}")))?;

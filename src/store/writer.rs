@@ -28,11 +28,14 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(conn: Connection) -> Result<(Writer, thread::JoinHandle<()>), StoreError> {
+    pub(super) fn start(
+        conn: Connection,
+        batch_sizes: Option<prometheus::Histogram>,
+    ) -> Result<(Writer, thread::JoinHandle<()>), StoreError> {
         let (tx, rx) = mpsc::channel::<Job>(4096);
         let handle = thread::Builder::new()
             .name("keyward-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, batch_sizes))
             .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("starting the writer thread: {e}")))?;
         Ok((Writer { jobs: tx }, handle))
     }
@@ -80,7 +83,7 @@ fn in_savepoint<R>(conn: &Connection, work: impl FnOnce(&Connection) -> rusqlite
     }
 }
 
-fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
+fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, batch_sizes: Option<prometheus::Histogram>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
@@ -91,6 +94,9 @@ fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
             }
         }
         let size = batch.len();
+        if let Some(h) = &batch_sizes {
+            h.observe(size as f64);
+        }
         match conn.execute_batch("BEGIN IMMEDIATE") {
             Ok(()) => {
                 let finishes: Vec<Finish> = batch.drain(..).map(|job| job(Ok(&conn))).collect();

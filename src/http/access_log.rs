@@ -1,0 +1,103 @@
+//! One line per request, and request metrics: method, path, status, latency, request id and
+//! key id. Never a header value, so never a credential.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, web};
+
+use super::AppState;
+use crate::domain::KeyId;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Request ids: a random per-process prefix and a counter, unless the client (or a proxy)
+/// sent a sane `X-Request-Id` of its own.
+pub struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    pub fn new() -> Self {
+        let mut prefix = [0u8; 4];
+        let _ = getrandom::fill(&mut prefix);
+        RequestIds {
+            prefix: u32::from_le_bytes(prefix),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> String {
+        format!("{:08x}-{:x}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The key a request authenticated with, left in the request's extensions by the `Caller`
+/// extractor for the log line.
+#[derive(Clone, Copy)]
+pub struct AuthenticatedKey(pub KeyId);
+
+fn sane_request_id(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    ok.then(|| text.to_owned())
+}
+
+pub async fn access_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(sane_request_id)
+        .unwrap_or_else(|| state.as_ref().map_or_else(String::new, |s| s.request_ids.next()));
+    let logging = log::log_enabled!(target: "keyward::access", log::Level::Info);
+    let line_start = logging.then(|| format!("{} {}", req.method(), req.path()));
+    let mut res = next.call(req).await?;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    let status = res.status();
+    if let Some(state) = &state {
+        let route = res.request().match_pattern();
+        state
+            .keyward
+            .metrics()
+            .requests
+            .with_label_values(&[route.as_deref().unwrap_or("unmatched"), status.as_str()])
+            .inc();
+    }
+    if let Some(line_start) = line_start {
+        let key = res
+            .request()
+            .extensions()
+            .get::<AuthenticatedKey>()
+            .map(|k| k.0.to_string());
+        log::info!(
+            target: "keyward::access",
+            "{line_start} {} {:.2}ms request_id={request_id} key_id={}",
+            status.as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0,
+            key.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(res)
+}

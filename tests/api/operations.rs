@@ -1,0 +1,165 @@
+//! Operating keyward: metrics after known traffic, request ids, the request log line.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{basic, spawn_app, spawn_with, start_binary};
+
+fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_count_known_traffic() {
+    let app = spawn_app().await;
+    let (id, key) = app.admin_key().await;
+    for _ in 0..3 {
+        assert_eq!(app.me_status(&key).await, StatusCode::OK);
+    }
+    assert_eq!(
+        app.me_status("eyJhbGciOiJIUzI1NiJ9.e30.not-a-key-we-issued").await,
+        StatusCode::UNAUTHORIZED
+    );
+    app.bearer(Method::DELETE, &format!("/v1/keys/{id}"), &app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
+    let r = app
+        .request(Method::POST, "/v1/auth/token")
+        .json(&json!({"username": "admin", "password": "wrong password!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let r = app.request(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    assert_eq!(metric(&text, r#"keyward_key_verifications_total{result="valid"}"#), 3.0);
+    assert_eq!(
+        metric(&text, r#"keyward_key_verifications_total{result="not_found"}"#),
+        2.0
+    );
+    assert_eq!(
+        metric(&text, r#"keyward_key_verifications_total{result="expired"}"#),
+        0.0
+    );
+    assert_eq!(
+        metric(&text, r#"keyward_http_requests_total{route="/v1/me",status="200"}"#),
+        3.0
+    );
+    assert_eq!(
+        metric(&text, r#"keyward_http_requests_total{route="/v1/me",status="401"}"#),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"keyward_http_requests_total{route="/v1/keys/{key_id}",status="204"}"#
+        ),
+        1.0
+    );
+    assert_eq!(metric(&text, "keyward_logins_failed_total"), 1.0);
+    assert_eq!(metric(&text, "keyward_active_keys"), 0.0);
+    assert_eq!(metric(&text, "keyward_key_verification_seconds_count"), 5.0);
+    assert!(
+        metric(&text, "keyward_db_write_batch_size_count") >= 2.0,
+        "creates and revokes went through the writer"
+    );
+    assert!(!text.contains(&key));
+}
+
+#[tokio::test]
+async fn metrics_can_be_switched_off_or_moved() {
+    let app = spawn_with(|s| s.metrics.enabled = false).await;
+    assert_eq!(
+        app.request(Method::GET, "/metrics").send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_with(|s| s.metrics.bind = Some(format!("127.0.0.1:{port}").parse().unwrap())).await;
+    assert_eq!(
+        app.request(Method::GET, "/metrics").send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = app
+        .client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("keyward_active_keys"));
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = spawn_app().await;
+    let r = app.request(Method::GET, "/healthz").send().await.unwrap();
+    let id = r.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
+    assert!(!id.is_empty());
+    let r = app.request(Method::GET, "/healthz").send().await.unwrap();
+    assert_ne!(r.headers().get("x-request-id").unwrap().to_str().unwrap(), id);
+    let r = app
+        .request(Method::GET, "/healthz")
+        .header("X-Request-Id", "trace-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers().get("x-request-id").unwrap(), "trace-123");
+    let r = app
+        .request(Method::GET, "/healthz")
+        .header("X-Request-Id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.headers().get("x-request-id").unwrap(), "bad id with spaces");
+}
+
+#[tokio::test]
+async fn one_log_line_per_request_with_request_and_key_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url) = start_binary(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let admin = basic("admin", crate::helpers::ADMIN_PASSWORD);
+    let made: serde_json::Value = client
+        .post(format!("{url}/v1/keys"))
+        .header("Authorization", &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, key) = (
+        made["id"].as_str().unwrap().to_owned(),
+        made["key"].as_str().unwrap().to_owned(),
+    );
+    let r = client
+        .get(format!("{url}/v1/me"))
+        .header("X-API-Key", &key)
+        .header("X-Request-Id", "probe-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    drop(server);
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("request_id=probe-42"))
+        .expect("a line for the request");
+    assert!(line.contains("GET /v1/me 200"), "{line}");
+    assert!(line.contains(&format!("key_id={id}")), "{line}");
+    assert!(!log.contains(&key));
+}
