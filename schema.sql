@@ -57,3 +57,18 @@ CREATE TABLE changes (
     at     INTEGER NOT NULL,
     origin TEXT    NOT NULL
 );
+
+-- The audit trail: every key and user change and every failed login, with who, what, when
+-- and from where. Never a secret: no keys, passwords or tokens, and a failed login names
+-- the account only when it exists.
+CREATE TABLE audit (
+    seq         INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    actor_id    TEXT,
+    actor       TEXT    NOT NULL,
+    action      TEXT    NOT NULL,
+    target_type TEXT,
+    target_id   TEXT,
+    source_ip   TEXT,
+    detail      TEXT
+);

@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use super::service::{Caller, Keyward, Via};
 use super::view::{Bearer, KeyCheck};
 use super::{Error, Secret, Timestamp};
+use crate::store::AuditRecord;
 
 /// A credential as presented, not yet checked.
 pub enum Credential {
@@ -176,6 +177,7 @@ fn key_caller(check: KeyCheck) -> Result<Option<Caller>, Error> {
                 key_id: k.key_id,
                 expires_at: k.expires_at,
             },
+            source: None,
         })),
         KeyCheck::NotFound => Ok(None),
         KeyCheck::Expired | KeyCheck::Disabled => Err(Error::Unauthenticated { presented: true }),
@@ -225,6 +227,7 @@ impl Keyward {
                     .map(|user| Caller {
                         user,
                         via: Via::AccessToken,
+                        source: None,
                     })
                     .ok_or_else(refused),
             },
@@ -272,6 +275,7 @@ impl Keyward {
         Ok(Caller {
             user,
             via: Via::Password,
+            source,
         })
     }
 
@@ -296,8 +300,27 @@ impl Keyward {
             _ => {
                 self.throttle().failed(login, source, now);
                 self.metrics().logins_failed.inc();
+                // Name the account only if it exists: a mistyped password in the username
+                // field must not end up in the audit trail.
+                let audit = AuditRecord {
+                    at: now,
+                    actor_id: user.as_ref().map(|u| u.id),
+                    actor: user
+                        .as_ref()
+                        .map_or_else(|| "anonymous".to_owned(), |u| u.username.clone()),
+                    action: "login.failed",
+                    target_type: user.as_ref().map(|_| "user"),
+                    target_id: user.as_ref().map(|u| u.id.to_string()),
+                    source_ip: source.map(|ip| ip.to_string()),
+                    detail: None,
+                };
+                if let Err(e) = self.store().record_audit(audit).await {
+                    log::warn!("recording a failed login: {e}");
+                }
                 log::info!(
-                    "failed password login for {login:?} from {}",
+                    "failed password login for {} from {}",
+                    user.as_ref()
+                        .map_or_else(|| "an unknown user".to_owned(), |u| format!("user {}", u.id)),
                     source.map_or_else(|| "?".into(), |s| s.to_string())
                 );
                 Err(Error::Unauthenticated { presented: true })

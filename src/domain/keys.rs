@@ -188,8 +188,9 @@ impl Keyward {
             disabled: false,
         };
         let view = self.view().clone();
+        let audit = caller.audit("key.create", Some(("key", id.to_string())), now);
         self.store()
-            .insert_key(record.clone(), move || {
+            .insert_key(record.clone(), audit, move || {
                 view.insert_key(digest.lookup(), id, owner, expires_at, false, true)
             })
             .await
@@ -268,7 +269,13 @@ impl Keyward {
         let id = parse_key_id(id)?;
         let mut key = self
             .store()
-            .rename_key(owner, id, name.map(|n| n.0), now)
+            .rename_key(
+                owner,
+                id,
+                name.map(|n| n.0),
+                now,
+                caller.audit("key.rename", Some(("key", id.to_string())), now),
+            )
             .await
             .map_err(|e| e.into_domain("the key could not be renamed"))?
             .ok_or(Error::NotFound)?;
@@ -288,11 +295,17 @@ impl Keyward {
         let id = parse_key_id(id)?;
         let view = self.view().clone();
         self.store()
-            .revoke_key(owner, id, now, move |lookup| {
-                if let Some(lookup) = lookup {
-                    view.remove_keys(std::slice::from_ref(lookup));
-                }
-            })
+            .revoke_key(
+                owner,
+                id,
+                now,
+                caller.audit("key.revoke", Some(("key", id.to_string())), now),
+                move |lookup| {
+                    if let Some(lookup) = lookup {
+                        view.remove_keys(std::slice::from_ref(lookup));
+                    }
+                },
+            )
             .await
             .map_err(|e| e.into_domain("the key could not be revoked"))?
             .map(|_| ())

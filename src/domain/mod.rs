@@ -26,5 +26,5 @@ pub use passwords::Password;
 pub use secret::Secret;
 pub use service::{Caller, DomainConfig, Keyward, Via};
 pub use time::Timestamp;
-pub use users::{Email, NewUserRequest, Role, UserPage, UserRecord, UserUpdate, Username};
+pub use users::{AuditPage, Email, NewUserRequest, Role, UserPage, UserRecord, UserUpdate, Username};
 pub use view::KeyCheck;

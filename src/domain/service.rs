@@ -10,7 +10,7 @@ use super::{Error, Lifetime, Secret, Timestamp, UserId, UserRecord};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::metrics::Metrics;
-use crate::store::{Change, Store, StoreError, StoreErrorKind};
+use crate::store::{AuditRecord, Change, Store, StoreError, StoreErrorKind};
 
 /// How a caller proved who they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,11 +46,33 @@ impl Via {
 pub struct Caller {
     pub user: Arc<UserRecord>,
     pub via: Via,
+    /// The client's address, for throttling and the audit trail (set by the protocol).
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Caller {
     pub fn is_admin(&self) -> bool {
         self.user.role == super::Role::Admin
+    }
+
+    /// An audit line for `action` by this caller on `target`.
+    pub(crate) fn audit(
+        &self,
+        action: &'static str,
+        target: Option<(&'static str, String)>,
+        now: Timestamp,
+    ) -> AuditRecord {
+        let operator = self.user.id == UserId::nil();
+        AuditRecord {
+            at: now,
+            actor_id: (!operator).then_some(self.user.id),
+            actor: self.user.username.clone(),
+            action,
+            target_type: target.as_ref().map(|t| t.0),
+            target_id: target.map(|t| t.1),
+            source_ip: self.source.map(|ip| ip.to_string()),
+            detail: None,
+        }
     }
 }
 
@@ -192,6 +214,7 @@ impl Keyward {
         Caller {
             user: Arc::new(user),
             via: Via::Password,
+            source: None,
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::service::{Caller, Keyward, Via};
 use super::{Error, Password, Secret, Timestamp, UserId};
-use crate::store::UserChanges;
+use crate::store::{AuditRecord, UserChanges};
 
 /// A username: 1 to 64 of `A-Z a-z 0-9 . _ -`. Compared case-insensitively.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,7 +152,7 @@ impl Keyward {
             email: None,
             role: Role::Admin,
         };
-        self.insert_user(request, now).await
+        self.insert_user(&self.operator(), request, now).await
     }
 
     /// Admin: creates a user.
@@ -163,10 +163,10 @@ impl Keyward {
         now: Timestamp,
     ) -> Result<UserRecord, Error> {
         require_admin(caller)?;
-        self.insert_user(request, now).await
+        self.insert_user(caller, request, now).await
     }
 
-    async fn insert_user(&self, request: NewUserRequest, now: Timestamp) -> Result<UserRecord, Error> {
+    async fn insert_user(&self, caller: &Caller, request: NewUserRequest, now: Timestamp) -> Result<UserRecord, Error> {
         let password_hash: Arc<str> = self.passwords().hash(&request.password).await?.into();
         let record = UserRecord {
             id: UserId::generate()?,
@@ -183,7 +183,11 @@ impl Keyward {
         let view = self.view().clone();
         let stored = record.clone();
         self.store()
-            .insert_user(record.clone(), move || view.put_user(stored))
+            .insert_user(
+                record.clone(),
+                caller.audit("user.create", Some(("user", record.id.to_string())), now),
+                move || view.put_user(stored),
+            )
             .await
             .map_err(|e| {
                 e.conflict_as(
@@ -251,6 +255,21 @@ impl Keyward {
             Some(p) => Some(Arc::from(self.passwords().hash(p).await?)),
             None => None,
         };
+        let mut fields = Vec::new();
+        if update.password.is_some() {
+            fields.push("password".to_owned());
+        }
+        if let Some(email) = &update.email {
+            fields.push(format!("email={}", email.as_ref().map_or("null", |e| e.as_str())));
+        }
+        if let Some(role) = update.role {
+            fields.push(format!("role={}", role.as_str()));
+        }
+        if let Some(disabled) = update.disabled {
+            fields.push(format!("disabled={disabled}"));
+        }
+        let mut audit = caller.audit("user.update", Some(("user", id.to_string())), now);
+        audit.detail = Some(fields.join(","));
         let changes = UserChanges {
             bump_epoch: password_hash.is_some() || update.disabled == Some(true),
             password_hash,
@@ -258,13 +277,19 @@ impl Keyward {
             role: update.role,
             disabled: update.disabled,
         };
-        self.apply_user_changes(id, changes, now).await
+        self.apply_user_changes(id, changes, now, audit).await
     }
 
-    async fn apply_user_changes(&self, id: UserId, changes: UserChanges, now: Timestamp) -> Result<UserRecord, Error> {
+    async fn apply_user_changes(
+        &self,
+        id: UserId,
+        changes: UserChanges,
+        now: Timestamp,
+        audit: AuditRecord,
+    ) -> Result<UserRecord, Error> {
         let view = self.view().clone();
         self.store()
-            .update_user(id, changes, now, move |updated| {
+            .update_user(id, changes, now, audit, move |updated| {
                 if let Some(user) = updated {
                     view.put_user(user.clone());
                 }
@@ -285,18 +310,23 @@ impl Keyward {
         let view = self.view().clone();
         let deleted = self
             .store()
-            .delete_user(id, now, move |revoked| {
-                if let Some(lookups) = revoked {
-                    view.remove_keys(lookups);
-                    if let Some(user) = view.user(id) {
-                        let mut gone = (*user).clone();
-                        gone.deleted = true;
-                        gone.disabled = true;
-                        gone.token_epoch += 1;
-                        view.put_user(gone);
+            .delete_user(
+                id,
+                now,
+                caller.audit("user.delete", Some(("user", id.to_string())), now),
+                move |revoked| {
+                    if let Some(lookups) = revoked {
+                        view.remove_keys(lookups);
+                        if let Some(user) = view.user(id) {
+                            let mut gone = (*user).clone();
+                            gone.deleted = true;
+                            gone.disabled = true;
+                            gone.token_epoch += 1;
+                            view.put_user(gone);
+                        }
                     }
-                }
-            })
+                },
+            )
             .await
             .map_err(|e| e.into_domain("deleting the user failed"))?;
         deleted.map(|_| ()).ok_or(Error::NotFound)
@@ -326,7 +356,46 @@ impl Keyward {
             bump_epoch: true,
             ..UserChanges::default()
         };
-        self.apply_user_changes(caller.user.id, changes, now).await.map(|_| ())
+        let audit = caller.audit("user.password", Some(("user", caller.user.id.to_string())), now);
+        self.apply_user_changes(caller.user.id, changes, now, audit)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A page of the audit trail, newest first.
+pub struct AuditPage {
+    pub entries: Vec<(i64, AuditRecord)>,
+    pub total: u64,
+    pub next_cursor: Option<String>,
+}
+
+impl Keyward {
+    /// Admin: the audit trail, newest first.
+    pub async fn list_audit(
+        &self,
+        caller: &Caller,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<AuditPage, Error> {
+        require_admin(caller)?;
+        let limit = super::keys::page_limit(limit)?;
+        let before = super::keys::parse_cursor(cursor, |c| c.parse::<i64>().ok().filter(|n| *n > 0))?;
+        let page = self
+            .store()
+            .list_audit(before, limit)
+            .await
+            .map_err(|e| e.into_domain("reading the audit trail failed"))?;
+        let next_cursor = if page.more {
+            page.items.last().map(|(seq, _)| seq.to_string())
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            entries: page.items,
+            total: page.total,
+            next_cursor,
+        })
     }
 }
 

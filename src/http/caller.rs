@@ -32,11 +32,13 @@ impl FromRequest for Caller {
         match state.keyward.authenticate_now(presented, now) {
             // Keys and access tokens: decided from memory, no allocation of a future.
             Authentication::Done(result) => {
-                if let Ok(caller) = &result
-                    && let Some(key_id) = caller.via.key_id()
-                {
-                    req.extensions_mut().insert(AuthenticatedKey(key_id));
-                }
+                let result = result.map(|mut caller| {
+                    caller.source = client_ip(req, &state);
+                    if let Some(key_id) = caller.via.key_id() {
+                        req.extensions_mut().insert(AuthenticatedKey(key_id));
+                    }
+                    caller
+                });
                 CallerFuture::Ready(Some(result.map_err(ApiError::from)))
             }
             Authentication::NeedsPassword { username, password } => {

@@ -51,7 +51,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/users", web::get().to(users::list))
                 .route("/users/{id}", web::get().to(users::get))
                 .route("/users/{id}", web::patch().to(users::update))
-                .route("/users/{id}", web::delete().to(users::delete)),
+                .route("/users/{id}", web::delete().to(users::delete))
+                .route("/audit", web::get().to(users::audit)),
         );
 }
 

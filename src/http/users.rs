@@ -135,3 +135,36 @@ pub async fn delete(
     state.keyward.delete_user(&caller, &id, Timestamp::now()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// `GET /v1/audit?limit=&cursor=` (admin): the audit trail, newest first.
+pub async fn audit(
+    state: web::Data<AppState>,
+    Admin(caller): Admin,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = state
+        .keyward
+        .list_audit(&caller, query.cursor.as_deref(), query.limit)
+        .await?;
+    let data: Vec<serde_json::Value> = page
+        .entries
+        .iter()
+        .map(|(seq, a)| {
+            serde_json::json!({
+                "id": seq,
+                "at": a.at.rfc3339(),
+                "actor_id": a.actor_id.map(|id| id.to_string()),
+                "actor": a.actor,
+                "action": a.action,
+                "target_type": a.target_type,
+                "target_id": a.target_id,
+                "source_ip": a.source_ip,
+                "detail": a.detail,
+            })
+        })
+        .collect();
+    Ok(
+        HttpResponse::Ok()
+            .json(serde_json::json!({"data": data, "total": page.total, "next_cursor": page.next_cursor})),
+    )
+}

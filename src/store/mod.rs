@@ -18,6 +18,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params}
 
 use crate::domain::{KeyDigest, KeyId, KeyRecord, Role, Timestamp, UserId, UserRecord};
 pub use migrations::SCHEMA_VERSION;
+// AuditRecord is defined below, with the SQL that writes it.
 pub use watch::{Change, ChangeWatcher};
 use writer::Writer;
 
@@ -284,6 +285,7 @@ impl Store {
     pub async fn insert_user(
         &self,
         user: UserRecord,
+        audit: AuditRecord,
         after_commit: impl FnOnce() + Send + 'static,
     ) -> Result<(), StoreError> {
         let origin = Arc::clone(&self.origin);
@@ -302,7 +304,8 @@ impl Store {
                         user.role.as_str(),
                         user.created_at.millis()
                     ])?;
-                    record_change(c, &origin, "user", &user.id.to_string(), "created", user.created_at)
+                    record_change(c, &origin, "user", &user.id.to_string(), "created", user.created_at)?;
+                    insert_audit(c, &audit)
                 },
                 move |_| after_commit(),
             )
@@ -315,6 +318,7 @@ impl Store {
         id: UserId,
         changes: UserChanges,
         now: Timestamp,
+        audit: AuditRecord,
         after_commit: impl FnOnce(&Option<UserRecord>) + Send + 'static,
     ) -> Result<Option<UserRecord>, StoreError> {
         let origin = Arc::clone(&self.origin);
@@ -348,6 +352,7 @@ impl Store {
                         .optional()?;
                     if updated.is_some() {
                         record_change(c, &origin, "user", &id.to_string(), "updated", now)?;
+                        insert_audit(c, &audit)?;
                     }
                     Ok(updated)
                 },
@@ -362,6 +367,7 @@ impl Store {
         &self,
         id: UserId,
         now: Timestamp,
+        audit: AuditRecord,
         after_commit: impl FnOnce(&Option<Vec<[u8; 32]>>) + Send + 'static,
     ) -> Result<Option<Vec<[u8; 32]>>, StoreError> {
         let origin = Arc::clone(&self.origin);
@@ -383,6 +389,7 @@ impl Store {
                     let revoked: Vec<(String, KeyDigest)> =
                         stmt.query_map(params![id, now.millis()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
                     record_change(c, &origin, "user", &id.to_string(), "deleted", now)?;
+                    insert_audit(c, &audit)?;
                     for (key_id, _) in &revoked {
                         record_change(c, &origin, "key", key_id, "revoked", now)?;
                     }
@@ -391,6 +398,47 @@ impl Store {
                 after_commit,
             )
             .await
+    }
+
+    // ---- audit ----------------------------------------------------------------------
+
+    /// Records an audit line on its own (a failed login changes nothing else).
+    pub async fn record_audit(&self, audit: AuditRecord) -> Result<(), StoreError> {
+        self.writer.write(move |c| insert_audit(c, &audit), |_| {}).await
+    }
+
+    /// A page of the audit trail, newest first; `None` when the cursor names no line.
+    pub async fn list_audit(&self, before: Option<i64>, limit: u32) -> Result<Page<(i64, AuditRecord)>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, at, actor_id, actor, action, target_type, target_id, source_ip, detail FROM audit \
+                 WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+            )?;
+            let mut items: Vec<(i64, AuditRecord)> = stmt
+                .query_map(params![before.unwrap_or(i64::MAX), limit + 1], |r| {
+                    let action: String = r.get(4)?;
+                    let target_type: Option<String> = r.get(5)?;
+                    Ok((
+                        r.get(0)?,
+                        AuditRecord {
+                            at: Timestamp::from_millis(r.get(1)?),
+                            actor_id: r.get(2)?,
+                            actor: r.get(3)?,
+                            action: audit_action(&action),
+                            target_type: target_type.as_deref().map(audit_target),
+                            target_id: r.get(6)?,
+                            source_ip: r.get(7)?,
+                            detail: r.get(8)?,
+                        },
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            let total = c.query_row("SELECT count(*) FROM audit", [], count)?;
+            let more = items.len() > limit as usize;
+            items.truncate(limit as usize);
+            Ok(Page { items, total, more })
+        })
+        .await
     }
 
     // ---- keys -----------------------------------------------------------------------
@@ -431,6 +479,7 @@ impl Store {
     pub async fn insert_key(
         &self,
         key: KeyRecord,
+        audit: AuditRecord,
         after_commit: impl FnOnce() + Send + 'static,
     ) -> Result<(), StoreError> {
         let origin = Arc::clone(&self.origin);
@@ -449,7 +498,8 @@ impl Store {
                         key.created_at.millis(),
                         key.expires_at.map(Timestamp::millis)
                     ])?;
-                    record_change(c, &origin, "key", &key.id.to_string(), "created", key.created_at)
+                    record_change(c, &origin, "key", &key.id.to_string(), "created", key.created_at)?;
+                    insert_audit(c, &audit)
                 },
                 move |_| after_commit(),
             )
@@ -578,6 +628,7 @@ impl Store {
         id: KeyId,
         name: Option<String>,
         now: Timestamp,
+        audit: AuditRecord,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let origin = Arc::clone(&self.origin);
         self.writer
@@ -592,6 +643,7 @@ impl Store {
                         .optional()?;
                     if key.is_some() {
                         record_change(c, &origin, "key", &id.to_string(), "renamed", now)?;
+                        insert_audit(c, &audit)?;
                     }
                     Ok(key)
                 },
@@ -606,6 +658,7 @@ impl Store {
         owner: UserId,
         id: KeyId,
         now: Timestamp,
+        audit: AuditRecord,
         after_commit: impl FnOnce(&Option<[u8; 32]>) + Send + 'static,
     ) -> Result<Option<[u8; 32]>, StoreError> {
         let origin = Arc::clone(&self.origin);
@@ -621,6 +674,7 @@ impl Store {
                         .optional()?;
                     if digest.is_some() {
                         record_change(c, &origin, "key", &id.to_string(), "revoked", now)?;
+                        insert_audit(c, &audit)?;
                     }
                     Ok(digest.map(|d| d.lookup()))
                 },
@@ -657,6 +711,49 @@ fn cursor_seq<T: ToSql>(c: &Connection, table: &str, after: Option<T>) -> rusqli
             .query_row([id], |r| r.get(0))
             .optional(),
     }
+}
+
+/// One line of the audit trail: who did what to which record, from where. Never a secret.
+#[derive(Clone, Debug)]
+pub struct AuditRecord {
+    pub at: Timestamp,
+    pub actor_id: Option<UserId>,
+    /// The actor's username, `operator` for the CLI, or `anonymous`.
+    pub actor: String,
+    /// `key.create`, `key.rename`, `key.revoke`, `user.create`, `user.update`,
+    /// `user.delete`, `user.password`, `login.failed`.
+    pub action: &'static str,
+    pub target_type: Option<&'static str>,
+    pub target_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+fn insert_audit(c: &Connection, a: &AuditRecord) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO audit (at, actor_id, actor, action, target_type, target_id, source_ip, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![a.at.millis(), a.actor_id, a.actor, a.action, a.target_type, a.target_id, a.source_ip, a.detail])?;
+    Ok(())
+}
+
+/// The audit actions and target kinds are a closed set; stored text maps back to them.
+fn audit_action(text: &str) -> &'static str {
+    const ACTIONS: [&str; 8] = [
+        "key.create",
+        "key.rename",
+        "key.revoke",
+        "user.create",
+        "user.update",
+        "user.delete",
+        "user.password",
+        "login.failed",
+    ];
+    ACTIONS.iter().find(|a| **a == text).copied().unwrap_or("other")
+}
+
+fn audit_target(text: &str) -> &'static str {
+    if text == "key" { "key" } else { "user" }
 }
 
 /// A `count(*)` column as an unsigned number.

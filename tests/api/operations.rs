@@ -163,3 +163,110 @@ async fn one_log_line_per_request_with_request_and_key_id() {
     assert!(line.contains(&format!("key_id={id}")), "{line}");
     assert!(!log.contains(&key));
 }
+
+#[tokio::test]
+async fn the_audit_trail_records_a_scripted_sequence() {
+    let app = spawn_app().await;
+    let (ada_id, ada) = app.user("ada").await;
+    let made = app.create_key(&ada, json!({"name": "one"})).await;
+    let kid = made["id"].as_str().unwrap().to_owned();
+    app.bearer(Method::PATCH, &format!("/v1/keys/{kid}"), &ada)
+        .json(&json!({"name": "two"}))
+        .send()
+        .await
+        .unwrap();
+    app.bearer(Method::DELETE, &format!("/v1/keys/{kid}"), &ada)
+        .send()
+        .await
+        .unwrap();
+    app.bearer(Method::PATCH, &format!("/v1/users/{ada_id}"), &app.admin)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    app.request(Method::POST, "/v1/auth/token")
+        .json(&json!({"username": "ada", "password": "not ada's password"}))
+        .send()
+        .await
+        .unwrap();
+    app.request(Method::POST, "/v1/auth/token")
+        .json(&json!({"username": "my secret password", "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    app.bearer(Method::DELETE, &format!("/v1/users/{ada_id}"), &app.admin)
+        .send()
+        .await
+        .unwrap();
+
+    let r = app
+        .bearer(Method::GET, "/v1/audit?limit=500", &app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let page: serde_json::Value = r.json().await.unwrap();
+    let mut lines: Vec<serde_json::Value> = page["data"].as_array().unwrap().clone();
+    lines.reverse(); // oldest first
+    let actions: Vec<&str> = lines.iter().map(|l| l["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "user.create",
+            "user.create",
+            "key.create",
+            "key.rename",
+            "key.revoke",
+            "user.update",
+            "login.failed",
+            "login.failed",
+            "user.delete"
+        ]
+    );
+    let key_create = &lines[2];
+    assert_eq!(key_create["actor"], "ada");
+    assert_eq!(key_create["actor_id"], ada_id.as_str());
+    assert_eq!(key_create["target_id"], kid.as_str());
+    assert_eq!(key_create["source_ip"], "127.0.0.1");
+    assert_eq!(lines[5]["detail"], "disabled=true");
+    assert_eq!(lines[6]["actor"], "ada");
+    assert_eq!(lines[7]["actor"], "anonymous", "an unknown login name is not recorded");
+    let text = page.to_string();
+    for secret in [
+        made["key"].as_str().unwrap(),
+        "not ada's password",
+        "my secret password",
+        "ada-password",
+    ] {
+        assert!(!text.contains(secret));
+    }
+    // Paging, newest first, and admins only.
+    let first: serde_json::Value = app
+        .bearer(Method::GET, "/v1/audit?limit=2", &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["data"][0]["action"], "user.delete");
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second: serde_json::Value = app
+        .bearer(Method::GET, &format!("/v1/audit?limit=2&cursor={cursor}"), &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["data"][0]["action"], "login.failed");
+    let (_, bob) = app.user("bob").await;
+    assert_eq!(
+        app.bearer(Method::GET, "/v1/audit", &bob)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+}
