@@ -204,6 +204,24 @@ pub fn basic(user: &str, password: &str) -> String {
 /// A server process that is killed if the test ends early.
 pub struct Server(Child);
 
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit code, `None` if it did not.
+    pub fn wait_for_exit(&mut self, limit: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -20,6 +20,7 @@ mod operations;
 mod seed000;
 mod seed001;
 mod seed002;
+mod shutdown;
 mod token_matrix;
 mod uniqueness;
 mod users;
