@@ -50,6 +50,15 @@ pub struct ServerSettings {
     pub cors_origins: Vec<String>,
     /// Only requests from these addresses may set `X-Forwarded-For` / `-Proto`.
     pub trusted_proxies: Vec<IpNet>,
+    /// Serve HTTPS with this certificate chain and key; `None`: plain HTTP.
+    pub tls: Option<TlsSettings>,
+}
+
+/// PEM files of the certificate chain and its private key.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Clone, Debug)]
@@ -179,6 +188,14 @@ struct RawServer {
     shutdown_timeout: String,
     cors_origins: Vec<String>,
     trusted_proxies: Vec<String>,
+    tls: RawTls,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawTls {
+    cert: String,
+    key: String,
 }
 
 impl Default for RawServer {
@@ -190,6 +207,7 @@ impl Default for RawServer {
             shutdown_timeout: "10s".into(),
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            tls: RawTls::default(),
         }
     }
 }
@@ -339,6 +357,7 @@ impl Settings {
             .collect();
         format!(
             "[server]\nbind = \"{}\"\nworkers = {}\nbody_limit = \"{}B\"\nshutdown_timeout = \"{}s\"\ncors_origins = {}\ntrusted_proxies = {}\n\n\
+             [server.tls]\ncert = {:?}\nkey = {:?}\n\n\
              [database]\npath = {:?}\npool_size = {}\nmax_size = {}\nread_only = {}\n\n\
              [auth]\naccess_token_ttl = \"{}s\"\nsecret = {}\nadmin_password = {}\n\n\
              [keys]\nissuer = {:?}\ndefault_lifetime = {}\nmax_lifetime = {}\nalgorithm = \"HS256\"\n\n\
@@ -351,6 +370,8 @@ impl Settings {
             s.shutdown_timeout.as_secs(),
             list(&s.cors_origins),
             list(&proxies),
+            s.tls.as_ref().map(|t| t.cert.display().to_string()).unwrap_or_default(),
+            s.tls.as_ref().map(|t| t.key.display().to_string()).unwrap_or_default(),
             d.path.display().to_string(),
             d.pool_size,
             d.max_size
@@ -415,6 +436,15 @@ impl Settings {
                 ));
             }
         }
+        let tls = match (raw.server.tls.cert.trim(), raw.server.tls.key.trim()) {
+            ("", "") => None,
+            ("", _) => return Err(bad("server.tls.cert", "is needed with server.tls.key")),
+            (_, "") => return Err(bad("server.tls.key", "is needed with server.tls.cert")),
+            (cert, key) => Some(TlsSettings {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+            }),
+        };
         let metrics_bind = match raw.metrics.bind.trim() {
             "" => None,
             text => Some(text.parse().map_err(|_| {
@@ -484,6 +514,7 @@ impl Settings {
                 shutdown_timeout,
                 cors_origins: raw.server.cors_origins,
                 trusted_proxies,
+                tls,
             },
             database: DatabaseSettings {
                 path: raw.database.path,

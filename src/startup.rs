@@ -41,6 +41,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Tls(String),
 }
 
 pub struct Application {
@@ -136,9 +138,12 @@ impl Application {
                 .wrap(Condition::new(cors_on, cors))
                 .wrap(from_fn(http::access_log::access_log))
         })
-        .listen(listener)?
         .workers(settings.server.workers)
-        .shutdown_timeout(settings.server.shutdown_timeout.as_secs())
+        .shutdown_timeout(settings.server.shutdown_timeout.as_secs());
+        let server = match &settings.server.tls {
+            None => server.listen(listener)?,
+            Some(tls) => server.listen_rustls_0_23(listener, tls_config(tls)?)?,
+        }
         .run();
 
         // Metrics on an address of their own, when configured so.
@@ -251,6 +256,29 @@ async fn bootstrap_admin(keyward: &Keyward, configured: Option<Secret>, db_path:
     }
     keyward.bootstrap_admin(password, Timestamp::now()).await?;
     Ok(())
+}
+
+/// The rustls configuration for `[server.tls]` (ring provider, TLS 1.2 and 1.3).
+fn tls_config(tls: &crate::config::TlsSettings) -> Result<rustls::ServerConfig, StartError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| StartError::Tls(format!("server.tls.cert {}: {e}", tls.cert.display())))?;
+    if certs.is_empty() {
+        return Err(StartError::Tls(format!(
+            "server.tls.cert {}: no certificate in the file",
+            tls.cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key)
+        .map_err(|e| StartError::Tls(format!("server.tls.key {}: {e}", tls.key.display())))?;
+    rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartError::Tls(format!("TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| StartError::Tls(format!("server.tls: the certificate and key do not work together: {e}")))
 }
 
 /// Writes `text` to `path`, readable by the owner only.

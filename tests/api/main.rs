@@ -21,6 +21,7 @@ mod seed000;
 mod seed001;
 mod seed002;
 mod shutdown;
+mod tls;
 mod token_matrix;
 mod uniqueness;
 mod users;
