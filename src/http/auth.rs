@@ -7,23 +7,27 @@ use super::AppState;
 use super::body::Json;
 use super::caller::client_ip;
 use super::problem::ApiError;
+use super::problem::Problem;
 use crate::domain::{Caller, Password, Secret, Timestamp};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     username: String,
+    #[schema(value_type = String)]
     password: Secret,
 }
 
-#[derive(Serialize)]
-struct TokenResponse<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenResponse<'a> {
     access_token: &'a str,
     token_type: &'static str,
     expires_in: u64,
 }
 
 /// `POST /v1/auth/token` (public): username or email and password for an access token.
+#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
 pub async fn token(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -48,6 +52,7 @@ pub async fn token(
 ///
 /// Written by hand rather than through serde: this is the route every client calls to check
 /// its key, and the benchmark's measure of the hot path.
+#[utoipa::path(get, path = "/v1/me", tag = "auth", responses((status = 200, body = super::openapi::MeJson), (status = 401, body = Problem)))]
 pub async fn me(caller: Caller) -> HttpResponse {
     let u = &caller.user;
     let mut body = String::with_capacity(256);
@@ -87,15 +92,19 @@ fn push_json_string(out: &mut String, text: &str) {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
+    #[schema(value_type = String)]
     current_password: Secret,
+    #[schema(value_type = String)]
     new_password: Secret,
 }
 
 /// `POST /v1/me/password` (access token or password, never a key): 204; ends the caller's
 /// access tokens.
+#[utoipa::path(post, path = "/v1/me/password", tag = "auth", request_body = ChangePasswordRequest,
+    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn change_password(
     state: web::Data<AppState>,
     caller: Caller,

@@ -19,7 +19,7 @@ pub fn scope(path: &str) -> actix_web::Scope {
 }
 
 /// The key object of the native API. Never holds the key itself.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyJson {
     pub id: String,
     pub name: Option<String>,
@@ -45,15 +45,15 @@ impl From<&KeyRecord> for KeyJson {
 }
 
 /// The create response: the key object plus the key itself, shown this once.
-#[derive(Serialize)]
-struct CreatedKeyJson<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedKeyJson<'a> {
     #[serde(flatten)]
     key: KeyJson,
     #[serde(rename = "key")]
     secret: &'a str,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     name: Option<String>,
@@ -79,14 +79,16 @@ pub fn parse_expires(value: Option<&serde_json::Value>) -> Result<Option<Expiry>
     }
 }
 
-#[derive(Serialize)]
-struct ListResponse {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ListResponse {
     data: Vec<KeyJson>,
     total: u64,
     next_cursor: Option<String>,
 }
 
-async fn create(
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
+    responses((status = 201, body = CreatedKeyJson), (status = 400, body = crate::http::problem::Problem), (status = 401, body = crate::http::problem::Problem)))]
+pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
@@ -112,7 +114,9 @@ async fn create(
         .json(body))
 }
 
-async fn list(
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(super::PageQuery),
+    responses((status = 200, body = ListResponse), (status = 400, body = crate::http::problem::Problem), (status = 401, body = crate::http::problem::Problem)))]
+pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     Owner(owner): Owner,
@@ -129,7 +133,9 @@ async fn list(
     }))
 }
 
-async fn get(
+#[utoipa::path(get, path = "/v1/keys/{key_id}", tag = "keys", params(("key_id" = String, Path)),
+    responses((status = 200, body = KeyJson), (status = 404, body = crate::http::problem::Problem)))]
+pub async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
@@ -139,13 +145,15 @@ async fn get(
     Ok(HttpResponse::Ok().json(KeyJson::from(&key)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameKeyRequest {
     name: Option<String>,
 }
 
-async fn rename(
+#[utoipa::path(patch, path = "/v1/keys/{key_id}", tag = "keys", params(("key_id" = String, Path)), request_body = RenameKeyRequest,
+    responses((status = 200, body = KeyJson), (status = 400, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem)))]
+pub async fn rename(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
@@ -170,7 +178,9 @@ async fn rename(
     Ok(HttpResponse::Ok().json(KeyJson::from(&key)))
 }
 
-async fn revoke(
+#[utoipa::path(delete, path = "/v1/keys/{key_id}", tag = "keys", params(("key_id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::http::problem::Problem)))]
+pub async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,

@@ -8,6 +8,7 @@ pub mod body;
 pub mod caller;
 mod health;
 mod keys;
+pub mod openapi;
 pub mod problem;
 mod users;
 
@@ -29,16 +30,20 @@ pub struct AppState {
 }
 
 /// `?limit=&cursor=` of the list routes.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Page size, 1 to 500 (default 50).
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
 /// Registers the native routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/openapi.json", web::get().to(openapi::document))
         .route("/readyz", web::get().to(health::readyz))
         .service(
             web::scope("/v1")
@@ -71,6 +76,7 @@ pub fn key_id(req: &actix_web::HttpRequest) -> &str {
 }
 
 /// `GET /metrics` (public; bind it elsewhere with `[metrics] bind`): Prometheus text.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, body = String, content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let metrics = state.keyward.metrics();
     metrics

@@ -10,7 +10,7 @@ use super::{AppState, PageQuery};
 use crate::domain::{Email, NewUserRequest, Password, Role, Secret, Timestamp, UserRecord, UserUpdate, Username};
 
 /// The user object. Never holds the password hash.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserJson {
     pub id: String,
     pub username: String,
@@ -35,18 +35,20 @@ impl From<&UserRecord> for UserJson {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     username: String,
+    #[schema(value_type = String)]
     password: Secret,
     email: Option<String>,
     role: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
+    #[schema(value_type = Option<String>)]
     password: Option<Secret>,
     #[serde(default, deserialize_with = "double_option")]
     email: Option<Option<String>>,
@@ -54,13 +56,15 @@ pub struct UpdateUserRequest {
     disabled: Option<bool>,
 }
 
-#[derive(Serialize)]
-struct ListResponse {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ListResponse {
     data: Vec<UserJson>,
     total: u64,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserRequest,
+    responses((status = 201, body = UserJson), (status = 400, body = crate::http::problem::Problem), (status = 403, body = crate::http::problem::Problem), (status = 409, body = crate::http::problem::Problem)))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -80,6 +84,8 @@ pub async fn create(
         .json(UserJson::from(&user)))
 }
 
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(super::PageQuery),
+    responses((status = 200, body = ListResponse), (status = 403, body = crate::http::problem::Problem)))]
 pub async fn list(
     state: web::Data<AppState>,
     Admin(caller): Admin,
@@ -96,6 +102,8 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = UserJson), (status = 403, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem)))]
 pub async fn get(
     state: web::Data<AppState>,
     Admin(caller): Admin,
@@ -105,6 +113,8 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(UserJson::from(&user)))
 }
 
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UpdateUserRequest,
+    responses((status = 200, body = UserJson), (status = 400, body = crate::http::problem::Problem), (status = 403, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem), (status = 409, body = crate::http::problem::Problem)))]
 pub async fn update(
     state: web::Data<AppState>,
     Admin(caller): Admin,
@@ -127,6 +137,8 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(UserJson::from(&user)))
 }
 
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem), (status = 409, body = crate::http::problem::Problem)))]
 pub async fn delete(
     state: web::Data<AppState>,
     Admin(caller): Admin,
@@ -137,6 +149,8 @@ pub async fn delete(
 }
 
 /// `GET /v1/audit?limit=&cursor=` (admin): the audit trail, newest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "users", params(super::PageQuery),
+    responses((status = 200, body = super::openapi::AuditList), (status = 403, body = crate::http::problem::Problem)))]
 pub async fn audit(
     state: web::Data<AppState>,
     Admin(caller): Admin,

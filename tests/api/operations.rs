@@ -270,3 +270,72 @@ async fn the_audit_trail_records_a_scripted_sequence() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// Every native route, as the router knows it.
+const NATIVE_ROUTES: [(&str, &str); 22] = [
+    ("post", "/v1/auth/token"),
+    ("get", "/v1/me"),
+    ("post", "/v1/me/password"),
+    ("post", "/v1/keys"),
+    ("get", "/v1/keys"),
+    ("get", "/v1/keys/{key_id}"),
+    ("patch", "/v1/keys/{key_id}"),
+    ("delete", "/v1/keys/{key_id}"),
+    ("post", "/v1/users/{user_id}/keys"),
+    ("get", "/v1/users/{user_id}/keys"),
+    ("get", "/v1/users/{user_id}/keys/{key_id}"),
+    ("patch", "/v1/users/{user_id}/keys/{key_id}"),
+    ("delete", "/v1/users/{user_id}/keys/{key_id}"),
+    ("post", "/v1/users"),
+    ("get", "/v1/users"),
+    ("get", "/v1/users/{id}"),
+    ("patch", "/v1/users/{id}"),
+    ("delete", "/v1/users/{id}"),
+    ("get", "/v1/audit"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_native_route() {
+    let app = spawn_app().await;
+    let r = app.request(Method::GET, "/openapi.json").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    for (method, path) in NATIVE_ROUTES {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is not in /openapi.json"
+        );
+        // And the router really serves it: an unknown route says "no such route".
+        let concrete = path
+            .replace("{key_id}", "000000000000000000000000")
+            .replace("{user_id}", "000000000000000000000000")
+            .replace("{id}", "000000000000000000000000");
+        let r = app
+            .bearer(method.to_uppercase().parse().unwrap(), &concrete, &app.admin)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("no such route"), "{method} {path} is not routed");
+    }
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|ops| ops.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        NATIVE_ROUTES.len(),
+        "the document has no route the router lacks"
+    );
+}

@@ -1,0 +1,121 @@
+//! The OpenAPI 3.1 description of the native API, generated from the handlers' annotations
+//! (utoipa) and served at `GET /openapi.json`.
+
+use actix_web::HttpResponse;
+use serde::Serialize;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::{auth, health, keys, users};
+
+/// `GET /v1/me`: the caller and how they authenticated.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MeJson {
+    user: MeUser,
+    auth: MeAuth,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct MeUser {
+    id: String,
+    username: String,
+    email: Option<String>,
+    /// `admin` or `user`
+    role: String,
+    created_at: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct MeAuth {
+    /// `access_token`, `api_key` or `password`
+    method: String,
+    key_id: Option<String>,
+}
+
+/// `GET /v1/audit`: a page of the audit trail, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditList {
+    data: Vec<AuditLine>,
+    total: u64,
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct AuditLine {
+    id: i64,
+    at: String,
+    actor_id: Option<String>,
+    actor: String,
+    action: String,
+    target_type: Option<String>,
+    target_id: Option<String>,
+    source_ip: Option<String>,
+    detail: Option<String>,
+}
+
+// The `/v1/users/{user_id}/keys` routes share the `/v1/keys` handlers; these describe them.
+#[utoipa::path(post, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path)), request_body = keys::CreateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = super::problem::Problem)))]
+#[allow(dead_code)]
+fn create_for_user() {}
+#[utoipa::path(get, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path), super::PageQuery), responses((status = 200, body = keys::ListResponse), (status = 404, body = super::problem::Problem)))]
+#[allow(dead_code)]
+fn list_for_user() {}
+#[utoipa::path(get, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 200, body = keys::KeyJson), (status = 404, body = super::problem::Problem)))]
+#[allow(dead_code)]
+fn get_for_user() {}
+#[utoipa::path(patch, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::RenameKeyRequest, responses((status = 200, body = keys::KeyJson), (status = 404, body = super::problem::Problem)))]
+#[allow(dead_code)]
+fn rename_for_user() {}
+#[utoipa::path(delete, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 204), (status = 404, body = super::problem::Problem)))]
+#[allow(dead_code)]
+fn revoke_for_user() {}
+
+struct Credentials;
+
+impl utoipa::Modify for Credentials {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "keyward", description = "A self-hosted API key server: the native API under /v1."),
+    paths(
+        auth::token, auth::me, auth::change_password,
+        keys::create, keys::list, keys::get, keys::rename, keys::revoke,
+        create_for_user, list_for_user, get_for_user, rename_for_user, revoke_for_user,
+        users::create, users::list, users::get, users::update, users::delete, users::audit,
+        health::healthz, health::readyz, super::metrics,
+    ),
+    modifiers(&Credentials),
+    security(("bearer" = []), ("basic" = []), ("api_key" = [])),
+)]
+struct ApiDoc;
+
+/// `GET /openapi.json` (public).
+pub async fn document() -> HttpResponse {
+    match ApiDoc::openapi().to_json() {
+        Ok(json) => HttpResponse::Ok().content_type("application/json").body(json),
+        Err(e) => {
+            actix_web::ResponseError::error_response(&super::problem::ApiError::from(crate::domain::Error::internal(e)))
+        }
+    }
+}
