@@ -104,6 +104,8 @@ struct Inner {
 pub struct Keyward(Arc<Inner>);
 
 const MASTER_SECRET_SETTING: &str = "master_secret";
+/// Key uses written per transaction by [`Keyward::flush_key_usage`].
+const USAGE_CHUNK: usize = 256;
 
 impl Keyward {
     /// Loads the master secret (generating it on first start), users and active keys.
@@ -295,16 +297,21 @@ impl Keyward {
     }
 
     /// Writes the key uses seen since the last call, in one batch.
+    ///
+    /// In chunks of [`USAGE_CHUNK`], each its own write: ten thousand keys in use would
+    /// otherwise hold the writer (and, on a small box, the CPU) for tens of milliseconds at
+    /// once, which shows as a latency spike for everyone; chunks let other writes in between.
     pub async fn flush_key_usage(&self) -> Result<(), Error> {
-        let uses = self.0.view.take_usage();
-        if uses.is_empty() {
-            return Ok(());
+        let mut uses = self.0.view.take_usage();
+        uses.sort_unstable_by_key(|(id, _)| *id);
+        for chunk in uses.chunks(USAGE_CHUNK) {
+            self.0
+                .store
+                .record_key_usage(chunk.to_vec())
+                .await
+                .map_err(|e| e.into_domain("recording key use failed"))?;
         }
-        self.0
-            .store
-            .record_key_usage(uses)
-            .await
-            .map_err(|e| e.into_domain("recording key use failed"))
+        Ok(())
     }
 
     /// The record of the user whose keys a call concerns (see [`Self::owner_for`]).
