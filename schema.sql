@@ -36,7 +36,9 @@ CREATE TABLE keys (
     expires_at   INTEGER,                    -- NULL: never (the token's exp is iat + 100 years)
     last_used_at INTEGER,
     revoked_at   INTEGER,                    -- kept for audit; revoked keys are hidden from lists
-    disabled     INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1))
+    disabled     INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+    scopes       TEXT,                       -- JSON array of strings; NULL: acts as its user
+    meta         TEXT    NOT NULL DEFAULT '{}' -- JSON object, at most 4 KiB
 );
 CREATE INDEX keys_by_user ON keys (user_id, seq) WHERE revoked_at IS NULL;
 

@@ -66,6 +66,8 @@ async fn main() {
                 let request = NewKeyRequest {
                     name: Some(keyward::domain::KeyName::parse("bench").unwrap()),
                     expires: None,
+                    scopes: None,
+                    meta: None,
                 };
                 kw.mint_key(&caller, None, request, Timestamp::now())
                     .await

@@ -271,6 +271,8 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
                     .map(Expiry::parse)
                     .transpose()
                     .map_err(|e| format!("expires: {e}"))?,
+                scopes: None,
+                meta: None,
             };
             let minted = kw.mint_key(&op, Some(owner), request, now).await.map_err(show)?;
             eprintln!("created key {} for {user}; it is shown this once:", minted.record.id);

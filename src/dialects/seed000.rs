@@ -68,6 +68,8 @@ async fn create(
     let request = NewKeyRequest {
         name: body.description.as_deref().map(KeyName::parse).transpose()?,
         expires: None,
+        scopes: None,
+        meta: None,
     };
     let minted = state
         .keyward

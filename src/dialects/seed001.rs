@@ -129,6 +129,8 @@ async fn create(
     let request = NewKeyRequest {
         name: label(body.label.as_deref())?,
         expires,
+        scopes: None,
+        meta: None,
     };
     let minted = state.keyward.mint_key(&caller, None, request, Timestamp::now()).await?;
     Ok(HttpResponse::Ok()

@@ -72,6 +72,8 @@ async fn create(
     let request = NewKeyRequest {
         name: Some(name),
         expires: None,
+        scopes: None,
+        meta: None,
     };
     let minted = state
         .keyward

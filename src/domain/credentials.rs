@@ -176,6 +176,7 @@ fn key_caller(check: KeyCheck) -> Result<Option<Caller>, Error> {
             via: Via::ApiKey {
                 key_id: k.key_id,
                 expires_at: k.expires_at,
+                scopes: k.scopes,
             },
             source: None,
         })),

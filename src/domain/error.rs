@@ -18,6 +18,9 @@ pub enum Error {
     /// Authenticated, but this caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The key used lacks this scope.
+    #[error("this key lacks the scope {0}")]
+    InsufficientScope(String),
     /// Bad input: which field, and what is accepted.
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },

@@ -4,7 +4,9 @@
 //! the named user's) is `NotFound`, exactly like one that does not exist.
 
 use super::service::{Caller, Keyward, Via};
+use super::view::KeyCheck;
 use super::{Error, Expiry, KeyId, Secret, Timestamp, UserId};
+use crate::store::ActiveKeyRow;
 
 /// Default page size of key and user lists, and the largest one may ask for.
 pub const DEFAULT_PAGE: u32 = 50;
@@ -79,6 +81,10 @@ pub struct KeyRecord {
     pub expires_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
     pub disabled: bool,
+    /// `None`: the key acts as its user. Otherwise only these scopes.
+    pub scopes: Option<Vec<String>>,
+    /// Free-form JSON object given at creation (at most 4 KiB).
+    pub meta: serde_json::Value,
 }
 
 impl std::fmt::Debug for KeyDigest {
@@ -91,6 +97,55 @@ pub struct NewKeyRequest {
     pub name: Option<KeyName>,
     /// `None`: the configured default lifetime.
     pub expires: Option<Expiry>,
+    /// `None`: the key acts as its user.
+    pub scopes: Option<Scopes>,
+    pub meta: Option<Meta>,
+}
+
+/// A key's scopes: 1 to 32 distinct names of 1 to 64 of `A-Z a-z 0-9 : _ . - *`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scopes(Vec<String>);
+
+impl Scopes {
+    pub fn parse(list: Vec<String>) -> Result<Self, Error> {
+        let ok = |s: &String| {
+            (1..=64).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-' | b'*'))
+        };
+        if list.is_empty() || list.len() > 32 || !list.iter().all(ok) {
+            return Err(Error::invalid(
+                "scopes",
+                "must be 1 to 32 names of letters, digits and : _ . - * (up to 64 each)",
+            ));
+        }
+        let mut list = list;
+        list.sort();
+        list.dedup();
+        Ok(Scopes(list))
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// A key's metadata: a JSON object of at most 4 KiB.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Meta(serde_json::Value);
+
+impl Meta {
+    pub const MAX_BYTES: usize = 4096;
+
+    pub fn parse(value: serde_json::Value) -> Result<Self, Error> {
+        if !value.is_object() {
+            return Err(Error::invalid("meta", "must be a JSON object"));
+        }
+        if value.to_string().len() > Self::MAX_BYTES {
+            return Err(Error::invalid("meta", "must be at most 4 KiB"));
+        }
+        Ok(Meta(value))
+    }
 }
 
 /// A key just made: its record and the key itself, which is shown this once.
@@ -103,6 +158,38 @@ pub struct KeyPage {
     pub keys: Vec<KeyRecord>,
     pub total: u64,
     pub next_cursor: Option<KeyId>,
+}
+
+/// The verify API's verdict codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyCode {
+    Valid,
+    NotFound,
+    Expired,
+    Revoked,
+    Disabled,
+    InsufficientScope,
+}
+
+impl VerifyCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyCode::Valid => "VALID",
+            VerifyCode::NotFound => "NOT_FOUND",
+            VerifyCode::Expired => "EXPIRED",
+            VerifyCode::Revoked => "REVOKED",
+            VerifyCode::Disabled => "DISABLED",
+            VerifyCode::InsufficientScope => "INSUFFICIENT_SCOPE",
+        }
+    }
+}
+
+/// What `verify_key` found.
+pub struct Verification {
+    pub code: VerifyCode,
+    /// The key's record, when it is one of ours and not revoked.
+    pub key: Option<KeyRecord>,
+    pub username: Option<String>,
 }
 
 /// Parses a page size: default 50, 1 to 500.
@@ -137,6 +224,7 @@ impl Keyward {
         request: NewKeyRequest,
         now: Timestamp,
     ) -> Result<MintedKey, Error> {
+        caller.require_scope("keys:write")?;
         let owner = self.owner_for(caller, owner)?;
         let expiry = request.expires.unwrap_or_else(|| self.config().default_lifetime.into());
         // Whole seconds, so `expires_at` and the token's `exp` say the same.
@@ -161,7 +249,8 @@ impl Keyward {
         if let Via::ApiKey {
             expires_at: Some(parent),
             ..
-        } = caller.via
+        } = &caller.via
+            && let parent = *parent
             && expires_at.is_none_or(|t| t > parent)
         {
             return Err(Error::invalid(
@@ -171,6 +260,19 @@ impl Keyward {
                     parent.rfc3339()
                 ),
             ));
+        }
+
+        // A key with scopes can only make keys with some of its own scopes.
+        if let Via::ApiKey { scopes: Some(own), .. } = &caller.via {
+            let within = request
+                .scopes
+                .as_ref()
+                .is_some_and(|s| s.as_slice().iter().all(|x| own.contains(x)));
+            if !within {
+                return Err(Error::Forbidden(
+                    "a key with scopes can only make keys with some of its own scopes".into(),
+                ));
+            }
         }
 
         let id = KeyId::generate()?;
@@ -186,12 +288,23 @@ impl Keyward {
             expires_at,
             last_used_at: None,
             disabled: false,
+            scopes: request.scopes.map(|s| s.0),
+            meta: request.meta.map_or_else(|| serde_json::json!({}), |m| m.0),
         };
         let view = self.view().clone();
         let audit = caller.audit("key.create", Some(("key", id.to_string())), now);
+        let scopes = record.scopes.clone();
         self.store()
             .insert_key(record.clone(), audit, move || {
-                view.insert_key(digest.lookup(), id, owner, expires_at, false, true)
+                let key = ActiveKeyRow {
+                    id,
+                    user_id: owner,
+                    lookup: digest.lookup(),
+                    expires_at,
+                    disabled: false,
+                    scopes,
+                };
+                view.insert_key(key, true)
             })
             .await
             .map_err(|e| e.into_domain("the key could not be stored"))?;
@@ -206,6 +319,7 @@ impl Keyward {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<KeyPage, Error> {
+        caller.require_scope("keys:read")?;
         let owner = self.owner_for(caller, owner)?;
         let limit = page_limit(limit)?;
         let after = parse_cursor(cursor, KeyId::parse)?;
@@ -244,6 +358,7 @@ impl Keyward {
     }
 
     pub async fn get_key(&self, caller: &Caller, owner: Option<UserId>, id: &str) -> Result<KeyRecord, Error> {
+        caller.require_scope("keys:read")?;
         let owner = self.owner_for(caller, owner)?;
         let id = parse_key_id(id)?;
         let mut key = self
@@ -265,6 +380,7 @@ impl Keyward {
         name: Option<KeyName>,
         now: Timestamp,
     ) -> Result<KeyRecord, Error> {
+        caller.require_scope("keys:write")?;
         let owner = self.owner_for(caller, owner)?;
         let id = parse_key_id(id)?;
         let mut key = self
@@ -283,6 +399,85 @@ impl Keyward {
         Ok(key)
     }
 
+    /// Disables or enables a key without deleting it; a disabled key fails from the next
+    /// request on.
+    pub async fn set_key_disabled(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        id: &str,
+        disabled: bool,
+        now: Timestamp,
+    ) -> Result<KeyRecord, Error> {
+        caller.require_scope("keys:write")?;
+        let owner = self.owner_for(caller, owner)?;
+        let id = parse_key_id(id)?;
+        let view = self.view().clone();
+        let action = if disabled { "key.disable" } else { "key.enable" };
+        self.store()
+            .set_key_disabled(
+                owner,
+                id,
+                disabled,
+                now,
+                caller.audit(action, Some(("key", id.to_string())), now),
+                move |key| {
+                    if let Some(key) = key {
+                        view.set_key_disabled(key.digest.lookup(), disabled);
+                    }
+                },
+            )
+            .await
+            .map_err(|e| e.into_domain("the key could not be changed"))?
+            .ok_or(Error::NotFound)
+    }
+
+    /// `POST /v1/verify`: what keyward says of a presented key, for a service checking its
+    /// callers. Only an admin, or a key with the explicit scope `keys:verify` (a key without
+    /// scopes does not get it implicitly), may ask.
+    pub async fn verify_key(
+        &self,
+        caller: &Caller,
+        token: &str,
+        scopes: &[String],
+        now: Timestamp,
+    ) -> Result<Verification, Error> {
+        let explicit =
+            matches!(&caller.via, Via::ApiKey { scopes: Some(s), .. } if s.iter().any(|x| x == "keys:verify"));
+        if !(explicit || (caller.is_admin() && caller.has_scope("keys:verify"))) {
+            return Err(Error::InsufficientScope("keys:verify".into()));
+        }
+        let check = self.view().check_key(token, now, self.signer());
+        let digest = KeyDigest::of(token);
+        let on_file = self
+            .store()
+            .find_key_by_lookup(digest.lookup())
+            .await
+            .map_err(|e| e.into_domain("reading the key failed"))?;
+        let code = match (&check, &on_file) {
+            (KeyCheck::Valid(k), _) => match &k.scopes {
+                Some(own) if !scopes.iter().all(|s| own.contains(s)) => VerifyCode::InsufficientScope,
+                _ => VerifyCode::Valid,
+            },
+            (KeyCheck::Expired, _) => VerifyCode::Expired,
+            (KeyCheck::Disabled, _) => VerifyCode::Disabled,
+            (KeyCheck::NotFound, Some((_, true))) => VerifyCode::Revoked,
+            (KeyCheck::NotFound, Some((key, false))) if key.expires_at.is_some_and(|t| t <= now) => VerifyCode::Expired,
+            (KeyCheck::NotFound, _) => VerifyCode::NotFound,
+        };
+        // Say who the key belongs to only when it is one of ours and not revoked.
+        let key = match (&code, on_file) {
+            (VerifyCode::NotFound | VerifyCode::Revoked, _) => None,
+            (_, Some((key, _))) => Some(key),
+            _ => None,
+        };
+        let username = key
+            .as_ref()
+            .and_then(|k| self.view().user(k.user_id))
+            .map(|u| u.username.clone());
+        Ok(Verification { code, key, username })
+    }
+
     /// Revokes a key. When this returns, the key already fails verification.
     pub async fn revoke_key(
         &self,
@@ -291,6 +486,7 @@ impl Keyward {
         id: &str,
         now: Timestamp,
     ) -> Result<(), Error> {
+        caller.require_scope("keys:write")?;
         let owner = self.owner_for(caller, owner)?;
         let id = parse_key_id(id)?;
         let view = self.view().clone();

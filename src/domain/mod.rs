@@ -21,7 +21,9 @@ pub use error::Error;
 pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, parse_byte_size};
 pub(crate) use ids::hex;
 pub use ids::{KeyId, UserId};
-pub use keys::{KeyDigest, KeyName, KeyPage, KeyRecord, MintedKey, NewKeyRequest};
+pub use keys::{
+    KeyDigest, KeyName, KeyPage, KeyRecord, Meta, MintedKey, NewKeyRequest, Scopes, Verification, VerifyCode,
+};
 pub use passwords::Password;
 pub use secret::Secret;
 pub use service::{Caller, DomainConfig, Keyward, Via};

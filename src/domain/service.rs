@@ -13,12 +13,14 @@ use crate::metrics::Metrics;
 use crate::store::{AuditRecord, Change, Store, StoreError, StoreErrorKind};
 
 /// How a caller proved who they are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Via {
     AccessToken,
     ApiKey {
         key_id: super::KeyId,
         expires_at: Option<Timestamp>,
+        /// `None`: the key acts as its user.
+        scopes: Option<Arc<[String]>>,
     },
     Password,
 }
@@ -53,6 +55,26 @@ pub struct Caller {
 impl Caller {
     pub fn is_admin(&self) -> bool {
         self.user.role == super::Role::Admin
+    }
+
+    /// Whether this caller may act with `scope`: keys with scopes only for theirs; keys
+    /// without scopes, access tokens and passwords act as the user.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        match &self.via {
+            Via::ApiKey {
+                scopes: Some(scopes), ..
+            } => scopes.iter().any(|s| s == scope),
+            _ => true,
+        }
+    }
+
+    /// `InsufficientScope` (403) unless [`Self::has_scope`].
+    pub fn require_scope(&self, scope: &str) -> Result<(), Error> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(Error::InsufficientScope(scope.to_owned()))
+        }
     }
 
     /// An audit line for `action` by this caller on `target`.
@@ -281,9 +303,7 @@ impl Keyward {
                         Ok(changes) => {
                             for change in changes {
                                 match change {
-                                    Change::KeyActive(k) => {
-                                        view.insert_key(k.lookup, k.id, k.user_id, k.expires_at, k.disabled, false)
-                                    }
+                                    Change::KeyActive(k) => view.insert_key(k, false),
                                     Change::KeyGone(lookup) => view.remove_keys(&[lookup]),
                                     Change::User(user) => view.put_user(user),
                                 }

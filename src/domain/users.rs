@@ -400,6 +400,7 @@ impl Keyward {
 }
 
 fn require_admin(caller: &Caller) -> Result<(), Error> {
+    caller.require_scope("users:admin")?;
     if caller.is_admin() {
         Ok(())
     } else {

@@ -72,6 +72,8 @@ struct Inner {
     user_slot: HashMap<UserId, u32>,
     /// Lowercased username and email of every live user.
     by_login: HashMap<String, u32>,
+    /// Scopes of the keys that have them (most keys act as their user and are not here).
+    scopes: HashMap<KeyId, Arc<[String]>>,
 }
 
 /// The verdict on a `Bearer` credential.
@@ -95,6 +97,8 @@ pub struct ValidKey {
     pub key_id: KeyId,
     pub user: Arc<UserRecord>,
     pub expires_at: Option<Timestamp>,
+    /// `None`: the key acts as its user.
+    pub scopes: Option<Arc<[String]>>,
 }
 
 /// A verified access token: verdicts are cached so a token's signature is checked once.
@@ -150,6 +154,9 @@ impl KeyView {
         if let Some(&slot) = inner.user_slot.get(&k.user_id) {
             let entry = entry(k.id, slot, k.expires_at, k.disabled, false);
             inner.keys.insert(Lookup(k.lookup), entry);
+            if let Some(scopes) = k.scopes {
+                inner.scopes.insert(k.id, scopes.into());
+            }
         }
     }
 
@@ -209,6 +216,11 @@ impl KeyView {
             key_id: entry.id,
             user: Arc::clone(user),
             expires_at: (entry.expires_at != i64::MAX).then(|| Timestamp::from_millis(entry.expires_at)),
+            scopes: if inner.scopes.is_empty() {
+                None
+            } else {
+                inner.scopes.get(&entry.id).cloned()
+            },
         })
     }
 
@@ -251,20 +263,26 @@ impl KeyView {
     }
 
     /// Adds a key just committed. `signature_checked`: this process signed it.
-    pub fn insert_key(
-        &self,
-        lookup: [u8; 32],
-        id: KeyId,
-        user: UserId,
-        expires_at: Option<Timestamp>,
-        disabled: bool,
-        signature_checked: bool,
-    ) {
+    pub fn insert_key(&self, key: ActiveKeyRow, signature_checked: bool) {
         let mut inner = self.inner.write();
-        if let Some(&slot) = inner.user_slot.get(&user) {
-            inner
-                .keys
-                .insert(Lookup(lookup), entry(id, slot, expires_at, disabled, signature_checked));
+        if let Some(scopes) = key.scopes {
+            inner.scopes.insert(key.id, scopes.into());
+        }
+        if let Some(&slot) = inner.user_slot.get(&key.user_id) {
+            let entry = entry(key.id, slot, key.expires_at, key.disabled, signature_checked);
+            inner.keys.insert(Lookup(key.lookup), entry);
+        }
+    }
+
+    /// Marks a key disabled or enabled: from the next request on.
+    pub fn set_key_disabled(&self, lookup: [u8; 32], disabled: bool) {
+        let inner = self.inner.read();
+        if let Some(entry) = inner.keys.get(&Lookup(lookup)) {
+            if disabled {
+                entry.flags.fetch_or(DISABLED, Ordering::AcqRel);
+            } else {
+                entry.flags.fetch_and(!DISABLED, Ordering::AcqRel);
+            }
         }
     }
 

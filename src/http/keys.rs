@@ -7,7 +7,7 @@ use super::body::Json;
 use super::caller::Owner;
 use super::problem::ApiError;
 use super::{AppState, PageQuery, key_id};
-use crate::domain::{Caller, Error, Expiry, KeyName, KeyRecord, NewKeyRequest, Timestamp};
+use crate::domain::{Caller, Error, Expiry, KeyName, KeyRecord, Meta, NewKeyRequest, Scopes, Timestamp};
 
 pub fn scope(path: &str) -> actix_web::Scope {
     web::scope(path)
@@ -28,6 +28,10 @@ pub struct KeyJson {
     pub updated_at: String,
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
+    /// `null`: the key acts as its user.
+    pub scopes: Option<Vec<String>>,
+    pub meta: serde_json::Value,
+    pub disabled: bool,
 }
 
 impl From<&KeyRecord> for KeyJson {
@@ -40,6 +44,9 @@ impl From<&KeyRecord> for KeyJson {
             updated_at: k.updated_at.rfc3339(),
             expires_at: k.expires_at.map(Timestamp::rfc3339),
             last_used_at: k.last_used_at.map(Timestamp::rfc3339),
+            scopes: k.scopes.clone(),
+            meta: k.meta.clone(),
+            disabled: k.disabled,
         }
     }
 }
@@ -58,6 +65,10 @@ pub struct CreatedKeyJson<'a> {
 pub struct CreateKeyRequest {
     name: Option<String>,
     expires: Option<serde_json::Value>,
+    /// Omitted: the key acts as its user. Otherwise only these scopes.
+    scopes: Option<Vec<String>>,
+    /// A JSON object of at most 4 KiB, returned with the key.
+    meta: Option<serde_json::Value>,
 }
 
 /// Reads `expires` as the native API takes it: a number of seconds or a string of the
@@ -98,6 +109,8 @@ pub async fn create(
     let request = NewKeyRequest {
         name: body.name.as_deref().map(KeyName::parse).transpose()?,
         expires: parse_expires(body.expires.as_ref())?,
+        scopes: body.scopes.map(Scopes::parse).transpose()?,
+        meta: body.meta.map(Meta::parse).transpose()?,
     };
     let minted = state
         .keyward
@@ -149,6 +162,8 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct RenameKeyRequest {
     name: Option<String>,
+    /// Disable (`true`) or enable (`false`) the key without deleting it.
+    disabled: Option<bool>,
 }
 
 #[utoipa::path(patch, path = "/v1/keys/{key_id}", tag = "keys", params(("key_id" = String, Path)), request_body = RenameKeyRequest,
@@ -160,17 +175,19 @@ pub async fn rename(
     Owner(owner): Owner,
     Json(body): Json<RenameKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = match body.name {
+    let now = Timestamp::now();
+    let name = body.name.as_deref().map(KeyName::parse).transpose()?;
+    if let Some(disabled) = body.disabled {
+        state
+            .keyward
+            .set_key_disabled(&caller, owner, key_id(&req), disabled, now)
+            .await?;
+    }
+    let key = match name {
         Some(name) => {
             state
                 .keyward
-                .rename_key(
-                    &caller,
-                    owner,
-                    key_id(&req),
-                    Some(KeyName::parse(&name)?),
-                    Timestamp::now(),
-                )
+                .rename_key(&caller, owner, key_id(&req), Some(name), now)
                 .await?
         }
         None => state.keyward.get_key(&caller, owner, key_id(&req)).await?,

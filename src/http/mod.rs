@@ -10,6 +10,7 @@ mod health;
 mod keys;
 pub mod openapi;
 pub mod problem;
+mod services;
 mod users;
 
 use actix_web::http::StatusCode;
@@ -57,7 +58,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/users/{id}", web::get().to(users::get))
                 .route("/users/{id}", web::patch().to(users::update))
                 .route("/users/{id}", web::delete().to(users::delete))
-                .route("/audit", web::get().to(users::audit)),
+                .route("/audit", web::get().to(users::audit))
+                .route("/verify", web::post().to(services::verify))
+                .route("/forward-auth", web::get().to(services::forward_auth)),
         );
 }
 

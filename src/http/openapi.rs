@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{auth, health, keys, users};
+use super::{auth, health, keys, services, users};
 
 /// `GET /v1/me`: the caller and how they authenticated.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -103,6 +103,7 @@ impl utoipa::Modify for Credentials {
         keys::create, keys::list, keys::get, keys::rename, keys::revoke,
         create_for_user, list_for_user, get_for_user, rename_for_user, revoke_for_user,
         users::create, users::list, users::get, users::update, users::delete, users::audit,
+        services::verify, services::forward_auth,
         health::healthz, health::readyz, super::metrics,
     ),
     modifiers(&Credentials),

@@ -46,7 +46,7 @@ impl ResponseError for ApiError {
             ApiError::Domain(e) => match e {
                 Error::NotFound => StatusCode::NOT_FOUND,
                 Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-                Error::Forbidden(_) => StatusCode::FORBIDDEN,
+                Error::Forbidden(_) | Error::InsufficientScope(_) => StatusCode::FORBIDDEN,
                 Error::Invalid { .. } => StatusCode::BAD_REQUEST,
                 Error::Conflict(_) => StatusCode::CONFLICT,
                 Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -74,6 +74,12 @@ impl ResponseError for ApiError {
                     r#"Bearer realm="keyward""#
                 };
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+            }
+            ApiError::Domain(Error::InsufficientScope(scope)) => {
+                let value = format!(r#"Bearer realm="keyward", error="insufficient_scope", scope="{scope}""#);
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
             }
             ApiError::Domain(Error::Throttled { retry_after }) => {
                 let secs = retry_after.as_secs().max(1);

@@ -92,6 +92,7 @@ pub struct ActiveKeyRow {
     pub lookup: [u8; 32],
     pub expires_at: Option<Timestamp>,
     pub disabled: bool,
+    pub scopes: Option<Vec<String>>,
 }
 
 /// The fields of a user that an update may change. `None` leaves one as it is.
@@ -458,7 +459,7 @@ impl Store {
                 count,
             )?;
             let mut stmt = c.prepare(&format!(
-                "SELECT id, user_id, hash, expires_at, disabled FROM keys WHERE {live}"
+                "SELECT id, user_id, hash, expires_at, disabled, scopes FROM keys WHERE {live}"
             ))?;
             let mut rows = stmt.query([now.millis()])?;
             while let Some(r) = rows.next()? {
@@ -468,6 +469,7 @@ impl Store {
                     lookup: r.get::<_, KeyDigest>(2)?.lookup(),
                     expires_at: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_millis),
                     disabled: r.get(4)?,
+                    scopes: scopes_from(r.get(5)?),
                 };
                 sink(row, expected);
             }
@@ -487,8 +489,8 @@ impl Store {
             .write(
                 move |c| {
                     c.prepare_cached(
-                        "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0)",
+                        "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0, ?7, ?8)",
                     )?
                     .execute(params![
                         key.id,
@@ -496,7 +498,9 @@ impl Store {
                         key.name,
                         &key.digest,
                         key.created_at.millis(),
-                        key.expires_at.map(Timestamp::millis)
+                        key.expires_at.map(Timestamp::millis),
+                        key.scopes.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()),
+                        key.meta.to_string()
                     ])?;
                     record_change(c, &origin, "key", &key.id.to_string(), "created", key.created_at)?;
                     insert_audit(c, &audit)
@@ -652,6 +656,53 @@ impl Store {
             .await
     }
 
+    /// Disables or enables a live key of `owner`; `None` if there is none.
+    pub async fn set_key_disabled(
+        &self,
+        owner: UserId,
+        id: KeyId,
+        disabled: bool,
+        now: Timestamp,
+        audit: AuditRecord,
+        after_commit: impl FnOnce(&Option<KeyRecord>) + Send + 'static,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let origin = Arc::clone(&self.origin);
+        self.writer
+            .write(
+                move |c| {
+                    let key = c
+                        .prepare_cached(&format!(
+                            "UPDATE keys SET disabled = ?3, updated_at = ?4 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL \
+                             RETURNING {KEY_COLUMNS}"
+                        ))?
+                        .query_row(params![id, owner, disabled, now.millis()], key_from_row)
+                        .optional()?;
+                    if key.is_some() {
+                        record_change(c, &origin, "key", &id.to_string(), if disabled { "disabled" } else { "enabled" }, now)?;
+                        insert_audit(c, &audit)?;
+                    }
+                    Ok(key)
+                },
+                after_commit,
+            )
+            .await
+    }
+
+    /// A key by its lookup hash, revoked or not (the verify API tells revoked from unknown).
+    pub async fn find_key_by_lookup(&self, lookup: [u8; 32]) -> Result<Option<(KeyRecord, bool)>, StoreError> {
+        self.read(move |c| {
+            // The unique index is on the whole 64-byte digest; its first 32 bytes are the lookup.
+            c.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS}, revoked_at FROM keys WHERE substr(hash, 1, 32) = ?1"
+            ))?
+            .query_row([lookup.as_slice()], |r| {
+                Ok((key_from_row(r)?, r.get::<_, Option<i64>>(11)?.is_some()))
+            })
+            .optional()
+        })
+        .await
+    }
+
     /// Revokes a live key of `owner`; returns its lookup hash, `None` if there is none.
     pub async fn revoke_key(
         &self,
@@ -739,10 +790,12 @@ fn insert_audit(c: &Connection, a: &AuditRecord) -> rusqlite::Result<()> {
 
 /// The audit actions and target kinds are a closed set; stored text maps back to them.
 fn audit_action(text: &str) -> &'static str {
-    const ACTIONS: [&str; 8] = [
+    const ACTIONS: [&str; 10] = [
         "key.create",
         "key.rename",
         "key.revoke",
+        "key.disable",
+        "key.enable",
         "user.create",
         "user.update",
         "user.delete",
@@ -754,6 +807,11 @@ fn audit_action(text: &str) -> &'static str {
 
 fn audit_target(text: &str) -> &'static str {
     if text == "key" { "key" } else { "user" }
+}
+
+/// The `scopes` column: NULL (or unreadable) means none, i.e. the key acts as its user.
+fn scopes_from(text: Option<String>) -> Option<Vec<String>> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
 }
 
 /// A `count(*)` column as an unsigned number.
@@ -793,7 +851,8 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
     })
 }
 
-const KEY_COLUMNS: &str = "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled";
+const KEY_COLUMNS: &str =
+    "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta";
 
 fn key_from_row(r: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     Ok(KeyRecord {
@@ -806,6 +865,12 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         expires_at: r.get::<_, Option<i64>>(6)?.map(Timestamp::from_millis),
         last_used_at: r.get::<_, Option<i64>>(7)?.map(Timestamp::from_millis),
         disabled: r.get(8)?,
+        scopes: scopes_from(r.get(9)?),
+        meta: r
+            .get::<_, String>(10)
+            .ok()
+            .and_then(|m| serde_json::from_str(&m).ok())
+            .unwrap_or_else(|| serde_json::json!({})),
     })
 }
 

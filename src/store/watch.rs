@@ -63,7 +63,7 @@ impl ChangeWatcher {
                     let Some(id) = KeyId::parse(&id) else { continue };
                     let key = tx
                         .prepare_cached(&format!("SELECT {KEY_COLUMNS}, revoked_at FROM keys WHERE id = ?1"))?
-                        .query_row(params![id], |r| Ok((key_from_row(r)?, r.get::<_, Option<i64>>(9)?)))
+                        .query_row(params![id], |r| Ok((key_from_row(r)?, r.get::<_, Option<i64>>(11)?)))
                         .optional()?;
                     if let Some((key, revoked_at)) = key {
                         let live = revoked_at.is_none() && key.expires_at.is_none_or(|t| t > now);
@@ -74,6 +74,7 @@ impl ChangeWatcher {
                                 lookup: key.digest.lookup(),
                                 expires_at: key.expires_at,
                                 disabled: key.disabled,
+                                scopes: key.scopes.clone(),
                             })
                         } else {
                             Change::KeyGone(key.digest.lookup())

@@ -20,6 +20,7 @@ mod operations;
 mod seed000;
 mod seed001;
 mod seed002;
+mod services;
 mod shutdown;
 mod tls;
 mod token_matrix;

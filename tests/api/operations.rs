@@ -272,7 +272,9 @@ async fn the_audit_trail_records_a_scripted_sequence() {
 }
 
 /// Every native route, as the router knows it.
-const NATIVE_ROUTES: [(&str, &str); 22] = [
+const NATIVE_ROUTES: [(&str, &str); 24] = [
+    ("post", "/v1/verify"),
+    ("get", "/v1/forward-auth"),
     ("post", "/v1/auth/token"),
     ("get", "/v1/me"),
     ("post", "/v1/me/password"),

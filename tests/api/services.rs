@@ -1,0 +1,279 @@
+//! Scopes, metadata, disabling keys, the verify API and forward-auth.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{eventually, problem, spawn_app};
+
+#[tokio::test]
+async fn scopes_are_enforced_on_native_and_dialect_routes() {
+    let app = spawn_app().await;
+    let (_, ada) = app.user("ada").await;
+    let reader = app.create_key(&ada, json!({"scopes": ["keys:read"]})).await;
+    assert_eq!(reader["scopes"], json!(["keys:read"]));
+    let key = reader["key"].as_str().unwrap();
+    assert_eq!(
+        app.bearer(Method::GET, "/v1/keys", key).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.request(Method::GET, "/api/v1/apikey")
+            .header("Authorization", key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    for (method, path) in [
+        (Method::POST, "/v1/keys"),
+        (Method::POST, "/api/apikey"),
+        (Method::DELETE, "/api/v1/apikey/000000000000000000000000"),
+    ] {
+        let r = app.bearer(method, path, key).send().await.unwrap();
+        let www = r
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        problem(r, StatusCode::FORBIDDEN).await;
+        assert_eq!(
+            www,
+            r#"Bearer realm="keyward", error="insufficient_scope", scope="keys:write""#
+        );
+    }
+    // An admin's key without users:admin cannot use admin routes.
+    let admin_reader = app
+        .create_key(&app.admin.clone(), json!({"scopes": ["keys:read"]}))
+        .await;
+    let r = app
+        .bearer(Method::GET, "/v1/users", admin_reader["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::FORBIDDEN).await;
+}
+
+#[tokio::test]
+async fn a_key_cannot_mint_wider_scopes_than_its_own() {
+    let app = spawn_app().await;
+    let parent = app
+        .create_key(&app.admin.clone(), json!({"scopes": ["keys:write", "billing:read"]}))
+        .await;
+    let key = parent["key"].as_str().unwrap();
+    for body in [
+        json!({"scopes": ["billing:write"]}),
+        json!({}),
+        json!({"scopes": ["keys:write", "users:admin"]}),
+    ] {
+        let r = app
+            .bearer(Method::POST, "/v1/keys", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        problem(r, StatusCode::FORBIDDEN).await;
+    }
+    let r = app
+        .bearer(Method::POST, "/v1/keys", key)
+        .json(&json!({"scopes": ["billing:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn meta_is_stored_and_limited() {
+    let app = spawn_app().await;
+    let made = app
+        .create_key(&app.admin.clone(), json!({"meta": {"team": "billing", "tier": 2}}))
+        .await;
+    let got: Value = app
+        .bearer(
+            Method::GET,
+            &format!("/v1/keys/{}", made["id"].as_str().unwrap()),
+            &app.admin,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["meta"], json!({"team": "billing", "tier": 2}));
+    for bad in [
+        json!({"meta": "text"}),
+        json!({"meta": {"blob": "x".repeat(5000)}}),
+        json!({"scopes": []}),
+        json!({"scopes": ["has space"]}),
+    ] {
+        let r = app
+            .bearer(Method::POST, "/v1/keys", &app.admin)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        problem(r, StatusCode::BAD_REQUEST).await;
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_key_fails_at_once_and_works_again_when_enabled() {
+    let app = spawn_app().await;
+    let (id, key) = app.admin_key().await;
+    let path = format!("/v1/keys/{id}");
+    let r = app
+        .bearer(Method::PATCH, &path, &app.admin)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["disabled"], true);
+    assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
+    app.bearer(Method::PATCH, &path, &app.admin)
+        .json(&json!({"disabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(app.me_status(&key).await, StatusCode::OK);
+}
+
+async fn verify(app: &crate::helpers::TestApp, as_: &str, key: &str, scopes: Value) -> Value {
+    let r = app
+        .bearer(Method::POST, "/v1/verify", as_)
+        .json(&json!({"key": key, "scopes": scopes}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn verify_reports_every_code() {
+    let app = spawn_app().await;
+    let (ada_id, ada) = app.user("ada").await;
+    let admin = app.admin.clone();
+    let good = app
+        .create_key(&ada, json!({"scopes": ["billing:read"], "meta": {"plan": "pro"}}))
+        .await;
+    let v = verify(&app, &admin, good["key"].as_str().unwrap(), json!(["billing:read"])).await;
+    assert_eq!(v["code"], "VALID");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["user_id"], ada_id.as_str());
+    assert_eq!(v["username"], "ada");
+    assert_eq!(v["scopes"], json!(["billing:read"]));
+    assert_eq!(v["meta"], json!({"plan": "pro"}));
+    assert_eq!(
+        verify(&app, &admin, good["key"].as_str().unwrap(), json!(["billing:write"])).await["code"],
+        "INSUFFICIENT_SCOPE"
+    );
+    assert_eq!(
+        verify(&app, &admin, "eyJhbGciOiJIUzI1NiJ9.e30.nope-nope-nope", json!([])).await["code"],
+        "NOT_FOUND"
+    );
+
+    let revoked = app.create_key(&ada, json!({})).await;
+    app.bearer(
+        Method::DELETE,
+        &format!("/v1/keys/{}", revoked["id"].as_str().unwrap()),
+        &ada,
+    )
+    .send()
+    .await
+    .unwrap();
+    let v = verify(&app, &admin, revoked["key"].as_str().unwrap(), json!([])).await;
+    assert_eq!(v["code"], "REVOKED");
+    assert!(v["user_id"].is_null());
+
+    let disabled = app.create_key(&ada, json!({})).await;
+    app.bearer(
+        Method::PATCH,
+        &format!("/v1/keys/{}", disabled["id"].as_str().unwrap()),
+        &ada,
+    )
+    .json(&json!({"disabled": true}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        verify(&app, &admin, disabled["key"].as_str().unwrap(), json!([])).await["code"],
+        "DISABLED"
+    );
+
+    let short = app.create_key(&ada, json!({"expires": 1})).await;
+    let key = short["key"].as_str().unwrap().to_owned();
+    assert!(eventually(|| async { verify(&app, &admin, &key, json!([])).await["code"] == "EXPIRED" }).await);
+
+    // Who may ask: an admin, or a key with the explicit scope; not a user's plain key.
+    let plain = app.create_key(&ada, json!({})).await;
+    let r = app
+        .bearer(Method::POST, "/v1/verify", plain["key"].as_str().unwrap())
+        .json(&json!({"key": "x"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::FORBIDDEN).await;
+    let verifier = app.create_key(&ada, json!({"scopes": ["keys:verify"]})).await;
+    assert_eq!(
+        verify(
+            &app,
+            verifier["key"].as_str().unwrap(),
+            good["key"].as_str().unwrap(),
+            json!([])
+        )
+        .await["code"],
+        "VALID"
+    );
+}
+
+#[tokio::test]
+async fn forward_auth_answers_as_proxies_expect() {
+    let app = spawn_app().await;
+    let (ada_id, ada) = app.user("ada").await;
+    let made = app
+        .create_key(&ada, json!({"scopes": ["billing:read", "keys:read"]}))
+        .await;
+    let key = made["key"].as_str().unwrap();
+    let r = app
+        .request(Method::GET, "/v1/forward-auth?scope=billing:read")
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let h = r.headers();
+    assert_eq!(h.get("x-auth-user").unwrap(), "ada");
+    assert_eq!(h.get("x-auth-user-id").unwrap(), ada_id.as_str());
+    assert_eq!(h.get("x-auth-key-id").unwrap(), made["id"].as_str().unwrap());
+    assert_eq!(h.get("x-auth-scopes").unwrap(), "billing:read keys:read");
+
+    let r = app
+        .request(Method::GET, "/v1/forward-auth?scope=billing:write")
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        r.headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains(r#"scope="billing:write""#)
+    );
+    let r = app.request(Method::GET, "/v1/forward-auth").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().get("www-authenticate").is_some());
+    // An access token works too (it acts as its user), in the Bearer form.
+    let r = app
+        .bearer(Method::GET, "/v1/forward-auth?scope=anything", &ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
