@@ -192,6 +192,17 @@ pub struct Verification {
     pub username: Option<String>,
 }
 
+/// Only an admin, or a key with the explicit scope `keys:verify` (a key without scopes does
+/// not get it implicitly), may ask about other keys.
+fn require_verifier(caller: &Caller) -> Result<(), Error> {
+    let explicit = matches!(&caller.via, Via::ApiKey { scopes: Some(s), .. } if s.iter().any(|x| x == "keys:verify"));
+    if explicit || (caller.is_admin() && caller.has_scope("keys:verify")) {
+        Ok(())
+    } else {
+        Err(Error::InsufficientScope("keys:verify".into()))
+    }
+}
+
 /// Parses a page size: default 50, 1 to 500.
 pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, Error> {
     match limit {
@@ -442,11 +453,7 @@ impl Keyward {
         scopes: &[String],
         now: Timestamp,
     ) -> Result<Verification, Error> {
-        let explicit =
-            matches!(&caller.via, Via::ApiKey { scopes: Some(s), .. } if s.iter().any(|x| x == "keys:verify"));
-        if !(explicit || (caller.is_admin() && caller.has_scope("keys:verify"))) {
-            return Err(Error::InsufficientScope("keys:verify".into()));
-        }
+        require_verifier(caller)?;
         let check = self.view().check_key(token, now, self.signer());
         let digest = KeyDigest::of(token);
         let on_file = self
@@ -476,6 +483,54 @@ impl Keyward {
             .and_then(|k| self.view().user(k.user_id))
             .map(|u| u.username.clone());
         Ok(Verification { code, key, username })
+    }
+
+    /// Replaces a key: a new key with the same name, scopes and meta (and the same lifetime,
+    /// counted from now), while the old one keeps working for `grace`, then fails.
+    pub async fn rotate_key(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        id: &str,
+        grace: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<MintedKey, Error> {
+        let old = self.get_key(caller, owner, id).await?;
+        let expires = match old.expires_at {
+            None => Some(Expiry::Never),
+            Some(t) => {
+                let lifetime = u64::try_from(t.millis() - old.created_at.millis()).unwrap_or(0) / 1000;
+                Some(Expiry::After(std::time::Duration::from_secs(lifetime.max(1))))
+            }
+        };
+        let request = NewKeyRequest {
+            name: old.name.as_deref().map(KeyName::parse).transpose()?,
+            expires,
+            scopes: old.scopes.clone().map(Scopes),
+            meta: Some(Meta(old.meta.clone())),
+        };
+        let minted = self.mint_key(caller, Some(old.user_id), request, now).await?;
+        let until = Timestamp::from_secs(now.plus(grace).secs());
+        let view = self.view().clone();
+        self.store()
+            .shorten_key(old.user_id, old.id, until, now, move |key| {
+                if let Some(key) = key {
+                    view.set_key_expiry(key.digest.lookup(), key.expires_at);
+                }
+            })
+            .await
+            .map_err(|e| e.into_domain("the old key could not be changed"))?;
+        Ok(minted)
+    }
+
+    /// Revocations since `since`, for services that verify keys offline; the same callers as
+    /// [`Self::verify_key`].
+    pub async fn revocations(&self, caller: &Caller, since: Timestamp) -> Result<Vec<(KeyId, Timestamp)>, Error> {
+        require_verifier(caller)?;
+        self.store()
+            .revocations_since(since, 10_000)
+            .await
+            .map_err(|e| e.into_domain("reading revocations failed"))
     }
 
     /// Revokes a key. When this returns, the key already fails verification.

@@ -274,6 +274,14 @@ impl KeyView {
         }
     }
 
+    /// Moves a key's expiry (rotation's grace period).
+    pub fn set_key_expiry(&self, lookup: [u8; 32], expires_at: Option<Timestamp>) {
+        let mut inner = self.inner.write();
+        if let Some(entry) = inner.keys.get_mut(&Lookup(lookup)) {
+            entry.expires_at = expires_at.map_or(i64::MAX, Timestamp::millis);
+        }
+    }
+
     /// Marks a key disabled or enabled: from the next request on.
     pub fn set_key_disabled(&self, lookup: [u8; 32], disabled: bool) {
         let inner = self.inner.read();

@@ -16,6 +16,7 @@ pub fn scope(path: &str) -> actix_web::Scope {
         .route("/{key_id}", web::get().to(get))
         .route("/{key_id}", web::patch().to(rename))
         .route("/{key_id}", web::delete().to(revoke))
+        .route("/{key_id}/rotate", web::post().to(rotate))
 }
 
 /// The key object of the native API. Never holds the key itself.
@@ -208,4 +209,60 @@ pub async fn revoke(
         .revoke_key(&caller, owner, key_id(&req), Timestamp::now())
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyRequest {
+    /// How long the old key keeps working: a duration such as "1h" or "7 days", or seconds.
+    /// Omitted or 0: the old key stops at once.
+    #[schema(value_type = Option<String>)]
+    grace: Option<serde_json::Value>,
+}
+
+/// `POST /v1/keys/{id}/rotate {grace}`: a new key with the same name, scopes and meta (201,
+/// shown once); the old one keeps working until the grace period ends.
+#[utoipa::path(post, path = "/v1/keys/{key_id}/rotate", tag = "keys", params(("key_id" = String, Path)), request_body = RotateKeyRequest,
+    responses((status = 201, body = CreatedKeyJson), (status = 400, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem)))]
+pub async fn rotate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    Owner(owner): Owner,
+    Json(body): Json<RotateKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let bad = || {
+        Error::invalid(
+            "grace",
+            "expected a duration such as \"1h\" or \"7 days\", or a number of seconds",
+        )
+    };
+    let grace = match body.grace {
+        None | Some(serde_json::Value::Null) => std::time::Duration::ZERO,
+        Some(serde_json::Value::Number(n)) => std::time::Duration::from_secs(n.as_u64().ok_or_else(bad)?),
+        Some(serde_json::Value::String(s)) if s.trim() == "0" => std::time::Duration::ZERO,
+        Some(serde_json::Value::String(s)) => crate::domain::Lifetime::parse(&s)
+            .ok()
+            .and_then(crate::domain::Lifetime::finite)
+            .ok_or_else(bad)?,
+        Some(_) => return Err(bad().into()),
+    };
+    let minted = state
+        .keyward
+        .rotate_key(&caller, owner, key_id(&req), grace, Timestamp::now())
+        .await?;
+    let base = req.path().trim_end_matches("/rotate");
+    let location = format!(
+        "{}/{}",
+        base.rsplit_once('/').map_or(base, |(b, _)| b),
+        minted.record.id
+    );
+    let body = CreatedKeyJson {
+        key: KeyJson::from(&minted.record),
+        secret: minted.secret.reveal(),
+    };
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", location))
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body))
 }

@@ -60,7 +60,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/users/{id}", web::delete().to(users::delete))
                 .route("/audit", web::get().to(users::audit))
                 .route("/verify", web::post().to(services::verify))
-                .route("/forward-auth", web::get().to(services::forward_auth)),
+                .route("/forward-auth", web::get().to(services::forward_auth))
+                .route("/revocations", web::get().to(services::revocations)),
         );
 }
 

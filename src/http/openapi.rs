@@ -70,6 +70,10 @@ fn rename_for_user() {}
 #[allow(dead_code)]
 fn revoke_for_user() {}
 
+#[utoipa::path(post, path = "/v1/users/{user_id}/keys/{key_id}/rotate", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::RotateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = super::problem::Problem)))]
+#[allow(dead_code)]
+fn rotate_for_user() {}
+
 struct Credentials;
 
 impl utoipa::Modify for Credentials {
@@ -103,7 +107,7 @@ impl utoipa::Modify for Credentials {
         keys::create, keys::list, keys::get, keys::rename, keys::revoke,
         create_for_user, list_for_user, get_for_user, rename_for_user, revoke_for_user,
         users::create, users::list, users::get, users::update, users::delete, users::audit,
-        services::verify, services::forward_auth,
+        services::verify, services::forward_auth, services::revocations, keys::rotate, rotate_for_user,
         health::healthz, health::readyz, super::metrics,
     ),
     modifiers(&Credentials),

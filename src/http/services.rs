@@ -88,3 +88,57 @@ pub async fn forward_auth(caller: Caller, query: web::Query<ForwardAuthQuery>) -
     }
     Ok(response.finish())
 }
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RevocationsQuery {
+    /// Unix seconds or an RFC 3339 time; revocations at or after it. Default: all.
+    since: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Revocation {
+    id: String,
+    revoked_at: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RevocationList {
+    revocations: Vec<Revocation>,
+    /// Ask again with `since` = this.
+    as_of: String,
+}
+
+/// `GET /v1/revocations?since=`: revoked key ids and times, for services that verify keys
+/// offline (an admin, or a key with the explicit scope `keys:verify`).
+#[utoipa::path(get, path = "/v1/revocations", tag = "services", params(RevocationsQuery),
+    responses((status = 200, body = RevocationList), (status = 400, body = crate::http::problem::Problem), (status = 403, body = crate::http::problem::Problem)))]
+pub async fn revocations(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<RevocationsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let now = Timestamp::now();
+    let since = match query.since.as_deref() {
+        None => Timestamp::from_millis(0),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .map(Timestamp::from_secs)
+            .or_else(|| Timestamp::parse_rfc3339(text))
+            .ok_or_else(|| crate::domain::Error::invalid("since", "expected unix seconds or an RFC 3339 time"))?,
+    };
+    let list = state.keyward.revocations(&caller, since).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(RevocationList {
+            revocations: list
+                .into_iter()
+                .map(|(id, at)| Revocation {
+                    id: id.to_string(),
+                    revoked_at: at.iso_millis(),
+                })
+                .collect(),
+            as_of: now.iso_millis(),
+        }))
+}

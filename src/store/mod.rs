@@ -625,6 +625,51 @@ impl Store {
             .await
     }
 
+    /// Brings a live key's expiry forward to `expires_at` (never later); `None` if there is
+    /// no such key.
+    pub async fn shorten_key(
+        &self,
+        owner: UserId,
+        id: KeyId,
+        expires_at: Timestamp,
+        now: Timestamp,
+        after_commit: impl FnOnce(&Option<KeyRecord>) + Send + 'static,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let origin = Arc::clone(&self.origin);
+        self.writer
+            .write(
+                move |c| {
+                    let key = c
+                        .prepare_cached(&format!(
+                            "UPDATE keys SET expires_at = min(coalesce(expires_at, ?3), ?3), updated_at = ?4 \
+                             WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}"
+                        ))?
+                        .query_row(params![id, owner, expires_at.millis(), now.millis()], key_from_row)
+                        .optional()?;
+                    if key.is_some() {
+                        record_change(c, &origin, "key", &id.to_string(), "expiry", now)?;
+                    }
+                    Ok(key)
+                },
+                after_commit,
+            )
+            .await
+    }
+
+    /// Revocations since `since`, oldest first (for services that verify keys offline).
+    pub async fn revocations_since(&self, since: Timestamp, limit: u32) -> Result<Vec<(KeyId, Timestamp)>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, revoked_at FROM keys WHERE revoked_at >= ?1 ORDER BY revoked_at, seq LIMIT ?2",
+            )?
+            .query_map(params![since.millis(), limit], |r| {
+                Ok((r.get(0)?, Timestamp::from_millis(r.get(1)?)))
+            })?
+            .collect()
+        })
+        .await
+    }
+
     /// Renames a live key of `owner`; `None` if there is none.
     pub async fn rename_key(
         &self,

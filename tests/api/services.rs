@@ -277,3 +277,106 @@ async fn forward_auth_answers_as_proxies_expect() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn rotation_keeps_the_old_key_for_the_grace_period_only() {
+    let app = spawn_app().await;
+    let old = app
+        .create_key(
+            &app.admin.clone(),
+            json!({"name": "ci", "scopes": ["keys:read"], "meta": {"team": "ops"}, "expires": "30 days"}),
+        )
+        .await;
+    let old_key = old["key"].as_str().unwrap().to_owned();
+    let r = app
+        .bearer(
+            Method::POST,
+            &format!("/v1/keys/{}/rotate", old["id"].as_str().unwrap()),
+            &app.admin,
+        )
+        .json(&json!({"grace": "2s"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let new: Value = r.json().await.unwrap();
+    assert_eq!(new["name"], "ci");
+    assert_eq!(new["scopes"], json!(["keys:read"]));
+    assert_eq!(new["meta"], json!({"team": "ops"}));
+    assert_ne!(new["id"], old["id"]);
+    let new_key = new["key"].as_str().unwrap();
+    assert_eq!(app.me_status(new_key).await, StatusCode::OK);
+    assert_eq!(app.me_status(&old_key).await, StatusCode::OK, "within the grace period");
+    assert!(
+        eventually(|| async { app.me_status(&old_key).await == StatusCode::UNAUTHORIZED }).await,
+        "after it"
+    );
+    assert_eq!(app.me_status(new_key).await, StatusCode::OK);
+
+    // Without a grace period the old key stops at once.
+    let (id, key) = app.admin_key().await;
+    let r = app
+        .bearer(Method::POST, &format!("/v1/keys/{id}/rotate"), &app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
+    let r = app
+        .bearer(Method::POST, &format!("/v1/keys/{id}/rotate"), &app.admin)
+        .json(&json!({"grace": "soon"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::BAD_REQUEST).await;
+}
+
+#[tokio::test]
+async fn the_revocation_list_has_revoked_ids_since_a_time() {
+    let app = spawn_app().await;
+    let (a, _) = app.admin_key().await;
+    let (b, _) = app.admin_key().await;
+    app.bearer(Method::DELETE, &format!("/v1/keys/{a}"), &app.admin)
+        .send()
+        .await
+        .unwrap();
+    let all: Value = app
+        .bearer(Method::GET, "/v1/revocations", &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = all["revocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [a.as_str()]);
+    let since = all["as_of"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.bearer(Method::DELETE, &format!("/v1/keys/{b}"), &app.admin)
+        .send()
+        .await
+        .unwrap();
+    let later: Value = app
+        .bearer(Method::GET, &format!("/v1/revocations?since={since}"), &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = later["revocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [b.as_str()]);
+    let (_, ada) = app.user("ada").await;
+    let r = app.bearer(Method::GET, "/v1/revocations", &ada).send().await.unwrap();
+    problem(r, StatusCode::FORBIDDEN).await;
+}
