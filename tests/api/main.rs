@@ -16,6 +16,7 @@ mod hygiene;
 mod keys;
 mod lifecycle;
 mod limits;
+mod nginx;
 mod operations;
 mod seed000;
 mod seed001;
