@@ -45,6 +45,16 @@ enum Command {
     Check,
     /// Print the effective configuration (defaults, file, environment), secrets redacted
     Config,
+    /// Manage the Ed25519 keys that sign API keys (keys.algorithm = "EdDSA")
+    #[command(subcommand)]
+    SigningKey(SigningKeyCommand),
+}
+
+#[derive(Subcommand)]
+enum SigningKeyCommand {
+    /// Add a new signing key; servers started from now on sign with it and still accept
+    /// (and publish) the earlier ones
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -326,6 +336,12 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
             println!(
                 "backed up to {}; to restore: stop keyward, copy it over the database file, start keyward",
                 path.display()
+            );
+        }
+        Command::SigningKey(SigningKeyCommand::Rotate) => {
+            let count = kw.rotate_signing_key().await.map_err(show)?;
+            println!(
+                "added signing key {count}; restart keyward to sign with it (earlier keys stay valid and published)"
             );
         }
         Command::Check => {

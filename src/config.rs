@@ -84,6 +84,8 @@ pub struct AuthSettings {
 #[derive(Clone, Debug)]
 pub struct KeySettings {
     pub issuer: String,
+    /// Sign keys with Ed25519 (`algorithm = "EdDSA"`) instead of HS256.
+    pub eddsa: bool,
     pub default_lifetime: Lifetime,
     pub max_lifetime: Option<Duration>,
 }
@@ -360,7 +362,7 @@ impl Settings {
              [server.tls]\ncert = {:?}\nkey = {:?}\n\n\
              [database]\npath = {:?}\npool_size = {}\nmax_size = {}\nread_only = {}\n\n\
              [auth]\naccess_token_ttl = \"{}s\"\nsecret = {}\nadmin_password = {}\n\n\
-             [keys]\nissuer = {:?}\ndefault_lifetime = {}\nmax_lifetime = {}\nalgorithm = \"HS256\"\n\n\
+             [keys]\nissuer = {:?}\ndefault_lifetime = {}\nmax_lifetime = {}\nalgorithm = \"{}\"\n\n\
              [dialects]\nseed000 = {}\nseed001 = {}\nseed002 = {}\n\n\
              [log]\nlevel = {:?}\n\n\
              [metrics]\nenabled = {}\nbind = \"{}\"\n",
@@ -384,6 +386,7 @@ impl Settings {
             lifetime(k.default_lifetime),
             k.max_lifetime
                 .map_or_else(|| "\"\" # unset".to_owned(), |m| format!("\"{}s\"", m.as_secs())),
+            if k.eddsa { "EdDSA" } else { "HS256" },
             self.dialects.seed000,
             self.dialects.seed001,
             self.dialects.seed002,
@@ -497,15 +500,16 @@ impl Settings {
         {
             return Err(bad("keys.default_lifetime", "must not exceed keys.max_lifetime"));
         }
-        if raw.keys.algorithm != "HS256" {
-            return Err(bad(
-                "keys.algorithm",
-                format!(
-                    "only \"HS256\" is supported by this version; got {:?}",
-                    raw.keys.algorithm
-                ),
-            ));
-        }
+        let eddsa = match raw.keys.algorithm.as_str() {
+            "HS256" => false,
+            "EdDSA" => true,
+            other => {
+                return Err(bad(
+                    "keys.algorithm",
+                    format!("expected \"HS256\" or \"EdDSA\"; got {other:?}"),
+                ));
+            }
+        };
         Ok(Settings {
             server: ServerSettings {
                 bind,
@@ -529,6 +533,7 @@ impl Settings {
             },
             keys: KeySettings {
                 issuer: raw.keys.issuer,
+                eddsa,
                 default_lifetime,
                 max_lifetime,
             },

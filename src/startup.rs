@@ -85,6 +85,7 @@ impl Application {
                 max_lifetime: settings.keys.max_lifetime,
                 secret: settings.auth.secret.clone(),
                 password_concurrency: settings.server.workers.clamp(2, 8),
+                eddsa: settings.keys.eddsa,
             },
             metrics,
         )

@@ -109,6 +109,8 @@ pub struct DomainConfig {
     pub secret: Option<Secret>,
     /// How many argon2 hashes may run at once (each takes 19 MiB).
     pub password_concurrency: usize,
+    /// Sign keys with Ed25519 (published at `/.well-known/jwks.json`) instead of HS256.
+    pub eddsa: bool,
 }
 
 struct Inner {
@@ -126,6 +128,46 @@ struct Inner {
 pub struct Keyward(Arc<Inner>);
 
 const MASTER_SECRET_SETTING: &str = "master_secret";
+/// The Ed25519 signing keys (seeds, hex, oldest first) when keys are signed with EdDSA.
+const SIGNING_KEYS_SETTING: &str = "ed25519_signing_keys";
+
+fn parse_seeds(text: &str) -> Result<Vec<[u8; 32]>, Error> {
+    let list: Vec<String> = serde_json::from_str(text)
+        .map_err(|e| Error::internal(format!("the stored signing keys are unreadable: {e}")))?;
+    list.iter()
+        .map(|hex| {
+            let bytes: Option<Vec<u8>> = (0..hex.len())
+                .step_by(2)
+                .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+                .collect();
+            bytes
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| Error::internal("a stored signing key is malformed"))
+        })
+        .collect()
+}
+
+fn new_seed() -> Result<String, Error> {
+    let mut seed = [0u8; 32];
+    super::ids::os_random(&mut seed)?;
+    Ok(super::ids::hex(&seed))
+}
+
+/// The Ed25519 signing keys, making the first one on first use.
+async fn signing_seeds(store: &Store) -> Result<Vec<[u8; 32]>, Error> {
+    let stored = store
+        .setting(SIGNING_KEYS_SETTING)
+        .await
+        .map_err(|e| e.into_domain("reading the signing keys failed"))?;
+    let text = match stored {
+        Some(text) => text,
+        None => store
+            .setting_or_insert(SIGNING_KEYS_SETTING, serde_json::json!([new_seed()?]).to_string())
+            .await
+            .map_err(|e| e.into_domain("storing a signing key failed"))?,
+    };
+    parse_seeds(&text)
+}
 /// Key uses written per transaction by [`Keyward::flush_key_usage`].
 const USAGE_CHUNK: usize = 256;
 
@@ -153,7 +195,12 @@ impl Keyward {
                 Secret::new(value)
             }
         };
-        let signer = TokenSigner::new(&secret, &config.issuer, config.access_token_ttl);
+        let seeds = if config.eddsa {
+            signing_seeds(&store).await?
+        } else {
+            Vec::new()
+        };
+        let signer = TokenSigner::new(&secret, &config.issuer, config.access_token_ttl, &seeds);
         let users = store
             .load_users()
             .await
@@ -273,6 +320,26 @@ impl Keyward {
                 },
                 _ => e.into_domain("the backup failed"),
             })
+    }
+
+    /// The public keys that verify API keys (JWKS); empty with HS256.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.0.signer.jwks()
+    }
+
+    /// Adds a new Ed25519 signing key: a server started from now on signs with it, and keeps
+    /// accepting and publishing the earlier ones, so keys signed with them stay valid.
+    pub async fn rotate_signing_key(&self) -> Result<usize, Error> {
+        let current = signing_seeds(&self.0.store).await?;
+        let mut list: Vec<String> = current.iter().map(|s| super::ids::hex(s)).collect();
+        list.push(new_seed()?);
+        let count = list.len();
+        self.0
+            .store
+            .put_setting(SIGNING_KEYS_SETTING, serde_json::json!(list).to_string())
+            .await
+            .map_err(|e| e.into_domain("storing a signing key failed"))?;
+        Ok(count)
     }
 
     /// Whether the database answers.

@@ -49,38 +49,70 @@ struct AccessClaims {
 
 /// Signing and checking for one kind of token.
 struct KindKeys {
+    alg: Algorithm,
     encoding: EncodingKey,
     decoding: DecodingKey,
     kid: String,
     typ: &'static str,
     validation: Validation,
+    /// The Ed25519 public key, published in the JWKS; `None` for HMAC.
+    public: Option<[u8; 32]>,
 }
+
+/// The checks every token gets: the pinned algorithm, 5 s of leeway, `exp`, `nbf`, issuer,
+/// and for access tokens the audience.
+fn validation(alg: Algorithm, issuer: &str, audience: Option<&str>) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.leeway = LEEWAY_SECS;
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
+    validation.set_issuer(&[issuer]);
+    match audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
+    validation
+}
+
+/// PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410): a fixed prefix, then the 32 bytes.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 
 impl KindKeys {
     fn derive(master: &[u8; 32], context: &str, typ: &'static str, issuer: &str, audience: Option<&str>) -> Self {
         let key = blake3::derive_key(context, master);
         let kid = hex(&blake3::derive_key(KID_CONTEXT, &key)[..8]);
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
-        validation.set_issuer(&[issuer]);
-        match audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
         KindKeys {
+            alg: Algorithm::HS256,
             encoding: EncodingKey::from_secret(&key),
             decoding: DecodingKey::from_secret(&key),
             kid,
             typ,
-            validation,
+            validation: validation(Algorithm::HS256, issuer, audience),
+            public: None,
+        }
+    }
+
+    /// An Ed25519 signing key from its 32-byte seed; the `kid` names its public key.
+    fn ed25519(seed: &[u8; 32], typ: &'static str, issuer: &str) -> Self {
+        let public = ed25519_dalek::SigningKey::from_bytes(seed).verifying_key().to_bytes();
+        let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
+        pkcs8.extend_from_slice(seed);
+        KindKeys {
+            alg: Algorithm::EdDSA,
+            encoding: EncodingKey::from_ed_der(&pkcs8),
+            decoding: DecodingKey::from_ed_der(&public),
+            kid: hex(&blake3::hash(&public).as_bytes()[..8]),
+            typ,
+            validation: validation(Algorithm::EdDSA, issuer, None),
+            public: Some(public),
         }
     }
 
     fn sign<T: Serialize>(&self, claims: &T) -> Result<Secret, Error> {
-        let mut header = Header::new(Algorithm::HS256);
+        let mut header = Header::new(self.alg);
         header.typ = Some(self.typ.to_owned());
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding)
@@ -92,7 +124,7 @@ impl KindKeys {
     /// all check out.
     fn verify<T: for<'de> Deserialize<'de>>(&self, token: &str) -> Option<T> {
         let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.alg != Algorithm::HS256
+        if header.alg != self.alg
             || header.typ.as_deref() != Some(self.typ)
             || header.kid.as_deref() != Some(self.kid.as_str())
         {
@@ -107,7 +139,8 @@ impl KindKeys {
 /// Issues and checks API keys and access tokens.
 pub struct TokenSigner {
     issuer: String,
-    keys: KindKeys,
+    /// Key signing keys; the last one signs, all of them verify (by `kid`).
+    keys: Vec<KindKeys>,
     access: KindKeys,
     access_ttl: Duration,
 }
@@ -121,12 +154,23 @@ pub struct AccessTokenClaims {
 }
 
 impl TokenSigner {
-    /// `master_secret` is the configured secret (≥ 32 bytes) or the generated one.
-    pub fn new(master_secret: &Secret, issuer: &str, access_ttl: Duration) -> Self {
+    /// `master_secret` is the configured secret (≥ 32 bytes) or the generated one. With
+    /// `ed25519_seeds` (oldest first), keys are signed with EdDSA by the last of them and
+    /// verify under any; otherwise with HS256 from the master secret. Access tokens are
+    /// always HS256: only keyward checks them.
+    pub fn new(master_secret: &Secret, issuer: &str, access_ttl: Duration, ed25519_seeds: &[[u8; 32]]) -> Self {
         let master = blake3::derive_key(MASTER_CONTEXT, master_secret.reveal().as_bytes());
+        let keys = if ed25519_seeds.is_empty() {
+            vec![KindKeys::derive(&master, KEY_SIGNING_CONTEXT, KEY_TYP, issuer, None)]
+        } else {
+            ed25519_seeds
+                .iter()
+                .map(|seed| KindKeys::ed25519(seed, KEY_TYP, issuer))
+                .collect()
+        };
         TokenSigner {
             issuer: issuer.to_owned(),
-            keys: KindKeys::derive(&master, KEY_SIGNING_CONTEXT, KEY_TYP, issuer, None),
+            keys,
             access: KindKeys::derive(
                 &master,
                 ACCESS_SIGNING_CONTEXT,
@@ -148,7 +192,8 @@ impl TokenSigner {
     ) -> Result<Secret, Error> {
         let iat = now.secs();
         let exp = expires_at.unwrap_or_else(|| now.never_expiry()).secs();
-        self.keys.sign(&KeyClaims {
+        let signer = self.keys.last().ok_or_else(|| Error::internal("no signing key"))?;
+        signer.sign(&KeyClaims {
             iss: self.issuer.clone(),
             sub: user.to_string(),
             jti: id.to_string(),
@@ -159,9 +204,36 @@ impl TokenSigner {
 
     /// Whether `token` is an API key this signer made for exactly this key id and user.
     pub fn key_signature_valid(&self, token: &str, id: KeyId, user: UserId) -> bool {
+        let Some(kid) = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid) else {
+            return false;
+        };
         self.keys
-            .verify::<KeyClaims>(token)
+            .iter()
+            .find(|k| k.kid == kid)
+            .and_then(|k| k.verify::<KeyClaims>(token))
             .is_some_and(|c| KeyId::parse(&c.jti) == Some(id) && UserId::parse(&c.sub) == Some(user))
+    }
+
+    /// The public keys that verify API keys, as a JWKS document (RFC 7517); empty with
+    /// HS256, whose key is secret.
+    pub fn jwks(&self) -> serde_json::Value {
+        use base64::Engine;
+        let keys: Vec<serde_json::Value> = self
+            .keys
+            .iter()
+            .filter_map(|k| {
+                let public = k.public?;
+                Some(serde_json::json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public),
+                    "kid": k.kid,
+                    "alg": "EdDSA",
+                    "use": "sig",
+                }))
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
     }
 
     /// A new access token and its lifetime in seconds.
@@ -195,7 +267,7 @@ mod tests {
     use super::*;
 
     fn signer(secret: &str) -> TokenSigner {
-        TokenSigner::new(&Secret::new(secret), "keyward", Duration::from_secs(1800))
+        TokenSigner::new(&Secret::new(secret), "keyward", Duration::from_secs(1800), &[])
     }
 
     fn ids() -> (KeyId, UserId) {
@@ -258,8 +330,8 @@ mod tests {
         let sign_with = |alg: Algorithm, typ: &str, claims: &serde_json::Value| {
             let mut header = Header::new(alg);
             header.typ = Some(typ.to_owned());
-            header.kid = Some(s.keys.kid.clone());
-            jsonwebtoken::encode(&header, claims, &s.keys.encoding).unwrap_or_default()
+            header.kid = Some(s.keys[0].kid.clone());
+            jsonwebtoken::encode(&header, claims, &s.keys[0].encoding).unwrap_or_default()
         };
         assert!(
             s.key_signature_valid(&sign_with(Algorithm::HS256, KEY_TYP, &good), k, u),

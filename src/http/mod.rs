@@ -45,6 +45,7 @@ pub struct PageQuery {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/openapi.json", web::get().to(openapi::document))
+        .route("/.well-known/jwks.json", web::get().to(jwks))
         .route("/readyz", web::get().to(health::readyz))
         .service(
             web::scope("/v1")
@@ -89,6 +90,15 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics.render())
+}
+
+/// `GET /.well-known/jwks.json` (public): the Ed25519 keys that verify API keys offline,
+/// with `keys.algorithm = "EdDSA"`; `{"keys": []}` with HS256.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "services", responses((status = 200, body = Object)))]
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(state.keyward.jwks())
 }
 
 /// Unknown routes: 404 as problem+json.

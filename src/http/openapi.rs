@@ -108,7 +108,7 @@ impl utoipa::Modify for Credentials {
         create_for_user, list_for_user, get_for_user, rename_for_user, revoke_for_user,
         users::create, users::list, users::get, users::update, users::delete, users::audit,
         services::verify, services::forward_auth, services::revocations, keys::rotate, rotate_for_user,
-        health::healthz, health::readyz, super::metrics,
+        health::healthz, health::readyz, super::metrics, super::jwks,
     ),
     modifiers(&Credentials),
     security(("bearer" = []), ("basic" = []), ("api_key" = [])),

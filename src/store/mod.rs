@@ -228,6 +228,19 @@ impl Store {
         .await
     }
 
+    /// Sets setting `name` to `value`.
+    pub async fn put_setting(&self, name: &'static str, value: String) -> Result<(), StoreError> {
+        self.writer
+            .write(
+                move |c| {
+                    c.execute("INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = ?2", params![name, value])?;
+                    Ok(())
+                },
+                |_| {},
+            )
+            .await
+    }
+
     /// The value of setting `name`, storing `value` first if it has none (one writer, so two
     /// starts cannot both store one).
     pub async fn setting_or_insert(&self, name: &'static str, value: String) -> Result<String, StoreError> {

@@ -380,3 +380,87 @@ async fn the_revocation_list_has_revoked_ids_since_a_time() {
     let r = app.bearer(Method::GET, "/v1/revocations", &ada).send().await.unwrap();
     problem(r, StatusCode::FORBIDDEN).await;
 }
+
+/// Verifies `key` the way any service could: only the JWKS document and a generic JWT
+/// library (jsonwebtoken, used here without any of keyward's code).
+fn verify_offline(jwks: &Value, key: &str) -> Option<Value> {
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).ok()?;
+    let header = jsonwebtoken::decode_header(key).ok()?;
+    let jwk = jwks.find(header.kid.as_deref()?)?;
+    let decoding = jsonwebtoken::DecodingKey::from_jwk(jwk).ok()?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_issuer(&["keyward"]);
+    jsonwebtoken::decode::<Value>(key, &decoding, &validation)
+        .ok()
+        .map(|d| d.claims)
+}
+
+#[tokio::test]
+async fn eddsa_keys_verify_offline_with_the_jwks_alone() {
+    let app = crate::helpers::spawn_with(|s| s.keys.eddsa = true).await;
+    let made = app.create_key(&app.admin.clone(), json!({"name": "offline"})).await;
+    let key = made["key"].as_str().unwrap().to_owned();
+    assert_eq!(app.me_status(&key).await, StatusCode::OK, "keyward itself accepts it");
+
+    let jwks: Value = app
+        .request(Method::GET, "/.well-known/jwks.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    let claims = verify_offline(&jwks, &key).expect("verifies offline");
+    assert_eq!(claims["jti"], made["id"]);
+    assert_eq!(claims["sub"], made["user_id"]);
+    // An edited key does not verify offline either.
+    let mut parts: Vec<String> = key.split('.').map(str::to_owned).collect();
+    parts[2] = parts[2].chars().rev().collect();
+    assert!(verify_offline(&jwks, &parts.join(".")).is_none());
+
+    // Rotating the signing key: new keys get the new kid, old keys stay valid and published.
+    let db = app.db_path();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .current_dir(db.parent().unwrap())
+        .env("KEYWARD__DATABASE__PATH", &db)
+        .env("KEYWARD__KEYS__ALGORITHM", "EdDSA")
+        .args(["signing-key", "rotate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let app = app.restart().await;
+    let newer = app.create_key(&app.admin.clone(), json!({})).await;
+    let newer_key = newer["key"].as_str().unwrap();
+    let jwks: Value = app
+        .request(Method::GET, "/.well-known/jwks.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    assert_ne!(
+        jsonwebtoken::decode_header(&key).unwrap().kid,
+        jsonwebtoken::decode_header(newer_key).unwrap().kid
+    );
+    assert!(verify_offline(&jwks, &key).is_some() && verify_offline(&jwks, newer_key).is_some());
+    assert_eq!(app.me_status(&key).await, StatusCode::OK);
+    assert_eq!(app.me_status(newer_key).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn with_hs256_the_jwks_is_empty() {
+    let app = spawn_app().await;
+    let jwks: Value = app
+        .request(Method::GET, "/.well-known/jwks.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks, json!({"keys": []}));
+}
