@@ -7,7 +7,7 @@ use super::body::Json;
 use super::caller::Owner;
 use super::problem::ApiError;
 use super::{AppState, PageQuery, key_id};
-use crate::domain::{Caller, Error, Expiry, KeyName, KeyRecord, Meta, NewKeyRequest, Scopes, Timestamp};
+use crate::domain::{Caller, Error, Expiry, KeyName, KeyRecord, Meta, MintedKey, NewKeyRequest, Scopes, Timestamp};
 
 pub fn scope(path: &str) -> actix_web::Scope {
     web::scope(path)
@@ -117,15 +117,19 @@ pub async fn create(
         .keyward
         .mint_key(&caller, owner, request, Timestamp::now())
         .await?;
-    let location = format!("{}/{}", req.path().trim_end_matches('/'), minted.record.id);
+    Ok(created(req.path().trim_end_matches('/'), &minted))
+}
+
+/// 201 with `Location` under `collection` and the key, shown this once (never cached).
+fn created(collection: &str, minted: &MintedKey) -> HttpResponse {
     let body = CreatedKeyJson {
         key: KeyJson::from(&minted.record),
         secret: minted.secret.reveal(),
     };
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", location))
+    HttpResponse::Created()
+        .insert_header(("Location", format!("{collection}/{}", minted.record.id)))
         .insert_header(("Cache-Control", "no-store"))
-        .json(body))
+        .json(body)
 }
 
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", params(super::PageQuery),
@@ -251,18 +255,7 @@ pub async fn rotate(
         .keyward
         .rotate_key(&caller, owner, key_id(&req), grace, Timestamp::now())
         .await?;
+    // `…/keys/{id}/rotate` -> the collection `…/keys`.
     let base = req.path().trim_end_matches("/rotate");
-    let location = format!(
-        "{}/{}",
-        base.rsplit_once('/').map_or(base, |(b, _)| b),
-        minted.record.id
-    );
-    let body = CreatedKeyJson {
-        key: KeyJson::from(&minted.record),
-        secret: minted.secret.reveal(),
-    };
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", location))
-        .insert_header(("Cache-Control", "no-store"))
-        .json(body))
+    Ok(created(base.rsplit_once('/').map_or(base, |(b, _)| b), &minted))
 }
