@@ -19,8 +19,9 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreOptions};
 
 /// How often key uses seen in memory are written to the database. Reads show them at once
-/// (the key view overlays them), so this only bounds what a crash can lose of them.
-const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+/// (the key view overlays them), so this only bounds what a crash can lose of them (a
+/// graceful stop writes them all); longer means fewer writes for keys in constant use.
+const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
 /// How often the server looks for writes made by other processes (the CLI).
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 /// Name of the file the generated admin password is written to, beside the database.

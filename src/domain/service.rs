@@ -168,8 +168,10 @@ async fn signing_seeds(store: &Store) -> Result<Vec<[u8; 32]>, Error> {
     };
     parse_seeds(&text)
 }
-/// Key uses written per transaction by [`Keyward::flush_key_usage`].
-const USAGE_CHUNK: usize = 256;
+/// Key uses written per transaction by [`Keyward::flush_key_usage`], and the pause between
+/// transactions: small writes with room between them keep the flush out of request latency.
+const USAGE_CHUNK: usize = 32;
+const USAGE_PAUSE: Duration = Duration::from_millis(2);
 
 impl Keyward {
     /// Loads the master secret (generating it on first start), users and active keys.
@@ -397,6 +399,7 @@ impl Keyward {
                 .record_key_usage(chunk.to_vec())
                 .await
                 .map_err(|e| e.into_domain("recording key use failed"))?;
+            tokio::time::sleep(USAGE_PAUSE).await;
         }
         Ok(())
     }

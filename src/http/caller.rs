@@ -34,7 +34,10 @@ impl FromRequest for Caller {
             Authentication::Done(result) => {
                 let result = result.map(|mut caller| {
                     caller.source = client_ip(req, &state);
-                    if let Some(key_id) = caller.via.key_id() {
+                    // Only the request log reads it; skip the allocation when it is off.
+                    if let Some(key_id) = caller.via.key_id()
+                        && log::log_enabled!(target: "keyward::access", log::Level::Info)
+                    {
                         req.extensions_mut().insert(AuthenticatedKey(key_id));
                     }
                     caller
