@@ -6,7 +6,7 @@
 use super::service::{Caller, Keyward, Via};
 use super::view::KeyCheck;
 use super::{Error, Expiry, KeyId, Secret, Timestamp, UserId};
-use crate::store::ActiveKeyRow;
+use crate::store::{ActiveKeyRow, KeyUpdate};
 
 /// Default page size of key and user lists, and the largest one may ask for.
 pub const DEFAULT_PAGE: u32 = 50;
@@ -396,12 +396,13 @@ impl Keyward {
         let id = parse_key_id(id)?;
         let mut key = self
             .store()
-            .rename_key(
+            .update_key(
                 owner,
                 id,
-                name.map(|n| n.0),
+                KeyUpdate::Name(name.map(|n| n.0)),
                 now,
                 caller.audit("key.rename", Some(("key", id.to_string())), now),
+                |_| {},
             )
             .await
             .map_err(|e| e.into_domain("the key could not be renamed"))?
@@ -426,10 +427,10 @@ impl Keyward {
         let view = self.view().clone();
         let action = if disabled { "key.disable" } else { "key.enable" };
         self.store()
-            .set_key_disabled(
+            .update_key(
                 owner,
                 id,
-                disabled,
+                KeyUpdate::Disabled(disabled),
                 now,
                 caller.audit(action, Some(("key", id.to_string())), now),
                 move |key| {
@@ -513,11 +514,18 @@ impl Keyward {
         let until = Timestamp::from_secs(now.plus(grace).secs());
         let view = self.view().clone();
         self.store()
-            .shorten_key(old.user_id, old.id, until, now, move |key| {
-                if let Some(key) = key {
-                    view.set_key_expiry(key.digest.lookup(), key.expires_at);
-                }
-            })
+            .update_key(
+                old.user_id,
+                old.id,
+                KeyUpdate::ExpiresBy(until),
+                now,
+                caller.audit("key.rotate", Some(("key", old.id.to_string())), now),
+                move |key| {
+                    if let Some(key) = key {
+                        view.set_key_expiry(key.digest.lookup(), key.expires_at);
+                    }
+                },
+            )
             .await
             .map_err(|e| e.into_domain("the old key could not be changed"))?;
         Ok(minted)

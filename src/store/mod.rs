@@ -106,6 +106,14 @@ pub struct UserChanges {
     pub bump_epoch: bool,
 }
 
+/// One change to a live key, for [`Store::update_key`].
+pub enum KeyUpdate {
+    Name(Option<String>),
+    Disabled(bool),
+    /// Bring the expiry forward to this instant (never later).
+    ExpiresBy(Timestamp),
+}
+
 /// How to open the database.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -638,37 +646,6 @@ impl Store {
             .await
     }
 
-    /// Brings a live key's expiry forward to `expires_at` (never later); `None` if there is
-    /// no such key.
-    pub async fn shorten_key(
-        &self,
-        owner: UserId,
-        id: KeyId,
-        expires_at: Timestamp,
-        now: Timestamp,
-        after_commit: impl FnOnce(&Option<KeyRecord>) + Send + 'static,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let origin = Arc::clone(&self.origin);
-        self.writer
-            .write(
-                move |c| {
-                    let key = c
-                        .prepare_cached(&format!(
-                            "UPDATE keys SET expires_at = min(coalesce(expires_at, ?3), ?3), updated_at = ?4 \
-                             WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}"
-                        ))?
-                        .query_row(params![id, owner, expires_at.millis(), now.millis()], key_from_row)
-                        .optional()?;
-                    if key.is_some() {
-                        record_change(c, &origin, "key", &id.to_string(), "expiry", now)?;
-                    }
-                    Ok(key)
-                },
-                after_commit,
-            )
-            .await
-    }
-
     /// Revocations since `since`, oldest first (for services that verify keys offline).
     pub async fn revocations_since(&self, since: Timestamp, limit: u32) -> Result<Vec<(KeyId, Timestamp)>, StoreError> {
         self.read(move |c| {
@@ -683,60 +660,45 @@ impl Store {
         .await
     }
 
-    /// Renames a live key of `owner`; `None` if there is none.
-    pub async fn rename_key(
+    /// Changes one thing about a live key of `owner` (with its change and audit rows, in
+    /// one transaction); the key as it is now, `None` if there is no such key.
+    pub async fn update_key(
         &self,
         owner: UserId,
         id: KeyId,
-        name: Option<String>,
-        now: Timestamp,
-        audit: AuditRecord,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let origin = Arc::clone(&self.origin);
-        self.writer
-            .write(
-                move |c| {
-                    let key = c
-                        .prepare_cached(&format!(
-                            "UPDATE keys SET name = ?3, updated_at = ?4 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL \
-                             RETURNING {KEY_COLUMNS}"
-                        ))?
-                        .query_row(params![id, owner, name, now.millis()], key_from_row)
-                        .optional()?;
-                    if key.is_some() {
-                        record_change(c, &origin, "key", &id.to_string(), "renamed", now)?;
-                        insert_audit(c, &audit)?;
-                    }
-                    Ok(key)
-                },
-                |_| {},
-            )
-            .await
-    }
-
-    /// Disables or enables a live key of `owner`; `None` if there is none.
-    pub async fn set_key_disabled(
-        &self,
-        owner: UserId,
-        id: KeyId,
-        disabled: bool,
+        update: KeyUpdate,
         now: Timestamp,
         audit: AuditRecord,
         after_commit: impl FnOnce(&Option<KeyRecord>) + Send + 'static,
     ) -> Result<Option<KeyRecord>, StoreError> {
+        use rusqlite::types::Value;
         let origin = Arc::clone(&self.origin);
+        let (set, what, value) = match update {
+            KeyUpdate::Name(name) => ("name = ?3", "renamed", name.map_or(Value::Null, Value::Text)),
+            KeyUpdate::Disabled(d) => (
+                "disabled = ?3",
+                if d { "disabled" } else { "enabled" },
+                Value::Integer(i64::from(d)),
+            ),
+            // Never later than it was: a rotation's grace only ever shortens a key's life.
+            KeyUpdate::ExpiresBy(t) => (
+                "expires_at = min(coalesce(expires_at, ?3), ?3)",
+                "expiry",
+                Value::Integer(t.millis()),
+            ),
+        };
         self.writer
             .write(
                 move |c| {
                     let key = c
                         .prepare_cached(&format!(
-                            "UPDATE keys SET disabled = ?3, updated_at = ?4 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL \
+                            "UPDATE keys SET {set}, updated_at = ?4 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL \
                              RETURNING {KEY_COLUMNS}"
                         ))?
-                        .query_row(params![id, owner, disabled, now.millis()], key_from_row)
+                        .query_row(params![id, owner, value, now.millis()], key_from_row)
                         .optional()?;
                     if key.is_some() {
-                        record_change(c, &origin, "key", &id.to_string(), if disabled { "disabled" } else { "enabled" }, now)?;
+                        record_change(c, &origin, "key", &id.to_string(), what, now)?;
                         insert_audit(c, &audit)?;
                     }
                     Ok(key)
@@ -848,8 +810,9 @@ fn insert_audit(c: &Connection, a: &AuditRecord) -> rusqlite::Result<()> {
 
 /// The audit actions and target kinds are a closed set; stored text maps back to them.
 fn audit_action(text: &str) -> &'static str {
-    const ACTIONS: [&str; 10] = [
+    const ACTIONS: [&str; 11] = [
         "key.create",
+        "key.rotate",
         "key.rename",
         "key.revoke",
         "key.disable",
