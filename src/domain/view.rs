@@ -22,6 +22,8 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 
 const SIGNATURE_CHECKED: u8 = 1;
 const DISABLED: u8 = 2;
+/// The key has scopes (in `Inner::scopes`); without the flag no second lookup is made.
+const SCOPED: u8 = 4;
 
 /// The lookup hash. It is already uniformly random (and attackers cannot add entries), so
 /// its first 8 bytes are the map's hash: no SipHash on the hot path.
@@ -151,13 +153,7 @@ impl KeyView {
             let more = usize::try_from(expected).unwrap_or(0).saturating_sub(inner.keys.len());
             inner.keys.reserve(more);
         }
-        if let Some(&slot) = inner.user_slot.get(&k.user_id) {
-            let entry = entry(k.id, slot, k.expires_at, k.disabled, false);
-            inner.keys.insert(Lookup(k.lookup), entry);
-            if let Some(scopes) = k.scopes {
-                inner.scopes.insert(k.id, scopes.into());
-            }
-        }
+        insert_locked(&mut inner, k, false);
     }
 
     pub fn key_count(&self) -> usize {
@@ -216,7 +212,7 @@ impl KeyView {
             key_id: entry.id,
             user: Arc::clone(user),
             expires_at: (entry.expires_at != i64::MAX).then(|| Timestamp::from_millis(entry.expires_at)),
-            scopes: if inner.scopes.is_empty() {
+            scopes: if flags & SCOPED == 0 {
                 None
             } else {
                 inner.scopes.get(&entry.id).cloned()
@@ -264,14 +260,7 @@ impl KeyView {
 
     /// Adds a key just committed. `signature_checked`: this process signed it.
     pub fn insert_key(&self, key: ActiveKeyRow, signature_checked: bool) {
-        let mut inner = self.inner.write();
-        if let Some(scopes) = key.scopes {
-            inner.scopes.insert(key.id, scopes.into());
-        }
-        if let Some(&slot) = inner.user_slot.get(&key.user_id) {
-            let entry = entry(key.id, slot, key.expires_at, key.disabled, signature_checked);
-            inner.keys.insert(Lookup(key.lookup), entry);
-        }
+        insert_locked(&mut self.inner.write(), key, signature_checked);
     }
 
     /// Moves a key's expiry (rotation's grace period).
@@ -298,7 +287,9 @@ impl KeyView {
     pub fn remove_keys(&self, lookups: &[[u8; 32]]) {
         let mut inner = self.inner.write();
         for l in lookups {
-            inner.keys.remove(&Lookup(*l));
+            if let Some(entry) = inner.keys.remove(&Lookup(*l)) {
+                inner.scopes.remove(&entry.id);
+            }
         }
     }
 
@@ -367,6 +358,25 @@ impl KeyView {
     pub fn take_usage(&self) -> Vec<(KeyId, Timestamp)> {
         std::mem::take(&mut *self.usage.lock()).into_iter().collect()
     }
+}
+
+/// Adds (or replaces) a key under the caller's write lock; a key whose user is unknown here
+/// cannot authenticate and is left out.
+fn insert_locked(inner: &mut Inner, key: ActiveKeyRow, signature_checked: bool) {
+    let Some(&slot) = inner.user_slot.get(&key.user_id) else {
+        return;
+    };
+    let mut entry = entry(key.id, slot, key.expires_at, key.disabled, signature_checked);
+    match key.scopes {
+        Some(scopes) => {
+            *entry.flags.get_mut() |= SCOPED;
+            inner.scopes.insert(key.id, scopes.into());
+        }
+        None => {
+            inner.scopes.remove(&key.id);
+        }
+    }
+    inner.keys.insert(Lookup(key.lookup), entry);
 }
 
 fn entry(id: KeyId, user: u32, expires_at: Option<Timestamp>, disabled: bool, signature_checked: bool) -> KeyEntry {
