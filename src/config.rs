@@ -28,6 +28,18 @@ pub struct Settings {
     pub dialects: DialectSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    pub ui: UiSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct UiSettings {
+    /// Serve the web console under `/ui`.
+    pub enabled: bool,
+    /// How long a console session lasts after sign-in.
+    pub session_ttl: Duration,
+    /// Mark the session cookie `Secure` even on plain HTTP (a TLS proxy in front). It is
+    /// always `Secure` with `[server.tls]` or behind a trusted proxy saying `https`.
+    pub secure_cookie: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -163,6 +175,25 @@ struct Raw {
     dialects: DialectSettings,
     log: RawLog,
     metrics: RawMetrics,
+    ui: RawUi,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawUi {
+    enabled: bool,
+    session_ttl: String,
+    secure_cookie: bool,
+}
+
+impl Default for RawUi {
+    fn default() -> Self {
+        RawUi {
+            enabled: true,
+            session_ttl: "12h".into(),
+            secure_cookie: false,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -365,7 +396,8 @@ impl Settings {
              [keys]\nissuer = {:?}\ndefault_lifetime = {}\nmax_lifetime = {}\nalgorithm = \"{}\"\n\n\
              [dialects]\nseed000 = {}\nseed001 = {}\nseed002 = {}\n\n\
              [log]\nlevel = {:?}\n\n\
-             [metrics]\nenabled = {}\nbind = \"{}\"\n",
+             [metrics]\nenabled = {}\nbind = \"{}\"\n\n\
+             [ui]\nenabled = {}\nsession_ttl = \"{}s\"\nsecure_cookie = {}\n",
             s.bind,
             s.workers,
             s.body_limit,
@@ -393,6 +425,9 @@ impl Settings {
             self.log.level,
             self.metrics.enabled,
             self.metrics.bind.map(|b| b.to_string()).unwrap_or_default(),
+            self.ui.enabled,
+            self.ui.session_ttl.as_secs(),
+            self.ui.secure_cookie,
         )
     }
 
@@ -510,6 +545,7 @@ impl Settings {
                 ));
             }
         };
+        let session_ttl = finite("ui.session_ttl", &raw.ui.session_ttl)?;
         Ok(Settings {
             server: ServerSettings {
                 bind,
@@ -542,6 +578,11 @@ impl Settings {
             metrics: MetricsSettings {
                 enabled: raw.metrics.enabled,
                 bind: metrics_bind,
+            },
+            ui: UiSettings {
+                enabled: raw.ui.enabled,
+                session_ttl,
+                secure_cookie: raw.ui.secure_cookie,
             },
         })
     }

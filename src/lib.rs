@@ -1,7 +1,7 @@
 //! keyward: a self-hosted API key server.
 //!
 //! `domain` holds the model and rules, `store` the SQL, `http` the native API, `dialects`
-//! the three seed APIs; [`Application`] wires them to an HTTP server.
+//! the three seed APIs, `ui` the web console; [`Application`] wires them to an HTTP server.
 
 pub mod cli;
 pub mod config;
@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod ui;
 
 pub use startup::{Application, StartError};

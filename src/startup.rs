@@ -87,6 +87,7 @@ impl Application {
                 secret: settings.auth.secret.clone(),
                 password_concurrency: settings.server.workers.clamp(2, 8),
                 eddsa: settings.keys.eddsa,
+                session_ttl: settings.ui.session_ttl,
             },
             metrics,
         )
@@ -115,6 +116,11 @@ impl Application {
         let dialects = settings.dialects.clone();
         let metrics_here = settings.metrics.enabled && settings.metrics.bind.is_none();
         let metrics_state = state.clone();
+        let ui_enabled = settings.ui.enabled;
+        let ui_state = web::Data::new(crate::ui::UiState {
+            secure_cookie: settings.ui.secure_cookie || settings.server.tls.is_some(),
+            session_ttl: settings.ui.session_ttl,
+        });
         let server = HttpServer::new(move || {
             let cors_on = !server_settings.cors_origins.is_empty();
             let mut cors = actix_cors::Cors::default()
@@ -131,6 +137,11 @@ impl Application {
                 .configure(http::extractor_configs)
                 .configure(http::routes)
                 .configure(|cfg| crate::dialects::routes(cfg, &dialects))
+                .configure(|cfg| {
+                    if ui_enabled {
+                        crate::ui::routes(cfg, ui_state.clone());
+                    }
+                })
                 .configure(|cfg| {
                     if metrics_here {
                         cfg.route("/metrics", web::get().to(http::metrics));

@@ -10,6 +10,7 @@ mod keys;
 mod passwords;
 mod secret;
 mod service;
+pub mod sessions;
 mod time;
 mod tokens;
 mod users;

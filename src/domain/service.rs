@@ -16,6 +16,8 @@ use crate::store::{AuditRecord, Change, Store, StoreError, StoreErrorKind};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Via {
     AccessToken,
+    /// A web console session (cookie); only the console accepts it.
+    Session,
     ApiKey {
         key_id: super::KeyId,
         expires_at: Option<Timestamp>,
@@ -30,6 +32,7 @@ impl Via {
     pub fn method(&self) -> &'static str {
         match self {
             Via::AccessToken => "access_token",
+            Via::Session => "session",
             Via::ApiKey { .. } => "api_key",
             Via::Password => "password",
         }
@@ -111,6 +114,8 @@ pub struct DomainConfig {
     pub password_concurrency: usize,
     /// Sign keys with Ed25519 (published at `/.well-known/jwks.json`) instead of HS256.
     pub eddsa: bool,
+    /// How long a web console session lasts after sign-in.
+    pub session_ttl: Duration,
 }
 
 struct Inner {

@@ -43,16 +43,7 @@ pub struct Problem<'a> {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Domain(e) => match e {
-                Error::NotFound => StatusCode::NOT_FOUND,
-                Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-                Error::Forbidden(_) | Error::InsufficientScope(_) => StatusCode::FORBIDDEN,
-                Error::Invalid { .. } => StatusCode::BAD_REQUEST,
-                Error::Conflict(_) => StatusCode::CONFLICT,
-                Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-                Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            },
+            ApiError::Domain(e) => status_of(e),
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -90,6 +81,20 @@ impl ResponseError for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// The status of a domain refusal, for the API and the web console alike.
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::NotFound => StatusCode::NOT_FOUND,
+        Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) | Error::InsufficientScope(_) => StatusCode::FORBIDDEN,
+        Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -5,7 +5,10 @@ use rusqlite::Connection;
 use super::{StoreError, StoreErrorKind};
 
 /// Step N brings the schema from version N to N + 1. Append only; never edit a shipped step.
-const STEPS: &[&str] = &[include_str!("../../schema.sql")];
+const STEPS: &[&str] = &[
+    include_str!("../../schema.sql"),
+    include_str!("migrations/0002_sessions.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
@@ -42,4 +45,30 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_gains_the_sessions_table() -> Result<(), StoreError> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch(STEPS[0])?;
+        conn.pragma_update(None, "user_version", 1)?;
+        conn.execute(
+            "INSERT INTO users (id, username, password_hash, role, created_at, updated_at) VALUES (?1, 'ada', 'x', 'user', 0, 0)",
+            ["0123456789abcdef01234567"],
+        )?;
+        migrate(&mut conn)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        assert_eq!(version, SCHEMA_VERSION);
+        let users: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+        assert_eq!(users, 1, "data kept");
+        let sessions: i64 = conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
+        assert_eq!(sessions, 0);
+        // Running it again changes nothing.
+        migrate(&mut conn)?;
+        Ok(())
+    }
 }

@@ -114,6 +114,15 @@ pub enum KeyUpdate {
     ExpiresBy(Timestamp),
 }
 
+/// A web console session as stored: whose it is and until when. The token is never stored,
+/// only its hash.
+#[derive(Clone, Debug)]
+pub struct SessionRow {
+    pub user_id: UserId,
+    pub token_epoch: i64,
+    pub expires_at: Timestamp,
+}
+
 /// How to open the database.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -754,6 +763,73 @@ impl Store {
             .await
     }
 
+    // ---- web console sessions ---------------------------------------------------------
+
+    /// Stores a new session (and its sign-in audit line), dropping every expired one.
+    pub async fn insert_session(
+        &self,
+        hash: [u8; 32],
+        session: SessionRow,
+        now: Timestamp,
+        audit: AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(
+                move |c| {
+                    c.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")?
+                        .execute([now.millis()])?;
+                    c.prepare_cached(
+                        "INSERT INTO sessions (hash, user_id, token_epoch, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![
+                        hash,
+                        session.user_id,
+                        session.token_epoch,
+                        now.millis(),
+                        session.expires_at.millis()
+                    ])?;
+                    insert_audit(c, &audit)
+                },
+                |_| {},
+            )
+            .await
+    }
+
+    /// The session whose token hashes to `hash`, expired or not.
+    pub async fn find_session(&self, hash: [u8; 32]) -> Result<Option<SessionRow>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT user_id, token_epoch, expires_at FROM sessions WHERE hash = ?1")?
+                .query_row([hash], |r| {
+                    Ok(SessionRow {
+                        user_id: r.get(0)?,
+                        token_epoch: r.get(1)?,
+                        expires_at: Timestamp::from_millis(r.get(2)?),
+                    })
+                })
+                .optional()
+        })
+        .await
+    }
+
+    /// Ends a session; `false` if there was none.
+    pub async fn delete_session(&self, hash: [u8; 32], audit: AuditRecord) -> Result<bool, StoreError> {
+        self.writer
+            .write(
+                move |c| {
+                    let gone = c
+                        .prepare_cached("DELETE FROM sessions WHERE hash = ?1")?
+                        .execute([hash])?
+                        > 0;
+                    if gone {
+                        insert_audit(c, &audit)?;
+                    }
+                    Ok(gone)
+                },
+                |_| {},
+            )
+            .await
+    }
+
     /// Writes a batch of "key used at" times; a time never moves backwards.
     pub async fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>) -> Result<(), StoreError> {
         self.writer
@@ -792,7 +868,7 @@ pub struct AuditRecord {
     /// The actor's username, `operator` for the CLI, or `anonymous`.
     pub actor: String,
     /// `key.create`, `key.rename`, `key.revoke`, `user.create`, `user.update`,
-    /// `user.delete`, `user.password`, `login.failed`.
+    /// `user.delete`, `user.password`, `login.failed`, `session.start`, `session.end`.
     pub action: &'static str,
     pub target_type: Option<&'static str>,
     pub target_id: Option<String>,
@@ -810,7 +886,7 @@ fn insert_audit(c: &Connection, a: &AuditRecord) -> rusqlite::Result<()> {
 
 /// The audit actions and target kinds are a closed set; stored text maps back to them.
 fn audit_action(text: &str) -> &'static str {
-    const ACTIONS: [&str; 11] = [
+    const ACTIONS: [&str; 13] = [
         "key.create",
         "key.rotate",
         "key.rename",
@@ -822,6 +898,8 @@ fn audit_action(text: &str) -> &'static str {
         "user.delete",
         "user.password",
         "login.failed",
+        "session.start",
+        "session.end",
     ];
     ACTIONS.iter().find(|a| **a == text).copied().unwrap_or("other")
 }

@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod console;
 mod contention;
 mod crash;
 mod deploy;

@@ -1,0 +1,133 @@
+//! Sign in and sign out.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::session::{self, NoFields, Posted, SESSION_COOKIE, SIGN_IN_COOKIE, Session};
+use super::{UiError, pages, see_other};
+use crate::domain::sessions::{csrf_token, random_token};
+use crate::domain::{Error, Secret, Timestamp};
+use crate::http::AppState;
+use crate::http::caller::client_ip;
+
+/// How long a sign-in form may sit open before it must be reloaded.
+const SIGN_IN_FORM_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: Option<Secret>,
+}
+
+#[derive(Deserialize)]
+pub struct Query {
+    signed_out: Option<String>,
+}
+
+/// `GET /ui/login`: the form, with a fresh sign-in token (or the browser's, if it has one).
+pub async fn login_page(
+    req: HttpRequest,
+    session: Option<Session>,
+    query: Option<web::Query<Query>>,
+) -> Result<HttpResponse, UiError> {
+    if session.is_some() {
+        return Ok(see_other("/ui/keys"));
+    }
+    let notice = query
+        .and_then(|q| q.into_inner().signed_out)
+        .map(|_| "You are signed out.");
+    sign_in_form(&req, None, notice, actix_web::http::StatusCode::OK)
+}
+
+/// The sign-in page with `error` or `notice`; sets the sign-in token cookie when needed.
+fn sign_in_form(
+    req: &HttpRequest,
+    error: Option<&str>,
+    notice: Option<&str>,
+    status: actix_web::http::StatusCode,
+) -> Result<HttpResponse, UiError> {
+    let existing = req
+        .cookie(SIGN_IN_COOKIE)
+        .map(|c| Secret::new(c.value()))
+        .filter(|t| t.reveal().len() == 64);
+    let (token, fresh) = match existing {
+        Some(token) => (token, false),
+        None => (random_token()?, true),
+    };
+    let mut response = HttpResponse::build(status);
+    response.content_type("text/html; charset=utf-8");
+    if fresh {
+        response.cookie(session::cookie(
+            req,
+            SIGN_IN_COOKIE,
+            token.reveal().to_owned(),
+            "/ui/login",
+            SIGN_IN_FORM_TTL,
+        ));
+    }
+    Ok(response.body(pages::sign_in(&csrf_token(&token), error, notice).into_string()))
+}
+
+/// `POST /ui/login`: username (or email) and password -> a session. Failures count toward
+/// the same throttle as the API's password checks.
+pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, UiError> {
+    let sign_in_token = req.cookie(SIGN_IN_COOKIE).map(|c| Secret::new(c.value()));
+    if !sign_in_token.is_some_and(|t| session::form_token_matches(&body, &t)) {
+        return Err(UiError::Csrf);
+    }
+    let form: SignInForm = session::parse_form(&body)?;
+    let password = form.password.unwrap_or_else(|| Secret::new(""));
+    let login = form.username.trim();
+    if login.is_empty() || password.reveal().is_empty() {
+        return sign_in_form(
+            &req,
+            Some("Enter your username (or email) and password."),
+            None,
+            actix_web::http::StatusCode::BAD_REQUEST,
+        );
+    }
+    let source = client_ip(&req, &state);
+    match state
+        .keyward
+        .start_session(login, &password, source, Timestamp::now())
+        .await
+    {
+        Ok((token, _)) => {
+            let mut response = see_other("/ui/keys");
+            response
+                .add_cookie(&session::session_cookie(&req, &token))
+                .map_err(Error::internal)?;
+            response
+                .add_cookie(&session::removal(&req, SIGN_IN_COOKIE, "/ui/login"))
+                .map_err(Error::internal)?;
+            Ok(response)
+        }
+        Err(Error::Unauthenticated { .. }) => sign_in_form(
+            &req,
+            Some("Wrong username or password."),
+            None,
+            actix_web::http::StatusCode::UNAUTHORIZED,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /ui/logout`: ends the session in the database, then forgets the cookie.
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<NoFields>,
+) -> Result<HttpResponse, UiError> {
+    let session = posted.session;
+    state
+        .keyward
+        .end_session(&session.caller, session.token(), Timestamp::now())
+        .await?;
+    let mut response = see_other("/ui/login?signed_out=1");
+    response
+        .add_cookie(&session::removal(&req, SESSION_COOKIE, "/ui"))
+        .map_err(Error::internal)?;
+    Ok(response)
+}

@@ -1,0 +1,342 @@
+//! Key pages: `/ui/keys` (the caller's) and `/ui/users/{user_id}/keys` (an admin's view of a
+//! user's), the same handlers; the domain decides whose keys a caller may touch.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::pages::{self, Chrome, Section, Sort};
+use super::session::{NoFields, Posted, Session};
+use super::{UiError, owner, page, see_other};
+use crate::domain::{Error, Expiry, KeyName, Lifetime, NewKeyRequest, Scopes, Timestamp, UserId};
+use crate::http::{AppState, key_id};
+
+pub fn scope(path: &str) -> actix_web::Scope {
+    web::scope(path)
+        .route("", web::get().to(list))
+        .route("", web::post().to(create))
+        .route("/{key_id}", web::get().to(show))
+        .route("/{key_id}/name", web::post().to(rename))
+        .route("/{key_id}/state", web::post().to(set_state))
+        .route("/{key_id}/rotate", web::post().to(rotate))
+        .route("/{key_id}/revoke", web::get().to(confirm_revoke))
+        .route("/{key_id}/revoke", web::post().to(revoke))
+}
+
+impl Session {
+    pub fn chrome(&self, section: Section) -> Chrome {
+        Chrome {
+            username: self.caller.user.username.clone(),
+            admin: self.caller.is_admin(),
+            csrf: self.csrf(),
+            section,
+        }
+    }
+}
+
+/// The section a key page belongs to: an admin's view of someone's keys is under Users.
+fn section(owner: Option<UserId>) -> Section {
+    if owner.is_some() { Section::Users } else { Section::Keys }
+}
+
+/// Where the keys of `owner` live in the console.
+pub fn keys_base(owner: Option<UserId>) -> String {
+    owner.map_or_else(|| "/ui/keys".to_owned(), |id| format!("/ui/users/{id}/keys"))
+}
+
+/// `?sort=&order=&done=` of list pages. Unknown values fall back to defaults.
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    pub sort: Option<String>,
+    pub order: Option<String>,
+    pub done: Option<String>,
+}
+
+impl ListQuery {
+    pub fn from(req: &HttpRequest) -> ListQuery {
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default()
+    }
+
+    pub fn sort(&self) -> Sort {
+        Sort::parse(self.sort.as_deref(), self.order.as_deref())
+    }
+
+    /// The message for `?done=`: a fixed text per action, never the query's own words.
+    pub fn notice(&self) -> Option<&'static str> {
+        Some(match self.done.as_deref()? {
+            "revoked" => "The key was revoked. It no longer works.",
+            "renamed" => "The key's name was saved.",
+            "disabled" => "The key is disabled. It does not work until you enable it.",
+            "enabled" => "The key is enabled again.",
+            "user-created" => "The user was created.",
+            "user-disabled" => "The user is disabled: they cannot sign in and their keys do not work.",
+            "user-enabled" => "The user is enabled again.",
+            "password" => "The password was set. Their sessions and access tokens have ended.",
+            "user-deleted" => "The user was deleted and their keys revoked.",
+            _ => return None,
+        })
+    }
+}
+
+async fn list(req: HttpRequest, state: web::Data<AppState>, session: Session) -> Result<HttpResponse, UiError> {
+    if let Some(owner) = owner(&req)? {
+        return Ok(see_other(&format!("/ui/users/{owner}")));
+    }
+    let query = ListQuery::from(&req);
+    let sort = query.sort();
+    let mut keys = state.keyward.all_keys(&session.caller, None).await?;
+    sort.apply(&mut keys);
+    Ok(page(pages::my_keys(
+        &session.chrome(Section::Keys),
+        &keys,
+        sort,
+        Timestamp::now(),
+        query.notice(),
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    expires: String,
+    #[serde(default)]
+    expires_on: String,
+    #[serde(default)]
+    scopes: String,
+}
+
+/// A date from the form's date field: the key works until the end of that day, UTC.
+fn end_of_day(date: &str) -> Result<Expiry, Error> {
+    let bad = || Error::invalid("expires_on", "expected a date such as 2027-01-31");
+    let shaped = date.len() == 10
+        && date.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if !shaped {
+        return Err(bad());
+    }
+    Timestamp::parse_rfc3339(&format!("{date}T23:59:59Z"))
+        .map(Expiry::At)
+        .ok_or_else(bad)
+}
+
+impl CreateForm {
+    fn into_request(self) -> Result<NewKeyRequest, Error> {
+        let name = match self.name.trim() {
+            "" => None,
+            name => Some(KeyName::parse(name)?),
+        };
+        let expires = match (self.expires_on.trim(), self.expires.trim()) {
+            ("", "") => None,
+            ("", phrase) => Some(Expiry::parse(phrase).map_err(|e| Error::invalid("expires", e))?),
+            (date, _) => Some(end_of_day(date)?),
+        };
+        let scopes: Vec<String> = self
+            .scopes
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(NewKeyRequest {
+            name,
+            expires,
+            scopes: if scopes.is_empty() {
+                None
+            } else {
+                Some(Scopes::parse(scopes)?)
+            },
+            meta: None,
+        })
+    }
+}
+
+/// `POST …/keys`: makes the key and shows it, this once.
+async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<CreateForm>,
+) -> Result<HttpResponse, UiError> {
+    let owner = owner(&req)?;
+    let Posted { session, form } = posted;
+    let request = form.into_request()?;
+    let minted = state
+        .keyward
+        .mint_key(&session.caller, owner, request, Timestamp::now())
+        .await?;
+    Ok(page(pages::new_key(
+        &session.chrome(section(owner)),
+        &minted.record,
+        minted.secret.reveal(),
+        &keys_base(owner),
+        false,
+    )))
+}
+
+/// The owner's username for an admin's view of someone's key, `None` on one's own.
+fn owner_name(state: &AppState, session: &Session, owner: Option<UserId>) -> Result<Option<String>, Error> {
+    owner
+        .map(|id| {
+            state
+                .keyward
+                .key_owner(&session.caller, Some(id))
+                .map(|u| u.username.clone())
+        })
+        .transpose()
+}
+
+async fn show(req: HttpRequest, state: web::Data<AppState>, session: Session) -> Result<HttpResponse, UiError> {
+    let owner = owner(&req)?;
+    let key = state.keyward.get_key(&session.caller, owner, key_id(&req)).await?;
+    let owner_name = owner_name(&state, &session, owner)?;
+    Ok(page(pages::key_detail(
+        &session.chrome(section(owner)),
+        &key,
+        &keys_base(owner),
+        owner_name.as_deref(),
+        ListQuery::from(&req).notice(),
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    name: String,
+}
+
+async fn rename(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<RenameForm>,
+) -> Result<HttpResponse, UiError> {
+    let owner = owner(&req)?;
+    let name = KeyName::parse(posted.form.name.trim())?;
+    let key = state
+        .keyward
+        .rename_key(
+            &posted.session.caller,
+            owner,
+            key_id(&req),
+            Some(name),
+            Timestamp::now(),
+        )
+        .await?;
+    Ok(see_other(&format!("{}/{}?done=renamed", keys_base(owner), key.id)))
+}
+
+#[derive(Deserialize)]
+pub struct StateForm {
+    pub disabled: bool,
+}
+
+async fn set_state(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<StateForm>,
+) -> Result<HttpResponse, UiError> {
+    let owner = owner(&req)?;
+    let disabled = posted.form.disabled;
+    let key = state
+        .keyward
+        .set_key_disabled(&posted.session.caller, owner, key_id(&req), disabled, Timestamp::now())
+        .await?;
+    let done = if disabled { "disabled" } else { "enabled" };
+    Ok(see_other(&format!("{}/{}?done={done}", keys_base(owner), key.id)))
+}
+
+#[derive(Deserialize)]
+pub struct RotateForm {
+    #[serde(default)]
+    grace: String,
+}
+
+async fn rotate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<RotateForm>,
+) -> Result<HttpResponse, UiError> {
+    let owner = owner(&req)?;
+    let Posted { session, form } = posted;
+    let grace = match form.grace.trim() {
+        "" | "0" => Duration::ZERO,
+        text => Lifetime::parse(text)
+            .ok()
+            .and_then(Lifetime::finite)
+            .ok_or_else(|| Error::invalid("grace", "expected a duration such as \"1h\" or \"7d\""))?,
+    };
+    let minted = state
+        .keyward
+        .rotate_key(&session.caller, owner, key_id(&req), grace, Timestamp::now())
+        .await?;
+    Ok(page(pages::new_key(
+        &session.chrome(section(owner)),
+        &minted.record,
+        minted.secret.reveal(),
+        &keys_base(owner),
+        true,
+    )))
+}
+
+async fn confirm_revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, UiError> {
+    let owner = owner(&req)?;
+    let key = state.keyward.get_key(&session.caller, owner, key_id(&req)).await?;
+    Ok(page(pages::confirm_revoke(
+        &session.chrome(section(owner)),
+        &key,
+        &keys_base(owner),
+    )))
+}
+
+async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<NoFields>,
+) -> Result<HttpResponse, UiError> {
+    let owner = owner(&req)?;
+    state
+        .keyward
+        .revoke_key(&posted.session.caller, owner, key_id(&req), Timestamp::now())
+        .await?;
+    let back = owner.map_or_else(|| "/ui/keys".to_owned(), |id| format!("/ui/users/{id}"));
+    Ok(see_other(&format!("{back}?done=revoked")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_from_the_form() {
+        assert!(matches!(end_of_day("2027-01-31"), Ok(Expiry::At(t)) if t.rfc3339() == "2027-01-31T23:59:59Z"));
+        for bad in ["2027-1-31", "31/01/2027", "2027-01-3x", "", "2027-13-01"] {
+            assert!(end_of_day(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scopes_split_on_spaces_and_commas() {
+        let form = CreateForm {
+            name: " ci ".into(),
+            expires: "One Month".into(),
+            expires_on: String::new(),
+            scopes: "keys:read, orders:write  ".into(),
+        };
+        let request = form.into_request().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(request.name.as_ref().map(KeyName::as_str), Some("ci"));
+        assert_eq!(
+            request.scopes.as_ref().map(Scopes::as_slice),
+            Some(&["keys:read".to_owned(), "orders:write".to_owned()][..])
+        );
+        assert_eq!(request.expires, Some(Expiry::After(Duration::from_secs(31 * 86_400))));
+    }
+}

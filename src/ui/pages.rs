@@ -1,0 +1,646 @@
+//! The console's pages, as maud templates compiled into the binary. maud escapes every value
+//! it interpolates; nothing here builds HTML from strings.
+
+use actix_web::http::StatusCode;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use crate::domain::{KeyRecord, Timestamp, UserRecord};
+use crate::store::AuditRecord;
+
+/// Which part of the console a page belongs to (for the navigation).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Keys,
+    Users,
+    Audit,
+}
+
+/// What every signed-in page shows around its content.
+pub struct Chrome {
+    pub username: String,
+    pub admin: bool,
+    /// The session's form token, for the sign-out button.
+    pub csrf: String,
+    pub section: Section,
+}
+
+/// How a key table is ordered: by which date, which way.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SortBy {
+    Created,
+    Expires,
+    LastUsed,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Sort {
+    pub by: SortBy,
+    pub descending: bool,
+}
+
+impl Sort {
+    /// `?sort=created|expires|last_used&order=asc|desc`; anything else: newest first.
+    pub fn parse(sort: Option<&str>, order: Option<&str>) -> Sort {
+        let by = match sort {
+            Some("expires") => SortBy::Expires,
+            Some("last_used") => SortBy::LastUsed,
+            _ => SortBy::Created,
+        };
+        Sort {
+            by,
+            descending: order != Some("asc"),
+        }
+    }
+
+    fn param(self) -> &'static str {
+        match self.by {
+            SortBy::Created => "created",
+            SortBy::Expires => "expires",
+            SortBy::LastUsed => "last_used",
+        }
+    }
+
+    /// Orders `keys`; keys without the date (never expires, never used) come last
+    /// descending and first ascending, as if their date were infinitely late... or early.
+    pub fn apply(self, keys: &mut [KeyRecord]) {
+        let date = |k: &KeyRecord| match self.by {
+            SortBy::Created => Some(k.created_at),
+            // Never expiring sorts as the latest expiry.
+            SortBy::Expires => Some(k.expires_at.unwrap_or(Timestamp::from_millis(i64::MAX))),
+            SortBy::LastUsed => k.last_used_at,
+        };
+        keys.sort_by(|a, b| {
+            let order = date(a).cmp(&date(b)).then_with(|| a.created_at.cmp(&b.created_at));
+            if self.descending { order.reverse() } else { order }
+        });
+    }
+}
+
+/// A time as people read it: `2026-11-23 18:41 UTC`.
+fn when(t: Timestamp) -> String {
+    let text = t.rfc3339();
+    format!("{} UTC", text.get(..16).unwrap_or(&text).replace('T', " "))
+}
+
+fn key_status(k: &KeyRecord, now: Timestamp) -> &'static str {
+    if k.disabled {
+        "disabled"
+    } else if k.expires_at.is_some_and(|t| t <= now) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+fn layout(title: &str, chrome: Option<&Chrome>, content: Markup) -> Markup {
+    let current = |section: Section| chrome.is_some_and(|c| c.section == section).then_some("page");
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                title { (title) " · keyward" }
+                link rel="stylesheet" href="/ui/assets/console.css";
+                script src="/ui/assets/console.js" defer {}
+            }
+            body {
+                header.top {
+                    a.brand href="/ui" { "keyward" }
+                    @if let Some(chrome) = chrome {
+                        nav aria-label="Main" {
+                            a href="/ui/keys" aria-current=[current(Section::Keys)] { "My keys" }
+                            @if chrome.admin {
+                                a href="/ui/users" aria-current=[current(Section::Users)] { "Users" }
+                                a href="/ui/audit" aria-current=[current(Section::Audit)] { "Audit log" }
+                            }
+                            span.who { "Signed in as " strong { (chrome.username) } }
+                            form method="post" action="/ui/logout" {
+                                input type="hidden" name="csrf" value=(chrome.csrf);
+                                button type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main id="content" { (content) }
+            }
+        }
+    }
+}
+
+fn notice(text: Option<&str>) -> Markup {
+    html! {
+        @if let Some(text) = text {
+            p.notice role="status" { (text) }
+        }
+    }
+}
+
+pub fn sign_in(csrf: &str, error: Option<&str>, note: Option<&str>) -> Markup {
+    layout(
+        "Sign in",
+        None,
+        html! {
+            section.card.narrow {
+                h1 { "Sign in" }
+                (notice(note))
+                @if let Some(error) = error {
+                    p.error role="alert" { (error) }
+                }
+                form method="post" action="/ui/login" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="username" { "Username or email" }
+                    input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus;
+                    label for="password" { "Password" }
+                    input type="password" id="password" name="password" autocomplete="current-password" required;
+                    div.actions { button type="submit" id="sign-in" { "Sign in" } }
+                }
+            }
+        },
+    )
+}
+
+pub fn error(status: StatusCode, message: &str) -> Markup {
+    let title = status.canonical_reason().unwrap_or("Error");
+    layout(
+        title,
+        None,
+        html! {
+            section.card.narrow {
+                h1 { (status.as_u16()) " " (title) }
+                p.error role="alert" { (message) }
+                p { a href="/ui" { "Back to the console" } }
+            }
+        },
+    )
+}
+
+/// A table of keys; `base` is where their pages are (`/ui/keys` or `/ui/users/{id}/keys`),
+/// `page` where the sort links point.
+fn key_table(keys: &[KeyRecord], base: &str, page: &str, sort: Sort, now: Timestamp) -> Markup {
+    let header = |label: &str, by: SortBy| {
+        let active = sort.by == by;
+        let next = if active && sort.descending { "asc" } else { "desc" };
+        let param = Sort { by, descending: true }.param();
+        let aria = active.then_some(if sort.descending { "descending" } else { "ascending" });
+        html! {
+            th scope="col" aria-sort=[aria] {
+                a href={ (page) "?sort=" (param) "&order=" (next) } {
+                    (label)
+                    @if active { (PreEscaped(if sort.descending { " &#9660;" } else { " &#9650;" })) }
+                }
+            }
+        }
+    };
+    html! {
+        @if keys.is_empty() {
+            p.muted { "No keys yet." }
+        } @else {
+            div.table-wrap {
+                table id="keys" {
+                    thead {
+                        tr {
+                            th scope="col" { "Name" }
+                            (header("Created", SortBy::Created))
+                            (header("Expires", SortBy::Expires))
+                            (header("Last used", SortBy::LastUsed))
+                            th scope="col" { "Scopes" }
+                            th scope="col" { "Status" }
+                        }
+                    }
+                    tbody {
+                        @for k in keys {
+                            tr data-key-id=(k.id) {
+                                td { a href={ (base) "/" (k.id) } { (k.name.as_deref().unwrap_or("(no name)")) } }
+                                td { (when(k.created_at)) }
+                                td { (k.expires_at.map_or_else(|| "never".to_owned(), when)) }
+                                td { (k.last_used_at.map_or_else(|| "never".to_owned(), when)) }
+                                td.wrap { (scopes_text(k)) }
+                                td { span class={ "status " (key_status(k, now)) } { (key_status(k, now)) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn scopes_text(k: &KeyRecord) -> String {
+    k.scopes
+        .as_ref()
+        .map_or_else(|| "all (acts as its user)".to_owned(), |s| s.join(" "))
+}
+
+/// The expiry choices of the create form: the seed APIs' phrases, and a date.
+const EXPIRY_CHOICES: [(&str, &str); 7] = [
+    ("", "Server default"),
+    ("1 day", "1 day"),
+    ("1 week", "1 week"),
+    ("One Month", "One Month (31 days)"),
+    ("90 days", "90 days"),
+    ("1 year", "1 year"),
+    ("never", "Never"),
+];
+
+fn create_key_form(action: &str, csrf: &str) -> Markup {
+    html! {
+        section.card {
+            h2 id="create-heading" { "Create a key" }
+            form method="post" action=(action) aria-labelledby="create-heading" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="key-name" { "Name" span.hint { "Something to recognise it by, e.g. the service that uses it." } }
+                input type="text" id="key-name" name="name" maxlength="200";
+                label for="key-expires" { "Expires" }
+                select id="key-expires" name="expires" {
+                    @for (value, label) in EXPIRY_CHOICES {
+                        option value=(value) { (label) }
+                    }
+                }
+                label for="key-expires-on" { "…or on a date" span.hint { "Overrides the choice above; the key works until the end of that day (UTC)." } }
+                input type="date" id="key-expires-on" name="expires_on";
+                label for="key-scopes" { "Scopes" span.hint { "Space-separated, e.g. keys:read orders:write. Empty: the key can do what you can." } }
+                input type="text" id="key-scopes" name="scopes" autocapitalize="none" spellcheck="false";
+                div.actions { button type="submit" id="create-key" { "Create key" } }
+            }
+        }
+    }
+}
+
+pub fn my_keys(chrome: &Chrome, keys: &[KeyRecord], sort: Sort, now: Timestamp, note: Option<&str>) -> Markup {
+    layout(
+        "My keys",
+        Some(chrome),
+        html! {
+            h1 { "My keys" }
+            (notice(note))
+            section.card {
+                (key_table(keys, "/ui/keys", "/ui/keys", sort, now))
+            }
+            (create_key_form("/ui/keys", &chrome.csrf))
+        },
+    )
+}
+
+/// The one page that ever shows a key.
+pub fn new_key(chrome: &Chrome, key: &KeyRecord, secret: &str, base: &str, rotated: bool) -> Markup {
+    layout(
+        "New key",
+        Some(chrome),
+        html! {
+            h1 { @if rotated { "Key rotated: here is the new key" } @else { "Your new key" } }
+            section.card {
+                p.warning role="alert" {
+                    strong { "Copy this key now. " }
+                    "keyward keeps only a hash of it, so this is the only time it is shown. If you lose it, revoke it and create another."
+                }
+                code.secret id="new-key" { (secret) }
+                div.actions {
+                    button type="button" data-copy="new-key" hidden { "Copy key" }
+                    span id="copy-status" role="status" {}
+                }
+            }
+            section.card {
+                (key_facts(key, Timestamp::now()))
+                div.actions {
+                    a.button href={ (base) "/" (key.id) } { "Key details" }
+                    a.button.secondary href=(list_page(base)) { "Back to keys" }
+                }
+            }
+        },
+    )
+}
+
+/// `/ui/keys` -> itself; `/ui/users/{id}/keys` -> the user's page.
+fn list_page(base: &str) -> &str {
+    base.strip_suffix("/keys")
+        .filter(|b| b.starts_with("/ui/users/"))
+        .unwrap_or(base)
+}
+
+fn key_facts(k: &KeyRecord, now: Timestamp) -> Markup {
+    html! {
+        dl.facts {
+            dt { "Name" } dd { (k.name.as_deref().unwrap_or("(no name)")) }
+            dt { "Id" } dd { code { (k.id) } }
+            dt { "Status" } dd { span class={ "status " (key_status(k, now)) } { (key_status(k, now)) } }
+            dt { "Created" } dd { (when(k.created_at)) }
+            dt { "Expires" } dd { (k.expires_at.map_or_else(|| "never".to_owned(), when)) }
+            dt { "Last used" } dd { (k.last_used_at.map_or_else(|| "never".to_owned(), when)) }
+            dt { "Scopes" } dd { (scopes_text(k)) }
+        }
+    }
+}
+
+/// Grace periods offered when rotating: how long the old key keeps working.
+const GRACE_CHOICES: [(&str, &str); 4] = [
+    ("0", "Stop the old key now"),
+    ("1h", "1 hour"),
+    ("1d", "1 day"),
+    ("7d", "7 days"),
+];
+
+pub fn key_detail(chrome: &Chrome, k: &KeyRecord, base: &str, owner: Option<&str>, note: Option<&str>) -> Markup {
+    let now = Timestamp::now();
+    let here = format!("{base}/{}", k.id);
+    layout(
+        "Key",
+        Some(chrome),
+        html! {
+            p { a href=(list_page(base)) { "← " @if let Some(owner) = owner { "Keys of " (owner) } @else { "My keys" } } }
+            h1 { "Key " (k.name.as_deref().unwrap_or("(no name)")) }
+            (notice(note))
+            section.card { (key_facts(k, now)) }
+            section.card {
+                h2 id="rename-heading" { "Relabel" }
+                form method="post" action={ (here) "/name" } aria-labelledby="rename-heading" {
+                    input type="hidden" name="csrf" value=(chrome.csrf);
+                    label for="new-name" { "Name" }
+                    input type="text" id="new-name" name="name" maxlength="200" value=[k.name.as_deref()] required;
+                    div.actions { button type="submit" { "Save name" } }
+                }
+            }
+            section.card {
+                h2 id="rotate-heading" { "Rotate" }
+                p { "Makes a new key with the same name, scopes and lifetime, shown once. The old key keeps working for the grace period you choose, then stops." }
+                form method="post" action={ (here) "/rotate" } aria-labelledby="rotate-heading" {
+                    input type="hidden" name="csrf" value=(chrome.csrf);
+                    label for="grace" { "Grace period for the old key" }
+                    select id="grace" name="grace" {
+                        @for (value, label) in GRACE_CHOICES {
+                            option value=(value) { (label) }
+                        }
+                    }
+                    div.actions { button type="submit" id="rotate-key" { "Rotate key" } }
+                }
+            }
+            section.card {
+                h2 { "Disable or revoke" }
+                p { "A disabled key stops working until it is enabled again. A revoked key stops working for good, from the next request." }
+                div.actions {
+                    form.inline method="post" action={ (here) "/state" } {
+                        input type="hidden" name="csrf" value=(chrome.csrf);
+                        @if k.disabled {
+                            input type="hidden" name="disabled" value="false";
+                            button.secondary type="submit" { "Enable key" }
+                        } @else {
+                            input type="hidden" name="disabled" value="true";
+                            button.secondary type="submit" { "Disable key" }
+                        }
+                    }
+                    a.button.danger id="revoke-key" href={ (here) "/revoke" } { "Revoke key…" }
+                }
+            }
+        },
+    )
+}
+
+pub fn confirm_revoke(chrome: &Chrome, k: &KeyRecord, base: &str) -> Markup {
+    let here = format!("{base}/{}", k.id);
+    layout(
+        "Revoke key",
+        Some(chrome),
+        html! {
+            section.card.narrow {
+                h1 { "Revoke key " (k.name.as_deref().unwrap_or("(no name)")) "?" }
+                p { "Anything that uses this key gets 401 from its next request. This cannot be undone." }
+                form method="post" action={ (here) "/revoke" } {
+                    input type="hidden" name="csrf" value=(chrome.csrf);
+                    div.actions {
+                        button.danger type="submit" id="confirm-revoke" { "Yes, revoke it" }
+                        a.button.secondary href=(here) { "Cancel" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub fn users(chrome: &Chrome, users: &[UserRecord], next: Option<&str>, note: Option<&str>) -> Markup {
+    layout(
+        "Users",
+        Some(chrome),
+        html! {
+            h1 { "Users" }
+            (notice(note))
+            section.card {
+                div.table-wrap {
+                    table id="users" {
+                        thead { tr { th scope="col" { "Username" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Status" } th scope="col" { "Created" } } }
+                        tbody {
+                            @for u in users {
+                                tr {
+                                    td { a href={ "/ui/users/" (u.id) } { (u.username) } }
+                                    td { (u.email.as_deref().unwrap_or("")) }
+                                    td { (u.role.as_str()) }
+                                    td { (user_status(u)) }
+                                    td { (when(u.created_at)) }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if let Some(next) = next {
+                    p { a href={ "/ui/users?cursor=" (next) } { "Next page →" } }
+                }
+            }
+            section.card {
+                h2 id="new-user-heading" { "Create a user" }
+                form method="post" action="/ui/users" aria-labelledby="new-user-heading" {
+                    input type="hidden" name="csrf" value=(chrome.csrf);
+                    label for="new-username" { "Username" }
+                    input type="text" id="new-username" name="username" autocomplete="off" autocapitalize="none" spellcheck="false" required;
+                    label for="new-email" { "Email" span.hint { "Optional; they can sign in with it too." } }
+                    input type="email" id="new-email" name="email" autocomplete="off";
+                    label for="new-password" { "Password" span.hint { "At least 8 characters. Tell it to them by a safe channel." } }
+                    input type="password" id="new-password" name="password" autocomplete="new-password" minlength="8" required;
+                    label for="new-role" { "Role" }
+                    select id="new-role" name="role" {
+                        option value="user" { "user" }
+                        option value="admin" { "admin" }
+                    }
+                    div.actions { button type="submit" { "Create user" } }
+                }
+            }
+        },
+    )
+}
+
+fn user_status(u: &UserRecord) -> &'static str {
+    if u.disabled { "disabled" } else { "active" }
+}
+
+pub fn user_detail(chrome: &Chrome, u: &UserRecord, keys: &[KeyRecord], sort: Sort, note: Option<&str>) -> Markup {
+    let here = format!("/ui/users/{}", u.id);
+    let keys_base = format!("{here}/keys");
+    layout(
+        "User",
+        Some(chrome),
+        html! {
+            p { a href="/ui/users" { "← Users" } }
+            h1 { "User " (u.username) }
+            (notice(note))
+            section.card {
+                dl.facts {
+                    dt { "Username" } dd { (u.username) }
+                    dt { "Email" } dd { (u.email.as_deref().unwrap_or("—")) }
+                    dt { "Role" } dd { (u.role.as_str()) }
+                    dt { "Status" } dd { (user_status(u)) }
+                    dt { "Created" } dd { (when(u.created_at)) }
+                    dt { "Id" } dd { code { (u.id) } }
+                }
+                div.actions {
+                    form.inline method="post" action={ (here) "/state" } {
+                        input type="hidden" name="csrf" value=(chrome.csrf);
+                        @if u.disabled {
+                            input type="hidden" name="disabled" value="false";
+                            button.secondary type="submit" { "Enable user" }
+                        } @else {
+                            input type="hidden" name="disabled" value="true";
+                            button.secondary type="submit" { "Disable user" }
+                        }
+                    }
+                    a.button.danger href={ (here) "/delete" } { "Delete user…" }
+                }
+            }
+            section.card {
+                h2 id="reset-heading" { "Reset password" }
+                p { "Signs them out everywhere: their sessions and access tokens end. Their keys keep working." }
+                form method="post" action={ (here) "/password" } aria-labelledby="reset-heading" {
+                    input type="hidden" name="csrf" value=(chrome.csrf);
+                    label for="reset-password" { "New password" span.hint { "At least 8 characters." } }
+                    input type="password" id="reset-password" name="password" autocomplete="new-password" minlength="8" required;
+                    div.actions { button type="submit" { "Set password" } }
+                }
+            }
+            h2 { "Keys of " (u.username) }
+            section.card { (key_table(keys, &keys_base, &here, sort, Timestamp::now())) }
+            (create_key_form(&keys_base, &chrome.csrf))
+        },
+    )
+}
+
+pub fn confirm_delete_user(chrome: &Chrome, u: &UserRecord) -> Markup {
+    let here = format!("/ui/users/{}", u.id);
+    layout(
+        "Delete user",
+        Some(chrome),
+        html! {
+            section.card.narrow {
+                h1 { "Delete user " (u.username) "?" }
+                p { "Their keys are revoked and their sessions end at once. The audit log keeps their history. This cannot be undone." }
+                form method="post" action={ (here) "/delete" } {
+                    input type="hidden" name="csrf" value=(chrome.csrf);
+                    div.actions {
+                        button.danger type="submit" { "Yes, delete " (u.username) }
+                        a.button.secondary href=(here) { "Cancel" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub fn audit(chrome: &Chrome, entries: &[(i64, AuditRecord)], next: Option<&str>) -> Markup {
+    layout(
+        "Audit log",
+        Some(chrome),
+        html! {
+            h1 { "Audit log" }
+            section.card {
+                @if entries.is_empty() {
+                    p.muted { "Nothing yet." }
+                } @else {
+                    div.table-wrap {
+                        table id="audit" {
+                            thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "From" } th scope="col" { "Detail" } } }
+                            tbody {
+                                @for (_, a) in entries {
+                                    tr {
+                                        td { (when(a.at)) }
+                                        td { (a.actor) }
+                                        td { code { (a.action) } }
+                                        td {
+                                            @if let (Some(kind), Some(id)) = (a.target_type, a.target_id.as_deref()) {
+                                                (kind) " " code { (id) }
+                                            }
+                                        }
+                                        td { (a.source_ip.as_deref().unwrap_or("")) }
+                                        td.wrap { (a.detail.as_deref().unwrap_or("")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if let Some(next) = next {
+                    p { a href={ "/ui/audit?cursor=" (next) } { "Older entries →" } }
+                }
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{KeyDigest, KeyId, UserId};
+
+    fn key(created: i64, expires: Option<i64>, used: Option<i64>) -> KeyRecord {
+        KeyRecord {
+            id: KeyId::generate().unwrap_or_else(|e| panic!("{e}")),
+            user_id: UserId::nil(),
+            name: Some(format!("k{created}")),
+            digest: KeyDigest::of("x"),
+            created_at: Timestamp::from_secs(created),
+            updated_at: Timestamp::from_secs(created),
+            expires_at: expires.map(Timestamp::from_secs),
+            last_used_at: used.map(Timestamp::from_secs),
+            disabled: false,
+            scopes: None,
+            meta: serde_json::json!({}),
+        }
+    }
+
+    fn names(keys: &[KeyRecord]) -> Vec<&str> {
+        keys.iter().filter_map(|k| k.name.as_deref()).collect()
+    }
+
+    #[test]
+    fn sorting_by_each_date() {
+        let mut keys = vec![
+            key(2, None, Some(10)),
+            key(1, Some(50), None),
+            key(3, Some(40), Some(5)),
+        ];
+        Sort::parse(None, None).apply(&mut keys);
+        assert_eq!(names(&keys), ["k3", "k2", "k1"], "newest first by default");
+        Sort::parse(Some("expires"), Some("asc")).apply(&mut keys);
+        assert_eq!(names(&keys), ["k3", "k1", "k2"], "never expiring last");
+        Sort::parse(Some("last_used"), Some("desc")).apply(&mut keys);
+        assert_eq!(names(&keys), ["k2", "k3", "k1"], "never used last");
+        assert_eq!(Sort::parse(Some("bogus"), Some("sideways")), Sort::parse(None, None));
+    }
+
+    #[test]
+    fn values_are_escaped() {
+        let mut k = key(1, None, None);
+        k.name = Some("<script>alert(1)</script>".into());
+        let chrome = Chrome {
+            username: "<b>ada</b>".into(),
+            admin: false,
+            csrf: "t".into(),
+            section: Section::Keys,
+        };
+        let html = my_keys(&chrome, &[k], Sort::parse(None, None), Timestamp::from_secs(0), None).into_string();
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!html.contains("<b>ada</b>"));
+    }
+
+    #[test]
+    fn human_times() {
+        assert_eq!(when(Timestamp::from_secs(1_620_060_000)), "2021-05-03 16:40 UTC");
+    }
+}

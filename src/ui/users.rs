@@ -1,0 +1,173 @@
+//! Admin pages: users and the audit log. The domain refuses non-admins (403), as on the API.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::keys::{ListQuery, StateForm};
+use super::pages::{self, Section};
+use super::session::{NoFields, Posted, Session};
+use super::{UiError, owner, page, see_other};
+use crate::domain::{Email, Error, NewUserRequest, Password, Role, Secret, Timestamp, UserId, UserUpdate, Username};
+use crate::http::AppState;
+
+/// Users shown per page.
+const PAGE_SIZE: u32 = 100;
+
+#[derive(Deserialize)]
+struct CursorQuery {
+    cursor: Option<String>,
+}
+
+fn cursor(req: &HttpRequest) -> Option<String> {
+    serde_urlencoded::from_str::<CursorQuery>(req.query_string())
+        .ok()
+        .and_then(|q| q.cursor)
+}
+
+pub async fn list(req: HttpRequest, state: web::Data<AppState>, session: Session) -> Result<HttpResponse, UiError> {
+    let page_of_users = state
+        .keyward
+        .list_users(&session.caller, cursor(&req).as_deref(), Some(PAGE_SIZE))
+        .await?;
+    let next = page_of_users.next_cursor.map(|c| c.to_string());
+    Ok(page(pages::users(
+        &session.chrome(Section::Users),
+        &page_of_users.users,
+        next.as_deref(),
+        ListQuery::from(&req).notice(),
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: String,
+    password: Option<Secret>,
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn create(state: web::Data<AppState>, posted: Posted<CreateForm>) -> Result<HttpResponse, UiError> {
+    let Posted { session, form } = posted;
+    let request = NewUserRequest {
+        username: Username::parse(form.username.trim())?,
+        password: Password::parse(form.password.unwrap_or_else(|| Secret::new("")))?,
+        email: match form.email.trim() {
+            "" => None,
+            email => Some(Email::parse(email)?),
+        },
+        role: match form.role.trim() {
+            "" => Role::User,
+            role => Role::parse(role)?,
+        },
+    };
+    let user = state
+        .keyward
+        .create_user(&session.caller, request, Timestamp::now())
+        .await?;
+    Ok(see_other(&format!("/ui/users/{}?done=user-created", user.id)))
+}
+
+/// The `{user_id}` of the path, which every route here has.
+fn user_id(req: &HttpRequest) -> Result<UserId, UiError> {
+    owner(req)?.ok_or(UiError::Domain(Error::NotFound))
+}
+
+pub async fn show(req: HttpRequest, state: web::Data<AppState>, session: Session) -> Result<HttpResponse, UiError> {
+    let id = user_id(&req)?;
+    let user = state.keyward.get_user(&session.caller, &id.to_string())?;
+    let query = ListQuery::from(&req);
+    let sort = query.sort();
+    let mut keys = state.keyward.all_keys(&session.caller, Some(id)).await?;
+    sort.apply(&mut keys);
+    Ok(page(pages::user_detail(
+        &session.chrome(Section::Users),
+        &user,
+        &keys,
+        sort,
+        query.notice(),
+    )))
+}
+
+pub async fn set_state(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<StateForm>,
+) -> Result<HttpResponse, UiError> {
+    let id = user_id(&req)?;
+    let disabled = posted.form.disabled;
+    let update = UserUpdate {
+        disabled: Some(disabled),
+        ..UserUpdate::default()
+    };
+    state
+        .keyward
+        .update_user(&posted.session.caller, &id.to_string(), update, Timestamp::now())
+        .await?;
+    let done = if disabled { "user-disabled" } else { "user-enabled" };
+    Ok(see_other(&format!("/ui/users/{id}?done={done}")))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    password: Option<Secret>,
+}
+
+pub async fn reset_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<PasswordForm>,
+) -> Result<HttpResponse, UiError> {
+    let id = user_id(&req)?;
+    let Posted { session, form } = posted;
+    let update = UserUpdate {
+        password: Some(Password::parse(form.password.unwrap_or_else(|| Secret::new("")))?),
+        ..UserUpdate::default()
+    };
+    state
+        .keyward
+        .update_user(&session.caller, &id.to_string(), update, Timestamp::now())
+        .await?;
+    // An admin resetting their own password has just ended their own session.
+    if id == session.caller.user.id {
+        return Ok(see_other("/ui/login"));
+    }
+    Ok(see_other(&format!("/ui/users/{id}?done=password")))
+}
+
+pub async fn confirm_delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, UiError> {
+    let id = user_id(&req)?;
+    let user = state.keyward.get_user(&session.caller, &id.to_string())?;
+    Ok(page(pages::confirm_delete_user(&session.chrome(Section::Users), &user)))
+}
+
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<NoFields>,
+) -> Result<HttpResponse, UiError> {
+    let id = user_id(&req)?;
+    state
+        .keyward
+        .delete_user(&posted.session.caller, &id.to_string(), Timestamp::now())
+        .await?;
+    Ok(see_other("/ui/users?done=user-deleted"))
+}
+
+pub async fn audit(req: HttpRequest, state: web::Data<AppState>, session: Session) -> Result<HttpResponse, UiError> {
+    let entries = state
+        .keyward
+        .list_audit(&session.caller, cursor(&req).as_deref(), Some(PAGE_SIZE))
+        .await?;
+    Ok(page(pages::audit(
+        &session.chrome(Section::Audit),
+        &entries.entries,
+        entries.next_cursor.as_deref(),
+    )))
+}

@@ -1,0 +1,705 @@
+//! The web console over HTTP, as a browser without JavaScript would use it: sign-in, the
+//! session cookie's flags, CSRF refusals, security headers, the one-time key page, and the
+//! same ownership rules as the API.
+
+use std::collections::BTreeMap;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_PASSWORD, TestApp, spawn_app, spawn_with};
+
+/// A cookie-keeping client for `/ui`.
+struct Console<'a> {
+    app: &'a TestApp,
+    cookies: BTreeMap<String, String>,
+    /// Extra headers on every request (a proxy's `X-Forwarded-Proto`).
+    extra: Vec<(&'static str, &'static str)>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    /// The `csrf` value of the page's first form.
+    fn csrf(&self) -> String {
+        let at = self.body.find(r#"name="csrf" value=""#).expect("a form with a token");
+        self.body[at + 19..at + 19 + 64].to_owned()
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+
+    fn location(&self) -> &str {
+        self.header("location")
+    }
+
+    /// The key shown on the one-time page.
+    fn new_key(&self) -> String {
+        let start = self.body.find(r#"id="new-key">"#).expect("the key is shown") + 13;
+        let end = start + self.body[start..].find('<').unwrap();
+        self.body[start..end].to_owned()
+    }
+
+    /// Set-Cookie lines for `name`.
+    fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|c| c.starts_with(&format!("{name}=")))
+    }
+}
+
+impl<'a> Console<'a> {
+    fn new(app: &'a TestApp) -> Console<'a> {
+        Console {
+            app,
+            cookies: BTreeMap::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+        let mut request = self.app.request(method, path);
+        if !self.cookies.is_empty() {
+            let cookie = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            request = request.header("cookie", cookie);
+        }
+        for (name, value) in &self.extra {
+            request = request.header(*name, *value);
+        }
+        if let Some(form) = form {
+            request = request.form(form);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        for line in headers.get_all("set-cookie") {
+            let line = line.to_str().unwrap();
+            let pair = line.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || line.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let body = response.text().await.unwrap();
+        Page { status, headers, body }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        self.send(Method::GET, path, None).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.send(Method::POST, path, Some(form)).await
+    }
+
+    /// Posts `form` with the token of the form on page `from`.
+    async fn submit(&mut self, from: &str, to: &str, form: &[(&str, &str)]) -> Page {
+        let csrf = self.get(from).await.csrf();
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.post(to, &fields).await
+    }
+
+    async fn sign_in(&mut self, username: &str, password: &str) -> Page {
+        let page = self
+            .submit(
+                "/ui/login",
+                "/ui/login",
+                &[("username", username), ("password", password)],
+            )
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::SEE_OTHER,
+            "sign-in of {username}: {}",
+            page.body
+        );
+        assert_eq!(page.location(), "/ui/keys");
+        page
+    }
+
+    /// Creates a key on the console; returns (the one-time page, key id, key).
+    async fn create_key(&mut self, name: &str) -> (Page, String, String) {
+        let page = self
+            .submit(
+                "/ui/keys",
+                "/ui/keys",
+                &[("name", name), ("expires", "One Month"), ("scopes", "")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let key = page.new_key();
+        let at = page.body.find("/ui/keys/").unwrap() + 9;
+        let id = page.body[at..at + 24].to_owned();
+        (page, id, key)
+    }
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_sign_in_gives_a_strict_cookie() {
+    let app = spawn_app().await;
+    let mut console = Console::new(&app);
+    let page = console.get("/ui/keys").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/ui/login");
+    assert_eq!(console.get("/ui").await.location(), "/ui/login");
+
+    let login = console.get("/ui/login").await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.body.contains(r#"name="username""#) && login.body.contains(r#"name="password""#));
+    let sign_in_cookie = login.set_cookie("keyward_sign_in").unwrap();
+    assert!(sign_in_cookie.contains("HttpOnly") && sign_in_cookie.contains("SameSite=Strict"));
+
+    let page = console.sign_in("admin", ADMIN_PASSWORD).await;
+    let cookie = page.set_cookie("keyward_session").unwrap();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=43200"] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP without a proxy: {cookie}");
+    let keys = console.get("/ui/keys").await;
+    assert_eq!(keys.status, StatusCode::OK);
+    assert!(keys.body.contains("Signed in as <strong>admin</strong>"));
+
+    // Sign in by email, too.
+    let (_, _) = app.user("ada").await;
+    let mut ada = Console::new(&app);
+    ada.sign_in("ada@example.com", "ada-password").await;
+    assert!(ada.get("/ui/keys").await.body.contains("<strong>ada</strong>"));
+}
+
+#[tokio::test]
+async fn the_cookie_is_secure_behind_https_or_when_configured() {
+    let app = spawn_with(|s| s.ui.secure_cookie = true).await;
+    let mut console = Console::new(&app);
+    let page = console.sign_in("admin", ADMIN_PASSWORD).await;
+    assert!(page.set_cookie("keyward_session").unwrap().contains("Secure"));
+
+    let app = spawn_app().await;
+    let mut console = Console::new(&app);
+    console.extra.push(("x-forwarded-proto", "https"));
+    let page = console.sign_in("admin", ADMIN_PASSWORD).await;
+    assert!(page.set_cookie("keyward_session").unwrap().contains("Secure"));
+}
+
+#[tokio::test]
+async fn every_page_carries_the_security_headers() {
+    let app = spawn_app().await;
+    let mut console = Console::new(&app);
+    let mut pages = vec![console.get("/ui/login").await];
+    console.sign_in("admin", ADMIN_PASSWORD).await;
+    let (created, id, _) = console.create_key("headers").await;
+    pages.push(created);
+    for path in [
+        "/ui/keys".to_owned(),
+        format!("/ui/keys/{id}"),
+        format!("/ui/keys/{id}/revoke"),
+        "/ui/users".to_owned(),
+        "/ui/audit".to_owned(),
+        "/ui/nowhere".to_owned(),
+    ] {
+        pages.push(console.get(&path).await);
+    }
+    pages.push(console.post("/ui/keys", &[("name", "no token")]).await);
+    for page in &pages {
+        let csp = page.header("content-security-policy");
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
+        assert!(
+            csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(page.header("x-frame-options"), "DENY");
+        assert_eq!(page.header("referrer-policy"), "no-referrer");
+        assert_eq!(page.header("x-content-type-options"), "nosniff");
+        assert_eq!(page.header("cache-control"), "no-store");
+        assert!(page.header("content-type").starts_with("text/html"));
+        // No inline script: the only script is the external file.
+        assert_eq!(page.body.matches("<script").count(), 1, "{}", page.body);
+        assert!(
+            page.body
+                .contains(r#"<script src="/ui/assets/console.js" defer></script>"#)
+        );
+    }
+    assert_eq!(pages.last().unwrap().status, StatusCode::FORBIDDEN);
+    assert_eq!(pages[pages.len() - 2].status, StatusCode::NOT_FOUND);
+    let script = console.get("/ui/assets/console.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.header("content-type").starts_with("text/javascript"));
+    assert!(script.body.contains("clipboard"));
+}
+
+#[tokio::test]
+async fn posts_without_this_sessions_token_are_403_and_change_nothing() {
+    let app = spawn_app().await;
+    let (ada_id, _) = app.user("ada").await;
+    let mut console = Console::new(&app);
+    console.sign_in("admin", ADMIN_PASSWORD).await;
+    let (_, id, key) = console.create_key("target").await;
+    let mut other = Console::new(&app);
+    other.sign_in("admin", ADMIN_PASSWORD).await;
+    let foreign_token = other.get("/ui/keys").await.csrf();
+
+    let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
+        ("/ui/keys".into(), vec![("name", "forged")]),
+        (format!("/ui/keys/{id}/name"), vec![("name", "forged")]),
+        (format!("/ui/keys/{id}/state"), vec![("disabled", "true")]),
+        (format!("/ui/keys/{id}/rotate"), vec![("grace", "0")]),
+        (format!("/ui/keys/{id}/revoke"), vec![]),
+        (
+            "/ui/users".into(),
+            vec![("username", "mallory"), ("password", "mallory-password")],
+        ),
+        (format!("/ui/users/{ada_id}/state"), vec![("disabled", "true")]),
+        (
+            format!("/ui/users/{ada_id}/password"),
+            vec![("password", "taken-over-123")],
+        ),
+        (format!("/ui/users/{ada_id}/delete"), vec![]),
+        ("/ui/logout".into(), vec![]),
+    ];
+    for (path, fields) in &posts {
+        for token in [None, Some("0".repeat(64)), Some(foreign_token.clone())] {
+            let mut form = fields.clone();
+            if let Some(token) = &token {
+                form.push(("csrf", token));
+            }
+            let page = console.post(path, &form).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{path} with {token:?}");
+            assert!(page.body.contains("did not come from this console"));
+        }
+    }
+    // Without any session, a post is refused the same way.
+    let mut stranger = Console::new(&app);
+    assert_eq!(
+        stranger.post("/ui/keys", &[("name", "x")]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // A sign-in without the sign-in form's token is refused too.
+    let page = stranger
+        .post("/ui/login", &[("username", "admin"), ("password", ADMIN_PASSWORD)])
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+
+    // Nothing happened: the key works under its name, ada is active, the session lives.
+    assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::OK);
+    let keys: Value = app
+        .bearer(Method::GET, "/v1/keys", &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys["total"], 1, "{keys}");
+    assert_eq!(keys["data"][0]["name"], "target");
+    app.login("ada", "ada-password").await;
+    let users: Value = app
+        .bearer(Method::GET, "/v1/users", &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users["total"], 2, "no mallory: {users}");
+    assert_eq!(console.get("/ui/keys").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_key_is_shown_once_and_works_until_revoked_in_the_console() {
+    let app = spawn_app().await;
+    let mut console = Console::new(&app);
+    console.sign_in("admin", ADMIN_PASSWORD).await;
+    let (page, id, key) = console.create_key("deploy bot").await;
+    assert_eq!(page.header("cache-control"), "no-store");
+    assert!(page.body.contains("only time it is shown"));
+    assert!(page.body.contains(r#"data-copy="new-key""#));
+    assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::OK);
+
+    // The table lists it with its dates and status; no page but the first shows the key.
+    let list = console.get("/ui/keys").await;
+    assert!(list.body.contains("deploy bot") && list.body.contains(&id));
+    assert!(list.body.contains(r#"<span class="status active">active</span>"#));
+    let mut seen = vec![list];
+    for path in [
+        format!("/ui/keys/{id}"),
+        format!("/ui/keys/{id}/revoke"),
+        "/ui/users".into(),
+        "/ui/audit".into(),
+        "/ui/keys?sort=last_used&order=asc".into(),
+    ] {
+        seen.push(console.get(&path).await);
+    }
+    for page in &seen {
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(!page.body.contains(&key), "the key leaked into a page");
+        assert!(!page.body.contains(&key[key.len() - 20..]), "part of the key leaked");
+        assert!(!page.body.contains(ADMIN_PASSWORD));
+    }
+
+    // Relabel, disable, enable, then revoke behind its confirmation page.
+    let renamed = console
+        .submit(
+            &format!("/ui/keys/{id}"),
+            &format!("/ui/keys/{id}/name"),
+            &[("name", "deploy bot 2")],
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::SEE_OTHER);
+    assert!(
+        console
+            .get(&format!("/ui/keys/{id}"))
+            .await
+            .body
+            .contains("deploy bot 2")
+    );
+    let disabled = console
+        .submit(
+            &format!("/ui/keys/{id}"),
+            &format!("/ui/keys/{id}/state"),
+            &[("disabled", "true")],
+        )
+        .await;
+    assert_eq!(disabled.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::UNAUTHORIZED);
+    console
+        .submit(
+            &format!("/ui/keys/{id}"),
+            &format!("/ui/keys/{id}/state"),
+            &[("disabled", "false")],
+        )
+        .await;
+    assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::OK);
+    let confirm = console.get(&format!("/ui/keys/{id}/revoke")).await;
+    assert!(confirm.body.contains("cannot be undone"));
+    let revoked = console
+        .submit(&format!("/ui/keys/{id}/revoke"), &format!("/ui/keys/{id}/revoke"), &[])
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert_eq!(revoked.location(), "/ui/keys?done=revoked");
+    assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::UNAUTHORIZED);
+    assert!(!console.get("/ui/keys").await.body.contains(&id));
+    assert_eq!(
+        console.get(&format!("/ui/keys/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn create_form_takes_phrases_dates_and_scopes_and_rotation_keeps_a_grace() {
+    let app = spawn_app().await;
+    let mut console = Console::new(&app);
+    console.sign_in("admin", ADMIN_PASSWORD).await;
+    let page = console
+        .submit(
+            "/ui/keys",
+            "/ui/keys",
+            &[
+                ("name", "dated"),
+                ("expires", "never"),
+                ("expires_on", "2099-01-31"),
+                ("scopes", "keys:read, orders:write"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let key = page.new_key();
+    let me: Value = app
+        .bearer(Method::POST, "/v1/verify", &app.admin)
+        .json(&json!({"key": key}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["expires_at"], "2099-01-31T23:59:59Z", "{me}");
+    assert_eq!(me["scopes"], json!(["keys:read", "orders:write"]));
+
+    let bad = console
+        .submit("/ui/keys", "/ui/keys", &[("name", "x"), ("expires", "fortnightly")])
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("expires:"), "{}", bad.body);
+    assert!(!bad.body.contains("fortnightly"), "input is not echoed");
+    let bad = console
+        .submit("/ui/keys", "/ui/keys", &[("expires_on", "31/01/2099")])
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // Rotation: a new key shown once; the old one works through its grace period.
+    let (_, id, old) = console.create_key("rotating").await;
+    let rotated = console
+        .submit(
+            &format!("/ui/keys/{id}"),
+            &format!("/ui/keys/{id}/rotate"),
+            &[("grace", "1h")],
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    assert!(rotated.body.contains("Key rotated"));
+    let new = rotated.new_key();
+    assert_ne!(new, old);
+    assert_eq!(app.me_status(&format!("Bearer {new}")).await, StatusCode::OK);
+    assert_eq!(app.me_status(&format!("Bearer {old}")).await, StatusCode::OK);
+    let (_, id, old) = console.create_key("rotating now").await;
+    console
+        .submit(
+            &format!("/ui/keys/{id}"),
+            &format!("/ui/keys/{id}/rotate"),
+            &[("grace", "0")],
+        )
+        .await;
+    assert_eq!(app.me_status(&format!("Bearer {old}")).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn another_users_keys_are_not_found_in_the_console_either() {
+    let app = spawn_app().await;
+    app.user("ada").await;
+    app.user("bob").await;
+    let mut ada = Console::new(&app);
+    ada.sign_in("ada", "ada-password").await;
+    let (_, ada_key_id, ada_key) = ada.create_key("ada's").await;
+    let ada_id = app.keyward.find_user("ada").unwrap().id.to_string();
+
+    let mut bob = Console::new(&app);
+    bob.sign_in("bob", "bob-password").await;
+    let csrf = bob.get("/ui/keys").await.csrf();
+    for path in [
+        format!("/ui/keys/{ada_key_id}"),
+        format!("/ui/keys/{ada_key_id}/revoke"),
+    ] {
+        assert_eq!(bob.get(&path).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    for (path, fields) in [
+        (format!("/ui/keys/{ada_key_id}/name"), vec![("name", "mine now")]),
+        (format!("/ui/keys/{ada_key_id}/state"), vec![("disabled", "true")]),
+        (format!("/ui/keys/{ada_key_id}/rotate"), vec![("grace", "0")]),
+        (format!("/ui/keys/{ada_key_id}/revoke"), vec![]),
+    ] {
+        let mut form = fields;
+        form.push(("csrf", &csrf));
+        assert_eq!(bob.post(&path, &form).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    // Admin pages are not bob's (403); the admin's URLs to ada's key are 404 for him, as
+    // on the API.
+    for path in [
+        "/ui/users".to_owned(),
+        "/ui/audit".to_owned(),
+        format!("/ui/users/{ada_id}"),
+    ] {
+        assert_eq!(bob.get(&path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let detail = format!("/ui/users/{ada_id}/keys/{ada_key_id}");
+    assert_eq!(bob.get(&detail).await.status, StatusCode::NOT_FOUND);
+    let page = bob.post(&format!("{detail}/revoke"), &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(!bob.get("/ui/keys").await.body.contains(&ada_key_id));
+    assert_eq!(app.me_status(&format!("Bearer {ada_key}")).await, StatusCode::OK);
+
+    // The admin sees ada's keys on her page and may revoke them there.
+    let mut admin = Console::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let user_page = admin.get(&format!("/ui/users/{ada_id}")).await;
+    assert!(user_page.body.contains(&ada_key_id));
+    let detail = format!("/ui/users/{ada_id}/keys/{ada_key_id}");
+    assert_eq!(admin.get(&detail).await.status, StatusCode::OK);
+    let revoked = admin.submit(&detail, &format!("{detail}/revoke"), &[]).await;
+    assert_eq!(revoked.location(), format!("/ui/users/{ada_id}?done=revoked"));
+    assert_eq!(
+        app.me_status(&format!("Bearer {ada_key}")).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn sign_out_and_password_changes_end_sessions_on_the_server() {
+    let app = spawn_app().await;
+    let (ada_id, _) = app.user("ada").await;
+    let mut ada = Console::new(&app);
+    ada.sign_in("ada", "ada-password").await;
+    let stolen = ada.cookies.clone();
+    let out = ada.submit("/ui/keys", "/ui/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location(), "/ui/login?signed_out=1");
+    assert!(out.set_cookie("keyward_session").unwrap().contains("Max-Age=0"));
+    // The old cookie, replayed, is worth nothing: the session is gone from the database.
+    let mut replay = Console::new(&app);
+    replay.cookies = stolen;
+    assert_eq!(replay.get("/ui/keys").await.location(), "/ui/login");
+
+    // An admin's password reset ends ada's sessions.
+    ada.sign_in("ada", "ada-password").await;
+    let mut admin = Console::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let page = admin
+        .submit(
+            &format!("/ui/users/{ada_id}"),
+            &format!("/ui/users/{ada_id}/password"),
+            &[("password", "a-new-password")],
+        )
+        .await;
+    assert_eq!(page.location(), format!("/ui/users/{ada_id}?done=password"));
+    assert_eq!(ada.get("/ui/keys").await.location(), "/ui/login");
+    ada.sign_in("ada", "a-new-password").await;
+}
+
+#[tokio::test]
+async fn failed_sign_ins_share_the_apis_throttle() {
+    let app = spawn_app().await;
+    let mut console = Console::new(&app);
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let page = console
+            .submit(
+                "/ui/login",
+                "/ui/login",
+                &[("username", "admin"), ("password", "wrong password")],
+            )
+            .await;
+        assert!(!page.body.contains("wrong password"), "the password is not echoed");
+        statuses.push(page.status);
+    }
+    assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5]);
+    assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS);
+    // The API sees the same block for this account and address.
+    let r = app
+        .request(Method::POST, "/v1/auth/token")
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    // Failed sign-ins are in the audit trail.
+    let audit: Value = app
+        .bearer(Method::GET, "/v1/audit", &app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let failed = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "login.failed")
+        .count();
+    assert!(failed >= 5, "{audit}");
+}
+
+#[tokio::test]
+async fn admins_manage_users_in_the_console() {
+    let app = spawn_app().await;
+    let mut admin = Console::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let created = admin
+        .submit(
+            "/ui/users",
+            "/ui/users",
+            &[
+                ("username", "carol"),
+                ("email", "carol@example.com"),
+                ("password", "carol-password"),
+                ("role", "user"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let carol_page = created.location().split('?').next().unwrap().to_owned();
+    assert!(admin.get("/ui/users").await.body.contains("carol@example.com"));
+    let token = app.login("carol", "carol-password").await;
+
+    admin
+        .submit(&carol_page, &format!("{carol_page}/state"), &[("disabled", "true")])
+        .await;
+    assert_eq!(
+        app.me_status(&format!("Bearer {token}")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    admin
+        .submit(&carol_page, &format!("{carol_page}/state"), &[("disabled", "false")])
+        .await;
+    app.login("carol", "carol-password").await;
+
+    // A key made for carol by the admin, then carol deleted: the key dies with her.
+    let page = admin
+        .submit(&carol_page, &format!("{carol_page}/keys"), &[("name", "for carol")])
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let key = page.new_key();
+    assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::OK);
+    let confirm = admin.get(&format!("{carol_page}/delete")).await;
+    assert!(confirm.body.contains("Delete user carol?"));
+    let deleted = admin
+        .submit(&format!("{carol_page}/delete"), &format!("{carol_page}/delete"), &[])
+        .await;
+    assert_eq!(deleted.location(), "/ui/users?done=user-deleted");
+    assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::UNAUTHORIZED);
+
+    // The domain's rules hold here too: the admin cannot delete themself (409).
+    let me = app.keyward.find_user("admin").unwrap().id.to_string();
+    let page = admin
+        .submit(&format!("/ui/users/{me}"), &format!("/ui/users/{me}/delete"), &[])
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    // The audit log page shows what happened, never a secret.
+    let audit = admin.get("/ui/audit").await;
+    for action in [
+        "user.create",
+        "user.update",
+        "user.delete",
+        "key.create",
+        "session.start",
+    ] {
+        assert!(audit.body.contains(action), "{action}");
+    }
+    assert!(!audit.body.contains("carol-password"));
+}
+
+#[tokio::test]
+async fn the_console_can_be_turned_off() {
+    let app = spawn_with(|s| s.ui.enabled = false).await;
+    let mut console = Console::new(&app);
+    assert_eq!(console.get("/ui/login").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(console.get("/ui/keys").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.me_status(&format!("Bearer {}", app.admin)).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_api_ignores_the_session_cookie() {
+    let app = spawn_app().await;
+    let mut console = Console::new(&app);
+    console.sign_in("admin", ADMIN_PASSWORD).await;
+    let session = console.cookies["keyward_session"].clone();
+    let r = app
+        .request(Method::GET, "/v1/me")
+        .header("cookie", format!("keyward_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "a cookie is no API credential (no CSRF there)"
+    );
+}
