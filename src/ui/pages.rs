@@ -352,6 +352,7 @@ pub fn key_detail(chrome: &Chrome, k: &KeyRecord, base: &str, owner: Option<&str
             h1 { "Key " (k.name.as_deref().unwrap_or("(no name)")) }
             (notice(note))
             section.card { (key_facts(k, now)) }
+            div.grid {
             section.card {
                 h2 id="rename-heading" { "Relabel" }
                 form method="post" action={ (here) "/name" } aria-labelledby="rename-heading" {
@@ -391,6 +392,7 @@ pub fn key_detail(chrome: &Chrome, k: &KeyRecord, base: &str, owner: Option<&str
                     }
                     a.button.danger id="revoke-key" href={ (here) "/revoke" } { "Revoke key…" }
                 }
+            }
             }
         },
     )
@@ -474,6 +476,7 @@ fn user_status(u: &UserRecord) -> &'static str {
 pub fn user_detail(chrome: &Chrome, u: &UserRecord, keys: &[KeyRecord], sort: Sort, note: Option<&str>) -> Markup {
     let here = format!("/ui/users/{}", u.id);
     let keys_base = format!("{here}/keys");
+    let yourself = u.username == chrome.username;
     layout(
         "User",
         Some(chrome),
@@ -490,20 +493,26 @@ pub fn user_detail(chrome: &Chrome, u: &UserRecord, keys: &[KeyRecord], sort: So
                     dt { "Created" } dd { (when(u.created_at)) }
                     dt { "Id" } dd { code { (u.id) } }
                 }
-                div.actions {
-                    form.inline method="post" action={ (here) "/state" } {
-                        input type="hidden" name="csrf" value=(chrome.csrf);
-                        @if u.disabled {
-                            input type="hidden" name="disabled" value="false";
-                            button.secondary type="submit" { "Enable user" }
-                        } @else {
-                            input type="hidden" name="disabled" value="true";
-                            button.secondary type="submit" { "Disable user" }
+                @if yourself {
+                    p.muted { "This is you: an admin cannot disable or delete themself." }
+                } @else {
+                    div.actions {
+                        form.inline method="post" action={ (here) "/state" } {
+                            input type="hidden" name="csrf" value=(chrome.csrf);
+                            @if u.disabled {
+                                input type="hidden" name="disabled" value="false";
+                                button.secondary type="submit" { "Enable user" }
+                            } @else {
+                                input type="hidden" name="disabled" value="true";
+                                button.secondary type="submit" { "Disable user" }
+                            }
                         }
+                        a.button.danger href={ (here) "/delete" } { "Delete user…" }
                     }
-                    a.button.danger href={ (here) "/delete" } { "Delete user…" }
                 }
             }
+            h2 { "Keys of " (u.username) }
+            section.card { (key_table(keys, &keys_base, &here, sort, Timestamp::now())) }
             section.card {
                 h2 id="reset-heading" { "Reset password" }
                 p { "Signs them out everywhere: their sessions and access tokens end. Their keys keep working." }
@@ -514,8 +523,6 @@ pub fn user_detail(chrome: &Chrome, u: &UserRecord, keys: &[KeyRecord], sort: So
                     div.actions { button type="submit" { "Set password" } }
                 }
             }
-            h2 { "Keys of " (u.username) }
-            section.card { (key_table(keys, &keys_base, &here, sort, Timestamp::now())) }
             (create_key_form(&keys_base, &chrome.csrf))
         },
     )

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod browser;
 mod cli;
 mod console;
 mod contention;
@@ -28,3 +29,4 @@ mod tls;
 mod token_matrix;
 mod uniqueness;
 mod users;
+mod webdriver;
