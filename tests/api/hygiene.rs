@@ -112,6 +112,78 @@ async fn no_secret_reaches_the_log_or_an_error_body() {
         .await
         .unwrap();
     error_bodies.push(r.text().await.unwrap());
+
+    // The web console: a failed and a good sign-in, forms carrying secrets, sign-out.
+    let field = |page: &str, cookie: &str| -> (String, String) {
+        let at = page.find(r#"name="csrf" value=""#).unwrap() + 19;
+        (page[at..at + 64].to_owned(), cookie.to_owned())
+    };
+    let cookie_of = |r: &reqwest::Response, name: &str| -> String {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(|c| c.split(';').next().unwrap().to_owned())
+            .unwrap()
+    };
+    let r = send(Method::GET, "/ui/login").send().await.unwrap();
+    let sign_in_cookie = cookie_of(&r, "keyward_sign_in");
+    let (csrf, _) = field(&r.text().await.unwrap(), &sign_in_cookie);
+    secrets.push(sign_in_cookie.split('=').nth(1).unwrap().to_owned());
+    let r = send(Method::POST, "/ui/login")
+        .header("cookie", &sign_in_cookie)
+        .form(&[("csrf", csrf.as_str()), ("username", "ada"), ("password", "wrong guess 123")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    error_bodies.push(r.text().await.unwrap());
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirects
+        .post(format!("{url}/ui/login"))
+        .header("cookie", &sign_in_cookie)
+        .form(&[("csrf", csrf.as_str()), ("username", "ada"), ("password", "ada's password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = cookie_of(&r, "keyward_session");
+    secrets.push(session.split('=').nth(1).unwrap().to_owned());
+    let page = send(Method::GET, "/ui/keys")
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (csrf, _) = field(&page, &session);
+    for form in [
+        vec![("csrf", csrf.as_str()), ("name", "x"), ("expires", ADMIN_PASSWORD)],
+        vec![("csrf", csrf.as_str()), ("name", "x"), ("expires_on", SECRET)],
+        vec![("csrf", key.as_str()), ("name", "x")],
+    ] {
+        let r = send(Method::POST, "/ui/keys")
+            .header("cookie", &session)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error());
+        error_bodies.push(r.text().await.unwrap());
+    }
+    let r = no_redirects
+        .post(format!("{url}/ui/logout"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
     drop(server);
 
     let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
