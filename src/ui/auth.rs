@@ -110,6 +110,23 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
             None,
             actix_web::http::StatusCode::UNAUTHORIZED,
         ),
+        Err(Error::Throttled { retry_after }) => {
+            let wait = retry_after.as_secs().max(1);
+            let mut response = sign_in_form(
+                &req,
+                Some(&format!(
+                    "Too many failed sign-ins for this account from here. Try again in {wait} seconds."
+                )),
+                None,
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            )?;
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&wait.to_string()) {
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, value);
+            }
+            Ok(response)
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::pages::{self, Chrome, Section, Sort};
 use super::session::{NoFields, Posted, Session};
 use super::{UiError, owner, page, see_other};
-use crate::domain::{Error, Expiry, KeyName, Lifetime, NewKeyRequest, Scopes, Timestamp, UserId};
+use crate::domain::{Error, Expiry, KeyName, Lifetime, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId};
 use crate::http::{AppState, key_id};
 
 pub fn scope(path: &str) -> actix_web::Scope {
@@ -170,13 +170,18 @@ async fn create(
         .keyward
         .mint_key(&session.caller, owner, request, Timestamp::now())
         .await?;
-    Ok(page(pages::new_key(
+    Ok(shown_once(&session, owner, &minted, false))
+}
+
+/// The page that shows a new key, the only one that ever does.
+fn shown_once(session: &Session, owner: Option<UserId>, minted: &MintedKey, rotated: bool) -> HttpResponse {
+    page(pages::new_key(
         &session.chrome(section(owner)),
         &minted.record,
         minted.secret.reveal(),
         &keys_base(owner),
-        false,
-    )))
+        rotated,
+    ))
 }
 
 /// The owner's username for an admin's view of someone's key, `None` on one's own.
@@ -274,13 +279,7 @@ async fn rotate(
         .keyward
         .rotate_key(&session.caller, owner, key_id(&req), grace, Timestamp::now())
         .await?;
-    Ok(page(pages::new_key(
-        &session.chrome(section(owner)),
-        &minted.record,
-        minted.secret.reveal(),
-        &keys_base(owner),
-        true,
-    )))
+    Ok(shown_once(&session, owner, &minted, true))
 }
 
 async fn confirm_revoke(

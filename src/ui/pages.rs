@@ -380,22 +380,24 @@ pub fn key_detail(chrome: &Chrome, k: &KeyRecord, base: &str, owner: Option<&str
                 h2 { "Disable or revoke" }
                 p { "A disabled key stops working until it is enabled again. A revoked key stops working for good, from the next request." }
                 div.actions {
-                    form.inline method="post" action={ (here) "/state" } {
-                        input type="hidden" name="csrf" value=(chrome.csrf);
-                        @if k.disabled {
-                            input type="hidden" name="disabled" value="false";
-                            button.secondary type="submit" { "Enable key" }
-                        } @else {
-                            input type="hidden" name="disabled" value="true";
-                            button.secondary type="submit" { "Disable key" }
-                        }
-                    }
+                    (state_toggle(&here, &chrome.csrf, k.disabled, "key"))
                     a.button.danger id="revoke-key" href={ (here) "/revoke" } { "Revoke key…" }
                 }
             }
             }
         },
     )
+}
+
+/// The button that disables a key or user, or enables it again (posts to `{here}/state`).
+fn state_toggle(here: &str, csrf: &str, disabled: bool, what: &str) -> Markup {
+    html! {
+        form.inline method="post" action={ (here) "/state" } {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="disabled" value=(!disabled);
+            button.secondary type="submit" { @if disabled { "Enable " } @else { "Disable " } (what) }
+        }
+    }
 }
 
 pub fn confirm_revoke(chrome: &Chrome, k: &KeyRecord, base: &str) -> Markup {
@@ -497,16 +499,7 @@ pub fn user_detail(chrome: &Chrome, u: &UserRecord, keys: &[KeyRecord], sort: So
                     p.muted { "This is you: an admin cannot disable or delete themself." }
                 } @else {
                     div.actions {
-                        form.inline method="post" action={ (here) "/state" } {
-                            input type="hidden" name="csrf" value=(chrome.csrf);
-                            @if u.disabled {
-                                input type="hidden" name="disabled" value="false";
-                                button.secondary type="submit" { "Enable user" }
-                            } @else {
-                                input type="hidden" name="disabled" value="true";
-                                button.secondary type="submit" { "Disable user" }
-                            }
-                        }
+                        (state_toggle(&here, &chrome.csrf, u.disabled, "user"))
                         a.button.danger href={ (here) "/delete" } { "Delete user…" }
                     }
                 }

@@ -299,25 +299,11 @@ async fn posts_without_this_sessions_token_are_403_and_change_nothing() {
 
     // Nothing happened: the key works under its name, ada is active, the session lives.
     assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::OK);
-    let keys: Value = app
-        .bearer(Method::GET, "/v1/keys", &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: Value = app.get_json("/v1/keys", &app.admin).await;
     assert_eq!(keys["total"], 1, "{keys}");
     assert_eq!(keys["data"][0]["name"], "target");
     app.login("ada", "ada-password").await;
-    let users: Value = app
-        .bearer(Method::GET, "/v1/users", &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let users: Value = app.get_json("/v1/users", &app.admin).await;
     assert_eq!(users["total"], 2, "no mallory: {users}");
     assert_eq!(console.get("/ui/keys").await.status, StatusCode::OK);
 }
@@ -580,6 +566,20 @@ async fn failed_sign_ins_share_the_apis_throttle() {
     }
     assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5]);
     assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS);
+    let blocked = console
+        .submit(
+            "/ui/login",
+            "/ui/login",
+            &[("username", "admin"), ("password", ADMIN_PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        blocked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    assert!(blocked.body.contains("Try again in") && blocked.body.contains(r#"id="sign-in""#));
+    assert!(!blocked.header("retry-after").is_empty());
     // The API sees the same block for this account and address.
     let r = app
         .request(Method::POST, "/v1/auth/token")
@@ -590,14 +590,7 @@ async fn failed_sign_ins_share_the_apis_throttle() {
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers().contains_key("retry-after"));
     // Failed sign-ins are in the audit trail.
-    let audit: Value = app
-        .bearer(Method::GET, "/v1/audit", &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit: Value = app.get_json("/v1/audit", &app.admin).await;
     let failed = audit["data"]
         .as_array()
         .unwrap()

@@ -159,6 +159,13 @@ impl TestApp {
         (id, self.login(username, &password).await)
     }
 
+    /// `GET path` as `token`: the JSON body of the 200.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        let r = self.bearer(Method::GET, path, token).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        r.json().await.unwrap()
+    }
+
     /// `GET /v1/me` with a raw `Authorization` value; the status.
     pub async fn me_status(&self, authorization: &str) -> StatusCode {
         self.request(Method::GET, "/v1/me")

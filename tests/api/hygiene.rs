@@ -133,7 +133,11 @@ async fn no_secret_reaches_the_log_or_an_error_body() {
     secrets.push(sign_in_cookie.split('=').nth(1).unwrap().to_owned());
     let r = send(Method::POST, "/ui/login")
         .header("cookie", &sign_in_cookie)
-        .form(&[("csrf", csrf.as_str()), ("username", "ada"), ("password", "wrong guess 123")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "ada"),
+            ("password", "wrong guess 123"),
+        ])
         .send()
         .await
         .unwrap();
@@ -146,7 +150,11 @@ async fn no_secret_reaches_the_log_or_an_error_body() {
     let r = no_redirects
         .post(format!("{url}/ui/login"))
         .header("cookie", &sign_in_cookie)
-        .form(&[("csrf", csrf.as_str()), ("username", "ada"), ("password", "ada's password")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "ada"),
+            ("password", "ada's password"),
+        ])
         .send()
         .await
         .unwrap();
