@@ -24,6 +24,7 @@ pub struct SignInForm {
 #[derive(Deserialize)]
 pub struct Query {
     signed_out: Option<String>,
+    password_changed: Option<String>,
 }
 
 /// `GET /ui/login`: the form, with a fresh sign-in token (or the browser's, if it has one).
@@ -35,9 +36,14 @@ pub async fn login_page(
     if session.is_some() {
         return Ok(see_other("/ui/keys"));
     }
-    let notice = query
-        .and_then(|q| q.into_inner().signed_out)
-        .map(|_| "You are signed out.");
+    let notice = query.and_then(|q| {
+        let q = q.into_inner();
+        if q.password_changed.is_some() {
+            Some("Your password was changed. Sign in with the new one.")
+        } else {
+            q.signed_out.map(|_| "You are signed out.")
+        }
+    });
     sign_in_form(&req, None, notice, actix_web::http::StatusCode::OK)
 }
 
@@ -143,6 +149,46 @@ pub async fn logout(
         .end_session(&session.caller, session.token(), Timestamp::now())
         .await?;
     let mut response = see_other("/ui/login?signed_out=1");
+    response
+        .add_cookie(&session::removal(&req, SESSION_COOKIE, "/ui"))
+        .map_err(Error::internal)?;
+    Ok(response)
+}
+
+/// `GET /ui/account`: who you are, and the password form.
+pub async fn account(session: Session) -> HttpResponse {
+    super::page(pages::account(
+        &session.chrome(pages::Section::Account),
+        &session.caller.user,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current_password: Option<Secret>,
+    new_password: Option<Secret>,
+}
+
+/// `POST /ui/account/password`: the domain's own password change, which ends every session
+/// and access token of the user, this one included.
+pub async fn change_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<PasswordForm>,
+) -> Result<HttpResponse, UiError> {
+    let Posted { session, form } = posted;
+    let empty = || Secret::new("");
+    let new = crate::domain::Password::parse(form.new_password.unwrap_or_else(empty))?;
+    state
+        .keyward
+        .change_own_password(
+            &session.caller,
+            &form.current_password.unwrap_or_else(empty),
+            new,
+            Timestamp::now(),
+        )
+        .await?;
+    let mut response = see_other("/ui/login?password_changed=1");
     response
         .add_cookie(&session::removal(&req, SESSION_COOKIE, "/ui"))
         .map_err(Error::internal)?;

@@ -54,6 +54,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: web::Data<UiState>) {
             .route("/login", web::get().to(auth::login_page))
             .route("/login", web::post().to(auth::login))
             .route("/logout", web::post().to(auth::logout))
+            .route("/account", web::get().to(auth::account))
+            .route("/account/password", web::post().to(auth::change_password))
             .service(keys::scope("/keys"))
             .service(keys::scope("/users/{user_id}/keys"))
             .route("/users", web::get().to(users::list))

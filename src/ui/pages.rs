@@ -13,6 +13,7 @@ pub enum Section {
     Keys,
     Users,
     Audit,
+    Account,
 }
 
 /// What every signed-in page shows around its content.
@@ -115,7 +116,7 @@ fn layout(title: &str, chrome: Option<&Chrome>, content: Markup) -> Markup {
                                 a href="/ui/users" aria-current=[current(Section::Users)] { "Users" }
                                 a href="/ui/audit" aria-current=[current(Section::Audit)] { "Audit log" }
                             }
-                            span.who { "Signed in as " strong { (chrome.username) } }
+                            a.who href="/ui/account" aria-current=[current(Section::Account)] { "Signed in as " strong { (chrome.username) } }
                             form method="post" action="/ui/logout" {
                                 input type="hidden" name="csrf" value=(chrome.csrf);
                                 button type="submit" { "Sign out" }
@@ -155,6 +156,35 @@ pub fn sign_in(csrf: &str, error: Option<&str>, note: Option<&str>) -> Markup {
                     label for="password" { "Password" }
                     input type="password" id="password" name="password" autocomplete="current-password" required;
                     div.actions { button type="submit" id="sign-in" { "Sign in" } }
+                }
+            }
+        },
+    )
+}
+
+pub fn account(chrome: &Chrome, user: &UserRecord) -> Markup {
+    layout(
+        "Account",
+        Some(chrome),
+        html! {
+            h1 { "Your account" }
+            section.card {
+                dl.facts {
+                    dt { "Username" } dd { (user.username) }
+                    dt { "Email" } dd { (user.email.as_deref().unwrap_or("—")) }
+                    dt { "Role" } dd { (user.role.as_str()) }
+                }
+            }
+            section.card {
+                h2 id="password-heading" { "Change your password" }
+                p { "You will be signed out everywhere (sessions and access tokens); your keys keep working." }
+                form method="post" action="/ui/account/password" aria-labelledby="password-heading" {
+                    input type="hidden" name="csrf" value=(chrome.csrf);
+                    label for="current-password" { "Current password" }
+                    input type="password" id="current-password" name="current_password" autocomplete="current-password" required;
+                    label for="new-password" { "New password" span.hint { "At least 8 characters." } }
+                    input type="password" id="new-password" name="new_password" autocomplete="new-password" minlength="8" required;
+                    div.actions { button type="submit" { "Change password" } }
                 }
             }
         },

@@ -210,6 +210,7 @@ async fn every_page_carries_the_security_headers() {
         format!("/ui/keys/{id}/revoke"),
         "/ui/users".to_owned(),
         "/ui/audit".to_owned(),
+        "/ui/account".to_owned(),
         "/ui/nowhere".to_owned(),
     ] {
         pages.push(console.get(&path).await);
@@ -546,6 +547,30 @@ async fn sign_out_and_password_changes_end_sessions_on_the_server() {
     assert_eq!(page.location(), format!("/ui/users/{ada_id}?done=password"));
     assert_eq!(ada.get("/ui/keys").await.location(), "/ui/login");
     ada.sign_in("ada", "a-new-password").await;
+
+    // Ada changes her own password on her account page: the current one is needed, and
+    // the change signs her out.
+    let wrong = ada
+        .submit(
+            "/ui/account",
+            "/ui/account/password",
+            &[("current_password", "not it"), ("new_password", "third-password")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    let changed = ada
+        .submit(
+            "/ui/account",
+            "/ui/account/password",
+            &[
+                ("current_password", "a-new-password"),
+                ("new_password", "third-password"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.location(), "/ui/login?password_changed=1");
+    assert_eq!(ada.get("/ui/keys").await.location(), "/ui/login");
+    ada.sign_in("ada", "third-password").await;
 }
 
 #[tokio::test]
