@@ -354,6 +354,24 @@ impl Keyward {
         })
     }
 
+    /// Admin: the `limit` newest live keys of every user, and how many live keys there are.
+    pub async fn newest_keys_of_everyone(&self, caller: &Caller, limit: Option<u32>) -> Result<KeyPage, Error> {
+        caller.require_scope("keys:read")?;
+        super::users::require_admin(caller)?;
+        let page = self
+            .store()
+            .newest_keys(page_limit(limit)?)
+            .await
+            .map_err(|e| e.into_domain("listing keys failed"))?;
+        let mut keys = page.items;
+        self.view().overlay_last_used(&mut keys);
+        Ok(KeyPage {
+            keys,
+            total: page.total,
+            next_cursor: None,
+        })
+    }
+
     /// Every live key of `owner` (the seed lists have no paging).
     pub async fn all_keys(&self, caller: &Caller, owner: Option<UserId>) -> Result<Vec<KeyRecord>, Error> {
         let mut all = Vec::new();

@@ -399,7 +399,7 @@ impl Keyward {
     }
 }
 
-fn require_admin(caller: &Caller) -> Result<(), Error> {
+pub(super) fn require_admin(caller: &Caller) -> Result<(), Error> {
     caller.require_scope("users:admin")?;
     if caller.is_admin() {
         Ok(())

@@ -578,6 +578,22 @@ impl Store {
         .await
     }
 
+    /// The `limit` newest live keys of every user, with the count of all live keys.
+    pub async fn newest_keys(&self, limit: u32) -> Result<Page<KeyRecord>, StoreError> {
+        self.read(move |c| {
+            let items: Vec<KeyRecord> = c
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLUMNS} FROM keys WHERE revoked_at IS NULL ORDER BY seq DESC LIMIT ?1"
+                ))?
+                .query_map([limit], key_from_row)?
+                .collect::<Result<_, _>>()?;
+            let total = c.query_row("SELECT count(*) FROM keys WHERE revoked_at IS NULL", [], count)?;
+            let more = total > items.len() as u64;
+            Ok(Page { items, total, more })
+        })
+        .await
+    }
+
     /// The owner of a live key, whoever it is (for the operator's CLI).
     pub async fn find_key_owner(&self, id: KeyId) -> Result<Option<UserId>, StoreError> {
         self.read(move |c| {

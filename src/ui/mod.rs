@@ -58,6 +58,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: web::Data<UiState>) {
             .route("/account/password", web::post().to(auth::change_password))
             .service(keys::scope("/keys"))
             .service(keys::scope("/users/{user_id}/keys"))
+            .route("/all-keys", web::get().to(users::all_keys))
             .route("/users", web::get().to(users::list))
             .route("/users", web::post().to(users::create))
             .route("/users/{user_id}", web::get().to(users::show))

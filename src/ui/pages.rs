@@ -11,9 +11,18 @@ use crate::store::AuditRecord;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Keys,
+    AllKeys,
     Users,
     Audit,
     Account,
+}
+
+/// Whose keys a table lists, which says where its rows link.
+pub enum Rows<'a> {
+    /// One user's keys, whose pages are under this base (`/ui/keys`, `/ui/users/{id}/keys`).
+    Of(&'a str),
+    /// Everyone's: each row names its owner (from this map) and links under their page.
+    Everyone(&'a std::collections::HashMap<crate::domain::UserId, String>),
 }
 
 /// What every signed-in page shows around its content.
@@ -113,6 +122,7 @@ fn layout(title: &str, chrome: Option<&Chrome>, content: Markup) -> Markup {
                         nav aria-label="Main" {
                             a href="/ui/keys" aria-current=[current(Section::Keys)] { "My keys" }
                             @if chrome.admin {
+                                a href="/ui/all-keys" aria-current=[current(Section::AllKeys)] { "All keys" }
                                 a href="/ui/users" aria-current=[current(Section::Users)] { "Users" }
                                 a href="/ui/audit" aria-current=[current(Section::Audit)] { "Audit log" }
                             }
@@ -206,9 +216,16 @@ pub fn error(status: StatusCode, message: &str) -> Markup {
     )
 }
 
-/// A table of keys; `base` is where their pages are (`/ui/keys` or `/ui/users/{id}/keys`),
-/// `page` where the sort links point.
-fn key_table(keys: &[KeyRecord], base: &str, page: &str, sort: Sort, now: Timestamp) -> Markup {
+/// A table of keys (`rows` says whose), `page` is where the sort links point.
+fn key_table(keys: &[KeyRecord], rows: &Rows, page: &str, sort: Sort, now: Timestamp) -> Markup {
+    let href = |k: &KeyRecord| match rows {
+        Rows::Of(base) => format!("{base}/{}", k.id),
+        Rows::Everyone(_) => format!("/ui/users/{}/keys/{}", k.user_id, k.id),
+    };
+    let owner = |k: &KeyRecord| match rows {
+        Rows::Everyone(names) => Some(names.get(&k.user_id).map_or("?", String::as_str).to_owned()),
+        Rows::Of(_) => None,
+    };
     let header = |label: &str, by: SortBy| {
         let active = sort.by == by;
         let next = if active && sort.descending { "asc" } else { "desc" };
@@ -232,6 +249,7 @@ fn key_table(keys: &[KeyRecord], base: &str, page: &str, sort: Sort, now: Timest
                     thead {
                         tr {
                             th scope="col" { "Name" }
+                            @if let Rows::Everyone(_) = rows { th scope="col" { "Owner" } }
                             (header("Created", SortBy::Created))
                             (header("Expires", SortBy::Expires))
                             (header("Last used", SortBy::LastUsed))
@@ -242,7 +260,8 @@ fn key_table(keys: &[KeyRecord], base: &str, page: &str, sort: Sort, now: Timest
                     tbody {
                         @for k in keys {
                             tr data-key-id=(k.id) {
-                                td { a href={ (base) "/" (k.id) } { (k.name.as_deref().unwrap_or("(no name)")) } }
+                                td { a href=(href(k)) { (k.name.as_deref().unwrap_or("(no name)")) } }
+                                @if let Some(owner) = owner(k) { td { a href={ "/ui/users/" (k.user_id) } { (owner) } } }
                                 td { (when(k.created_at)) }
                                 td { (k.expires_at.map_or_else(|| "never".to_owned(), when)) }
                                 td { (k.last_used_at.map_or_else(|| "never".to_owned(), when)) }
@@ -261,6 +280,28 @@ fn scopes_text(k: &KeyRecord) -> String {
     k.scopes
         .as_ref()
         .map_or_else(|| "all (acts as its user)".to_owned(), |s| s.join(" "))
+}
+
+pub fn all_keys(
+    chrome: &Chrome,
+    keys: &[KeyRecord],
+    owners: &std::collections::HashMap<crate::domain::UserId, String>,
+    total: u64,
+    sort: Sort,
+) -> Markup {
+    layout(
+        "All keys",
+        Some(chrome),
+        html! {
+            h1 { "All keys" }
+            @if total > keys.len() as u64 {
+                p.muted { "The " (keys.len()) " newest of " (total) " live keys." }
+            }
+            section.card {
+                (key_table(keys, &Rows::Everyone(owners), "/ui/all-keys", sort, Timestamp::now()))
+            }
+        },
+    )
 }
 
 /// The expiry choices of the create form: the seed APIs' phrases, and a date.
@@ -306,7 +347,7 @@ pub fn my_keys(chrome: &Chrome, keys: &[KeyRecord], sort: Sort, now: Timestamp, 
             h1 { "My keys" }
             (notice(note))
             section.card {
-                (key_table(keys, "/ui/keys", "/ui/keys", sort, now))
+                (key_table(keys, &Rows::Of("/ui/keys"), "/ui/keys", sort, now))
             }
             (create_key_form("/ui/keys", &chrome.csrf))
         },
@@ -535,7 +576,7 @@ pub fn user_detail(chrome: &Chrome, u: &UserRecord, keys: &[KeyRecord], sort: So
                 }
             }
             h2 { "Keys of " (u.username) }
-            section.card { (key_table(keys, &keys_base, &here, sort, Timestamp::now())) }
+            section.card { (key_table(keys, &Rows::Of(&keys_base), &here, sort, Timestamp::now())) }
             section.card {
                 h2 id="reset-heading" { "Reset password" }
                 p { "Signs them out everywhere: their sessions and access tokens end. Their keys keep working." }

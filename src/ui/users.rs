@@ -160,6 +160,40 @@ pub async fn delete(
     Ok(see_other("/ui/users?done=user-deleted"))
 }
 
+/// Keys shown on the all-keys page: the newest this many.
+const ALL_KEYS_SHOWN: u32 = 500;
+
+/// `GET /ui/all-keys`: the newest keys of every user, with their owners.
+pub async fn all_keys(req: HttpRequest, state: web::Data<AppState>, session: Session) -> Result<HttpResponse, UiError> {
+    let page_of_keys = state
+        .keyward
+        .newest_keys_of_everyone(&session.caller, Some(ALL_KEYS_SHOWN))
+        .await?;
+    let mut keys = page_of_keys.keys;
+    let owners = keys
+        .iter()
+        .map(|k| k.user_id)
+        .collect::<std::collections::HashSet<_>>()
+        .into_iter()
+        .filter_map(|id| {
+            state
+                .keyward
+                .key_owner(&session.caller, Some(id))
+                .ok()
+                .map(|u| (id, u.username.clone()))
+        })
+        .collect();
+    let sort = ListQuery::from(&req).sort();
+    sort.apply(&mut keys);
+    Ok(page(pages::all_keys(
+        &session.chrome(Section::AllKeys),
+        &keys,
+        &owners,
+        page_of_keys.total,
+        sort,
+    )))
+}
+
 pub async fn audit(req: HttpRequest, state: web::Data<AppState>, session: Session) -> Result<HttpResponse, UiError> {
     let entries = state
         .keyward

@@ -116,15 +116,18 @@ async fn a_person_manages_a_key_in_chromium() {
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
 
     // Admin pages.
+    browser.goto(&app.url("/ui/all-keys")).await;
+    browser.wait_for_text("#keys", |t| t.contains("ada's laptop")).await;
+    browser.screenshot(&shots, "6-all-keys").await;
     browser.goto(&app.url("/ui/users")).await;
     browser.find("#users").await;
-    browser.screenshot(&shots, "6-users").await;
+    browser.screenshot(&shots, "7-users").await;
     browser.goto(&app.url(&format!("/ui/users/{ada_id}"))).await;
     browser.wait_for_text("h1", |t| t == "User ada").await;
-    browser.screenshot(&shots, "7-user").await;
+    browser.screenshot(&shots, "8-user").await;
     browser.goto(&app.url("/ui/audit")).await;
     browser.find("#audit").await;
-    browser.screenshot(&shots, "8-audit").await;
+    browser.screenshot(&shots, "9-audit").await;
 
     // On a phone-sized screen the page does not scroll sideways (the tables do).
     browser.resize(390, 844).await;
@@ -136,7 +139,7 @@ async fn a_person_manages_a_key_in_chromium() {
             .await,
         true
     );
-    browser.screenshot(&shots, "9-phone").await;
+    browser.screenshot(&shots, "10-phone").await;
     browser.resize(1280, 1000).await;
 
     // Sign out: back at the sign-in page, and the console is closed to this browser.

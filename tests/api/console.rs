@@ -211,6 +211,7 @@ async fn every_page_carries_the_security_headers() {
         "/ui/users".to_owned(),
         "/ui/audit".to_owned(),
         "/ui/account".to_owned(),
+        "/ui/all-keys".to_owned(),
         "/ui/nowhere".to_owned(),
     ] {
         pages.push(console.get(&path).await);
@@ -491,6 +492,7 @@ async fn another_users_keys_are_not_found_in_the_console_either() {
     for path in [
         "/ui/users".to_owned(),
         "/ui/audit".to_owned(),
+        "/ui/all-keys".to_owned(),
         format!("/ui/users/{ada_id}"),
     ] {
         assert_eq!(bob.get(&path).await.status, StatusCode::FORBIDDEN, "{path}");
@@ -505,6 +507,17 @@ async fn another_users_keys_are_not_found_in_the_console_either() {
     // The admin sees ada's keys on her page and may revoke them there.
     let mut admin = Console::new(&app);
     admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let everyone = admin.get("/ui/all-keys").await;
+    assert!(
+        everyone
+            .body
+            .contains(&format!(r#"href="/ui/users/{ada_id}/keys/{ada_key_id}""#))
+    );
+    assert!(
+        everyone
+            .body
+            .contains(&format!(r#"<a href="/ui/users/{ada_id}">ada</a>"#))
+    );
     let user_page = admin.get(&format!("/ui/users/{ada_id}")).await;
     assert!(user_page.body.contains(&ada_key_id));
     let detail = format!("/ui/users/{ada_id}/keys/{ada_key_id}");
