@@ -116,6 +116,7 @@ fn layout(title: &str, chrome: Option<&Chrome>, content: Markup) -> Markup {
                 script src="/ui/assets/console.js" defer {}
             }
             body {
+                a.skip href="#content" { "Skip to content" }
                 header.top {
                     a.brand href="/ui" { "keyward" }
                     @if let Some(chrome) = chrome {
