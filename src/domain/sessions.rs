@@ -32,16 +32,17 @@ fn session_hash(token: &str) -> [u8; 32] {
 /// The form token that goes with a session (or sign-in) token: derived from it, so nothing
 /// more is stored, and unguessable without the cookie, which pages cannot read.
 pub fn csrf_token(token: &Secret) -> String {
-    blake3::Hash::from(blake3::derive_key(CSRF_CONTEXT, token.reveal().as_bytes()))
-        .to_hex()
-        .to_string()
+    form_token(token).to_hex().to_string()
 }
 
 /// Whether `presented` is the form token of `token`, compared in constant time.
 pub fn csrf_matches(token: &Secret, presented: &str) -> bool {
-    let expected = blake3::Hash::from(blake3::derive_key(CSRF_CONTEXT, token.reveal().as_bytes()));
     // blake3::Hash compares in constant time.
-    blake3::Hash::from_hex(presented.trim()).is_ok_and(|p| p == expected)
+    blake3::Hash::from_hex(presented.trim()).is_ok_and(|p| p == form_token(token))
+}
+
+fn form_token(token: &Secret) -> blake3::Hash {
+    blake3::Hash::from(blake3::derive_key(CSRF_CONTEXT, token.reveal().as_bytes()))
 }
 
 impl super::Keyward {

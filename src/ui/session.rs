@@ -121,6 +121,23 @@ pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, UiError> {
     })
 }
 
+/// Whether the browser reached us over HTTPS: our own TLS, or a trusted proxy's
+/// `X-Forwarded-Proto: https` (anyone else's is ignored).
+fn over_https(req: &HttpRequest, app: &AppState) -> bool {
+    if req.app_config().secure() {
+        return true;
+    }
+    let from_proxy = req
+        .peer_addr()
+        .is_some_and(|peer| app.trusted_proxies.iter().any(|net| net.contains(peer.ip())));
+    from_proxy
+        && req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
 /// A cookie for `/ui` with the console's flags: HttpOnly, SameSite=Strict, and Secure over
 /// HTTPS (or when configured so).
 pub fn cookie(
@@ -130,7 +147,7 @@ pub fn cookie(
     path: &'static str,
     max_age: std::time::Duration,
 ) -> Cookie<'static> {
-    let secure = states(req).is_ok_and(|(_, ui)| ui.secure_cookie) || req.connection_info().scheme() == "https";
+    let secure = states(req).is_ok_and(|(app, ui)| ui.secure_cookie || over_https(req, &app));
     Cookie::build(name, value)
         .path(path)
         .http_only(true)

@@ -189,7 +189,14 @@ async fn the_cookie_is_secure_behind_https_or_when_configured() {
     let page = console.sign_in("admin", ADMIN_PASSWORD).await;
     assert!(page.set_cookie("keyward_session").unwrap().contains("Secure"));
 
+    // A proxy's X-Forwarded-Proto counts only from trusted_proxies.
     let app = spawn_app().await;
+    let mut console = Console::new(&app);
+    console.extra.push(("x-forwarded-proto", "https"));
+    let page = console.sign_in("admin", ADMIN_PASSWORD).await;
+    assert!(!page.set_cookie("keyward_session").unwrap().contains("Secure"));
+    let app =
+        spawn_with(|s| s.server.trusted_proxies = vec![keyward::config::IpNet::parse("127.0.0.1").unwrap()]).await;
     let mut console = Console::new(&app);
     console.extra.push(("x-forwarded-proto", "https"));
     let page = console.sign_in("admin", ADMIN_PASSWORD).await;

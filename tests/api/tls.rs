@@ -48,6 +48,25 @@ async fn https_with_a_configured_certificate() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"username\":\"admin\""));
 
+    // The console's cookies are Secure over HTTPS.
+    let tcp = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET /ui/login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tls.read_to_string(&mut answer).await.unwrap();
+    let cookie = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: keyward_sign_in="))
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+
     // Plain HTTP on the TLS port gets nowhere.
     let plain = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/healthz"))
