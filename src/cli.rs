@@ -148,17 +148,21 @@ async fn serve(settings: Settings) -> Result<(), String> {
     telemetry::init(&settings.log.level);
     let bind = settings.server.bind;
     let db = settings.database.path.clone();
+    let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
+    let console = settings.ui.enabled;
     let app = Application::build(settings).await.map_err(|e| {
         log::error!("start-up failed: {e}");
         e.to_string()
     })?;
+    let base = format!("{scheme}://{}:{}", bind.ip(), app.port());
     log::info!(
-        "keyward {} serving on http://{}:{} with database {}",
+        "keyward {} serving on {base} with database {}",
         env!("CARGO_PKG_VERSION"),
-        bind.ip(),
-        app.port(),
         db.display()
     );
+    if console {
+        log::info!("web console at {base}/ui");
+    }
     app.run_until_stopped().await.map_err(|e| format!("server failed: {e}"))
 }
 
