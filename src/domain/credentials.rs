@@ -283,7 +283,7 @@ impl Keyward {
 
     /// Checks a username (or email) and password, with throttling. Unknown users cost the
     /// same argon2 work as known ones.
-    async fn check_password(
+    pub(super) async fn check_password(
         &self,
         login: &str,
         password: &Secret,

@@ -346,9 +346,15 @@ impl Keyward {
                 "a password cannot be changed with an API key; log in with the password".into(),
             ));
         }
-        let phc = caller.user.password_hash.clone();
-        if !self.passwords().verify(current, Some(&phc)).await? {
-            return Err(Error::invalid("current_password", "does not match"));
+        // The same check as a sign-in: a stolen session or token cannot guess the current
+        // password any faster than a login could (throttled, audited as a failed login).
+        match self
+            .check_password(&caller.user.username, current, caller.source, now)
+            .await
+        {
+            Ok(_) => {}
+            Err(Error::Unauthenticated { .. }) => return Err(Error::invalid("current_password", "does not match")),
+            Err(e) => return Err(e),
         }
         let password_hash = Some(Arc::from(self.passwords().hash(&new).await?));
         let changes = UserChanges {

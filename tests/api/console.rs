@@ -594,6 +594,35 @@ async fn sign_out_and_password_changes_end_sessions_on_the_server() {
 }
 
 #[tokio::test]
+async fn guessing_the_current_password_is_throttled_like_a_sign_in() {
+    let app = spawn_app().await;
+    app.user("ada").await;
+    let mut ada = Console::new(&app);
+    ada.sign_in("ada", "ada-password").await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let page = ada
+            .submit(
+                "/ui/account",
+                "/ui/account/password",
+                &[("current_password", "a guess"), ("new_password", "taken-over-123")],
+            )
+            .await;
+        statuses.push(page.status);
+    }
+    assert_eq!(statuses[..5], [StatusCode::BAD_REQUEST; 5]);
+    assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS);
+    let audit = app.get_json("/v1/audit", &app.admin).await;
+    let failed = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "login.failed" && e["actor"] == "ada")
+        .count();
+    assert_eq!(failed, 5, "{audit}");
+}
+
+#[tokio::test]
 async fn failed_sign_ins_share_the_apis_throttle() {
     let app = spawn_app().await;
     let mut console = Console::new(&app);
