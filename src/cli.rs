@@ -2,7 +2,7 @@
 //! database directly, as the operator, through the same domain calls. A running server
 //! notices their writes within a second (it follows the `changes` table).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -166,10 +166,16 @@ async fn serve(settings: Settings) -> Result<(), String> {
     app.run_until_stopped().await.map_err(|e| format!("server failed: {e}"))
 }
 
+/// The password for `user add` / `user passwd`: asked for without echo on a terminal,
+/// else the first line of standard input (scripts pipe it in).
 fn read_password() -> Result<Password, String> {
     if std::io::stdin().is_terminal() {
-        eprint!("password (shown as you type; or pipe it in): ");
-        let _ = std::io::stderr().flush();
+        let first = rpassword::prompt_password("password: ").map_err(|e| format!("reading the password: {e}"))?;
+        let again = rpassword::prompt_password("again: ").map_err(|e| format!("reading the password: {e}"))?;
+        if first != again {
+            return Err("the two passwords differ".into());
+        }
+        return Password::parse(Secret::new(first)).map_err(|e| e.to_string());
     }
     let mut line = String::new();
     std::io::stdin()
