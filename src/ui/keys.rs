@@ -6,10 +6,11 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::pages::{self, Chrome, Section, Sort};
+use super::pages::{self, Chrome, KeyDraft, Refused, Section, Sort};
 use super::session::{NoFields, Posted, Session};
 use super::{UiError, owner, page, see_other};
 use crate::domain::{Error, Expiry, KeyName, Lifetime, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId};
+use crate::http::problem::status_of;
 use crate::http::{AppState, key_id};
 
 pub fn scope(path: &str) -> actix_web::Scope {
@@ -83,29 +84,27 @@ async fn list(req: HttpRequest, state: web::Data<AppState>, session: Session) ->
     if let Some(owner) = owner(&req)? {
         return Ok(see_other(&format!("/ui/users/{owner}")));
     }
-    let query = ListQuery::from(&req);
+    Ok(page(my_keys_page(&req, &state, &session, None).await?))
+}
+
+/// The caller's keys, sorted as the query says, with the create form (as refused, if it was).
+async fn my_keys_page(
+    req: &HttpRequest,
+    state: &AppState,
+    session: &Session,
+    refused: Refused<'_>,
+) -> Result<maud::Markup, UiError> {
+    let query = ListQuery::from(req);
     let sort = query.sort();
     let mut keys = state.keyward.all_keys(&session.caller, None).await?;
     sort.apply(&mut keys);
-    Ok(page(pages::my_keys(
+    Ok(pages::my_keys(
         &session.chrome(Section::Keys),
         &keys,
         sort,
-        Timestamp::now(),
         query.notice(),
-    )))
-}
-
-#[derive(Deserialize)]
-pub struct CreateForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    expires: String,
-    #[serde(default)]
-    expires_on: String,
-    #[serde(default)]
-    scopes: String,
+        refused,
+    ))
 }
 
 /// A date from the form's date field: the key works until the end of that day, UTC.
@@ -127,50 +126,87 @@ fn end_of_day(date: &str) -> Result<Expiry, Error> {
         .ok_or_else(bad)
 }
 
-impl CreateForm {
-    fn into_request(self) -> Result<NewKeyRequest, Error> {
-        let name = match self.name.trim() {
-            "" => None,
-            name => Some(KeyName::parse(name)?),
-        };
-        let expires = match (self.expires_on.trim(), self.expires.trim()) {
-            ("", "") => None,
-            ("", phrase) => Some(Expiry::parse(phrase).map_err(|e| Error::invalid("expires", e))?),
-            (date, _) => Some(end_of_day(date)?),
-        };
-        let scopes: Vec<String> = self
-            .scopes
-            .split(|c: char| c.is_whitespace() || c == ',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-        Ok(NewKeyRequest {
-            name,
-            expires,
-            scopes: if scopes.is_empty() {
-                None
-            } else {
-                Some(Scopes::parse(scopes)?)
-            },
-            meta: None,
-        })
+/// The domain's request from the create form.
+fn key_request(draft: &KeyDraft) -> Result<NewKeyRequest, Error> {
+    let name = match draft.name.trim() {
+        "" => None,
+        name => Some(KeyName::parse(name)?),
+    };
+    let expires = match (draft.expires_on.trim(), draft.expires.trim()) {
+        ("", "") => None,
+        ("", phrase) => Some(Expiry::parse(phrase).map_err(|e| Error::invalid("expires", e))?),
+        (date, _) => Some(end_of_day(date)?),
+    };
+    let scopes: Vec<String> = draft
+        .scopes
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(NewKeyRequest {
+        name,
+        expires,
+        scopes: if scopes.is_empty() {
+            None
+        } else {
+            Some(Scopes::parse(scopes)?)
+        },
+        meta: None,
+    })
+}
+
+/// The fields of a refused form that are valid on their own, to fill the form again; the
+/// rest come back empty, so what was typed in the wrong field (a key, a password) is never
+/// sent back.
+fn accepted_fields(draft: &KeyDraft) -> KeyDraft {
+    let keep = |text: &str, ok: bool| if ok { text.trim().to_owned() } else { String::new() };
+    let scopes_ok = key_request(&KeyDraft {
+        scopes: draft.scopes.clone(),
+        ..KeyDraft::default()
+    })
+    .is_ok();
+    KeyDraft {
+        name: keep(&draft.name, KeyName::parse(draft.name.trim()).is_ok()),
+        expires: keep(&draft.expires, Expiry::parse(&draft.expires).is_ok()),
+        expires_on: keep(&draft.expires_on, end_of_day(draft.expires_on.trim()).is_ok()),
+        scopes: keep(&draft.scopes, scopes_ok),
     }
 }
 
-/// `POST …/keys`: makes the key and shows it, this once.
+/// `POST …/keys`: makes the key and shows it, this once. A refusal the person can fix (a
+/// bad field, a conflict) shows the form again with what they typed and why.
 async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
-    posted: Posted<CreateForm>,
+    posted: Posted<KeyDraft>,
 ) -> Result<HttpResponse, UiError> {
     let owner = owner(&req)?;
     let Posted { session, form } = posted;
-    let request = form.into_request()?;
-    let minted = state
-        .keyward
-        .mint_key(&session.caller, owner, request, Timestamp::now())
-        .await?;
-    Ok(shown_once(&session, owner, &minted, false))
+    let minted = match key_request(&form) {
+        Ok(request) => {
+            state
+                .keyward
+                .mint_key(&session.caller, owner, request, Timestamp::now())
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match minted {
+        Ok(minted) => Ok(shown_once(&session, owner, &minted, false)),
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
+            let reason = e.to_string();
+            let kept = accepted_fields(&form);
+            let refused = Some((&kept, reason.as_str()));
+            let markup = match owner {
+                None => my_keys_page(&req, &state, &session, refused).await?,
+                Some(id) => super::users::user_page(&req, &state, &session, id, refused).await?,
+            };
+            Ok(HttpResponse::build(status_of(&e))
+                .content_type("text/html; charset=utf-8")
+                .body(markup.into_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The page that shows a new key, the only one that ever does.
@@ -324,13 +360,13 @@ mod tests {
 
     #[test]
     fn scopes_split_on_spaces_and_commas() {
-        let form = CreateForm {
+        let form = KeyDraft {
             name: " ci ".into(),
             expires: "One Month".into(),
             expires_on: String::new(),
             scopes: "keys:read, orders:write  ".into(),
         };
-        let request = form.into_request().unwrap_or_else(|e| panic!("{e}"));
+        let request = key_request(&form).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(request.name.as_ref().map(KeyName::as_str), Some("ci"));
         assert_eq!(
             request.scopes.as_ref().map(Scopes::as_slice),

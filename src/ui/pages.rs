@@ -316,31 +316,52 @@ const EXPIRY_CHOICES: [(&str, &str); 7] = [
     ("never", "Never"),
 ];
 
-fn create_key_form(action: &str, csrf: &str) -> Markup {
+/// The create-key form's fields as submitted: parsed from the post, and shown again, with
+/// the reason, when the domain refuses them. Nothing in it is a secret.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+pub struct KeyDraft {
+    pub name: String,
+    pub expires: String,
+    pub expires_on: String,
+    pub scopes: String,
+}
+
+/// A refused create form: what was typed, and why it was refused.
+pub type Refused<'a> = Option<(&'a KeyDraft, &'a str)>;
+
+fn create_key_form(action: &str, csrf: &str, refused: Refused) -> Markup {
+    let draft = refused.map(|(draft, _)| draft);
+    let typed = |field: fn(&KeyDraft) -> &str| draft.map(field).filter(|v| !v.is_empty());
+    let chosen = draft.map_or("", |d| d.expires.as_str());
     html! {
         section.card {
             h2 id="create-heading" { "Create a key" }
+            @if let Some((_, reason)) = refused {
+                p.error role="alert" id="create-error" { "The key was not created: " (reason) }
+            }
             form method="post" action=(action) aria-labelledby="create-heading" {
                 input type="hidden" name="csrf" value=(csrf);
                 label for="key-name" { "Name" span.hint { "Something to recognise it by, e.g. the service that uses it." } }
-                input type="text" id="key-name" name="name" maxlength="200";
+                input type="text" id="key-name" name="name" maxlength="256" value=[typed(|d| &d.name)];
                 label for="key-expires" { "Expires" }
                 select id="key-expires" name="expires" {
                     @for (value, label) in EXPIRY_CHOICES {
-                        option value=(value) { (label) }
+                        option value=(value) selected[value == chosen] { (label) }
                     }
                 }
                 label for="key-expires-on" { "…or on a date" span.hint { "Overrides the choice above; the key works until the end of that day (UTC)." } }
-                input type="date" id="key-expires-on" name="expires_on";
+                input type="date" id="key-expires-on" name="expires_on" value=[typed(|d| &d.expires_on)];
                 label for="key-scopes" { "Scopes" span.hint { "Space-separated, e.g. keys:read orders:write. Empty: the key can do what you can." } }
-                input type="text" id="key-scopes" name="scopes" autocapitalize="none" spellcheck="false";
+                input type="text" id="key-scopes" name="scopes" autocapitalize="none" spellcheck="false" value=[typed(|d| &d.scopes)];
                 div.actions { button type="submit" id="create-key" { "Create key" } }
             }
         }
     }
 }
 
-pub fn my_keys(chrome: &Chrome, keys: &[KeyRecord], sort: Sort, now: Timestamp, note: Option<&str>) -> Markup {
+pub fn my_keys(chrome: &Chrome, keys: &[KeyRecord], sort: Sort, note: Option<&str>, refused: Refused) -> Markup {
+    let now = Timestamp::now();
     layout(
         "My keys",
         Some(chrome),
@@ -350,7 +371,7 @@ pub fn my_keys(chrome: &Chrome, keys: &[KeyRecord], sort: Sort, now: Timestamp, 
             section.card {
                 (key_table(keys, &Rows::Of("/ui/keys"), "/ui/keys", sort, now))
             }
-            (create_key_form("/ui/keys", &chrome.csrf))
+            (create_key_form("/ui/keys", &chrome.csrf, refused))
         },
     )
 }
@@ -430,7 +451,7 @@ pub fn key_detail(chrome: &Chrome, k: &KeyRecord, base: &str, owner: Option<&str
                 form method="post" action={ (here) "/name" } aria-labelledby="rename-heading" {
                     input type="hidden" name="csrf" value=(chrome.csrf);
                     label for="new-name" { "Name" }
-                    input type="text" id="new-name" name="name" maxlength="200" value=[k.name.as_deref()] required;
+                    input type="text" id="new-name" name="name" maxlength="256" value=[k.name.as_deref()] required;
                     div.actions { button type="submit" { "Save name" } }
                 }
             }
@@ -547,7 +568,14 @@ fn user_status(u: &UserRecord) -> &'static str {
     if u.disabled { "disabled" } else { "active" }
 }
 
-pub fn user_detail(chrome: &Chrome, u: &UserRecord, keys: &[KeyRecord], sort: Sort, note: Option<&str>) -> Markup {
+pub fn user_detail(
+    chrome: &Chrome,
+    u: &UserRecord,
+    keys: &[KeyRecord],
+    sort: Sort,
+    note: Option<&str>,
+    refused: Refused,
+) -> Markup {
     let here = format!("/ui/users/{}", u.id);
     let keys_base = format!("{here}/keys");
     let yourself = u.username == chrome.username;
@@ -588,7 +616,7 @@ pub fn user_detail(chrome: &Chrome, u: &UserRecord, keys: &[KeyRecord], sort: So
                     div.actions { button type="submit" { "Set password" } }
                 }
             }
-            (create_key_form(&keys_base, &chrome.csrf))
+            (create_key_form(&keys_base, &chrome.csrf, refused))
         },
     )
 }
@@ -705,7 +733,7 @@ mod tests {
             csrf: "t".into(),
             section: Section::Keys,
         };
-        let html = my_keys(&chrome, &[k], Sort::parse(None, None), Timestamp::from_secs(0), None).into_string();
+        let html = my_keys(&chrome, &[k], Sort::parse(None, None), None, None).into_string();
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains("<b>ada</b>"));

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::keys::{ListQuery, StateForm};
-use super::pages::{self, Section};
+use super::pages::{self, Refused, Section};
 use super::session::{NoFields, Posted, Session};
 use super::{UiError, owner, page, see_other};
 use crate::domain::{Email, Error, NewUserRequest, Password, Role, Secret, Timestamp, UserId, UserUpdate, Username};
@@ -77,18 +77,30 @@ fn user_id(req: &HttpRequest) -> Result<UserId, UiError> {
 
 pub async fn show(req: HttpRequest, state: web::Data<AppState>, session: Session) -> Result<HttpResponse, UiError> {
     let id = user_id(&req)?;
+    Ok(page(user_page(&req, &state, &session, id, None).await?))
+}
+
+/// A user's page with their keys (and the create form, as refused if it was).
+pub async fn user_page(
+    req: &HttpRequest,
+    state: &AppState,
+    session: &Session,
+    id: UserId,
+    refused: Refused<'_>,
+) -> Result<maud::Markup, UiError> {
     let user = state.keyward.get_user(&session.caller, &id.to_string())?;
-    let query = ListQuery::from(&req);
+    let query = ListQuery::from(req);
     let sort = query.sort();
     let mut keys = state.keyward.all_keys(&session.caller, Some(id)).await?;
     sort.apply(&mut keys);
-    Ok(page(pages::user_detail(
+    Ok(pages::user_detail(
         &session.chrome(Section::Users),
         &user,
         &keys,
         sort,
         query.notice(),
-    )))
+        refused,
+    ))
 }
 
 pub async fn set_state(

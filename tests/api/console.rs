@@ -428,12 +428,26 @@ async fn create_form_takes_phrases_dates_and_scopes_and_rotation_keeps_a_grace()
     assert_eq!(me["expires_at"], "2099-01-31T23:59:59Z", "{me}");
     assert_eq!(me["scopes"], json!(["keys:read", "orders:write"]));
 
+    // A refusal shows the form again: the reason, the valid fields as typed, the bad one empty.
     let bad = console
-        .submit("/ui/keys", "/ui/keys", &[("name", "x"), ("expires", "fortnightly")])
+        .submit(
+            "/ui/keys",
+            "/ui/keys",
+            &[
+                ("name", "kept name"),
+                ("expires", "fortnightly"),
+                ("scopes", "keys:read"),
+            ],
+        )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.body.contains("expires:"), "{}", bad.body);
-    assert!(!bad.body.contains("fortnightly"), "input is not echoed");
+    assert!(
+        bad.body.contains(r#"id="create-error""#) && bad.body.contains("expires:"),
+        "{}",
+        bad.body
+    );
+    assert!(bad.body.contains(r#"value="kept name""#) && bad.body.contains(r#"value="keys:read""#));
+    assert!(!bad.body.contains("fortnightly"), "the refused value is not sent back");
     let bad = console
         .submit("/ui/keys", "/ui/keys", &[("expires_on", "31/01/2099")])
         .await;
