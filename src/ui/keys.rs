@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::pages::{self, Chrome, KeyDraft, Refused, Section, Sort};
 use super::session::{NoFields, Posted, Session};
-use super::{UiError, owner, page, see_other};
+use super::{UiError, owner, page, page_with, see_other};
 use crate::domain::{Error, Expiry, KeyName, Lifetime, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId};
 use crate::http::problem::status_of;
 use crate::http::{AppState, key_id};
@@ -201,9 +201,7 @@ async fn create(
                 None => my_keys_page(&req, &state, &session, refused).await?,
                 Some(id) => super::users::user_page(&req, &state, &session, id, refused).await?,
             };
-            Ok(HttpResponse::build(status_of(&e))
-                .content_type("text/html; charset=utf-8")
-                .body(markup.into_string()))
+            Ok(page_with(status_of(&e), markup))
         }
         Err(e) => Err(e.into()),
     }

@@ -164,7 +164,12 @@ impl ResponseError for UiError {
 
 /// A rendered page with status 200.
 pub(crate) fn page(markup: maud::Markup) -> HttpResponse {
-    HttpResponse::Ok()
+    page_with(StatusCode::OK, markup)
+}
+
+/// A rendered page with `status` (a form shown again after a refusal).
+pub(crate) fn page_with(status: StatusCode, markup: maud::Markup) -> HttpResponse {
+    HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .body(markup.into_string())
 }

@@ -514,7 +514,22 @@ pub fn confirm_revoke(chrome: &Chrome, k: &KeyRecord, base: &str) -> Markup {
     )
 }
 
-pub fn users(chrome: &Chrome, users: &[UserRecord], next: Option<&str>, note: Option<&str>) -> Markup {
+/// A refused create-user form: the username and email to show again (each only if valid,
+/// never the password), the role, and why.
+pub struct UserDraft<'a> {
+    pub username: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub admin: bool,
+    pub reason: &'a str,
+}
+
+pub fn users(
+    chrome: &Chrome,
+    users: &[UserRecord],
+    next: Option<&str>,
+    note: Option<&str>,
+    refused: Option<&UserDraft>,
+) -> Markup {
     layout(
         "Users",
         Some(chrome),
@@ -544,18 +559,21 @@ pub fn users(chrome: &Chrome, users: &[UserRecord], next: Option<&str>, note: Op
             }
             section.card {
                 h2 id="new-user-heading" { "Create a user" }
+                @if let Some(refused) = refused {
+                    p.error role="alert" id="create-user-error" { "The user was not created: " (refused.reason) }
+                }
                 form method="post" action="/ui/users" aria-labelledby="new-user-heading" {
                     input type="hidden" name="csrf" value=(chrome.csrf);
                     label for="new-username" { "Username" }
-                    input type="text" id="new-username" name="username" autocomplete="off" autocapitalize="none" spellcheck="false" required;
+                    input type="text" id="new-username" name="username" autocomplete="off" autocapitalize="none" spellcheck="false" required value=[refused.and_then(|r| r.username)];
                     label for="new-email" { "Email" span.hint { "Optional; they can sign in with it too." } }
-                    input type="email" id="new-email" name="email" autocomplete="off";
+                    input type="email" id="new-email" name="email" autocomplete="off" value=[refused.and_then(|r| r.email)];
                     label for="new-password" { "Password" span.hint { "At least 8 characters. Tell it to them by a safe channel." } }
                     input type="password" id="new-password" name="password" autocomplete="new-password" minlength="8" required;
                     label for="new-role" { "Role" }
                     select id="new-role" name="role" {
                         option value="user" { "user" }
-                        option value="admin" { "admin" }
+                        option value="admin" selected[refused.is_some_and(|r| r.admin)] { "admin" }
                     }
                     div.actions { button type="submit" { "Create user" } }
                 }

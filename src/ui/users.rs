@@ -6,9 +6,10 @@ use serde::Deserialize;
 use super::keys::{ListQuery, StateForm};
 use super::pages::{self, Refused, Section};
 use super::session::{NoFields, Posted, Session};
-use super::{UiError, owner, page, see_other};
+use super::{UiError, owner, page, page_with, see_other};
 use crate::domain::{Email, Error, NewUserRequest, Password, Role, Secret, Timestamp, UserId, UserUpdate, Username};
 use crate::http::AppState;
+use crate::http::problem::status_of;
 
 /// Users shown per page.
 const PAGE_SIZE: u32 = 100;
@@ -25,17 +26,28 @@ fn cursor(req: &HttpRequest) -> Option<String> {
 }
 
 pub async fn list(req: HttpRequest, state: web::Data<AppState>, session: Session) -> Result<HttpResponse, UiError> {
+    Ok(page(users_page(&req, &state, &session, None).await?))
+}
+
+/// The users page (with the create form, as refused if it was).
+async fn users_page(
+    req: &HttpRequest,
+    state: &AppState,
+    session: &Session,
+    refused: Option<&pages::UserDraft<'_>>,
+) -> Result<maud::Markup, UiError> {
     let page_of_users = state
         .keyward
-        .list_users(&session.caller, cursor(&req).as_deref(), Some(PAGE_SIZE))
+        .list_users(&session.caller, cursor(req).as_deref(), Some(PAGE_SIZE))
         .await?;
     let next = page_of_users.next_cursor.map(|c| c.to_string());
-    Ok(page(pages::users(
+    Ok(pages::users(
         &session.chrome(Section::Users),
         &page_of_users.users,
         next.as_deref(),
-        ListQuery::from(&req).notice(),
-    )))
+        ListQuery::from(req).notice(),
+        refused,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -49,25 +61,57 @@ pub struct CreateForm {
     role: String,
 }
 
-pub async fn create(state: web::Data<AppState>, posted: Posted<CreateForm>) -> Result<HttpResponse, UiError> {
+impl CreateForm {
+    fn request(&self) -> Result<NewUserRequest, Error> {
+        Ok(NewUserRequest {
+            username: Username::parse(self.username.trim())?,
+            password: Password::parse(self.password.clone().unwrap_or_else(|| Secret::new("")))?,
+            email: match self.email.trim() {
+                "" => None,
+                email => Some(Email::parse(email)?),
+            },
+            role: match self.role.trim() {
+                "" => Role::User,
+                role => Role::parse(role)?,
+            },
+        })
+    }
+}
+
+/// `POST /ui/users`. A refusal the admin can fix (a bad field, a taken name) shows the form
+/// again with the reason and the valid fields; never the password.
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<CreateForm>,
+) -> Result<HttpResponse, UiError> {
     let Posted { session, form } = posted;
-    let request = NewUserRequest {
-        username: Username::parse(form.username.trim())?,
-        password: Password::parse(form.password.unwrap_or_else(|| Secret::new("")))?,
-        email: match form.email.trim() {
-            "" => None,
-            email => Some(Email::parse(email)?),
-        },
-        role: match form.role.trim() {
-            "" => Role::User,
-            role => Role::parse(role)?,
-        },
+    let created = match form.request() {
+        Ok(request) => {
+            state
+                .keyward
+                .create_user(&session.caller, request, Timestamp::now())
+                .await
+        }
+        Err(e) => Err(e),
     };
-    let user = state
-        .keyward
-        .create_user(&session.caller, request, Timestamp::now())
-        .await?;
-    Ok(see_other(&format!("/ui/users/{}?done=user-created", user.id)))
+    match created {
+        Ok(user) => Ok(see_other(&format!("/ui/users/{}?done=user-created", user.id))),
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
+            let reason = e.to_string();
+            let username = form.username.trim();
+            let email = form.email.trim();
+            let draft = pages::UserDraft {
+                username: Username::parse(username).is_ok().then_some(username),
+                email: Email::parse(email).is_ok().then_some(email),
+                admin: form.role.trim() == "admin",
+                reason: &reason,
+            };
+            let markup = users_page(&req, &state, &session, Some(&draft)).await?;
+            Ok(page_with(status_of(&e), markup))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The `{user_id}` of the path, which every route here has.

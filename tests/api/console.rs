@@ -708,6 +708,24 @@ async fn admins_manage_users_in_the_console() {
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
     let carol_page = created.location().split('?').next().unwrap().to_owned();
     assert!(admin.get("/ui/users").await.body.contains("carol@example.com"));
+    // Taken: the form comes back with the reason and the name, never the password.
+    let taken = admin
+        .submit(
+            "/ui/users",
+            "/ui/users",
+            &[
+                ("username", "Carol"),
+                ("email", "c2@example.com"),
+                ("password", "second-password"),
+                ("role", "admin"),
+            ],
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    assert!(taken.body.contains(r#"id="create-user-error""#), "{}", taken.body);
+    assert!(taken.body.contains(r#"value="Carol""#) && taken.body.contains(r#"value="c2@example.com""#));
+    assert!(taken.body.contains(r#"<option value="admin" selected>"#));
+    assert!(!taken.body.contains("second-password"));
     let token = app.login("carol", "carol-password").await;
 
     admin
