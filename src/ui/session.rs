@@ -84,7 +84,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             // No session: the form cannot be checked, so it is refused like a forged one.
-            let session = session.await.map_err(|_| UiError::Csrf)?;
+            let session = match session.await {
+                Err(UiError::SignInRequired) => return Err(UiError::Csrf),
+                other => other?,
+            };
             let body = body
                 .await
                 .map_err(|_| UiError::BadForm("the form could not be read".into()))?;
