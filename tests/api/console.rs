@@ -281,6 +281,11 @@ async fn posts_without_this_sessions_token_are_403_and_change_nothing() {
             vec![("password", "taken-over-123")],
         ),
         (format!("/ui/users/{ada_id}/delete"), vec![]),
+        (format!("/ui/users/{ada_id}/keys"), vec![("name", "forged")]),
+        (
+            "/ui/account/password".into(),
+            vec![("current_password", ADMIN_PASSWORD), ("new_password", "taken-over-123")],
+        ),
         ("/ui/logout".into(), vec![]),
     ];
     for (path, fields) in &posts {
@@ -311,6 +316,8 @@ async fn posts_without_this_sessions_token_are_403_and_change_nothing() {
     let keys: Value = app.get_json("/v1/keys", &app.admin).await;
     assert_eq!(keys["total"], 1, "{keys}");
     assert_eq!(keys["data"][0]["name"], "target");
+    let adas = app.get_json(&format!("/v1/users/{ada_id}/keys"), &app.admin).await;
+    assert_eq!(adas["total"], 0, "{adas}");
     app.login("ada", "ada-password").await;
     let users: Value = app.get_json("/v1/users", &app.admin).await;
     assert_eq!(users["total"], 2, "no mallory: {users}");
