@@ -92,6 +92,20 @@ impl From<Lifetime> for Expiry {
     }
 }
 
+/// A rotation's grace period: "0" (or nothing) for none, else a finite duration of the
+/// grammar ("1h", "7 days", seconds).
+pub fn parse_grace(text: &str) -> Result<Duration, super::Error> {
+    match text.trim() {
+        "" | "0" => Ok(Duration::ZERO),
+        text => Lifetime::parse(text).ok().and_then(Lifetime::finite).ok_or_else(|| {
+            super::Error::invalid(
+                "grace",
+                "expected a duration such as \"1h\" or \"7 days\", or a number of seconds",
+            )
+        }),
+    }
+}
+
 fn parse_relative(text: &str) -> Option<Lifetime> {
     let text = text.trim().to_ascii_lowercase();
     if text == "never" {
@@ -182,6 +196,17 @@ pub fn parse_byte_size(text: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grace_periods() {
+        assert_eq!(parse_grace("").ok(), Some(Duration::ZERO));
+        assert_eq!(parse_grace(" 0 ").ok(), Some(Duration::ZERO));
+        assert_eq!(parse_grace("3600").ok(), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grace("7 days").ok(), Some(Duration::from_secs(7 * 86_400)));
+        for bad in ["never", "-1", "1.5", "true", "soon"] {
+            assert!(parse_grace(bad).is_err(), "{bad}");
+        }
+    }
 
     fn secs(text: &str) -> Option<u64> {
         match Expiry::parse(text) {

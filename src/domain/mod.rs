@@ -19,7 +19,7 @@ mod view;
 pub mod credentials;
 
 pub use error::Error;
-pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, parse_byte_size};
+pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, parse_byte_size, parse_grace};
 pub(crate) use ids::hex;
 pub use ids::{KeyId, UserId};
 pub use keys::{

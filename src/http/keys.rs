@@ -7,7 +7,9 @@ use super::body::Json;
 use super::caller::Owner;
 use super::problem::ApiError;
 use super::{AppState, PageQuery, key_id};
-use crate::domain::{Caller, Error, Expiry, KeyName, KeyRecord, Meta, MintedKey, NewKeyRequest, Scopes, Timestamp};
+use crate::domain::{
+    Caller, Error, Expiry, KeyName, KeyRecord, Meta, MintedKey, NewKeyRequest, Scopes, Timestamp, parse_grace,
+};
 
 pub fn scope(path: &str) -> actix_web::Scope {
     web::scope(path)
@@ -235,21 +237,11 @@ pub async fn rotate(
     Owner(owner): Owner,
     Json(body): Json<RotateKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let bad = || {
-        Error::invalid(
-            "grace",
-            "expected a duration such as \"1h\" or \"7 days\", or a number of seconds",
-        )
-    };
+    // A number is seconds, as in the string form; anything else fails the grammar.
     let grace = match body.grace {
         None | Some(serde_json::Value::Null) => std::time::Duration::ZERO,
-        Some(serde_json::Value::Number(n)) => std::time::Duration::from_secs(n.as_u64().ok_or_else(bad)?),
-        Some(serde_json::Value::String(s)) if s.trim() == "0" => std::time::Duration::ZERO,
-        Some(serde_json::Value::String(s)) => crate::domain::Lifetime::parse(&s)
-            .ok()
-            .and_then(crate::domain::Lifetime::finite)
-            .ok_or_else(bad)?,
-        Some(_) => return Err(bad().into()),
+        Some(serde_json::Value::String(s)) => parse_grace(&s)?,
+        Some(other) => parse_grace(&other.to_string())?,
     };
     let minted = state
         .keyward

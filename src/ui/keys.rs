@@ -1,15 +1,13 @@
 //! Key pages: `/ui/keys` (the caller's) and `/ui/users/{user_id}/keys` (an admin's view of a
 //! user's), the same handlers; the domain decides whose keys a caller may touch.
 
-use std::time::Duration;
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::pages::{self, Chrome, KeyDraft, Refused, Section, Sort};
 use super::session::{NoFields, Posted, Session};
 use super::{UiError, owner, page, page_with, see_other};
-use crate::domain::{Error, Expiry, KeyName, Lifetime, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId};
+use crate::domain::{Error, Expiry, KeyName, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId, parse_grace};
 use crate::http::problem::status_of;
 use crate::http::{AppState, key_id};
 
@@ -302,13 +300,7 @@ async fn rotate(
 ) -> Result<HttpResponse, UiError> {
     let owner = owner(&req)?;
     let Posted { session, form } = posted;
-    let grace = match form.grace.trim() {
-        "" | "0" => Duration::ZERO,
-        text => Lifetime::parse(text)
-            .ok()
-            .and_then(Lifetime::finite)
-            .ok_or_else(|| Error::invalid("grace", "expected a duration such as \"1h\" or \"7d\""))?,
-    };
+    let grace = parse_grace(&form.grace)?;
     let minted = state
         .keyward
         .rotate_key(&session.caller, owner, key_id(&req), grace, Timestamp::now())
@@ -347,6 +339,7 @@ async fn revoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn dates_from_the_form() {
