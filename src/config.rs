@@ -48,6 +48,9 @@ pub struct MetricsSettings {
     pub enabled: bool,
     /// Serve it on this address instead of the main one; `None`: the main listener.
     pub bind: Option<SocketAddr>,
+    /// On the main listener, serve it to anyone (otherwise only to an admin or a key with
+    /// `metrics:read`). A separate `bind` is always public: keep it on a private address.
+    pub public: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -64,6 +67,10 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<IpNet>,
     /// Serve HTTPS with this certificate chain and key; `None`: plain HTTP.
     pub tls: Option<TlsSettings>,
+    /// Most connections open at once, across all workers.
+    pub max_connections: usize,
+    /// Longest time a client may take to send a whole request (headers and body); 408 past it.
+    pub request_timeout: Duration,
 }
 
 /// PEM files of the certificate chain and its private key.
@@ -201,6 +208,7 @@ impl Default for RawUi {
 struct RawMetrics {
     enabled: bool,
     bind: String,
+    public: bool,
 }
 
 impl Default for RawMetrics {
@@ -208,6 +216,7 @@ impl Default for RawMetrics {
         RawMetrics {
             enabled: true,
             bind: String::new(),
+            public: false,
         }
     }
 }
@@ -222,6 +231,8 @@ struct RawServer {
     cors_origins: Vec<String>,
     trusted_proxies: Vec<String>,
     tls: RawTls,
+    max_connections: usize,
+    request_timeout: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -241,6 +252,8 @@ impl Default for RawServer {
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             tls: RawTls::default(),
+            max_connections: 4096,
+            request_timeout: "10s".into(),
         }
     }
 }
@@ -389,14 +402,14 @@ impl Settings {
             .map(|p| format!("{}/{}", p.addr, p.prefix))
             .collect();
         format!(
-            "[server]\nbind = \"{}\"\nworkers = {}\nbody_limit = \"{}B\"\nshutdown_timeout = \"{}s\"\ncors_origins = {}\ntrusted_proxies = {}\n\n\
+            "[server]\nbind = \"{}\"\nworkers = {}\nbody_limit = \"{}B\"\nshutdown_timeout = \"{}s\"\ncors_origins = {}\ntrusted_proxies = {}\nmax_connections = {}\nrequest_timeout = \"{}s\"\n\n\
              [server.tls]\ncert = {:?}\nkey = {:?}\n\n\
              [database]\npath = {:?}\npool_size = {}\nmax_size = {}\nread_only = {}\n\n\
              [auth]\naccess_token_ttl = \"{}s\"\nsecret = {}\nadmin_password = {}\n\n\
              [keys]\nissuer = {:?}\ndefault_lifetime = {}\nmax_lifetime = {}\nalgorithm = \"{}\"\n\n\
              [dialects]\nseed000 = {}\nseed001 = {}\nseed002 = {}\n\n\
              [log]\nlevel = {:?}\n\n\
-             [metrics]\nenabled = {}\nbind = \"{}\"\n\n\
+             [metrics]\nenabled = {}\nbind = \"{}\"\npublic = {}\n\n\
              [ui]\nenabled = {}\nsession_ttl = \"{}s\"\nsecure_cookie = {}\n",
             s.bind,
             s.workers,
@@ -404,6 +417,8 @@ impl Settings {
             s.shutdown_timeout.as_secs(),
             list(&s.cors_origins),
             list(&proxies),
+            s.max_connections,
+            s.request_timeout.as_secs(),
             s.tls.as_ref().map(|t| t.cert.display().to_string()).unwrap_or_default(),
             s.tls.as_ref().map(|t| t.key.display().to_string()).unwrap_or_default(),
             d.path.display().to_string(),
@@ -425,6 +440,7 @@ impl Settings {
             self.log.level,
             self.metrics.enabled,
             self.metrics.bind.map(|b| b.to_string()).unwrap_or_default(),
+            self.metrics.public,
             self.ui.enabled,
             self.ui.session_ttl.as_secs(),
             self.ui.secure_cookie,
@@ -453,6 +469,13 @@ impl Settings {
         };
         let body_limit = parse_byte_size(&raw.server.body_limit).map_err(|e| bad("server.body_limit", e))?;
         let shutdown_timeout = finite("server.shutdown_timeout", &raw.server.shutdown_timeout)?;
+        let request_timeout = finite("server.request_timeout", &raw.server.request_timeout)?;
+        if request_timeout < Duration::from_secs(1) {
+            return Err(bad("server.request_timeout", "must be at least 1 second"));
+        }
+        if raw.server.max_connections == 0 {
+            return Err(bad("server.max_connections", "must be at least 1"));
+        }
         let trusted_proxies = raw
             .server
             .trusted_proxies
@@ -555,6 +578,8 @@ impl Settings {
                 cors_origins: raw.server.cors_origins,
                 trusted_proxies,
                 tls,
+                max_connections: raw.server.max_connections,
+                request_timeout,
             },
             database: DatabaseSettings {
                 path: raw.database.path,
@@ -578,6 +603,7 @@ impl Settings {
             metrics: MetricsSettings {
                 enabled: raw.metrics.enabled,
                 bind: metrics_bind,
+                public: raw.metrics.public,
             },
             ui: UiSettings {
                 enabled: raw.ui.enabled,
