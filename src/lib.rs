@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod dialects;
 pub mod domain;
+pub mod files;
 pub mod http;
 pub mod metrics;
 pub mod startup;

@@ -6,5 +6,7 @@ use clap::Parser;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
+    // Every file keyward makes holds or guards secrets: private whatever the shell's umask.
+    keyward::files::private_umask();
     keyward::cli::run(keyward::cli::Cli::parse()).await
 }

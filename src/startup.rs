@@ -97,6 +97,7 @@ impl Application {
 
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
         let keyward = Self::open_domain(&settings).await?;
+        warn_if_readable_by_others(&settings.database.path);
         if !keyward.has_users().await? {
             bootstrap_admin(&keyward, settings.auth.admin_password.clone(), &settings.database.path).await?;
         }
@@ -229,6 +230,25 @@ impl Application {
     }
 }
 
+/// The database holds the master secret: say so at start when other users can read it.
+fn warn_if_readable_by_others(db: &Path) {
+    let db = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_owned());
+    let exposed = crate::files::readable_by_others(&crate::files::database_files(&db));
+    if exposed.is_empty() {
+        return;
+    }
+    let list: Vec<String> = exposed
+        .iter()
+        .map(|(f, mode)| format!("{} (mode {mode:04o})", f.display()))
+        .collect();
+    let names: Vec<String> = exposed.iter().map(|(f, _)| f.display().to_string()).collect();
+    log::warn!(
+        "the database is readable by other users: {}. It holds the master secret, so anyone who can read it can sign an admin token. Fix: chmod 600 {}",
+        list.join(", "),
+        names.join(" ")
+    );
+}
+
 /// Makes user `admin` in an empty database. The password comes from config or
 /// `KEYWARD_ADMIN_PASSWORD`; otherwise one is generated, written to a 0600 file beside the
 /// database (whose path is logged; the password never is) and shown on a terminal.
@@ -249,7 +269,7 @@ async fn bootstrap_admin(keyward: &Keyward, configured: Option<Secret>, db_path:
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .join(ADMIN_PASSWORD_FILE);
-        write_private(&file, password.secret().reveal())?;
+        crate::files::write_private(&file, password.secret().reveal())?;
         log::info!(
             "created user admin with a generated password; it is in {}",
             file.display()
@@ -292,20 +312,4 @@ fn tls_config(tls: &crate::config::TlsSettings) -> Result<rustls::ServerConfig, 
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| StartError::Tls(format!("server.tls: the certificate and key do not work together: {e}")))
-}
-
-/// Writes `text` to `path`, readable by the owner only.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(text.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()
 }

@@ -165,6 +165,12 @@ impl Store {
         let mut conn = if options.read_only {
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?
         } else {
+            // SQLite gives the -wal and -shm files the mode of the database file: create it
+            // private, so all three are.
+            if std::fs::symlink_metadata(path).is_err() {
+                crate::files::create_new_private(path)
+                    .map_err(|e| StoreError::new(StoreErrorKind::Unavailable, format!("creating the database file: {e}")))?;
+            }
             Connection::open(path)?
         };
         configure(&conn)?;
@@ -615,23 +621,38 @@ impl Store {
     }
 
     /// Copies the database to `target` with `VACUUM INTO`: one read transaction, so the copy
-    /// is consistent while the server keeps serving and writing. `target` must not exist.
-    /// `progress` is told the bytes written so far (polled from the file) and the expected
-    /// total, until the copy is done.
+    /// is consistent while the server keeps serving and writing. The copy is written, 0600,
+    /// in a private directory beside `target`, then moved to `target` only if nothing (no
+    /// file, no symlink) is there: it never overwrites and never follows a link, and a
+    /// failed backup leaves nothing behind. `progress` is told the bytes written so far
+    /// (polled from the file) and the expected total, until the copy is done.
     pub async fn backup_to(
         &self,
         target: &Path,
         mut progress: impl FnMut(u64, u64) + Send + 'static,
     ) -> Result<(), StoreError> {
-        if target.exists() {
-            return Err(StoreError::new(
-                StoreErrorKind::Other,
-                format!("{} exists already; backups never overwrite", target.display()),
-            ));
+        let invalid = |message: String| StoreError::new(StoreErrorKind::Other, message);
+        if std::fs::symlink_metadata(target).is_ok() {
+            return Err(invalid(format!(
+                "{} exists already; backups never overwrite",
+                target.display()
+            )));
+        }
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        if !parent.is_dir() {
+            return Err(invalid(format!("{} is not a directory", parent.display())));
         }
         let source = self.path.as_ref().clone();
         let target = target.to_owned();
         tokio::task::spawn_blocking(move || {
+            let work = crate::files::PrivateDir::beside(&target)
+                .map_err(|e| invalid(format!("cannot write in {}: {e}", parent.display())))?;
+            let copy = work.path().join("backup.db");
+            crate::files::create_new_private(&copy)
+                .map_err(|e| invalid(format!("cannot write in {}: {e}", parent.display())))?;
             let conn = Connection::open_with_flags(
                 &source,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -646,20 +667,28 @@ impl Store {
                 .map(|n| u64::try_from(n).unwrap_or(0))?;
             let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let watch = {
-                let (done, target) = (std::sync::Arc::clone(&done), target.clone());
+                let (done, copy) = (std::sync::Arc::clone(&done), copy.clone());
                 std::thread::spawn(move || {
                     while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                        let written = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
+                        let written = std::fs::metadata(&copy).map(|m| m.len()).unwrap_or(0);
                         progress(written.min(total), total);
                         std::thread::sleep(Duration::from_millis(100));
                     }
                     progress(total, total);
                 })
             };
-            let result = conn.execute("VACUUM INTO ?1", [target.to_string_lossy()]).map(|_| ());
+            // VACUUM INTO writes into an empty file that exists, keeping its mode.
+            let result = conn.execute("VACUUM INTO ?1", [copy.to_string_lossy()]).map(|_| ());
             done.store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = watch.join();
-            result.map_err(StoreError::from)
+            result?;
+            crate::files::rename_no_replace(&copy, &target).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    invalid(format!("{} exists already; backups never overwrite", target.display()))
+                } else {
+                    invalid(format!("cannot move the backup to {}: {e}", target.display()))
+                }
+            })
         })
         .await
         .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("backup task failed: {e}")))?

@@ -236,6 +236,12 @@ impl Server {
     }
 }
 
+impl From<Child> for Server {
+    fn from(child: Child) -> Self {
+        Server(child)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();

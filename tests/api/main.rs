@@ -13,6 +13,7 @@ mod crash;
 mod deploy;
 mod dialects;
 mod errors;
+mod files;
 mod hot_path;
 mod hygiene;
 mod keys;
