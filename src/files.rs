@@ -131,7 +131,10 @@ mod tests {
         let link = dir.join("secret");
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(&target, &link)?;
-        assert!(create_new_private(&link).is_err(), "a symlink is never opened for creation");
+        assert!(
+            create_new_private(&link).is_err(),
+            "a symlink is never opened for creation"
+        );
         write_private(&link, "s3cret")?;
         assert_eq!(std::fs::read_to_string(&target)?, "untouched");
         let meta = std::fs::symlink_metadata(&link)?;

@@ -40,29 +40,75 @@ impl fmt::Debug for Credential {
     }
 }
 
-/// What the headers held: nothing, something unreadable, or a credential.
+/// What the headers held: nothing, something unreadable, two different credentials, or
+/// one credential.
 #[derive(Debug)]
 pub enum Presented {
     Nothing,
     Malformed,
+    /// Two different credentials (RFC 6750 §3.1 `invalid_request`): refused rather than
+    /// resolved by header order, which would let a valid one mask a revoked one.
+    Conflicting,
     Credential(Credential),
 }
 
 impl Presented {
-    /// Reads the `Authorization` and `X-API-Key` header values (bytes as received).
-    /// `Authorization` wins when both are present.
-    pub fn from_headers(authorization: Option<&[u8]>, api_key: Option<&[u8]>) -> Presented {
-        if let Some(value) = authorization {
-            return parse_authorization(value).map_or(Presented::Malformed, Presented::Credential);
-        }
-        match api_key.map(std::str::from_utf8) {
-            None => Presented::Nothing,
-            Some(Ok(v)) if !v.trim().is_empty() && !has_space(v.trim()) => {
-                Presented::Credential(Credential::ApiKeyHeader(Secret::new(v.trim())))
+    /// Reads every `Authorization` and `X-API-Key` header value (bytes as received). The
+    /// same key sent more than once, in any of the forms, is one credential.
+    pub fn from_headers<'a>(
+        authorization: impl IntoIterator<Item = &'a [u8]>,
+        api_key: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Presented {
+        let parsed = authorization
+            .into_iter()
+            .map(parse_authorization)
+            .chain(api_key.into_iter().map(parse_api_key));
+        let mut found: Option<Credential> = None;
+        for credential in parsed {
+            let Some(credential) = credential else {
+                return Presented::Malformed;
+            };
+            match &found {
+                None => found = Some(credential),
+                Some(first) if first.same_as(&credential) => {}
+                Some(_) => return Presented::Conflicting,
             }
-            Some(_) => Presented::Malformed,
+        }
+        found.map_or(Presented::Nothing, Presented::Credential)
+    }
+}
+
+impl Credential {
+    /// The key or password it carries.
+    fn secret(&self) -> &Secret {
+        match self {
+            Credential::Bearer(s) | Credential::RawKey(s) | Credential::ApiKeyHeader(s) => s,
+            Credential::Basic { password, .. } => password,
         }
     }
+
+    /// Whether two headers carry one credential: the same key in any form, or the same
+    /// username and password twice.
+    fn same_as(&self, other: &Credential) -> bool {
+        match (self, other) {
+            (
+                Credential::Basic {
+                    username: a,
+                    password: p,
+                },
+                Credential::Basic {
+                    username: b,
+                    password: q,
+                },
+            ) => a == b && p.reveal() == q.reveal(),
+            _ => self.secret().reveal() == other.secret().reveal(),
+        }
+    }
+}
+
+fn parse_api_key(value: &[u8]) -> Option<Credential> {
+    let v = std::str::from_utf8(value).ok()?.trim();
+    (!v.is_empty() && !has_space(v)).then(|| Credential::ApiKeyHeader(Secret::new(v)))
 }
 
 /// Header values are ASCII in practice; a byte scan is all the hot path needs.
@@ -215,6 +261,11 @@ impl Keyward {
         let credential = match presented {
             Presented::Nothing => return Authentication::Done(Err(Error::Unauthenticated { presented: false })),
             Presented::Malformed => return Authentication::Done(Err(refused())),
+            Presented::Conflicting => {
+                return Authentication::Done(Err(Error::InvalidRequest(
+                    "the request carries two different credentials; send one".into(),
+                )));
+            }
             Presented::Credential(c) => c,
         };
         let started = Instant::now();
@@ -350,6 +401,29 @@ mod tests {
 
     fn parse(auth: Option<&str>, key: Option<&str>) -> Presented {
         Presented::from_headers(auth.map(str::as_bytes), key.map(str::as_bytes))
+    }
+
+    #[test]
+    fn two_different_credentials_conflict_and_one_repeated_does_not() {
+        let many = |auth: &[&str], keys: &[&str]| {
+            Presented::from_headers(auth.iter().map(|a| a.as_bytes()), keys.iter().map(|k| k.as_bytes()))
+        };
+        assert!(matches!(
+            many(&["Bearer a.b.c", "Bearer d.e.f"], &[]),
+            Presented::Conflicting
+        ));
+        assert!(matches!(many(&[], &["a.b.c", "d.e.f"]), Presented::Conflicting));
+        assert!(matches!(many(&["Bearer a.b.c"], &["d.e.f"]), Presented::Conflicting));
+        assert!(matches!(
+            many(&["Basic YWRhOnBhc3M="], &["pass"]),
+            Presented::Credential(Credential::Basic { .. })
+        ));
+        assert!(matches!(many(&["Bearer a.b.c"], &["a.b.c"]), Presented::Credential(_)));
+        assert!(matches!(
+            many(&["a.b.c", "Bearer a.b.c"], &["a.b.c"]),
+            Presented::Credential(_)
+        ));
+        assert!(matches!(many(&["Bearer a.b.c"], &[""]), Presented::Malformed));
     }
 
     #[test]

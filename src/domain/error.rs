@@ -15,6 +15,10 @@ pub enum Error {
         /// Whether the request carried a credential at all (`error="invalid_token"`).
         presented: bool,
     },
+    /// The request itself is malformed in a way RFC 6750 calls `invalid_request` (two
+    /// different credentials).
+    #[error("{0}")]
+    InvalidRequest(String),
     /// Authenticated, but this caller may not do this.
     #[error("{0}")]
     Forbidden(String),

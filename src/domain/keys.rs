@@ -474,10 +474,9 @@ impl Keyward {
     ) -> Result<Verification, Error> {
         require_verifier(caller)?;
         let check = self.view().check_key(token, now, self.signer());
-        let digest = KeyDigest::of(token);
         let on_file = self
             .store()
-            .find_key_by_lookup(digest.lookup())
+            .find_key_by_digest(KeyDigest::of(token))
             .await
             .map_err(|e| e.into_domain("reading the key failed"))?;
         let code = match (&check, &on_file) {

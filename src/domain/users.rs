@@ -248,6 +248,9 @@ impl Keyward {
     ) -> Result<UserRecord, Error> {
         require_admin(caller)?;
         let id = UserId::parse(id).ok_or(Error::NotFound)?;
+        if update.password.is_some() && id == caller.user.id {
+            refuse_own_password_with_a_key(caller)?;
+        }
         if id == caller.user.id && (update.disabled == Some(true) || update.role == Some(Role::User)) {
             return Err(Error::Conflict("an admin cannot disable or demote themself".into()));
         }
@@ -341,11 +344,7 @@ impl Keyward {
         new: Password,
         now: Timestamp,
     ) -> Result<(), Error> {
-        if matches!(caller.via, Via::ApiKey { .. }) {
-            return Err(Error::Forbidden(
-                "a password cannot be changed with an API key; log in with the password".into(),
-            ));
-        }
+        refuse_own_password_with_a_key(caller)?;
         // The same check as a sign-in: a stolen session or token cannot guess the current
         // password any faster than a login could (throttled, audited as a failed login).
         match self
@@ -403,6 +402,17 @@ impl Keyward {
             next_cursor,
         })
     }
+}
+
+/// A key never sets its own user's password, on any route: a leaked key must not become
+/// the account.
+fn refuse_own_password_with_a_key(caller: &Caller) -> Result<(), Error> {
+    if matches!(caller.via, Via::ApiKey { .. }) {
+        return Err(Error::Forbidden(
+            "a password cannot be changed with an API key; log in with the password".into(),
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn require_admin(caller: &Caller) -> Result<(), Error> {

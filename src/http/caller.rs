@@ -24,9 +24,9 @@ impl FromRequest for Caller {
         let headers = req.headers();
         let presented = Presented::from_headers(
             headers
-                .get(actix_web::http::header::AUTHORIZATION)
+                .get_all(actix_web::http::header::AUTHORIZATION)
                 .map(|v| v.as_bytes()),
-            headers.get("x-api-key").map(|v| v.as_bytes()),
+            headers.get_all("x-api-key").map(|v| v.as_bytes()),
         );
         let now = Timestamp::now();
         match state.keyward.authenticate_now(presented, now) {

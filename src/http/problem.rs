@@ -66,6 +66,12 @@ impl ResponseError for ApiError {
                 };
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
             }
+            ApiError::Domain(Error::InvalidRequest(_)) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="keyward", error="invalid_request""#),
+                );
+            }
             ApiError::Domain(Error::InsufficientScope(scope)) => {
                 let value = format!(r#"Bearer realm="keyward", error="insufficient_scope", scope="{scope}""#);
                 if let Ok(v) = HeaderValue::from_str(&value) {
@@ -90,7 +96,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::NotFound => StatusCode::NOT_FOUND,
         Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) | Error::InsufficientScope(_) => StatusCode::FORBIDDEN,
-        Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+        Error::Invalid { .. } | Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

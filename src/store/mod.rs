@@ -168,8 +168,9 @@ impl Store {
             // SQLite gives the -wal and -shm files the mode of the database file: create it
             // private, so all three are.
             if std::fs::symlink_metadata(path).is_err() {
-                crate::files::create_new_private(path)
-                    .map_err(|e| StoreError::new(StoreErrorKind::Unavailable, format!("creating the database file: {e}")))?;
+                crate::files::create_new_private(path).map_err(|e| {
+                    StoreError::new(StoreErrorKind::Unavailable, format!("creating the database file: {e}"))
+                })?;
             }
             Connection::open(path)?
         };
@@ -494,20 +495,12 @@ impl Store {
                 [now.millis()],
                 count,
             )?;
-            let mut stmt = c.prepare(&format!(
-                "SELECT id, user_id, hash, expires_at, disabled, scopes FROM keys WHERE {live}"
-            ))?;
+            let mut stmt = c.prepare(&format!("SELECT {ACTIVE_KEY_COLUMNS} FROM keys WHERE {live}"))?;
             let mut rows = stmt.query([now.millis()])?;
             while let Some(r) = rows.next()? {
-                let row = ActiveKeyRow {
-                    id: r.get(0)?,
-                    user_id: r.get(1)?,
-                    lookup: r.get::<_, KeyDigest>(2)?.lookup(),
-                    expires_at: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_millis),
-                    disabled: r.get(4)?,
-                    scopes: scopes_from(r.get(5)?),
-                };
-                sink(row, expected);
+                if let Some(row) = active_key_from_row(r)? {
+                    sink(row, expected);
+                }
             }
             Ok(sink)
         })
@@ -762,17 +755,15 @@ impl Store {
             .await
     }
 
-    /// A key by its lookup hash, revoked or not (the verify API tells revoked from unknown).
-    pub async fn find_key_by_lookup(&self, lookup: [u8; 32]) -> Result<Option<(KeyRecord, bool)>, StoreError> {
+    /// A key by its digest, revoked or not (the verify API tells revoked from unknown). An
+    /// equality on the whole digest: the unique index answers it.
+    pub async fn find_key_by_digest(&self, digest: KeyDigest) -> Result<Option<(KeyRecord, bool)>, StoreError> {
         self.read(move |c| {
-            // The unique index is on the whole 64-byte digest; its first 32 bytes are the lookup.
-            c.prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS}, revoked_at FROM keys WHERE substr(hash, 1, 32) = ?1"
-            ))?
-            .query_row([lookup.as_slice()], |r| {
-                Ok((key_from_row(r)?, r.get::<_, Option<i64>>(11)?.is_some()))
-            })
-            .optional()
+            c.prepare_cached(FIND_KEY_BY_DIGEST)?
+                .query_row([digest], |r| {
+                    Ok((key_from_row(r)?, r.get::<_, Option<i64>>(11)?.is_some()))
+                })
+                .optional()
         })
         .await
     }
@@ -953,9 +944,37 @@ fn audit_target(text: &str) -> &'static str {
     if text == "key" { "key" } else { "user" }
 }
 
-/// The `scopes` column: NULL (or unreadable) means none, i.e. the key acts as its user.
-fn scopes_from(text: Option<String>) -> Option<Vec<String>> {
-    text.and_then(|t| serde_json::from_str(&t).ok())
+/// The `scopes` column: NULL means none (the key acts as its user); a cell that cannot be
+/// read is an error, and every caller fails closed on it.
+fn scopes_from(text: Option<String>) -> Result<Option<Vec<String>>, String> {
+    match text {
+        None => Ok(None),
+        Some(t) => serde_json::from_str(&t).map(Some).map_err(|e| e.to_string()),
+    }
+}
+
+/// Columns of [`active_key_from_row`].
+const ACTIVE_KEY_COLUMNS: &str = "id, user_id, hash, expires_at, disabled, scopes";
+
+/// A key row as the in-memory view needs it; `None` (logged) when its scopes cannot be
+/// read: such a key is refused rather than given its user's full rights.
+fn active_key_from_row(r: &Row<'_>) -> rusqlite::Result<Option<ActiveKeyRow>> {
+    let id: KeyId = r.get(0)?;
+    let scopes = match scopes_from(r.get(5)?) {
+        Ok(scopes) => scopes,
+        Err(e) => {
+            log::error!("key {id}: its scopes cannot be read ({e}); the key is refused until they are repaired");
+            return Ok(None);
+        }
+    };
+    Ok(Some(ActiveKeyRow {
+        id,
+        user_id: r.get(1)?,
+        lookup: r.get::<_, KeyDigest>(2)?.lookup(),
+        expires_at: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_millis),
+        disabled: r.get(4)?,
+        scopes,
+    }))
 }
 
 /// A `count(*)` column as an unsigned number.
@@ -995,6 +1014,8 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
     })
 }
 
+const FIND_KEY_BY_DIGEST: &str = "SELECT id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, revoked_at FROM keys WHERE hash = ?1";
+
 const KEY_COLUMNS: &str =
     "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta";
 
@@ -1009,7 +1030,8 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         expires_at: r.get::<_, Option<i64>>(6)?.map(Timestamp::from_millis),
         last_used_at: r.get::<_, Option<i64>>(7)?.map(Timestamp::from_millis),
         disabled: r.get(8)?,
-        scopes: scopes_from(r.get(9)?),
+        // Unreadable scopes: no scopes at all (never the user's full rights).
+        scopes: scopes_from(r.get(9)?).unwrap_or_else(|_| Some(Vec::new())),
         meta: r
             .get::<_, String>(10)
             .ok()
@@ -1050,5 +1072,25 @@ impl FromSql for KeyDigest {
             blob_size: bytes.len(),
         })?;
         Ok(KeyDigest::from_bytes(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verify_lookup_uses_the_unique_index() -> Result<(), StoreError> {
+        let mut conn = Connection::open_in_memory()?;
+        migrations::migrate(&mut conn)?;
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {FIND_KEY_BY_DIGEST}"))?
+            .query_map([[0u8; 64].as_slice()], |r| r.get(3))?
+            .collect::<Result<_, _>>()?;
+        assert!(
+            plan.iter().any(|step| step.contains("USING INDEX")) && !plan.iter().any(|step| step.starts_with("SCAN")),
+            "{plan:?}"
+        );
+        Ok(())
     }
 }

@@ -4,8 +4,10 @@
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{ActiveKeyRow, KEY_COLUMNS, StoreError, USER_COLUMNS, configure, key_from_row, user_from_row};
-use crate::domain::{KeyId, Timestamp, UserId, UserRecord};
+use super::{
+    ACTIVE_KEY_COLUMNS, ActiveKeyRow, StoreError, USER_COLUMNS, active_key_from_row, configure, user_from_row,
+};
+use crate::domain::{KeyDigest, KeyId, Timestamp, UserId, UserRecord};
 
 /// What another process changed, ready for the view.
 pub enum Change {
@@ -62,22 +64,18 @@ impl ChangeWatcher {
                 "key" => {
                     let Some(id) = KeyId::parse(&id) else { continue };
                     let key = tx
-                        .prepare_cached(&format!("SELECT {KEY_COLUMNS}, revoked_at FROM keys WHERE id = ?1"))?
-                        .query_row(params![id], |r| Ok((key_from_row(r)?, r.get::<_, Option<i64>>(11)?)))
+                        .prepare_cached(&format!(
+                            "SELECT {ACTIVE_KEY_COLUMNS}, revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2) FROM keys WHERE id = ?1"
+                        ))?
+                        .query_row(params![id, now.millis()], |r| {
+                            Ok((active_key_from_row(r)?, r.get::<_, bool>(6)?, r.get::<_, KeyDigest>(2)?))
+                        })
                         .optional()?;
-                    if let Some((key, revoked_at)) = key {
-                        let live = revoked_at.is_none() && key.expires_at.is_none_or(|t| t > now);
-                        changes.push(if live {
-                            Change::KeyActive(ActiveKeyRow {
-                                id: key.id,
-                                user_id: key.user_id,
-                                lookup: key.digest.lookup(),
-                                expires_at: key.expires_at,
-                                disabled: key.disabled,
-                                scopes: key.scopes.clone(),
-                            })
-                        } else {
-                            Change::KeyGone(key.digest.lookup())
+                    if let Some((row, live, digest)) = key {
+                        changes.push(match row {
+                            Some(row) if live => Change::KeyActive(row),
+                            // Revoked, expired, or unreadable (refused): out of the view.
+                            _ => Change::KeyGone(digest.lookup()),
                         });
                     }
                 }

@@ -235,3 +235,49 @@ async fn repeated_bad_passwords_are_throttled_with_retry_after() {
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
     assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
 }
+
+#[tokio::test]
+async fn two_different_credentials_are_refused_and_one_key_repeated_is_not() {
+    let app = spawn_app().await;
+    let (_, good) = app.admin_key().await;
+    let (revoked_id, revoked) = app.admin_key().await;
+    let r = app
+        .bearer(Method::DELETE, &format!("/v1/keys/{revoked_id}"), &app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    let two_authorizations = app
+        .request(Method::GET, "/v1/me")
+        .header("Authorization", format!("Bearer {good}"))
+        .header("Authorization", format!("Bearer {revoked}"));
+    let two_api_keys = app
+        .request(Method::GET, "/v1/me")
+        .header("X-API-Key", good.as_str())
+        .header("X-API-Key", revoked.as_str());
+    // A valid Authorization must not mask a revoked X-API-Key.
+    let one_of_each = app
+        .request(Method::GET, "/v1/me")
+        .header("Authorization", format!("Bearer {good}"))
+        .header("X-API-Key", revoked.as_str());
+    for request in [two_authorizations, two_api_keys, one_of_each] {
+        let r = request.send().await.unwrap();
+        let www = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        problem(r, StatusCode::BAD_REQUEST).await;
+        assert_eq!(
+            www.as_deref(),
+            Some(r#"Bearer realm="keyward", error="invalid_request""#)
+        );
+    }
+
+    let same_key_twice = app
+        .request(Method::GET, "/v1/me")
+        .header("Authorization", format!("Bearer {good}"))
+        .header("X-API-Key", good.as_str())
+        .basic_auth("anything", Some(&good));
+    assert_eq!(same_key_twice.send().await.unwrap().status(), StatusCode::OK);
+}

@@ -79,7 +79,12 @@ async fn every_file_keyward_writes_is_private_whatever_the_umask() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    for name in ["keyward.db", "keyward.db-wal", "keyward.db-shm", "keyward-admin-password"] {
+    for name in [
+        "keyward.db",
+        "keyward.db-wal",
+        "keyward.db-shm",
+        "keyward-admin-password",
+    ] {
         assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");
     }
 
@@ -111,7 +116,9 @@ fn a_backup_never_follows_a_symlink_and_names_a_missing_directory() {
     assert!(!out.status.success());
     assert!(!victim.exists(), "nothing was created through the link");
 
-    let out = under_umask_022(dir.path(), &["backup", "no/such/dir/copy.db"]).output().unwrap();
+    let out = under_umask_022(dir.path(), &["backup", "no/such/dir/copy.db"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no/such/dir"), "{stderr}");

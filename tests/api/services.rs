@@ -464,3 +464,34 @@ async fn with_hs256_the_jwks_is_empty() {
         .unwrap();
     assert_eq!(jwks, json!({"keys": []}));
 }
+
+#[tokio::test]
+async fn a_key_whose_scopes_cannot_be_read_is_refused_not_given_full_rights() {
+    let app = spawn_app().await;
+    let scoped = app
+        .create_key(&app.admin.clone(), json!({"name": "reader", "scopes": ["keys:read"]}))
+        .await;
+    let (id, key) = (
+        scoped["id"].as_str().unwrap().to_owned(),
+        scoped["key"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(app.me_status(&key).await, StatusCode::OK);
+    let app = app
+        .restart_with(|settings| {
+            let db = rusqlite::Connection::open(&settings.database.path).unwrap();
+            db.execute("UPDATE keys SET scopes = 'not json [' WHERE id = ?1", [&id])
+                .unwrap();
+        })
+        .await;
+    assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
+    let r = app
+        .bearer(Method::POST, "/v1/keys", &key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "never the user's full rights");
+    // Listed with no scopes at all (not null, which would mean "acts as its user").
+    let listed = app.get_json(&format!("/v1/keys/{id}"), &app.admin).await;
+    assert_eq!(listed["scopes"], json!([]));
+}

@@ -240,3 +240,41 @@ async fn an_admin_cannot_delete_disable_or_demote_themself() {
     let r = app.bearer(Method::DELETE, &path, &app.admin).send().await.unwrap();
     problem(r, StatusCode::CONFLICT).await;
 }
+
+#[tokio::test]
+async fn a_key_never_sets_its_own_users_password_on_any_route() {
+    let app = spawn_app().await;
+    let (_, key) = app.admin_key().await;
+    let me = app.get_json("/v1/me", &app.admin).await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .bearer(Method::PATCH, &format!("/v1/users/{me}"), &key)
+        .json(&json!({"password": "taken over by a key"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::FORBIDDEN).await;
+    assert_eq!(
+        app.me_status(&basic("admin", "taken over by a key")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // The same key may still reset another user's password (the admin's job), and may
+    // change its own user's other fields.
+    let (ada, _) = app.user("ada").await;
+    let r = app
+        .bearer(Method::PATCH, &format!("/v1/users/{ada}"), &key)
+        .json(&json!({"password": "ada's new password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .bearer(Method::PATCH, &format!("/v1/users/{me}"), &key)
+        .json(&json!({"email": "root@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
