@@ -65,9 +65,7 @@ async fn main() {
             in_flight.spawn(async move {
                 let request = NewKeyRequest {
                     name: Some(keyward::domain::KeyName::parse("bench").unwrap()),
-                    expires: None,
-                    scopes: None,
-                    meta: None,
+                    ..NewKeyRequest::default()
                 };
                 kw.mint_key(&caller, None, request, Timestamp::now())
                     .await

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::domain::{
-    Email, Error, Expiry, KeyName, Keyward, NewKeyRequest, NewUserRequest, Password, Role, Secret, Timestamp,
+    Email, Error, Expiry, KeyName, Keyward, NewKeyRequest, NewUserRequest, Password, Role, Scopes, Secret, Timestamp,
     UserUpdate, Username,
 };
 use crate::{Application, telemetry};
@@ -92,6 +92,10 @@ enum KeyCommand {
         /// "never", seconds, "90d", "One Month", an RFC 3339 time, ...
         #[arg(long)]
         expires: Option<String>,
+        /// Scopes, space or comma separated (e.g. "keys:verify"); privileged ones are
+        /// granted, as by an admin. Omitted: the key acts as its user
+        #[arg(long)]
+        scopes: Option<String>,
     },
     /// List a user's keys
     List {
@@ -282,7 +286,12 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
             kw.delete_user(&op, &id.to_string(), now).await.map_err(show)?;
             println!("deleted {username}; their keys are revoked");
         }
-        Command::Key(KeyCommand::Create { user, name, expires }) => {
+        Command::Key(KeyCommand::Create {
+            user,
+            name,
+            expires,
+            scopes,
+        }) => {
             let owner = user_id(kw, &user)?;
             let request = NewKeyRequest {
                 name: name.as_deref().map(KeyName::parse).transpose().map_err(show)?,
@@ -291,8 +300,18 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
                     .map(Expiry::parse)
                     .transpose()
                     .map_err(|e| format!("expires: {e}"))?,
-                scopes: None,
-                meta: None,
+                scopes: scopes
+                    .map(|s| {
+                        Scopes::parse(
+                            s.split([' ', ','])
+                                .filter(|x| !x.is_empty())
+                                .map(str::to_owned)
+                                .collect(),
+                        )
+                    })
+                    .transpose()
+                    .map_err(show)?,
+                ..NewKeyRequest::default()
             };
             let minted = kw.mint_key(&op, Some(owner), request, now).await.map_err(show)?;
             eprintln!("created key {} for {user}; it is shown this once:", minted.record.id);

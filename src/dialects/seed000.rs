@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Caller, KeyName, KeyRecord, NewKeyRequest, Timestamp, UserRecord};
 use crate::http::body::Json;
+use crate::http::caller::KeyWriter;
 use crate::http::caller::Owner;
 use crate::http::problem::ApiError;
 use crate::http::{AppState, key_id};
@@ -60,7 +61,7 @@ struct List<'a> {
 /// `POST /1/users/{user_id}/apiKeys` → 200 with the key (`api_key`) this once.
 async fn create(
     state: web::Data<AppState>,
-    caller: Caller,
+    KeyWriter(caller): KeyWriter,
     Owner(owner): Owner,
     Json(body): Json<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -70,6 +71,7 @@ async fn create(
         expires: None,
         scopes: None,
         meta: None,
+        ..NewKeyRequest::default()
     };
     let minted = state
         .keyward
@@ -105,7 +107,7 @@ async fn get(
 async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    KeyWriter(caller): KeyWriter,
     Owner(owner): Owner,
 ) -> Result<HttpResponse, ApiError> {
     state

@@ -8,8 +8,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Caller, Error, Expiry, KeyName, KeyRecord, NewKeyRequest, Timestamp};
+use crate::domain::{Caller, Error, Expiry, KeyName, KeyPatch, KeyRecord, NewKeyRequest, Timestamp};
 use crate::http::body::JsonOrForm;
+use crate::http::caller::KeyWriter;
 use crate::http::problem::ApiError;
 use crate::http::{AppState, key_id};
 
@@ -117,7 +118,7 @@ async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse
 /// `POST /api/apikey` (`label`, `expires`) → `ADDED` with the key.
 async fn create(
     state: web::Data<AppState>,
-    caller: Caller,
+    KeyWriter(caller): KeyWriter,
     JsonOrForm(body): JsonOrForm<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let expires = body
@@ -131,6 +132,7 @@ async fn create(
         expires,
         scopes: None,
         meta: None,
+        ..NewKeyRequest::default()
     };
     let minted = state.keyward.mint_key(&caller, None, request, Timestamp::now()).await?;
     Ok(HttpResponse::Ok()
@@ -154,18 +156,17 @@ async fn get(req: HttpRequest, state: web::Data<AppState>, caller: Caller) -> Re
 async fn update(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    KeyWriter(caller): KeyWriter,
     JsonOrForm(body): JsonOrForm<UpdateRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    match label(body.label.as_deref())? {
-        Some(name) => {
-            state
-                .keyward
-                .rename_key(&caller, None, key_id(&req), Some(name), Timestamp::now())
-                .await?
-        }
-        None => state.keyward.get_key(&caller, None, key_id(&req)).await?,
+    let patch = KeyPatch {
+        name: label(body.label.as_deref())?.map(Some),
+        ..KeyPatch::default()
     };
+    state
+        .keyward
+        .update_key(&caller, None, key_id(&req), patch, Timestamp::now())
+        .await?;
     Ok(HttpResponse::Ok().json(Outcome {
         code: "UPDATED",
         message: "APIKey has been updated",
@@ -174,7 +175,11 @@ async fn update(
 }
 
 /// `DELETE /api/apikey/{id}` → `REMOVED`.
-async fn delete(req: HttpRequest, state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    KeyWriter(caller): KeyWriter,
+) -> Result<HttpResponse, ApiError> {
     state
         .keyward
         .revoke_key(&caller, None, key_id(&req), Timestamp::now())

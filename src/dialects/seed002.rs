@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Caller, Error, KeyName, NewKeyRequest, Timestamp};
 use crate::http::body::Json;
+use crate::http::caller::KeyWriter;
 use crate::http::problem::ApiError;
 use crate::http::{AppState, key_id};
 
@@ -54,7 +55,7 @@ struct Deleted {
 /// `POST /api/v1/apikey` → `{"ok": true, "id", "key"}`.
 async fn create(
     state: web::Data<AppState>,
-    caller: Caller,
+    KeyWriter(caller): KeyWriter,
     Json(body): Json<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let username = body
@@ -62,18 +63,11 @@ async fn create(
         .filter(|u| !u.is_empty())
         .ok_or_else(|| Error::invalid("username", "is required"))?;
     let owner = state.keyward.user_id_by_login(&caller, &username)?;
-    let name = match body.name {
-        Some(name) => KeyName::parse(&name)?,
-        None => KeyName::parse(&format!(
-            "key#{}",
-            state.keyward.count_keys_ever(&caller, Some(owner)).await? + 1
-        ))?,
-    };
+    // Without a name: `key#N`, N counted when the key is stored (race-free).
     let request = NewKeyRequest {
-        name: Some(name),
-        expires: None,
-        scopes: None,
-        meta: None,
+        name: body.name.as_deref().map(KeyName::parse).transpose()?,
+        numbered: true,
+        ..NewKeyRequest::default()
     };
     let minted = state
         .keyward
@@ -103,7 +97,11 @@ async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse
 }
 
 /// `DELETE /api/v1/apikey/{id}` → `{"result": "DELETED", "ok": true}`.
-async fn delete(req: HttpRequest, state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    KeyWriter(caller): KeyWriter,
+) -> Result<HttpResponse, ApiError> {
     state
         .keyward
         .revoke_key(&caller, None, key_id(&req), Timestamp::now())

@@ -6,7 +6,7 @@
 use super::service::{Caller, Keyward, Via};
 use super::view::KeyCheck;
 use super::{Error, Expiry, KeyId, Secret, Timestamp, UserId};
-use crate::store::{ActiveKeyRow, KeyUpdate};
+use crate::store::{ActiveKeyRow, KeyChanges};
 
 /// Default page size of key and user lists, and the largest one may ask for.
 pub const DEFAULT_PAGE: u32 = 50;
@@ -85,6 +85,8 @@ pub struct KeyRecord {
     pub scopes: Option<Vec<String>>,
     /// Free-form JSON object given at creation (at most 4 KiB).
     pub meta: serde_json::Value,
+    /// The privileged scopes of `scopes` an admin granted: only these are honoured.
+    pub grants: Vec<String>,
 }
 
 impl std::fmt::Debug for KeyDigest {
@@ -93,13 +95,54 @@ impl std::fmt::Debug for KeyDigest {
     }
 }
 
+#[derive(Default)]
 pub struct NewKeyRequest {
     pub name: Option<KeyName>,
+    /// Without a name, name the key `key#N` (seed 002), N counted when it is stored.
+    pub numbered: bool,
     /// `None`: the configured default lifetime.
     pub expires: Option<Expiry>,
     /// `None`: the key acts as its user.
     pub scopes: Option<Scopes>,
     pub meta: Option<Meta>,
+    /// The key this one replaces (rotation): its privileged scopes may be carried over,
+    /// granted only as they were.
+    pub replaces: Option<Held>,
+}
+
+/// The scopes a key holds and the privileged ones granted to it, when a change or a
+/// replacement carries them over.
+#[derive(Clone, Debug, Default)]
+pub struct Held {
+    pub scopes: Vec<String>,
+    pub grants: Vec<String>,
+}
+
+impl Held {
+    fn of(key: &KeyRecord) -> Held {
+        Held {
+            scopes: key.scopes.clone().unwrap_or_default(),
+            grants: key.grants.clone(),
+        }
+    }
+}
+
+/// What `PATCH` changes about a key; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct KeyPatch {
+    /// `Some(None)` clears the name.
+    pub name: Option<Option<KeyName>>,
+    pub disabled: Option<bool>,
+    /// `Some(None)`: the key acts as its user again.
+    pub scopes: Option<Option<Scopes>>,
+}
+
+/// Scopes only an admin may grant: a key holding one is honoured for it only if an admin
+/// granted it (the grant is recorded with the key).
+pub const PRIVILEGED_SCOPES: [&str; 3] = ["keys:verify", "users:admin", "metrics:read"];
+
+pub fn is_privileged(scope: &str) -> bool {
+    PRIVILEGED_SCOPES.contains(&scope)
 }
 
 /// A key's scopes: 1 to 32 distinct names of 1 to 64 of `A-Z a-z 0-9 : _ . - *`.
@@ -158,6 +201,17 @@ pub struct KeyPage {
     pub keys: Vec<KeyRecord>,
     pub total: u64,
     pub next_cursor: Option<KeyId>,
+}
+
+/// Largest (and default) page of the revocation feed.
+pub const FEED_PAGE: u32 = 1000;
+
+/// A page of the offline revocation feed.
+pub struct RevocationFeed {
+    pub entries: Vec<crate::store::FeedEntry>,
+    /// The cursor to ask with next time.
+    pub next: String,
+    pub more: bool,
 }
 
 /// The verify API's verdict codes.
@@ -223,6 +277,51 @@ fn parse_key_id(id: &str) -> Result<KeyId, Error> {
     KeyId::parse(id).ok_or(Error::NotFound)
 }
 
+/// The audit detail of a key's scopes: which it has and which privileged ones were granted.
+fn scopes_detail(key: &KeyRecord) -> Option<String> {
+    let scopes = key.scopes.as_ref()?;
+    let mut detail = format!("scopes={}", scopes.join(" "));
+    if !key.grants.is_empty() {
+        detail.push_str(&format!("; granted={}", key.grants.join(" ")));
+    }
+    Some(detail)
+}
+
+/// Who may give a key `scopes`, and which privileged scopes it is granted.
+///
+/// A request made with a scoped key gives only scopes that key holds (and never "acts as
+/// its user"). An admin grants every privileged scope they give. Anyone else may give a
+/// privileged scope only by carrying it over from the key being changed or replaced
+/// (`held`), where it stays granted exactly if it was; any other is refused (403).
+fn grants_for(caller: &Caller, scopes: Option<&Scopes>, held: Option<&Held>) -> Result<Vec<String>, Error> {
+    if let Via::ApiKey { scopes: Some(own), .. } = &caller.via {
+        let within = scopes.is_some_and(|s| s.as_slice().iter().all(|x| own.contains(x)));
+        if !within {
+            return Err(Error::Forbidden(
+                "a key with scopes can only make keys with some of its own scopes".into(),
+            ));
+        }
+    }
+    let privileged = scopes
+        .map_or(&[][..], Scopes::as_slice)
+        .iter()
+        .filter(|x| is_privileged(x));
+    if caller.is_admin() {
+        return Ok(privileged.cloned().collect());
+    }
+    let held = held.cloned().unwrap_or_default();
+    let mut grants = Vec::new();
+    for scope in privileged {
+        if !held.scopes.contains(scope) {
+            return Err(Error::Forbidden(format!("only an admin may grant the scope {scope}")));
+        }
+        if held.grants.contains(scope) {
+            grants.push(scope.clone());
+        }
+    }
+    Ok(grants)
+}
+
 impl Keyward {
     /// Makes a key for `owner` (the caller when `None`).
     ///
@@ -235,6 +334,30 @@ impl Keyward {
         request: NewKeyRequest,
         now: Timestamp,
     ) -> Result<MintedKey, Error> {
+        let numbered = request.numbered;
+        let (record, secret) = self.prepare_key(caller, owner, request, now)?;
+        let view = self.view().clone();
+        let mut audit = caller.audit("key.create", Some(("key", record.id.to_string())), now);
+        audit.detail = scopes_detail(&record);
+        let record = self
+            .store()
+            .insert_key(record, numbered, audit, move |key| {
+                view.insert_key(ActiveKeyRow::of(key), true)
+            })
+            .await
+            .map_err(|e| e.into_domain("the key could not be stored"))?;
+        Ok(MintedKey { record, secret })
+    }
+
+    /// Checks a request for a new key against the caller's rights and the configured
+    /// lifetimes, and signs the key: its record (not yet stored) and the key itself.
+    fn prepare_key(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        request: NewKeyRequest,
+        now: Timestamp,
+    ) -> Result<(KeyRecord, Secret), Error> {
         caller.require_scope("keys:write")?;
         let owner = self.owner_for(caller, owner)?;
         let expiry = request.expires.unwrap_or_else(|| self.config().default_lifetime.into());
@@ -273,27 +396,15 @@ impl Keyward {
             ));
         }
 
-        // A key with scopes can only make keys with some of its own scopes.
-        if let Via::ApiKey { scopes: Some(own), .. } = &caller.via {
-            let within = request
-                .scopes
-                .as_ref()
-                .is_some_and(|s| s.as_slice().iter().all(|x| own.contains(x)));
-            if !within {
-                return Err(Error::Forbidden(
-                    "a key with scopes can only make keys with some of its own scopes".into(),
-                ));
-            }
-        }
+        let grants = grants_for(caller, request.scopes.as_ref(), request.replaces.as_ref())?;
 
         let id = KeyId::generate()?;
         let secret = self.signer().sign_key(id, owner, now, expires_at)?;
-        let digest = KeyDigest::of(secret.reveal());
         let record = KeyRecord {
             id,
             user_id: owner,
             name: request.name.map(|n| n.0),
-            digest,
+            digest: KeyDigest::of(secret.reveal()),
             created_at: now,
             updated_at: now,
             expires_at,
@@ -301,25 +412,9 @@ impl Keyward {
             disabled: false,
             scopes: request.scopes.map(|s| s.0),
             meta: request.meta.map_or_else(|| serde_json::json!({}), |m| m.0),
+            grants,
         };
-        let view = self.view().clone();
-        let audit = caller.audit("key.create", Some(("key", id.to_string())), now);
-        let scopes = record.scopes.clone();
-        self.store()
-            .insert_key(record.clone(), audit, move || {
-                let key = ActiveKeyRow {
-                    id,
-                    user_id: owner,
-                    lookup: digest.lookup(),
-                    expires_at,
-                    disabled: false,
-                    scopes,
-                };
-                view.insert_key(key, true)
-            })
-            .await
-            .map_err(|e| e.into_domain("the key could not be stored"))?;
-        Ok(MintedKey { record, secret })
+        Ok((record, secret))
     }
 
     /// A page of `owner`'s live keys, oldest first.
@@ -400,6 +495,78 @@ impl Keyward {
         Ok(key)
     }
 
+    /// Changes a key's name, disabled flag and scopes, all in one transaction. Needs
+    /// `keys:write` before anything else, so an empty change is refused to a reader too.
+    /// A disabled key fails from the next request on.
+    pub async fn update_key(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        id: &str,
+        patch: KeyPatch,
+        now: Timestamp,
+    ) -> Result<KeyRecord, Error> {
+        caller.require_scope("keys:write")?;
+        let owner = self.owner_for(caller, owner)?;
+        let id = parse_key_id(id)?;
+        let current = self
+            .store()
+            .find_key(owner, id)
+            .await
+            .map_err(|e| e.into_domain("reading the key failed"))?
+            .ok_or(Error::NotFound)?;
+        let scopes = match patch.scopes {
+            None => None,
+            Some(scopes) => {
+                let grants = grants_for(caller, scopes.as_ref(), Some(&Held::of(&current)))?;
+                Some((scopes.map(|s| s.0), grants))
+            }
+        };
+        let changes = KeyChanges {
+            name: patch.name.map(|n| n.map(|n| n.0)),
+            disabled: patch.disabled,
+            expires_by: None,
+            scopes,
+        };
+        if changes.is_empty() {
+            let mut key = current;
+            self.view().overlay_last_used(std::slice::from_mut(&mut key));
+            return Ok(key);
+        }
+        let target = || Some(("key", id.to_string()));
+        let mut audits = Vec::new();
+        if changes.name.is_some() {
+            audits.push(caller.audit("key.rename", target(), now));
+        }
+        match changes.disabled {
+            Some(true) => audits.push(caller.audit("key.disable", target(), now)),
+            Some(false) => audits.push(caller.audit("key.enable", target(), now)),
+            None => {}
+        }
+        if let Some((scopes, grants)) = &changes.scopes {
+            let mut audit = caller.audit("key.update", target(), now);
+            audit.detail = scopes_detail(&KeyRecord {
+                scopes: scopes.clone(),
+                grants: grants.clone(),
+                ..current.clone()
+            });
+            audits.push(audit);
+        }
+        let view = self.view().clone();
+        let mut key = self
+            .store()
+            .update_key(owner, id, changes, now, audits, move |key| {
+                if let Some(key) = key {
+                    view.update_key(key);
+                }
+            })
+            .await
+            .map_err(|e| e.into_domain("the key could not be changed"))?
+            .ok_or(Error::NotFound)?;
+        self.view().overlay_last_used(std::slice::from_mut(&mut key));
+        Ok(key)
+    }
+
     /// Relabels a key; `None` clears the name.
     pub async fn rename_key(
         &self,
@@ -409,28 +576,14 @@ impl Keyward {
         name: Option<KeyName>,
         now: Timestamp,
     ) -> Result<KeyRecord, Error> {
-        caller.require_scope("keys:write")?;
-        let owner = self.owner_for(caller, owner)?;
-        let id = parse_key_id(id)?;
-        let mut key = self
-            .store()
-            .update_key(
-                owner,
-                id,
-                KeyUpdate::Name(name.map(|n| n.0)),
-                now,
-                caller.audit("key.rename", Some(("key", id.to_string())), now),
-                |_| {},
-            )
-            .await
-            .map_err(|e| e.into_domain("the key could not be renamed"))?
-            .ok_or(Error::NotFound)?;
-        self.view().overlay_last_used(std::slice::from_mut(&mut key));
-        Ok(key)
+        let patch = KeyPatch {
+            name: Some(name),
+            ..KeyPatch::default()
+        };
+        self.update_key(caller, owner, id, patch, now).await
     }
 
-    /// Disables or enables a key without deleting it; a disabled key fails from the next
-    /// request on.
+    /// Disables or enables a key without deleting it.
     pub async fn set_key_disabled(
         &self,
         caller: &Caller,
@@ -439,27 +592,11 @@ impl Keyward {
         disabled: bool,
         now: Timestamp,
     ) -> Result<KeyRecord, Error> {
-        caller.require_scope("keys:write")?;
-        let owner = self.owner_for(caller, owner)?;
-        let id = parse_key_id(id)?;
-        let view = self.view().clone();
-        let action = if disabled { "key.disable" } else { "key.enable" };
-        self.store()
-            .update_key(
-                owner,
-                id,
-                KeyUpdate::Disabled(disabled),
-                now,
-                caller.audit(action, Some(("key", id.to_string())), now),
-                move |key| {
-                    if let Some(key) = key {
-                        view.set_key_disabled(key.digest.lookup(), disabled);
-                    }
-                },
-            )
-            .await
-            .map_err(|e| e.into_domain("the key could not be changed"))?
-            .ok_or(Error::NotFound)
+        let patch = KeyPatch {
+            disabled: Some(disabled),
+            ..KeyPatch::default()
+        };
+        self.update_key(caller, owner, id, patch, now).await
     }
 
     /// `POST /v1/verify`: what keyward says of a presented key, for a service checking its
@@ -503,8 +640,9 @@ impl Keyward {
         Ok(Verification { code, key, username })
     }
 
-    /// Replaces a key: a new key with the same name, scopes and meta (and the same lifetime,
-    /// counted from now), while the old one keeps working for `grace`, then fails.
+    /// Replaces a key: a new key with the same name, scopes, grants and meta (and the same
+    /// lifetime, counted from now), while the old one keeps working for `grace`, then
+    /// fails. One transaction: either both happen or neither.
     pub async fn rotate_key(
         &self,
         caller: &Caller,
@@ -513,6 +651,7 @@ impl Keyward {
         grace: std::time::Duration,
         now: Timestamp,
     ) -> Result<MintedKey, Error> {
+        caller.require_scope("keys:write")?;
         let old = self.get_key(caller, owner, id).await?;
         let expires = match old.expires_at {
             None => Some(Expiry::Never),
@@ -526,36 +665,76 @@ impl Keyward {
             expires,
             scopes: old.scopes.clone().map(Scopes),
             meta: Some(Meta(old.meta.clone())),
+            replaces: Some(Held::of(&old)),
+            ..NewKeyRequest::default()
         };
-        let minted = self.mint_key(caller, Some(old.user_id), request, now).await?;
-        let until = Timestamp::from_secs(now.plus(grace).secs());
+        let (record, secret) = self.prepare_key(caller, Some(old.user_id), request, now)?;
+        // To the millisecond: never shorter than asked.
+        let until = now.plus(grace);
+        let mut create = caller.audit("key.create", Some(("key", record.id.to_string())), now);
+        create.detail = scopes_detail(&record);
+        let mut rotate = caller.audit("key.rotate", Some(("key", old.id.to_string())), now);
+        rotate.detail = Some(format!("replaced by {}; ends {}", record.id, until.rfc3339()));
         let view = self.view().clone();
-        self.store()
-            .update_key(
-                old.user_id,
-                old.id,
-                KeyUpdate::ExpiresBy(until),
-                now,
-                caller.audit("key.rotate", Some(("key", old.id.to_string())), now),
-                move |key| {
-                    if let Some(key) = key {
-                        view.set_key_expiry(key.digest.lookup(), key.expires_at);
-                    }
-                },
-            )
+        let (record, _) = self
+            .store()
+            .rotate_key(old.user_id, old.id, until, record, [create, rotate], move |done| {
+                if let Some((new, old)) = done {
+                    view.insert_key(ActiveKeyRow::of(new), true);
+                    view.update_key(old);
+                }
+            })
             .await
-            .map_err(|e| e.into_domain("the old key could not be changed"))?;
-        Ok(minted)
+            .map_err(|e| e.into_domain("the key could not be rotated"))?
+            .ok_or(Error::NotFound)?;
+        Ok(MintedKey { record, secret })
     }
 
-    /// Revocations since `since`, for services that verify keys offline; the same callers as
-    /// [`Self::verify_key`].
-    pub async fn revocations(&self, caller: &Caller, since: Timestamp) -> Result<Vec<(KeyId, Timestamp)>, Error> {
+    /// Revocations since `since` (the older feed, kept for older clients): revoked keys only.
+    /// The same callers as [`Self::verify_key`].
+    pub async fn revocations(
+        &self,
+        caller: &Caller,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(KeyId, Timestamp)>, Error> {
         require_verifier(caller)?;
         self.store()
-            .revocations_since(since, 10_000)
+            .revocations_since(since, limit)
             .await
             .map_err(|e| e.into_domain("reading revocations failed"))
+    }
+
+    /// The offline revocation feed, in commit order, after `after` (a `next` of an earlier
+    /// page; `None`: from the beginning): every change that ends or limits a key for a
+    /// service verifying keys offline. The same callers as [`Self::verify_key`].
+    pub async fn revocation_feed(
+        &self,
+        caller: &Caller,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<RevocationFeed, Error> {
+        require_verifier(caller)?;
+        let after = match after {
+            None => 0,
+            Some(text) => text
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| Error::invalid("after", "not a cursor from an earlier answer (its \"next\")"))?,
+        };
+        let limit = match limit {
+            None => FEED_PAGE,
+            Some(n) if (1..=FEED_PAGE).contains(&n) => n,
+            Some(_) => return Err(Error::invalid("limit", format!("must be 1 to {FEED_PAGE}"))),
+        };
+        let (entries, more) = self
+            .store()
+            .revocation_feed(after, limit)
+            .await
+            .map_err(|e| e.into_domain("reading the revocation feed failed"))?;
+        let next = entries.last().map_or(after, |e| e.seq).to_string();
+        Ok(RevocationFeed { entries, next, more })
     }
 
     /// Revokes a key. When this returns, the key already fails verification.
@@ -601,15 +780,6 @@ impl Keyward {
             .map_err(|e| e.into_domain("reading the key failed"))?
             .ok_or(Error::NotFound)?;
         self.revoke_key(caller, Some(owner), id, now).await
-    }
-
-    /// How many keys `owner` has ever had, revoked ones included.
-    pub async fn count_keys_ever(&self, caller: &Caller, owner: Option<UserId>) -> Result<u64, Error> {
-        let owner = self.owner_for(caller, owner)?;
-        self.store()
-            .count_keys_ever(owner)
-            .await
-            .map_err(|e| e.into_domain("counting keys failed"))
     }
 }
 

@@ -23,7 +23,8 @@ pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, parse_byte_size, parse_grace
 pub(crate) use ids::hex;
 pub use ids::{KeyId, UserId};
 pub use keys::{
-    KeyDigest, KeyName, KeyPage, KeyRecord, Meta, MintedKey, NewKeyRequest, Scopes, Verification, VerifyCode,
+    KeyDigest, KeyName, KeyPage, KeyPatch, KeyRecord, Meta, MintedKey, NewKeyRequest, PRIVILEGED_SCOPES,
+    RevocationFeed, Scopes, Verification, VerifyCode, is_privileged,
 };
 pub use passwords::Password;
 pub use secret::Secret;

@@ -263,24 +263,22 @@ impl KeyView {
         insert_locked(&mut self.inner.write(), key, signature_checked);
     }
 
-    /// Moves a key's expiry (rotation's grace period).
-    pub fn set_key_expiry(&self, lookup: [u8; 32], expires_at: Option<Timestamp>) {
+    /// Brings a key's entry up to its record just committed (expiry, disabled, scopes),
+    /// keeping what this process knows of it (signature checked, last use).
+    pub fn update_key(&self, key: &super::KeyRecord) {
         let mut inner = self.inner.write();
-        if let Some(entry) = inner.keys.get_mut(&Lookup(lookup)) {
-            entry.expires_at = expires_at.map_or(i64::MAX, Timestamp::millis);
+        let Some(mut entry) = inner.keys.remove(&Lookup(key.digest.lookup())) else {
+            return;
+        };
+        entry.expires_at = key.expires_at.map_or(i64::MAX, Timestamp::millis);
+        let flags = entry.flags.get_mut();
+        if key.disabled {
+            *flags |= DISABLED;
+        } else {
+            *flags &= !DISABLED;
         }
-    }
-
-    /// Marks a key disabled or enabled: from the next request on.
-    pub fn set_key_disabled(&self, lookup: [u8; 32], disabled: bool) {
-        let inner = self.inner.read();
-        if let Some(entry) = inner.keys.get(&Lookup(lookup)) {
-            if disabled {
-                entry.flags.fetch_or(DISABLED, Ordering::AcqRel);
-            } else {
-                entry.flags.fetch_and(!DISABLED, Ordering::AcqRel);
-            }
-        }
+        set_scopes(&mut inner, &mut entry, key.scopes.clone(), &key.grants);
+        inner.keys.insert(Lookup(key.digest.lookup()), entry);
     }
 
     /// Drops keys just revoked: from here on they fail.
@@ -367,16 +365,27 @@ fn insert_locked(inner: &mut Inner, key: ActiveKeyRow, signature_checked: bool) 
         return;
     };
     let mut entry = entry(key.id, slot, key.expires_at, key.disabled, signature_checked);
-    match key.scopes {
+    set_scopes(inner, &mut entry, key.scopes, &key.grants);
+    inner.keys.insert(Lookup(key.lookup), entry);
+}
+
+/// Records what a key may do: its scopes, less any privileged one no admin granted (so a
+/// key holding only such a scope can do nothing that needs a scope, never everything).
+fn set_scopes(inner: &mut Inner, entry: &mut KeyEntry, scopes: Option<Vec<String>>, grants: &[String]) {
+    match scopes {
         Some(scopes) => {
             *entry.flags.get_mut() |= SCOPED;
-            inner.scopes.insert(key.id, scopes.into());
+            let honoured: Arc<[String]> = scopes
+                .into_iter()
+                .filter(|s| !super::keys::is_privileged(s) || grants.contains(s))
+                .collect();
+            inner.scopes.insert(entry.id, honoured);
         }
         None => {
-            inner.scopes.remove(&key.id);
+            *entry.flags.get_mut() &= !SCOPED;
+            inner.scopes.remove(&entry.id);
         }
     }
-    inner.keys.insert(Lookup(key.lookup), entry);
 }
 
 fn entry(id: KeyId, user: u32, expires_at: Option<Timestamp>, disabled: bool, signature_checked: bool) -> KeyEntry {

@@ -122,6 +122,25 @@ impl FromRequest for Owner {
     }
 }
 
+/// A caller whose credential may write keys (`keys:write`): a key without it gets 403
+/// before the body is read, so a reader learns nothing from a write route. (The domain
+/// checks again.)
+pub struct KeyWriter(pub Caller);
+
+impl FromRequest for KeyWriter {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<KeyWriter, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(req, payload);
+        Box::pin(async move {
+            let caller = caller.await?;
+            caller.require_scope("keys:write")?;
+            Ok(KeyWriter(caller))
+        })
+    }
+}
+
 /// A caller who is an admin; anyone else gets 403 before the body is even read. (The domain
 /// checks again: this only makes the refusal come first.)
 pub struct Admin(pub Caller);

@@ -4,11 +4,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::body::Json;
-use super::caller::Owner;
+use super::caller::{KeyWriter, Owner};
 use super::problem::ApiError;
 use super::{AppState, PageQuery, key_id};
 use crate::domain::{
-    Caller, Error, Expiry, KeyName, KeyRecord, Meta, MintedKey, NewKeyRequest, Scopes, Timestamp, parse_grace,
+    Caller, Error, Expiry, KeyName, KeyPatch, KeyRecord, Meta, MintedKey, NewKeyRequest, Scopes, Timestamp, parse_grace,
 };
 
 pub fn scope(path: &str) -> actix_web::Scope {
@@ -16,7 +16,7 @@ pub fn scope(path: &str) -> actix_web::Scope {
         .route("", web::post().to(create))
         .route("", web::get().to(list))
         .route("/{key_id}", web::get().to(get))
-        .route("/{key_id}", web::patch().to(rename))
+        .route("/{key_id}", web::patch().to(update))
         .route("/{key_id}", web::delete().to(revoke))
         .route("/{key_id}/rotate", web::post().to(rotate))
 }
@@ -105,7 +105,7 @@ pub struct ListResponse {
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    KeyWriter(caller): KeyWriter,
     Owner(owner): Owner,
     Json(body): Json<CreateKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -114,6 +114,7 @@ pub async fn create(
         expires: parse_expires(body.expires.as_ref())?,
         scopes: body.scopes.map(Scopes::parse).transpose()?,
         meta: body.meta.map(Meta::parse).transpose()?,
+        ..NewKeyRequest::default()
     };
     let minted = state
         .keyward
@@ -167,38 +168,36 @@ pub async fn get(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RenameKeyRequest {
+pub struct UpdateKeyRequest {
     name: Option<String>,
     /// Disable (`true`) or enable (`false`) the key without deleting it.
     disabled: Option<bool>,
+    /// Replace the key's scopes; `null`: it acts as its user again. The same rules as on
+    /// create: a key gives only scopes it holds, and privileged ones need an admin.
+    #[serde(default, deserialize_with = "super::body::double_option")]
+    #[schema(value_type = Option<Vec<String>>)]
+    scopes: Option<Option<Vec<String>>>,
 }
 
-#[utoipa::path(patch, path = "/v1/keys/{key_id}", tag = "keys", params(("key_id" = String, Path)), request_body = RenameKeyRequest,
-    responses((status = 200, body = KeyJson), (status = 400, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem)))]
-pub async fn rename(
+/// `PATCH /v1/keys/{id}`: every field given changes, in one transaction.
+#[utoipa::path(patch, path = "/v1/keys/{key_id}", tag = "keys", params(("key_id" = String, Path)), request_body = UpdateKeyRequest,
+    responses((status = 200, body = KeyJson), (status = 400, body = crate::http::problem::Problem), (status = 403, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem)))]
+pub async fn update(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    KeyWriter(caller): KeyWriter,
     Owner(owner): Owner,
-    Json(body): Json<RenameKeyRequest>,
+    Json(body): Json<UpdateKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = Timestamp::now();
-    let name = body.name.as_deref().map(KeyName::parse).transpose()?;
-    if let Some(disabled) = body.disabled {
-        state
-            .keyward
-            .set_key_disabled(&caller, owner, key_id(&req), disabled, now)
-            .await?;
-    }
-    let key = match name {
-        Some(name) => {
-            state
-                .keyward
-                .rename_key(&caller, owner, key_id(&req), Some(name), now)
-                .await?
-        }
-        None => state.keyward.get_key(&caller, owner, key_id(&req)).await?,
+    let patch = KeyPatch {
+        name: body.name.as_deref().map(KeyName::parse).transpose()?.map(Some),
+        disabled: body.disabled,
+        scopes: body.scopes.map(|s| s.map(Scopes::parse).transpose()).transpose()?,
     };
+    let key = state
+        .keyward
+        .update_key(&caller, owner, key_id(&req), patch, Timestamp::now())
+        .await?;
     Ok(HttpResponse::Ok().json(KeyJson::from(&key)))
 }
 
@@ -207,7 +206,7 @@ pub async fn rename(
 pub async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    KeyWriter(caller): KeyWriter,
     Owner(owner): Owner,
 ) -> Result<HttpResponse, ApiError> {
     state
@@ -233,7 +232,7 @@ pub struct RotateKeyRequest {
 pub async fn rotate(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller,
+    KeyWriter(caller): KeyWriter,
     Owner(owner): Owner,
     Json(body): Json<RotateKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {

@@ -63,7 +63,7 @@ fn list_for_user() {}
 #[utoipa::path(get, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 200, body = keys::KeyJson), (status = 404, body = super::problem::Problem)))]
 #[allow(dead_code)]
 fn get_for_user() {}
-#[utoipa::path(patch, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::RenameKeyRequest, responses((status = 200, body = keys::KeyJson), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(patch, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::UpdateKeyRequest, responses((status = 200, body = keys::KeyJson), (status = 404, body = super::problem::Problem)))]
 #[allow(dead_code)]
 fn rename_for_user() {}
 #[utoipa::path(delete, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 204), (status = 404, body = super::problem::Problem)))]
@@ -104,7 +104,7 @@ impl utoipa::Modify for Credentials {
     info(title = "keyward", description = "A self-hosted API key server: the native API under /v1."),
     paths(
         auth::token, auth::me, auth::change_password,
-        keys::create, keys::list, keys::get, keys::rename, keys::revoke,
+        keys::create, keys::list, keys::get, keys::update, keys::revoke,
         create_for_user, list_for_user, get_for_user, rename_for_user, revoke_for_user,
         users::create, users::list, users::get, users::update, users::delete, users::audit,
         services::verify, services::forward_auth, services::revocations, keys::rotate, rotate_for_user,

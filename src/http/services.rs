@@ -90,10 +90,36 @@ pub async fn forward_auth(caller: Caller, query: web::Query<ForwardAuthQuery>) -
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RevocationsQuery {
-    /// Unix seconds or an RFC 3339 time; revocations at or after it. Default: all.
+    /// The `next` of the previous answer; omitted: from the beginning of the feed.
+    after: Option<String>,
+    /// Entries per answer, 1 to 1000 (default 1000).
+    limit: Option<u32>,
+    /// The older form: unix seconds or an RFC 3339 time; revoked keys at or after it.
     since: Option<String>,
+}
+
+/// One entry of the feed: a key's state after a change.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FeedEntryJson {
+    id: String,
+    /// `revoked`, `disabled`, `enabled` or `shortened`
+    state: &'static str,
+    at: String,
+    /// The new end of a `shortened` key; null otherwise.
+    not_after: Option<String>,
+}
+
+/// `GET /v1/revocations?after=`: the feed in commit order.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RevocationFeedJson {
+    revocations: Vec<FeedEntryJson>,
+    /// Ask again with `after` = this.
+    next: String,
+    /// More entries are waiting: ask again at once.
+    more: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -102,6 +128,7 @@ pub struct Revocation {
     revoked_at: String,
 }
 
+/// `GET /v1/revocations?since=`: the older form, revoked keys only.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RevocationList {
     revocations: Vec<Revocation>,
@@ -109,36 +136,78 @@ pub struct RevocationList {
     as_of: String,
 }
 
-/// `GET /v1/revocations?since=`: revoked key ids and times, for services that verify keys
-/// offline (an admin, or a key with the explicit scope `keys:verify`).
+/// Most revocations one answer of the older form holds.
+const SINCE_LIMIT: u32 = 10_000;
+
+/// `GET /v1/revocations?after=&limit=`: for services that verify keys offline, every change
+/// that ends or limits a key, in commit order (an admin, or a key granted `keys:verify`).
+/// `?since=` keeps the older answer for older clients.
 #[utoipa::path(get, path = "/v1/revocations", tag = "services", params(RevocationsQuery),
-    responses((status = 200, body = RevocationList), (status = 400, body = crate::http::problem::Problem), (status = 403, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = RevocationFeedJson, description = "the feed; with `since`, a RevocationList instead"),
+        (status = 400, body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 403, body = crate::http::problem::Problem, content_type = "application/problem+json")))]
 pub async fn revocations(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<RevocationsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = Timestamp::now();
-    let since = match query.since.as_deref() {
-        None => Timestamp::from_millis(0),
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .map(Timestamp::from_secs)
-            .or_else(|| Timestamp::parse_rfc3339(text))
-            .ok_or_else(|| crate::domain::Error::invalid("since", "expected unix seconds or an RFC 3339 time"))?,
-    };
-    let list = state.keyward.revocations(&caller, since).await?;
+    let query = query.into_inner();
+    let body = match query.since {
+        None => {
+            let feed = state
+                .keyward
+                .revocation_feed(&caller, query.after.as_deref(), query.limit)
+                .await?;
+            serde_json::to_value(RevocationFeedJson {
+                revocations: feed
+                    .entries
+                    .iter()
+                    .map(|e| FeedEntryJson {
+                        id: e.id.to_string(),
+                        state: e.state,
+                        at: e.at.rfc3339(),
+                        not_after: e.not_after.map(Timestamp::rfc3339),
+                    })
+                    .collect(),
+                next: feed.next,
+                more: feed.more,
+            })
+        }
+        Some(since) => {
+            if query.after.is_some() || query.limit.is_some() {
+                return Err(
+                    crate::domain::Error::invalid("since", "goes alone; use after and limit without it").into(),
+                );
+            }
+            let now = Timestamp::now();
+            let since = since
+                .parse::<i64>()
+                .ok()
+                .map(Timestamp::from_secs)
+                .or_else(|| Timestamp::parse_rfc3339(&since))
+                .ok_or_else(|| crate::domain::Error::invalid("since", "expected unix seconds or an RFC 3339 time"))?;
+            let list = state.keyward.revocations(&caller, since, SINCE_LIMIT).await?;
+            // A full answer may have left some out: the next one starts at the last time
+            // it holds (repeating a few), never at "now".
+            let as_of = match list.last() {
+                Some((_, at)) if list.len() >= SINCE_LIMIT as usize => *at,
+                _ => now,
+            };
+            serde_json::to_value(RevocationList {
+                revocations: list
+                    .into_iter()
+                    .map(|(id, at)| Revocation {
+                        id: id.to_string(),
+                        revoked_at: at.iso_millis(),
+                    })
+                    .collect(),
+                as_of: as_of.iso_millis(),
+            })
+        }
+    }
+    .map_err(crate::domain::Error::internal)?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(RevocationList {
-            revocations: list
-                .into_iter()
-                .map(|(id, at)| Revocation {
-                    id: id.to_string(),
-                    revoked_at: at.iso_millis(),
-                })
-                .collect(),
-            as_of: now.iso_millis(),
-        }))
+        .json(body))
 }

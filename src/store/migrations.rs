@@ -8,6 +8,7 @@ use super::{StoreError, StoreErrorKind};
 const STEPS: &[&str] = &[
     include_str!("../../schema.sql"),
     include_str!("migrations/0002_sessions.sql"),
+    include_str!("migrations/0003_grants_and_feed.sql"),
 ];
 
 /// The schema version this build writes.

@@ -93,6 +93,22 @@ pub struct ActiveKeyRow {
     pub expires_at: Option<Timestamp>,
     pub disabled: bool,
     pub scopes: Option<Vec<String>>,
+    /// The privileged scopes an admin granted (the view honours only these of them).
+    pub grants: Vec<String>,
+}
+
+impl ActiveKeyRow {
+    pub fn of(key: &KeyRecord) -> ActiveKeyRow {
+        ActiveKeyRow {
+            id: key.id,
+            user_id: key.user_id,
+            lookup: key.digest.lookup(),
+            expires_at: key.expires_at,
+            disabled: key.disabled,
+            scopes: key.scopes.clone(),
+            grants: key.grants.clone(),
+        }
+    }
 }
 
 /// The fields of a user that an update may change. `None` leaves one as it is.
@@ -106,12 +122,35 @@ pub struct UserChanges {
     pub bump_epoch: bool,
 }
 
-/// One change to a live key, for [`Store::update_key`].
-pub enum KeyUpdate {
-    Name(Option<String>),
-    Disabled(bool),
+/// Changes to a live key, made together in one transaction by [`Store::update_key`];
+/// `None` leaves a field as it is.
+#[derive(Default)]
+pub struct KeyChanges {
+    pub name: Option<Option<String>>,
+    pub disabled: Option<bool>,
     /// Bring the expiry forward to this instant (never later).
-    ExpiresBy(Timestamp),
+    pub expires_by: Option<Timestamp>,
+    /// New scopes (`None` inside: acts as its user) and the privileged ones granted.
+    pub scopes: Option<(Option<Vec<String>>, Vec<String>)>,
+}
+
+impl KeyChanges {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.disabled.is_none() && self.expires_by.is_none() && self.scopes.is_none()
+    }
+}
+
+/// One entry of the offline revocation feed: a key's state after a change.
+#[derive(Clone, Debug)]
+pub struct FeedEntry {
+    /// Position in commit order; the cursor.
+    pub seq: i64,
+    pub id: KeyId,
+    /// `revoked`, `disabled`, `enabled` or `shortened`.
+    pub state: &'static str,
+    pub at: Timestamp,
+    /// The new end of a `shortened` key.
+    pub not_after: Option<Timestamp>,
 }
 
 /// A web console session as stored: whose it is and until when. The token is never stored,
@@ -363,6 +402,10 @@ impl Store {
         self.writer
             .write(
                 move |c| {
+                    let was_disabled: Option<bool> = c
+                        .prepare_cached("SELECT disabled FROM users WHERE id = ?1 AND deleted_at IS NULL")?
+                        .query_row([id], |r| r.get(0))
+                        .optional()?;
                     let updated = c
                         .prepare_cached(&format!(
                             "UPDATE users SET \
@@ -388,8 +431,12 @@ impl Store {
                             user_from_row,
                         )
                         .optional()?;
-                    if updated.is_some() {
+                    if let Some(user) = &updated {
                         record_change(c, &origin, "user", &id.to_string(), "updated", now)?;
+                        if was_disabled != Some(user.disabled) {
+                            let what = if user.disabled { "user_disabled" } else { "user_enabled" };
+                            record_effective_states(c, &origin, KeysOf::User(id), what, now)?;
+                        }
                         insert_audit(c, &audit)?;
                     }
                     Ok(updated)
@@ -424,12 +471,12 @@ impl Store {
                     let mut stmt = c.prepare_cached(
                         "UPDATE keys SET revoked_at = ?2, updated_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL RETURNING id, hash",
                     )?;
-                    let revoked: Vec<(String, KeyDigest)> =
+                    let revoked: Vec<(KeyId, KeyDigest)> =
                         stmt.query_map(params![id, now.millis()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
                     record_change(c, &origin, "user", &id.to_string(), "deleted", now)?;
                     insert_audit(c, &audit)?;
                     for (key_id, _) in &revoked {
-                        record_change(c, &origin, "key", key_id, "revoked", now)?;
+                        record_key_state(c, &origin, *key_id, "revoked", "revoked", None, now)?;
                     }
                     Ok(Some(revoked.into_iter().map(|(_, d)| d.lookup()).collect()))
                 },
@@ -507,34 +554,60 @@ impl Store {
         .await
     }
 
+    /// Stores a new key. With `numbered` and no name, names it `key#N`, N being how many
+    /// keys its owner has ever had plus one, counted inside the writing transaction (so two
+    /// concurrent creates never get the same N). Returns the key as stored.
     pub async fn insert_key(
         &self,
         key: KeyRecord,
+        numbered: bool,
         audit: AuditRecord,
-        after_commit: impl FnOnce() + Send + 'static,
-    ) -> Result<(), StoreError> {
+        after_commit: impl FnOnce(&KeyRecord) + Send + 'static,
+    ) -> Result<KeyRecord, StoreError> {
         let origin = Arc::clone(&self.origin);
         self.writer
             .write(
                 move |c| {
-                    c.prepare_cached(
-                        "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0, ?7, ?8)",
-                    )?
-                    .execute(params![
-                        key.id,
-                        key.user_id,
-                        key.name,
-                        &key.digest,
-                        key.created_at.millis(),
-                        key.expires_at.map(Timestamp::millis),
-                        key.scopes.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()),
-                        key.meta.to_string()
-                    ])?;
-                    record_change(c, &origin, "key", &key.id.to_string(), "created", key.created_at)?;
-                    insert_audit(c, &audit)
+                    let key = insert_key_row(c, &origin, key, numbered)?;
+                    insert_audit(c, &audit)?;
+                    Ok(key)
                 },
-                move |_| after_commit(),
+                after_commit,
+            )
+            .await
+    }
+
+    /// A rotation, in one transaction: brings the old key's expiry forward to `until` and
+    /// stores its replacement. `None` (and nothing written) if the old key is no longer a
+    /// live key of `owner`. Returns the new key and the old one as they are now.
+    pub async fn rotate_key(
+        &self,
+        owner: UserId,
+        old: KeyId,
+        until: Timestamp,
+        new: KeyRecord,
+        audits: [AuditRecord; 2],
+        after_commit: impl FnOnce(&Option<(KeyRecord, KeyRecord)>) + Send + 'static,
+    ) -> Result<Option<(KeyRecord, KeyRecord)>, StoreError> {
+        let origin = Arc::clone(&self.origin);
+        let now = new.created_at;
+        self.writer
+            .write(
+                move |c| {
+                    let changes = KeyChanges {
+                        expires_by: Some(until),
+                        ..KeyChanges::default()
+                    };
+                    let Some(old) = update_key_row(c, &origin, owner, old, &changes, now)? else {
+                        return Ok(None);
+                    };
+                    let new = insert_key_row(c, &origin, new, false)?;
+                    for audit in &audits {
+                        insert_audit(c, audit)?;
+                    }
+                    Ok(Some((new, old)))
+                },
+                after_commit,
             )
             .await
     }
@@ -687,12 +760,6 @@ impl Store {
         .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("backup task failed: {e}")))?
     }
 
-    /// How many keys `owner` has ever had, revoked ones included (seed 002's `key#N`).
-    pub async fn count_keys_ever(&self, owner: UserId) -> Result<u64, StoreError> {
-        self.read(move |c| c.query_row("SELECT count(*) FROM keys WHERE user_id = ?1", [owner], count))
-            .await
-    }
-
     /// Revocations since `since`, oldest first (for services that verify keys offline).
     pub async fn revocations_since(&self, since: Timestamp, limit: u32) -> Result<Vec<(KeyId, Timestamp)>, StoreError> {
         self.read(move |c| {
@@ -707,46 +774,26 @@ impl Store {
         .await
     }
 
-    /// Changes one thing about a live key of `owner` (with its change and audit rows, in
-    /// one transaction); the key as it is now, `None` if there is no such key.
+    /// Changes a live key of `owner` (with its change, feed and audit rows) in one
+    /// transaction; the key as it is now, `None` if there is no such key.
     pub async fn update_key(
         &self,
         owner: UserId,
         id: KeyId,
-        update: KeyUpdate,
+        changes: KeyChanges,
         now: Timestamp,
-        audit: AuditRecord,
+        audits: Vec<AuditRecord>,
         after_commit: impl FnOnce(&Option<KeyRecord>) + Send + 'static,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        use rusqlite::types::Value;
         let origin = Arc::clone(&self.origin);
-        let (set, what, value) = match update {
-            KeyUpdate::Name(name) => ("name = ?3", "renamed", name.map_or(Value::Null, Value::Text)),
-            KeyUpdate::Disabled(d) => (
-                "disabled = ?3",
-                if d { "disabled" } else { "enabled" },
-                Value::Integer(i64::from(d)),
-            ),
-            // Never later than it was: a rotation's grace only ever shortens a key's life.
-            KeyUpdate::ExpiresBy(t) => (
-                "expires_at = min(coalesce(expires_at, ?3), ?3)",
-                "expiry",
-                Value::Integer(t.millis()),
-            ),
-        };
         self.writer
             .write(
                 move |c| {
-                    let key = c
-                        .prepare_cached(&format!(
-                            "UPDATE keys SET {set}, updated_at = ?4 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL \
-                             RETURNING {KEY_COLUMNS}"
-                        ))?
-                        .query_row(params![id, owner, value, now.millis()], key_from_row)
-                        .optional()?;
+                    let key = update_key_row(c, &origin, owner, id, &changes, now)?;
                     if key.is_some() {
-                        record_change(c, &origin, "key", &id.to_string(), what, now)?;
-                        insert_audit(c, &audit)?;
+                        for audit in &audits {
+                            insert_audit(c, audit)?;
+                        }
                     }
                     Ok(key)
                 },
@@ -755,13 +802,39 @@ impl Store {
             .await
     }
 
+    /// The offline revocation feed after position `after`, oldest first: at most `limit`
+    /// entries, and whether more follow.
+    pub async fn revocation_feed(&self, after: i64, limit: u32) -> Result<(Vec<FeedEntry>, bool), StoreError> {
+        self.read(move |c| {
+            let mut entries: Vec<FeedEntry> = c
+                .prepare_cached(
+                    "SELECT seq, id, state, at, not_after FROM changes WHERE state IS NOT NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
+                )?
+                .query_map(params![after, limit + 1], |r| {
+                    let state: String = r.get(2)?;
+                    Ok(FeedEntry {
+                        seq: r.get(0)?,
+                        id: r.get(1)?,
+                        state: feed_state(&state),
+                        at: Timestamp::from_millis(r.get(3)?),
+                        not_after: r.get::<_, Option<i64>>(4)?.map(Timestamp::from_millis),
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let more = entries.len() > limit as usize;
+            entries.truncate(limit as usize);
+            Ok((entries, more))
+        })
+        .await
+    }
+
     /// A key by its digest, revoked or not (the verify API tells revoked from unknown). An
     /// equality on the whole digest: the unique index answers it.
     pub async fn find_key_by_digest(&self, digest: KeyDigest) -> Result<Option<(KeyRecord, bool)>, StoreError> {
         self.read(move |c| {
             c.prepare_cached(FIND_KEY_BY_DIGEST)?
                 .query_row([digest], |r| {
-                    Ok((key_from_row(r)?, r.get::<_, Option<i64>>(11)?.is_some()))
+                    Ok((key_from_row(r)?, r.get::<_, Option<i64>>(12)?.is_some()))
                 })
                 .optional()
         })
@@ -789,7 +862,7 @@ impl Store {
                         .query_row(params![id, owner, now.millis()], |r| r.get(0))
                         .optional()?;
                     if digest.is_some() {
-                        record_change(c, &origin, "key", &id.to_string(), "revoked", now)?;
+                        record_key_state(c, &origin, id, "revoked", "revoked", None, now)?;
                         insert_audit(c, &audit)?;
                     }
                     Ok(digest.map(|d| d.lookup()))
@@ -885,6 +958,105 @@ impl Store {
     }
 }
 
+fn insert_key_row(c: &Connection, origin: &str, mut key: KeyRecord, numbered: bool) -> rusqlite::Result<KeyRecord> {
+    let json = |list: &[String]| serde_json::to_string(list).unwrap_or_default();
+    key.name = c
+        .prepare_cached(
+            "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta, grants) \
+             VALUES (?1, ?2, coalesce(?3, CASE WHEN ?9 THEN 'key#' || ((SELECT count(*) FROM keys WHERE user_id = ?2) + 1) END), \
+                     ?4, ?5, ?5, ?6, 0, ?7, ?8, ?10) RETURNING name",
+        )?
+        .query_row(
+            params![
+                key.id,
+                key.user_id,
+                key.name,
+                &key.digest,
+                key.created_at.millis(),
+                key.expires_at.map(Timestamp::millis),
+                key.scopes.as_deref().map(json),
+                key.meta.to_string(),
+                numbered,
+                (!key.grants.is_empty()).then(|| json(&key.grants)),
+            ],
+            |r| r.get(0),
+        )?;
+    record_change(c, origin, "key", &key.id.to_string(), "created", key.created_at)?;
+    Ok(key)
+}
+
+/// Applies `changes` to a live key of `owner` with its change and feed rows; the key as it
+/// is now, `None` if there is none.
+fn update_key_row(
+    c: &Connection,
+    origin: &str,
+    owner: UserId,
+    id: KeyId,
+    changes: &KeyChanges,
+    now: Timestamp,
+) -> rusqlite::Result<Option<KeyRecord>> {
+    let json = |list: &[String]| serde_json::to_string(list).unwrap_or_default();
+    let (set_scopes, scopes, grants) = match &changes.scopes {
+        Some((scopes, grants)) => (
+            true,
+            scopes.as_deref().map(json),
+            (!grants.is_empty()).then(|| json(grants)),
+        ),
+        None => (false, None, None),
+    };
+    let key = c
+        .prepare_cached(&format!(
+            "UPDATE keys SET \
+               name = CASE WHEN ?3 THEN ?4 ELSE name END, \
+               disabled = coalesce(?5, disabled), \
+               expires_at = CASE WHEN ?6 IS NULL THEN expires_at ELSE min(coalesce(expires_at, ?6), ?6) END, \
+               scopes = CASE WHEN ?7 THEN ?8 ELSE scopes END, \
+               grants = CASE WHEN ?7 THEN ?9 ELSE grants END, \
+               updated_at = ?10 \
+             WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}"
+        ))?
+        .query_row(
+            params![
+                id,
+                owner,
+                changes.name.is_some(),
+                changes.name.clone().flatten(),
+                changes.disabled,
+                changes.expires_by.map(Timestamp::millis),
+                set_scopes,
+                scopes,
+                grants,
+                now.millis()
+            ],
+            key_from_row,
+        )
+        .optional()?;
+    let Some(key) = key else { return Ok(None) };
+    let what = match (&changes.name, changes.disabled, changes.expires_by, &changes.scopes) {
+        (_, Some(true), ..) => "disabled",
+        (_, Some(false), ..) => "enabled",
+        (_, _, Some(_), _) => "expiry",
+        (_, _, _, Some(_)) => "scopes",
+        _ => "renamed",
+    };
+    record_change(c, origin, "key", &id.to_string(), what, now)?;
+    if changes.disabled.is_some() {
+        record_effective_states(c, origin, KeysOf::Key(id), what, now)?;
+    }
+    if changes.expires_by.is_some() {
+        record_key_state(c, origin, id, "expiry", "shortened", key.expires_at, now)?;
+    }
+    Ok(Some(key))
+}
+
+/// The feed's states are a closed set; stored text maps back to them.
+fn feed_state(text: &str) -> &'static str {
+    ["revoked", "disabled", "enabled", "shortened"]
+        .into_iter()
+        .find(|s| *s == text)
+        .unwrap_or("revoked")
+}
+
 /// Insertion position of the row a cursor names: 0 for no cursor, `None` for an unknown one.
 fn cursor_seq<T: ToSql>(c: &Connection, table: &str, after: Option<T>) -> rusqlite::Result<Option<i64>> {
     match after {
@@ -922,8 +1094,9 @@ fn insert_audit(c: &Connection, a: &AuditRecord) -> rusqlite::Result<()> {
 
 /// The audit actions and target kinds are a closed set; stored text maps back to them.
 fn audit_action(text: &str) -> &'static str {
-    const ACTIONS: [&str; 13] = [
+    const ACTIONS: [&str; 14] = [
         "key.create",
+        "key.update",
         "key.rotate",
         "key.rename",
         "key.revoke",
@@ -954,7 +1127,7 @@ fn scopes_from(text: Option<String>) -> Result<Option<Vec<String>>, String> {
 }
 
 /// Columns of [`active_key_from_row`].
-const ACTIVE_KEY_COLUMNS: &str = "id, user_id, hash, expires_at, disabled, scopes";
+const ACTIVE_KEY_COLUMNS: &str = "id, user_id, hash, expires_at, disabled, scopes, grants";
 
 /// A key row as the in-memory view needs it; `None` (logged) when its scopes cannot be
 /// read: such a key is refused rather than given its user's full rights.
@@ -974,6 +1147,7 @@ fn active_key_from_row(r: &Row<'_>) -> rusqlite::Result<Option<ActiveKeyRow>> {
         expires_at: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_millis),
         disabled: r.get(4)?,
         scopes,
+        grants: grants_from(r.get(6)?),
     }))
 }
 
@@ -992,6 +1166,58 @@ fn record_change(
 ) -> rusqlite::Result<()> {
     c.prepare_cached("INSERT INTO changes (entity, id, what, at, origin) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![entity, id, what, at.millis(), origin])?;
+    Ok(())
+}
+
+/// A key change that an offline verifier must learn of: one feed row with the key's state.
+fn record_key_state(
+    c: &Connection,
+    origin: &str,
+    id: KeyId,
+    what: &str,
+    state: &str,
+    not_after: Option<Timestamp>,
+    at: Timestamp,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO changes (entity, id, what, at, origin, state, not_after) VALUES ('key', ?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        id,
+        what,
+        at.millis(),
+        origin,
+        state,
+        not_after.map(Timestamp::millis)
+    ])?;
+    Ok(())
+}
+
+/// Whose keys [`record_effective_states`] writes feed rows for.
+enum KeysOf {
+    User(UserId),
+    Key(KeyId),
+}
+
+/// One feed row for each live key of a user (or for one key) with its effective state
+/// now: `disabled` when the key or its user is, else `enabled`.
+fn record_effective_states(
+    c: &Connection,
+    origin: &str,
+    keys: KeysOf,
+    what: &str,
+    at: Timestamp,
+) -> rusqlite::Result<()> {
+    const INSERT: &str = "INSERT INTO changes (entity, id, what, at, origin, state) \
+         SELECT 'key', k.id, ?2, ?3, ?4, CASE WHEN k.disabled = 1 OR u.disabled = 1 THEN 'disabled' ELSE 'enabled' END \
+         FROM keys k JOIN users u ON u.id = k.user_id \
+         WHERE k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?3) AND ";
+    let (sql, id) = match keys {
+        KeysOf::User(user) => (format!("{INSERT} k.user_id = ?1 ORDER BY k.seq"), user.to_string()),
+        KeysOf::Key(key) => (format!("{INSERT} k.id = ?1"), key.to_string()),
+    };
+    c.prepare_cached(&sql)?
+        .execute(params![id, what, at.millis(), origin])?;
     Ok(())
 }
 
@@ -1014,10 +1240,14 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
     })
 }
 
-const FIND_KEY_BY_DIGEST: &str = "SELECT id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, revoked_at FROM keys WHERE hash = ?1";
-
-const KEY_COLUMNS: &str =
-    "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta";
+macro_rules! key_columns {
+    () => {
+        "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, grants"
+    };
+}
+/// The columns [`key_from_row`] reads, in its order.
+const KEY_COLUMNS: &str = key_columns!();
+const FIND_KEY_BY_DIGEST: &str = concat!("SELECT ", key_columns!(), ", revoked_at FROM keys WHERE hash = ?1");
 
 fn key_from_row(r: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     Ok(KeyRecord {
@@ -1037,7 +1267,13 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<KeyRecord> {
             .ok()
             .and_then(|m| serde_json::from_str(&m).ok())
             .unwrap_or_else(|| serde_json::json!({})),
+        grants: grants_from(r.get(11)?),
     })
+}
+
+/// The `grants` column: NULL or unreadable means none (so nothing privileged is honoured).
+fn grants_from(text: Option<String>) -> Vec<String> {
+    text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
 }
 
 macro_rules! sql_id {

@@ -150,6 +150,7 @@ fn key_request(draft: &KeyDraft) -> Result<NewKeyRequest, Error> {
             Some(Scopes::parse(scopes)?)
         },
         meta: None,
+        ..NewKeyRequest::default()
     })
 }
 

@@ -718,6 +718,7 @@ mod tests {
             disabled: false,
             scopes: None,
             meta: serde_json::json!({}),
+            grants: Vec::new(),
         }
     }
 

@@ -448,3 +448,114 @@ async fn users_keys_routes_for_oneself_and_for_an_admin() {
         .unwrap();
     assert_eq!(own["total"], 0);
 }
+
+/// Makes every write that touches `column` of a key named `poison` (or renames one to it)
+/// fail inside the database, as a full disk or a crash between two statements would.
+fn poison_updates(app: &crate::helpers::TestApp, column: &str) {
+    let db = rusqlite::Connection::open(app.db_path()).unwrap();
+    db.execute_batch(&format!(
+        "CREATE TRIGGER poison BEFORE UPDATE OF {column} ON keys \
+         WHEN NEW.name = 'poison' OR OLD.name = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END;"
+    ))
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_patch_of_several_fields_is_one_transaction() {
+    let app = spawn_app().await;
+    let (id, key) = app.admin_key().await;
+    poison_updates(&app, "name");
+    let r = app
+        .bearer(Method::PATCH, &format!("/v1/keys/{id}"), &app.admin)
+        .json(&json!({"disabled": true, "name": "poison"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.status().is_success(), "{}", r.status());
+    // Neither half happened.
+    assert_eq!(app.me_status(&key).await, StatusCode::OK);
+    let now = app.get_json(&format!("/v1/keys/{id}"), &app.admin).await;
+    assert_eq!(now["disabled"], false);
+    assert_eq!(now["name"], "test");
+}
+
+#[tokio::test]
+async fn a_rotation_is_one_transaction() {
+    let app = spawn_app().await;
+    let made = app.create_key(&app.admin.clone(), json!({"name": "poison"})).await;
+    let (id, key) = (made["id"].as_str().unwrap(), made["key"].as_str().unwrap());
+    poison_updates(&app, "expires_at");
+    let before = app.get_json("/v1/keys", &app.admin).await["total"].clone();
+    let r = app
+        .bearer(Method::POST, &format!("/v1/keys/{id}/rotate"), &app.admin)
+        .json(&json!({"grace": "1h"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        app.get_json("/v1/keys", &app.admin).await["total"],
+        before,
+        "no second key was left behind"
+    );
+    assert_eq!(app.me_status(key).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_rotation_grace_is_never_shorter_than_asked() {
+    let app = spawn_app().await;
+    for _ in 0..5 {
+        let (id, _) = app.admin_key().await;
+        let asked = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let r = app
+            .bearer(Method::POST, &format!("/v1/keys/{id}/rotate"), &app.admin)
+            .json(&json!({"grace": "3s"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let db = rusqlite::Connection::open(app.db_path()).unwrap();
+        let stored: i64 = db
+            .query_row("SELECT expires_at FROM keys WHERE id = ?1", [&id], |r| r.get(0))
+            .unwrap();
+        assert!(
+            stored >= asked + 3000,
+            "the old key ends {} ms short",
+            asked + 3000 - stored
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reader_key_is_refused_on_write_routes_before_its_body_is_read() {
+    let app = spawn_app().await;
+    let (id, _) = app.admin_key().await;
+    let reader = app
+        .create_key(&app.admin.clone(), json!({"scopes": ["keys:read"]}))
+        .await;
+    let reader = reader["key"].as_str().unwrap();
+    for (method, path, body) in [
+        (Method::PATCH, format!("/v1/keys/{id}"), "{}"),
+        (Method::PATCH, format!("/v1/keys/{id}"), "not json at all"),
+        (Method::PATCH, format!("/api/apikey/{id}"), ""),
+        (Method::POST, "/v1/keys".to_owned(), "{\"bogus\": 1}"),
+        (Method::POST, format!("/v1/keys/{id}/rotate"), ""),
+        (Method::DELETE, format!("/api/v1/apikey/{id}"), ""),
+    ] {
+        let r = app
+            .bearer(method.clone(), &path, reader)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {path} {body}");
+    }
+    assert_eq!(
+        app.get_json(&format!("/v1/keys/{id}"), &app.admin).await["name"],
+        "test"
+    );
+}

@@ -21,6 +21,7 @@ mod lifecycle;
 mod limits;
 mod nginx;
 mod operations;
+mod revocations;
 mod seed000;
 mod seed001;
 mod seed002;

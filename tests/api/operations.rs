@@ -153,8 +153,16 @@ async fn one_log_line_per_request_with_request_and_key_id() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    // The log is copied to the file by a thread: wait for the line (up to 5 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let log = loop {
+        let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+        if log.contains("request_id=probe-42") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     drop(server);
-    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
     let line = log
         .lines()
         .find(|l| l.contains("request_id=probe-42"))

@@ -151,3 +151,36 @@ async fn another_users_key_is_not_found() {
     assert_eq!(list, json!([]));
     assert_eq!(app.me_status(made["key"].as_str().unwrap()).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn default_names_stay_distinct_under_concurrent_creates() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let creates: Vec<_> = (0..24)
+        .map(|_| {
+            let app = std::sync::Arc::clone(&app);
+            tokio::spawn(async move {
+                let r = app
+                    .request(Method::POST, "/api/v1/apikey")
+                    .header("Authorization", basic("admin", crate::helpers::ADMIN_PASSWORD))
+                    .json(&json!({"username": "admin"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::OK);
+            })
+        })
+        .collect();
+    for c in creates {
+        c.await.unwrap();
+    }
+    let listed: Value = app.get_json("/api/v1/apikey", &app.admin).await;
+    let mut names: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort_by_key(|n| n.trim_start_matches("key#").parse::<u32>().unwrap());
+    let expected: Vec<String> = (1..=24).map(|n| format!("key#{n}")).collect();
+    assert_eq!(names, expected);
+}

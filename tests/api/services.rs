@@ -177,14 +177,16 @@ async fn verify_reports_every_code() {
     );
 
     let revoked = app.create_key(&ada, json!({})).await;
-    app.bearer(
-        Method::DELETE,
-        &format!("/v1/keys/{}", revoked["id"].as_str().unwrap()),
-        &ada,
-    )
-    .send()
-    .await
-    .unwrap();
+    let r = app
+        .bearer(
+            Method::DELETE,
+            &format!("/v1/keys/{}", revoked["id"].as_str().unwrap()),
+            &ada,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let v = verify(&app, &admin, revoked["key"].as_str().unwrap(), json!([])).await;
     assert_eq!(v["code"], "REVOKED");
     assert!(v["user_id"].is_null());
@@ -217,7 +219,15 @@ async fn verify_reports_every_code() {
         .await
         .unwrap();
     problem(r, StatusCode::FORBIDDEN).await;
-    let verifier = app.create_key(&ada, json!({"scopes": ["keys:verify"]})).await;
+    // Only an admin grants keys:verify, here to a key of ada's.
+    let r = app
+        .bearer(Method::POST, &format!("/v1/users/{ada_id}/keys"), &admin)
+        .json(&json!({"scopes": ["keys:verify"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let verifier: Value = r.json().await.unwrap();
     assert_eq!(
         verify(
             &app,
@@ -341,7 +351,7 @@ async fn the_revocation_list_has_revoked_ids_since_a_time() {
         .await
         .unwrap();
     let all: Value = app
-        .bearer(Method::GET, "/v1/revocations", &app.admin)
+        .bearer(Method::GET, "/v1/revocations?since=0", &app.admin)
         .send()
         .await
         .unwrap()
@@ -494,4 +504,152 @@ async fn a_key_whose_scopes_cannot_be_read_is_refused_not_given_full_rights() {
     // Listed with no scopes at all (not null, which would mean "acts as its user").
     let listed = app.get_json(&format!("/v1/keys/{id}"), &app.admin).await;
     assert_eq!(listed["scopes"], json!([]));
+}
+
+#[tokio::test]
+async fn only_an_admin_grants_privileged_scopes_and_ungranted_ones_are_not_honoured() {
+    let app = spawn_app().await;
+    let (ada_id, ada) = app.user("ada").await;
+    let (_, bob) = app.user("bob").await;
+    let bobs = app.create_key(&bob, json!({"name": "bob's"})).await;
+    let bobs_key = bobs["key"].as_str().unwrap().to_owned();
+
+    // A user cannot make themself a verifier, a user admin or a metrics reader, on create,
+    // by PATCH, or through a key's rotation.
+    for scope in ["keys:verify", "users:admin", "metrics:read"] {
+        let r = app
+            .bearer(Method::POST, "/v1/keys", &ada)
+            .json(&json!({"scopes": [scope, "billing:read"]}))
+            .send()
+            .await
+            .unwrap();
+        let body = problem(r, StatusCode::FORBIDDEN).await;
+        assert!(body["detail"].as_str().unwrap().contains(scope), "{body}");
+    }
+    let plain = app.create_key(&ada, json!({"scopes": ["billing:read"]})).await;
+    let plain_id = plain["id"].as_str().unwrap();
+    let r = app
+        .bearer(Method::PATCH, &format!("/v1/keys/{plain_id}"), &ada)
+        .json(&json!({"scopes": ["billing:read", "keys:verify"]}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::FORBIDDEN).await;
+
+    // A key that holds keys:verify without a recorded grant (as keys made before grants
+    // were recorded do) is not a verifier, and rotating it does not make it one.
+    let r = app
+        .bearer(Method::POST, &format!("/v1/users/{ada_id}/keys"), &app.admin)
+        .json(&json!({"name": "verifier", "scopes": ["keys:verify"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let granted: Value = r.json().await.unwrap();
+    let (granted_id, granted_key) = (
+        granted["id"].as_str().unwrap().to_owned(),
+        granted["key"].as_str().unwrap().to_owned(),
+    );
+    let can_verify = |key: String| {
+        let app = &app;
+        let bobs_key = bobs_key.clone();
+        async move {
+            app.bearer(Method::POST, "/v1/verify", &key)
+                .json(&json!({"key": bobs_key}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(can_verify(granted_key.clone()).await, StatusCode::OK);
+    let app = app
+        .restart_with(|settings| {
+            let db = rusqlite::Connection::open(&settings.database.path).unwrap();
+            db.execute("UPDATE keys SET grants = NULL WHERE id = ?1", [&granted_id])
+                .unwrap();
+        })
+        .await;
+    let ada = app.login("ada", "ada-password").await;
+    let status = app
+        .bearer(Method::POST, "/v1/verify", &granted_key)
+        .json(&json!({"key": bobs_key}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an ungranted keys:verify is not honoured"
+    );
+    let r = app
+        .bearer(Method::GET, "/v1/revocations", &granted_key)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::FORBIDDEN).await;
+    let r = app
+        .bearer(Method::POST, &format!("/v1/keys/{granted_id}/rotate"), &ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let rotated: Value = r.json().await.unwrap();
+    let (rotated_id, rotated_key) = (
+        rotated["id"].as_str().unwrap().to_owned(),
+        rotated["key"].as_str().unwrap().to_owned(),
+    );
+    let status = app
+        .bearer(Method::POST, "/v1/verify", &rotated_key)
+        .json(&json!({"key": bobs_key}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::FORBIDDEN, "a user's rotation grants nothing");
+
+    // An admin grants it again; a user's later rotation keeps that grant.
+    let r = app
+        .bearer(
+            Method::PATCH,
+            &format!("/v1/users/{ada_id}/keys/{rotated_id}"),
+            &app.admin,
+        )
+        .json(&json!({"scopes": ["keys:verify"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let status = app
+        .bearer(Method::POST, "/v1/verify", &rotated_key)
+        .json(&json!({"key": bobs_key}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
+    let r = app
+        .bearer(Method::POST, &format!("/v1/keys/{rotated_id}/rotate"), &ada)
+        .send()
+        .await
+        .unwrap();
+    let again: Value = r.json().await.unwrap();
+    let status = app
+        .bearer(Method::POST, "/v1/verify", again["key"].as_str().unwrap())
+        .json(&json!({"key": bobs_key}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
+    let audit = app.get_json("/v1/audit?limit=50", &app.admin).await;
+    assert!(
+        audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "key.update" && a["detail"].as_str().unwrap_or("").contains("granted=keys:verify")),
+        "the grant is in the audit trail"
+    );
 }
