@@ -19,6 +19,9 @@ pub enum Error {
     /// different credentials).
     #[error("{0}")]
     InvalidRequest(String),
+    /// A username and password that do not match (never saying which is wrong).
+    #[error("wrong username or password")]
+    WrongPassword,
     /// Authenticated, but this caller may not do this.
     #[error("{0}")]
     Forbidden(String),

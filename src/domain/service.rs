@@ -124,6 +124,7 @@ struct Inner {
     signer: TokenSigner,
     passwords: Passwords,
     throttle: super::credentials::Throttle,
+    unknown_logins: parking_lot::Mutex<super::credentials::UnknownLogins>,
     config: DomainConfig,
     metrics: Arc<Metrics>,
 }
@@ -225,6 +226,7 @@ impl Keyward {
             signer,
             passwords,
             throttle: super::credentials::Throttle::default(),
+            unknown_logins: parking_lot::Mutex::default(),
             config,
             metrics,
         })))
@@ -248,6 +250,15 @@ impl Keyward {
 
     pub(crate) fn throttle(&self) -> &super::credentials::Throttle {
         &self.0.throttle
+    }
+
+    pub(crate) fn unknown_logins(&self) -> &parking_lot::Mutex<super::credentials::UnknownLogins> {
+        &self.0.unknown_logins
+    }
+
+    /// How many entries the password throttle holds, and the bytes each takes.
+    pub fn throttle_footprint(&self) -> (usize, usize) {
+        self.0.throttle.footprint()
     }
 
     pub fn metrics(&self) -> &Metrics {

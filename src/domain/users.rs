@@ -352,7 +352,7 @@ impl Keyward {
             .await
         {
             Ok(_) => {}
-            Err(Error::Unauthenticated { .. }) => return Err(Error::invalid("current_password", "does not match")),
+            Err(Error::WrongPassword) => return Err(Error::invalid("current_password", "does not match")),
             Err(e) => return Err(e),
         }
         let password_hash = Some(Arc::from(self.passwords().hash(&new).await?));

@@ -66,6 +66,12 @@ impl ResponseError for ApiError {
                 };
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
             }
+            ApiError::Domain(Error::WrongPassword) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="keyward""#),
+                );
+            }
             ApiError::Domain(Error::InvalidRequest(_)) => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
@@ -94,7 +100,7 @@ impl ResponseError for ApiError {
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::NotFound => StatusCode::NOT_FOUND,
-        Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+        Error::Unauthenticated { .. } | Error::WrongPassword => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) | Error::InsufficientScope(_) => StatusCode::FORBIDDEN,
         Error::Invalid { .. } | Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
         Error::Conflict(_) => StatusCode::CONFLICT,

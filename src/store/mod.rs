@@ -492,6 +492,33 @@ impl Store {
         self.writer.write(move |c| insert_audit(c, &audit), |_| {}).await
     }
 
+    /// Records an audit line on its own and returns its position.
+    pub async fn record_audit_seq(&self, audit: AuditRecord) -> Result<i64, StoreError> {
+        self.writer
+            .write(
+                move |c| {
+                    insert_audit(c, &audit)?;
+                    Ok(c.last_insert_rowid())
+                },
+                |_| {},
+            )
+            .await
+    }
+
+    /// Replaces the detail of audit line `seq` (an aggregate line's running count).
+    pub async fn set_audit_detail(&self, seq: i64, detail: String) -> Result<(), StoreError> {
+        self.writer
+            .write(
+                move |c| {
+                    c.prepare_cached("UPDATE audit SET detail = ?2 WHERE seq = ?1")?
+                        .execute(params![seq, detail])?;
+                    Ok(())
+                },
+                |_| {},
+            )
+            .await
+    }
+
     /// A page of the audit trail, newest first; `None` when the cursor names no line.
     pub async fn list_audit(&self, before: Option<i64>, limit: u32) -> Result<Page<(i64, AuditRecord)>, StoreError> {
         self.read(move |c| {

@@ -110,7 +110,7 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
                 .map_err(Error::internal)?;
             Ok(response)
         }
-        Err(Error::Unauthenticated { .. }) => sign_in_form(
+        Err(Error::WrongPassword | Error::Unauthenticated { .. }) => sign_in_form(
             &req,
             Some("Wrong username or password."),
             None,
@@ -121,7 +121,7 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
             let mut response = sign_in_form(
                 &req,
                 Some(&format!(
-                    "Too many failed sign-ins for this account from here. Try again in {wait} seconds."
+                    "Too many failed sign-ins for this account. Try again in {wait} seconds."
                 )),
                 None,
                 actix_web::http::StatusCode::TOO_MANY_REQUESTS,

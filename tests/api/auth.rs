@@ -36,7 +36,8 @@ async fn wrong_password_and_unknown_user_are_401_alike() {
             .get("www-authenticate")
             .map(|v| v.to_str().unwrap().to_owned());
         let body = problem(r, StatusCode::UNAUTHORIZED).await;
-        assert_eq!(www.as_deref(), Some(r#"Bearer realm="keyward", error="invalid_token""#));
+        assert_eq!(www.as_deref(), Some(r#"Bearer realm="keyward""#));
+        assert_eq!(body["detail"], "wrong username or password");
         assert!(!body.to_string().contains(pass));
     }
 }
@@ -280,4 +281,112 @@ async fn two_different_credentials_are_refused_and_one_key_repeated_is_not() {
         .header("X-API-Key", good.as_str())
         .basic_auth("anything", Some(&good));
     assert_eq!(same_key_twice.send().await.unwrap().status(), StatusCode::OK);
+}
+
+async fn login_status(
+    app: &crate::helpers::TestApp,
+    login: &str,
+    password: &str,
+    from: &str,
+) -> (StatusCode, Option<u64>) {
+    let r = app
+        .request(Method::POST, "/v1/auth/token")
+        .header("X-Forwarded-For", from)
+        .json(&json!({"username": login, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    (r.status(), retry)
+}
+
+#[tokio::test]
+async fn the_username_and_the_email_of_one_account_share_one_count() {
+    let app = crate::helpers::spawn_with(|s| {
+        s.server.trusted_proxies = vec![keyward::config::IpNet::parse("127.0.0.1").unwrap()];
+    })
+    .await;
+    app.user("ada").await;
+    for _ in 0..keyward::domain::credentials::FREE_FAILURES {
+        assert_eq!(
+            login_status(&app, "ada", "wrong guess", "10.1.1.1").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The email is the same account: blocked too, even with the right password.
+    assert_eq!(
+        login_status(&app, "ada@example.com", "ada-password", "10.1.1.1")
+            .await
+            .0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login_status(&app, "ada@example.com", "ada-password", "10.1.1.2")
+            .await
+            .0,
+        StatusCode::OK,
+        "from elsewhere the owner gets in"
+    );
+}
+
+#[tokio::test]
+async fn guesses_spread_over_many_addresses_slow_the_account_down() {
+    let app = crate::helpers::spawn_with(|s| {
+        s.server.trusted_proxies = vec![keyward::config::IpNet::parse("127.0.0.1").unwrap()];
+    })
+    .await;
+    app.user("ada").await;
+    for n in 0..keyward::domain::credentials::ACCOUNT_FREE_FAILURES {
+        let from = format!("10.2.0.{n}");
+        assert_eq!(
+            login_status(&app, "ada", "wrong guess", &from).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // One more attempt passes (and fails); the next, from yet another address, waits.
+    assert_eq!(
+        login_status(&app, "ada", "wrong guess", "10.2.1.1").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, retry) = login_status(&app, "ada", "wrong guess", "10.2.1.2").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry.unwrap() >= 1);
+    // Other accounts are untouched.
+    assert_eq!(
+        login_status(&app, "admin", ADMIN_PASSWORD, "10.2.1.3").await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn unknown_logins_are_one_audit_line_per_address_and_minute() {
+    let app = spawn_app().await;
+    let before = app.get_json("/v1/audit?limit=500", &app.admin).await["total"]
+        .as_u64()
+        .unwrap();
+    for n in 0..12 {
+        let (status, _) = login_status(&app, &format!("nobody-{n}"), "some password", "10.9.9.9").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let audit = app.get_json("/v1/audit?limit=500", &app.admin).await;
+    let added = audit["total"].as_u64().unwrap() - before;
+    assert!(
+        added <= 2,
+        "{added} lines for 12 attempts (one a minute, at most two if a minute turned)"
+    );
+    let counted: u64 = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "login.failed" && a["actor"] == "anonymous")
+        .map(|a| {
+            let detail = a["detail"].as_str().unwrap();
+            assert!(!detail.contains("nobody"), "{detail}");
+            detail.split_whitespace().next().unwrap().parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(counted, 12);
 }
