@@ -98,6 +98,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
         let keyward = Self::open_domain(&settings).await?;
         warn_if_readable_by_others(&settings.database.path);
+        warn_if_few_files(settings.server.max_connections);
         if !keyward.has_users().await? {
             bootstrap_admin(&keyward, settings.auth.admin_password.clone(), &settings.database.path).await?;
         }
@@ -112,6 +113,7 @@ impl Application {
             request_ids: http::access_log::RequestIds::new(),
             trusted_proxies: settings.server.trusted_proxies.clone(),
             body_limit: settings.server.body_limit,
+            request_timeout: settings.server.request_timeout,
         });
         let server_settings = settings.server.clone();
         let dialects = settings.dialects.clone();
@@ -150,9 +152,14 @@ impl Application {
                 })
                 .default_service(web::to(http::not_found))
                 .wrap(Condition::new(cors_on, cors))
+                .wrap(from_fn(http::deadline::request_deadline))
                 .wrap(from_fn(http::access_log::access_log))
         })
         .workers(settings.server.workers)
+        // Per worker: the configured total shared out.
+        .max_connections(settings.server.max_connections.div_ceil(settings.server.workers.max(1)))
+        .client_request_timeout(settings.server.request_timeout.min(Duration::from_secs(5)))
+        .client_disconnect_timeout(Duration::from_secs(1))
         .shutdown_timeout(settings.server.shutdown_timeout.as_secs());
         let server = match &settings.server.tls {
             None => server.listen(listener)?,
@@ -247,6 +254,19 @@ fn warn_if_readable_by_others(db: &Path) {
         list.join(", "),
         names.join(" ")
     );
+}
+
+/// Every connection is an open file: say so when the process may open fewer files than
+/// `server.max_connections` (plus a margin for the database and logs).
+fn warn_if_few_files(max_connections: usize) {
+    const MARGIN: u64 = 64;
+    if let Some(limit) = crate::files::open_file_limit()
+        && limit < max_connections as u64 + MARGIN
+    {
+        log::warn!(
+            "the process may open {limit} files, fewer than server.max_connections ({max_connections}) + {MARGIN}: past it new connections fail and /healthz with them. Raise the limit (ulimit -n, LimitNOFILE= in systemd) or lower server.max_connections"
+        );
+    }
 }
 
 /// Makes user `admin` in an empty database. The password comes from config or

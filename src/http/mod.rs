@@ -6,6 +6,7 @@ pub mod access_log;
 mod auth;
 pub mod body;
 pub mod caller;
+pub mod deadline;
 mod health;
 mod keys;
 pub mod openapi;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub request_ids: access_log::RequestIds,
     pub trusted_proxies: Vec<IpNet>,
     pub body_limit: usize,
+    /// Longest time to receive a request's body.
+    pub request_timeout: std::time::Duration,
 }
 
 /// `?limit=&cursor=` of the list routes.

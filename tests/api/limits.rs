@@ -155,3 +155,107 @@ async fn throttling_believes_x_forwarded_for_only_from_trusted_proxies() {
         .unwrap();
     assert_eq!(ok.status(), StatusCode::OK, "the right password from elsewhere works");
 }
+
+/// Reads what the server sends on `tcp` until it closes the connection (or 5 s pass).
+async fn read_until_closed(tcp: &mut tokio::net::TcpStream) -> (String, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_gets_408_and_the_connection_closes() {
+    let app = spawn_with(|s| s.server.request_timeout = Duration::from_secs(1)).await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        app.admin
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    // One byte now and then, never the whole body.
+    let (mut read_half, mut write_half) = tcp.into_split();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if write_half.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), read_half.read_to_end(&mut got))
+        .await
+        .is_ok();
+    trickle.abort();
+    let answer = String::from_utf8_lossy(&got);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(closed, "the connection is closed after the 408");
+
+    // A handler that answers without reading the body does not wait for the rest of it.
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+        .await
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut tcp).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(closed, "the connection is closed, not left to drain the body");
+
+    // Slow chunked bodies too.
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{{\r\n",
+        app.admin
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let (answer, closed) = read_until_closed(&mut tcp).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(closed);
+    // The server still answers everyone else (on a new connection: the test client's
+    // pooled one may just have reached its keep-alive end).
+    let r = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn connections_past_max_connections_wait_their_turn() {
+    let app = spawn_with(|s| {
+        s.server.workers = 1;
+        s.server.max_connections = 1;
+        // No login at start: the test client would keep that connection open.
+        s.auth.admin_password = None;
+    })
+    .await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut first = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    first.write_all(request).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), first.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // `first` stays open (keep-alive): a second connection is not served meanwhile.
+    let mut second = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    second.write_all(request).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), second.read(&mut buf))
+            .await
+            .is_err(),
+        "served past max_connections"
+    );
+    drop(first);
+    let n = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
