@@ -118,6 +118,7 @@ impl Application {
         let server_settings = settings.server.clone();
         let dialects = settings.dialects.clone();
         let metrics_here = settings.metrics.enabled && settings.metrics.bind.is_none();
+        let metrics_public = settings.metrics.public;
         let metrics_state = state.clone();
         let ui_enabled = settings.ui.enabled;
         let ui_state = web::Data::new(crate::ui::UiState {
@@ -146,7 +147,9 @@ impl Application {
                     }
                 })
                 .configure(|cfg| {
-                    if metrics_here {
+                    if metrics_here && metrics_public {
+                        cfg.route("/metrics", web::get().to(http::public_metrics));
+                    } else if metrics_here {
                         cfg.route("/metrics", web::get().to(http::metrics));
                     }
                 })
@@ -174,7 +177,7 @@ impl Application {
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(state.clone())
-                        .route("/metrics", web::get().to(http::metrics))
+                        .route("/metrics", web::get().to(http::public_metrics))
                 })
                 .workers(1)
                 .bind(addr)

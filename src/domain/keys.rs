@@ -246,15 +246,9 @@ pub struct Verification {
     pub username: Option<String>,
 }
 
-/// Only an admin, or a key with the explicit scope `keys:verify` (a key without scopes does
-/// not get it implicitly), may ask about other keys.
+/// Only an admin, or a key granted `keys:verify`, may ask about other keys.
 fn require_verifier(caller: &Caller) -> Result<(), Error> {
-    let explicit = matches!(&caller.via, Via::ApiKey { scopes: Some(s), .. } if s.iter().any(|x| x == "keys:verify"));
-    if explicit || (caller.is_admin() && caller.has_scope("keys:verify")) {
-        Ok(())
-    } else {
-        Err(Error::InsufficientScope("keys:verify".into()))
-    }
+    super::access::require_privileged(caller, "keys:verify")
 }
 
 /// Parses a page size: default 50, 1 to 500.

@@ -3,6 +3,7 @@
 //!
 //! [`Keyward`] is the one entry point every protocol (native API, dialects, CLI) calls.
 
+pub mod access;
 mod error;
 mod expiry;
 mod ids;

@@ -15,25 +15,32 @@ use crate::domain::KeyId;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Request ids: a random per-process prefix and a counter, unless the client (or a proxy)
-/// sent a sane `X-Request-Id` of its own.
+/// Request ids: 128 bits that cannot be guessed, unless the client (or a proxy) sent a sane
+/// `X-Request-Id` of its own. Each is blake3 keyed with a random per-process key over a
+/// counter: as unpredictable as random bytes from the OS, without a system call per request.
 pub struct RequestIds {
-    prefix: u32,
+    key: [u8; 32],
     next: AtomicU64,
 }
 
 impl RequestIds {
     pub fn new() -> Self {
-        let mut prefix = [0u8; 4];
-        let _ = getrandom::fill(&mut prefix);
+        let mut key = [0u8; 32];
+        if getrandom::fill(&mut key).is_err() {
+            // Never without entropy: fall back to the clock and the address of the key.
+            let seed = format!("{:?}{:p}", std::time::SystemTime::now(), &key);
+            key = *blake3::hash(seed.as_bytes()).as_bytes();
+        }
         RequestIds {
-            prefix: u32::from_le_bytes(prefix),
-            next: AtomicU64::new(1),
+            key,
+            next: AtomicU64::new(0),
         }
     }
 
     fn next(&self) -> String {
-        format!("{:08x}-{:x}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed))
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let hash = blake3::keyed_hash(&self.key, &n.to_le_bytes());
+        crate::domain::hex(&hash.as_bytes()[..16])
     }
 }
 

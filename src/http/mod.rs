@@ -83,9 +83,18 @@ pub fn key_id(req: &actix_web::HttpRequest) -> &str {
     req.match_info().get("key_id").unwrap_or_default()
 }
 
-/// `GET /metrics` (public; bind it elsewhere with `[metrics] bind`): Prometheus text.
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, body = String, content_type = "text/plain")))]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// `GET /metrics` on the main listener: Prometheus text, for an admin or a key granted
+/// `metrics:read` (Prometheus sends it as a bearer token).
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, body = String, content_type = "text/plain"),
+    (status = 401, body = problem::Problem, content_type = "application/problem+json"),
+    (status = 403, body = problem::Problem, content_type = "application/problem+json")))]
+pub async fn metrics(state: web::Data<AppState>, caller: crate::domain::Caller) -> Result<HttpResponse, ApiError> {
+    crate::domain::access::require_privileged(&caller, "metrics:read")?;
+    Ok(public_metrics(state).await)
+}
+
+/// `GET /metrics` for anyone: on `[metrics] bind`, or with `[metrics] public = true`.
+pub async fn public_metrics(state: web::Data<AppState>) -> HttpResponse {
     let metrics = state.keyward.metrics();
     metrics
         .active_keys

@@ -37,7 +37,7 @@ async fn metrics_count_known_traffic() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
-    let r = app.request(Method::GET, "/metrics").send().await.unwrap();
+    let r = app.bearer(Method::GET, "/metrics", &app.admin).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let text = r.text().await.unwrap();
     assert_eq!(metric(&text, r#"keyward_key_verifications_total{result="valid"}"#), 3.0);
@@ -100,6 +100,78 @@ async fn metrics_can_be_switched_off_or_moved() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("keyward_active_keys"));
+}
+
+#[tokio::test]
+async fn metrics_on_the_main_listener_are_for_admins_and_metrics_readers_only() {
+    let app = spawn_app().await;
+    let status = |r: reqwest::Response| r.status();
+    assert_eq!(
+        status(app.request(Method::GET, "/metrics").send().await.unwrap()),
+        StatusCode::UNAUTHORIZED
+    );
+    let (ada_id, ada) = app.user("ada").await;
+    assert_eq!(
+        status(app.bearer(Method::GET, "/metrics", &ada).send().await.unwrap()),
+        StatusCode::FORBIDDEN
+    );
+    // Prometheus scrapes with a key an admin granted metrics:read (to any user).
+    let r = app
+        .bearer(Method::POST, &format!("/v1/users/{ada_id}/keys"), &app.admin)
+        .json(&json!({"name": "prometheus", "scopes": ["metrics:read"]}))
+        .send()
+        .await
+        .unwrap();
+    let scraper: serde_json::Value = r.json().await.unwrap();
+    let r = app
+        .bearer(Method::GET, "/metrics", scraper["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("keyward_logins_failed_total"));
+    let (_, other) = app.admin_key().await;
+    assert_eq!(
+        status(app.bearer(Method::GET, "/metrics", &other).send().await.unwrap()),
+        StatusCode::OK,
+        "an admin's key without scopes acts as the admin"
+    );
+    let reader = app
+        .create_key(&app.admin.clone(), json!({"scopes": ["keys:read"]}))
+        .await;
+    assert_eq!(
+        status(
+            app.bearer(Method::GET, "/metrics", reader["key"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap()
+        ),
+        StatusCode::FORBIDDEN
+    );
+
+    let public = spawn_with(|s| s.metrics.public = true).await;
+    assert_eq!(
+        status(public.request(Method::GET, "/metrics").send().await.unwrap()),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn request_ids_are_random_not_sequential() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let r = app.request(Method::GET, "/healthz").send().await.unwrap();
+        ids.push(r.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    }
+    // No common prefix beyond what chance gives, no counter at the end.
+    let common = ids[0].bytes().zip(ids[1].bytes()).take_while(|(a, b)| a == b).count();
+    assert!(common < 8, "{ids:?}");
+    assert_ne!(ids[1], ids[2]);
 }
 
 #[tokio::test]
