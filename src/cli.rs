@@ -163,7 +163,11 @@ async fn serve(settings: Settings) -> Result<(), String> {
     if console {
         log::info!("web console at {base}/ui");
     }
-    app.run_until_stopped().await.map_err(|e| format!("server failed: {e}"))
+    app.run_until_signalled()
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    log::info!("stopped");
+    Ok(())
 }
 
 /// The password for `user add` / `user passwd`: asked for without echo on a terminal,

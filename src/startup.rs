@@ -53,6 +53,7 @@ pub struct Application {
     flusher: tokio::task::JoinHandle<()>,
     stop_following: Arc<AtomicBool>,
     metrics_server: Option<actix_web::dev::ServerHandle>,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -152,7 +153,10 @@ impl Application {
                 .wrap(from_fn(http::access_log::access_log))
         })
         .workers(settings.server.workers)
-        .shutdown_timeout(settings.server.shutdown_timeout.as_secs());
+        .shutdown_timeout(settings.server.shutdown_timeout.as_secs())
+        // actix stops at once on SIGINT; keyward stops gracefully on SIGINT and SIGTERM
+        // alike (`run_until_signalled`), and tests stop servers through `handle`.
+        .disable_signals();
         let server = match &settings.server.tls {
             None => server.listen(listener)?,
             Some(tls) => server.listen_rustls_0_23(listener, tls_config(tls)?)?,
@@ -169,6 +173,7 @@ impl Application {
                         .route("/metrics", web::get().to(http::metrics))
                 })
                 .workers(1)
+                .disable_signals()
                 .bind(addr)
                 .map_err(|source| StartError::Bind { addr, source })?
                 .run();
@@ -198,6 +203,7 @@ impl Application {
             flusher,
             stop_following,
             metrics_server,
+            shutdown_timeout: settings.server.shutdown_timeout,
         })
     }
 
@@ -214,7 +220,18 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server stops (SIGINT/SIGTERM), then writes pending key uses.
+    /// Serves until SIGINT (Ctrl-C) or SIGTERM, which both stop it gracefully: no new
+    /// connections, requests in flight finish (up to `server.shutdown_timeout`), then pending
+    /// key uses are written. For the binary; tests stop servers through [`Self::handle`]
+    /// (a test process keeps its own Ctrl-C).
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let signals = tokio::spawn(stop_on_signal(self.server.handle(), self.shutdown_timeout));
+        let result = self.run_until_stopped().await;
+        signals.abort();
+        result
+    }
+
+    /// Serves until the server is stopped through its handle, then writes pending key uses.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.flusher.abort();
@@ -227,6 +244,27 @@ impl Application {
         }
         result
     }
+}
+
+/// Waits for SIGINT or SIGTERM, then stops the server gracefully.
+async fn stop_on_signal(server: actix_web::dev::ServerHandle, grace: Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut interrupt, mut terminate) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(i), Ok(t)) => (i, t),
+        (Err(e), _) | (_, Err(e)) => {
+            log::warn!("cannot listen for SIGINT/SIGTERM ({e}); stop keyward with SIGKILL");
+            return;
+        }
+    };
+    let name = tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    };
+    log::info!(
+        "{name} received: graceful stop; finishing requests in flight (up to {}s), then writing key use times",
+        grace.as_secs()
+    );
+    server.stop(true).await;
 }
 
 /// Makes user `admin` in an empty database. The password comes from config or
