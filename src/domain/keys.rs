@@ -336,7 +336,7 @@ impl Keyward {
         let after = parse_cursor(cursor, KeyId::parse)?;
         let page = self
             .store()
-            .list_keys(owner, after, limit)
+            .list_keys(Some(owner), after, limit)
             .await
             .map_err(|e| e.into_domain("listing keys failed"))?
             .ok_or_else(|| Error::invalid("cursor", "not a cursor from a previous page"))?;
@@ -374,14 +374,34 @@ impl Keyward {
 
     /// Every live key of `owner` (the seed lists have no paging).
     pub async fn all_keys(&self, caller: &Caller, owner: Option<UserId>) -> Result<Vec<KeyRecord>, Error> {
+        caller.require_scope("keys:read")?;
+        let owner = self.owner_for(caller, owner)?;
+        self.live_keys(Some(owner)).await
+    }
+
+    /// Admin: every live key of every user, oldest first (the CLI's `key list`).
+    pub async fn every_live_key(&self, caller: &Caller) -> Result<Vec<KeyRecord>, Error> {
+        caller.require_scope("keys:read")?;
+        super::users::require_admin(caller)?;
+        self.live_keys(None).await
+    }
+
+    /// Every live key of `owner` (everyone's for `None`), page by page.
+    async fn live_keys(&self, owner: Option<UserId>) -> Result<Vec<KeyRecord>, Error> {
         let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
+        let mut after = None;
         loop {
-            let page = self.list_keys(caller, owner, cursor.as_deref(), Some(MAX_PAGE)).await?;
-            all.extend(page.keys);
-            match page.next_cursor {
-                Some(next) => cursor = Some(next.to_string()),
-                None => return Ok(all),
+            let page = self
+                .store()
+                .list_keys(owner, after, MAX_PAGE)
+                .await
+                .map_err(|e| e.into_domain("listing keys failed"))?
+                .ok_or_else(|| Error::internal("a key listed a moment ago is gone from the cursor"))?;
+            after = page.items.last().map(|k| k.id).filter(|_| page.more);
+            all.extend(page.items);
+            if after.is_none() {
+                self.view().overlay_last_used(&mut all);
+                return Ok(all);
             }
         }
     }

@@ -19,7 +19,7 @@ mod view;
 pub mod credentials;
 
 pub use error::Error;
-pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, parse_byte_size, parse_grace};
+pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, byte_size_text, duration_text, parse_byte_size, parse_grace};
 pub(crate) use ids::hex;
 pub use ids::{KeyId, UserId};
 pub use keys::{

@@ -552,24 +552,30 @@ impl Store {
         .await
     }
 
-    /// A page of `owner`'s live keys, oldest first; `None` when the cursor names no key.
+    /// A page of `owner`'s live keys (every user's for `None`), oldest first; `None` when the
+    /// cursor names no key.
     pub async fn list_keys(
         &self,
-        owner: UserId,
+        owner: Option<UserId>,
         after: Option<KeyId>,
         limit: u32,
     ) -> Result<Option<Page<KeyRecord>>, StoreError> {
+        // One statement per case, so a user's list keeps using the `keys_by_user` index.
+        let whose = if owner.is_some() { "user_id = ?1" } else { "?1 IS NULL" };
         self.read(move |c| {
             let Some(after_seq) = cursor_seq(c, "keys", after)? else {
                 return Ok(None);
             };
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM keys WHERE user_id = ?1 AND revoked_at IS NULL AND seq > ?2 ORDER BY seq LIMIT ?3"
+                "SELECT {KEY_COLUMNS} FROM keys WHERE {whose} AND revoked_at IS NULL AND seq > ?2 ORDER BY seq LIMIT ?3"
             ))?;
-            let mut items: Vec<KeyRecord> =
-                stmt.query_map(params![owner, after_seq, limit + 1], key_from_row)?.collect::<Result<_, _>>()?;
+            let mut items: Vec<KeyRecord> = stmt
+                .query_map(params![owner, after_seq, limit + 1], key_from_row)?
+                .collect::<Result<_, _>>()?;
             let total = c
-                .prepare_cached("SELECT count(*) FROM keys WHERE user_id = ?1 AND revoked_at IS NULL")?
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM keys WHERE {whose} AND revoked_at IS NULL"
+                ))?
                 .query_row([owner], count)?;
             let more = items.len() > limit as usize;
             items.truncate(limit as usize);
@@ -629,6 +635,20 @@ impl Store {
                 format!("{} exists already; backups never overwrite", target.display()),
             ));
         }
+        let folder = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !folder.is_dir() {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                format!(
+                    "cannot write {}: there is no directory {}",
+                    target.display(),
+                    folder.display()
+                ),
+            ));
+        }
         let source = self.path.as_ref().clone();
         let target = target.to_owned();
         tokio::task::spawn_blocking(move || {
@@ -659,7 +679,13 @@ impl Store {
             let result = conn.execute("VACUUM INTO ?1", [target.to_string_lossy()]).map(|_| ());
             done.store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = watch.join();
-            result.map_err(StoreError::from)
+            result.map_err(|e| match e.sqlite_error_code() {
+                // The target could not be made (a read-only folder, say): name it.
+                Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly) => {
+                    StoreError::new(StoreErrorKind::Other, format!("cannot write {}: {e}", target.display()))
+                }
+                _ => StoreError::from(e),
+            })
         })
         .await
         .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("backup task failed: {e}")))?
