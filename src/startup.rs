@@ -100,6 +100,13 @@ impl Application {
         let keyward = Self::open_domain(&settings).await?;
         if !keyward.has_users().await? {
             bootstrap_admin(&keyward, settings.auth.admin_password.clone(), &settings.database.path).await?;
+        } else if settings.auth.admin_password.is_some() {
+            log::warn!(
+                "auth.admin_password (or KEYWARD_ADMIN_PASSWORD) is set but ignored: the database {} already \
+                 has users, and it only sets the first admin's password on first start; change a password \
+                 with `keyward user passwd admin` or on the console's account page",
+                settings.database.path.display()
+            );
         }
 
         let listener = TcpListener::bind(settings.server.bind).map_err(|source| StartError::Bind {

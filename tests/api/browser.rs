@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{ADMIN_PASSWORD, eventually, spawn_app};
+use crate::helpers::{ADMIN_PASSWORD, eventually, skip, spawn_app};
 use crate::webdriver::{self, Browser};
 
 /// WebDriver's Enter key.
@@ -25,8 +25,7 @@ fn screenshot_dir() -> PathBuf {
 #[tokio::test]
 async fn a_person_manages_a_key_in_chromium() {
     if let Some(why) = webdriver::unavailable() {
-        eprintln!("SKIPPED: {why}; the browser end-to-end test of the web console did not run");
-        return;
+        return skip("browser::a_person_manages_a_key_in_chromium", &why);
     }
     let app = spawn_app().await;
     // Some keys and a second user, so the pages show what they are for.

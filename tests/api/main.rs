@@ -20,6 +20,7 @@ mod lifecycle;
 mod limits;
 mod nginx;
 mod operations;
+mod readme;
 mod seed000;
 mod seed001;
 mod seed002;
