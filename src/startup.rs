@@ -128,6 +128,7 @@ impl Application {
         let ui_state = web::Data::new(crate::ui::UiState {
             secure_cookie: settings.ui.secure_cookie || settings.server.tls.is_some(),
             session_ttl: settings.ui.session_ttl,
+            admin_password_file: admin_password_file(&settings.database.path),
         });
         let server = HttpServer::new(move || {
             let cors_on = !server_settings.cors_origins.is_empty();
@@ -289,11 +290,7 @@ async fn bootstrap_admin(keyward: &Keyward, configured: Option<Secret>, db_path:
     };
     let password = Password::parse(password)?;
     if generated {
-        let file = db_path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .join(ADMIN_PASSWORD_FILE);
+        let file = admin_password_file(db_path);
         write_private(&file, password.secret().reveal())?;
         log::info!(
             "created user admin with a generated password; it is in {}",
@@ -314,6 +311,17 @@ async fn bootstrap_admin(keyward: &Keyward, configured: Option<Secret>, db_path:
     }
     keyward.bootstrap_admin(password, Timestamp::now()).await?;
     Ok(())
+}
+
+/// Where a generated admin password goes: [`ADMIN_PASSWORD_FILE`] beside the database, as an
+/// absolute path (the log and the console name it).
+fn admin_password_file(db_path: &Path) -> PathBuf {
+    let file = db_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(ADMIN_PASSWORD_FILE);
+    std::path::absolute(&file).unwrap_or(file)
 }
 
 /// The rustls configuration for `[server.tls]` (ring provider, TLS 1.2 and 1.3).

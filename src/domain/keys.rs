@@ -303,7 +303,17 @@ impl Keyward {
             meta: request.meta.map_or_else(|| serde_json::json!({}), |m| m.0),
         };
         let view = self.view().clone();
-        let audit = caller.audit("key.create", Some(("key", id.to_string())), now);
+        let mut detail = vec![format!(
+            "expires_at={}",
+            expires_at.map_or_else(|| "never".to_owned(), Timestamp::rfc3339)
+        )];
+        detail.extend(record.scopes.as_ref().map(|s| format!("scopes={}", s.join(" "))));
+        if record.meta.as_object().is_some_and(|m| !m.is_empty()) {
+            detail.push("meta".to_owned());
+        }
+        let audit = caller
+            .audit("key.create", Some(("key", id.to_string())), now)
+            .with_detail(detail.join(", "));
         let scopes = record.scopes.clone();
         self.store()
             .insert_key(record.clone(), audit, move || {
@@ -379,6 +389,27 @@ impl Keyward {
         self.live_keys(Some(owner)).await
     }
 
+    /// `owner`'s keys revoked in the last `within`, the latest first (at most 100), with when.
+    pub async fn recently_revoked_keys(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        within: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Vec<(KeyRecord, Timestamp)>, Error> {
+        caller.require_scope("keys:read")?;
+        let owner = self.owner_for(caller, owner)?;
+        self.store()
+            .revoked_keys(owner, now.minus(within), 100)
+            .await
+            .map_err(|e| e.into_domain("listing revoked keys failed"))
+    }
+
+    /// How long a key made without `expires` lasts (`keys.default_lifetime`).
+    pub fn default_key_lifetime(&self) -> super::Lifetime {
+        self.config().default_lifetime
+    }
+
     /// Admin: every live key of every user, oldest first (the CLI's `key list`).
     pub async fn every_live_key(&self, caller: &Caller) -> Result<Vec<KeyRecord>, Error> {
         caller.require_scope("keys:read")?;
@@ -439,7 +470,9 @@ impl Keyward {
                 id,
                 KeyUpdate::Name(name.map(|n| n.0)),
                 now,
-                caller.audit("key.rename", Some(("key", id.to_string())), now),
+                caller
+                    .audit("key.rename", Some(("key", id.to_string())), now)
+                    .with_detail("name"),
                 |_| {},
             )
             .await
@@ -470,7 +503,9 @@ impl Keyward {
                 id,
                 KeyUpdate::Disabled(disabled),
                 now,
-                caller.audit(action, Some(("key", id.to_string())), now),
+                caller
+                    .audit(action, Some(("key", id.to_string())), now)
+                    .with_detail(format!("disabled={disabled}")),
                 move |key| {
                     if let Some(key) = key {
                         view.set_key_disabled(key.digest.lookup(), disabled);
@@ -557,7 +592,13 @@ impl Keyward {
                 old.id,
                 KeyUpdate::ExpiresBy(until),
                 now,
-                caller.audit("key.rotate", Some(("key", old.id.to_string())), now),
+                caller
+                    .audit("key.rotate", Some(("key", old.id.to_string())), now)
+                    .with_detail(format!(
+                        "expires_at={}, replaced_by={}",
+                        until.rfc3339(),
+                        minted.record.id
+                    )),
                 move |key| {
                     if let Some(key) = key {
                         view.set_key_expiry(key.digest.lookup(), key.expires_at);

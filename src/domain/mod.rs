@@ -29,5 +29,5 @@ pub use passwords::Password;
 pub use secret::Secret;
 pub use service::{Caller, DomainConfig, Keyward, Via};
 pub use time::Timestamp;
-pub use users::{AuditPage, Email, NewUserRequest, Role, UserPage, UserRecord, UserUpdate, Username};
+pub use users::{AuditPage, Email, KeyTarget, NewUserRequest, Role, UserPage, UserRecord, UserUpdate, Username};
 pub use view::KeyCheck;
