@@ -107,8 +107,8 @@ pub async fn login(
         return Err(UiError::Csrf);
     }
     let form: SignInForm = session::parse_form(&body)?;
-    let first = first_sign_in_hint(&state, &ui).await;
-    let first = first.as_deref();
+    // The hint for a first sign-in, looked up only when the form is shown again.
+    let first = || first_sign_in_hint(&state, &ui);
     let password = form.password.unwrap_or_else(|| Secret::new(""));
     let login = form.username.trim();
     if login.is_empty() || password.reveal().is_empty() {
@@ -116,7 +116,7 @@ pub async fn login(
             &req,
             Some("Enter your username (or email) and password."),
             None,
-            first,
+            first().await.as_deref(),
             actix_web::http::StatusCode::BAD_REQUEST,
         );
     }
@@ -140,7 +140,7 @@ pub async fn login(
             &req,
             Some("Wrong username or password."),
             None,
-            first,
+            first().await.as_deref(),
             actix_web::http::StatusCode::UNAUTHORIZED,
         ),
         Err(Error::Throttled { retry_after }) => {
@@ -151,7 +151,7 @@ pub async fn login(
                     "Too many failed sign-ins for this account from here. Try again in {wait} seconds."
                 )),
                 None,
-                first,
+                first().await.as_deref(),
                 actix_web::http::StatusCode::TOO_MANY_REQUESTS,
             )?;
             if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&wait.to_string()) {
