@@ -1,6 +1,7 @@
 -- keyward schema, version 1. Applied by the server at start when PRAGMA user_version is 0;
 -- later versions are ordered steps in src/store/migrations/ (0002_sessions.sql: web console
--- sessions), applied in order by src/store/migrations.rs.
+-- sessions; 0003_revoked_keys.sql: an index of revoked keys), applied in order by
+-- src/store/migrations.rs.
 -- Times are integer unix milliseconds (UTC). Ids are 24 lowercase hex chars (96 random bits).
 
 -- People who log in. Soft-deleted rows keep their id for the audit trail; the username and

@@ -38,12 +38,13 @@ enum Command {
     Key(KeyCommand),
     /// Copy the database to PATH, online and consistent, while the server runs
     Backup {
-        /// Where to write the copy; must not exist
+        /// Where to write the copy: a new file in an existing directory
         path: PathBuf,
     },
     /// Check the configuration, the schema version and the database's integrity
     Check,
-    /// Print the effective configuration (defaults, file, environment), secrets redacted
+    /// Print the effective configuration (defaults, file, environment) as a config file
+    /// that loads back to the same settings; secrets are never printed
     Config,
     /// Manage the Ed25519 keys that sign API keys (keys.algorithm = "EdDSA")
     #[command(subcommand)]
@@ -59,9 +60,11 @@ enum SigningKeyCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Add a user; the password is read from standard input
+    /// Add a user; the password is asked for on a terminal, else read from standard input
     Add {
+        /// The new user's name: 1 to 64 letters, digits, '.', '_' or '-'
         username: String,
+        /// Their email address; they may sign in with it too
         #[arg(long)]
         email: Option<String>,
         /// admin or user
@@ -70,14 +73,26 @@ enum UserCommand {
     },
     /// List users
     List,
-    /// Set a user's password, read from standard input; ends their access tokens
-    Passwd { username: String },
+    /// Set a user's password (asked for, or read from standard input); ends their access tokens
+    Passwd {
+        /// Username or email of the user
+        username: String,
+    },
     /// Disable a user: their keys and access tokens stop working at once
-    Disable { username: String },
+    Disable {
+        /// Username or email of the user
+        username: String,
+    },
     /// Enable a disabled user
-    Enable { username: String },
+    Enable {
+        /// Username or email of the user
+        username: String,
+    },
     /// Delete a user and revoke all their keys
-    Delete { username: String },
+    Delete {
+        /// Username or email of the user
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -87,9 +102,10 @@ enum KeyCommand {
         /// Username or email of the owner
         #[arg(long)]
         user: String,
+        /// A label to recognise the key by, e.g. the service that uses it
         #[arg(long)]
         name: Option<String>,
-        /// "never", seconds, "90d", "One Month", an RFC 3339 time, ...
+        /// "never", seconds, "90d", "One Month", an RFC 3339 time, ... [default: keys.default_lifetime]
         #[arg(long)]
         expires: Option<String>,
         /// Scopes, space or comma separated (e.g. "keys:verify"); privileged ones are
@@ -97,14 +113,17 @@ enum KeyCommand {
         #[arg(long)]
         scopes: Option<String>,
     },
-    /// List a user's keys
+    /// List live keys: a user's, or every user's with their owners
     List {
-        /// Username or email of the owner
+        /// Username or email of the owner [default: every user]
         #[arg(long)]
-        user: String,
+        user: Option<String>,
     },
     /// Revoke a key by id; it fails from that instant, in a running server within a second
-    Revoke { id: String },
+    Revoke {
+        /// The key's id (24 hex characters, as `key list` shows it)
+        id: String,
+    },
 }
 
 /// Runs the command line; the exit code: 0 done, 1 failed, 2 bad configuration.
@@ -118,10 +137,14 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     let result = match cli.command {
         None | Some(Command::Serve) => serve(settings).await,
-        Some(Command::Config) => {
-            print!("{}", settings.to_toml_redacted());
-            Ok(())
-        }
+        Some(Command::Config) => settings
+            .to_toml()
+            .map(|text| {
+                println!("# keyward's effective settings: built-in defaults, then the config file, then");
+                println!("# KEYWARD__* environment variables. `keyward --config FILE` loads this back.\n");
+                print!("{text}");
+            })
+            .map_err(|e| e.to_string()),
         Some(command) => {
             telemetry::init(&format!(
                 "warn,{}",
@@ -133,9 +156,19 @@ pub async fn run(cli: Cli) -> ExitCode {
                     .collect::<Vec<_>>()
                     .join(",")
             ));
-            match Application::open_domain(&settings).await {
-                Ok(keyward) => operate(&keyward, command).await,
-                Err(e) => Err(e.to_string()),
+            let db = &settings.database.path;
+            // Only `user add` may start a database; the rest would act on an empty one.
+            if !matches!(command, Command::User(UserCommand::Add { .. })) && !db.exists() {
+                Err(format!(
+                    "there is no database at {} (keyward creates it on first start; \
+                     set database.path, or --config, to use another)",
+                    std::path::absolute(db).unwrap_or_else(|_| db.clone()).display()
+                ))
+            } else {
+                match Application::open_domain(&settings).await {
+                    Ok(keyward) => operate(&keyward, command).await,
+                    Err(e) => Err(e.to_string()),
+                }
             }
         }
     };
@@ -167,26 +200,35 @@ async fn serve(settings: Settings) -> Result<(), String> {
     if console {
         log::info!("web console at {base}/ui");
     }
-    app.run_until_stopped().await.map_err(|e| format!("server failed: {e}"))
+    app.run_until_signalled()
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    log::info!("stopped");
+    Ok(())
 }
 
-/// The password for `user add` / `user passwd`: asked for without echo on a terminal,
-/// else the first line of standard input (scripts pipe it in).
-fn read_password() -> Result<Password, String> {
-    if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("password: ").map_err(|e| format!("reading the password: {e}"))?;
-        let again = rpassword::prompt_password("again: ").map_err(|e| format!("reading the password: {e}"))?;
+/// The password of `username` for `user add` / `user passwd`: asked for twice without echo
+/// on a terminal, else the first line of standard input (scripts pipe it in).
+fn read_password(username: &str) -> Result<Password, String> {
+    let failed = |e: std::io::Error| format!("reading the password: {e}");
+    let typed = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("password for {username}: ")).map_err(failed)?;
+        let again = rpassword::prompt_password(format!("password for {username} again: ")).map_err(failed)?;
         if first != again {
             return Err("the two passwords differ".into());
         }
-        return Password::parse(Secret::new(first)).map_err(|e| e.to_string());
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(failed)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if typed.is_empty() {
+        return Err(format!(
+            "no password was read for {username}: type it on a terminal, or pipe it in as the first line of standard input"
+        ));
     }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| format!("reading the password: {e}"))?;
-    Password::parse(Secret::new(line.trim_end_matches(['\r', '\n']))).map_err(|e| e.to_string())
+    Password::parse(Secret::new(typed)).map_err(|e| e.to_string())
 }
 
 fn user_id(kw: &Keyward, login: &str) -> Result<crate::domain::UserId, String> {
@@ -211,7 +253,7 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
         Command::User(UserCommand::Add { username, email, role }) => {
             let request = NewUserRequest {
                 username: Username::parse(&username).map_err(show)?,
-                password: read_password()?,
+                password: read_password(&username)?,
                 email: email.as_deref().map(Email::parse).transpose().map_err(show)?,
                 role: Role::parse(&role).map_err(show)?,
             };
@@ -245,7 +287,7 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
         Command::User(UserCommand::Passwd { username }) => {
             let id = user_id(kw, &username)?;
             let update = UserUpdate {
-                password: Some(read_password()?),
+                password: Some(read_password(&username)?),
                 ..UserUpdate::default()
             };
             kw.update_user(&op, &id.to_string(), update, now).await.map_err(show)?;
@@ -318,15 +360,21 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
             println!("{}", minted.secret.reveal());
         }
         Command::Key(KeyCommand::List { user }) => {
-            let owner = user_id(kw, &user)?;
+            let keys = match &user {
+                Some(user) => kw.all_keys(&op, Some(user_id(kw, user)?)).await,
+                None => kw.every_live_key(&op).await,
+            }
+            .map_err(show)?;
             println!(
-                "{:<24}  {:<20}  {:<20}  {:<20}  last used",
-                "id", "name", "created", "expires"
+                "{:<24}  {:<20}  {:<20}  {:<20}  {:<20}  last used",
+                "id", "owner", "name", "created", "expires"
             );
-            for k in kw.all_keys(&op, Some(owner)).await.map_err(show)? {
+            for k in keys {
+                let owner = kw.key_owner(&op, Some(k.user_id)).map(|u| u.username.clone());
                 println!(
-                    "{:<24}  {:<20}  {:<20}  {:<20}  {}",
+                    "{:<24}  {:<20}  {:<20}  {:<20}  {:<20}  {}",
                     k.id,
+                    owner.as_deref().unwrap_or("?"),
                     k.name.as_deref().unwrap_or("-"),
                     k.created_at.rfc3339(),
                     or_dash(k.expires_at),

@@ -6,9 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::domain::{Lifetime, Secret, parse_byte_size};
+use crate::domain::{Lifetime, Secret, byte_size_text, duration_text, parse_byte_size};
 
 /// A setting that could not be read or is out of range.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +109,7 @@ pub struct KeySettings {
     pub max_lifetime: Option<Duration>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DialectSettings {
     pub seed000: bool,
@@ -170,9 +170,46 @@ impl IpNet {
     }
 }
 
+impl std::fmt::Display for IpNet {
+    /// `10.0.0.0/8`; a single address without its prefix.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let whole = if self.addr.is_ipv4() { 32 } else { 128 };
+        if self.prefix == whole {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.prefix)
+        }
+    }
+}
+
+/// `text` (TOML) with each note's line added at the end of its table's lines.
+fn with_notes(text: &str, notes: &[(&str, String)]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut table = "";
+    let flush = |out: &mut Vec<String>, table: &str| {
+        // Before the blank lines that end the table.
+        let at = out.len() - out.iter().rev().take_while(|l| l.is_empty()).count();
+        let lines = notes.iter().filter(|(t, _)| *t == table).map(|(_, line)| line.clone());
+        out.splice(at..at, lines);
+    };
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            flush(&mut out, table);
+            table = name;
+        }
+        out.push(line.to_owned());
+    }
+    flush(&mut out, table);
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
+}
+
 // ---- raw, as written in TOML / env -----------------------------------------------------
 
-#[derive(Deserialize, Default)]
+// Raw settings are also what `keyward config` prints (serialized back from `Settings`), so
+// a printed file loads to the same settings.
+#[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct Raw {
     server: RawServer,
@@ -185,7 +222,7 @@ struct Raw {
     ui: RawUi,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawUi {
     enabled: bool,
@@ -203,7 +240,7 @@ impl Default for RawUi {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawMetrics {
     enabled: bool,
@@ -221,7 +258,7 @@ impl Default for RawMetrics {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawServer {
     bind: String,
@@ -235,7 +272,7 @@ struct RawServer {
     request_timeout: String,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawTls {
     cert: String,
@@ -258,7 +295,7 @@ impl Default for RawServer {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawDatabase {
     path: PathBuf,
@@ -278,11 +315,14 @@ impl Default for RawDatabase {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawAuth {
     access_token_ttl: String,
+    // Secrets are never printed (`Secret` cannot be serialized); `to_toml` adds a comment.
+    #[serde(skip_serializing)]
     secret: Option<Secret>,
+    #[serde(skip_serializing)]
     admin_password: Option<Secret>,
 }
 
@@ -296,7 +336,7 @@ impl Default for RawAuth {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawKeys {
     issuer: String,
@@ -316,7 +356,7 @@ impl Default for RawKeys {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawLog {
     level: String,
@@ -373,78 +413,95 @@ impl Settings {
         Ok(settings)
     }
 
-    /// The effective settings as TOML, every secret shown as `"***"` (for `keyward config`).
-    pub fn to_toml_redacted(&self) -> String {
-        let list = |items: &[String]| {
-            format!(
-                "[{}]",
-                items.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
-            )
-        };
-        let lifetime = |l: Lifetime| match l.finite() {
-            None => "\"never\"".to_owned(),
-            Some(d) => format!("\"{}s\"", d.as_secs()),
-        };
-        let secret = |s: &Option<Secret>| {
+    /// The effective settings as a config file (`keyward config`): it loads back to the same
+    /// settings, with durations and sizes in the units people write (`64KiB`, `30m`). Secrets
+    /// are never printed: each is a comment saying whether it is set, as are unset options.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        let text = toml::to_string(&self.to_raw()).map_err(|e| ConfigError(format!("printing the settings: {e}")))?;
+        let secret = |s: &Option<Secret>, unset: &str| {
             if s.is_some() {
-                "\"***\"".to_owned()
+                "(set, not shown)".to_owned()
             } else {
-                "\"\" # unset".to_owned()
+                format!("(unset: {unset})")
             }
         };
+        let mut notes: Vec<(&str, String)> = vec![
+            (
+                "auth",
+                format!(
+                    "# secret = {}",
+                    secret(&self.auth.secret, "generated, kept in the database")
+                ),
+            ),
+            (
+                "auth",
+                format!(
+                    "# admin_password = {}",
+                    secret(&self.auth.admin_password, "generated on first start")
+                ),
+            ),
+        ];
+        if self.database.max_size.is_none() {
+            notes.push(("database", "# max_size = (unset: no cap), e.g. \"1GiB\"".to_owned()));
+        }
+        if self.keys.max_lifetime.is_none() {
+            notes.push(("keys", "# max_lifetime = (unset: no maximum), e.g. \"365d\"".to_owned()));
+        }
+        Ok(with_notes(&text, &notes))
+    }
+
+    /// The settings as they would be written in the file.
+    fn to_raw(&self) -> Raw {
         let s = &self.server;
         let d = &self.database;
-        let a = &self.auth;
         let k = &self.keys;
-        let proxies: Vec<String> = s
-            .trusted_proxies
-            .iter()
-            .map(|p| format!("{}/{}", p.addr, p.prefix))
-            .collect();
-        format!(
-            "[server]\nbind = \"{}\"\nworkers = {}\nbody_limit = \"{}B\"\nshutdown_timeout = \"{}s\"\ncors_origins = {}\ntrusted_proxies = {}\nmax_connections = {}\nrequest_timeout = \"{}s\"\n\n\
-             [server.tls]\ncert = {:?}\nkey = {:?}\n\n\
-             [database]\npath = {:?}\npool_size = {}\nmax_size = {}\nread_only = {}\n\n\
-             [auth]\naccess_token_ttl = \"{}s\"\nsecret = {}\nadmin_password = {}\n\n\
-             [keys]\nissuer = {:?}\ndefault_lifetime = {}\nmax_lifetime = {}\nalgorithm = \"{}\"\n\n\
-             [dialects]\nseed000 = {}\nseed001 = {}\nseed002 = {}\n\n\
-             [log]\nlevel = {:?}\n\n\
-             [metrics]\nenabled = {}\nbind = \"{}\"\npublic = {}\n\n\
-             [ui]\nenabled = {}\nsession_ttl = \"{}s\"\nsecure_cookie = {}\n",
-            s.bind,
-            s.workers,
-            s.body_limit,
-            s.shutdown_timeout.as_secs(),
-            list(&s.cors_origins),
-            list(&proxies),
-            s.max_connections,
-            s.request_timeout.as_secs(),
-            s.tls.as_ref().map(|t| t.cert.display().to_string()).unwrap_or_default(),
-            s.tls.as_ref().map(|t| t.key.display().to_string()).unwrap_or_default(),
-            d.path.display().to_string(),
-            d.pool_size,
-            d.max_size
-                .map_or_else(|| "\"\" # unset".to_owned(), |m| format!("\"{m}B\"")),
-            d.read_only,
-            a.access_token_ttl.as_secs(),
-            secret(&a.secret),
-            secret(&a.admin_password),
-            k.issuer,
-            lifetime(k.default_lifetime),
-            k.max_lifetime
-                .map_or_else(|| "\"\" # unset".to_owned(), |m| format!("\"{}s\"", m.as_secs())),
-            if k.eddsa { "EdDSA" } else { "HS256" },
-            self.dialects.seed000,
-            self.dialects.seed001,
-            self.dialects.seed002,
-            self.log.level,
-            self.metrics.enabled,
-            self.metrics.bind.map(|b| b.to_string()).unwrap_or_default(),
-            self.metrics.public,
-            self.ui.enabled,
-            self.ui.session_ttl.as_secs(),
-            self.ui.secure_cookie,
-        )
+        Raw {
+            server: RawServer {
+                bind: s.bind.to_string(),
+                workers: s.workers,
+                body_limit: byte_size_text(s.body_limit as u64),
+                shutdown_timeout: duration_text(s.shutdown_timeout),
+                cors_origins: s.cors_origins.clone(),
+                trusted_proxies: s.trusted_proxies.iter().map(IpNet::to_string).collect(),
+                tls: s.tls.as_ref().map_or_else(RawTls::default, |t| RawTls {
+                    cert: t.cert.display().to_string(),
+                    key: t.key.display().to_string(),
+                }),
+                max_connections: s.max_connections,
+                request_timeout: duration_text(s.request_timeout),
+            },
+            database: RawDatabase {
+                path: d.path.clone(),
+                pool_size: d.pool_size,
+                max_size: d.max_size.map(byte_size_text),
+                read_only: d.read_only,
+            },
+            auth: RawAuth {
+                access_token_ttl: duration_text(self.auth.access_token_ttl),
+                secret: None,
+                admin_password: None,
+            },
+            keys: RawKeys {
+                issuer: k.issuer.clone(),
+                default_lifetime: k.default_lifetime.text(),
+                max_lifetime: k.max_lifetime.map(duration_text),
+                algorithm: if k.eddsa { "EdDSA" } else { "HS256" }.to_owned(),
+            },
+            dialects: self.dialects.clone(),
+            log: RawLog {
+                level: self.log.level.clone(),
+            },
+            metrics: RawMetrics {
+                enabled: self.metrics.enabled,
+                bind: self.metrics.bind.map(|b| b.to_string()).unwrap_or_default(),
+                public: self.metrics.public,
+            },
+            ui: RawUi {
+                enabled: self.ui.enabled,
+                session_ttl: duration_text(self.ui.session_ttl),
+                secure_cookie: self.ui.secure_cookie,
+            },
+        }
     }
 
     /// The built-in defaults (no file, no environment).
@@ -643,6 +700,81 @@ mod tests {
             .map(|s| format!("{s:?}"))
             .map_err(|e| e.to_string());
         assert_eq!(shipped, defaults);
+    }
+
+    /// Settings from a TOML text, as `Settings::load` reads a file (without the environment).
+    fn from_toml(text: &str) -> Result<Settings, String> {
+        let raw: Raw = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| e.to_string())?;
+        Settings::from_raw(raw).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_printed_settings_load_back_to_the_same_settings() {
+        let changed = r#"
+            [server]
+            body_limit = "1MiB"
+            shutdown_timeout = "90s"
+            trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
+            cors_origins = ["http://localhost:3000"]
+            [database]
+            path = "/var/lib/keyward/keyward.db"
+            max_size = "1GiB"
+            [keys]
+            default_lifetime = "30d"
+            max_lifetime = "1 year"
+            [metrics]
+            bind = "127.0.0.1:9100"
+            [ui]
+            session_ttl = "8 hours"
+        "#;
+        for text in ["", changed] {
+            let settings = from_toml(text).unwrap_or_else(|e| panic!("{e}"));
+            let printed = settings.to_toml().unwrap_or_else(|e| panic!("{e}"));
+            let again = from_toml(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+            assert_eq!(format!("{again:?}"), format!("{settings:?}"), "{printed}");
+        }
+        let printed = from_toml(changed).and_then(|s| s.to_toml().map_err(|e| e.to_string()));
+        let printed = printed.unwrap_or_default();
+        for line in [
+            "body_limit = \"1MiB\"",
+            "shutdown_timeout = \"90s\"",
+            "max_lifetime = \"365d\"",
+            "session_ttl = \"8h\"",
+            "trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]",
+            "# secret = (unset: generated, kept in the database)",
+        ] {
+            assert!(printed.lines().any(|l| l == line), "{line} in\n{printed}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_printed_as_comments_only() {
+        let mut settings = Settings::defaults();
+        settings.auth.secret = Some(Secret::new("a configured secret of thirty-two bytes"));
+        settings.auth.admin_password = Some(Secret::new("an admin password"));
+        let printed = settings.to_toml().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !printed.contains("thirty-two") && !printed.contains("an admin password"),
+            "{printed}"
+        );
+        let auth: Vec<&str> = printed
+            .lines()
+            .skip_while(|l| *l != "[auth]")
+            .take_while(|l| !l.is_empty())
+            .collect();
+        assert_eq!(
+            auth,
+            [
+                "[auth]",
+                "access_token_ttl = \"30m\"",
+                "# secret = (set, not shown)",
+                "# admin_password = (set, not shown)"
+            ]
+        );
     }
 
     #[test]

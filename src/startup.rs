@@ -53,6 +53,7 @@ pub struct Application {
     flusher: tokio::task::JoinHandle<()>,
     stop_following: Arc<AtomicBool>,
     metrics_server: Option<actix_web::dev::ServerHandle>,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -101,6 +102,13 @@ impl Application {
         warn_if_few_files(settings.server.max_connections);
         if !keyward.has_users().await? {
             bootstrap_admin(&keyward, settings.auth.admin_password.clone(), &settings.database.path).await?;
+        } else if settings.auth.admin_password.is_some() {
+            log::warn!(
+                "auth.admin_password (or KEYWARD_ADMIN_PASSWORD) is set but ignored: the database {} already \
+                 has users, and it only sets the first admin's password on first start; change a password \
+                 with `keyward user passwd admin` or on the console's account page",
+                settings.database.path.display()
+            );
         }
 
         let listener = TcpListener::bind(settings.server.bind).map_err(|source| StartError::Bind {
@@ -124,6 +132,7 @@ impl Application {
         let ui_state = web::Data::new(crate::ui::UiState {
             secure_cookie: settings.ui.secure_cookie || settings.server.tls.is_some(),
             session_ttl: settings.ui.session_ttl,
+            admin_password_file: admin_password_file(&settings.database.path),
         });
         let server = HttpServer::new(move || {
             let cors_on = !server_settings.cors_origins.is_empty();
@@ -163,7 +172,10 @@ impl Application {
         .max_connections(settings.server.max_connections.div_ceil(settings.server.workers.max(1)))
         .client_request_timeout(settings.server.request_timeout.min(Duration::from_secs(5)))
         .client_disconnect_timeout(Duration::from_secs(1))
-        .shutdown_timeout(settings.server.shutdown_timeout.as_secs());
+        .shutdown_timeout(settings.server.shutdown_timeout.as_secs())
+        // actix stops at once on SIGINT; keyward stops gracefully on SIGINT and SIGTERM
+        // alike (`run_until_signalled`), and tests stop servers through `handle`.
+        .disable_signals();
         let server = match &settings.server.tls {
             None => server.listen(listener)?,
             Some(tls) => server.listen_rustls_0_23(listener, tls_config(tls)?)?,
@@ -180,6 +192,7 @@ impl Application {
                         .route("/metrics", web::get().to(http::public_metrics))
                 })
                 .workers(1)
+                .disable_signals()
                 .bind(addr)
                 .map_err(|source| StartError::Bind { addr, source })?
                 .run();
@@ -209,6 +222,7 @@ impl Application {
             flusher,
             stop_following,
             metrics_server,
+            shutdown_timeout: settings.server.shutdown_timeout,
         })
     }
 
@@ -225,7 +239,18 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server stops (SIGINT/SIGTERM), then writes pending key uses.
+    /// Serves until SIGINT (Ctrl-C) or SIGTERM, which both stop it gracefully: no new
+    /// connections, requests in flight finish (up to `server.shutdown_timeout`), then pending
+    /// key uses are written. For the binary; tests stop servers through [`Self::handle`]
+    /// (a test process keeps its own Ctrl-C).
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let signals = tokio::spawn(stop_on_signal(self.server.handle(), self.shutdown_timeout));
+        let result = self.run_until_stopped().await;
+        signals.abort();
+        result
+    }
+
+    /// Serves until the server is stopped through its handle, then writes pending key uses.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.flusher.abort();
@@ -272,6 +297,27 @@ fn warn_if_few_files(max_connections: usize) {
     }
 }
 
+/// Waits for SIGINT or SIGTERM, then stops the server gracefully.
+async fn stop_on_signal(server: actix_web::dev::ServerHandle, grace: Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut interrupt, mut terminate) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(i), Ok(t)) => (i, t),
+        (Err(e), _) | (_, Err(e)) => {
+            log::warn!("cannot listen for SIGINT/SIGTERM ({e}); stop keyward with SIGKILL");
+            return;
+        }
+    };
+    let name = tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    };
+    log::info!(
+        "{name} received: graceful stop; finishing requests in flight (up to {}s), then writing key use times",
+        grace.as_secs()
+    );
+    server.stop(true).await;
+}
+
 /// Makes user `admin` in an empty database. The password comes from config or
 /// `KEYWARD_ADMIN_PASSWORD`; otherwise one is generated, written to a 0600 file beside the
 /// database (whose path is logged; the password never is) and shown on a terminal.
@@ -287,11 +333,7 @@ async fn bootstrap_admin(keyward: &Keyward, configured: Option<Secret>, db_path:
     };
     let password = Password::parse(password)?;
     if generated {
-        let file = db_path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .join(ADMIN_PASSWORD_FILE);
+        let file = admin_password_file(db_path);
         crate::files::write_private(&file, password.secret().reveal())?;
         log::info!(
             "created user admin with a generated password; it is in {}",
@@ -312,6 +354,17 @@ async fn bootstrap_admin(keyward: &Keyward, configured: Option<Secret>, db_path:
     }
     keyward.bootstrap_admin(password, Timestamp::now()).await?;
     Ok(())
+}
+
+/// Where a generated admin password goes: [`ADMIN_PASSWORD_FILE`] beside the database, as an
+/// absolute path (the log and the console name it).
+fn admin_password_file(db_path: &Path) -> PathBuf {
+    let file = db_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(ADMIN_PASSWORD_FILE);
+    std::path::absolute(&file).unwrap_or(file)
 }
 
 /// The rustls configuration for `[server.tls]` (ring provider, TLS 1.2 and 1.3).

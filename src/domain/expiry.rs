@@ -49,6 +49,22 @@ impl Lifetime {
             Lifetime::For(d) => Some(d),
         }
     }
+
+    /// As people write it, and [`Self::parse`] reads it back: `never`, `90d`, `30m`.
+    pub fn text(self) -> String {
+        self.finite().map_or_else(|| "never".to_owned(), duration_text)
+    }
+}
+
+/// A duration in the largest unit that divides it exactly, as the grammar reads it back:
+/// `90d`, `12h`, `30m`, `10s` (whole seconds; anything shorter is shown as `0s`).
+pub fn duration_text(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (count, unit) = [(DAY, "d"), (HOUR, "h"), (MINUTE, "m")]
+        .into_iter()
+        .find(|(size, _)| secs > 0 && secs.is_multiple_of(*size))
+        .map_or((secs, "s"), |(size, unit)| (secs / size, unit));
+    format!("{count}{unit}")
 }
 
 impl Expiry {
@@ -193,6 +209,15 @@ pub fn parse_byte_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("size out of range: {text:?}"))
 }
 
+/// A byte size in the largest binary unit that divides it exactly, as [`parse_byte_size`]
+/// reads it back: `64KiB`, `1GiB`, `1000B`.
+pub fn byte_size_text(bytes: u64) -> String {
+    [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+        .into_iter()
+        .find(|(size, _)| bytes > 0 && bytes.is_multiple_of(*size))
+        .map_or_else(|| format!("{bytes}B"), |(size, unit)| format!("{}{unit}", bytes / size))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,5 +328,25 @@ mod tests {
         assert_eq!(parse_byte_size("100"), Ok(100));
         assert!(parse_byte_size("lots").is_err());
         assert!(parse_byte_size("0").is_err());
+    }
+
+    #[test]
+    fn sizes_and_durations_print_as_people_write_them_and_read_back() {
+        for (bytes, text) in [(65536, "64KiB"), (1 << 30, "1GiB"), (3 << 20, "3MiB"), (1000, "1000B")] {
+            assert_eq!(byte_size_text(bytes), text);
+            assert_eq!(parse_byte_size(text).ok().map(|b| b as u64), Some(bytes));
+        }
+        for (secs, text) in [
+            (1800, "30m"),
+            (43_200, "12h"),
+            (10, "10s"),
+            (90 * DAY, "90d"),
+            (3601, "3601s"),
+        ] {
+            let d = Duration::from_secs(secs);
+            assert_eq!(duration_text(d), text);
+            assert_eq!(Lifetime::parse(text), Ok(Lifetime::For(d)));
+        }
+        assert_eq!(Lifetime::Never.text(), "never");
     }
 }

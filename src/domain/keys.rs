@@ -272,13 +272,25 @@ fn parse_key_id(id: &str) -> Result<KeyId, Error> {
 }
 
 /// The audit detail of a key's scopes: which it has and which privileged ones were granted.
-fn scopes_detail(key: &KeyRecord) -> Option<String> {
-    let scopes = key.scopes.as_ref()?;
-    let mut detail = format!("scopes={}", scopes.join(" "));
+fn scopes_detail(key: &KeyRecord) -> Vec<String> {
+    let mut detail: Vec<String> = key.scopes.iter().map(|s| format!("scopes={}", s.join(" "))).collect();
     if !key.grants.is_empty() {
-        detail.push_str(&format!("; granted={}", key.grants.join(" ")));
+        detail.push(format!("granted={}", key.grants.join(" ")));
     }
-    Some(detail)
+    detail
+}
+
+/// The audit detail of a new key: what it was given (never the key).
+fn create_detail(key: &KeyRecord) -> String {
+    let mut detail = vec![format!(
+        "expires_at={}",
+        key.expires_at.map_or_else(|| "never".to_owned(), Timestamp::rfc3339)
+    )];
+    detail.extend(scopes_detail(key));
+    if key.meta.as_object().is_some_and(|m| !m.is_empty()) {
+        detail.push("meta".to_owned());
+    }
+    detail.join(", ")
 }
 
 /// Who may give a key `scopes`, and which privileged scopes it is granted.
@@ -331,8 +343,9 @@ impl Keyward {
         let numbered = request.numbered;
         let (record, secret) = self.prepare_key(caller, owner, request, now)?;
         let view = self.view().clone();
-        let mut audit = caller.audit("key.create", Some(("key", record.id.to_string())), now);
-        audit.detail = scopes_detail(&record);
+        let audit = caller
+            .audit("key.create", Some(("key", record.id.to_string())), now)
+            .with_detail(create_detail(&record));
         let record = self
             .store()
             .insert_key(record, numbered, audit, move |key| {
@@ -425,7 +438,7 @@ impl Keyward {
         let after = parse_cursor(cursor, KeyId::parse)?;
         let page = self
             .store()
-            .list_keys(owner, after, limit)
+            .list_keys(Some(owner), after, limit)
             .await
             .map_err(|e| e.into_domain("listing keys failed"))?
             .ok_or_else(|| Error::invalid("cursor", "not a cursor from a previous page"))?;
@@ -463,14 +476,55 @@ impl Keyward {
 
     /// Every live key of `owner` (the seed lists have no paging).
     pub async fn all_keys(&self, caller: &Caller, owner: Option<UserId>) -> Result<Vec<KeyRecord>, Error> {
+        caller.require_scope("keys:read")?;
+        let owner = self.owner_for(caller, owner)?;
+        self.live_keys(Some(owner)).await
+    }
+
+    /// `owner`'s keys revoked in the last `within`, the latest first (at most 100), with when.
+    pub async fn recently_revoked_keys(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        within: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Vec<(KeyRecord, Timestamp)>, Error> {
+        caller.require_scope("keys:read")?;
+        let owner = self.owner_for(caller, owner)?;
+        self.store()
+            .revoked_keys(owner, now.minus(within), 100)
+            .await
+            .map_err(|e| e.into_domain("listing revoked keys failed"))
+    }
+
+    /// How long a key made without `expires` lasts (`keys.default_lifetime`).
+    pub fn default_key_lifetime(&self) -> super::Lifetime {
+        self.config().default_lifetime
+    }
+
+    /// Admin: every live key of every user, oldest first (the CLI's `key list`).
+    pub async fn every_live_key(&self, caller: &Caller) -> Result<Vec<KeyRecord>, Error> {
+        caller.require_scope("keys:read")?;
+        super::users::require_admin(caller)?;
+        self.live_keys(None).await
+    }
+
+    /// Every live key of `owner` (everyone's for `None`), page by page.
+    async fn live_keys(&self, owner: Option<UserId>) -> Result<Vec<KeyRecord>, Error> {
         let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
+        let mut after = None;
         loop {
-            let page = self.list_keys(caller, owner, cursor.as_deref(), Some(MAX_PAGE)).await?;
-            all.extend(page.keys);
-            match page.next_cursor {
-                Some(next) => cursor = Some(next.to_string()),
-                None => return Ok(all),
+            let page = self
+                .store()
+                .list_keys(owner, after, MAX_PAGE)
+                .await
+                .map_err(|e| e.into_domain("listing keys failed"))?
+                .ok_or_else(|| Error::internal("a key listed a moment ago is gone from the cursor"))?;
+            after = page.items.last().map(|k| k.id).filter(|_| page.more);
+            all.extend(page.items);
+            if after.is_none() {
+                self.view().overlay_last_used(&mut all);
+                return Ok(all);
             }
         }
     }
@@ -530,21 +584,28 @@ impl Keyward {
         let target = || Some(("key", id.to_string()));
         let mut audits = Vec::new();
         if changes.name.is_some() {
-            audits.push(caller.audit("key.rename", target(), now));
+            audits.push(caller.audit("key.rename", target(), now).with_detail("name"));
         }
-        match changes.disabled {
-            Some(true) => audits.push(caller.audit("key.disable", target(), now)),
-            Some(false) => audits.push(caller.audit("key.enable", target(), now)),
-            None => {}
+        if let Some(disabled) = changes.disabled {
+            let action = if disabled { "key.disable" } else { "key.enable" };
+            audits.push(
+                caller
+                    .audit(action, target(), now)
+                    .with_detail(format!("disabled={disabled}")),
+            );
         }
         if let Some((scopes, grants)) = &changes.scopes {
-            let mut audit = caller.audit("key.update", target(), now);
-            audit.detail = scopes_detail(&KeyRecord {
+            let detail = scopes_detail(&KeyRecord {
                 scopes: scopes.clone(),
                 grants: grants.clone(),
                 ..current.clone()
             });
-            audits.push(audit);
+            let detail = if detail.is_empty() {
+                "scopes=(acts as its user)".to_owned()
+            } else {
+                detail.join(", ")
+            };
+            audits.push(caller.audit("key.update", target(), now).with_detail(detail));
         }
         let view = self.view().clone();
         let mut key = self
@@ -665,10 +726,12 @@ impl Keyward {
         let (record, secret) = self.prepare_key(caller, Some(old.user_id), request, now)?;
         // To the millisecond: never shorter than asked.
         let until = now.plus(grace);
-        let mut create = caller.audit("key.create", Some(("key", record.id.to_string())), now);
-        create.detail = scopes_detail(&record);
-        let mut rotate = caller.audit("key.rotate", Some(("key", old.id.to_string())), now);
-        rotate.detail = Some(format!("replaced by {}; ends {}", record.id, until.rfc3339()));
+        let create = caller
+            .audit("key.create", Some(("key", record.id.to_string())), now)
+            .with_detail(create_detail(&record));
+        let rotate = caller
+            .audit("key.rotate", Some(("key", old.id.to_string())), now)
+            .with_detail(format!("expires_at={}, replaced_by={}", until.rfc3339(), record.id));
         let view = self.view().clone();
         let (record, _) = self
             .store()

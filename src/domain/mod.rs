@@ -20,7 +20,7 @@ mod view;
 pub mod credentials;
 
 pub use error::Error;
-pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, parse_byte_size, parse_grace};
+pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, byte_size_text, duration_text, parse_byte_size, parse_grace};
 pub(crate) use ids::hex;
 pub use ids::{KeyId, UserId};
 pub use keys::{
@@ -31,5 +31,5 @@ pub use passwords::Password;
 pub use secret::Secret;
 pub use service::{Caller, DomainConfig, Keyward, Via};
 pub use time::Timestamp;
-pub use users::{AuditPage, Email, NewUserRequest, Role, UserPage, UserRecord, UserUpdate, Username};
+pub use users::{AuditPage, Email, KeyTarget, NewUserRequest, Role, UserPage, UserRecord, UserUpdate, Username};
 pub use view::KeyCheck;

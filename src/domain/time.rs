@@ -36,6 +36,11 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }
 
+    pub fn minus(self, d: Duration) -> Self {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_sub(ms))
+    }
+
     /// The stand-in expiry of a key that never expires: the same instant 100 calendar years
     /// on, as seed 001 shows (`createdAt` 2021-05-03, `expireAt` 2121-05-03).
     pub fn never_expiry(self) -> Self {

@@ -4,8 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::service::{Caller, Keyward, Via};
-use super::{Error, Password, Secret, Timestamp, UserId};
-use crate::store::{AuditRecord, UserChanges};
+use std::collections::HashMap;
+
+use super::{Error, KeyId, Password, Secret, Timestamp, UserId};
+use crate::store::{AuditLine, AuditRecord, UserChanges};
 
 /// A username: 1 to 64 of `A-Z a-z 0-9 . _ -`. Compared case-insensitively.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,10 +184,14 @@ impl Keyward {
         };
         let view = self.view().clone();
         let stored = record.clone();
+        let mut detail = vec![format!("role={}", record.role.as_str())];
+        detail.extend(record.email.as_ref().map(|e| format!("email={e}")));
         self.store()
             .insert_user(
                 record.clone(),
-                caller.audit("user.create", Some(("user", record.id.to_string())), now),
+                caller
+                    .audit("user.create", Some(("user", record.id.to_string())), now)
+                    .with_detail(detail.join(", ")),
                 move || view.put_user(stored),
             )
             .await
@@ -271,8 +277,9 @@ impl Keyward {
         if let Some(disabled) = update.disabled {
             fields.push(format!("disabled={disabled}"));
         }
-        let mut audit = caller.audit("user.update", Some(("user", id.to_string())), now);
-        audit.detail = Some(fields.join(","));
+        let audit = caller
+            .audit("user.update", Some(("user", id.to_string())), now)
+            .with_detail(fields.join(", "));
         let changes = UserChanges {
             bump_epoch: password_hash.is_some() || update.disabled == Some(true),
             password_hash,
@@ -316,7 +323,9 @@ impl Keyward {
             .delete_user(
                 id,
                 now,
-                caller.audit("user.delete", Some(("user", id.to_string())), now),
+                caller
+                    .audit("user.delete", Some(("user", id.to_string())), now)
+                    .with_detail("deleted, keys revoked"),
                 move |revoked| {
                     if let Some(lookups) = revoked {
                         view.remove_keys(lookups);
@@ -361,7 +370,9 @@ impl Keyward {
             bump_epoch: true,
             ..UserChanges::default()
         };
-        let audit = caller.audit("user.password", Some(("user", caller.user.id.to_string())), now);
+        let audit = caller
+            .audit("user.password", Some(("user", caller.user.id.to_string())), now)
+            .with_detail("password");
         self.apply_user_changes(caller.user.id, changes, now, audit)
             .await
             .map(|_| ())
@@ -370,7 +381,7 @@ impl Keyward {
 
 /// A page of the audit trail, newest first.
 pub struct AuditPage {
-    pub entries: Vec<(i64, AuditRecord)>,
+    pub entries: Vec<AuditLine>,
     pub total: u64,
     pub next_cursor: Option<String>,
 }
@@ -392,7 +403,7 @@ impl Keyward {
             .await
             .map_err(|e| e.into_domain("reading the audit trail failed"))?;
         let next_cursor = if page.more {
-            page.items.last().map(|(seq, _)| seq.to_string())
+            page.items.last().map(|line| line.seq.to_string())
         } else {
             None
         };
@@ -402,6 +413,44 @@ impl Keyward {
             next_cursor,
         })
     }
+
+    /// Admin: the keys that audit lines name, revoked ones too, by id: whose each is, its
+    /// name now, whether it is revoked (for links, and names older lines did not record).
+    pub async fn audit_key_targets(
+        &self,
+        caller: &Caller,
+        ids: Vec<KeyId>,
+    ) -> Result<HashMap<KeyId, KeyTarget>, Error> {
+        require_admin(caller)?;
+        let found = self
+            .store()
+            .describe_keys(ids)
+            .await
+            .map_err(|e| e.into_domain("reading keys failed"))?;
+        Ok(found
+            .into_iter()
+            .map(|(id, owner, name, revoked)| (id, KeyTarget { owner, name, revoked }))
+            .collect())
+    }
+
+    /// Whether `username` has ever signed in to the web console (the sign-in page tells a
+    /// first-time admin where the generated password is until then).
+    pub async fn has_signed_in_to_the_console(&self, username: &str) -> Result<bool, Error> {
+        let Some(user) = self.view().user_by_login(username) else {
+            return Ok(false);
+        };
+        self.store()
+            .has_started_a_session(user.id)
+            .await
+            .map_err(|e| e.into_domain("reading the audit trail failed"))
+    }
+}
+
+/// A key an audit line names, as it is now.
+pub struct KeyTarget {
+    pub owner: UserId,
+    pub name: Option<String>,
+    pub revoked: bool,
 }
 
 /// A key never sets its own user's password, on any route: a leaked key must not become

@@ -49,7 +49,11 @@ struct AuditLine {
     action: String,
     target_type: Option<String>,
     target_id: Option<String>,
+    /// The key's name or the user's username when the line was written (null for lines
+    /// written before keyward recorded it)
+    target_name: Option<String>,
     source_ip: Option<String>,
+    /// What changed: field names, and values that are no secret (`role=admin, disabled=true`)
     detail: Option<String>,
 }
 

@@ -163,15 +163,17 @@ pub async fn audit(
     let data: Vec<serde_json::Value> = page
         .entries
         .iter()
-        .map(|(seq, a)| {
+        .map(|line| {
+            let a = &line.record;
             serde_json::json!({
-                "id": seq,
+                "id": line.seq,
                 "at": a.at.rfc3339(),
                 "actor_id": a.actor_id.map(|id| id.to_string()),
                 "actor": a.actor,
                 "action": a.action,
                 "target_type": a.target_type,
                 "target_id": a.target_id,
+                "target_name": line.target_name,
                 "source_ip": a.source_ip,
                 "detail": a.detail,
             })

@@ -9,6 +9,7 @@ const STEPS: &[&str] = &[
     include_str!("../../schema.sql"),
     include_str!("migrations/0002_sessions.sql"),
     include_str!("migrations/0003_grants_and_feed.sql"),
+    include_str!("migrations/0004_revoked_keys.sql"),
 ];
 
 /// The schema version this build writes.
@@ -53,7 +54,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_version_1_database_gains_the_sessions_table() -> Result<(), StoreError> {
+    fn a_version_1_database_gains_the_sessions_table_and_the_revoked_keys_index() -> Result<(), StoreError> {
         let mut conn = Connection::open_in_memory()?;
         conn.execute_batch(STEPS[0])?;
         conn.pragma_update(None, "user_version", 1)?;
@@ -68,6 +69,12 @@ mod tests {
         assert_eq!(users, 1, "data kept");
         let sessions: i64 = conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
         assert_eq!(sessions, 0);
+        let index: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'keys_revoked_by_user'",
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(index, 1, "version 3's index of revoked keys");
         // Running it again changes nothing.
         migrate(&mut conn)?;
         Ok(())

@@ -510,8 +510,10 @@ impl Store {
         self.writer
             .write(
                 move |c| {
-                    c.prepare_cached("UPDATE audit SET detail = ?2 WHERE seq = ?1")?
-                        .execute(params![seq, detail])?;
+                    c.prepare_cached(
+                        "UPDATE audit SET detail = json_object('detail', ?2, 'target_name', NULL) WHERE seq = ?1",
+                    )?
+                    .execute(params![seq, detail])?;
                     Ok(())
                 },
                 |_| {},
@@ -520,19 +522,20 @@ impl Store {
     }
 
     /// A page of the audit trail, newest first; `None` when the cursor names no line.
-    pub async fn list_audit(&self, before: Option<i64>, limit: u32) -> Result<Page<(i64, AuditRecord)>, StoreError> {
+    pub async fn list_audit(&self, before: Option<i64>, limit: u32) -> Result<Page<AuditLine>, StoreError> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT seq, at, actor_id, actor, action, target_type, target_id, source_ip, detail FROM audit \
                  WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
             )?;
-            let mut items: Vec<(i64, AuditRecord)> = stmt
+            let mut items: Vec<AuditLine> = stmt
                 .query_map(params![before.unwrap_or(i64::MAX), limit + 1], |r| {
                     let action: String = r.get(4)?;
                     let target_type: Option<String> = r.get(5)?;
-                    Ok((
-                        r.get(0)?,
-                        AuditRecord {
+                    let (detail, target_name) = audit_detail_from(r.get(8)?);
+                    Ok(AuditLine {
+                        seq: r.get(0)?,
+                        record: AuditRecord {
                             at: Timestamp::from_millis(r.get(1)?),
                             actor_id: r.get(2)?,
                             actor: r.get(3)?,
@@ -540,15 +543,25 @@ impl Store {
                             target_type: target_type.as_deref().map(audit_target),
                             target_id: r.get(6)?,
                             source_ip: r.get(7)?,
-                            detail: r.get(8)?,
+                            detail,
                         },
-                    ))
+                        target_name,
+                    })
                 })?
                 .collect::<Result<_, _>>()?;
             let total = c.query_row("SELECT count(*) FROM audit", [], count)?;
             let more = items.len() > limit as usize;
             items.truncate(limit as usize);
             Ok(Page { items, total, more })
+        })
+        .await
+    }
+
+    /// Whether the user has ever started a console session (an audit line says so).
+    pub async fn has_started_a_session(&self, user: UserId) -> Result<bool, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT EXISTS (SELECT 1 FROM audit WHERE action = 'session.start' AND actor_id = ?1)")?
+                .query_row([user], |r| r.get(0))
         })
         .await
     }
@@ -651,24 +664,30 @@ impl Store {
         .await
     }
 
-    /// A page of `owner`'s live keys, oldest first; `None` when the cursor names no key.
+    /// A page of `owner`'s live keys (every user's for `None`), oldest first; `None` when the
+    /// cursor names no key.
     pub async fn list_keys(
         &self,
-        owner: UserId,
+        owner: Option<UserId>,
         after: Option<KeyId>,
         limit: u32,
     ) -> Result<Option<Page<KeyRecord>>, StoreError> {
+        // One statement per case, so a user's list keeps using the `keys_by_user` index.
+        let whose = if owner.is_some() { "user_id = ?1" } else { "?1 IS NULL" };
         self.read(move |c| {
             let Some(after_seq) = cursor_seq(c, "keys", after)? else {
                 return Ok(None);
             };
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM keys WHERE user_id = ?1 AND revoked_at IS NULL AND seq > ?2 ORDER BY seq LIMIT ?3"
+                "SELECT {KEY_COLUMNS} FROM keys WHERE {whose} AND revoked_at IS NULL AND seq > ?2 ORDER BY seq LIMIT ?3"
             ))?;
-            let mut items: Vec<KeyRecord> =
-                stmt.query_map(params![owner, after_seq, limit + 1], key_from_row)?.collect::<Result<_, _>>()?;
+            let mut items: Vec<KeyRecord> = stmt
+                .query_map(params![owner, after_seq, limit + 1], key_from_row)?
+                .collect::<Result<_, _>>()?;
             let total = c
-                .prepare_cached("SELECT count(*) FROM keys WHERE user_id = ?1 AND revoked_at IS NULL")?
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM keys WHERE {whose} AND revoked_at IS NULL"
+                ))?
                 .query_row([owner], count)?;
             let more = items.len() > limit as usize;
             items.truncate(limit as usize);
@@ -689,6 +708,44 @@ impl Store {
             let total = c.query_row("SELECT count(*) FROM keys WHERE revoked_at IS NULL", [], count)?;
             let more = total > items.len() as u64;
             Ok(Page { items, total, more })
+        })
+        .await
+    }
+
+    /// What the audit page shows of the keys it names, revoked ones included: (id, owner,
+    /// name now, revoked).
+    pub async fn describe_keys(
+        &self,
+        ids: Vec<KeyId>,
+    ) -> Result<Vec<(KeyId, UserId, Option<String>, bool)>, StoreError> {
+        let ids = serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .map_err(|e| StoreError::new(StoreErrorKind::Other, e.to_string()))?;
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, user_id, name, revoked_at IS NOT NULL FROM keys WHERE id IN (SELECT value FROM json_each(?1))",
+            )?
+            .query_map([ids], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect()
+        })
+        .await
+    }
+
+    /// `owner`'s keys revoked at `since` or later, the latest first, with when: at most `limit`.
+    pub async fn revoked_keys(
+        &self,
+        owner: UserId,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(KeyRecord, Timestamp)>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS}, revoked_at FROM keys WHERE user_id = ?1 AND revoked_at >= ?2 \
+                 ORDER BY revoked_at DESC, seq DESC LIMIT ?3"
+            ))?
+            .query_map(params![owner, since.millis(), limit], |r| {
+                Ok((key_from_row(r)?, Timestamp::from_millis(r.get(12)?)))
+            })?
+            .collect()
         })
         .await
     }
@@ -731,13 +788,21 @@ impl Store {
                 target.display()
             )));
         }
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        if !parent.is_dir() {
-            return Err(invalid(format!("{} is not a directory", parent.display())));
+        let folder = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !folder.is_dir() {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                format!(
+                    "cannot write {}: there is no directory {}",
+                    target.display(),
+                    folder.display()
+                ),
+            ));
         }
+        let parent = folder.to_owned();
         let source = self.path.as_ref().clone();
         let target = target.to_owned();
         tokio::task::spawn_blocking(move || {
@@ -1096,6 +1161,10 @@ fn cursor_seq<T: ToSql>(c: &Connection, table: &str, after: Option<T>) -> rusqli
 }
 
 /// One line of the audit trail: who did what to which record, from where. Never a secret.
+///
+/// Stored with the target's name as it is when the line is written (the key's name, the
+/// user's username, read in the same transaction): the `detail` column holds
+/// `{"detail": …, "target_name": …}`. Lines written before that hold the detail text alone.
 #[derive(Clone, Debug)]
 pub struct AuditRecord {
     pub at: Timestamp,
@@ -1108,15 +1177,57 @@ pub struct AuditRecord {
     pub target_type: Option<&'static str>,
     pub target_id: Option<String>,
     pub source_ip: Option<String>,
+    /// What changed: field names, and values that are no secret (`role=admin`).
     pub detail: Option<String>,
+}
+
+impl AuditRecord {
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+/// An audit line as read back: its position, the record, and its target's name as it was.
+#[derive(Clone, Debug)]
+pub struct AuditLine {
+    pub seq: i64,
+    pub record: AuditRecord,
+    pub target_name: Option<String>,
 }
 
 fn insert_audit(c: &Connection, a: &AuditRecord) -> rusqlite::Result<()> {
     c.prepare_cached(
-        "INSERT INTO audit (at, actor_id, actor, action, target_type, target_id, source_ip, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO audit (at, actor_id, actor, action, target_type, target_id, source_ip, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, json_object('detail', ?8, 'target_name', \
+           CASE ?5 WHEN 'key' THEN (SELECT name FROM keys WHERE id = ?6) \
+                   WHEN 'user' THEN (SELECT username FROM users WHERE id = ?6) END))",
     )?
-    .execute(params![a.at.millis(), a.actor_id, a.actor, a.action, a.target_type, a.target_id, a.source_ip, a.detail])?;
+    .execute(params![
+        a.at.millis(),
+        a.actor_id,
+        a.actor,
+        a.action,
+        a.target_type,
+        a.target_id,
+        a.source_ip,
+        a.detail
+    ])?;
     Ok(())
+}
+
+/// The `detail` column: (detail, target's name) from the JSON of [`insert_audit`], or an
+/// older line's plain text as its detail.
+fn audit_detail_from(column: Option<String>) -> (Option<String>, Option<String>) {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        detail: Option<String>,
+        target_name: Option<String>,
+    }
+    match column.as_deref().map(serde_json::from_str::<Stored>) {
+        Some(Ok(stored)) => (stored.detail, stored.target_name),
+        _ => (column, None),
+    }
 }
 
 /// The audit actions and target kinds are a closed set; stored text maps back to them.

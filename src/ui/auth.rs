@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::session::{self, NoFields, Posted, SESSION_COOKIE, SIGN_IN_COOKIE, Session};
-use super::{UiError, pages, see_other};
+use super::{UiError, UiState, pages, see_other};
 use crate::domain::sessions::{csrf_token, random_token};
 use crate::domain::{Error, Secret, Timestamp};
 use crate::http::AppState;
@@ -30,6 +30,8 @@ pub struct Query {
 /// `GET /ui/login`: the form, with a fresh sign-in token (or the browser's, if it has one).
 pub async fn login_page(
     req: HttpRequest,
+    state: web::Data<AppState>,
+    ui: web::Data<UiState>,
     session: Option<Session>,
     query: Option<web::Query<Query>>,
 ) -> Result<HttpResponse, UiError> {
@@ -44,14 +46,30 @@ pub async fn login_page(
             q.signed_out.map(|_| "You are signed out.")
         }
     });
-    sign_in_form(&req, None, notice, actix_web::http::StatusCode::OK)
+    let first = first_sign_in_hint(&state, &ui).await;
+    sign_in_form(&req, None, notice, first.as_deref(), actix_web::http::StatusCode::OK)
 }
 
-/// The sign-in page with `error` or `notice`; sets the sign-in token cookie when needed.
+/// Where the generated admin password is, while that file exists and the admin has never
+/// signed in to the console (a first-time reader of the README is looking for it).
+async fn first_sign_in_hint(state: &AppState, ui: &UiState) -> Option<String> {
+    let file = &ui.admin_password_file;
+    if !file.is_file() {
+        return None;
+    }
+    match state.keyward.has_signed_in_to_the_console("admin").await {
+        Ok(false) => Some(file.display().to_string()),
+        _ => None,
+    }
+}
+
+/// The sign-in page with `error` or `notice` (and where the first admin password is, when
+/// `first` says); sets the sign-in token cookie when needed.
 fn sign_in_form(
     req: &HttpRequest,
     error: Option<&str>,
     notice: Option<&str>,
+    first: Option<&str>,
     status: actix_web::http::StatusCode,
 ) -> Result<HttpResponse, UiError> {
     let existing = req
@@ -73,17 +91,24 @@ fn sign_in_form(
             SIGN_IN_FORM_TTL,
         ));
     }
-    Ok(response.body(pages::sign_in(&csrf_token(&token), error, notice).into_string()))
+    Ok(response.body(pages::sign_in(&csrf_token(&token), error, notice, first).into_string()))
 }
 
 /// `POST /ui/login`: username (or email) and password -> a session. Failures count toward
 /// the same throttle as the API's password checks.
-pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, UiError> {
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ui: web::Data<UiState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, UiError> {
     let sign_in_token = req.cookie(SIGN_IN_COOKIE).map(|c| Secret::new(c.value()));
     if !sign_in_token.is_some_and(|t| session::form_token_matches(&body, &t)) {
         return Err(UiError::Csrf);
     }
     let form: SignInForm = session::parse_form(&body)?;
+    // The hint for a first sign-in, looked up only when the form is shown again.
+    let first = || first_sign_in_hint(&state, &ui);
     let password = form.password.unwrap_or_else(|| Secret::new(""));
     let login = form.username.trim();
     if login.is_empty() || password.reveal().is_empty() {
@@ -91,6 +116,7 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
             &req,
             Some("Enter your username (or email) and password."),
             None,
+            first().await.as_deref(),
             actix_web::http::StatusCode::BAD_REQUEST,
         );
     }
@@ -114,6 +140,7 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
             &req,
             Some("Wrong username or password."),
             None,
+            first().await.as_deref(),
             actix_web::http::StatusCode::UNAUTHORIZED,
         ),
         Err(Error::Throttled { retry_after }) => {
@@ -124,6 +151,7 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
                     "Too many failed sign-ins for this account. Try again in {wait} seconds."
                 )),
                 None,
+                first().await.as_deref(),
                 actix_web::http::StatusCode::TOO_MANY_REQUESTS,
             )?;
             if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&wait.to_string()) {

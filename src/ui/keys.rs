@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::pages::{self, Chrome, KeyDraft, Refused, Section, Sort};
+use super::pages::{self, Chrome, KeyDraft, KeyForm, Refused, Section, Sort, UserKeys};
 use super::session::{NoFields, Posted, Session};
 use super::{UiError, owner, page, page_with, see_other};
 use crate::domain::{Error, Expiry, KeyName, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId, parse_grace};
@@ -93,16 +93,34 @@ async fn my_keys_page(
     refused: Refused<'_>,
 ) -> Result<maud::Markup, UiError> {
     let query = ListQuery::from(req);
-    let sort = query.sort();
-    let mut keys = state.keyward.all_keys(&session.caller, None).await?;
+    let all = keys_of(state, session, None, query.sort(), refused).await?;
+    Ok(pages::my_keys(&session.chrome(Section::Keys), &all, query.notice()))
+}
+
+/// The keys of `owner` (the caller's for `None`) as a page shows them: live ones sorted,
+/// those revoked lately, and the create form (as refused, if it was).
+pub async fn keys_of<'a>(
+    state: &AppState,
+    session: &Session,
+    owner: Option<UserId>,
+    sort: Sort,
+    refused: Refused<'a>,
+) -> Result<UserKeys<'a>, UiError> {
+    let kw = &state.keyward;
+    let mut keys = kw.all_keys(&session.caller, owner).await?;
     sort.apply(&mut keys);
-    Ok(pages::my_keys(
-        &session.chrome(Section::Keys),
-        &keys,
+    let revoked = kw
+        .recently_revoked_keys(&session.caller, owner, pages::REVOKED_SHOWN_FOR, Timestamp::now())
+        .await?;
+    Ok(UserKeys {
+        keys,
+        revoked,
         sort,
-        query.notice(),
-        refused,
-    ))
+        form: KeyForm {
+            default_lifetime: kw.default_key_lifetime().text(),
+            refused,
+        },
+    })
 }
 
 /// A date from the form's date field: the key works until the end of that day, UTC.

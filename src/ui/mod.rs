@@ -31,6 +31,9 @@ pub struct UiState {
     pub secure_cookie: bool,
     /// Max-Age of the session cookie.
     pub session_ttl: std::time::Duration,
+    /// Where a generated admin password is written (the sign-in page points there until the
+    /// admin has signed in once).
+    pub admin_password_file: std::path::PathBuf,
 }
 
 /// Registers `/ui` and everything under it.

@@ -4,8 +4,10 @@
 use actix_web::http::StatusCode;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::domain::{KeyRecord, Timestamp, UserRecord};
-use crate::store::AuditRecord;
+use std::collections::HashMap;
+
+use crate::domain::{KeyId, KeyRecord, KeyTarget, Timestamp, UserId, UserRecord};
+use crate::store::AuditLine;
 
 /// Which part of the console a page belongs to (for the navigation).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -86,10 +88,22 @@ impl Sort {
     }
 }
 
-/// A time as people read it: `2026-11-23 18:41 UTC`.
+/// A time as people read it, ISO 8601 to the second: `2026-11-23 18:41:07 UTC`.
 fn when(t: Timestamp) -> String {
-    let text = t.rfc3339();
-    format!("{} UTC", text.get(..16).unwrap_or(&text).replace('T', " "))
+    format!("{} UTC", t.rfc3339().trim_end_matches('Z').replace('T', " "))
+}
+
+/// [`when`] in a `<time>` element that carries the machine-readable instant.
+fn time(t: Timestamp) -> Markup {
+    html! { time datetime=(t.rfc3339()) { (when(t)) } }
+}
+
+/// An optional time, or `none` (never expires, never used).
+fn time_or(t: Option<Timestamp>, none: &str) -> Markup {
+    match t {
+        Some(t) => time(t),
+        None => html! { span.muted { (none) } },
+    }
 }
 
 fn key_status(k: &KeyRecord, now: Timestamp) -> &'static str {
@@ -127,7 +141,7 @@ fn layout(title: &str, chrome: Option<&Chrome>, content: Markup) -> Markup {
                                 a href="/ui/users" aria-current=[current(Section::Users)] { "Users" }
                                 a href="/ui/audit" aria-current=[current(Section::Audit)] { "Audit log" }
                             }
-                            a.who href="/ui/account" aria-current=[current(Section::Account)] { "Signed in as " strong { (chrome.username) } }
+                            a.who href="/ui/account" aria-current=[current(Section::Account)] title="Your account" { "Signed in as " strong { (chrome.username) } }
                             form method="post" action="/ui/logout" {
                                 input type="hidden" name="csrf" value=(chrome.csrf);
                                 button type="submit" { "Sign out" }
@@ -149,7 +163,9 @@ fn notice(text: Option<&str>) -> Markup {
     }
 }
 
-pub fn sign_in(csrf: &str, error: Option<&str>, note: Option<&str>) -> Markup {
+/// The sign-in page; `first_admin_password` is where the generated admin password is, shown
+/// until the admin has signed in once.
+pub fn sign_in(csrf: &str, error: Option<&str>, note: Option<&str>, first_admin_password: Option<&str>) -> Markup {
     layout(
         "Sign in",
         None,
@@ -157,6 +173,13 @@ pub fn sign_in(csrf: &str, error: Option<&str>, note: Option<&str>) -> Markup {
             section.card.narrow {
                 h1 { "Sign in" }
                 (notice(note))
+                @if let Some(file) = first_admin_password {
+                    div.hint-box id="first-sign-in" {
+                        p { strong { "First time here?" } " Sign in as " code { "admin" } " with the password keyward generated on first start. It is in the file" }
+                        p { code.path { (file) } }
+                        p.muted { "on the server (readable by its owner only). Delete the file once you have the password, or change it on your account page." }
+                    }
+                }
                 @if let Some(error) = error {
                     p.error role="alert" { (error) }
                 }
@@ -217,8 +240,9 @@ pub fn error(status: StatusCode, message: &str) -> Markup {
     )
 }
 
-/// A table of keys (`rows` says whose), `page` is where the sort links point.
-fn key_table(keys: &[KeyRecord], rows: &Rows, page: &str, sort: Sort, now: Timestamp) -> Markup {
+/// A table of keys (`rows` says whose), `page` is where the sort links point, `empty` what
+/// to say when there is none. On a phone each row is a card of labelled fields.
+fn key_table(keys: &[KeyRecord], rows: &Rows, page: &str, sort: Sort, now: Timestamp, empty: &str) -> Markup {
     let href = |k: &KeyRecord| match rows {
         Rows::Of(base) => format!("{base}/{}", k.id),
         Rows::Everyone(_) => format!("/ui/users/{}/keys/{}", k.user_id, k.id),
@@ -243,10 +267,10 @@ fn key_table(keys: &[KeyRecord], rows: &Rows, page: &str, sort: Sort, now: Times
     };
     html! {
         @if keys.is_empty() {
-            p.muted { "No keys yet." }
+            p.muted id="no-keys" { (empty) }
         } @else {
             div.table-wrap {
-                table id="keys" {
+                table.stack id="keys" {
                     thead {
                         tr {
                             th scope="col" { "Name" }
@@ -261,13 +285,13 @@ fn key_table(keys: &[KeyRecord], rows: &Rows, page: &str, sort: Sort, now: Times
                     tbody {
                         @for k in keys {
                             tr data-key-id=(k.id) {
-                                td { a href=(href(k)) { (k.name.as_deref().unwrap_or("(no name)")) } }
-                                @if let Some(owner) = owner(k) { td { a href={ "/ui/users/" (k.user_id) } { (owner) } } }
-                                td { (when(k.created_at)) }
-                                td { (k.expires_at.map_or_else(|| "never".to_owned(), when)) }
-                                td { (k.last_used_at.map_or_else(|| "never".to_owned(), when)) }
-                                td.wrap { (scopes_text(k)) }
-                                td { span class={ "status " (key_status(k, now)) } { (key_status(k, now)) } }
+                                td data-label="Name" { a href=(href(k)) { (k.name.as_deref().unwrap_or("(no name)")) } }
+                                @if let Some(owner) = owner(k) { td data-label="Owner" { a href={ "/ui/users/" (k.user_id) } { (owner) } } }
+                                td data-label="Created" { (time(k.created_at)) }
+                                td data-label="Expires" { (time_or(k.expires_at, "never")) }
+                                td data-label="Last used" { (time_or(k.last_used_at, "never")) }
+                                td.wrap data-label="Scopes" { (scopes_text(k)) }
+                                td data-label="Status" { span class={ "status " (key_status(k, now)) } { (key_status(k, now)) } }
                             }
                         }
                     }
@@ -299,15 +323,15 @@ pub fn all_keys(
                 p.muted { "The " (keys.len()) " newest of " (total) " live keys." }
             }
             section.card {
-                (key_table(keys, &Rows::Everyone(owners), "/ui/all-keys", sort, Timestamp::now()))
+                (key_table(keys, &Rows::Everyone(owners), "/ui/all-keys", sort, Timestamp::now(), "No keys yet."))
             }
         },
     )
 }
 
-/// The expiry choices of the create form: the seed APIs' phrases, and a date.
-const EXPIRY_CHOICES: [(&str, &str); 7] = [
-    ("", "Server default"),
+/// The expiry choices of the create form after the server's default: the seed APIs'
+/// phrases; a date field follows.
+const EXPIRY_CHOICES: [(&str, &str); 6] = [
     ("1 day", "1 day"),
     ("1 week", "1 week"),
     ("One Month", "One Month (31 days)"),
@@ -330,7 +354,14 @@ pub struct KeyDraft {
 /// A refused create form: what was typed, and why it was refused.
 pub type Refused<'a> = Option<(&'a KeyDraft, &'a str)>;
 
-fn create_key_form(action: &str, csrf: &str, refused: Refused) -> Markup {
+/// The create-key form: the server's default lifetime (`never`, `90d`), and what was refused.
+pub struct KeyForm<'a> {
+    pub default_lifetime: String,
+    pub refused: Refused<'a>,
+}
+
+fn create_key_form(action: &str, csrf: &str, form: &KeyForm) -> Markup {
+    let refused = form.refused;
     let draft = refused.map(|(draft, _)| draft);
     let typed = |field: fn(&KeyDraft) -> &str| draft.map(field).filter(|v| !v.is_empty());
     let chosen = draft.map_or("", |d| d.expires.as_str());
@@ -346,12 +377,13 @@ fn create_key_form(action: &str, csrf: &str, refused: Refused) -> Markup {
                 input type="text" id="key-name" name="name" maxlength="256" value=[typed(|d| &d.name)];
                 label for="key-expires" { "Expires" }
                 select id="key-expires" name="expires" {
+                    option value="" selected[chosen.is_empty()] { "Server default: " (form.default_lifetime) }
                     @for (value, label) in EXPIRY_CHOICES {
                         option value=(value) selected[value == chosen] { (label) }
                     }
                 }
-                label for="key-expires-on" { "…or on a date" span.hint { "Overrides the choice above; the key works until the end of that day (UTC)." } }
-                input type="date" id="key-expires-on" name="expires_on" value=[typed(|d| &d.expires_on)];
+                label for="key-expires-on" { "…or on a date" span.hint { "YYYY-MM-DD, e.g. 2027-01-31. Overrides the choice above; the key works until the end of that day (UTC)." } }
+                input type="text" id="key-expires-on" name="expires_on" inputmode="numeric" pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}" placeholder="YYYY-MM-DD" maxlength="10" autocomplete="off" value=[typed(|d| &d.expires_on)];
                 label for="key-scopes" { "Scopes" span.hint { "Space-separated, e.g. keys:read orders:write. Empty: the key can do what you can." } }
                 input type="text" id="key-scopes" name="scopes" autocapitalize="none" spellcheck="false" value=[typed(|d| &d.scopes)];
                 div.actions { button type="submit" id="create-key" { "Create key" } }
@@ -360,18 +392,62 @@ fn create_key_form(action: &str, csrf: &str, refused: Refused) -> Markup {
     }
 }
 
-pub fn my_keys(chrome: &Chrome, keys: &[KeyRecord], sort: Sort, note: Option<&str>, refused: Refused) -> Markup {
+/// How far back the "Recently revoked" list goes.
+pub const REVOKED_SHOWN_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+/// One user's keys as a page shows them: the live ones (sorted), those revoked lately, and
+/// the create form.
+pub struct UserKeys<'a> {
+    pub keys: Vec<KeyRecord>,
+    pub revoked: Vec<(KeyRecord, Timestamp)>,
+    pub sort: Sort,
+    pub form: KeyForm<'a>,
+}
+
+/// A user's live keys, then the ones revoked in the last 30 days.
+fn keys_and_revoked(all: &UserKeys, base: &str, page: &str) -> Markup {
     let now = Timestamp::now();
+    let revoked = &all.revoked;
+    let empty = if revoked.is_empty() {
+        "No keys yet."
+    } else {
+        "No live keys."
+    };
+    html! {
+        section.card { (key_table(&all.keys, &Rows::Of(base), page, all.sort, now, empty)) }
+        @if !revoked.is_empty() {
+            section.card {
+                h2 id="revoked-heading" { "Recently revoked" span.hint { "The last 30 days. These keys no longer work." } }
+                div.table-wrap {
+                    table.stack id="revoked" aria-labelledby="revoked-heading" {
+                        thead { tr { th scope="col" { "Name" } th scope="col" { "Created" } th scope="col" { "Revoked" } th scope="col" { "Last used" } th scope="col" { "Id" } } }
+                        tbody {
+                            @for (k, at) in revoked.iter() {
+                                tr {
+                                    td data-label="Name" { (k.name.as_deref().unwrap_or("(no name)")) }
+                                    td data-label="Created" { (time(k.created_at)) }
+                                    td data-label="Revoked" { (time(*at)) }
+                                    td data-label="Last used" { (time_or(k.last_used_at, "never")) }
+                                    td data-label="Id" { code { (k.id) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn my_keys(chrome: &Chrome, all: &UserKeys, note: Option<&str>) -> Markup {
     layout(
         "My keys",
         Some(chrome),
         html! {
             h1 { "My keys" }
             (notice(note))
-            section.card {
-                (key_table(keys, &Rows::Of("/ui/keys"), "/ui/keys", sort, now))
-            }
-            (create_key_form("/ui/keys", &chrome.csrf, refused))
+            (keys_and_revoked(all, "/ui/keys", "/ui/keys"))
+            (create_key_form("/ui/keys", &chrome.csrf, &all.form))
         },
     )
 }
@@ -418,9 +494,9 @@ fn key_facts(k: &KeyRecord, now: Timestamp) -> Markup {
             dt { "Name" } dd { (k.name.as_deref().unwrap_or("(no name)")) }
             dt { "Id" } dd { code { (k.id) } }
             dt { "Status" } dd { span class={ "status " (key_status(k, now)) } { (key_status(k, now)) } }
-            dt { "Created" } dd { (when(k.created_at)) }
-            dt { "Expires" } dd { (k.expires_at.map_or_else(|| "never".to_owned(), when)) }
-            dt { "Last used" } dd { (k.last_used_at.map_or_else(|| "never".to_owned(), when)) }
+            dt { "Created" } dd { (time(k.created_at)) }
+            dt { "Expires" } dd { (time_or(k.expires_at, "never")) }
+            dt { "Last used" } dd { (time_or(k.last_used_at, "never")) }
             dt { "Scopes" } dd { (scopes_text(k)) }
         }
     }
@@ -538,16 +614,16 @@ pub fn users(
             (notice(note))
             section.card {
                 div.table-wrap {
-                    table id="users" {
+                    table.stack id="users" {
                         thead { tr { th scope="col" { "Username" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Status" } th scope="col" { "Created" } } }
                         tbody {
                             @for u in users {
                                 tr {
-                                    td { a href={ "/ui/users/" (u.id) } { (u.username) } }
-                                    td { (u.email.as_deref().unwrap_or("")) }
-                                    td { (u.role.as_str()) }
-                                    td { (user_status(u)) }
-                                    td { (when(u.created_at)) }
+                                    td data-label="Username" { a href={ "/ui/users/" (u.id) } { (u.username) } }
+                                    td data-label="Email" { (u.email.as_deref().unwrap_or("—")) }
+                                    td data-label="Role" { (u.role.as_str()) }
+                                    td data-label="Status" { span class={ "status " (user_status(u)) } { (user_status(u)) } }
+                                    td data-label="Created" { (time(u.created_at)) }
                                 }
                             }
                         }
@@ -586,14 +662,7 @@ fn user_status(u: &UserRecord) -> &'static str {
     if u.disabled { "disabled" } else { "active" }
 }
 
-pub fn user_detail(
-    chrome: &Chrome,
-    u: &UserRecord,
-    keys: &[KeyRecord],
-    sort: Sort,
-    note: Option<&str>,
-    refused: Refused,
-) -> Markup {
+pub fn user_detail(chrome: &Chrome, u: &UserRecord, all: &UserKeys, note: Option<&str>) -> Markup {
     let here = format!("/ui/users/{}", u.id);
     let keys_base = format!("{here}/keys");
     let yourself = u.username == chrome.username;
@@ -609,8 +678,8 @@ pub fn user_detail(
                     dt { "Username" } dd { (u.username) }
                     dt { "Email" } dd { (u.email.as_deref().unwrap_or("—")) }
                     dt { "Role" } dd { (u.role.as_str()) }
-                    dt { "Status" } dd { (user_status(u)) }
-                    dt { "Created" } dd { (when(u.created_at)) }
+                    dt { "Status" } dd { span class={ "status " (user_status(u)) } { (user_status(u)) } }
+                    dt { "Created" } dd { (time(u.created_at)) }
                     dt { "Id" } dd { code { (u.id) } }
                 }
                 @if yourself {
@@ -623,7 +692,7 @@ pub fn user_detail(
                 }
             }
             h2 { "Keys of " (u.username) }
-            section.card { (key_table(keys, &Rows::Of(&keys_base), &here, sort, Timestamp::now())) }
+            (keys_and_revoked(all, &keys_base, &here))
             section.card {
                 h2 id="reset-heading" { "Reset password" }
                 p { "Signs them out everywhere: their sessions and access tokens end. Their keys keep working." }
@@ -634,7 +703,7 @@ pub fn user_detail(
                     div.actions { button type="submit" { "Set password" } }
                 }
             }
-            (create_key_form(&keys_base, &chrome.csrf, refused))
+            (create_key_form(&keys_base, &chrome.csrf, &all.form))
         },
     )
 }
@@ -660,7 +729,65 @@ pub fn confirm_delete_user(chrome: &Chrome, u: &UserRecord) -> Markup {
     )
 }
 
-pub fn audit(chrome: &Chrome, entries: &[(i64, AuditRecord)], next: Option<&str>) -> Markup {
+/// What the audit page knows of the users and keys its lines name, as they are now: live
+/// users' usernames, and keys (revoked ones too).
+pub struct AuditNames {
+    pub users: HashMap<UserId, String>,
+    pub keys: HashMap<KeyId, KeyTarget>,
+}
+
+/// Who did it: their username as it was, linked to their page while they exist.
+fn audit_actor(line: &AuditLine, names: &AuditNames) -> Markup {
+    let a = &line.record;
+    html! {
+        @match a.actor_id.filter(|id| names.users.contains_key(id)) {
+            Some(id) => a href={ "/ui/users/" (id) } { (a.actor) },
+            None if a.actor == "operator" => { (a.actor) " " span.muted { "(CLI)" } },
+            None => (a.actor),
+        }
+    }
+}
+
+/// What it was done to: the user's or key's name as it was when the line was written (the
+/// name now for lines written before keyward recorded it), linked while it exists.
+fn audit_target(line: &AuditLine, names: &AuditNames) -> Markup {
+    let a = &line.record;
+    let Some(id) = a.target_id.as_deref() else {
+        return html! {};
+    };
+    match a.target_type {
+        Some("user") => {
+            let live = UserId::parse(id).and_then(|id| names.users.get(&id).map(|now| (id, now)));
+            let name = line.target_name.as_deref().or(live.map(|(_, now)| now.as_str()));
+            html! {
+                span.muted { "user " }
+                @match (live, name) {
+                    (Some((id, _)), Some(name)) => a href={ "/ui/users/" (id) } { (name) },
+                    (None, Some(name)) => (name),
+                    (_, None) => code { (id) },
+                }
+            }
+        }
+        _ => {
+            let key = KeyId::parse(id).and_then(|kid| names.keys.get(&kid).map(|k| (kid, k)));
+            let name = line
+                .target_name
+                .clone()
+                .or_else(|| key.and_then(|(_, k)| k.name.clone()))
+                .unwrap_or_else(|| "(no name)".to_owned());
+            html! {
+                span.muted { "key " }
+                @match key {
+                    Some((kid, k)) if !k.revoked => a href={ "/ui/users/" (k.owner) "/keys/" (kid) } { (name) },
+                    Some(_) => { (name) " " span.muted { "(revoked)" } },
+                    None => code { (id) },
+                }
+            }
+        }
+    }
+}
+
+pub fn audit(chrome: &Chrome, entries: &[AuditLine], names: &AuditNames, next: Option<&str>) -> Markup {
     layout(
         "Audit log",
         Some(chrome),
@@ -671,21 +798,18 @@ pub fn audit(chrome: &Chrome, entries: &[(i64, AuditRecord)], next: Option<&str>
                     p.muted { "Nothing yet." }
                 } @else {
                     div.table-wrap {
-                        table id="audit" {
+                        table.stack id="audit" {
                             thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "From" } th scope="col" { "Detail" } } }
                             tbody {
-                                @for (_, a) in entries {
+                                @for line in entries {
+                                    @let a = &line.record;
                                     tr {
-                                        td { (when(a.at)) }
-                                        td { (a.actor) }
-                                        td { code { (a.action) } }
-                                        td {
-                                            @if let (Some(kind), Some(id)) = (a.target_type, a.target_id.as_deref()) {
-                                                (kind) " " code { (id) }
-                                            }
-                                        }
-                                        td { (a.source_ip.as_deref().unwrap_or("")) }
-                                        td.wrap { (a.detail.as_deref().unwrap_or("")) }
+                                        td data-label="When" { (time(a.at)) }
+                                        td data-label="Who" { (audit_actor(line, names)) }
+                                        td data-label="Action" { code { (a.action) } }
+                                        td data-label="Target" { (audit_target(line, names)) }
+                                        td data-label="From" { (a.source_ip.as_deref().unwrap_or("—")) }
+                                        td.wrap data-label="Detail" { (a.detail.as_deref().unwrap_or("—")) }
                                     }
                                 }
                             }
@@ -752,7 +876,16 @@ mod tests {
             csrf: "t".into(),
             section: Section::Keys,
         };
-        let html = my_keys(&chrome, &[k], Sort::parse(None, None), None, None).into_string();
+        let all = UserKeys {
+            keys: vec![k],
+            revoked: Vec::new(),
+            sort: Sort::parse(None, None),
+            form: KeyForm {
+                default_lifetime: "never".into(),
+                refused: None,
+            },
+        };
+        let html = my_keys(&chrome, &all, None).into_string();
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains("<b>ada</b>"));
@@ -760,6 +893,9 @@ mod tests {
 
     #[test]
     fn human_times() {
-        assert_eq!(when(Timestamp::from_secs(1_620_060_000)), "2021-05-03 16:40 UTC");
+        assert_eq!(
+            when(Timestamp::from_millis(1_620_060_007_900)),
+            "2021-05-03 16:40:07 UTC"
+        );
     }
 }

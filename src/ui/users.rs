@@ -1,13 +1,17 @@
 //! Admin pages: users and the audit log. The domain refuses non-admins (403), as on the API.
 
+use std::collections::HashSet;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::keys::{ListQuery, StateForm};
+use super::keys::{ListQuery, StateForm, keys_of};
 use super::pages::{self, Refused, Section};
 use super::session::{NoFields, Posted, Session};
 use super::{UiError, owner, page, page_with, see_other};
-use crate::domain::{Email, Error, NewUserRequest, Password, Role, Secret, Timestamp, UserId, UserUpdate, Username};
+use crate::domain::{
+    Email, Error, KeyId, NewUserRequest, Password, Role, Secret, Timestamp, UserId, UserUpdate, Username,
+};
 use crate::http::AppState;
 use crate::http::problem::status_of;
 
@@ -134,16 +138,12 @@ pub async fn user_page(
 ) -> Result<maud::Markup, UiError> {
     let user = state.keyward.get_user(&session.caller, &id.to_string())?;
     let query = ListQuery::from(req);
-    let sort = query.sort();
-    let mut keys = state.keyward.all_keys(&session.caller, Some(id)).await?;
-    sort.apply(&mut keys);
+    let all = keys_of(state, session, Some(id), query.sort(), refused).await?;
     Ok(pages::user_detail(
         &session.chrome(Section::Users),
         &user,
-        &keys,
-        sort,
+        &all,
         query.notice(),
-        refused,
     ))
 }
 
@@ -251,13 +251,40 @@ pub async fn all_keys(req: HttpRequest, state: web::Data<AppState>, session: Ses
 }
 
 pub async fn audit(req: HttpRequest, state: web::Data<AppState>, session: Session) -> Result<HttpResponse, UiError> {
-    let entries = state
-        .keyward
+    let kw = &state.keyward;
+    let entries = kw
         .list_audit(&session.caller, cursor(&req).as_deref(), Some(PAGE_SIZE))
         .await?;
+    let lines = &entries.entries;
+    let target = |kind: &'static str| {
+        lines
+            .iter()
+            .filter(move |l| l.record.target_type == Some(kind))
+            .filter_map(|l| l.record.target_id.as_deref())
+    };
+    let key_ids: HashSet<KeyId> = target("key").filter_map(KeyId::parse).collect();
+    let keys = kw
+        .audit_key_targets(&session.caller, key_ids.into_iter().collect())
+        .await?;
+    let user_ids: HashSet<UserId> = lines
+        .iter()
+        .filter_map(|l| l.record.actor_id)
+        .chain(target("user").filter_map(UserId::parse))
+        .chain(keys.values().map(|k| k.owner))
+        .collect();
+    // Live users only: a deleted one has no page to link to.
+    let users = user_ids
+        .into_iter()
+        .filter_map(|id| {
+            kw.get_user(&session.caller, &id.to_string())
+                .ok()
+                .map(|u| (id, u.username))
+        })
+        .collect();
     Ok(page(pages::audit(
         &session.chrome(Section::Audit),
-        &entries.entries,
+        lines,
+        &pages::AuditNames { users, keys },
         entries.next_cursor.as_deref(),
     )))
 }

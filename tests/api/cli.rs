@@ -12,6 +12,11 @@ use crate::helpers::eventually;
 
 /// Runs `keyward ARGS` on the database at `db`, with `stdin` piped in.
 fn keyward(db: &Path, args: &[&str], stdin: &str) -> Output {
+    keyward_with(db, args, stdin, &[])
+}
+
+/// As [`keyward`], with more environment.
+fn keyward_with(db: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let dir = db.parent().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
         .current_dir(dir)
@@ -20,6 +25,7 @@ fn keyward(db: &Path, args: &[&str], stdin: &str) -> Output {
             "KEYWARD__AUTH__SECRET",
             "a cli test secret of at least thirty-two bytes",
         )
+        .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -33,6 +39,16 @@ fn keyward(db: &Path, args: &[&str], stdin: &str) -> Output {
 fn ok(out: &Output) -> String {
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The standard error of a command that failed.
+fn failed(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr.clone()).unwrap()
 }
 
 #[test]
@@ -111,13 +127,101 @@ fn every_subcommand_does_its_job() {
     );
 
     let config = ok(&keyward(&db, &["config"], ""));
-    assert!(config.contains("[server]") && config.contains("secret = \"***\""));
-    assert!(!config.contains("thirty-two bytes"), "the secret is redacted");
+    assert!(config.contains("[server]") && config.contains("# secret = (set, not shown)"));
+    assert!(!config.contains("thirty-two bytes"), "the secret is never printed");
 
     let help = ok(&keyward(&db, &["--help"], ""));
     for sub in ["serve", "user", "key", "backup", "check", "config"] {
         assert!(help.contains(sub), "{sub} in --help");
     }
+}
+
+#[test]
+fn check_and_backup_name_what_is_missing_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keyward.db");
+    for args in [&["check"][..], &["key", "list"], &["backup", "copy.db"]] {
+        let err = failed(&keyward(&db, args, ""));
+        assert!(
+            err.contains("there is no database at") && err.contains(db.to_str().unwrap()),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!db.exists(), "no database was created");
+
+    ok(&keyward(&db, &["user", "add", "ada"], "ada's password\n"));
+    let missing = dir.path().join("no such folder").join("copy.db");
+    let err = failed(&keyward(&db, &["backup", missing.to_str().unwrap()], ""));
+    assert!(
+        err.contains(&format!(
+            "there is no directory {}",
+            missing.parent().unwrap().display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn user_add_says_when_no_password_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keyward.db");
+    for stdin in ["", "\n"] {
+        let err = failed(&keyward(&db, &["user", "add", "ada"], stdin));
+        assert!(err.contains("no password was read for ada"), "{err}");
+    }
+}
+
+#[test]
+fn key_list_without_a_user_lists_every_key_with_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keyward.db");
+    for user in ["ada", "bob"] {
+        ok(&keyward(&db, &["user", "add", user], &format!("{user}'s password\n")));
+        ok(&keyward(
+            &db,
+            &["key", "create", "--user", user, "--name", &format!("{user}-ci")],
+            "",
+        ));
+    }
+    let listed = ok(&keyward(&db, &["key", "list"], ""));
+    let rows: Vec<Vec<&str>> = listed.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert_eq!((rows[0][1], rows[0][2]), ("ada", "ada-ci"), "{listed}");
+    assert_eq!((rows[1][1], rows[1][2]), ("bob", "bob-ci"), "{listed}");
+    let ada = ok(&keyward(&db, &["key", "list", "--user", "ada"], ""));
+    assert!(ada.contains("ada-ci") && !ada.contains("bob-ci"), "{ada}");
+}
+
+#[test]
+fn the_printed_config_loads_back_to_the_same_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keyward.db");
+    let changed = [
+        ("KEYWARD__SERVER__BODY_LIMIT", "1MiB"),
+        ("KEYWARD__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1"),
+        ("KEYWARD__DATABASE__MAX_SIZE", "2GiB"),
+        ("KEYWARD__KEYS__DEFAULT_LIFETIME", "30 days"),
+        ("KEYWARD__KEYS__MAX_LIFETIME", "1 year"),
+        ("KEYWARD__UI__SESSION_TTL", "90 minutes"),
+    ];
+    let printed = ok(&keyward_with(&db, &["config"], "", &changed));
+    for line in [
+        "body_limit = \"1MiB\"",
+        "access_token_ttl = \"30m\"",
+        "session_ttl = \"90m\"",
+        "default_lifetime = \"30d\"",
+        "max_lifetime = \"365d\"",
+        "max_size = \"2GiB\"",
+        "shutdown_timeout = \"10s\"",
+        "# secret = (set, not shown)",
+    ] {
+        assert!(printed.lines().any(|l| l == line), "{line} in:\n{printed}");
+    }
+    // Loaded from the printed file alone (the secret still comes from the environment).
+    let file = dir.path().join("printed.toml");
+    std::fs::write(&file, &printed).unwrap();
+    let again = ok(&keyward(&db, &["--config", file.to_str().unwrap(), "config"], ""));
+    assert_eq!(again, printed);
 }
 
 #[tokio::test]

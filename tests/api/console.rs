@@ -397,11 +397,89 @@ async fn a_key_is_shown_once_and_works_until_revoked_in_the_console() {
     assert_eq!(revoked.status, StatusCode::SEE_OTHER);
     assert_eq!(revoked.location(), "/ui/keys?done=revoked");
     assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::UNAUTHORIZED);
-    assert!(!console.get("/ui/keys").await.body.contains(&id));
+    // Gone from the live keys, not without a trace: it is under "Recently revoked".
+    let list = console.get("/ui/keys").await.body;
+    let (live, revoked) = list.split_once(r#"id="revoked""#).expect("a recently revoked list");
+    assert!(!live.contains(&id) && live.contains("No live keys."), "{live}");
+    assert!(revoked.contains(&id) && revoked.contains("deploy bot 2"), "{revoked}");
     assert_eq!(
         console.get(&format!("/ui/keys/{id}")).await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn the_first_sign_in_page_says_where_the_generated_password_is() {
+    let app = spawn_with(|s| s.auth.admin_password = None).await;
+    let file = app.dir.path().join("keyward-admin-password");
+    let password = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    let mut console = Console::new(&app);
+    let page = console.get("/ui/login").await;
+    assert!(page.body.contains(r#"id="first-sign-in""#), "{}", page.body);
+    assert!(page.body.contains(file.to_str().unwrap()));
+    assert!(!page.body.contains(&password), "where it is, never what it is");
+    // Once the admin has signed in, the page no longer says it.
+    console.sign_in("admin", &password).await;
+    let page = console.get("/ui/account").await;
+    let out = console.post("/ui/logout", &[("csrf", &page.csrf())]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(!console.get("/ui/login").await.body.contains("first-sign-in"));
+    // Nor does it with a configured password: there is no file.
+    let configured = spawn_app().await;
+    assert!(
+        !Console::new(&configured)
+            .get("/ui/login")
+            .await
+            .body
+            .contains("first-sign-in")
+    );
+}
+
+#[tokio::test]
+async fn the_audit_page_names_users_and_keys_as_they_were_and_links_them() {
+    let app = spawn_app().await;
+    let (ada_id, ada) = app.user("ada").await;
+    let made = app
+        .create_key(&ada, json!({"name": "first name", "scopes": ["keys:read"]}))
+        .await;
+    let kid = made["id"].as_str().unwrap();
+    app.bearer(Method::PATCH, &format!("/v1/keys/{kid}"), &ada)
+        .json(&json!({"name": "second name"}))
+        .send()
+        .await
+        .unwrap();
+    let gone = app.create_key(&ada, json!({"name": "short lived"})).await;
+    app.bearer(
+        Method::DELETE,
+        &format!("/v1/keys/{}", gone["id"].as_str().unwrap()),
+        &ada,
+    )
+    .send()
+    .await
+    .unwrap();
+    let mut admin = Console::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let page = admin.get("/ui/audit").await.body;
+    let key_link = format!(r#"<a href="/ui/users/{ada_id}/keys/{kid}">"#);
+    assert!(
+        page.contains(&format!(r#"<a href="/ui/users/{ada_id}">ada</a>"#)),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("{key_link}first name</a>")),
+        "the name at creation: {page}"
+    );
+    assert!(
+        page.contains(&format!("{key_link}second name</a>")),
+        "the name after the rename"
+    );
+    assert!(
+        page.contains("short lived <span class=\"muted\">(revoked)</span>"),
+        "{page}"
+    );
+    assert!(page.contains("expires_at=never, scopes=keys:read"), "what was set");
+    assert!(page.contains("role=user, email=ada@example.com"), "what was set");
+    assert!(!page.contains("ada-password"));
 }
 
 #[tokio::test]

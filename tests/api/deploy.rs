@@ -5,8 +5,10 @@ use std::process::Command;
 #[test]
 fn the_systemd_unit_verifies() {
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: systemd-analyze is not installed; the unit was not verified");
-        return;
+        return crate::helpers::skip(
+            "deploy::the_systemd_unit_verifies",
+            "systemd-analyze is not installed (apt-get install systemd)",
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/keyward.service")).unwrap();

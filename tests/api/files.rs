@@ -98,7 +98,15 @@ async fn every_file_keyward_writes_is_private_whatever_the_umask() {
 #[test]
 fn a_backup_never_follows_a_symlink_and_names_a_missing_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let out = under_umask_022(dir.path(), &["user", "list"]).output().unwrap();
+    // `user add` makes the database (reading the password from standard input).
+    let mut add = under_umask_022(dir.path(), &["user", "add", "ada"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"ada's password\n").unwrap();
+    let out = add.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Another user plants a link where the backup will go, to read or clobber a file.

@@ -249,12 +249,27 @@ impl Drop for Server {
     }
 }
 
-/// Starts the binary on a port from the OS; returns the process and its base URL.
+/// Starts the binary on a port from the OS, in `dir`, with the admin password
+/// [`ADMIN_PASSWORD`]; returns the process and its base URL. Its log goes to `dir/server.log`.
 pub fn start_binary(dir: &std::path::Path, env: &[(&str, &str)]) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+    serve(dir, Some(ADMIN_PASSWORD), env)
+}
+
+/// Starts the binary as `cargo run --release` would: nothing configured, so a new database
+/// gets a generated admin password in `dir/keyward-admin-password`.
+pub fn start_binary_as_shipped(dir: &std::path::Path) -> (Server, String) {
+    serve(dir, None, &[])
+}
+
+fn serve(dir: &std::path::Path, admin_password: Option<&str>, env: &[(&str, &str)]) -> (Server, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    command.env_remove("KEYWARD_ADMIN_PASSWORD");
+    if let Some(password) = admin_password {
+        command.env("KEYWARD_ADMIN_PASSWORD", password);
+    }
+    let mut child = command
         .current_dir(dir)
         .env("KEYWARD__SERVER__BIND", "127.0.0.1:0")
-        .env("KEYWARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("RUST_LOG", "info")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
@@ -283,4 +298,22 @@ pub fn start_binary(dir: &std::path::Path, env: &[(&str, &str)]) -> (Server, Str
         }
     });
     (Server(child), url)
+}
+
+/// Whether this run is CI's (`CI=true`, as CI services set it): there a test that cannot run
+/// fails rather than skips.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Says that `test` did not run because `why` (a missing tool, and how to install it), where
+/// `cargo test` shows it: straight to the process's standard error, which the test harness
+/// does not capture (it captures `eprintln!`, shown only for failures or with --nocapture).
+/// Under CI this is a failure instead. The caller returns after it.
+pub fn skip(test: &str, why: &str) {
+    assert!(
+        !under_ci(),
+        "{test} could not run: {why}; under CI=true a skipped test is a failure"
+    );
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }

@@ -86,6 +86,33 @@ async fn first_start_without_a_password_generates_one_in_a_private_file() {
 }
 
 #[test]
+fn an_admin_password_given_once_there_are_users_is_ignored_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let ignored = "is set but ignored";
+    drop(crate::helpers::start_binary(dir.path(), &[]));
+    assert!(
+        !std::fs::read_to_string(&log).unwrap().contains(ignored),
+        "the first start uses it"
+    );
+    // The second start logs the warning before it serves, so it is in the log already.
+    let _server = crate::helpers::start_binary(dir.path(), &[]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains(ignored))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("WARN") && line.contains("KEYWARD_ADMIN_PASSWORD"),
+        "{line}"
+    );
+    assert!(
+        !line.contains(crate::helpers::ADMIN_PASSWORD),
+        "never the password itself"
+    );
+}
+
+#[test]
 fn a_bad_setting_stops_start_up_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_keyward"))

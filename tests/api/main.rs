@@ -21,6 +21,7 @@ mod lifecycle;
 mod limits;
 mod nginx;
 mod operations;
+mod readme;
 mod revocations;
 mod seed000;
 mod seed001;

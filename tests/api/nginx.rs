@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{eventually, spawn_app};
+use crate::helpers::{eventually, skip, spawn_app};
 
 fn nginx_binary() -> Option<&'static str> {
     ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
@@ -34,8 +34,10 @@ impl Drop for Nginx {
 #[tokio::test]
 async fn nginx_auth_request_lets_valid_keys_through() {
     let Some(nginx) = nginx_binary() else {
-        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx); the auth_request test did not run");
-        return;
+        return skip(
+            "nginx::nginx_auth_request_lets_valid_keys_through",
+            "nginx is not installed (apt-get install nginx)",
+        );
     };
     let app = spawn_app().await;
     let keyward_port = app.address.rsplit(':').next().unwrap().to_owned();

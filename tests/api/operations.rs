@@ -309,6 +309,16 @@ async fn the_audit_trail_records_a_scripted_sequence() {
     assert_eq!(key_create["target_id"], kid.as_str());
     assert_eq!(key_create["source_ip"], "127.0.0.1");
     assert_eq!(lines[5]["detail"], "disabled=true");
+    // Each line names its target as it was then: the key's name at creation and after the
+    // rename; and says what changed, never a secret.
+    let names: Vec<&str> = lines[..7].iter().map(|l| l["target_name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["admin", "ada", "one", "two", "two", "ada", "ada"]);
+    assert_eq!(key_create["detail"], "expires_at=never");
+    assert_eq!(lines[3]["detail"], "name");
+    assert!(
+        lines[7]["target_name"].is_null(),
+        "an unknown login name is not recorded"
+    );
     assert_eq!(lines[6]["actor"], "ada");
     assert_eq!(lines[7]["actor"], "anonymous", "an unknown login name is not recorded");
     let text = page.to_string();

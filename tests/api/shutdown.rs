@@ -101,6 +101,96 @@ async fn sigterm_finishes_requests_in_flight_loses_nothing_and_exits_0() {
     );
 }
 
+/// Reads one HTTP/1.1 response (an interim one included) from `stream`, its body by its
+/// `Content-Length`: (status, body).
+fn read_response(stream: &mut std::net::TcpStream) -> (u16, String) {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+                return (status, body.to_owned());
+            }
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the connection closed before a whole response: {text}");
+        bytes.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_like_sigterm_finishes_the_request_in_flight_and_exits_0() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, url) = start_binary(dir.path(), &[]);
+    let host = url.trim_start_matches("http://").to_owned();
+    let log = dir.path().join("server.log");
+    let mut stream = std::net::TcpStream::connect(&host).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A request in flight: its headers, asking to continue (as curl does for big bodies).
+    // The server's "100 Continue" says it has started on the request; the body follows
+    // only after the signal.
+    let body = r#"{"name":"in flight"}"#;
+    write!(
+        stream,
+        "POST /v1/keys HTTP/1.1\r\nHost: {host}\r\nAuthorization: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        basic("admin", ADMIN_PASSWORD),
+        body.len()
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut stream).0, 100);
+
+    let pid = server.pid().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let logged = crate::helpers::eventually(|| async {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("SIGINT received: graceful stop"))
+    })
+    .await;
+    assert!(
+        logged,
+        "the server says it stops gracefully: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    stream.write_all(body.as_bytes()).unwrap();
+    let (status, answer) = tokio::task::spawn_blocking(move || read_response(&mut stream))
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "the request in flight was finished: {answer}");
+    let key = serde_json::from_str::<Value>(&answer).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = tokio::task::spawn_blocking(move || server.wait_for_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(status, Some(0), "a clean exit");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(!log.contains("forced shutdown"), "{log}");
+
+    // The key made while stopping is there after a restart.
+    let (_server, url) = start_binary(dir.path(), &[]);
+    let me = reqwest::Client::new()
+        .get(format!("{url}/v1/me"))
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_backup_taken_under_write_load_restores_to_the_keys_it_holds() {
     let app = spawn_with(|_| {}).await;

@@ -213,6 +213,19 @@ impl Browser {
         self.call(reqwest::Method::GET, &format!("/cookie/{name}"), None).await
     }
 
+    /// Makes the page see the system's colour scheme as dark (or light): Chromium's own
+    /// command, through chromedriver.
+    pub async fn prefer_dark(&self, dark: bool) {
+        let scheme = if dark { "dark" } else { "light" };
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.setEmulatedMedia",
+                "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]}})),
+        )
+        .await;
+    }
+
     pub async fn resize(&self, width: u32, height: u32) {
         self.call(
             reqwest::Method::POST,
