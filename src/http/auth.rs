@@ -26,7 +26,7 @@ pub struct TokenResponse<'a> {
 }
 
 /// `POST /v1/auth/token` (public): username or email and password for an access token.
-#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenRequest,
+#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenRequest, security(()),
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
 pub async fn token(
     req: HttpRequest,

@@ -94,7 +94,7 @@ pub fn parse_expires(value: Option<&serde_json::Value>) -> Result<Option<Expiry>
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ListResponse {
+pub struct KeyList {
     data: Vec<KeyJson>,
     total: u64,
     next_cursor: Option<String>,
@@ -136,7 +136,7 @@ fn created(collection: &str, minted: &MintedKey) -> HttpResponse {
 }
 
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", params(super::PageQuery),
-    responses((status = 200, body = ListResponse), (status = 400, body = crate::http::problem::Problem), (status = 401, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = KeyList), (status = 400, body = crate::http::problem::Problem), (status = 401, body = crate::http::problem::Problem)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -147,7 +147,7 @@ pub async fn list(
         .keyward
         .list_keys(&caller, owner, query.cursor.as_deref(), query.limit)
         .await?;
-    Ok(HttpResponse::Ok().json(ListResponse {
+    Ok(HttpResponse::Ok().json(KeyList {
         data: page.keys.iter().map(KeyJson::from).collect(),
         total: page.total,
         next_cursor: page.next_cursor.map(|c| c.to_string()),

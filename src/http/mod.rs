@@ -106,7 +106,7 @@ pub async fn public_metrics(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /.well-known/jwks.json` (public): the Ed25519 keys that verify API keys offline,
 /// with `keys.algorithm = "EdDSA"`; `{"keys": []}` with HS256.
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "services", responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "services", security(()), responses((status = 200, body = Object)))]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))

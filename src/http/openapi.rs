@@ -61,7 +61,7 @@ struct AuditLine {
 #[utoipa::path(post, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path)), request_body = keys::CreateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = super::problem::Problem)))]
 #[allow(dead_code)]
 fn create_for_user() {}
-#[utoipa::path(get, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path), super::PageQuery), responses((status = 200, body = keys::ListResponse), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(get, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path), super::PageQuery), responses((status = 200, body = keys::KeyList), (status = 404, body = super::problem::Problem)))]
 #[allow(dead_code)]
 fn list_for_user() {}
 #[utoipa::path(get, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 200, body = keys::KeyJson), (status = 404, body = super::problem::Problem)))]
@@ -103,6 +103,84 @@ impl utoipa::Modify for Credentials {
     }
 }
 
+/// Error answers, said once for every operation: problem+json is `application/problem+json`
+/// (the annotations name only the `Problem` body); every operation that needs a credential
+/// may answer 401, and every one that takes a body or a query 400.
+struct Problems;
+
+impl utoipa::Modify for Problems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+        let problem = || {
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("Problem"))))
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let names_an_id = path.contains('{');
+            for operation in [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                // `security(())`: no credential needed.
+                let public = operation.security.as_ref().is_some_and(|s| {
+                    s.iter()
+                        .all(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+                });
+                let takes_input = operation.request_body.is_some()
+                    || operation.parameters.as_ref().is_some_and(|p| {
+                        p.iter().any(|p| {
+                            matches!(p, RefOr::T(p) if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query))
+                        })
+                    });
+                let guarded = operation
+                    .tags
+                    .as_ref()
+                    .is_some_and(|t| t.iter().any(|t| ["keys", "users", "services"].contains(&t.as_str())));
+                let responses = &mut operation.responses.responses;
+                for (status, description, wanted) in [
+                    ("400", "Bad input: the detail says what is accepted", takes_input),
+                    ("401", "No credential, or one that does not verify", !public),
+                    (
+                        "403",
+                        "Not for this caller: a key lacking a scope, or a non-admin on an admin route",
+                        guarded && !public,
+                    ),
+                    (
+                        "404",
+                        "No such record, or not the caller's (the two look the same)",
+                        names_an_id,
+                    ),
+                ] {
+                    if wanted && !responses.contains_key(status) {
+                        responses.insert(
+                            status.into(),
+                            RefOr::T(
+                                ResponseBuilder::new()
+                                    .description(description)
+                                    .content("application/json", problem())
+                                    .build(),
+                            ),
+                        );
+                    }
+                }
+                for response in responses.values_mut() {
+                    let RefOr::T(response) = response else { continue };
+                    let names_problem = response.content.get("application/json").is_some_and(|c| {
+                        matches!(c, RefOr::T(c) if matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem")))
+                    });
+                    if names_problem {
+                        response.content.shift_remove("application/json");
+                        response
+                            .content
+                            .insert("application/problem+json".into(), RefOr::T(problem()));
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "keyward", description = "A self-hosted API key server: the native API under /v1."),
@@ -114,7 +192,7 @@ impl utoipa::Modify for Credentials {
         services::verify, services::forward_auth, services::revocations, keys::rotate, rotate_for_user,
         health::healthz, health::readyz, super::metrics, super::jwks,
     ),
-    modifiers(&Credentials),
+    modifiers(&Credentials, &Problems),
     security(("bearer" = []), ("basic" = []), ("api_key" = [])),
 )]
 struct ApiDoc;

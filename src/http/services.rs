@@ -136,6 +136,14 @@ pub struct RevocationList {
     as_of: String,
 }
 
+/// The answer of `GET /v1/revocations`: the feed, or with `since` the older list.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum RevocationsAnswer {
+    Feed(RevocationFeedJson),
+    Since(RevocationList),
+}
+
 /// Most revocations one answer of the older form holds.
 const SINCE_LIMIT: u32 = 10_000;
 
@@ -143,7 +151,7 @@ const SINCE_LIMIT: u32 = 10_000;
 /// that ends or limits a key, in commit order (an admin, or a key granted `keys:verify`).
 /// `?since=` keeps the older answer for older clients.
 #[utoipa::path(get, path = "/v1/revocations", tag = "services", params(RevocationsQuery),
-    responses((status = 200, body = RevocationFeedJson, description = "the feed; with `since`, a RevocationList instead"),
+    responses((status = 200, body = RevocationsAnswer, description = "the feed; with `since`, the older list"),
         (status = 400, body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 401, body = crate::http::problem::Problem, content_type = "application/problem+json"),
         (status = 403, body = crate::http::problem::Problem, content_type = "application/problem+json")))]
@@ -159,7 +167,7 @@ pub async fn revocations(
                 .keyward
                 .revocation_feed(&caller, query.after.as_deref(), query.limit)
                 .await?;
-            serde_json::to_value(RevocationFeedJson {
+            RevocationsAnswer::Feed(RevocationFeedJson {
                 revocations: feed
                     .entries
                     .iter()
@@ -194,7 +202,7 @@ pub async fn revocations(
                 Some((_, at)) if list.len() >= SINCE_LIMIT as usize => *at,
                 _ => now,
             };
-            serde_json::to_value(RevocationList {
+            RevocationsAnswer::Since(RevocationList {
                 revocations: list
                     .into_iter()
                     .map(|(id, at)| Revocation {
@@ -205,8 +213,7 @@ pub async fn revocations(
                 as_of: as_of.iso_millis(),
             })
         }
-    }
-    .map_err(crate::domain::Error::internal)?;
+    };
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(body))

@@ -57,7 +57,7 @@ pub struct UpdateUserRequest {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ListResponse {
+pub struct UserList {
     data: Vec<UserJson>,
     total: u64,
     next_cursor: Option<String>,
@@ -85,7 +85,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(super::PageQuery),
-    responses((status = 200, body = ListResponse), (status = 403, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = UserList), (status = 403, body = crate::http::problem::Problem)))]
 pub async fn list(
     state: web::Data<AppState>,
     Admin(caller): Admin,
@@ -95,7 +95,7 @@ pub async fn list(
         .keyward
         .list_users(&caller, query.cursor.as_deref(), query.limit)
         .await?;
-    Ok(HttpResponse::Ok().json(ListResponse {
+    Ok(HttpResponse::Ok().json(UserList {
         data: page.users.iter().map(UserJson::from).collect(),
         total: page.total,
         next_cursor: page.next_cursor.map(|c| c.to_string()),

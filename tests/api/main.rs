@@ -20,6 +20,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod nginx;
+mod openapi;
 mod operations;
 mod readme;
 mod revocations;
