@@ -5,8 +5,12 @@
 #   bash bench/run.sh            # full: 10k and 1M keys, 5 rounds of 5 s
 #   ROUNDS=3 DURATION=3 BIG=100000 bash bench/run.sh   # shorter
 #
-# The server is pinned to CPU 0 and wrk to CPU 1 (taskset); rounds are interleaved and the
-# table shows medians.
+# The server runs with the default worker count (one per core) and wrk is pinned to CPU 1
+# (taskset); rounds are interleaved and the table shows medians. wrk with a Lua script can
+# saturate its own core before the server does, and then requests/s measures wrk: so each
+# round also reads the server's CPU time (utime + stime from /proc/<pid>/stat) before and
+# after, and the table gives the server's CPU time per request beside requests/s.
+# WORKERS=1 SERVER_CPU=0 pins a one-worker server to CPU 0 instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +20,10 @@ SMALL=${SMALL:-10000}
 BIG=${BIG:-1000000}
 CONNS=${CONNS:-32}
 PORT=${PORT:-18181}
-SERVER_CPU=${SERVER_CPU:-0}
+WORKERS=${WORKERS:-0}
+SERVER_CPU=${SERVER_CPU:-}
 LOAD_CPU=${LOAD_CPU:-1}
+TICKS=$(getconf CLK_TCK)
 
 if ! command -v wrk >/dev/null; then
   echo "bench: installing wrk" >&2
@@ -42,8 +48,8 @@ seed() { # name count
 
 start_server() { # name
   KEYWARD__SERVER__BIND=127.0.0.1:$PORT KEYWARD__DATABASE__PATH="$WORK/$1/keyward.db" \
-    KEYWARD__SERVER__WORKERS=1 KEYWARD__LOG__LEVEL=warn \
-    taskset -c "$SERVER_CPU" "$BIN" --config "$WORK/empty.toml" >"$WORK/$1/server.log" 2>&1 &
+    KEYWARD__SERVER__WORKERS=$WORKERS KEYWARD__LOG__LEVEL=warn KEYWARD__METRICS__PUBLIC=true \
+    taskset -c "${SERVER_CPU:-0-$(($(nproc) - 1))}" "$BIN" --config "$WORK/empty.toml" >"$WORK/$1/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0
@@ -56,17 +62,23 @@ stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERV
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$SERVER_PID/status"; }
 
-# wrk run -> "rps p50_us p99_us non2xx"
+# The server's CPU time so far, in clock ticks (user + system, all its threads).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+
+# wrk run -> "rps p50_us p99_us non2xx server_cpu_us_per_request"
 load() { # path [lua] ; env passes CRED_*
-  local out
+  local out before after
+  before=$(cpu_ticks)
   out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency ${2:+-s "$2"} "http://127.0.0.1:$PORT$1")
-  echo "$out" | awk '
+  after=$(cpu_ticks)
+  echo "$out" | awk -v ticks=$((after - before)) -v hz="$TICKS" '
     function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1000000; return v }
+    /requests in/ { total=$1 }
     /Requests\/sec/ { rps=$2 }
     $1=="50%" { p50=us($2) }
     $1=="99%" { p99=us($2) }
     /Non-2xx/ { bad=$5 }
-    END { printf "%s %s %s %s\n", rps, p50, p99, (bad==""?0:bad) }'
+    END { printf "%s %s %s %s %.2f\n", rps, p50, p99, (bad==""?0:bad), (total > 0 ? ticks / hz * 1000000 / total : 0) }'
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -105,19 +117,22 @@ stop_server
 S=$WORK/small B=$WORK/big
 NOOP=$(col "$S/noop.txt" 1); KEY=$(col "$S/key.txt" 1); TOK=$(col "$S/token.txt" 1)
 NOOP99=$(col "$S/noop.txt" 3); KEY99=$(col "$S/key.txt" 3); TOK99=$(col "$S/token.txt" 3)
+NOOPCPU=$(col "$S/noop.txt" 5); KEYCPU=$(col "$S/key.txt" 5); TOKCPU=$(col "$S/token.txt" 5)
 KEYBIG=$(col "$B/key.txt" 1)
-read -r CREATE _ _ CREATE_BAD <"$S/create.txt"
+read -r CREATE _ _ CREATE_BAD _ <"$S/create.txt"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 cat <<TABLE
 
-keyward bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $ROUNDS rounds x ${DURATION}s, $CONNS connections, server on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU, medians
+keyward bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $ROUNDS rounds x ${DURATION}s, $CONNS connections, server workers ${WORKERS/#0/default (one per core)} on CPU ${SERVER_CPU:-any}, wrk on CPU $LOAD_CPU, medians
 
 | measure | value |
 |---|---|
-| no-op GET /healthz (same requests) | $NOOP req/s, p50 $(col "$S/noop.txt" 2) us, p99 $NOOP99 us |
-| GET /v1/me, API key ($SMALL keys) | $KEY req/s, p50 $(col "$S/key.txt" 2) us, p99 $KEY99 us |
-| GET /v1/me, access token (20 tokens) | $TOK req/s, p50 $(col "$S/token.txt" 2) us, p99 $TOK99 us |
+| no-op GET /healthz (same requests) | $NOOP req/s, server CPU $NOOPCPU us/request, p50 $(col "$S/noop.txt" 2) us, p99 $NOOP99 us |
+| GET /v1/me, API key ($SMALL keys) | $KEY req/s, server CPU $KEYCPU us/request, p50 $(col "$S/key.txt" 2) us, p99 $KEY99 us |
+| GET /v1/me, access token (20 tokens) | $TOK req/s, server CPU $TOKCPU us/request, p50 $(col "$S/token.txt" 2) us, p99 $TOK99 us |
+| key / no-op server CPU per request | $(ratio "$KEYCPU" "$NOOPCPU") (target <= 1.10) |
+| token / no-op server CPU per request | $(ratio "$TOKCPU" "$NOOPCPU") |
 | key / no-op rps | $(ratio "$KEY" "$NOOP") (target >= 0.90) |
 | key / no-op p99 | $(ratio "$KEY99" "$NOOP99") (target <= 1.5) |
 | token / no-op rps | $(ratio "$TOK" "$NOOP") (target >= 0.90) |

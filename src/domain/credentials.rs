@@ -21,15 +21,16 @@ use super::view::{Bearer, KeyCheck};
 use super::{Error, Secret, Timestamp};
 use crate::store::AuditRecord;
 
-/// A credential as presented, not yet checked.
-pub enum Credential {
-    Bearer(Secret),
-    RawKey(Secret),
+/// A credential as presented, not yet checked. Keys and tokens borrow the header they came
+/// in (the hot path copies nothing); a Basic pair is decoded, so it is owned.
+pub enum Credential<'a> {
+    Bearer(&'a str),
+    RawKey(&'a str),
     Basic { username: String, password: Secret },
-    ApiKeyHeader(Secret),
+    ApiKeyHeader(&'a str),
 }
 
-impl fmt::Debug for Credential {
+impl fmt::Debug for Credential<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Credential::Bearer(_) => f.write_str("Bearer(***)"),
@@ -43,22 +44,22 @@ impl fmt::Debug for Credential {
 /// What the headers held: nothing, something unreadable, two different credentials, or
 /// one credential.
 #[derive(Debug)]
-pub enum Presented {
+pub enum Presented<'a> {
     Nothing,
     Malformed,
     /// Two different credentials (RFC 6750 §3.1 `invalid_request`): refused rather than
     /// resolved by header order, which would let a valid one mask a revoked one.
     Conflicting,
-    Credential(Credential),
+    Credential(Credential<'a>),
 }
 
-impl Presented {
+impl<'a> Presented<'a> {
     /// Reads every `Authorization` and `X-API-Key` header value (bytes as received). The
     /// same key sent more than once, in any of the forms, is one credential.
-    pub fn from_headers<'a>(
+    pub fn from_headers(
         authorization: impl IntoIterator<Item = &'a [u8]>,
         api_key: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Presented {
+    ) -> Presented<'a> {
         let parsed = authorization
             .into_iter()
             .map(parse_authorization)
@@ -78,12 +79,12 @@ impl Presented {
     }
 }
 
-impl Credential {
+impl Credential<'_> {
     /// The key or password it carries.
-    fn secret(&self) -> &Secret {
+    fn secret(&self) -> &str {
         match self {
             Credential::Bearer(s) | Credential::RawKey(s) | Credential::ApiKeyHeader(s) => s,
-            Credential::Basic { password, .. } => password,
+            Credential::Basic { password, .. } => password.reveal(),
         }
     }
 
@@ -101,22 +102,25 @@ impl Credential {
                     password: q,
                 },
             ) => a == b && p.reveal() == q.reveal(),
-            _ => self.secret().reveal() == other.secret().reveal(),
+            _ => self.secret() == other.secret(),
         }
     }
 }
 
-fn parse_api_key(value: &[u8]) -> Option<Credential> {
+fn parse_api_key(value: &[u8]) -> Option<Credential<'_>> {
     let v = std::str::from_utf8(value).ok()?.trim();
-    (!v.is_empty() && !has_space(v)).then(|| Credential::ApiKeyHeader(Secret::new(v)))
+    (!v.is_empty() && !has_space(v)).then_some(Credential::ApiKeyHeader(v))
 }
 
-/// Header values are ASCII in practice; a byte scan is all the hot path needs.
+/// Whether `s` holds ASCII white space. A fold rather than `any`, so the compiler can check
+/// many bytes at once: this runs on every key presented.
 fn has_space(s: &str) -> bool {
-    s.bytes().any(|b| b.is_ascii_whitespace())
+    s.bytes().fold(false, |found, b| {
+        found | matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r')
+    })
 }
 
-fn parse_authorization(value: &[u8]) -> Option<Credential> {
+fn parse_authorization(value: &[u8]) -> Option<Credential<'_>> {
     let value = std::str::from_utf8(value).ok()?.trim();
     let (scheme, rest) = match value.split_once(' ') {
         Some((scheme, rest)) => (scheme, rest.trim()),
@@ -129,10 +133,10 @@ fn parse_authorization(value: &[u8]) -> Option<Credential> {
         if rest.eq_ignore_ascii_case("bearer") || rest.eq_ignore_ascii_case("basic") {
             return None; // a scheme with nothing after it
         }
-        return Some(Credential::RawKey(Secret::new(rest)));
+        return Some(Credential::RawKey(rest));
     }
     if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(Credential::Bearer(Secret::new(rest)));
+        return Some(Credential::Bearer(rest));
     }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
@@ -372,7 +376,7 @@ impl Keyward {
     /// Turns a presented credential into a caller, or `Unauthenticated`.
     pub async fn authenticate(
         &self,
-        presented: Presented,
+        presented: Presented<'_>,
         source: Option<IpAddr>,
         now: Timestamp,
     ) -> Result<Caller, Error> {
@@ -399,7 +403,7 @@ impl Keyward {
         };
         let started = Instant::now();
         Authentication::Done(match credential {
-            Credential::Bearer(token) => match self.view().check_bearer(token.reveal(), now, self.signer()) {
+            Credential::Bearer(token) => match self.view().check_bearer(token, now, self.signer()) {
                 Bearer::Key(check) => {
                     self.count_verification(&check, started);
                     key_caller(check).and_then(|c| c.ok_or_else(refused))
@@ -413,7 +417,7 @@ impl Keyward {
                     .ok_or_else(refused),
             },
             Credential::RawKey(token) | Credential::ApiKeyHeader(token) => {
-                let check = self.view().check_key(token.reveal(), now, self.signer());
+                let check = self.view().check_key(token, now, self.signer());
                 self.count_verification(&check, started);
                 key_caller(check).and_then(|c| c.ok_or_else(refused))
             }
@@ -556,15 +560,15 @@ impl Keyward {
 mod tests {
     use super::*;
 
-    fn parse(auth: Option<&str>, key: Option<&str>) -> Presented {
+    fn parse<'a>(auth: Option<&'a str>, key: Option<&'a str>) -> Presented<'a> {
         Presented::from_headers(auth.map(str::as_bytes), key.map(str::as_bytes))
     }
 
     #[test]
     fn two_different_credentials_conflict_and_one_repeated_does_not() {
-        let many = |auth: &[&str], keys: &[&str]| {
+        fn many<'a>(auth: &[&'a str], keys: &[&'a str]) -> Presented<'a> {
             Presented::from_headers(auth.iter().map(|a| a.as_bytes()), keys.iter().map(|k| k.as_bytes()))
-        };
+        }
         assert!(matches!(
             many(&["Bearer a.b.c", "Bearer d.e.f"], &[]),
             Presented::Conflicting
@@ -586,15 +590,13 @@ mod tests {
     #[test]
     fn the_four_forms() {
         assert!(
-            matches!(parse(Some("Bearer a.b.c"), None), Presented::Credential(Credential::Bearer(t)) if t.reveal() == "a.b.c")
+            matches!(parse(Some("Bearer a.b.c"), None), Presented::Credential(Credential::Bearer(t)) if t == "a.b.c")
         );
         assert!(matches!(
             parse(Some("bearer a.b.c"), None),
             Presented::Credential(Credential::Bearer(_))
         ));
-        assert!(
-            matches!(parse(Some("a.b.c"), None), Presented::Credential(Credential::RawKey(t)) if t.reveal() == "a.b.c")
-        );
+        assert!(matches!(parse(Some("a.b.c"), None), Presented::Credential(Credential::RawKey(t)) if t == "a.b.c"));
         // "ada:pass:word" -> the password keeps its colons.
         match parse(Some("Basic YWRhOnBhc3M6d29yZA=="), None) {
             Presented::Credential(Credential::Basic { username, password }) => {

@@ -14,13 +14,23 @@ pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), Error> {
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
+    push_hex(&mut out, bytes);
     out
+}
+
+/// Appends the lowercase hex of `bytes` to `out` (on the hot path: no allocation of its own).
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(32) {
+        for (i, b) in chunk.iter().enumerate() {
+            buf[2 * i] = DIGITS[usize::from(b >> 4)];
+            buf[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        // Hex digits are ASCII: this never fails.
+        out.push_str(std::str::from_utf8(&buf[..2 * chunk.len()]).unwrap_or_default());
+    }
 }
 
 fn parse_hex_id(s: &str) -> Option<[u8; ID_BYTES]> {
@@ -64,9 +74,18 @@ macro_rules! id_type {
             }
         }
 
+        impl $name {
+            /// Appends the 24-hex form to `out` (the hot path writes ids without allocating).
+            pub fn write_to(&self, out: &mut String) {
+                push_hex(out, &self.0);
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&hex(&self.0))
+                let mut text = String::with_capacity(2 * ID_BYTES);
+                self.write_to(&mut text);
+                f.write_str(&text)
             }
         }
 

@@ -57,7 +57,7 @@ pub async fn me(caller: Caller) -> HttpResponse {
     let u = &caller.user;
     let mut body = String::with_capacity(256);
     body.push_str(r#"{"user":{"id":""#);
-    body.push_str(&u.id.to_string());
+    u.id.write_to(&mut body);
     body.push_str(r#"","username":"#);
     push_json_string(&mut body, &u.username);
     body.push_str(r#","email":"#);
@@ -75,17 +75,30 @@ pub async fn me(caller: Caller) -> HttpResponse {
     match caller.via.key_id() {
         Some(id) => {
             body.push('"');
-            body.push_str(&id.to_string());
+            id.write_to(&mut body);
             body.push('"');
         }
         None => body.push_str("null"),
     }
     body.push_str("}}");
-    HttpResponse::Ok().content_type("application/json").body(body)
+    HttpResponse::Ok()
+        .insert_header((
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::HeaderValue::from_static("application/json"),
+        ))
+        .body(body)
 }
 
-/// Appends `text` as a JSON string, quoted and escaped.
+/// Appends `text` as a JSON string, quoted and escaped. Names and emails rarely need
+/// escaping: those that do not are copied as they are.
 fn push_json_string(out: &mut String, text: &str) {
+    let plain = text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     match serde_json::to_string(text) {
         Ok(quoted) => out.push_str(&quoted),
         Err(_) => out.push_str("null"),

@@ -13,6 +13,9 @@ use super::problem::ApiError;
 use crate::domain::credentials::{Authentication, Presented};
 use crate::domain::{Caller, Error, Timestamp, UserId};
 
+/// Made once, not parsed from a string on every request.
+const X_API_KEY: actix_web::http::header::HeaderName = actix_web::http::header::HeaderName::from_static("x-api-key");
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = CallerFuture;
@@ -26,7 +29,7 @@ impl FromRequest for Caller {
             headers
                 .get_all(actix_web::http::header::AUTHORIZATION)
                 .map(|v| v.as_bytes()),
-            headers.get_all("x-api-key").map(|v| v.as_bytes()),
+            headers.get_all(X_API_KEY).map(|v| v.as_bytes()),
         );
         let now = Timestamp::now();
         match state.keyward.authenticate_now(presented, now) {

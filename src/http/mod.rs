@@ -46,14 +46,16 @@ pub struct PageQuery {
 
 /// Registers the native routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
+    // `/v1/me` first, outside the `/v1` scope: it is the route every client calls to check
+    // its key (and the benchmark's), so it is matched before any other.
+    cfg.route("/v1/me", web::get().to(auth::me))
+        .route("/healthz", web::get().to(health::healthz))
         .route("/openapi.json", web::get().to(openapi::document))
         .route("/.well-known/jwks.json", web::get().to(jwks))
         .route("/readyz", web::get().to(health::readyz))
         .service(
             web::scope("/v1")
                 .route("/auth/token", web::post().to(auth::token))
-                .route("/me", web::get().to(auth::me))
                 .route("/me/password", web::post().to(auth::change_password))
                 .service(keys::scope("/keys"))
                 .service(keys::scope("/users/{user_id}/keys"))
