@@ -5,12 +5,13 @@
 #   bash bench/run.sh            # full: 10k and 1M keys, 5 rounds of 5 s
 #   ROUNDS=3 DURATION=3 BIG=100000 bash bench/run.sh   # shorter
 #
-# The server runs with the default worker count (one per core) and wrk is pinned to CPU 1
-# (taskset); rounds are interleaved and the table shows medians. wrk with a Lua script can
-# saturate its own core before the server does, and then requests/s measures wrk: so each
-# round also reads the server's CPU time (utime + stime from /proc/<pid>/stat) before and
-# after, and the table gives the server's CPU time per request beside requests/s.
-# WORKERS=1 SERVER_CPU=0 pins a one-worker server to CPU 0 instead.
+# The server runs with the default worker count (one per core) pinned to CPU 0, and wrk is
+# pinned to CPU 1 (taskset), so the two never compete for a core; rounds are interleaved and
+# the table shows medians. wrk with a Lua script can saturate its own core before the server
+# does, and then requests/s measures wrk: so each round also reads the server's CPU time
+# (utime + stime from /proc/<pid>/stat) before and after, and the table gives the server's
+# CPU time per request beside requests/s. SERVER_CPU=0-1 lets the server use every core
+# (sharing one with wrk); WORKERS=1 runs one worker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,7 @@ BIG=${BIG:-1000000}
 CONNS=${CONNS:-32}
 PORT=${PORT:-18181}
 WORKERS=${WORKERS:-0}
-SERVER_CPU=${SERVER_CPU:-}
+SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 TICKS=$(getconf CLK_TCK)
 
@@ -49,7 +50,7 @@ seed() { # name count
 start_server() { # name
   KEYWARD__SERVER__BIND=127.0.0.1:$PORT KEYWARD__DATABASE__PATH="$WORK/$1/keyward.db" \
     KEYWARD__SERVER__WORKERS=$WORKERS KEYWARD__LOG__LEVEL=warn KEYWARD__METRICS__PUBLIC=true \
-    taskset -c "${SERVER_CPU:-0-$(($(nproc) - 1))}" "$BIN" --config "$WORK/empty.toml" >"$WORK/$1/server.log" 2>&1 &
+    taskset -c "$SERVER_CPU" "$BIN" --config "$WORK/empty.toml" >"$WORK/$1/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0
@@ -124,7 +125,7 @@ read -r CREATE _ _ CREATE_BAD _ <"$S/create.txt"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 cat <<TABLE
 
-keyward bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $ROUNDS rounds x ${DURATION}s, $CONNS connections, server workers ${WORKERS/#0/default (one per core)} on CPU ${SERVER_CPU:-any}, wrk on CPU $LOAD_CPU, medians
+keyward bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $ROUNDS rounds x ${DURATION}s, $CONNS connections, server workers ${WORKERS/#0/default (one per core)} on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU, medians
 
 | measure | value |
 |---|---|

@@ -437,8 +437,6 @@ impl Keyward {
     /// Counts a key verification by result, with its latency. A revoked key has left the
     /// view, so it counts as `not_found`.
     fn count_verification(&self, check: &KeyCheck, started: Instant) {
-        let metrics = self.metrics();
-        metrics.verification_seconds.observe(started.elapsed().as_secs_f64());
         // Indexes into VERIFICATION_RESULTS: valid, not_found, expired, revoked, disabled.
         let index = match check {
             KeyCheck::Valid(_) => 0,
@@ -446,7 +444,7 @@ impl Keyward {
             KeyCheck::Expired => 2,
             KeyCheck::Disabled => 4,
         };
-        metrics.verification_by_result[index].inc();
+        self.metrics().verifications.record(index, started.elapsed());
     }
 
     /// The password half of Basic authentication.

@@ -5,11 +5,18 @@
 //! answered. It is authoritative: a miss means the key is not valid, so a garbage or forged
 //! token costs a shape check, one hash and one lookup, and never reaches the database.
 //! Users live here too (a few per team), so disabling one stops all their keys at once.
+//!
+//! Several workers check keys at once, each on its own core. So the hot path writes no
+//! memory another core reads on its hot path: the keys are split over [`SHARDS`] maps, each
+//! behind its own lock on its own cache line; each worker thread keeps its own copies of the
+//! user records it hands out (refreshed when any user changes), so no reference count is
+//! shared; and key uses are queued per shard.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -22,8 +29,11 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 
 const SIGNATURE_CHECKED: u8 = 1;
 const DISABLED: u8 = 2;
-/// The key has scopes (in `Inner::scopes`); without the flag no second lookup is made.
+/// The key has scopes (in its shard's `scopes`); without the flag no second lookup is made.
 const SCOPED: u8 = 4;
+/// A use of the key is queued for the database and not yet written: it is queued once per
+/// write, however often it is used meanwhile.
+const USED: u8 = 8;
 
 /// The lookup hash. It is already uniformly random (and attackers cannot add entries), so
 /// its first 8 bytes are the map's hash: no SipHash on the hot path.
@@ -55,10 +65,25 @@ impl Hasher for LookupHasher {
     }
 }
 
+/// How many parts the key map is split into.
+const SHARDS: usize = 16;
+
+/// Keeps what it holds on cache lines of its own (128 bytes: adjacent-line prefetch).
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded<T>(T);
+
+impl Lookup {
+    /// Which shard holds this key: a byte the map's own hash does not use.
+    fn shard(&self) -> usize {
+        usize::from(self.0[31]) % SHARDS
+    }
+}
+
 /// 32 bytes a key: a million keys fit in well under 200 MB.
 struct KeyEntry {
     id: KeyId,
-    /// Index into `Inner::users`.
+    /// Index into `Users::list`.
     user: u32,
     /// Unix ms; `i64::MAX` for never.
     expires_at: i64,
@@ -68,14 +93,18 @@ struct KeyEntry {
 }
 
 #[derive(Default)]
-struct Inner {
+struct KeyShard {
     keys: HashMap<Lookup, KeyEntry, BuildHasherDefault<LookupHasher>>,
-    users: Vec<Arc<UserRecord>>,
-    user_slot: HashMap<UserId, u32>,
-    /// Lowercased username and email of every live user.
-    by_login: HashMap<String, u32>,
     /// Scopes of the keys that have them (most keys act as their user and are not here).
     scopes: HashMap<KeyId, Arc<[String]>>,
+}
+
+#[derive(Default)]
+struct Users {
+    list: Vec<Arc<UserRecord>>,
+    slot: HashMap<UserId, u32>,
+    /// Lowercased username and email of every live user.
+    by_login: HashMap<String, u32>,
 }
 
 /// The verdict on a `Bearer` credential.
@@ -115,12 +144,48 @@ struct TokenEntry {
 /// enough, new ones are verified every time instead of cached.
 const MAX_CACHED_TOKENS: usize = 100_000;
 
-#[derive(Default)]
+/// A key whose use waits to be written: where it is, which it is, and when it was queued.
+type QueuedUse = (Lookup, KeyId, Timestamp);
+
+/// Tells views apart in the threads' user caches (tests run several in one process).
+static NEXT_VIEW: AtomicU64 = AtomicU64::new(1);
+
 pub struct KeyView {
-    inner: RwLock<Inner>,
+    id: u64,
+    shards: Box<[Padded<RwLock<KeyShard>>]>,
+    users: RwLock<Users>,
+    /// Moves on with every change to a user: the threads' copies older than it are dropped.
+    users_generation: Padded<AtomicU64>,
     tokens: RwLock<HashMap<Lookup, TokenEntry, BuildHasherDefault<LookupHasher>>>,
-    /// Uses not yet written to the database: key id -> last use.
-    usage: Mutex<HashMap<KeyId, Timestamp>>,
+    /// Keys used since their last use was written, per shard, with the time of the use
+    /// that queued them.
+    usage: Box<[Padded<Mutex<Vec<QueuedUse>>>]>,
+}
+
+impl Default for KeyView {
+    fn default() -> Self {
+        KeyView {
+            id: NEXT_VIEW.fetch_add(1, Ordering::Relaxed),
+            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
+            users: RwLock::default(),
+            users_generation: Padded::default(),
+            tokens: RwLock::default(),
+            usage: (0..SHARDS).map(|_| Padded::default()).collect(),
+        }
+    }
+}
+
+/// A worker thread's own copies of the user records it has handed out, for one view and one
+/// generation of its users.
+#[derive(Default)]
+struct UserCache {
+    view: u64,
+    generation: u64,
+    users: Vec<Option<Arc<UserRecord>>>,
+}
+
+thread_local! {
+    static USER_CACHE: RefCell<UserCache> = RefCell::default();
 }
 
 /// Shortest token worth hashing: a JWT has a header, a payload and a signature.
@@ -145,19 +210,28 @@ impl KeyView {
         view
     }
 
+    fn shard(&self, lookup: &Lookup) -> &RwLock<KeyShard> {
+        &self.shards[lookup.shard()].0
+    }
+
     /// Adds a key read from the database at start; `expected` is how many are coming, so
-    /// the map is sized once instead of doubling (which would hold two tables at once).
+    /// each map is sized once instead of doubling (which would hold two tables at once).
     pub fn load_key(&self, k: ActiveKeyRow, expected: u64) {
-        let mut inner = self.inner.write();
-        if inner.keys.capacity() < usize::try_from(expected).unwrap_or(0) {
-            let more = usize::try_from(expected).unwrap_or(0).saturating_sub(inner.keys.len());
-            inner.keys.reserve(more);
+        let lookup = Lookup(k.lookup);
+        let Some(slot) = self.users.read().slot.get(&k.user_id).copied() else {
+            return;
+        };
+        let mut shard = self.shard(&lookup).write();
+        let per_shard = usize::try_from(expected).unwrap_or(0) / SHARDS + 1;
+        if shard.keys.capacity() < per_shard {
+            let more = per_shard.saturating_sub(shard.keys.len());
+            shard.keys.reserve(more);
         }
-        insert_locked(&mut inner, k, false);
+        insert_locked(&mut shard, slot, k, false);
     }
 
     pub fn key_count(&self) -> usize {
-        self.inner.read().keys.len()
+        self.shards.iter().map(|s| s.0.read().keys.len()).sum()
     }
 
     /// Decides on a presented key: shape, blake3, lookup, expiry, disabled, owner; and the
@@ -182,11 +256,11 @@ impl KeyView {
     }
 
     fn check_key_at(&self, lookup: Lookup, token: &str, now: Timestamp, signer: &TokenSigner) -> KeyCheck {
-        let inner = self.inner.read();
-        let Some(entry) = inner.keys.get(&lookup) else {
+        let shard = self.shard(&lookup).read();
+        let Some(entry) = shard.keys.get(&lookup) else {
             return KeyCheck::NotFound;
         };
-        let Some(user) = inner.users.get(entry.user as usize) else {
+        let Some(user) = self.cached_user(entry.user) else {
             return KeyCheck::NotFound;
         };
         let flags = entry.flags.load(Ordering::Acquire);
@@ -204,19 +278,57 @@ impl KeyView {
         }
         let secs = u32::try_from(now.secs()).unwrap_or(u32::MAX);
         // Read before writing: most uses fall in a second already recorded, and a load
-        // leaves the entry's cache line clean.
-        if entry.last_used.load(Ordering::Relaxed) != secs && entry.last_used.swap(secs, Ordering::Relaxed) != secs {
-            self.usage.lock().insert(entry.id, now);
+        // leaves the entry's cache line clean. The key is queued for the database once until
+        // its use is written, however often it is used meanwhile.
+        if entry.last_used.load(Ordering::Relaxed) != secs
+            && entry.last_used.swap(secs, Ordering::Relaxed) != secs
+            && flags & USED == 0
+            && entry.flags.fetch_or(USED, Ordering::AcqRel) & USED == 0
+        {
+            self.usage[lookup.shard()].0.lock().push((lookup, entry.id, now));
         }
         KeyCheck::Valid(ValidKey {
             key_id: entry.id,
-            user: Arc::clone(user),
+            user,
             expires_at: (entry.expires_at != i64::MAX).then(|| Timestamp::from_millis(entry.expires_at)),
             scopes: if flags & SCOPED == 0 {
                 None
             } else {
-                inner.scopes.get(&entry.id).cloned()
+                shard.scopes.get(&entry.id).cloned()
             },
+        })
+    }
+
+    /// The user in `slot`, from this thread's own copy when it is of the current generation
+    /// (so handing it out shares no reference count between cores); made on first use.
+    fn cached_user(&self, slot: u32) -> Option<Arc<UserRecord>> {
+        let generation = self.users_generation.0.load(Ordering::Acquire);
+        let fresh = || {
+            self.users
+                .read()
+                .list
+                .get(slot as usize)
+                .map(|u| Arc::new(UserRecord::clone(u)))
+        };
+        USER_CACHE.with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                return fresh();
+            };
+            if cache.view != self.id || cache.generation != generation {
+                cache.view = self.id;
+                cache.generation = generation;
+                cache.users.clear();
+            }
+            if let Some(Some(user)) = cache.users.get(slot as usize) {
+                return Some(Arc::clone(user));
+            }
+            let user = fresh()?;
+            let index = slot as usize;
+            if cache.users.len() <= index {
+                cache.users.resize(index + 1, None);
+            }
+            cache.users[index] = Some(Arc::clone(&user));
+            Some(user)
         })
     }
 
@@ -260,14 +372,19 @@ impl KeyView {
 
     /// Adds a key just committed. `signature_checked`: this process signed it.
     pub fn insert_key(&self, key: ActiveKeyRow, signature_checked: bool) {
-        insert_locked(&mut self.inner.write(), key, signature_checked);
+        let lookup = Lookup(key.lookup);
+        let Some(slot) = self.users.read().slot.get(&key.user_id).copied() else {
+            return;
+        };
+        insert_locked(&mut self.shard(&lookup).write(), slot, key, signature_checked);
     }
 
     /// Brings a key's entry up to its record just committed (expiry, disabled, scopes),
     /// keeping what this process knows of it (signature checked, last use).
     pub fn update_key(&self, key: &super::KeyRecord) {
-        let mut inner = self.inner.write();
-        let Some(mut entry) = inner.keys.remove(&Lookup(key.digest.lookup())) else {
+        let lookup = Lookup(key.digest.lookup());
+        let mut shard = self.shard(&lookup).write();
+        let Some(mut entry) = shard.keys.remove(&lookup) else {
             return;
         };
         entry.expires_at = key.expires_at.map_or(i64::MAX, Timestamp::millis);
@@ -277,71 +394,72 @@ impl KeyView {
         } else {
             *flags &= !DISABLED;
         }
-        set_scopes(&mut inner, &mut entry, key.scopes.clone(), &key.grants);
-        inner.keys.insert(Lookup(key.digest.lookup()), entry);
+        set_scopes(&mut shard, &mut entry, key.scopes.clone(), &key.grants);
+        shard.keys.insert(lookup, entry);
     }
 
     /// Drops keys just revoked: from here on they fail.
     pub fn remove_keys(&self, lookups: &[[u8; 32]]) {
-        let mut inner = self.inner.write();
         for l in lookups {
-            if let Some(entry) = inner.keys.remove(&Lookup(*l)) {
-                inner.scopes.remove(&entry.id);
+            let lookup = Lookup(*l);
+            let mut shard = self.shard(&lookup).write();
+            if let Some(entry) = shard.keys.remove(&lookup) {
+                shard.scopes.remove(&entry.id);
             }
         }
     }
 
-    /// Adds or replaces a user just committed.
+    /// Adds or replaces a user just committed. Every thread's copies of users are dropped
+    /// before the next key check (the generation moves on after the change is in place).
     pub fn put_user(&self, user: UserRecord) {
-        let mut inner = self.inner.write();
-        let slot = match inner.user_slot.get(&user.id) {
+        let mut users = self.users.write();
+        let slot = match users.slot.get(&user.id) {
             Some(&slot) => slot,
             None => {
-                let slot = u32::try_from(inner.users.len()).unwrap_or(u32::MAX);
-                inner.user_slot.insert(user.id, slot);
-                inner.users.push(Arc::new(user.clone()));
+                let slot = u32::try_from(users.list.len()).unwrap_or(u32::MAX);
+                users.slot.insert(user.id, slot);
+                users.list.push(Arc::new(user.clone()));
                 slot
             }
         };
-        inner.by_login.retain(|_, s| *s != slot);
+        users.by_login.retain(|_, s| *s != slot);
         if !user.deleted {
-            inner.by_login.insert(user.username.to_ascii_lowercase(), slot);
+            users.by_login.insert(user.username.to_ascii_lowercase(), slot);
             if let Some(email) = &user.email {
-                inner.by_login.insert(email.to_ascii_lowercase(), slot);
+                users.by_login.insert(email.to_ascii_lowercase(), slot);
             }
         }
-        if let Some(entry) = inner.users.get_mut(slot as usize) {
+        if let Some(entry) = users.list.get_mut(slot as usize) {
             *entry = Arc::new(user);
         }
+        self.users_generation.0.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn user(&self, id: UserId) -> Option<Arc<UserRecord>> {
-        let inner = self.inner.read();
-        inner
-            .user_slot
-            .get(&id)
-            .and_then(|&s| inner.users.get(s as usize))
-            .cloned()
+        let users = self.users.read();
+        users.slot.get(&id).and_then(|&s| users.list.get(s as usize)).cloned()
     }
 
     /// A live user by username or email, case-insensitively.
     pub fn user_by_login(&self, login: &str) -> Option<Arc<UserRecord>> {
-        let inner = self.inner.read();
-        inner
+        let users = self.users.read();
+        users
             .by_login
             .get(&login.to_ascii_lowercase())
-            .and_then(|&s| inner.users.get(s as usize))
+            .and_then(|&s| users.list.get(s as usize))
             .cloned()
     }
 
     /// Brings `last_used_at` of `keys` up to the uses seen in memory but not yet written:
     /// uses are visible at once, while the database gets them in batches.
     pub fn overlay_last_used(&self, keys: &mut [super::KeyRecord]) {
-        let inner = self.inner.read();
         for key in keys {
-            let seen = inner
+            let lookup = Lookup(key.digest.lookup());
+            let seen = self
+                .shard(&lookup)
+                .read()
                 .keys
-                .get(&Lookup(key.digest.lookup()))
+                .get(&lookup)
                 .map(|e| e.last_used.load(Ordering::Relaxed));
             if let Some(secs) = seen.filter(|&s| s > 0) {
                 let seen = Timestamp::from_secs(i64::from(secs));
@@ -352,26 +470,39 @@ impl KeyView {
         }
     }
 
-    /// Takes the uses recorded since the last call.
+    /// Takes the uses recorded since the last call: each key used since, with the second of
+    /// its last use (uses after this call queue the key again).
     pub fn take_usage(&self) -> Vec<(KeyId, Timestamp)> {
-        std::mem::take(&mut *self.usage.lock()).into_iter().collect()
+        let mut uses = Vec::new();
+        for (queue, shard) in self.usage.iter().zip(self.shards.iter()) {
+            let queued = std::mem::take(&mut *queue.0.lock());
+            let shard = shard.0.read();
+            for (lookup, id, queued_at) in queued {
+                match shard.keys.get(&lookup) {
+                    Some(entry) => {
+                        entry.flags.fetch_and(!USED, Ordering::AcqRel);
+                        let secs = entry.last_used.load(Ordering::Relaxed);
+                        uses.push((id, Timestamp::from_secs(i64::from(secs)).max(queued_at)));
+                    }
+                    // Revoked since: the use that queued it is the last one known.
+                    None => uses.push((id, queued_at)),
+                }
+            }
+        }
+        uses
     }
 }
 
-/// Adds (or replaces) a key under the caller's write lock; a key whose user is unknown here
-/// cannot authenticate and is left out.
-fn insert_locked(inner: &mut Inner, key: ActiveKeyRow, signature_checked: bool) {
-    let Some(&slot) = inner.user_slot.get(&key.user_id) else {
-        return;
-    };
+/// Adds (or replaces) a key of the user in `slot` under its shard's write lock.
+fn insert_locked(shard: &mut KeyShard, slot: u32, key: ActiveKeyRow, signature_checked: bool) {
     let mut entry = entry(key.id, slot, key.expires_at, key.disabled, signature_checked);
-    set_scopes(inner, &mut entry, key.scopes, &key.grants);
-    inner.keys.insert(Lookup(key.lookup), entry);
+    set_scopes(shard, &mut entry, key.scopes, &key.grants);
+    shard.keys.insert(Lookup(key.lookup), entry);
 }
 
 /// Records what a key may do: its scopes, less any privileged one no admin granted (so a
 /// key holding only such a scope can do nothing that needs a scope, never everything).
-fn set_scopes(inner: &mut Inner, entry: &mut KeyEntry, scopes: Option<Vec<String>>, grants: &[String]) {
+fn set_scopes(shard: &mut KeyShard, entry: &mut KeyEntry, scopes: Option<Vec<String>>, grants: &[String]) {
     match scopes {
         Some(scopes) => {
             *entry.flags.get_mut() |= SCOPED;
@@ -379,11 +510,11 @@ fn set_scopes(inner: &mut Inner, entry: &mut KeyEntry, scopes: Option<Vec<String
                 .into_iter()
                 .filter(|s| !super::keys::is_privileged(s) || grants.contains(s))
                 .collect();
-            inner.scopes.insert(entry.id, honoured);
+            shard.scopes.insert(entry.id, honoured);
         }
         None => {
             *entry.flags.get_mut() &= !SCOPED;
-            inner.scopes.remove(&entry.id);
+            shard.scopes.remove(&entry.id);
         }
     }
 }
