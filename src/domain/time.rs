@@ -80,25 +80,23 @@ impl Timestamp {
         let day = doy - (153 * mp + 2) / 5 + 1;
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
         let year = yoe + era * 400 + i64::from(month <= 2);
-        let digits = |out: &mut String, n: i64, width: u32| {
-            let n = n.clamp(0, 9999);
-            for place in (0..width).rev() {
-                let d = n / 10_i64.pow(place) % 10;
-                out.push(char::from(b'0' + u8::try_from(d).unwrap_or(0)));
-            }
+        let two = |n: i64| {
+            let n = u8::try_from(n.clamp(0, 99)).unwrap_or(0);
+            [b'0' + n / 10, b'0' + n % 10]
         };
-        digits(out, year, 4);
-        out.push('-');
-        digits(out, month, 2);
-        out.push('-');
-        digits(out, day, 2);
-        out.push('T');
-        digits(out, rem / 3600, 2);
-        out.push(':');
-        digits(out, rem / 60 % 60, 2);
-        out.push(':');
-        digits(out, rem % 60, 2);
-        out.push('Z');
+        let year = year.clamp(0, 9999);
+        let [y1, y2] = two(year / 100);
+        let [y3, y4] = two(year % 100);
+        let [mo1, mo2] = two(month);
+        let [d1, d2] = two(day);
+        let [h1, h2] = two(rem / 3600);
+        let [mi1, mi2] = two(rem / 60 % 60);
+        let [s1, s2] = two(rem % 60);
+        let text = [
+            y1, y2, y3, y4, b'-', mo1, mo2, b'-', d1, d2, b'T', h1, h2, b':', mi1, mi2, b':', s1, s2, b'Z',
+        ];
+        // Digits and separators are ASCII: this never fails.
+        out.push_str(std::str::from_utf8(&text).unwrap_or_default());
     }
 
     /// ISO 8601 with milliseconds: `2021-05-03T16:57:20.259Z` (seed 001's format).

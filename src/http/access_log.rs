@@ -70,12 +70,16 @@ pub async fn access_log(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    // The state is borrowed, never cloned: a shared reference count would move between the
+    // workers' cores on every request.
     let request_id = req
         .headers()
         .get(REQUEST_ID)
         .and_then(sane_request_id)
-        .unwrap_or_else(|| state.as_ref().map_or_else(String::new, |s| s.request_ids.next()));
+        .unwrap_or_else(|| {
+            req.app_data::<web::Data<AppState>>()
+                .map_or_else(String::new, |s| s.request_ids.next())
+        });
     let logging = log::log_enabled!(target: "keyward::access", log::Level::Info);
     let line_start = logging.then(|| format!("{} {}", req.method(), req.path()));
     let mut res = next.call(req).await?;
@@ -83,7 +87,7 @@ pub async fn access_log(
         res.headers_mut().insert(REQUEST_ID, v);
     }
     let status = res.status();
-    if let Some(state) = &state {
+    if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         let route = res.request().match_pattern();
         state
             .keyward

@@ -21,7 +21,9 @@ impl FromRequest for Caller {
     type Future = CallerFuture;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        // Borrowed, not cloned: a reference count every worker touches on every request
+        // would move between cores. (The password path, which waits, takes its own clone.)
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
             return CallerFuture::Ready(Some(Err(Error::internal("application state missing").into())));
         };
         let headers = req.headers();
@@ -36,7 +38,7 @@ impl FromRequest for Caller {
             // Keys and access tokens: decided from memory, no allocation of a future.
             Authentication::Done(result) => {
                 let result = result.map(|mut caller| {
-                    caller.source = client_ip(req, &state);
+                    caller.source = client_ip(req, state);
                     // Only the request log reads it; skip the allocation when it is off.
                     if let Some(key_id) = caller.via.key_id()
                         && log::log_enabled!(target: "keyward::access", log::Level::Info)
@@ -48,7 +50,8 @@ impl FromRequest for Caller {
                 CallerFuture::Ready(Some(result.map_err(ApiError::from)))
             }
             Authentication::NeedsPassword { username, password } => {
-                let source = client_ip(req, &state);
+                let source = client_ip(req, state);
+                let state = state.clone();
                 CallerFuture::Password(Box::pin(async move {
                     Ok(state
                         .keyward
