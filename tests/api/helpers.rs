@@ -177,14 +177,9 @@ impl Http {
         format!("{}{}", self.address, path)
     }
 
-    /// A plain reqwest request (for the console and browser tests, until they move on).
+    /// A plain reqwest request (for the browser test, until it moves to fantoccini).
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client.request(method, self.url(path))
-    }
-
-    /// A plain reqwest request with `Authorization: Bearer <token>`.
-    pub fn bearer(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
-        self.request(method, path).bearer_auth(token)
     }
 
     pub fn call(&self, method: Method, path: &str) -> Call {
@@ -243,6 +238,10 @@ impl Call {
 
     pub fn json<T: serde::Serialize + ?Sized>(self, body: &T) -> Call {
         Call(self.0.json(body))
+    }
+
+    pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> Call {
+        Call(self.0.form(form))
     }
 
     pub fn body(self, body: impl Into<reqwest::Body>) -> Call {
