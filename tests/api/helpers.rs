@@ -177,11 +177,6 @@ impl Http {
         format!("{}{}", self.address, path)
     }
 
-    /// A plain reqwest request (for the browser test, until it moves to fantoccini).
-    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client.request(method, self.url(path))
-    }
-
     pub fn call(&self, method: Method, path: &str) -> Call {
         Call(self.client.request(method, self.url(path)))
     }
