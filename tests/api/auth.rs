@@ -11,8 +11,8 @@ async fn login_returns_a_bearer_access_token() {
     let r = app
         .post("/v1/auth/token")
         .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+        .await
+        .expect_status(StatusCode::OK);
     let body = r.json();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 1800);
@@ -40,13 +40,10 @@ async fn unknown_users_cost_the_same_argon2_work_as_known_ones() {
     let app = spawn_app().await;
     let before = app.keyward.password_verification_count();
     for user in ["admin", "ghost"] {
-        assert_eq!(
-            app.post("/v1/auth/token")
-                .json(&json!({"username": user, "password": "not the password"}))
-                .await
-                .status(),
-            StatusCode::UNAUTHORIZED
-        );
+        app.post("/v1/auth/token")
+            .json(&json!({"username": user, "password": "not the password"}))
+            .await
+            .expect_status(StatusCode::UNAUTHORIZED);
     }
     assert_eq!(app.keyward.password_verification_count(), before + 2);
 }
@@ -74,8 +71,7 @@ async fn every_credential_form_authenticates() {
             me["user"]["created_at"].is_string() && me["user"]["id"].is_string() && me["user"].get("email").is_some()
         );
     }
-    let r = app.get("/v1/me").api_key(&key).await;
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
     assert_eq!(r.json()["auth"]["method"], "api_key");
 }
 
@@ -98,10 +94,10 @@ async fn an_access_token_is_refused_where_a_key_is_expected() {
         app.me_status(&basic("admin", &app.admin)).await,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(
-        app.get("/v1/me").api_key(&app.admin).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
+    app.get("/v1/me")
+        .api_key(&app.admin)
+        .await
+        .expect_status(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -109,10 +105,10 @@ async fn a_key_never_passes_as_an_access_token() {
     let app = spawn_app().await;
     let (id, key) = app.admin_key().await;
     // Presented as Bearer it is checked as a key: revoke it, and Bearer fails too.
-    assert_eq!(
-        app.delete(&format!("/v1/keys/{id}")).as_(&app.admin).await.status(),
-        StatusCode::NO_CONTENT
-    );
+    app.delete(&format!("/v1/keys/{id}"))
+        .as_(&app.admin)
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::UNAUTHORIZED);
     // A key cannot change a password, which needs a login.
 }
@@ -154,10 +150,11 @@ async fn changing_ones_password_ends_access_tokens_but_needs_a_login() {
             .contains("new_password")
     );
 
-    assert_eq!(
-        app.post("/v1/me/password").as_(&app.admin).json(&body).await.status(),
-        StatusCode::NO_CONTENT
-    );
+    app.post("/v1/me/password")
+        .as_(&app.admin)
+        .json(&body)
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(
         app.me_status(&format!("Bearer {}", app.admin)).await,
         StatusCode::UNAUTHORIZED,
@@ -203,13 +200,10 @@ async fn two_different_credentials_are_refused_and_one_key_repeated_is_not() {
     let app = spawn_app().await;
     let (_, good) = app.admin_key().await;
     let (revoked_id, revoked) = app.admin_key().await;
-    assert_eq!(
-        app.delete(&format!("/v1/keys/{revoked_id}"))
-            .as_(&app.admin)
-            .await
-            .status(),
-        StatusCode::NO_CONTENT
-    );
+    app.delete(&format!("/v1/keys/{revoked_id}"))
+        .as_(&app.admin)
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
 
     let two_authorizations = app
         .get("/v1/me")
@@ -236,7 +230,7 @@ async fn two_different_credentials_are_refused_and_one_key_repeated_is_not() {
         .authorization(format!("Bearer {good}"))
         .api_key(good.as_str())
         .basic("anything", &good);
-    assert_eq!(same_key_twice.await.status(), StatusCode::OK);
+    same_key_twice.await.expect_status(StatusCode::OK);
 }
 
 async fn login_status(

@@ -307,7 +307,7 @@ async fn a_person_manages_a_key_in_chromium() {
     browser.screenshot_to(&shots, "3-new-key").await;
 
     // The key works on the API.
-    assert_eq!(app.get("/v1/me").as_(&key).await.status(), StatusCode::OK);
+    app.get("/v1/me").as_(&key).await.expect_status(StatusCode::OK);
 
     // The list shows it, sorted newest first, and never the key itself.
     browser.goto(&app.url("/ui/keys")).await.unwrap();
@@ -330,7 +330,10 @@ async fn a_person_manages_a_key_in_chromium() {
     browser.screenshot_to(&shots, "5-revoke").await;
     browser.click("#confirm-revoke").await;
     browser.wait_for_text(".notice", |t| t.contains("revoked")).await;
-    assert_eq!(app.get("/v1/me").as_(&key).await.status(), StatusCode::UNAUTHORIZED);
+    app.get("/v1/me")
+        .as_(&key)
+        .await
+        .expect_status(StatusCode::UNAUTHORIZED);
     // The revoked key is not gone without a trace: it is under "Recently revoked".
     let revoked = browser.wait_for_text("#revoked tbody", |t| t.contains("laptop")).await;
     assert!(revoked.contains("UTC"), "with when: {revoked}");

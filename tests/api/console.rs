@@ -808,8 +808,8 @@ async fn failed_sign_ins_share_the_apis_throttle() {
     let r = app
         .post("/v1/auth/token")
         .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .await;
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        .await
+        .expect_status(StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers().contains_key("retry-after"));
     // Failed sign-ins are in the audit trail.
     let audit: Value = app.get_json("/v1/audit", &app.admin).await;

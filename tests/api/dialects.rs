@@ -18,15 +18,15 @@ async fn a_key_from_001_works_on_002_and_native_and_dies_everywhere_when_revoked
     let key = added["api_key"].as_str().unwrap().to_owned();
 
     // Authenticates on every route, in every form.
-    assert_eq!(
-        app.get("/api/v1/apikey").authorization(&key).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.get(&format!("/1/users/{uid}/apiKeys")).as_(&key).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(app.get("/v1/keys").api_key(&key).await.status(), StatusCode::OK);
+    app.get("/api/v1/apikey")
+        .authorization(&key)
+        .await
+        .expect_status(StatusCode::OK);
+    app.get(&format!("/1/users/{uid}/apiKeys"))
+        .as_(&key)
+        .await
+        .expect_status(StatusCode::OK);
+    app.get("/v1/keys").api_key(&key).await.expect_status(StatusCode::OK);
 
     // One record: the same id and name in every dialect.
     let native = app.get("/v1/keys").as_(&token).await.json();
@@ -46,19 +46,16 @@ async fn a_key_from_001_works_on_002_and_native_and_dies_everywhere_when_revoked
     let s001 = app.get(&format!("/api/apikey/{id}")).as_(&token).await.json();
     assert_eq!(s001["apiKey"]["label"], "renamed");
 
-    assert_eq!(
-        app.delete(&format!("/1/users/{uid}/apiKeys/{id}"))
-            .as_(&token)
-            .await
-            .status(),
-        StatusCode::NO_CONTENT
-    );
+    app.delete(&format!("/1/users/{uid}/apiKeys/{id}"))
+        .as_(&token)
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me_status(&basic("ada", &key)).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        app.get("/api/v1/apikey").authorization(&key).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
+    app.get("/api/v1/apikey")
+        .authorization(&key)
+        .await
+        .expect_status(StatusCode::UNAUTHORIZED);
     for path in [
         format!("/api/apikey/{id}"),
         format!("/v1/keys/{id}"),
@@ -92,7 +89,7 @@ async fn a_dialect_switched_off_is_404() {
             "{path}"
         );
     }
-    assert_eq!(app.get("/v1/keys").as_(&token).await.status(), StatusCode::OK);
+    app.get("/v1/keys").as_(&token).await.expect_status(StatusCode::OK);
 }
 
 #[tokio::test]
@@ -111,8 +108,12 @@ async fn cors_preflight_and_responses_on_dialect_routes() {
         let methods = r.header("access-control-allow-methods").unwrap().to_owned();
         assert!(methods.contains("POST"));
     }
-    let r = app.get("/api/apikey").as_(&app.admin).header("Origin", origin).await;
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .get("/api/apikey")
+        .as_(&app.admin)
+        .header("Origin", origin)
+        .await
+        .expect_status(StatusCode::OK);
     assert_eq!(r.header("access-control-allow-origin").unwrap(), origin);
     let r = app
         .get("/api/apikey")

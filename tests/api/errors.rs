@@ -70,8 +70,8 @@ async fn malformed_json_and_unknown_fields_are_400() {
 #[tokio::test]
 async fn health_and_readiness() {
     let app = spawn_app().await;
-    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
-    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    app.get("/healthz").await.expect_status(StatusCode::OK);
+    app.get("/readyz").await.expect_status(StatusCode::OK);
 }
 
 #[tokio::test]

@@ -67,12 +67,11 @@ async fn every_file_keyward_writes_is_private_whatever_the_umask() {
         .json(&json!({"username": "admin", "password": password.trim()}))
         .await
         .json();
-    let r = http
-        .post("/v1/keys")
+    http.post("/v1/keys")
         .as_(token["access_token"].as_str().unwrap())
         .json(&json!({}))
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .await
+        .expect_status(StatusCode::CREATED);
     for name in [
         "keyward.db",
         "keyward.db-wal",

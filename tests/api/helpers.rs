@@ -283,6 +283,12 @@ impl Reply {
         &self.headers
     }
 
+    /// Checks the status (the body shows if it is not the one expected); the reply, to read on.
+    pub fn expect_status(self, status: StatusCode) -> Reply {
+        assert_eq!(self.status, status, "{}", self.text());
+        self
+    }
+
     /// The first value of header `name`, if there is one.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.to_str().unwrap())

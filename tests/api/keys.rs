@@ -22,8 +22,8 @@ async fn create_answers_201_with_location_and_the_key_once() {
         .post("/v1/keys")
         .as_(&app.admin)
         .json(&json!({"name": "ci", "expires": "One Month"}))
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .await
+        .expect_status(StatusCode::CREATED);
     let location = r.header("location").unwrap().to_owned();
     let created = r.json();
     for field in KEY_FIELDS {
@@ -137,14 +137,11 @@ async fn max_lifetime_refuses_never_and_longer() {
             .await
             .problem(StatusCode::BAD_REQUEST);
     }
-    assert_eq!(
-        app.post("/v1/keys")
-            .as_(&app.admin)
-            .json(&json!({"expires": "1 week"}))
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    app.post("/v1/keys")
+        .as_(&app.admin)
+        .json(&json!({"expires": "1 week"}))
+        .await
+        .expect_status(StatusCode::CREATED);
 }
 
 #[tokio::test]
@@ -159,14 +156,11 @@ async fn a_key_cannot_make_a_key_that_outlives_it() {
             .await
             .problem(StatusCode::BAD_REQUEST);
     }
-    assert_eq!(
-        app.post("/v1/keys")
-            .as_(key)
-            .json(&json!({"expires": "1 day"}))
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    app.post("/v1/keys")
+        .as_(key)
+        .json(&json!({"expires": "1 day"}))
+        .await
+        .expect_status(StatusCode::CREATED);
 }
 
 #[tokio::test]
@@ -174,13 +168,19 @@ async fn revocation_is_immediate_for_every_credential_form() {
     let app = spawn_app().await;
     let (id, key) = app.admin_key().await;
     assert_eq!(app.me_status(&key).await, StatusCode::OK);
-    let r = app.delete(&format!("/v1/keys/{id}")).as_(&app.admin).await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app
+        .delete(&format!("/v1/keys/{id}"))
+        .as_(&app.admin)
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(r.content_length(), Some(0));
     for auth in [key.clone(), format!("Bearer {key}"), basic("x", &key)] {
         assert_eq!(app.me_status(&auth).await, StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(app.get("/v1/me").api_key(&key).await.status(), StatusCode::UNAUTHORIZED);
+    app.get("/v1/me")
+        .api_key(&key)
+        .await
+        .expect_status(StatusCode::UNAUTHORIZED);
     // Gone from the list and the count, and a second delete is 404.
     let list = app.get("/v1/keys").as_(&app.admin).await.json();
     assert_eq!(list["total"], 0);
@@ -194,10 +194,10 @@ async fn revocation_is_immediate_for_every_credential_form() {
 async fn a_key_can_revoke_itself() {
     let app = spawn_app().await;
     let (id, key) = app.admin_key().await;
-    assert_eq!(
-        app.delete(&format!("/v1/keys/{id}")).as_(&key).await.status(),
-        StatusCode::NO_CONTENT
-    );
+    app.delete(&format!("/v1/keys/{id}"))
+        .as_(&key)
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
 }
 
@@ -209,8 +209,8 @@ async fn relabel_changes_the_name_only() {
         .patch(&format!("/v1/keys/{id}"))
         .as_(&app.admin)
         .json(&json!({"name": "renamed"}))
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+        .await
+        .expect_status(StatusCode::OK);
     let body = r.json();
     assert_eq!(body["name"], "renamed");
     assert_eq!(body["id"], id);
@@ -318,34 +318,32 @@ async fn users_keys_routes_for_oneself_and_for_an_admin() {
     let app = spawn_app().await;
     let (ada_id, ada) = app.user("ada").await;
     let path = format!("/v1/users/{ada_id}/keys");
-    assert_eq!(
-        app.post(&path).as_(&ada).json(&json!({"name": "own"})).await.status(),
-        StatusCode::CREATED
-    );
+    app.post(&path)
+        .as_(&ada)
+        .json(&json!({"name": "own"}))
+        .await
+        .expect_status(StatusCode::CREATED);
     let r = app
         .post(&path)
         .as_(&app.admin)
         .json(&json!({"name": "from admin"}))
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .await
+        .expect_status(StatusCode::CREATED);
     assert_eq!(r.header("location").unwrap().rsplit_once('/').unwrap().0, path);
     let made = r.json();
     assert_eq!(made["user_id"], ada_id.as_str());
     let list = app.get(&path).as_(&ada).await.json();
     assert_eq!(list["total"], 2);
     let kid = made["id"].as_str().unwrap();
-    assert_eq!(
-        app.patch(&format!("{path}/{kid}"))
-            .as_(&app.admin)
-            .json(&json!({"name": "relabelled"}))
-            .await
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.delete(&format!("{path}/{kid}")).as_(&app.admin).await.status(),
-        StatusCode::NO_CONTENT
-    );
+    app.patch(&format!("{path}/{kid}"))
+        .as_(&app.admin)
+        .json(&json!({"name": "relabelled"}))
+        .await
+        .expect_status(StatusCode::OK);
+    app.delete(&format!("{path}/{kid}"))
+        .as_(&app.admin)
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(
         app.me_status(made["key"].as_str().unwrap()).await,
         StatusCode::UNAUTHORIZED
@@ -414,12 +412,11 @@ async fn a_rotation_grace_is_never_shorter_than_asked() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as i64;
-        let r = app
-            .post(&format!("/v1/keys/{id}/rotate"))
+        app.post(&format!("/v1/keys/{id}/rotate"))
             .as_(&app.admin)
             .json(&json!({"grace": "3s"}))
-            .await;
-        assert_eq!(r.status(), StatusCode::CREATED);
+            .await
+            .expect_status(StatusCode::CREATED);
         let db = rusqlite::Connection::open(app.db_path()).unwrap();
         let stored: i64 = db
             .query_row("SELECT expires_at FROM keys WHERE id = ?1", [&id], |r| r.get(0))

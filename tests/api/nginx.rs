@@ -100,12 +100,18 @@ http {{
     let narrow = app.create_key(&ada, json!({"scopes": ["keys:read"]})).await;
     let good_key = good["key"].as_str().unwrap();
 
-    let r = nginx.get("/report").api_key(good_key).await;
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = nginx
+        .get("/report")
+        .api_key(good_key)
+        .await
+        .expect_status(StatusCode::OK);
     assert_eq!(r.text(), "upstream says hello to ada\n");
-    let r = nginx.get("/report").as_(narrow["key"].as_str().unwrap()).await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(nginx.get("/report").await.status(), StatusCode::UNAUTHORIZED);
+    nginx
+        .get("/report")
+        .as_(narrow["key"].as_str().unwrap())
+        .await
+        .expect_status(StatusCode::FORBIDDEN);
+    nginx.get("/report").await.expect_status(StatusCode::UNAUTHORIZED);
 
     app.delete(&format!("/v1/keys/{}", good["id"].as_str().unwrap()))
         .as_(&ada)

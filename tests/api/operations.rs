@@ -26,16 +26,12 @@ async fn metrics_count_known_traffic() {
     );
     app.delete(&format!("/v1/keys/{id}")).as_(&app.admin).await;
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        app.post("/v1/auth/token")
-            .json(&json!({"username": "admin", "password": "wrong password!"}))
-            .await
-            .status(),
-        StatusCode::UNAUTHORIZED
-    );
+    app.post("/v1/auth/token")
+        .json(&json!({"username": "admin", "password": "wrong password!"}))
+        .await
+        .expect_status(StatusCode::UNAUTHORIZED);
 
-    let r = app.get("/metrics").as_(&app.admin).await;
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.get("/metrics").as_(&app.admin).await.expect_status(StatusCode::OK);
     let text = r.text();
     assert_eq!(metric(&text, r#"keyward_key_verifications_total{result="valid"}"#), 3.0);
     assert_eq!(
@@ -74,7 +70,7 @@ async fn metrics_count_known_traffic() {
 #[tokio::test]
 async fn metrics_can_be_switched_off_or_moved() {
     let app = spawn_with(|s| s.metrics.enabled = false).await;
-    assert_eq!(app.get("/metrics").await.status(), StatusCode::NOT_FOUND);
+    app.get("/metrics").await.expect_status(StatusCode::NOT_FOUND);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -82,18 +78,20 @@ async fn metrics_can_be_switched_off_or_moved() {
         .unwrap()
         .port();
     let app = spawn_with(|s| s.metrics.bind = Some(format!("127.0.0.1:{port}").parse().unwrap())).await;
-    assert_eq!(app.get("/metrics").await.status(), StatusCode::NOT_FOUND);
-    let r = Http::new(&format!("http://127.0.0.1:{port}")).get("/metrics").await;
-    assert_eq!(r.status(), StatusCode::OK);
+    app.get("/metrics").await.expect_status(StatusCode::NOT_FOUND);
+    let r = Http::new(&format!("http://127.0.0.1:{port}"))
+        .get("/metrics")
+        .await
+        .expect_status(StatusCode::OK);
     assert!(r.text().contains("keyward_active_keys"));
 }
 
 #[tokio::test]
 async fn metrics_on_the_main_listener_are_for_admins_and_metrics_readers_only() {
     let app = spawn_app().await;
-    assert_eq!(app.get("/metrics").await.status(), StatusCode::UNAUTHORIZED);
+    app.get("/metrics").await.expect_status(StatusCode::UNAUTHORIZED);
     let (ada_id, ada) = app.user("ada").await;
-    assert_eq!(app.get("/metrics").as_(&ada).await.status(), StatusCode::FORBIDDEN);
+    app.get("/metrics").as_(&ada).await.expect_status(StatusCode::FORBIDDEN);
     // Prometheus scrapes with a key an admin granted metrics:read (to any user).
     let r = app
         .post(&format!("/v1/users/{ada_id}/keys"))
@@ -101,8 +99,11 @@ async fn metrics_on_the_main_listener_are_for_admins_and_metrics_readers_only() 
         .json(&json!({"name": "prometheus", "scopes": ["metrics:read"]}))
         .await;
     let scraper = r.json();
-    let r = app.get("/metrics").as_(scraper["key"].as_str().unwrap()).await;
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .get("/metrics")
+        .as_(scraper["key"].as_str().unwrap())
+        .await
+        .expect_status(StatusCode::OK);
     assert!(r.text().contains("keyward_logins_failed_total"));
     let (_, other) = app.admin_key().await;
     assert_eq!(
@@ -111,13 +112,13 @@ async fn metrics_on_the_main_listener_are_for_admins_and_metrics_readers_only() 
         "an admin's key without scopes acts as the admin"
     );
     let reader = app.create_key(&app.admin, json!({"scopes": ["keys:read"]})).await;
-    assert_eq!(
-        app.get("/metrics").as_(reader["key"].as_str().unwrap()).await.status(),
-        StatusCode::FORBIDDEN
-    );
+    app.get("/metrics")
+        .as_(reader["key"].as_str().unwrap())
+        .await
+        .expect_status(StatusCode::FORBIDDEN);
 
     let public = spawn_with(|s| s.metrics.public = true).await;
-    assert_eq!(public.get("/metrics").await.status(), StatusCode::OK);
+    public.get("/metrics").await.expect_status(StatusCode::OK);
 }
 
 #[tokio::test]
@@ -163,15 +164,12 @@ async fn one_log_line_per_request_with_request_and_key_id() {
         made["id"].as_str().unwrap().to_owned(),
         made["key"].as_str().unwrap().to_owned(),
     );
-    assert_eq!(
-        server
-            .get("/v1/me")
-            .api_key(&key)
-            .header("X-Request-Id", "probe-42")
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    server
+        .get("/v1/me")
+        .api_key(&key)
+        .header("X-Request-Id", "probe-42")
+        .await
+        .expect_status(StatusCode::OK);
     // The log is copied to the file by a thread: wait for the line (up to 5 s).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let log = loop {
@@ -214,8 +212,11 @@ async fn the_audit_trail_records_a_scripted_sequence() {
         .await;
     app.delete(&format!("/v1/users/{ada_id}")).as_(&app.admin).await;
 
-    let r = app.get("/v1/audit?limit=500").as_(&app.admin).await;
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .get("/v1/audit?limit=500")
+        .as_(&app.admin)
+        .await
+        .expect_status(StatusCode::OK);
     let page = r.json();
     let mut lines: Vec<serde_json::Value> = page["data"].as_array().unwrap().clone();
     lines.reverse(); // oldest first
@@ -272,7 +273,10 @@ async fn the_audit_trail_records_a_scripted_sequence() {
         .json();
     assert_eq!(second["data"][0]["action"], "login.failed");
     let (_, bob) = app.user("bob").await;
-    assert_eq!(app.get("/v1/audit").as_(&bob).await.status(), StatusCode::FORBIDDEN);
+    app.get("/v1/audit")
+        .as_(&bob)
+        .await
+        .expect_status(StatusCode::FORBIDDEN);
 }
 
 /// Every native route, as the router knows it.
@@ -310,8 +314,7 @@ const NATIVE_ROUTES: [(&str, &str); 28] = [
 #[tokio::test]
 async fn the_openapi_document_describes_every_native_route() {
     let app = spawn_app().await;
-    let r = app.get("/openapi.json").await;
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.get("/openapi.json").await.expect_status(StatusCode::OK);
     let doc = r.json();
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),

@@ -62,15 +62,14 @@ async fn create_get_list_delete_as_the_document_shows() {
         .get(&format!("{base}/{key_id}"))
         .as_(&token)
         .header("Content-Type", "application/json")
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+        .await
+        .expect_status(StatusCode::OK);
     let one = r.json();
     assert_shape(&one);
     assert!(one["api_key"].is_null(), "the key is shown only at creation");
     assert_eq!(one["key_id"], key_id.as_str());
 
-    let r = app.get(&base).as_(&token).await;
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.get(&base).as_(&token).await.expect_status(StatusCode::OK);
     let list = r.json();
     assert_eq!(list.as_object().unwrap().len(), 1);
     let data = list["data"].as_array().unwrap();
@@ -82,8 +81,8 @@ async fn create_get_list_delete_as_the_document_shows() {
         .delete(&format!("{base}/{key_id}"))
         .as_(&token)
         .header("Content-Type", "application/json")
-        .await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
     assert!(r.bytes().is_empty(), "204 with no body");
     assert_eq!(
         app.me_status(&format!("Bearer {api_key}")).await,
@@ -136,11 +135,8 @@ async fn another_users_id_is_not_found() {
             .problem(StatusCode::NOT_FOUND);
     }
     // An admin may manage anyone's keys.
-    assert_eq!(
-        app.get(&format!("/1/users/{ada_id}/apiKeys/{kid}"))
-            .as_(&app.admin)
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    app.get(&format!("/1/users/{ada_id}/apiKeys/{kid}"))
+        .as_(&app.admin)
+        .await
+        .expect_status(StatusCode::OK);
 }

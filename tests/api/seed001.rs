@@ -67,8 +67,8 @@ async fn create_list_get_edit_delete_as_the_document_shows() {
         .as_(&token)
         .header("Content-Type", FORM)
         .body("expires=One%20Month&label=Test%20123")
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+        .await
+        .expect_status(StatusCode::OK);
     let added = r.json();
     assert_eq!(added["code"], "ADDED");
     assert_eq!(added["message"], "Added new API Key");
@@ -84,8 +84,12 @@ async fn create_list_get_edit_delete_as_the_document_shows() {
     );
     assert!(c["jti"].is_string());
 
-    let r = app.get("/api/apikey").as_(&token).header("Content-Type", FORM).await;
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .get("/api/apikey")
+        .as_(&token)
+        .header("Content-Type", FORM)
+        .await
+        .expect_status(StatusCode::OK);
     let list = r.json();
     assert_eq!(list["total"], 1);
     let key = &list["apiKeys"][0];
@@ -105,8 +109,8 @@ async fn create_list_get_edit_delete_as_the_document_shows() {
         .get(&format!("/api/apikey/{id}"))
         .as_(&token)
         .header("Content-Type", FORM)
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+        .await
+        .expect_status(StatusCode::OK);
     let one = r.json();
     assert_eq!(one.as_object().unwrap().len(), 1);
     assert_shape(&one["apiKey"]);
@@ -116,8 +120,8 @@ async fn create_list_get_edit_delete_as_the_document_shows() {
         .as_(&token)
         .header("Content-Type", FORM)
         .body("label=Test%201234")
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+        .await
+        .expect_status(StatusCode::OK);
     assert_eq!(
         r.json(),
         json!({"code": "UPDATED", "message": "APIKey has been updated"})
@@ -126,8 +130,11 @@ async fn create_list_get_edit_delete_as_the_document_shows() {
     assert_eq!(one["apiKey"]["label"], "Test 1234");
 
     assert_eq!(app.me_status(&format!("Bearer {api_key}")).await, StatusCode::OK);
-    let r = app.delete(&format!("/api/apikey/{id}")).as_(&token).await;
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .delete(&format!("/api/apikey/{id}"))
+        .as_(&token)
+        .await
+        .expect_status(StatusCode::OK);
     assert_eq!(
         r.json(),
         json!({"code": "REMOVED", "message": "APIKey has been removed"})
@@ -142,14 +149,11 @@ async fn create_list_get_edit_delete_as_the_document_shows() {
 async fn never_keys_are_marked_and_expire_a_century_out() {
     let app = spawn_app().await;
     let (_, token) = app.user("ada").await;
-    assert_eq!(
-        app.post("/api/apikey")
-            .as_(&token)
-            .json(&json!({"label": "Test 1234", "expires": "Never"}))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    app.post("/api/apikey")
+        .as_(&token)
+        .json(&json!({"label": "Test 1234", "expires": "Never"}))
+        .await
+        .expect_status(StatusCode::OK);
     let list = app.get("/api/apikey").as_(&token).await.json();
     let key = &list["apiKeys"][0];
     assert_eq!(key["isNever"], true);

@@ -18,39 +18,33 @@ async fn create_with_basic_list_with_the_raw_key_and_delete() {
         .authorization(&login)
         .header("Content-Type", "application/json")
         .body(r#"{ "username": "myLdapUser" }"#)
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+        .await
+        .expect_status(StatusCode::OK);
     let created = r.json();
     assert_eq!(created["ok"], true);
     assert_eq!(created.as_object().unwrap().len(), 3);
     let key = created["key"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
 
-    assert_eq!(
-        app.post("/api/v1/apikey")
-            .authorization(&login)
-            .json(&json!({ "username": "myLdapUser", "name": "myCustomApiKeyName" }))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    app.post("/api/v1/apikey")
+        .authorization(&login)
+        .json(&json!({ "username": "myLdapUser", "name": "myCustomApiKeyName" }))
+        .await
+        .expect_status(StatusCode::OK);
     // The email as the Basic username (the document's `curl -u user@domain`), userDomain ignored.
-    assert_eq!(
-        app.post("/api/v1/apikey")
-            .authorization(basic("myLdapUser@example.com", "myLdapUser-password"))
-            .json(&json!({ "username": "myLdapUser", "userDomain": "example.com" }))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    app.post("/api/v1/apikey")
+        .authorization(basic("myLdapUser@example.com", "myLdapUser-password"))
+        .json(&json!({ "username": "myLdapUser", "userDomain": "example.com" }))
+        .await
+        .expect_status(StatusCode::OK);
 
     // "the Authorization header can be set with the value of an API key"
     let r = app
         .get("/api/v1/apikey")
         .header("Content-Type", "application/json")
         .authorization(&key)
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+        .await
+        .expect_status(StatusCode::OK);
     let list = r.json();
     let list = list.as_array().expect("a bare JSON array");
     assert_eq!(list.len(), 3);
@@ -62,8 +56,8 @@ async fn create_with_basic_list_with_the_raw_key_and_delete() {
         .delete(&format!("/api/v1/apikey/{id}"))
         .authorization(&login)
         .header("Content-Type", "application/json")
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+        .await
+        .expect_status(StatusCode::OK);
     assert_eq!(r.json(), json!({"result": "DELETED", "ok": true}));
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
 }
@@ -87,8 +81,8 @@ async fn username_is_required_and_only_oneself_unless_admin() {
         .post("/api/v1/apikey")
         .as_(&app.admin)
         .json(&json!({"username": "bob"}))
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+        .await
+        .expect_status(StatusCode::OK);
     let key = r.json()["key"].as_str().unwrap().to_owned();
     let me = app.get("/v1/me").authorization(&key).await.json();
     assert_eq!(me["user"]["id"], bob_id.as_str());
@@ -121,14 +115,11 @@ async fn default_names_stay_distinct_under_concurrent_creates() {
         .map(|_| {
             let app = std::sync::Arc::clone(&app);
             tokio::spawn(async move {
-                assert_eq!(
-                    app.post("/api/v1/apikey")
-                        .authorization(basic("admin", crate::helpers::ADMIN_PASSWORD))
-                        .json(&json!({"username": "admin"}))
-                        .await
-                        .status(),
-                    StatusCode::OK
-                );
+                app.post("/api/v1/apikey")
+                    .authorization(basic("admin", crate::helpers::ADMIN_PASSWORD))
+                    .json(&json!({"username": "admin"}))
+                    .await
+                    .expect_status(StatusCode::OK);
             })
         })
         .collect();

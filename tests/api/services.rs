@@ -12,11 +12,11 @@ async fn scopes_are_enforced_on_native_and_dialect_routes() {
     let reader = app.create_key(&ada, json!({"scopes": ["keys:read"]})).await;
     assert_eq!(reader["scopes"], json!(["keys:read"]));
     let key = reader["key"].as_str().unwrap();
-    assert_eq!(app.get("/v1/keys").as_(key).await.status(), StatusCode::OK);
-    assert_eq!(
-        app.get("/api/v1/apikey").authorization(key).await.status(),
-        StatusCode::OK
-    );
+    app.get("/v1/keys").as_(key).await.expect_status(StatusCode::OK);
+    app.get("/api/v1/apikey")
+        .authorization(key)
+        .await
+        .expect_status(StatusCode::OK);
     for (method, path) in [
         (Method::POST, "/v1/keys"),
         (Method::POST, "/api/apikey"),
@@ -56,14 +56,11 @@ async fn a_key_cannot_mint_wider_scopes_than_its_own() {
             .await
             .problem(StatusCode::FORBIDDEN);
     }
-    assert_eq!(
-        app.post("/v1/keys")
-            .as_(key)
-            .json(&json!({"scopes": ["billing:read"]}))
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    app.post("/v1/keys")
+        .as_(key)
+        .json(&json!({"scopes": ["billing:read"]}))
+        .await
+        .expect_status(StatusCode::CREATED);
 }
 
 #[tokio::test]
@@ -109,8 +106,8 @@ async fn verify(app: &crate::helpers::TestApp, as_: &str, key: &str, scopes: Val
         .post("/v1/verify")
         .as_(as_)
         .json(&json!({"key": key, "scopes": scopes}))
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+        .await
+        .expect_status(StatusCode::OK);
     r.json()
 }
 
@@ -139,13 +136,10 @@ async fn verify_reports_every_code() {
     );
 
     let revoked = app.create_key(&ada, json!({})).await;
-    assert_eq!(
-        app.delete(&format!("/v1/keys/{}", revoked["id"].as_str().unwrap()))
-            .as_(&ada)
-            .await
-            .status(),
-        StatusCode::NO_CONTENT
-    );
+    app.delete(&format!("/v1/keys/{}", revoked["id"].as_str().unwrap()))
+        .as_(&ada)
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
     let v = verify(&app, &admin, revoked["key"].as_str().unwrap(), json!([])).await;
     assert_eq!(v["code"], "REVOKED");
     assert!(v["user_id"].is_null());
@@ -176,8 +170,8 @@ async fn verify_reports_every_code() {
         .post(&format!("/v1/users/{ada_id}/keys"))
         .as_(&admin)
         .json(&json!({"scopes": ["keys:verify"]}))
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .await
+        .expect_status(StatusCode::CREATED);
     let verifier = r.json();
     assert_eq!(
         verify(
@@ -199,29 +193,37 @@ async fn forward_auth_answers_as_proxies_expect() {
         .create_key(&ada, json!({"scopes": ["billing:read", "keys:read"]}))
         .await;
     let key = made["key"].as_str().unwrap();
-    let r = app.get("/v1/forward-auth?scope=billing:read").api_key(key).await;
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .get("/v1/forward-auth?scope=billing:read")
+        .api_key(key)
+        .await
+        .expect_status(StatusCode::OK);
     let h = r.headers();
     assert_eq!(h.get("x-auth-user").unwrap(), "ada");
     assert_eq!(h.get("x-auth-user-id").unwrap(), ada_id.as_str());
     assert_eq!(h.get("x-auth-key-id").unwrap(), made["id"].as_str().unwrap());
     assert_eq!(h.get("x-auth-scopes").unwrap(), "billing:read keys:read");
 
-    let r = app.get("/v1/forward-auth?scope=billing:write").api_key(key).await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .get("/v1/forward-auth?scope=billing:write")
+        .api_key(key)
+        .await
+        .expect_status(StatusCode::FORBIDDEN);
     assert!(
         r.header("www-authenticate")
             .unwrap()
             .contains(r#"scope="billing:write""#)
     );
-    let r = app.get("/v1/forward-auth").await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = app
+        .get("/v1/forward-auth")
+        .await
+        .expect_status(StatusCode::UNAUTHORIZED);
     assert!(r.header("www-authenticate").is_some());
     // An access token works too (it acts as its user), in the Bearer form.
-    assert_eq!(
-        app.get("/v1/forward-auth?scope=anything").as_(&ada).await.status(),
-        StatusCode::OK
-    );
+    app.get("/v1/forward-auth?scope=anything")
+        .as_(&ada)
+        .await
+        .expect_status(StatusCode::OK);
 }
 
 #[tokio::test]
@@ -238,8 +240,8 @@ async fn rotation_keeps_the_old_key_for_the_grace_period_only() {
         .post(&format!("/v1/keys/{}/rotate", old["id"].as_str().unwrap()))
         .as_(&app.admin)
         .json(&json!({"grace": "2s"}))
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .await
+        .expect_status(StatusCode::CREATED);
     let new = r.json();
     assert_eq!(new["name"], "ci");
     assert_eq!(new["scopes"], json!(["keys:read"]));
@@ -256,13 +258,10 @@ async fn rotation_keeps_the_old_key_for_the_grace_period_only() {
 
     // Without a grace period the old key stops at once.
     let (id, key) = app.admin_key().await;
-    assert_eq!(
-        app.post(&format!("/v1/keys/{id}/rotate"))
-            .as_(&app.admin)
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    app.post(&format!("/v1/keys/{id}/rotate"))
+        .as_(&app.admin)
+        .await
+        .expect_status(StatusCode::CREATED);
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
     app.post(&format!("/v1/keys/{id}/rotate"))
         .as_(&app.admin)
@@ -432,8 +431,8 @@ async fn only_an_admin_grants_privileged_scopes_and_ungranted_ones_are_not_honou
         .post(&format!("/v1/users/{ada_id}/keys"))
         .as_(&app.admin)
         .json(&json!({"name": "verifier", "scopes": ["keys:verify"]}))
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .await
+        .expect_status(StatusCode::CREATED);
     let granted = r.json();
     let (granted_id, granted_key) = (
         granted["id"].as_str().unwrap().to_owned(),
@@ -474,8 +473,11 @@ async fn only_an_admin_grants_privileged_scopes_and_ungranted_ones_are_not_honou
         .as_(&granted_key)
         .await
         .problem(StatusCode::FORBIDDEN);
-    let r = app.post(&format!("/v1/keys/{granted_id}/rotate")).as_(&ada).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = app
+        .post(&format!("/v1/keys/{granted_id}/rotate"))
+        .as_(&ada)
+        .await
+        .expect_status(StatusCode::CREATED);
     let rotated = r.json();
     let (rotated_id, rotated_key) = (
         rotated["id"].as_str().unwrap().to_owned(),
@@ -490,14 +492,11 @@ async fn only_an_admin_grants_privileged_scopes_and_ungranted_ones_are_not_honou
     assert_eq!(status, StatusCode::FORBIDDEN, "a user's rotation grants nothing");
 
     // An admin grants it again; a user's later rotation keeps that grant.
-    assert_eq!(
-        app.patch(&format!("/v1/users/{ada_id}/keys/{rotated_id}"))
-            .as_(&app.admin)
-            .json(&json!({"scopes": ["keys:verify"]}))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    app.patch(&format!("/v1/users/{ada_id}/keys/{rotated_id}"))
+        .as_(&app.admin)
+        .json(&json!({"scopes": ["keys:verify"]}))
+        .await
+        .expect_status(StatusCode::OK);
     let status = app
         .post("/v1/verify")
         .as_(&rotated_key)

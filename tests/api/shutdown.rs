@@ -20,7 +20,7 @@ async fn sigterm_finishes_requests_in_flight_loses_nothing_and_exits_0() {
         made["key"].as_str().unwrap().to_owned(),
     );
     // A use, kept in memory: only the shutdown flush writes it within this test.
-    assert_eq!(http.get("/v1/me").api_key(&key).await.status(), StatusCode::OK);
+    http.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
 
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..16 {
@@ -54,7 +54,7 @@ async fn sigterm_finishes_requests_in_flight_loses_nothing_and_exits_0() {
     let (_server, url) = start_binary(dir.path(), &[]);
     let http = Http::new(&url);
     for k in &acknowledged {
-        assert_eq!(http.get("/v1/me").api_key(k).await.status(), StatusCode::OK);
+        http.get("/v1/me").api_key(k).await.expect_status(StatusCode::OK);
     }
     let k = http.get(&format!("/v1/keys/{id}")).authorization(&admin).await.json();
     assert!(
@@ -144,8 +144,11 @@ async fn sigint_like_sigterm_finishes_the_request_in_flight_and_exits_0() {
 
     // The key made while stopping is there after a restart.
     let (_server, url) = start_binary(dir.path(), &[]);
-    let me = Http::new(&url).get("/v1/me").api_key(&key).await;
-    assert_eq!(me.status(), StatusCode::OK);
+    Http::new(&url)
+        .get("/v1/me")
+        .api_key(&key)
+        .await
+        .expect_status(StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -159,8 +162,11 @@ async fn a_backup_taken_under_write_load_restores_to_the_keys_it_holds() {
         writers.spawn(async move {
             let mut made = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let r = http.post("/v1/keys").api_key(&key).await;
-                assert_eq!(r.status(), StatusCode::CREATED);
+                let r = http
+                    .post("/v1/keys")
+                    .api_key(&key)
+                    .await
+                    .expect_status(StatusCode::CREATED);
                 made.push(r.json()["key"].as_str().unwrap().to_owned());
             }
             made

@@ -23,8 +23,11 @@ async fn concurrently_created_keys_have_distinct_ids_and_hashes() {
         tasks.spawn(async move {
             let mut made = Vec::with_capacity(n);
             for _ in 0..n {
-                let r = http.post("/v1/keys").api_key(&key).await;
-                assert_eq!(r.status(), StatusCode::CREATED);
+                let r = http
+                    .post("/v1/keys")
+                    .api_key(&key)
+                    .await
+                    .expect_status(StatusCode::CREATED);
                 let v = r.json();
                 made.push((
                     v["id"].as_str().unwrap().to_owned(),

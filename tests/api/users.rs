@@ -12,8 +12,8 @@ async fn an_admin_creates_lists_gets_and_updates_users() {
         .post("/v1/users")
         .as_(&app.admin)
         .json(&json!({"username": "ada", "password": "ada-password", "email": "ada@example.com"}))
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .await
+        .expect_status(StatusCode::CREATED);
     let location = r.header("location").unwrap().to_owned();
     let ada = r.json();
     assert_eq!(ada["role"], "user");
@@ -30,8 +30,8 @@ async fn an_admin_creates_lists_gets_and_updates_users() {
         .patch(&location)
         .as_(&app.admin)
         .json(&json!({"email": "ada@lovelace.org", "role": "admin"}))
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+        .await
+        .expect_status(StatusCode::OK);
     let updated = r.json();
     assert_eq!(updated["email"], "ada@lovelace.org");
     assert_eq!(updated["role"], "admin");
@@ -132,14 +132,11 @@ async fn disabling_a_user_stops_their_keys_and_tokens_at_once_and_enabling_resto
 async fn an_admin_password_reset_ends_the_users_access_tokens() {
     let app = spawn_app().await;
     let (ada_id, ada) = app.user("ada").await;
-    assert_eq!(
-        app.patch(&format!("/v1/users/{ada_id}"))
-            .as_(&app.admin)
-            .json(&json!({"password": "reset by admin"}))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    app.patch(&format!("/v1/users/{ada_id}"))
+        .as_(&app.admin)
+        .json(&json!({"password": "reset by admin"}))
+        .await
+        .expect_status(StatusCode::OK);
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me_status(&basic("ada", "reset by admin")).await, StatusCode::OK);
 }
@@ -152,13 +149,10 @@ async fn deleting_a_user_revokes_their_keys_and_frees_the_name() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(
-        app.delete(&format!("/v1/users/{ada_id}"))
-            .as_(&app.admin)
-            .await
-            .status(),
-        StatusCode::NO_CONTENT
-    );
+    app.delete(&format!("/v1/users/{ada_id}"))
+        .as_(&app.admin)
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::UNAUTHORIZED);
     app.get(&format!("/v1/users/{ada_id}"))
@@ -211,20 +205,14 @@ async fn a_key_never_sets_its_own_users_password_on_any_route() {
     // The same key may still reset another user's password (the admin's job), and may
     // change its own user's other fields.
     let (ada, _) = app.user("ada").await;
-    assert_eq!(
-        app.patch(&format!("/v1/users/{ada}"))
-            .as_(&key)
-            .json(&json!({"password": "ada's new password"}))
-            .await
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.patch(&format!("/v1/users/{me}"))
-            .as_(&key)
-            .json(&json!({"email": "root@example.com"}))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    app.patch(&format!("/v1/users/{ada}"))
+        .as_(&key)
+        .json(&json!({"password": "ada's new password"}))
+        .await
+        .expect_status(StatusCode::OK);
+    app.patch(&format!("/v1/users/{me}"))
+        .as_(&key)
+        .json(&json!({"email": "root@example.com"}))
+        .await
+        .expect_status(StatusCode::OK);
 }
