@@ -181,14 +181,15 @@ impl Console {
         self.post(to, &fields).await
     }
 
+    /// Fills in and sends the sign-in form, whatever the answer.
+    pub async fn try_sign_in(&self, username: &str, password: &str) -> Page {
+        let form = [("username", username), ("password", password)];
+        self.submit("/ui/login", "/ui/login", &form).await
+    }
+
+    /// Signs in, which must succeed.
     pub async fn sign_in(&self, username: &str, password: &str) -> Page {
-        let page = self
-            .submit(
-                "/ui/login",
-                "/ui/login",
-                &[("username", username), ("password", password)],
-            )
-            .await;
+        let page = self.try_sign_in(username, password).await;
         assert_eq!(
             page.status,
             StatusCode::SEE_OTHER,
@@ -778,25 +779,13 @@ async fn failed_sign_ins_share_the_apis_throttle() {
     let console = Console::new(&app);
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        let page = console
-            .submit(
-                "/ui/login",
-                "/ui/login",
-                &[("username", "admin"), ("password", "wrong password")],
-            )
-            .await;
+        let page = console.try_sign_in("admin", "wrong password").await;
         assert!(!page.body.contains("wrong password"), "the password is not echoed");
         statuses.push(page.status);
     }
     assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5]);
     assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS);
-    let blocked = console
-        .submit(
-            "/ui/login",
-            "/ui/login",
-            &[("username", "admin"), ("password", ADMIN_PASSWORD)],
-        )
-        .await;
+    let blocked = console.try_sign_in("admin", ADMIN_PASSWORD).await;
     assert_eq!(
         blocked.status,
         StatusCode::TOO_MANY_REQUESTS,

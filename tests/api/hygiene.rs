@@ -96,23 +96,11 @@ async fn no_secret_reaches_the_log_or_an_error_body() {
 
     // The web console: a failed and a good sign-in, forms carrying secrets, sign-out.
     let browser = Console::new(&http);
-    let csrf = browser.get("/ui/login").await.csrf();
-    secrets.push(browser.cookie("keyward_sign_in").unwrap());
-    let page = browser
-        .post(
-            "/ui/login",
-            &[("csrf", &csrf), ("username", "ada"), ("password", "wrong guess 123")],
-        )
-        .await;
+    let page = browser.try_sign_in("ada", "wrong guess 123").await;
     assert_eq!(page.status, StatusCode::UNAUTHORIZED);
     error_bodies.push(page.body);
-    let page = browser
-        .post(
-            "/ui/login",
-            &[("csrf", &csrf), ("username", "ada"), ("password", "ada's password")],
-        )
-        .await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    secrets.push(browser.cookie("keyward_sign_in").unwrap());
+    browser.sign_in("ada", "ada's password").await;
     secrets.push(browser.cookie("keyward_session").unwrap());
     let csrf = browser.get("/ui/keys").await.csrf();
     for form in [
