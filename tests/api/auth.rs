@@ -1,21 +1,19 @@
 //! Logging in, the four credential forms, and which credential works where.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_PASSWORD, basic, problem, spawn_app};
+use crate::helpers::{ADMIN_PASSWORD, basic, spawn_app};
 
 #[tokio::test]
 async fn login_returns_a_bearer_access_token() {
     let app = spawn_app().await;
     let r = app
-        .request(Method::POST, "/v1/auth/token")
+        .post("/v1/auth/token")
         .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let body: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::OK);
+    let body = r.json();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 1800);
     assert_eq!(body["access_token"].as_str().unwrap().split('.').count(), 3);
@@ -26,16 +24,11 @@ async fn wrong_password_and_unknown_user_are_401_alike() {
     let app = spawn_app().await;
     for (user, pass) in [("admin", "wrong password"), ("nobody", ADMIN_PASSWORD)] {
         let r = app
-            .request(Method::POST, "/v1/auth/token")
+            .post("/v1/auth/token")
             .json(&json!({"username": user, "password": pass}))
-            .send()
-            .await
-            .unwrap();
-        let www = r
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let body = problem(r, StatusCode::UNAUTHORIZED).await;
+            .await;
+        let www = r.header("www-authenticate").map(str::to_owned);
+        let body = r.problem(StatusCode::UNAUTHORIZED);
         assert_eq!(www.as_deref(), Some(r#"Bearer realm="keyward""#));
         assert_eq!(body["detail"], "wrong username or password");
         assert!(!body.to_string().contains(pass));
@@ -47,13 +40,10 @@ async fn unknown_users_cost_the_same_argon2_work_as_known_ones() {
     let app = spawn_app().await;
     let before = app.keyward.password_verification_count();
     for user in ["admin", "ghost"] {
-        let r = app
-            .request(Method::POST, "/v1/auth/token")
+        app.post("/v1/auth/token")
             .json(&json!({"username": user, "password": "not the password"}))
-            .send()
             .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            .expect_status(StatusCode::UNAUTHORIZED);
     }
     assert_eq!(app.keyward.password_verification_count(), before + 2);
 }
@@ -70,14 +60,9 @@ async fn every_credential_form_authenticates() {
         (basic("anything", &key), "api_key", json!(key_id)),
     ];
     for (authorization, method, kid) in cases {
-        let r = app
-            .request(Method::GET, "/v1/me")
-            .header("Authorization", &authorization)
-            .send()
-            .await
-            .unwrap();
+        let r = app.get("/v1/me").authorization(&authorization).await;
         assert_eq!(r.status(), StatusCode::OK, "{method}");
-        let me: Value = r.json().await.unwrap();
+        let me = r.json();
         assert_eq!(me["auth"]["method"], method);
         assert_eq!(me["auth"]["key_id"], kid);
         assert_eq!(me["user"]["username"], "admin");
@@ -86,14 +71,8 @@ async fn every_credential_form_authenticates() {
             me["user"]["created_at"].is_string() && me["user"]["id"].is_string() && me["user"].get("email").is_some()
         );
     }
-    let r = app
-        .request(Method::GET, "/v1/me")
-        .header("X-API-Key", &key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.json::<Value>().await.unwrap()["auth"]["method"], "api_key");
+    let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
+    assert_eq!(r.json()["auth"]["method"], "api_key");
 }
 
 #[tokio::test]
@@ -115,13 +94,10 @@ async fn an_access_token_is_refused_where_a_key_is_expected() {
         app.me_status(&basic("admin", &app.admin)).await,
         StatusCode::UNAUTHORIZED
     );
-    let r = app
-        .request(Method::GET, "/v1/me")
-        .header("X-API-Key", &app.admin)
-        .send()
+    app.get("/v1/me")
+        .api_key(&app.admin)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        .expect_status(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -129,12 +105,10 @@ async fn a_key_never_passes_as_an_access_token() {
     let app = spawn_app().await;
     let (id, key) = app.admin_key().await;
     // Presented as Bearer it is checked as a key: revoke it, and Bearer fails too.
-    let r = app
-        .bearer(Method::DELETE, &format!("/v1/keys/{id}"), &app.admin)
-        .send()
+    app.delete(&format!("/v1/keys/{id}"))
+        .as_(&app.admin)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::UNAUTHORIZED);
     // A key cannot change a password, which needs a login.
 }
@@ -142,12 +116,9 @@ async fn a_key_never_passes_as_an_access_token() {
 #[tokio::test]
 async fn no_credential_is_401_with_a_plain_challenge() {
     let app = spawn_app().await;
-    let r = app.request(Method::GET, "/v1/me").send().await.unwrap();
-    assert_eq!(
-        r.headers().get("www-authenticate").unwrap(),
-        r#"Bearer realm="keyward""#
-    );
-    problem(r, StatusCode::UNAUTHORIZED).await;
+    let r = app.get("/v1/me").await;
+    assert_eq!(r.header("www-authenticate").unwrap(), r#"Bearer realm="keyward""#);
+    r.problem(StatusCode::UNAUTHORIZED);
     for garbage in ["Bearer", "Bearer a.b.c", "Basic !!!", "Digest x y", "not-a-key"] {
         assert_eq!(app.me_status(garbage).await, StatusCode::UNAUTHORIZED, "{garbage}");
     }
@@ -159,42 +130,31 @@ async fn changing_ones_password_ends_access_tokens_but_needs_a_login() {
     let (_, key) = app.admin_key().await;
     let body = json!({"current_password": ADMIN_PASSWORD, "new_password": "a brand new password"});
 
-    let r = app
-        .bearer(Method::POST, "/v1/me/password", &key)
+    app.post("/v1/me/password")
+        .as_(&key)
         .json(&body)
-        .send()
         .await
-        .unwrap();
-    problem(r, StatusCode::FORBIDDEN).await;
+        .problem(StatusCode::FORBIDDEN);
     let wrong = json!({"current_password": "not it at all", "new_password": "a brand new password"});
-    let r = app
-        .bearer(Method::POST, "/v1/me/password", &app.admin)
+    app.post("/v1/me/password")
+        .as_(&app.admin)
         .json(&wrong)
-        .send()
         .await
-        .unwrap();
-    problem(r, StatusCode::BAD_REQUEST).await;
+        .problem(StatusCode::BAD_REQUEST);
     let short = json!({"current_password": ADMIN_PASSWORD, "new_password": "short"});
-    let r = app
-        .bearer(Method::POST, "/v1/me/password", &app.admin)
-        .json(&short)
-        .send()
-        .await
-        .unwrap();
+    let r = app.post("/v1/me/password").as_(&app.admin).json(&short).await;
     assert!(
-        problem(r, StatusCode::BAD_REQUEST).await["detail"]
+        r.problem(StatusCode::BAD_REQUEST)["detail"]
             .as_str()
             .unwrap()
             .contains("new_password")
     );
 
-    let r = app
-        .bearer(Method::POST, "/v1/me/password", &app.admin)
+    app.post("/v1/me/password")
+        .as_(&app.admin)
         .json(&body)
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(
         app.me_status(&format!("Bearer {}", app.admin)).await,
         StatusCode::UNAUTHORIZED,
@@ -222,13 +182,11 @@ async fn repeated_bad_passwords_are_throttled_with_retry_after() {
     let mut retry_after = None;
     for _ in 0..8 {
         let r = app
-            .request(Method::POST, "/v1/auth/token")
+            .post("/v1/auth/token")
             .json(&json!({"username": "admin", "password": "guessing-wrong"}))
-            .send()
-            .await
-            .unwrap();
+            .await;
         last = r.status();
-        retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+        retry_after = r.header("retry-after").map(str::to_owned);
         if last == StatusCode::TOO_MANY_REQUESTS {
             break;
         }
@@ -242,33 +200,25 @@ async fn two_different_credentials_are_refused_and_one_key_repeated_is_not() {
     let app = spawn_app().await;
     let (_, good) = app.admin_key().await;
     let (revoked_id, revoked) = app.admin_key().await;
-    let r = app
-        .bearer(Method::DELETE, &format!("/v1/keys/{revoked_id}"), &app.admin)
-        .send()
+    app.delete(&format!("/v1/keys/{revoked_id}"))
+        .as_(&app.admin)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        .expect_status(StatusCode::NO_CONTENT);
 
     let two_authorizations = app
-        .request(Method::GET, "/v1/me")
-        .header("Authorization", format!("Bearer {good}"))
-        .header("Authorization", format!("Bearer {revoked}"));
-    let two_api_keys = app
-        .request(Method::GET, "/v1/me")
-        .header("X-API-Key", good.as_str())
-        .header("X-API-Key", revoked.as_str());
+        .get("/v1/me")
+        .authorization(format!("Bearer {good}"))
+        .authorization(format!("Bearer {revoked}"));
+    let two_api_keys = app.get("/v1/me").api_key(good.as_str()).api_key(revoked.as_str());
     // A valid Authorization must not mask a revoked X-API-Key.
     let one_of_each = app
-        .request(Method::GET, "/v1/me")
-        .header("Authorization", format!("Bearer {good}"))
-        .header("X-API-Key", revoked.as_str());
+        .get("/v1/me")
+        .authorization(format!("Bearer {good}"))
+        .api_key(revoked.as_str());
     for request in [two_authorizations, two_api_keys, one_of_each] {
-        let r = request.send().await.unwrap();
-        let www = r
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_owned());
-        problem(r, StatusCode::BAD_REQUEST).await;
+        let r = request.await;
+        let www = r.header("www-authenticate").map(str::to_owned);
+        r.problem(StatusCode::BAD_REQUEST);
         assert_eq!(
             www.as_deref(),
             Some(r#"Bearer realm="keyward", error="invalid_request""#)
@@ -276,11 +226,11 @@ async fn two_different_credentials_are_refused_and_one_key_repeated_is_not() {
     }
 
     let same_key_twice = app
-        .request(Method::GET, "/v1/me")
-        .header("Authorization", format!("Bearer {good}"))
-        .header("X-API-Key", good.as_str())
-        .basic_auth("anything", Some(&good));
-    assert_eq!(same_key_twice.send().await.unwrap().status(), StatusCode::OK);
+        .get("/v1/me")
+        .authorization(format!("Bearer {good}"))
+        .api_key(good.as_str())
+        .basic("anything", &good);
+    same_key_twice.await.expect_status(StatusCode::OK);
 }
 
 async fn login_status(
@@ -290,16 +240,11 @@ async fn login_status(
     from: &str,
 ) -> (StatusCode, Option<u64>) {
     let r = app
-        .request(Method::POST, "/v1/auth/token")
+        .post("/v1/auth/token")
         .header("X-Forwarded-For", from)
         .json(&json!({"username": login, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    let retry = r
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        .await;
+    let retry = r.header("retry-after").map(|v| v.parse::<u64>().unwrap());
     (r.status(), retry)
 }
 

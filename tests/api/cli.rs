@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::eventually;
@@ -264,10 +264,6 @@ async fn cli_changes_reach_a_running_server() {
         .unwrap();
     assert!(eventually(|| async { app.me_status(&cli_key).await == StatusCode::UNAUTHORIZED }).await);
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::UNAUTHORIZED);
-    let r = app
-        .bearer(Method::GET, &format!("/v1/users/{ada_id}"), &app.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["disabled"], true);
+    let r = app.get(&format!("/v1/users/{ada_id}")).as_(&app.admin).await;
+    assert_eq!(r.json()["disabled"], true);
 }

@@ -3,8 +3,7 @@
 
 use std::time::Instant;
 
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use reqwest::StatusCode;
 
 use crate::helpers::spawn_app;
 
@@ -20,32 +19,26 @@ async fn writers_and_readers_at_once_see_no_5xx_and_no_lock_errors() {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..writers {
-        let (client, url, key) = (app.client.clone(), app.address.clone(), key.clone());
+        let (http, key) = (app.http.clone(), key.clone());
         tasks.spawn(async move {
             let mut made = Vec::new();
             for i in 0..per_client {
-                let r = client
-                    .post(format!("{url}/v1/keys"))
-                    .header("X-API-Key", &key)
+                let r = http
+                    .post("/v1/keys")
+                    .api_key(&key)
                     .json(&serde_json::json!({"name": format!("w{w}-{i}")}))
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status();
-                let body = r.text().await.unwrap();
+                    .await;
+                let body = r.text();
                 assert!(!body.contains("locked"), "{body}");
-                assert_eq!(status, StatusCode::CREATED, "{body}");
-                let v: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(r.status(), StatusCode::CREATED, "{body}");
+                let v = r.json();
                 made.push(v["key"].as_str().unwrap().to_owned());
                 // Revoke every fourth, so revocations contend too.
                 if i % 4 == 0 {
-                    let r = client
-                        .delete(format!("{url}/v1/keys/{}", v["id"].as_str().unwrap()))
-                        .header("X-API-Key", &key)
-                        .send()
+                    http.delete(&format!("/v1/keys/{}", v["id"].as_str().unwrap()))
+                        .api_key(&key)
                         .await
-                        .unwrap();
-                    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+                        .expect_status(StatusCode::NO_CONTENT);
                     made.pop();
                 }
             }
@@ -53,20 +46,14 @@ async fn writers_and_readers_at_once_see_no_5xx_and_no_lock_errors() {
         });
     }
     for _ in 0..readers {
-        let (client, url, key) = (app.client.clone(), app.address.clone(), key.clone());
+        let (http, key) = (app.http.clone(), key.clone());
         tasks.spawn(async move {
             for i in 0..per_client {
                 let path = if i % 2 == 0 { "/v1/me" } else { "/v1/keys?limit=20" };
-                let r = client
-                    .request(Method::GET, format!("{url}{path}"))
-                    .header("X-API-Key", &key)
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status();
-                let body = r.text().await.unwrap();
+                let r = http.get(path).api_key(&key).await;
+                let body = r.text();
                 assert!(!body.contains("locked"), "{body}");
-                assert_eq!(status, StatusCode::OK, "{path}: {body}");
+                assert_eq!(r.status(), StatusCode::OK, "{path}: {body}");
             }
             Vec::new()
         });

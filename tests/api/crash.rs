@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{ADMIN_PASSWORD, basic, start_binary};
+use crate::helpers::{ADMIN_PASSWORD, Http, basic, start_binary};
 
 #[derive(Default)]
 struct Ledger {
@@ -30,39 +30,32 @@ async fn acknowledged_writes_survive_kill_9_under_load() {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
+    let at = |address: &str| Http {
+        address: address.to_owned(),
+        client: client.clone(),
+    };
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let admin = basic("admin", ADMIN_PASSWORD);
     let (mut created, mut revoked) = (0usize, 0usize);
 
     for round in 0..=rounds {
         let (server, url) = start_binary(dir.path(), &[]);
+        let http = at(&url);
         // Everything acknowledged so far holds.
         let (alive, dead) = {
             let l = ledger.lock().unwrap();
             (l.alive.clone(), l.dead.clone())
         };
         for (_, key) in &alive {
-            let r = client
-                .get(format!("{url}/v1/me"))
-                .header("X-API-Key", key)
-                .send()
-                .await
-                .unwrap();
             assert_eq!(
-                r.status(),
+                http.get("/v1/me").api_key(key).await.status(),
                 StatusCode::OK,
                 "an acknowledged key was lost (round {round})"
             );
         }
         for key in &dead {
-            let r = client
-                .get(format!("{url}/v1/me"))
-                .header("X-API-Key", key)
-                .send()
-                .await
-                .unwrap();
             assert_eq!(
-                r.status(),
+                http.get("/v1/me").api_key(key).await.status(),
                 StatusCode::UNAUTHORIZED,
                 "an acknowledged revoke was lost (round {round})"
             );
@@ -71,32 +64,22 @@ async fn acknowledged_writes_survive_kill_9_under_load() {
             break;
         }
         // A key to authenticate the load with (argon2 per request would be the bottleneck).
-        let r = client
-            .post(format!("{url}/v1/keys"))
-            .header("Authorization", &admin)
-            .send()
-            .await
-            .unwrap();
-        let auth = r.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_owned();
+        let made = http.post("/v1/keys").authorization(&admin).await.json();
+        let auth = made["key"].as_str().unwrap().to_owned();
 
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..8 {
-            let (client, url, auth, ledger) = (client.clone(), url.clone(), auth.clone(), Arc::clone(&ledger));
+            let (http, auth, ledger) = (http.clone(), auth.clone(), Arc::clone(&ledger));
             tasks.spawn(async move {
                 let mut n = 0;
                 loop {
-                    let Ok(r) = client
-                        .post(format!("{url}/v1/keys"))
-                        .header("X-API-Key", &auth)
-                        .send()
-                        .await
-                    else {
+                    let Ok(r) = http.post("/v1/keys").api_key(&auth).try_send().await else {
                         return (true, n);
                     };
                     if r.status() != StatusCode::CREATED {
                         return (true, n);
                     }
-                    let Ok(made) = r.json::<Value>().await else {
+                    let Ok(made) = serde_json::from_slice::<Value>(r.bytes()) else {
                         return (true, n);
                     };
                     let entry = (
@@ -109,7 +92,7 @@ async fn acknowledged_writes_survive_kill_9_under_load() {
             });
         }
         for _ in 0..4 {
-            let (client, url, auth, ledger) = (client.clone(), url.clone(), auth.clone(), Arc::clone(&ledger));
+            let (http, auth, ledger) = (http.clone(), auth.clone(), Arc::clone(&ledger));
             tasks.spawn(async move {
                 let mut n = 0;
                 loop {
@@ -122,18 +105,13 @@ async fn acknowledged_writes_survive_kill_9_under_load() {
                         }
                     };
                     let Some((id, key)) = victim else {
-                        if client.get(format!("{url}/healthz")).send().await.is_err() {
+                        if http.get("/healthz").try_send().await.is_err() {
                             return (false, n); // the server is gone
                         }
                         tokio::time::sleep(Duration::from_millis(5)).await;
                         continue;
                     };
-                    match client
-                        .delete(format!("{url}/v1/keys/{id}"))
-                        .header("X-API-Key", &auth)
-                        .send()
-                        .await
-                    {
+                    match http.delete(&format!("/v1/keys/{id}")).api_key(&auth).try_send().await {
                         Ok(r) if r.status() == StatusCode::NO_CONTENT => {
                             ledger.lock().unwrap().dead.push(key);
                             n += 1;

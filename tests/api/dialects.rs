@@ -1,7 +1,7 @@
 //! Across dialects: one key, one record, everywhere; switches; CORS on dialect routes.
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::helpers::{basic, spawn_app, spawn_with};
 
@@ -9,116 +9,60 @@ use crate::helpers::{basic, spawn_app, spawn_with};
 async fn a_key_from_001_works_on_002_and_native_and_dies_everywhere_when_revoked_via_000() {
     let app = spawn_app().await;
     let (uid, token) = app.user("ada").await;
-    let added: Value = app
-        .bearer(Method::POST, "/api/apikey", &token)
+    let added = app
+        .post("/api/apikey")
+        .as_(&token)
         .json(&json!({"label": "shared", "expires": "One Month"}))
-        .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json();
     let key = added["api_key"].as_str().unwrap().to_owned();
 
     // Authenticates on every route, in every form.
-    assert_eq!(
-        app.request(Method::GET, "/api/v1/apikey")
-            .header("Authorization", &key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.bearer(Method::GET, &format!("/1/users/{uid}/apiKeys"), &key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.request(Method::GET, "/v1/keys")
-            .header("X-API-Key", &key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    app.get("/api/v1/apikey")
+        .authorization(&key)
+        .await
+        .expect_status(StatusCode::OK);
+    app.get(&format!("/1/users/{uid}/apiKeys"))
+        .as_(&key)
+        .await
+        .expect_status(StatusCode::OK);
+    app.get("/v1/keys").api_key(&key).await.expect_status(StatusCode::OK);
 
     // One record: the same id and name in every dialect.
-    let native: Value = app
-        .bearer(Method::GET, "/v1/keys", &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let native = app.get("/v1/keys").as_(&token).await.json();
     let id = native["data"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(native["data"][0]["name"], "shared");
-    let s000: Value = app
-        .bearer(Method::GET, &format!("/1/users/{uid}/apiKeys"), &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s000 = app.get(&format!("/1/users/{uid}/apiKeys")).as_(&token).await.json();
     assert_eq!(s000["data"][0]["key_id"], id.as_str());
     assert_eq!(s000["data"][0]["description"], "shared");
-    let s002: Value = app
-        .bearer(Method::GET, "/api/v1/apikey", &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s002 = app.get("/api/v1/apikey").as_(&token).await.json();
     assert_eq!(s002[0]["id"], id.as_str());
     assert_eq!(s002[0]["name"], "shared");
     // Renamed natively, seen in 001.
-    app.bearer(Method::PATCH, &format!("/v1/keys/{id}"), &token)
+    app.patch(&format!("/v1/keys/{id}"))
+        .as_(&token)
         .json(&json!({"name": "renamed"}))
-        .send()
-        .await
-        .unwrap();
-    let s001: Value = app
-        .bearer(Method::GET, &format!("/api/apikey/{id}"), &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
+    let s001 = app.get(&format!("/api/apikey/{id}")).as_(&token).await.json();
     assert_eq!(s001["apiKey"]["label"], "renamed");
 
-    let r = app
-        .bearer(Method::DELETE, &format!("/1/users/{uid}/apiKeys/{id}"), &token)
-        .send()
+    app.delete(&format!("/1/users/{uid}/apiKeys/{id}"))
+        .as_(&token)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me_status(&basic("ada", &key)).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        app.request(Method::GET, "/api/v1/apikey")
-            .header("Authorization", &key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::UNAUTHORIZED
-    );
+    app.get("/api/v1/apikey")
+        .authorization(&key)
+        .await
+        .expect_status(StatusCode::UNAUTHORIZED);
     for path in [
         format!("/api/apikey/{id}"),
         format!("/v1/keys/{id}"),
         format!("/1/users/{uid}/apiKeys/{id}"),
     ] {
         assert_eq!(
-            app.bearer(Method::GET, &path, &token).send().await.unwrap().status(),
+            app.get(&path).as_(&token).await.status(),
             StatusCode::NOT_FOUND,
             "{path}"
         );
@@ -140,19 +84,12 @@ async fn a_dialect_switched_off_is_404() {
         "/api/v1/apikey".into(),
     ] {
         assert_eq!(
-            app.bearer(Method::GET, &path, &token).send().await.unwrap().status(),
+            app.get(&path).as_(&token).await.status(),
             StatusCode::NOT_FOUND,
             "{path}"
         );
     }
-    assert_eq!(
-        app.bearer(Method::GET, "/v1/keys", &token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    app.get("/v1/keys").as_(&token).await.expect_status(StatusCode::OK);
 }
 
 #[tokio::test]
@@ -161,37 +98,27 @@ async fn cors_preflight_and_responses_on_dialect_routes() {
     let app = spawn_with(|s| s.server.cors_origins = vec![origin.into()]).await;
     for path in ["/api/apikey", "/api/v1/apikey"] {
         let r = app
-            .request(Method::OPTIONS, path)
+            .options(path)
             .header("Origin", origin)
             .header("Access-Control-Request-Method", "POST")
             .header("Access-Control-Request-Headers", "authorization, content-type")
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert!(r.status().is_success(), "{path}: {}", r.status());
-        assert_eq!(r.headers().get("access-control-allow-origin").unwrap(), origin);
-        let methods = r
-            .headers()
-            .get("access-control-allow-methods")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned();
+        assert_eq!(r.header("access-control-allow-origin").unwrap(), origin);
+        let methods = r.header("access-control-allow-methods").unwrap().to_owned();
         assert!(methods.contains("POST"));
     }
     let r = app
-        .bearer(Method::GET, "/api/apikey", &app.admin)
+        .get("/api/apikey")
+        .as_(&app.admin)
         .header("Origin", origin)
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers().get("access-control-allow-origin").unwrap(), origin);
+        .expect_status(StatusCode::OK);
+    assert_eq!(r.header("access-control-allow-origin").unwrap(), origin);
     let r = app
-        .bearer(Method::GET, "/api/apikey", &app.admin)
+        .get("/api/apikey")
+        .as_(&app.admin)
         .header("Origin", "http://evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert!(r.headers().get("access-control-allow-origin").is_none());
+        .await;
+    assert!(r.header("access-control-allow-origin").is_none());
 }

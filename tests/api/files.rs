@@ -7,10 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+use serde_json::json;
 
-use crate::helpers::Server;
+use crate::helpers::{Http, Server};
 
 /// Runs `keyward ARGS` in `dir` under the usual umask 022, as a shell would.
 fn under_umask_022(dir: &Path, args: &[&str]) -> Command {
@@ -61,24 +61,17 @@ async fn every_file_keyward_writes_is_private_whatever_the_umask() {
     let (server, url, _) = serve(dir.path());
     // A write, so the WAL and its index exist.
     let password = std::fs::read_to_string(dir.path().join("keyward-admin-password")).unwrap();
-    let client = reqwest::Client::new();
-    let token: Value = client
-        .post(format!("{url}/v1/auth/token"))
+    let http = Http::new(&url);
+    let token = http
+        .post("/v1/auth/token")
         .json(&json!({"username": "admin", "password": password.trim()}))
-        .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let r = client
-        .request(Method::POST, format!("{url}/v1/keys"))
-        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json();
+    http.post("/v1/keys")
+        .as_(token["access_token"].as_str().unwrap())
         .json(&json!({}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .expect_status(StatusCode::CREATED);
     for name in [
         "keyward.db",
         "keyward.db-wal",

@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 use keyward::Application;
 use keyward::config::Settings;
 use keyward::domain::Secret;
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
 pub const ADMIN_PASSWORD: &str = "correct horse battery";
 
 pub struct TestApp {
-    pub address: String,
-    pub client: reqwest::Client,
+    /// Where requests go: `app.get(path)`, `app.post(path)`, … come from here.
+    pub http: Http,
     /// An access token of the bootstrap admin.
     pub admin: String,
     pub settings: Settings,
@@ -23,6 +24,14 @@ pub struct TestApp {
     /// The running server's domain, for counters tests cannot see over HTTP.
     pub keyward: keyward::domain::Keyward,
     handle: actix_web::dev::ServerHandle,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Http;
+
+    fn deref(&self) -> &Http {
+        &self.http
+    }
 }
 
 /// Settings for a test: port 0, a fresh database in `dir`, a known admin password.
@@ -53,13 +62,8 @@ pub async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
     let handle = app.handle();
     let keyward = app.keyward().clone();
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     let mut test = TestApp {
-        address,
-        client,
+        http: Http::new(&address),
         admin: String::new(),
         settings,
         dir,
@@ -97,48 +101,25 @@ impl TestApp {
         self.settings.database.path.clone()
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.address, path)
-    }
-
-    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client.request(method, self.url(path))
-    }
-
-    /// A request with `Authorization: Bearer <token>`.
-    pub fn bearer(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
-        self.request(method, path).bearer_auth(token)
-    }
-
     pub async fn login(&self, username: &str, password: &str) -> String {
         let r = self
-            .request(Method::POST, "/v1/auth/token")
+            .post("/v1/auth/token")
             .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(r.status(), StatusCode::OK, "login of {username}");
-        r.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        r.json()["access_token"].as_str().unwrap().to_owned()
     }
 
     /// Creates a key with `body` as `token`; returns the whole 201 body.
     pub async fn create_key(&self, token: &str, body: Value) -> Value {
-        let r = self
-            .bearer(Method::POST, "/v1/keys", token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = self.post("/v1/keys").as_(token).json(&body).await;
         assert_eq!(r.status(), StatusCode::CREATED, "create key");
-        r.json().await.unwrap()
+        r.json()
     }
 
     /// A fresh key of the admin: (id, key).
     pub async fn admin_key(&self) -> (String, String) {
-        let k = self.create_key(&self.admin.clone(), json!({"name": "test"})).await;
+        let k = self.create_key(&self.admin, json!({"name": "test"})).await;
         (
             k["id"].as_str().unwrap().to_owned(),
             k["key"].as_str().unwrap().to_owned(),
@@ -149,46 +130,198 @@ impl TestApp {
     pub async fn user(&self, username: &str) -> (String, String) {
         let password = format!("{username}-password");
         let r = self
-            .bearer(Method::POST, "/v1/users", &self.admin)
+            .post("/v1/users")
+            .as_(&self.admin)
             .json(&json!({"username": username, "password": password, "email": format!("{username}@example.com")}))
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED, "create user {username}");
-        let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let id = r.json()["id"].as_str().unwrap().to_owned();
         (id, self.login(username, &password).await)
     }
 
     /// `GET path` as `token`: the JSON body of the 200.
     pub async fn get_json(&self, path: &str, token: &str) -> Value {
-        let r = self.bearer(Method::GET, path, token).send().await.unwrap();
+        let r = self.get(path).as_(token).await;
         assert_eq!(r.status(), StatusCode::OK, "GET {path}");
-        r.json().await.unwrap()
+        r.json()
     }
 
     /// `GET /v1/me` with a raw `Authorization` value; the status.
     pub async fn me_status(&self, authorization: &str) -> StatusCode {
-        self.request(Method::GET, "/v1/me")
-            .header("Authorization", authorization)
-            .send()
-            .await
-            .unwrap()
-            .status()
+        self.get("/v1/me").authorization(authorization).await.status()
     }
 }
 
-/// The body of a problem response, checking its shape.
-pub async fn problem(r: Response, status: StatusCode) -> Value {
-    assert_eq!(r.status(), status);
-    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
-    assert_eq!(ct.as_deref(), Some("application/problem+json"));
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    assert!(
-        body["title"].is_string() && body["detail"].is_string() && body["type"].is_string(),
-        "{body}"
-    );
-    body
+/// A server's address and a client for it (one that does not follow redirects): where
+/// requests start, as `app.get("/v1/keys").as_(&token).await`.
+#[derive(Clone)]
+pub struct Http {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    pub client: reqwest::Client,
+}
+
+impl Http {
+    pub fn new(address: &str) -> Http {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Http {
+            address: address.to_owned(),
+            client,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn call(&self, method: Method, path: &str) -> Call {
+        Call(self.client.request(method, self.url(path)))
+    }
+
+    pub fn get(&self, path: &str) -> Call {
+        self.call(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> Call {
+        self.call(Method::POST, path)
+    }
+
+    pub fn patch(&self, path: &str) -> Call {
+        self.call(Method::PATCH, path)
+    }
+
+    pub fn delete(&self, path: &str) -> Call {
+        self.call(Method::DELETE, path)
+    }
+
+    pub fn options(&self, path: &str) -> Call {
+        self.call(Method::OPTIONS, path)
+    }
+}
+
+/// A request being written; `.await` sends it and reads the whole answer into a [`Reply`].
+#[must_use = "a call is sent by .await"]
+pub struct Call(RequestBuilder);
+
+impl Call {
+    /// As the holder of `token` (an access token or a key): `Authorization: Bearer <token>`.
+    pub fn as_(self, token: &str) -> Call {
+        Call(self.0.bearer_auth(token))
+    }
+
+    /// A raw `Authorization` value: a bare key, `Basic …`, anything.
+    pub fn authorization(self, value: impl AsRef<str>) -> Call {
+        self.header("Authorization", value)
+    }
+
+    /// The key in `X-API-Key`.
+    pub fn api_key(self, key: &str) -> Call {
+        self.header("X-API-Key", key)
+    }
+
+    /// Basic credentials; the password may be a key.
+    pub fn basic(self, user: &str, password: &str) -> Call {
+        Call(self.0.basic_auth(user, Some(password)))
+    }
+
+    pub fn header(self, name: &str, value: impl AsRef<str>) -> Call {
+        Call(self.0.header(name, value.as_ref()))
+    }
+
+    pub fn json<T: serde::Serialize + ?Sized>(self, body: &T) -> Call {
+        Call(self.0.json(body))
+    }
+
+    pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> Call {
+        Call(self.0.form(form))
+    }
+
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Call {
+        Call(self.0.body(body))
+    }
+
+    /// Sends it; the transport's error, for the tests that expect one.
+    pub async fn try_send(self) -> reqwest::Result<Reply> {
+        let r = self.0.send().await?;
+        let (status, headers, content_length) = (r.status(), r.headers().clone(), r.content_length());
+        let body = r.bytes().await?.to_vec();
+        Ok(Reply {
+            status,
+            headers,
+            content_length,
+            body,
+        })
+    }
+}
+
+impl std::future::IntoFuture for Call {
+    type Output = Reply;
+    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.try_send().await.unwrap() })
+    }
+}
+
+/// A whole answer: status, headers and body, read.
+pub struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    content_length: Option<u64>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// Checks the status (the body shows if it is not the one expected); the reply, to read on.
+    pub fn expect_status(self, status: StatusCode) -> Reply {
+        assert_eq!(self.status, status, "{}", self.text());
+        self
+    }
+
+    /// The first value of header `name`, if there is one.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// The body of a problem response, checking its status and shape.
+    pub fn problem(&self, status: StatusCode) -> Value {
+        assert_eq!(self.status, status);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        let body = self.json();
+        assert_eq!(body["status"], status.as_u16());
+        assert!(
+            body["title"].is_string() && body["detail"].is_string() && body["type"].is_string(),
+            "{body}"
+        );
+        body
+    }
 }
 
 /// Polls `check` until it is true or 5 s pass.

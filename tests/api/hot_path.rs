@@ -1,7 +1,7 @@
 //! The hot path caches verdicts (a key's signature once per process, access tokens once per
 //! token). Every change must still win on the very next request.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{basic, spawn_app};
@@ -28,12 +28,7 @@ async fn a_cached_key_fails_at_once_when_revoked_through_any_api() {
         |_: &str, id: &str| format!("/api/v1/apikey/{id}"),
     ] {
         let (id, key) = warm_key(&app, &token, json!({})).await;
-        let r = app
-            .bearer(Method::DELETE, &path(&uid, &id), &token)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
+        assert!(app.delete(&path(&uid, &id)).as_(&token).await.status().is_success());
         assert_eq!(
             app.me_status(&key).await,
             StatusCode::UNAUTHORIZED,
@@ -48,26 +43,22 @@ async fn a_cached_key_fails_when_its_user_is_disabled_or_deleted() {
     let app = spawn_app().await;
     let (ada_id, ada) = app.user("ada").await;
     let (_, key) = warm_key(&app, &ada, json!({})).await;
-    app.bearer(Method::PATCH, &format!("/v1/users/{ada_id}"), &app.admin)
+    app.patch(&format!("/v1/users/{ada_id}"))
+        .as_(&app.admin)
         .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
 
     let (bob_id, bob) = app.user("bob").await;
     let (_, key) = warm_key(&app, &bob, json!({})).await;
-    app.bearer(Method::DELETE, &format!("/v1/users/{bob_id}"), &app.admin)
-        .send()
-        .await
-        .unwrap();
+    app.delete(&format!("/v1/users/{bob_id}")).as_(&app.admin).await;
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn a_cached_key_fails_once_it_expires() {
     let app = spawn_app().await;
-    let (_, key) = warm_key(&app, &app.admin.clone(), json!({"expires": 2})).await;
+    let (_, key) = warm_key(&app, &app.admin, json!({"expires": 2})).await;
     let expired = crate::helpers::eventually(|| async { app.me_status(&key).await == StatusCode::UNAUTHORIZED }).await;
     assert!(expired);
 }
@@ -77,22 +68,19 @@ async fn a_cached_access_token_fails_when_the_password_changes_or_the_user_is_di
     let app = spawn_app().await;
     let (ada_id, ada) = app.user("ada").await;
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::OK);
-    let r = app
-        .bearer(Method::PATCH, &format!("/v1/users/{ada_id}"), &app.admin)
+    app.patch(&format!("/v1/users/{ada_id}"))
+        .as_(&app.admin)
         .json(&json!({"password": "a new password"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        .expect_status(StatusCode::OK);
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::UNAUTHORIZED);
 
     let ada = app.login("ada", "a new password").await;
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::OK);
-    app.bearer(Method::PATCH, &format!("/v1/users/{ada_id}"), &app.admin)
+    app.patch(&format!("/v1/users/{ada_id}"))
+        .as_(&app.admin)
         .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::UNAUTHORIZED);
 }
 
@@ -104,7 +92,7 @@ async fn a_restart_with_another_secret_drops_every_cached_verdict() {
         ))
     })
     .await;
-    let (_, key) = warm_key(&app, &app.admin.clone(), json!({})).await;
+    let (_, key) = warm_key(&app, &app.admin, json!({})).await;
     let token = app.admin.clone();
     assert_eq!(app.me_status(&format!("Bearer {token}")).await, StatusCode::OK);
     let app = app.restart().await;

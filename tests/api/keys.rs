@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{basic, eventually, problem, spawn_app, spawn_with};
+use crate::helpers::{basic, eventually, spawn_app, spawn_with};
 
 const KEY_FIELDS: [&str; 7] = [
     "id",
@@ -19,14 +19,13 @@ const KEY_FIELDS: [&str; 7] = [
 async fn create_answers_201_with_location_and_the_key_once() {
     let app = spawn_app().await;
     let r = app
-        .bearer(Method::POST, "/v1/keys", &app.admin)
+        .post("/v1/keys")
+        .as_(&app.admin)
         .json(&json!({"name": "ci", "expires": "One Month"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let location = r.headers().get("location").unwrap().to_str().unwrap().to_owned();
-    let created: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::CREATED);
+    let location = r.header("location").unwrap().to_owned();
+    let created = r.json();
     for field in KEY_FIELDS {
         assert!(created.get(field).is_some(), "{field} in {created}");
     }
@@ -37,32 +36,18 @@ async fn create_answers_201_with_location_and_the_key_once() {
     assert!(created["last_used_at"].is_null());
     let key = created["key"].as_str().unwrap();
 
-    let fetched: Value = app
-        .bearer(Method::GET, &location, &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fetched = app.get(&location).as_(&app.admin).await.json();
     assert_eq!(fetched["id"], id);
     assert!(fetched.get("key").is_none());
     assert!(!fetched.to_string().contains(key));
-    let listed = app
-        .bearer(Method::GET, "/v1/keys", &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listed = app.get("/v1/keys").as_(&app.admin).await.text();
     assert!(!listed.contains(key));
 }
 
 #[tokio::test]
 async fn the_key_is_a_jwt_with_the_documented_claims() {
     let app = spawn_app().await;
-    let created = app.create_key(&app.admin.clone(), json!({"expires": 3600})).await;
+    let created = app.create_key(&app.admin, json!({"expires": 3600})).await;
     let key = created["key"].as_str().unwrap();
     let parts: Vec<&str> = key.split('.').collect();
     assert_eq!(parts.len(), 3);
@@ -83,7 +68,7 @@ async fn the_key_is_a_jwt_with_the_documented_claims() {
 #[tokio::test]
 async fn never_expiring_keys_have_null_expires_at_and_exp_a_century_out() {
     let app = spawn_app().await;
-    let created = app.create_key(&app.admin.clone(), json!({"expires": "never"})).await;
+    let created = app.create_key(&app.admin, json!({"expires": "never"})).await;
     assert!(created["expires_at"].is_null());
     let payload = created["key"].as_str().unwrap().split('.').nth(1).unwrap().to_owned();
     use base64::Engine;
@@ -113,13 +98,15 @@ async fn expires_accepts_the_grammar_and_refuses_the_rest() {
         json!("3600"),
         json!("2099-01-01T00:00:00Z"),
     ] {
-        let r = app
-            .bearer(Method::POST, "/v1/keys", &app.admin)
-            .json(&json!({"expires": ok}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED, "{ok}");
+        assert_eq!(
+            app.post("/v1/keys")
+                .as_(&app.admin)
+                .json(&json!({"expires": ok}))
+                .await
+                .status(),
+            StatusCode::CREATED,
+            "{ok}"
+        );
     }
     for bad in [
         json!("soon"),
@@ -129,13 +116,12 @@ async fn expires_accepts_the_grammar_and_refuses_the_rest() {
         json!("2001-01-01T00:00:00Z"),
         json!(true),
     ] {
-        let r = app
-            .bearer(Method::POST, "/v1/keys", &app.admin)
+        let body = app
+            .post("/v1/keys")
+            .as_(&app.admin)
             .json(&json!({"expires": bad}))
-            .send()
             .await
-            .unwrap();
-        let body = problem(r, StatusCode::BAD_REQUEST).await;
+            .problem(StatusCode::BAD_REQUEST);
         assert!(body["detail"].as_str().unwrap().starts_with("expires"), "{bad}: {body}");
     }
 }
@@ -145,44 +131,36 @@ async fn max_lifetime_refuses_never_and_longer() {
     let app = spawn_with(|s| s.keys.max_lifetime = Some(std::time::Duration::from_secs(7 * 24 * 3600))).await;
     // The default lifetime is never, which the maximum refuses: an explicit expiry is needed.
     for bad in [json!({}), json!({"expires": "never"}), json!({"expires": "One Month"})] {
-        let r = app
-            .bearer(Method::POST, "/v1/keys", &app.admin)
+        app.post("/v1/keys")
+            .as_(&app.admin)
             .json(&bad)
-            .send()
             .await
-            .unwrap();
-        problem(r, StatusCode::BAD_REQUEST).await;
+            .problem(StatusCode::BAD_REQUEST);
     }
-    let r = app
-        .bearer(Method::POST, "/v1/keys", &app.admin)
+    app.post("/v1/keys")
+        .as_(&app.admin)
         .json(&json!({"expires": "1 week"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .expect_status(StatusCode::CREATED);
 }
 
 #[tokio::test]
 async fn a_key_cannot_make_a_key_that_outlives_it() {
     let app = spawn_app().await;
-    let parent = app.create_key(&app.admin.clone(), json!({"expires": "1 week"})).await;
+    let parent = app.create_key(&app.admin, json!({"expires": "1 week"})).await;
     let key = parent["key"].as_str().unwrap();
     for bad in [json!({"expires": "never"}), json!({"expires": "One Month"}), json!({})] {
-        let r = app
-            .bearer(Method::POST, "/v1/keys", key)
+        app.post("/v1/keys")
+            .as_(key)
             .json(&bad)
-            .send()
             .await
-            .unwrap();
-        problem(r, StatusCode::BAD_REQUEST).await;
+            .problem(StatusCode::BAD_REQUEST);
     }
-    let r = app
-        .bearer(Method::POST, "/v1/keys", key)
+    app.post("/v1/keys")
+        .as_(key)
         .json(&json!({"expires": "1 day"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .expect_status(StatusCode::CREATED);
 }
 
 #[tokio::test]
@@ -191,50 +169,35 @@ async fn revocation_is_immediate_for_every_credential_form() {
     let (id, key) = app.admin_key().await;
     assert_eq!(app.me_status(&key).await, StatusCode::OK);
     let r = app
-        .bearer(Method::DELETE, &format!("/v1/keys/{id}"), &app.admin)
-        .send()
+        .delete(&format!("/v1/keys/{id}"))
+        .as_(&app.admin)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(r.content_length(), Some(0));
     for auth in [key.clone(), format!("Bearer {key}"), basic("x", &key)] {
         assert_eq!(app.me_status(&auth).await, StatusCode::UNAUTHORIZED);
     }
-    let r = app
-        .request(Method::GET, "/v1/me")
-        .header("X-API-Key", &key)
-        .send()
+    app.get("/v1/me")
+        .api_key(&key)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        .expect_status(StatusCode::UNAUTHORIZED);
     // Gone from the list and the count, and a second delete is 404.
-    let list: Value = app
-        .bearer(Method::GET, "/v1/keys", &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get("/v1/keys").as_(&app.admin).await.json();
     assert_eq!(list["total"], 0);
-    let r = app
-        .bearer(Method::DELETE, &format!("/v1/keys/{id}"), &app.admin)
-        .send()
+    app.delete(&format!("/v1/keys/{id}"))
+        .as_(&app.admin)
         .await
-        .unwrap();
-    problem(r, StatusCode::NOT_FOUND).await;
+        .problem(StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn a_key_can_revoke_itself() {
     let app = spawn_app().await;
     let (id, key) = app.admin_key().await;
-    let r = app
-        .bearer(Method::DELETE, &format!("/v1/keys/{id}"), &key)
-        .send()
+    app.delete(&format!("/v1/keys/{id}"))
+        .as_(&key)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
 }
 
@@ -243,30 +206,25 @@ async fn relabel_changes_the_name_only() {
     let app = spawn_app().await;
     let (id, key) = app.admin_key().await;
     let r = app
-        .bearer(Method::PATCH, &format!("/v1/keys/{id}"), &app.admin)
+        .patch(&format!("/v1/keys/{id}"))
+        .as_(&app.admin)
         .json(&json!({"name": "renamed"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let body: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::OK);
+    let body = r.json();
     assert_eq!(body["name"], "renamed");
     assert_eq!(body["id"], id);
     assert_eq!(app.me_status(&key).await, StatusCode::OK);
-    let r = app
-        .bearer(Method::PATCH, &format!("/v1/keys/{id}"), &app.admin)
+    app.patch(&format!("/v1/keys/{id}"))
+        .as_(&app.admin)
         .json(&json!({"user_id": "x"}))
-        .send()
         .await
-        .unwrap();
-    problem(r, StatusCode::BAD_REQUEST).await;
-    let r = app
-        .bearer(Method::PATCH, &format!("/v1/keys/{id}"), &app.admin)
+        .problem(StatusCode::BAD_REQUEST);
+    app.patch(&format!("/v1/keys/{id}"))
+        .as_(&app.admin)
         .json(&json!({"name": ""}))
-        .send()
         .await
-        .unwrap();
-    problem(r, StatusCode::BAD_REQUEST).await;
+        .problem(StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -274,23 +232,12 @@ async fn lists_page_with_limit_and_cursor() {
     let app = spawn_app().await;
     let mut made = Vec::new();
     for i in 0..5 {
-        made.push(
-            app.create_key(&app.admin.clone(), json!({"name": format!("k{i}")}))
-                .await["id"]
-                .clone(),
-        );
+        made.push(app.create_key(&app.admin, json!({"name": format!("k{i}")})).await["id"].clone());
     }
     let mut seen = Vec::new();
     let mut path = "/v1/keys?limit=2".to_owned();
     loop {
-        let page: Value = app
-            .bearer(Method::GET, &path, &app.admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = app.get(&path).as_(&app.admin).await.json();
         assert_eq!(page["total"], 5);
         assert!(page["data"].as_array().unwrap().len() <= 2);
         seen.extend(page["data"].as_array().unwrap().iter().map(|k| k["id"].clone()));
@@ -307,8 +254,7 @@ async fn lists_page_with_limit_and_cursor() {
         "/v1/keys?cursor=000000000000000000000000",
         "/v1/keys?colour=red",
     ] {
-        let r = app.bearer(Method::GET, bad, &app.admin).send().await.unwrap();
-        problem(r, StatusCode::BAD_REQUEST).await;
+        app.get(bad).as_(&app.admin).await.problem(StatusCode::BAD_REQUEST);
     }
 }
 
@@ -318,14 +264,7 @@ async fn last_used_at_appears_within_two_seconds_of_a_use() {
     let (id, key) = app.admin_key().await;
     assert_eq!(app.me_status(&key).await, StatusCode::OK);
     let seen = eventually(|| async {
-        let k: Value = app
-            .bearer(Method::GET, &format!("/v1/keys/{id}"), &app.admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let k = app.get(&format!("/v1/keys/{id}")).as_(&app.admin).await.json();
         k["last_used_at"].is_string()
     })
     .await;
@@ -335,7 +274,7 @@ async fn last_used_at_appears_within_two_seconds_of_a_use() {
 #[tokio::test]
 async fn an_expired_key_fails() {
     let app = spawn_app().await;
-    let created = app.create_key(&app.admin.clone(), json!({"expires": 1})).await;
+    let created = app.create_key(&app.admin, json!({"expires": 1})).await;
     let key = created["key"].as_str().unwrap().to_owned();
     let expired = eventually(|| async { app.me_status(&key).await == StatusCode::UNAUTHORIZED }).await;
     assert!(expired);
@@ -357,25 +296,21 @@ async fn someone_elses_keys_are_not_found() {
         (Method::GET, format!("/v1/users/{ada_id}/keys/{kid}")),
         (Method::DELETE, format!("/v1/users/{ada_id}/keys/{kid}")),
     ] {
-        let r = app
-            .bearer(method.clone(), &path, &bob)
+        app.call(method.clone(), &path)
+            .as_(&bob)
             .json(&json!({"name": "x"}))
-            .send()
             .await
-            .unwrap();
-        problem(r, StatusCode::NOT_FOUND).await;
+            .problem(StatusCode::NOT_FOUND);
     }
     assert_eq!(
         app.me_status(ada_key["key"].as_str().unwrap()).await,
         StatusCode::OK,
         "untouched"
     );
-    let r = app
-        .bearer(Method::GET, "/v1/keys/not-even-an-id", &bob)
-        .send()
+    app.get("/v1/keys/not-even-an-id")
+        .as_(&bob)
         .await
-        .unwrap();
-    problem(r, StatusCode::NOT_FOUND).await;
+        .problem(StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -383,69 +318,38 @@ async fn users_keys_routes_for_oneself_and_for_an_admin() {
     let app = spawn_app().await;
     let (ada_id, ada) = app.user("ada").await;
     let path = format!("/v1/users/{ada_id}/keys");
-    let r = app
-        .bearer(Method::POST, &path, &ada)
+    app.post(&path)
+        .as_(&ada)
         .json(&json!({"name": "own"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .expect_status(StatusCode::CREATED);
     let r = app
-        .bearer(Method::POST, &path, &app.admin)
+        .post(&path)
+        .as_(&app.admin)
         .json(&json!({"name": "from admin"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(
-        r.headers()
-            .get("location")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .rsplit_once('/')
-            .unwrap()
-            .0,
-        path
-    );
-    let made: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::CREATED);
+    assert_eq!(r.header("location").unwrap().rsplit_once('/').unwrap().0, path);
+    let made = r.json();
     assert_eq!(made["user_id"], ada_id.as_str());
-    let list: Value = app
-        .bearer(Method::GET, &path, &ada)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get(&path).as_(&ada).await.json();
     assert_eq!(list["total"], 2);
     let kid = made["id"].as_str().unwrap();
-    let r = app
-        .bearer(Method::PATCH, &format!("{path}/{kid}"), &app.admin)
+    app.patch(&format!("{path}/{kid}"))
+        .as_(&app.admin)
         .json(&json!({"name": "relabelled"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let r = app
-        .bearer(Method::DELETE, &format!("{path}/{kid}"), &app.admin)
-        .send()
+        .expect_status(StatusCode::OK);
+    app.delete(&format!("{path}/{kid}"))
+        .as_(&app.admin)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(
         app.me_status(made["key"].as_str().unwrap()).await,
         StatusCode::UNAUTHORIZED
     );
     // The admin's own /v1/keys does not show ada's keys.
-    let own: Value = app
-        .bearer(Method::GET, "/v1/keys", &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let own = app.get("/v1/keys").as_(&app.admin).await.json();
     assert_eq!(own["total"], 0);
 }
 
@@ -466,11 +370,10 @@ async fn a_patch_of_several_fields_is_one_transaction() {
     let (id, key) = app.admin_key().await;
     poison_updates(&app, "name");
     let r = app
-        .bearer(Method::PATCH, &format!("/v1/keys/{id}"), &app.admin)
+        .patch(&format!("/v1/keys/{id}"))
+        .as_(&app.admin)
         .json(&json!({"disabled": true, "name": "poison"}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert!(!r.status().is_success(), "{}", r.status());
     // Neither half happened.
     assert_eq!(app.me_status(&key).await, StatusCode::OK);
@@ -482,16 +385,15 @@ async fn a_patch_of_several_fields_is_one_transaction() {
 #[tokio::test]
 async fn a_rotation_is_one_transaction() {
     let app = spawn_app().await;
-    let made = app.create_key(&app.admin.clone(), json!({"name": "poison"})).await;
+    let made = app.create_key(&app.admin, json!({"name": "poison"})).await;
     let (id, key) = (made["id"].as_str().unwrap(), made["key"].as_str().unwrap());
     poison_updates(&app, "expires_at");
     let before = app.get_json("/v1/keys", &app.admin).await["total"].clone();
     let r = app
-        .bearer(Method::POST, &format!("/v1/keys/{id}/rotate"), &app.admin)
+        .post(&format!("/v1/keys/{id}/rotate"))
+        .as_(&app.admin)
         .json(&json!({"grace": "1h"}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert!(!r.status().is_success(), "{}", r.status());
     assert_eq!(
         app.get_json("/v1/keys", &app.admin).await["total"],
@@ -510,13 +412,11 @@ async fn a_rotation_grace_is_never_shorter_than_asked() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as i64;
-        let r = app
-            .bearer(Method::POST, &format!("/v1/keys/{id}/rotate"), &app.admin)
+        app.post(&format!("/v1/keys/{id}/rotate"))
+            .as_(&app.admin)
             .json(&json!({"grace": "3s"}))
-            .send()
             .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
+            .expect_status(StatusCode::CREATED);
         let db = rusqlite::Connection::open(app.db_path()).unwrap();
         let stored: i64 = db
             .query_row("SELECT expires_at FROM keys WHERE id = ?1", [&id], |r| r.get(0))
@@ -533,9 +433,7 @@ async fn a_rotation_grace_is_never_shorter_than_asked() {
 async fn a_reader_key_is_refused_on_write_routes_before_its_body_is_read() {
     let app = spawn_app().await;
     let (id, _) = app.admin_key().await;
-    let reader = app
-        .create_key(&app.admin.clone(), json!({"scopes": ["keys:read"]}))
-        .await;
+    let reader = app.create_key(&app.admin, json!({"scopes": ["keys:read"]})).await;
     let reader = reader["key"].as_str().unwrap();
     for (method, path, body) in [
         (Method::PATCH, format!("/v1/keys/{id}"), "{}"),
@@ -545,14 +443,16 @@ async fn a_reader_key_is_refused_on_write_routes_before_its_body_is_read() {
         (Method::POST, format!("/v1/keys/{id}/rotate"), ""),
         (Method::DELETE, format!("/api/v1/apikey/{id}"), ""),
     ] {
-        let r = app
-            .bearer(method.clone(), &path, reader)
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {path} {body}");
+        assert_eq!(
+            app.call(method.clone(), &path)
+                .as_(reader)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .await
+                .status(),
+            StatusCode::FORBIDDEN,
+            "{method} {path} {body}"
+        );
     }
     assert_eq!(
         app.get_json(&format!("/v1/keys/{id}"), &app.admin).await["name"],

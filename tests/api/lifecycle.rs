@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use keyward::domain::Secret;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{ADMIN_PASSWORD, basic, spawn_app, spawn_with};
@@ -14,10 +14,7 @@ async fn keys_and_revocations_survive_a_restart() {
     let app = spawn_app().await;
     let (_, kept) = app.admin_key().await;
     let (gone_id, gone) = app.admin_key().await;
-    app.bearer(Method::DELETE, &format!("/v1/keys/{gone_id}"), &app.admin)
-        .send()
-        .await
-        .unwrap();
+    app.delete(&format!("/v1/keys/{gone_id}")).as_(&app.admin).await;
     let app = app.restart().await;
     assert_eq!(app.me_status(&kept).await, StatusCode::OK);
     assert_eq!(app.me_status(&gone).await, StatusCode::UNAUTHORIZED);

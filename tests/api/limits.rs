@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{problem, spawn_app, spawn_with};
+use crate::helpers::{spawn_app, spawn_with};
 
 #[tokio::test]
 async fn an_announced_huge_body_is_refused_before_it_is_sent() {
@@ -36,30 +36,26 @@ async fn a_full_database_refuses_writes_with_503_and_reads_go_on() {
     let mut refused = None;
     for i in 0..5000 {
         let r = app
-            .bearer(Method::POST, "/v1/keys", &app.admin)
+            .post("/v1/keys")
+            .as_(&app.admin)
             .json(&json!({"name": format!("filler {i} {}", "x".repeat(200))}))
-            .send()
-            .await
-            .unwrap();
+            .await;
         if r.status() != StatusCode::CREATED {
             refused = Some(r);
             break;
         }
     }
-    let body = problem(refused.expect("the database fills up"), StatusCode::SERVICE_UNAVAILABLE).await;
+    let body = refused
+        .expect("the database fills up")
+        .problem(StatusCode::SERVICE_UNAVAILABLE);
     assert!(body["detail"].as_str().unwrap().contains("full"), "{body}");
     assert!(!body.to_string().contains("SQLITE"), "no SQL in the body");
     assert_eq!(app.me_status(&key).await, StatusCode::OK);
-    let r = app
-        .bearer(Method::GET, "/v1/keys?limit=5", &app.admin)
-        .send()
+    app.get("/v1/keys?limit=5")
+        .as_(&app.admin)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(
-        app.request(Method::GET, "/readyz").send().await.unwrap().status(),
-        StatusCode::OK
-    );
+        .expect_status(StatusCode::OK);
+    app.get("/readyz").await.expect_status(StatusCode::OK);
 }
 
 #[tokio::test]
@@ -68,21 +64,17 @@ async fn a_read_only_database_serves_reads_and_refuses_writes() {
     let (id, key) = app.admin_key().await;
     let app = app.restart_with(|s| s.database.read_only = true).await;
     assert_eq!(app.me_status(&key).await, StatusCode::OK);
-    let list: Value = app
-        .bearer(Method::GET, "/v1/keys", &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get("/v1/keys").as_(&app.admin).await.json();
     assert_eq!(list["total"], 1);
     for (method, path) in [
         (Method::POST, "/v1/keys".to_owned()),
         (Method::DELETE, format!("/v1/keys/{id}")),
     ] {
-        let r = app.bearer(method, &path, &app.admin).send().await.unwrap();
-        let body = problem(r, StatusCode::SERVICE_UNAVAILABLE).await;
+        let body = app
+            .call(method, &path)
+            .as_(&app.admin)
+            .await
+            .problem(StatusCode::SERVICE_UNAVAILABLE);
         assert!(body["detail"].as_str().unwrap().contains("read-only"), "{body}");
     }
     assert_eq!(
@@ -97,15 +89,12 @@ async fn two_hundred_parallel_logins_are_answered_with_bounded_argon2_work() {
     let app = spawn_app().await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200 {
-        let (client, url) = (app.client.clone(), app.address.clone());
+        let http = app.http.clone();
         tasks.spawn(async move {
-            let r = client
-                .post(format!("{url}/v1/auth/token"))
+            http.post("/v1/auth/token")
                 .json(&json!({"username": format!("nobody{i}"), "password": "not a password"}))
-                .send()
                 .await
-                .unwrap();
-            r.status()
+                .status()
         });
     }
     while let Some(status) = tasks.join_next().await {
@@ -116,12 +105,10 @@ async fn two_hundred_parallel_logins_are_answered_with_bounded_argon2_work() {
 }
 
 async fn fail_login(app: &crate::helpers::TestApp, forwarded_for: &str) -> StatusCode {
-    app.request(Method::POST, "/v1/auth/token")
+    app.post("/v1/auth/token")
         .header("X-Forwarded-For", forwarded_for)
         .json(&json!({"username": "admin", "password": "not the password"}))
-        .send()
         .await
-        .unwrap()
         .status()
 }
 
@@ -147,12 +134,10 @@ async fn throttling_believes_x_forwarded_for_only_from_trusted_proxies() {
         "another client is not locked out"
     );
     let ok = app
-        .request(Method::POST, "/v1/auth/token")
+        .post("/v1/auth/token")
         .header("X-Forwarded-For", "10.0.0.3")
         .json(&json!({"username": "admin", "password": crate::helpers::ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(ok.status(), StatusCode::OK, "the right password from elsewhere works");
 }
 

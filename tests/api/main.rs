@@ -33,4 +33,3 @@ mod tls;
 mod token_matrix;
 mod uniqueness;
 mod users;
-mod webdriver;

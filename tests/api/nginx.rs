@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{eventually, skip, spawn_app};
+use crate::helpers::{Http, eventually, skip, spawn_app};
 
 fn nginx_binary() -> Option<&'static str> {
     ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
@@ -88,10 +88,9 @@ http {{
         .spawn()
         .unwrap();
     let _nginx = Nginx(child);
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{front}/report");
+    let nginx = Http::new(&format!("http://127.0.0.1:{front}"));
     assert!(
-        eventually(|| async { client.get(&url).send().await.is_ok() }).await,
+        eventually(|| async { nginx.get("/report").try_send().await.is_ok() }).await,
         "nginx did not start: {}",
         std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
     );
@@ -101,30 +100,24 @@ http {{
     let narrow = app.create_key(&ada, json!({"scopes": ["keys:read"]})).await;
     let good_key = good["key"].as_str().unwrap();
 
-    let r = client.get(&url).header("X-API-Key", good_key).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.text().await.unwrap(), "upstream says hello to ada\n");
-    let r = client
-        .get(&url)
-        .header("Authorization", format!("Bearer {}", narrow["key"].as_str().unwrap()))
-        .send()
+    let r = nginx
+        .get("/report")
+        .api_key(good_key)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = client.get(&url).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        .expect_status(StatusCode::OK);
+    assert_eq!(r.text(), "upstream says hello to ada\n");
+    nginx
+        .get("/report")
+        .as_(narrow["key"].as_str().unwrap())
+        .await
+        .expect_status(StatusCode::FORBIDDEN);
+    nginx.get("/report").await.expect_status(StatusCode::UNAUTHORIZED);
 
-    app.bearer(
-        reqwest::Method::DELETE,
-        &format!("/v1/keys/{}", good["id"].as_str().unwrap()),
-        &ada,
-    )
-    .send()
-    .await
-    .unwrap();
-    let r = client.get(&url).header("X-API-Key", good_key).send().await.unwrap();
+    app.delete(&format!("/v1/keys/{}", good["id"].as_str().unwrap()))
+        .as_(&ada)
+        .await;
     assert_eq!(
-        r.status(),
+        nginx.get("/report").api_key(good_key).await.status(),
         StatusCode::UNAUTHORIZED,
         "revoked: refused on the very next request"
     );

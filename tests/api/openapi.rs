@@ -34,20 +34,19 @@ impl Recorder<'_> {
         authorization: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self.app.request(method.clone(), path);
+        let mut call = self.app.call(method.clone(), path);
         if let Some(a) = authorization {
-            request = request.header("Authorization", a);
+            call = call.authorization(a);
         }
         if let Some(body) = body {
-            request = request.json(&body);
+            call = call.json(&body);
         }
-        let r = request.send().await.unwrap();
+        let r = call.await;
         let status = r.status();
         let content_type = r
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().split(';').next().unwrap().trim().to_owned());
-        let bytes = r.bytes().await.unwrap().to_vec();
+            .header("content-type")
+            .map(|v| v.split(';').next().unwrap().trim().to_owned());
+        let bytes = r.bytes().to_vec();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         self.seen.push(Seen {
             method,

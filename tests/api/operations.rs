@@ -1,9 +1,9 @@
 //! Operating keyward: metrics after known traffic, request ids, the request log line.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{basic, spawn_app, spawn_with, start_binary};
+use crate::helpers::{Http, basic, spawn_app, spawn_with, start_binary};
 
 fn metric(text: &str, name_and_labels: &str) -> f64 {
     text.lines()
@@ -24,22 +24,15 @@ async fn metrics_count_known_traffic() {
         app.me_status("eyJhbGciOiJIUzI1NiJ9.e30.not-a-key-we-issued").await,
         StatusCode::UNAUTHORIZED
     );
-    app.bearer(Method::DELETE, &format!("/v1/keys/{id}"), &app.admin)
-        .send()
-        .await
-        .unwrap();
+    app.delete(&format!("/v1/keys/{id}")).as_(&app.admin).await;
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
-    let r = app
-        .request(Method::POST, "/v1/auth/token")
+    app.post("/v1/auth/token")
         .json(&json!({"username": "admin", "password": "wrong password!"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        .expect_status(StatusCode::UNAUTHORIZED);
 
-    let r = app.bearer(Method::GET, "/metrics", &app.admin).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let text = r.text().await.unwrap();
+    let r = app.get("/metrics").as_(&app.admin).await.expect_status(StatusCode::OK);
+    let text = r.text();
     assert_eq!(metric(&text, r#"keyward_key_verifications_total{result="valid"}"#), 3.0);
     assert_eq!(
         metric(&text, r#"keyward_key_verifications_total{result="not_found"}"#),
@@ -77,10 +70,7 @@ async fn metrics_count_known_traffic() {
 #[tokio::test]
 async fn metrics_can_be_switched_off_or_moved() {
     let app = spawn_with(|s| s.metrics.enabled = false).await;
-    assert_eq!(
-        app.request(Method::GET, "/metrics").send().await.unwrap().status(),
-        StatusCode::NOT_FOUND
-    );
+    app.get("/metrics").await.expect_status(StatusCode::NOT_FOUND);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -88,72 +78,47 @@ async fn metrics_can_be_switched_off_or_moved() {
         .unwrap()
         .port();
     let app = spawn_with(|s| s.metrics.bind = Some(format!("127.0.0.1:{port}").parse().unwrap())).await;
-    assert_eq!(
-        app.request(Method::GET, "/metrics").send().await.unwrap().status(),
-        StatusCode::NOT_FOUND
-    );
-    let r = app
-        .client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
+    app.get("/metrics").await.expect_status(StatusCode::NOT_FOUND);
+    let r = Http::new(&format!("http://127.0.0.1:{port}"))
+        .get("/metrics")
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.text().await.unwrap().contains("keyward_active_keys"));
+        .expect_status(StatusCode::OK);
+    assert!(r.text().contains("keyward_active_keys"));
 }
 
 #[tokio::test]
 async fn metrics_on_the_main_listener_are_for_admins_and_metrics_readers_only() {
     let app = spawn_app().await;
-    let status = |r: reqwest::Response| r.status();
-    assert_eq!(
-        status(app.request(Method::GET, "/metrics").send().await.unwrap()),
-        StatusCode::UNAUTHORIZED
-    );
+    app.get("/metrics").await.expect_status(StatusCode::UNAUTHORIZED);
     let (ada_id, ada) = app.user("ada").await;
-    assert_eq!(
-        status(app.bearer(Method::GET, "/metrics", &ada).send().await.unwrap()),
-        StatusCode::FORBIDDEN
-    );
+    app.get("/metrics").as_(&ada).await.expect_status(StatusCode::FORBIDDEN);
     // Prometheus scrapes with a key an admin granted metrics:read (to any user).
     let r = app
-        .bearer(Method::POST, &format!("/v1/users/{ada_id}/keys"), &app.admin)
+        .post(&format!("/v1/users/{ada_id}/keys"))
+        .as_(&app.admin)
         .json(&json!({"name": "prometheus", "scopes": ["metrics:read"]}))
-        .send()
-        .await
-        .unwrap();
-    let scraper: serde_json::Value = r.json().await.unwrap();
+        .await;
+    let scraper = r.json();
     let r = app
-        .bearer(Method::GET, "/metrics", scraper["key"].as_str().unwrap())
-        .send()
+        .get("/metrics")
+        .as_(scraper["key"].as_str().unwrap())
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.text().await.unwrap().contains("keyward_logins_failed_total"));
+        .expect_status(StatusCode::OK);
+    assert!(r.text().contains("keyward_logins_failed_total"));
     let (_, other) = app.admin_key().await;
     assert_eq!(
-        status(app.bearer(Method::GET, "/metrics", &other).send().await.unwrap()),
+        app.get("/metrics").as_(&other).await.status(),
         StatusCode::OK,
         "an admin's key without scopes acts as the admin"
     );
-    let reader = app
-        .create_key(&app.admin.clone(), json!({"scopes": ["keys:read"]}))
-        .await;
-    assert_eq!(
-        status(
-            app.bearer(Method::GET, "/metrics", reader["key"].as_str().unwrap())
-                .send()
-                .await
-                .unwrap()
-        ),
-        StatusCode::FORBIDDEN
-    );
+    let reader = app.create_key(&app.admin, json!({"scopes": ["keys:read"]})).await;
+    app.get("/metrics")
+        .as_(reader["key"].as_str().unwrap())
+        .await
+        .expect_status(StatusCode::FORBIDDEN);
 
     let public = spawn_with(|s| s.metrics.public = true).await;
-    assert_eq!(
-        status(public.request(Method::GET, "/metrics").send().await.unwrap()),
-        StatusCode::OK
-    );
+    public.get("/metrics").await.expect_status(StatusCode::OK);
 }
 
 #[tokio::test]
@@ -161,8 +126,8 @@ async fn request_ids_are_random_not_sequential() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let r = app.request(Method::GET, "/healthz").send().await.unwrap();
-        ids.push(r.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned());
+        let r = app.get("/healthz").await;
+        ids.push(r.header("x-request-id").unwrap().to_owned());
     }
     for id in &ids {
         assert_eq!(id.len(), 32, "{id}");
@@ -177,54 +142,34 @@ async fn request_ids_are_random_not_sequential() {
 #[tokio::test]
 async fn every_response_carries_a_request_id() {
     let app = spawn_app().await;
-    let r = app.request(Method::GET, "/healthz").send().await.unwrap();
-    let id = r.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
+    let r = app.get("/healthz").await;
+    let id = r.header("x-request-id").unwrap().to_owned();
     assert!(!id.is_empty());
-    let r = app.request(Method::GET, "/healthz").send().await.unwrap();
-    assert_ne!(r.headers().get("x-request-id").unwrap().to_str().unwrap(), id);
-    let r = app
-        .request(Method::GET, "/healthz")
-        .header("X-Request-Id", "trace-123")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.headers().get("x-request-id").unwrap(), "trace-123");
-    let r = app
-        .request(Method::GET, "/healthz")
-        .header("X-Request-Id", "bad id with spaces")
-        .send()
-        .await
-        .unwrap();
-    assert_ne!(r.headers().get("x-request-id").unwrap(), "bad id with spaces");
+    let r = app.get("/healthz").await;
+    assert_ne!(r.header("x-request-id").unwrap(), id);
+    let r = app.get("/healthz").header("X-Request-Id", "trace-123").await;
+    assert_eq!(r.header("x-request-id").unwrap(), "trace-123");
+    let r = app.get("/healthz").header("X-Request-Id", "bad id with spaces").await;
+    assert_ne!(r.header("x-request-id").unwrap(), "bad id with spaces");
 }
 
 #[tokio::test]
 async fn one_log_line_per_request_with_request_and_key_id() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, url) = start_binary(dir.path(), &[]);
-    let client = reqwest::Client::new();
+    let (process, url) = start_binary(dir.path(), &[]);
+    let server = Http::new(&url);
     let admin = basic("admin", crate::helpers::ADMIN_PASSWORD);
-    let made: serde_json::Value = client
-        .post(format!("{url}/v1/keys"))
-        .header("Authorization", &admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let made = server.post("/v1/keys").authorization(&admin).await.json();
     let (id, key) = (
         made["id"].as_str().unwrap().to_owned(),
         made["key"].as_str().unwrap().to_owned(),
     );
-    let r = client
-        .get(format!("{url}/v1/me"))
-        .header("X-API-Key", &key)
+    server
+        .get("/v1/me")
+        .api_key(&key)
         .header("X-Request-Id", "probe-42")
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        .expect_status(StatusCode::OK);
     // The log is copied to the file by a thread: wait for the line (up to 5 s).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let log = loop {
@@ -234,7 +179,7 @@ async fn one_log_line_per_request_with_request_and_key_id() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    drop(server);
+    drop(process);
     let line = log
         .lines()
         .find(|l| l.contains("request_id=probe-42"))
@@ -250,42 +195,29 @@ async fn the_audit_trail_records_a_scripted_sequence() {
     let (ada_id, ada) = app.user("ada").await;
     let made = app.create_key(&ada, json!({"name": "one"})).await;
     let kid = made["id"].as_str().unwrap().to_owned();
-    app.bearer(Method::PATCH, &format!("/v1/keys/{kid}"), &ada)
+    app.patch(&format!("/v1/keys/{kid}"))
+        .as_(&ada)
         .json(&json!({"name": "two"}))
-        .send()
-        .await
-        .unwrap();
-    app.bearer(Method::DELETE, &format!("/v1/keys/{kid}"), &ada)
-        .send()
-        .await
-        .unwrap();
-    app.bearer(Method::PATCH, &format!("/v1/users/{ada_id}"), &app.admin)
+        .await;
+    app.delete(&format!("/v1/keys/{kid}")).as_(&ada).await;
+    app.patch(&format!("/v1/users/{ada_id}"))
+        .as_(&app.admin)
         .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    app.request(Method::POST, "/v1/auth/token")
+        .await;
+    app.post("/v1/auth/token")
         .json(&json!({"username": "ada", "password": "not ada's password"}))
-        .send()
-        .await
-        .unwrap();
-    app.request(Method::POST, "/v1/auth/token")
+        .await;
+    app.post("/v1/auth/token")
         .json(&json!({"username": "my secret password", "password": "x"}))
-        .send()
-        .await
-        .unwrap();
-    app.bearer(Method::DELETE, &format!("/v1/users/{ada_id}"), &app.admin)
-        .send()
-        .await
-        .unwrap();
+        .await;
+    app.delete(&format!("/v1/users/{ada_id}")).as_(&app.admin).await;
 
     let r = app
-        .bearer(Method::GET, "/v1/audit?limit=500", &app.admin)
-        .send()
+        .get("/v1/audit?limit=500")
+        .as_(&app.admin)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let page: serde_json::Value = r.json().await.unwrap();
+        .expect_status(StatusCode::OK);
+    let page = r.json();
     let mut lines: Vec<serde_json::Value> = page["data"].as_array().unwrap().clone();
     lines.reverse(); // oldest first
     let actions: Vec<&str> = lines.iter().map(|l| l["action"].as_str().unwrap()).collect();
@@ -331,34 +263,20 @@ async fn the_audit_trail_records_a_scripted_sequence() {
         assert!(!text.contains(secret));
     }
     // Paging, newest first, and admins only.
-    let first: serde_json::Value = app
-        .bearer(Method::GET, "/v1/audit?limit=2", &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first = app.get("/v1/audit?limit=2").as_(&app.admin).await.json();
     assert_eq!(first["data"][0]["action"], "user.delete");
     let cursor = first["next_cursor"].as_str().unwrap();
-    let second: serde_json::Value = app
-        .bearer(Method::GET, &format!("/v1/audit?limit=2&cursor={cursor}"), &app.admin)
-        .send()
+    let second = app
+        .get(&format!("/v1/audit?limit=2&cursor={cursor}"))
+        .as_(&app.admin)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json();
     assert_eq!(second["data"][0]["action"], "login.failed");
     let (_, bob) = app.user("bob").await;
-    assert_eq!(
-        app.bearer(Method::GET, "/v1/audit", &bob)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::FORBIDDEN
-    );
+    app.get("/v1/audit")
+        .as_(&bob)
+        .await
+        .expect_status(StatusCode::FORBIDDEN);
 }
 
 /// Every native route, as the router knows it.
@@ -396,9 +314,8 @@ const NATIVE_ROUTES: [(&str, &str); 28] = [
 #[tokio::test]
 async fn the_openapi_document_describes_every_native_route() {
     let app = spawn_app().await;
-    let r = app.request(Method::GET, "/openapi.json").send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let doc: serde_json::Value = r.json().await.unwrap();
+    let r = app.get("/openapi.json").await.expect_status(StatusCode::OK);
+    let doc = r.json();
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),
         "{}",
@@ -415,12 +332,11 @@ async fn the_openapi_document_describes_every_native_route() {
             .replace("{user_id}", "000000000000000000000000")
             .replace("{id}", "000000000000000000000000");
         let r = app
-            .bearer(method.to_uppercase().parse().unwrap(), &concrete, &app.admin)
+            .call(method.to_uppercase().parse().unwrap(), &concrete)
+            .as_(&app.admin)
             .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        let body = r.text().await.unwrap();
+            .await;
+        let body = r.text();
         assert!(!body.contains("no such route"), "{method} {path} is not routed");
     }
     let documented: usize = doc["paths"]

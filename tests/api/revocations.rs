@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, problem, spawn_app};
+use crate::helpers::{TestApp, spawn_app};
 
 /// One page of the feed after `after` (none: from the start).
 async fn page(app: &TestApp, token: &str, after: Option<&str>, limit: Option<u32>) -> Value {
@@ -51,12 +51,7 @@ fn states(entries: &[Value]) -> Vec<(String, String)> {
 }
 
 async fn send(app: &TestApp, method: Method, path: &str, body: Value) -> StatusCode {
-    app.bearer(method, path, &app.admin)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .status()
+    app.call(method, path).as_(&app.admin).json(&body).await.status()
 }
 
 #[tokio::test]
@@ -248,17 +243,17 @@ async fn a_poller_that_follows_next_misses_nothing_while_writes_race() {
 async fn bad_cursors_and_limits_are_400_and_the_feed_needs_a_verifier() {
     let app = spawn_app().await;
     for query in ["after=x", "after=-1", "limit=0", "limit=1001", "since=0&after=1"] {
-        let r = app
-            .bearer(Method::GET, &format!("/v1/revocations?{query}"), &app.admin)
-            .send()
+        app.get(&format!("/v1/revocations?{query}"))
+            .as_(&app.admin)
             .await
-            .unwrap();
-        problem(r, StatusCode::BAD_REQUEST).await;
+            .problem(StatusCode::BAD_REQUEST);
     }
     let body = page(&app, &app.admin, None, Some(1)).await;
     assert_eq!(body["revocations"], json!([]));
     assert_eq!(body["more"], false);
     let (_, ada) = app.user("ada").await;
-    let r = app.bearer(Method::GET, "/v1/revocations", &ada).send().await.unwrap();
-    problem(r, StatusCode::FORBIDDEN).await;
+    app.get("/v1/revocations")
+        .as_(&ada)
+        .await
+        .problem(StatusCode::FORBIDDEN);
 }

@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{problem, spawn_app};
+use crate::helpers::spawn_app;
 
 const FIELDS: [&str; 7] = [
     "user_id",
@@ -35,14 +35,13 @@ async fn create_get_list_delete_as_the_document_shows() {
     let base = format!("/1/users/{uid}/apiKeys");
 
     let r = app
-        .bearer(Method::POST, &base, &token)
+        .post(&base)
+        .as_(&token)
         .header("Content-Type", "application/json")
         .body(r#"{"description":"New Token for Image downloads"}"#)
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), StatusCode::OK, "the document answers create with 200");
-    let created: Value = r.json().await.unwrap();
+    let created = r.json();
     assert_shape(&created);
     assert_eq!(created["user_id"], uid.as_str());
     assert_eq!(created["description"], "New Token for Image downloads");
@@ -60,20 +59,18 @@ async fn create_get_list_delete_as_the_document_shows() {
     assert_eq!(app.me_status(&format!("Bearer {api_key}")).await, StatusCode::OK);
 
     let r = app
-        .bearer(Method::GET, &format!("{base}/{key_id}"), &token)
+        .get(&format!("{base}/{key_id}"))
+        .as_(&token)
         .header("Content-Type", "application/json")
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let one: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::OK);
+    let one = r.json();
     assert_shape(&one);
     assert!(one["api_key"].is_null(), "the key is shown only at creation");
     assert_eq!(one["key_id"], key_id.as_str());
 
-    let r = app.bearer(Method::GET, &base, &token).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let list: Value = r.json().await.unwrap();
+    let r = app.get(&base).as_(&token).await.expect_status(StatusCode::OK);
+    let list = r.json();
     assert_eq!(list.as_object().unwrap().len(), 1);
     let data = list["data"].as_array().unwrap();
     assert_eq!(data.len(), 1);
@@ -81,13 +78,12 @@ async fn create_get_list_delete_as_the_document_shows() {
     assert!(data[0]["api_key"].is_null());
 
     let r = app
-        .bearer(Method::DELETE, &format!("{base}/{key_id}"), &token)
+        .delete(&format!("{base}/{key_id}"))
+        .as_(&token)
         .header("Content-Type", "application/json")
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert!(r.bytes().await.unwrap().is_empty(), "204 with no body");
+        .expect_status(StatusCode::NO_CONTENT);
+    assert!(r.bytes().is_empty(), "204 with no body");
     assert_eq!(
         app.me_status(&format!("Bearer {api_key}")).await,
         StatusCode::UNAUTHORIZED
@@ -99,15 +95,7 @@ async fn last_auth_becomes_unix_seconds_after_a_use() {
     let app = spawn_app().await;
     let (uid, token) = app.user("ada").await;
     let base = format!("/1/users/{uid}/apiKeys");
-    let created: Value = app
-        .bearer(Method::POST, &base, &token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = app.post(&base).as_(&token).json(&json!({})).await.json();
     assert!(created["description"].is_null(), "description is optional");
     assert_eq!(
         app.me_status(created["api_key"].as_str().unwrap()).await,
@@ -115,14 +103,7 @@ async fn last_auth_becomes_unix_seconds_after_a_use() {
     );
     let path = format!("{base}/{}", created["key_id"].as_str().unwrap());
     let seen = crate::helpers::eventually(|| async {
-        let k: Value = app
-            .bearer(Method::GET, &path, &token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let k = app.get(&path).as_(&token).await.json();
         k["last_auth"].is_i64()
     })
     .await;
@@ -134,15 +115,12 @@ async fn another_users_id_is_not_found() {
     let app = spawn_app().await;
     let (ada_id, ada) = app.user("ada").await;
     let (_, bob) = app.user("bob").await;
-    let made: Value = app
-        .bearer(Method::POST, &format!("/1/users/{ada_id}/apiKeys"), &ada)
+    let made = app
+        .post(&format!("/1/users/{ada_id}/apiKeys"))
+        .as_(&ada)
         .json(&json!({"description": "x"}))
-        .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json();
     let kid = made["key_id"].as_str().unwrap();
     for (method, path) in [
         (Method::POST, format!("/1/users/{ada_id}/apiKeys")),
@@ -150,19 +128,15 @@ async fn another_users_id_is_not_found() {
         (Method::GET, format!("/1/users/{ada_id}/apiKeys/{kid}")),
         (Method::DELETE, format!("/1/users/{ada_id}/apiKeys/{kid}")),
     ] {
-        let r = app
-            .bearer(method, &path, &bob)
+        app.call(method, &path)
+            .as_(&bob)
             .json(&json!({"description": "x"}))
-            .send()
             .await
-            .unwrap();
-        problem(r, StatusCode::NOT_FOUND).await;
+            .problem(StatusCode::NOT_FOUND);
     }
     // An admin may manage anyone's keys.
-    let r = app
-        .bearer(Method::GET, &format!("/1/users/{ada_id}/apiKeys/{kid}"), &app.admin)
-        .send()
+    app.get(&format!("/1/users/{ada_id}/apiKeys/{kid}"))
+        .as_(&app.admin)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        .expect_status(StatusCode::OK);
 }

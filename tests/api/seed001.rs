@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{problem, spawn_app};
+use crate::helpers::spawn_app;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 const FIELDS: [&str; 9] = [
@@ -63,14 +63,13 @@ async fn create_list_get_edit_delete_as_the_document_shows() {
     let (uid, token) = app.user("ada").await;
 
     let r = app
-        .bearer(Method::POST, "/api/apikey", &token)
+        .post("/api/apikey")
+        .as_(&token)
         .header("Content-Type", FORM)
         .body("expires=One%20Month&label=Test%20123")
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let added: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::OK);
+    let added = r.json();
     assert_eq!(added["code"], "ADDED");
     assert_eq!(added["message"], "Added new API Key");
     assert_eq!(added.as_object().unwrap().len(), 3);
@@ -86,13 +85,12 @@ async fn create_list_get_edit_delete_as_the_document_shows() {
     assert!(c["jti"].is_string());
 
     let r = app
-        .bearer(Method::GET, "/api/apikey", &token)
+        .get("/api/apikey")
+        .as_(&token)
         .header("Content-Type", FORM)
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let list: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::OK);
+    let list = r.json();
     assert_eq!(list["total"], 1);
     let key = &list["apiKeys"][0];
     assert_shape(key);
@@ -108,47 +106,37 @@ async fn create_list_get_edit_delete_as_the_document_shows() {
     let id = key["_id"].as_str().unwrap().to_owned();
 
     let r = app
-        .bearer(Method::GET, &format!("/api/apikey/{id}"), &token)
+        .get(&format!("/api/apikey/{id}"))
+        .as_(&token)
         .header("Content-Type", FORM)
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let one: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::OK);
+    let one = r.json();
     assert_eq!(one.as_object().unwrap().len(), 1);
     assert_shape(&one["apiKey"]);
 
     let r = app
-        .bearer(Method::PATCH, &format!("/api/apikey/{id}"), &token)
+        .patch(&format!("/api/apikey/{id}"))
+        .as_(&token)
         .header("Content-Type", FORM)
         .body("label=Test%201234")
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        .expect_status(StatusCode::OK);
     assert_eq!(
-        r.json::<Value>().await.unwrap(),
+        r.json(),
         json!({"code": "UPDATED", "message": "APIKey has been updated"})
     );
-    let one: Value = app
-        .bearer(Method::GET, &format!("/api/apikey/{id}"), &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one = app.get(&format!("/api/apikey/{id}")).as_(&token).await.json();
     assert_eq!(one["apiKey"]["label"], "Test 1234");
 
     assert_eq!(app.me_status(&format!("Bearer {api_key}")).await, StatusCode::OK);
     let r = app
-        .bearer(Method::DELETE, &format!("/api/apikey/{id}"), &token)
-        .send()
+        .delete(&format!("/api/apikey/{id}"))
+        .as_(&token)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        .expect_status(StatusCode::OK);
     assert_eq!(
-        r.json::<Value>().await.unwrap(),
+        r.json(),
         json!({"code": "REMOVED", "message": "APIKey has been removed"})
     );
     assert_eq!(
@@ -161,21 +149,12 @@ async fn create_list_get_edit_delete_as_the_document_shows() {
 async fn never_keys_are_marked_and_expire_a_century_out() {
     let app = spawn_app().await;
     let (_, token) = app.user("ada").await;
-    let r = app
-        .bearer(Method::POST, "/api/apikey", &token)
+    app.post("/api/apikey")
+        .as_(&token)
         .json(&json!({"label": "Test 1234", "expires": "Never"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let list: Value = app
-        .bearer(Method::GET, "/api/apikey", &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .expect_status(StatusCode::OK);
+    let list = app.get("/api/apikey").as_(&token).await.json();
     let key = &list["apiKeys"][0];
     assert_eq!(key["isNever"], true);
     let created_year: i32 = key["createdAt"].as_str().unwrap()[..4].parse().unwrap();
@@ -191,24 +170,21 @@ async fn never_keys_are_marked_and_expire_a_century_out() {
 async fn an_unknown_expires_phrase_is_a_clear_400() {
     let app = spawn_app().await;
     let (_, token) = app.user("ada").await;
-    let r = app
-        .bearer(Method::POST, "/api/apikey", &token)
+    let body = app
+        .post("/api/apikey")
+        .as_(&token)
         .header("Content-Type", FORM)
         .body("expires=Fortnight&label=x")
-        .send()
         .await
-        .unwrap();
-    let body = problem(r, StatusCode::BAD_REQUEST).await;
+        .problem(StatusCode::BAD_REQUEST);
     let detail = body["detail"].as_str().unwrap();
     assert!(detail.contains("expires") && detail.contains("One Month"), "{detail}");
-    let r = app
-        .bearer(Method::POST, "/api/apikey", &token)
+    app.post("/api/apikey")
+        .as_(&token)
         .header("Content-Type", FORM)
         .body("label=x&colour=red")
-        .send()
         .await
-        .unwrap();
-    problem(r, StatusCode::BAD_REQUEST).await;
+        .problem(StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -216,36 +192,16 @@ async fn another_users_key_is_not_found() {
     let app = spawn_app().await;
     let (_, ada) = app.user("ada").await;
     let (_, bob) = app.user("bob").await;
-    app.bearer(Method::POST, "/api/apikey", &ada)
-        .json(&json!({"label": "ada's"}))
-        .send()
-        .await
-        .unwrap();
-    let list: Value = app
-        .bearer(Method::GET, "/api/apikey", &ada)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    app.post("/api/apikey").as_(&ada).json(&json!({"label": "ada's"})).await;
+    let list = app.get("/api/apikey").as_(&ada).await.json();
     let id = list["apiKeys"][0]["_id"].as_str().unwrap();
     for method in [Method::GET, Method::PATCH, Method::DELETE] {
-        let r = app
-            .bearer(method, &format!("/api/apikey/{id}"), &bob)
+        app.call(method, &format!("/api/apikey/{id}"))
+            .as_(&bob)
             .json(&json!({"label": "mine now"}))
-            .send()
             .await
-            .unwrap();
-        problem(r, StatusCode::NOT_FOUND).await;
+            .problem(StatusCode::NOT_FOUND);
     }
-    let bobs: Value = app
-        .bearer(Method::GET, "/api/apikey", &bob)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bobs = app.get("/api/apikey").as_(&bob).await.json();
     assert_eq!(bobs, json!({"apiKeys": [], "total": 0}));
 }

@@ -2,10 +2,10 @@
 //! application/json" -d '{ "username": ... }'`, the list with the raw key in
 //! `Authorization`, and delete.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{basic, problem, spawn_app};
+use crate::helpers::{basic, spawn_app};
 
 #[tokio::test]
 async fn create_with_basic_list_with_the_raw_key_and_delete() {
@@ -14,48 +14,38 @@ async fn create_with_basic_list_with_the_raw_key_and_delete() {
     let login = basic("myLdapUser", "myLdapUser-password");
 
     let r = app
-        .request(Method::POST, "/api/v1/apikey")
-        .header("Authorization", &login)
+        .post("/api/v1/apikey")
+        .authorization(&login)
         .header("Content-Type", "application/json")
         .body(r#"{ "username": "myLdapUser" }"#)
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let created: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::OK);
+    let created = r.json();
     assert_eq!(created["ok"], true);
     assert_eq!(created.as_object().unwrap().len(), 3);
     let key = created["key"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
 
-    let r = app
-        .request(Method::POST, "/api/v1/apikey")
-        .header("Authorization", &login)
+    app.post("/api/v1/apikey")
+        .authorization(&login)
         .json(&json!({ "username": "myLdapUser", "name": "myCustomApiKeyName" }))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        .expect_status(StatusCode::OK);
     // The email as the Basic username (the document's `curl -u user@domain`), userDomain ignored.
-    let r = app
-        .request(Method::POST, "/api/v1/apikey")
-        .header("Authorization", basic("myLdapUser@example.com", "myLdapUser-password"))
+    app.post("/api/v1/apikey")
+        .authorization(basic("myLdapUser@example.com", "myLdapUser-password"))
         .json(&json!({ "username": "myLdapUser", "userDomain": "example.com" }))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        .expect_status(StatusCode::OK);
 
     // "the Authorization header can be set with the value of an API key"
     let r = app
-        .request(Method::GET, "/api/v1/apikey")
+        .get("/api/v1/apikey")
         .header("Content-Type", "application/json")
-        .header("Authorization", &key)
-        .send()
+        .authorization(&key)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let list: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::OK);
+    let list = r.json();
     let list = list.as_array().expect("a bare JSON array");
     assert_eq!(list.len(), 3);
     assert_eq!(list[0], json!({"id": id, "userId": uid, "name": "key#1"}));
@@ -63,17 +53,12 @@ async fn create_with_basic_list_with_the_raw_key_and_delete() {
     assert_eq!(list[2]["name"], "key#3");
 
     let r = app
-        .request(Method::DELETE, &format!("/api/v1/apikey/{id}"))
-        .header("Authorization", &login)
+        .delete(&format!("/api/v1/apikey/{id}"))
+        .authorization(&login)
         .header("Content-Type", "application/json")
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(
-        r.json::<Value>().await.unwrap(),
-        json!({"result": "DELETED", "ok": true})
-    );
+        .expect_status(StatusCode::OK);
+    assert_eq!(r.json(), json!({"result": "DELETED", "ok": true}));
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
 }
 
@@ -82,37 +67,24 @@ async fn username_is_required_and_only_oneself_unless_admin() {
     let app = spawn_app().await;
     let (_, ada) = app.user("ada").await;
     let (bob_id, _) = app.user("bob").await;
-    let r = app
-        .bearer(Method::POST, "/api/v1/apikey", &ada)
+    app.post("/api/v1/apikey")
+        .as_(&ada)
         .json(&json!({"name": "x"}))
-        .send()
         .await
-        .unwrap();
-    problem(r, StatusCode::BAD_REQUEST).await;
-    let r = app
-        .bearer(Method::POST, "/api/v1/apikey", &ada)
+        .problem(StatusCode::BAD_REQUEST);
+    app.post("/api/v1/apikey")
+        .as_(&ada)
         .json(&json!({"username": "bob"}))
-        .send()
         .await
-        .unwrap();
-    problem(r, StatusCode::FORBIDDEN).await;
+        .problem(StatusCode::FORBIDDEN);
     let r = app
-        .bearer(Method::POST, "/api/v1/apikey", &app.admin)
+        .post("/api/v1/apikey")
+        .as_(&app.admin)
         .json(&json!({"username": "bob"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let key = r.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_owned();
-    let me: Value = app
-        .request(Method::GET, "/v1/me")
-        .header("Authorization", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .expect_status(StatusCode::OK);
+    let key = r.json()["key"].as_str().unwrap().to_owned();
+    let me = app.get("/v1/me").authorization(&key).await.json();
     assert_eq!(me["user"]["id"], bob_id.as_str());
 }
 
@@ -121,33 +93,17 @@ async fn another_users_key_is_not_found() {
     let app = spawn_app().await;
     let (_, ada) = app.user("ada").await;
     let (_, bob) = app.user("bob").await;
-    let made: Value = app
-        .bearer(Method::POST, "/api/v1/apikey", &ada)
+    let made = app
+        .post("/api/v1/apikey")
+        .as_(&ada)
         .json(&json!({"username": "ada"}))
-        .send()
         .await
-        .unwrap()
-        .json()
+        .json();
+    app.delete(&format!("/api/v1/apikey/{}", made["id"].as_str().unwrap()))
+        .as_(&bob)
         .await
-        .unwrap();
-    let r = app
-        .bearer(
-            Method::DELETE,
-            &format!("/api/v1/apikey/{}", made["id"].as_str().unwrap()),
-            &bob,
-        )
-        .send()
-        .await
-        .unwrap();
-    problem(r, StatusCode::NOT_FOUND).await;
-    let list: Value = app
-        .bearer(Method::GET, "/api/v1/apikey", &bob)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .problem(StatusCode::NOT_FOUND);
+    let list = app.get("/api/v1/apikey").as_(&bob).await.json();
     assert_eq!(list, json!([]));
     assert_eq!(app.me_status(made["key"].as_str().unwrap()).await, StatusCode::OK);
 }
@@ -159,14 +115,11 @@ async fn default_names_stay_distinct_under_concurrent_creates() {
         .map(|_| {
             let app = std::sync::Arc::clone(&app);
             tokio::spawn(async move {
-                let r = app
-                    .request(Method::POST, "/api/v1/apikey")
-                    .header("Authorization", basic("admin", crate::helpers::ADMIN_PASSWORD))
+                app.post("/api/v1/apikey")
+                    .authorization(basic("admin", crate::helpers::ADMIN_PASSWORD))
                     .json(&json!({"username": "admin"}))
-                    .send()
                     .await
-                    .unwrap();
-                assert_eq!(r.status(), StatusCode::OK);
+                    .expect_status(StatusCode::OK);
             })
         })
         .collect();

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{eventually, problem, spawn_app};
+use crate::helpers::{eventually, spawn_app};
 
 #[tokio::test]
 async fn scopes_are_enforced_on_native_and_dialect_routes() {
@@ -12,55 +12,37 @@ async fn scopes_are_enforced_on_native_and_dialect_routes() {
     let reader = app.create_key(&ada, json!({"scopes": ["keys:read"]})).await;
     assert_eq!(reader["scopes"], json!(["keys:read"]));
     let key = reader["key"].as_str().unwrap();
-    assert_eq!(
-        app.bearer(Method::GET, "/v1/keys", key).send().await.unwrap().status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.request(Method::GET, "/api/v1/apikey")
-            .header("Authorization", key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    app.get("/v1/keys").as_(key).await.expect_status(StatusCode::OK);
+    app.get("/api/v1/apikey")
+        .authorization(key)
+        .await
+        .expect_status(StatusCode::OK);
     for (method, path) in [
         (Method::POST, "/v1/keys"),
         (Method::POST, "/api/apikey"),
         (Method::DELETE, "/api/v1/apikey/000000000000000000000000"),
     ] {
-        let r = app.bearer(method, path, key).send().await.unwrap();
-        let www = r
-            .headers()
-            .get("www-authenticate")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned();
-        problem(r, StatusCode::FORBIDDEN).await;
+        let r = app.call(method, path).as_(key).await;
+        let www = r.header("www-authenticate").unwrap().to_owned();
+        r.problem(StatusCode::FORBIDDEN);
         assert_eq!(
             www,
             r#"Bearer realm="keyward", error="insufficient_scope", scope="keys:write""#
         );
     }
     // An admin's key without users:admin cannot use admin routes.
-    let admin_reader = app
-        .create_key(&app.admin.clone(), json!({"scopes": ["keys:read"]}))
-        .await;
-    let r = app
-        .bearer(Method::GET, "/v1/users", admin_reader["key"].as_str().unwrap())
-        .send()
+    let admin_reader = app.create_key(&app.admin, json!({"scopes": ["keys:read"]})).await;
+    app.get("/v1/users")
+        .as_(admin_reader["key"].as_str().unwrap())
         .await
-        .unwrap();
-    problem(r, StatusCode::FORBIDDEN).await;
+        .problem(StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
 async fn a_key_cannot_mint_wider_scopes_than_its_own() {
     let app = spawn_app().await;
     let parent = app
-        .create_key(&app.admin.clone(), json!({"scopes": ["keys:write", "billing:read"]}))
+        .create_key(&app.admin, json!({"scopes": ["keys:write", "billing:read"]}))
         .await;
     let key = parent["key"].as_str().unwrap();
     for body in [
@@ -68,41 +50,30 @@ async fn a_key_cannot_mint_wider_scopes_than_its_own() {
         json!({}),
         json!({"scopes": ["keys:write", "users:admin"]}),
     ] {
-        let r = app
-            .bearer(Method::POST, "/v1/keys", key)
+        app.post("/v1/keys")
+            .as_(key)
             .json(&body)
-            .send()
             .await
-            .unwrap();
-        problem(r, StatusCode::FORBIDDEN).await;
+            .problem(StatusCode::FORBIDDEN);
     }
-    let r = app
-        .bearer(Method::POST, "/v1/keys", key)
+    app.post("/v1/keys")
+        .as_(key)
         .json(&json!({"scopes": ["billing:read"]}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .expect_status(StatusCode::CREATED);
 }
 
 #[tokio::test]
 async fn meta_is_stored_and_limited() {
     let app = spawn_app().await;
     let made = app
-        .create_key(&app.admin.clone(), json!({"meta": {"team": "billing", "tier": 2}}))
+        .create_key(&app.admin, json!({"meta": {"team": "billing", "tier": 2}}))
         .await;
-    let got: Value = app
-        .bearer(
-            Method::GET,
-            &format!("/v1/keys/{}", made["id"].as_str().unwrap()),
-            &app.admin,
-        )
-        .send()
+    let got = app
+        .get(&format!("/v1/keys/{}", made["id"].as_str().unwrap()))
+        .as_(&app.admin)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json();
     assert_eq!(got["meta"], json!({"team": "billing", "tier": 2}));
     for bad in [
         json!({"meta": "text"}),
@@ -110,13 +81,11 @@ async fn meta_is_stored_and_limited() {
         json!({"scopes": []}),
         json!({"scopes": ["has space"]}),
     ] {
-        let r = app
-            .bearer(Method::POST, "/v1/keys", &app.admin)
+        app.post("/v1/keys")
+            .as_(&app.admin)
             .json(&bad)
-            .send()
             .await
-            .unwrap();
-        problem(r, StatusCode::BAD_REQUEST).await;
+            .problem(StatusCode::BAD_REQUEST);
     }
 }
 
@@ -125,31 +94,21 @@ async fn a_disabled_key_fails_at_once_and_works_again_when_enabled() {
     let app = spawn_app().await;
     let (id, key) = app.admin_key().await;
     let path = format!("/v1/keys/{id}");
-    let r = app
-        .bearer(Method::PATCH, &path, &app.admin)
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["disabled"], true);
+    let r = app.patch(&path).as_(&app.admin).json(&json!({"disabled": true})).await;
+    assert_eq!(r.json()["disabled"], true);
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
-    app.bearer(Method::PATCH, &path, &app.admin)
-        .json(&json!({"disabled": false}))
-        .send()
-        .await
-        .unwrap();
+    app.patch(&path).as_(&app.admin).json(&json!({"disabled": false})).await;
     assert_eq!(app.me_status(&key).await, StatusCode::OK);
 }
 
 async fn verify(app: &crate::helpers::TestApp, as_: &str, key: &str, scopes: Value) -> Value {
     let r = app
-        .bearer(Method::POST, "/v1/verify", as_)
+        .post("/v1/verify")
+        .as_(as_)
         .json(&json!({"key": key, "scopes": scopes}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.unwrap()
+        .expect_status(StatusCode::OK);
+    r.json()
 }
 
 #[tokio::test]
@@ -177,30 +136,19 @@ async fn verify_reports_every_code() {
     );
 
     let revoked = app.create_key(&ada, json!({})).await;
-    let r = app
-        .bearer(
-            Method::DELETE,
-            &format!("/v1/keys/{}", revoked["id"].as_str().unwrap()),
-            &ada,
-        )
-        .send()
+    app.delete(&format!("/v1/keys/{}", revoked["id"].as_str().unwrap()))
+        .as_(&ada)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        .expect_status(StatusCode::NO_CONTENT);
     let v = verify(&app, &admin, revoked["key"].as_str().unwrap(), json!([])).await;
     assert_eq!(v["code"], "REVOKED");
     assert!(v["user_id"].is_null());
 
     let disabled = app.create_key(&ada, json!({})).await;
-    app.bearer(
-        Method::PATCH,
-        &format!("/v1/keys/{}", disabled["id"].as_str().unwrap()),
-        &ada,
-    )
-    .json(&json!({"disabled": true}))
-    .send()
-    .await
-    .unwrap();
+    app.patch(&format!("/v1/keys/{}", disabled["id"].as_str().unwrap()))
+        .as_(&ada)
+        .json(&json!({"disabled": true}))
+        .await;
     assert_eq!(
         verify(&app, &admin, disabled["key"].as_str().unwrap(), json!([])).await["code"],
         "DISABLED"
@@ -212,22 +160,19 @@ async fn verify_reports_every_code() {
 
     // Who may ask: an admin, or a key with the explicit scope; not a user's plain key.
     let plain = app.create_key(&ada, json!({})).await;
-    let r = app
-        .bearer(Method::POST, "/v1/verify", plain["key"].as_str().unwrap())
+    app.post("/v1/verify")
+        .as_(plain["key"].as_str().unwrap())
         .json(&json!({"key": "x"}))
-        .send()
         .await
-        .unwrap();
-    problem(r, StatusCode::FORBIDDEN).await;
+        .problem(StatusCode::FORBIDDEN);
     // Only an admin grants keys:verify, here to a key of ada's.
     let r = app
-        .bearer(Method::POST, &format!("/v1/users/{ada_id}/keys"), &admin)
+        .post(&format!("/v1/users/{ada_id}/keys"))
+        .as_(&admin)
         .json(&json!({"scopes": ["keys:verify"]}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let verifier: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::CREATED);
+    let verifier = r.json();
     assert_eq!(
         verify(
             &app,
@@ -249,12 +194,10 @@ async fn forward_auth_answers_as_proxies_expect() {
         .await;
     let key = made["key"].as_str().unwrap();
     let r = app
-        .request(Method::GET, "/v1/forward-auth?scope=billing:read")
-        .header("X-API-Key", key)
-        .send()
+        .get("/v1/forward-auth?scope=billing:read")
+        .api_key(key)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        .expect_status(StatusCode::OK);
     let h = r.headers();
     assert_eq!(h.get("x-auth-user").unwrap(), "ada");
     assert_eq!(h.get("x-auth-user-id").unwrap(), ada_id.as_str());
@@ -262,30 +205,25 @@ async fn forward_auth_answers_as_proxies_expect() {
     assert_eq!(h.get("x-auth-scopes").unwrap(), "billing:read keys:read");
 
     let r = app
-        .request(Method::GET, "/v1/forward-auth?scope=billing:write")
-        .header("X-API-Key", key)
-        .send()
+        .get("/v1/forward-auth?scope=billing:write")
+        .api_key(key)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        .expect_status(StatusCode::FORBIDDEN);
     assert!(
-        r.headers()
-            .get("www-authenticate")
-            .unwrap()
-            .to_str()
+        r.header("www-authenticate")
             .unwrap()
             .contains(r#"scope="billing:write""#)
     );
-    let r = app.request(Method::GET, "/v1/forward-auth").send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(r.headers().get("www-authenticate").is_some());
-    // An access token works too (it acts as its user), in the Bearer form.
     let r = app
-        .bearer(Method::GET, "/v1/forward-auth?scope=anything", &ada)
-        .send()
+        .get("/v1/forward-auth")
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        .expect_status(StatusCode::UNAUTHORIZED);
+    assert!(r.header("www-authenticate").is_some());
+    // An access token works too (it acts as its user), in the Bearer form.
+    app.get("/v1/forward-auth?scope=anything")
+        .as_(&ada)
+        .await
+        .expect_status(StatusCode::OK);
 }
 
 #[tokio::test]
@@ -293,23 +231,18 @@ async fn rotation_keeps_the_old_key_for_the_grace_period_only() {
     let app = spawn_app().await;
     let old = app
         .create_key(
-            &app.admin.clone(),
+            &app.admin,
             json!({"name": "ci", "scopes": ["keys:read"], "meta": {"team": "ops"}, "expires": "30 days"}),
         )
         .await;
     let old_key = old["key"].as_str().unwrap().to_owned();
     let r = app
-        .bearer(
-            Method::POST,
-            &format!("/v1/keys/{}/rotate", old["id"].as_str().unwrap()),
-            &app.admin,
-        )
+        .post(&format!("/v1/keys/{}/rotate", old["id"].as_str().unwrap()))
+        .as_(&app.admin)
         .json(&json!({"grace": "2s"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let new: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::CREATED);
+    let new = r.json();
     assert_eq!(new["name"], "ci");
     assert_eq!(new["scopes"], json!(["keys:read"]));
     assert_eq!(new["meta"], json!({"team": "ops"}));
@@ -325,20 +258,16 @@ async fn rotation_keeps_the_old_key_for_the_grace_period_only() {
 
     // Without a grace period the old key stops at once.
     let (id, key) = app.admin_key().await;
-    let r = app
-        .bearer(Method::POST, &format!("/v1/keys/{id}/rotate"), &app.admin)
-        .send()
+    app.post(&format!("/v1/keys/{id}/rotate"))
+        .as_(&app.admin)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .expect_status(StatusCode::CREATED);
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
-    let r = app
-        .bearer(Method::POST, &format!("/v1/keys/{id}/rotate"), &app.admin)
+    app.post(&format!("/v1/keys/{id}/rotate"))
+        .as_(&app.admin)
         .json(&json!({"grace": "soon"}))
-        .send()
         .await
-        .unwrap();
-    problem(r, StatusCode::BAD_REQUEST).await;
+        .problem(StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -346,18 +275,8 @@ async fn the_revocation_list_has_revoked_ids_since_a_time() {
     let app = spawn_app().await;
     let (a, _) = app.admin_key().await;
     let (b, _) = app.admin_key().await;
-    app.bearer(Method::DELETE, &format!("/v1/keys/{a}"), &app.admin)
-        .send()
-        .await
-        .unwrap();
-    let all: Value = app
-        .bearer(Method::GET, "/v1/revocations?since=0", &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    app.delete(&format!("/v1/keys/{a}")).as_(&app.admin).await;
+    let all = app.get("/v1/revocations?since=0").as_(&app.admin).await.json();
     let ids: Vec<&str> = all["revocations"]
         .as_array()
         .unwrap()
@@ -367,18 +286,12 @@ async fn the_revocation_list_has_revoked_ids_since_a_time() {
     assert_eq!(ids, [a.as_str()]);
     let since = all["as_of"].as_str().unwrap().to_owned();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    app.bearer(Method::DELETE, &format!("/v1/keys/{b}"), &app.admin)
-        .send()
+    app.delete(&format!("/v1/keys/{b}")).as_(&app.admin).await;
+    let later = app
+        .get(&format!("/v1/revocations?since={since}"))
+        .as_(&app.admin)
         .await
-        .unwrap();
-    let later: Value = app
-        .bearer(Method::GET, &format!("/v1/revocations?since={since}"), &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json();
     let ids: Vec<&str> = later["revocations"]
         .as_array()
         .unwrap()
@@ -387,8 +300,10 @@ async fn the_revocation_list_has_revoked_ids_since_a_time() {
         .collect();
     assert_eq!(ids, [b.as_str()]);
     let (_, ada) = app.user("ada").await;
-    let r = app.bearer(Method::GET, "/v1/revocations", &ada).send().await.unwrap();
-    problem(r, StatusCode::FORBIDDEN).await;
+    app.get("/v1/revocations")
+        .as_(&ada)
+        .await
+        .problem(StatusCode::FORBIDDEN);
 }
 
 /// Verifies `key` the way any service could: only the JWKS document and a generic JWT
@@ -408,18 +323,11 @@ fn verify_offline(jwks: &Value, key: &str) -> Option<Value> {
 #[tokio::test]
 async fn eddsa_keys_verify_offline_with_the_jwks_alone() {
     let app = crate::helpers::spawn_with(|s| s.keys.eddsa = true).await;
-    let made = app.create_key(&app.admin.clone(), json!({"name": "offline"})).await;
+    let made = app.create_key(&app.admin, json!({"name": "offline"})).await;
     let key = made["key"].as_str().unwrap().to_owned();
     assert_eq!(app.me_status(&key).await, StatusCode::OK, "keyward itself accepts it");
 
-    let jwks: Value = app
-        .request(Method::GET, "/.well-known/jwks.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.get("/.well-known/jwks.json").await.json();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
     let claims = verify_offline(&jwks, &key).expect("verifies offline");
@@ -441,16 +349,9 @@ async fn eddsa_keys_verify_offline_with_the_jwks_alone() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let app = app.restart().await;
-    let newer = app.create_key(&app.admin.clone(), json!({})).await;
+    let newer = app.create_key(&app.admin, json!({})).await;
     let newer_key = newer["key"].as_str().unwrap();
-    let jwks: Value = app
-        .request(Method::GET, "/.well-known/jwks.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.get("/.well-known/jwks.json").await.json();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     assert_ne!(
         jsonwebtoken::decode_header(&key).unwrap().kid,
@@ -464,14 +365,7 @@ async fn eddsa_keys_verify_offline_with_the_jwks_alone() {
 #[tokio::test]
 async fn with_hs256_the_jwks_is_empty() {
     let app = spawn_app().await;
-    let jwks: Value = app
-        .request(Method::GET, "/.well-known/jwks.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.get("/.well-known/jwks.json").await.json();
     assert_eq!(jwks, json!({"keys": []}));
 }
 
@@ -479,7 +373,7 @@ async fn with_hs256_the_jwks_is_empty() {
 async fn a_key_whose_scopes_cannot_be_read_is_refused_not_given_full_rights() {
     let app = spawn_app().await;
     let scoped = app
-        .create_key(&app.admin.clone(), json!({"name": "reader", "scopes": ["keys:read"]}))
+        .create_key(&app.admin, json!({"name": "reader", "scopes": ["keys:read"]}))
         .await;
     let (id, key) = (
         scoped["id"].as_str().unwrap().to_owned(),
@@ -494,13 +388,11 @@ async fn a_key_whose_scopes_cannot_be_read_is_refused_not_given_full_rights() {
         })
         .await;
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
-    let r = app
-        .bearer(Method::POST, "/v1/keys", &key)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "never the user's full rights");
+    assert_eq!(
+        app.post("/v1/keys").as_(&key).json(&json!({})).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "never the user's full rights"
+    );
     // Listed with no scopes at all (not null, which would mean "acts as its user").
     let listed = app.get_json(&format!("/v1/keys/{id}"), &app.admin).await;
     assert_eq!(listed["scopes"], json!([]));
@@ -517,35 +409,31 @@ async fn only_an_admin_grants_privileged_scopes_and_ungranted_ones_are_not_honou
     // A user cannot make themself a verifier, a user admin or a metrics reader, on create,
     // by PATCH, or through a key's rotation.
     for scope in ["keys:verify", "users:admin", "metrics:read"] {
-        let r = app
-            .bearer(Method::POST, "/v1/keys", &ada)
+        let body = app
+            .post("/v1/keys")
+            .as_(&ada)
             .json(&json!({"scopes": [scope, "billing:read"]}))
-            .send()
             .await
-            .unwrap();
-        let body = problem(r, StatusCode::FORBIDDEN).await;
+            .problem(StatusCode::FORBIDDEN);
         assert!(body["detail"].as_str().unwrap().contains(scope), "{body}");
     }
     let plain = app.create_key(&ada, json!({"scopes": ["billing:read"]})).await;
     let plain_id = plain["id"].as_str().unwrap();
-    let r = app
-        .bearer(Method::PATCH, &format!("/v1/keys/{plain_id}"), &ada)
+    app.patch(&format!("/v1/keys/{plain_id}"))
+        .as_(&ada)
         .json(&json!({"scopes": ["billing:read", "keys:verify"]}))
-        .send()
         .await
-        .unwrap();
-    problem(r, StatusCode::FORBIDDEN).await;
+        .problem(StatusCode::FORBIDDEN);
 
     // A key that holds keys:verify without a recorded grant (as keys made before grants
     // were recorded do) is not a verifier, and rotating it does not make it one.
     let r = app
-        .bearer(Method::POST, &format!("/v1/users/{ada_id}/keys"), &app.admin)
+        .post(&format!("/v1/users/{ada_id}/keys"))
+        .as_(&app.admin)
         .json(&json!({"name": "verifier", "scopes": ["keys:verify"]}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let granted: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::CREATED);
+    let granted = r.json();
     let (granted_id, granted_key) = (
         granted["id"].as_str().unwrap().to_owned(),
         granted["key"].as_str().unwrap().to_owned(),
@@ -554,11 +442,10 @@ async fn only_an_admin_grants_privileged_scopes_and_ungranted_ones_are_not_honou
         let app = &app;
         let bobs_key = bobs_key.clone();
         async move {
-            app.bearer(Method::POST, "/v1/verify", &key)
+            app.post("/v1/verify")
+                .as_(&key)
                 .json(&json!({"key": bobs_key}))
-                .send()
                 .await
-                .unwrap()
                 .status()
         }
     };
@@ -572,75 +459,58 @@ async fn only_an_admin_grants_privileged_scopes_and_ungranted_ones_are_not_honou
         .await;
     let ada = app.login("ada", "ada-password").await;
     let status = app
-        .bearer(Method::POST, "/v1/verify", &granted_key)
+        .post("/v1/verify")
+        .as_(&granted_key)
         .json(&json!({"key": bobs_key}))
-        .send()
         .await
-        .unwrap()
         .status();
     assert_eq!(
         status,
         StatusCode::FORBIDDEN,
         "an ungranted keys:verify is not honoured"
     );
-    let r = app
-        .bearer(Method::GET, "/v1/revocations", &granted_key)
-        .send()
+    app.get("/v1/revocations")
+        .as_(&granted_key)
         .await
-        .unwrap();
-    problem(r, StatusCode::FORBIDDEN).await;
+        .problem(StatusCode::FORBIDDEN);
     let r = app
-        .bearer(Method::POST, &format!("/v1/keys/{granted_id}/rotate"), &ada)
-        .send()
+        .post(&format!("/v1/keys/{granted_id}/rotate"))
+        .as_(&ada)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let rotated: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::CREATED);
+    let rotated = r.json();
     let (rotated_id, rotated_key) = (
         rotated["id"].as_str().unwrap().to_owned(),
         rotated["key"].as_str().unwrap().to_owned(),
     );
     let status = app
-        .bearer(Method::POST, "/v1/verify", &rotated_key)
+        .post("/v1/verify")
+        .as_(&rotated_key)
         .json(&json!({"key": bobs_key}))
-        .send()
         .await
-        .unwrap()
         .status();
     assert_eq!(status, StatusCode::FORBIDDEN, "a user's rotation grants nothing");
 
     // An admin grants it again; a user's later rotation keeps that grant.
-    let r = app
-        .bearer(
-            Method::PATCH,
-            &format!("/v1/users/{ada_id}/keys/{rotated_id}"),
-            &app.admin,
-        )
+    app.patch(&format!("/v1/users/{ada_id}/keys/{rotated_id}"))
+        .as_(&app.admin)
         .json(&json!({"scopes": ["keys:verify"]}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        .expect_status(StatusCode::OK);
     let status = app
-        .bearer(Method::POST, "/v1/verify", &rotated_key)
+        .post("/v1/verify")
+        .as_(&rotated_key)
         .json(&json!({"key": bobs_key}))
-        .send()
         .await
-        .unwrap()
         .status();
     assert_eq!(status, StatusCode::OK);
-    let r = app
-        .bearer(Method::POST, &format!("/v1/keys/{rotated_id}/rotate"), &ada)
-        .send()
-        .await
-        .unwrap();
-    let again: Value = r.json().await.unwrap();
+    let r = app.post(&format!("/v1/keys/{rotated_id}/rotate")).as_(&ada).await;
+    let again = r.json();
     let status = app
-        .bearer(Method::POST, "/v1/verify", again["key"].as_str().unwrap())
+        .post("/v1/verify")
+        .as_(again["key"].as_str().unwrap())
         .json(&json!({"key": bobs_key}))
-        .send()
         .await
-        .unwrap()
         .status();
     assert_eq!(status, StatusCode::OK);
     let audit = app.get_json("/v1/audit?limit=50", &app.admin).await;

@@ -6,53 +6,31 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{ADMIN_PASSWORD, basic, spawn_with, start_binary};
+use crate::helpers::{ADMIN_PASSWORD, Http, basic, spawn_with, start_binary};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_finishes_requests_in_flight_loses_nothing_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, url) = start_binary(dir.path(), &[]);
-    let client = reqwest::Client::new();
+    let http = Http::new(&url);
     let admin = basic("admin", ADMIN_PASSWORD);
-    let made: Value = client
-        .post(format!("{url}/v1/keys"))
-        .header("Authorization", &admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let made = http.post("/v1/keys").authorization(&admin).await.json();
     let (id, key) = (
         made["id"].as_str().unwrap().to_owned(),
         made["key"].as_str().unwrap().to_owned(),
     );
     // A use, kept in memory: only the shutdown flush writes it within this test.
-    assert_eq!(
-        client
-            .get(format!("{url}/v1/me"))
-            .header("X-API-Key", &key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    http.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
 
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..16 {
-        let (client, url, key) = (client.clone(), url.clone(), key.clone());
+        let (http, key) = (http.clone(), key.clone());
         tasks.spawn(async move {
             let mut acknowledged = Vec::new();
             for _ in 0..50 {
-                match client
-                    .post(format!("{url}/v1/keys"))
-                    .header("X-API-Key", &key)
-                    .send()
-                    .await
-                {
+                match http.post("/v1/keys").api_key(&key).try_send().await {
                     Ok(r) if r.status() == StatusCode::CREATED => {
-                        acknowledged.push(r.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_owned())
+                        acknowledged.push(r.json()["key"].as_str().unwrap().to_owned())
                     }
                     _ => break,
                 }
@@ -74,27 +52,11 @@ async fn sigterm_finishes_requests_in_flight_loses_nothing_and_exits_0() {
     assert!(!acknowledged.is_empty());
 
     let (_server, url) = start_binary(dir.path(), &[]);
+    let http = Http::new(&url);
     for k in &acknowledged {
-        assert_eq!(
-            client
-                .get(format!("{url}/v1/me"))
-                .header("X-API-Key", k)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            StatusCode::OK
-        );
+        http.get("/v1/me").api_key(k).await.expect_status(StatusCode::OK);
     }
-    let k: Value = client
-        .get(format!("{url}/v1/keys/{id}"))
-        .header("Authorization", &admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let k = http.get(&format!("/v1/keys/{id}")).authorization(&admin).await.json();
     assert!(
         k["last_used_at"].is_string(),
         "the key use was written at shutdown: {k}"
@@ -182,13 +144,11 @@ async fn sigint_like_sigterm_finishes_the_request_in_flight_and_exits_0() {
 
     // The key made while stopping is there after a restart.
     let (_server, url) = start_binary(dir.path(), &[]);
-    let me = reqwest::Client::new()
-        .get(format!("{url}/v1/me"))
-        .header("X-API-Key", &key)
-        .send()
+    Http::new(&url)
+        .get("/v1/me")
+        .api_key(&key)
         .await
-        .unwrap();
-    assert_eq!(me.status(), StatusCode::OK);
+        .expect_status(StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -198,18 +158,16 @@ async fn a_backup_taken_under_write_load_restores_to_the_keys_it_holds() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut writers = tokio::task::JoinSet::new();
     for _ in 0..4 {
-        let (client, url, key, stop) = (app.client.clone(), app.address.clone(), key.clone(), stop.clone());
+        let (http, key, stop) = (app.http.clone(), key.clone(), stop.clone());
         writers.spawn(async move {
             let mut made = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let r = client
-                    .post(format!("{url}/v1/keys"))
-                    .header("X-API-Key", &key)
-                    .send()
+                let r = http
+                    .post("/v1/keys")
+                    .api_key(&key)
                     .await
-                    .unwrap();
-                assert_eq!(r.status(), StatusCode::CREATED);
-                made.push(r.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_owned());
+                    .expect_status(StatusCode::CREATED);
+                made.push(r.json()["key"].as_str().unwrap().to_owned());
             }
             made
         });
@@ -285,14 +243,6 @@ async fn a_backup_taken_under_write_load_restores_to_the_keys_it_holds() {
         "keys work on the restored copy"
     );
     let admin = basic("admin", ADMIN_PASSWORD);
-    let list: Value = restored
-        .request(reqwest::Method::GET, "/v1/keys?limit=1")
-        .header("Authorization", admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = restored.get("/v1/keys?limit=1").authorization(admin).await.json();
     assert_eq!(list["total"].as_u64().unwrap() as usize, in_backup.len());
 }

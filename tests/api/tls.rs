@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::{self, pki_types::ServerName};
 
-use crate::helpers::{basic, spawn_with};
+use crate::helpers::{Http, basic, spawn_with};
 
 #[tokio::test]
 async fn https_with_a_configured_certificate() {
@@ -68,9 +68,9 @@ async fn https_with_a_configured_certificate() {
     assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
 
     // Plain HTTP on the TLS port gets nowhere.
-    let plain = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
+    let plain = Http::new(&format!("http://127.0.0.1:{port}"))
+        .get("/healthz")
+        .try_send()
         .await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
 }

@@ -4,10 +4,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{basic, spawn_app};
+use crate::helpers::{Http, basic, spawn_app};
 
 fn part(v: &Value) -> String {
     B64.encode(serde_json::to_vec(v).unwrap())
@@ -25,12 +25,7 @@ async fn assert_refused_everywhere(app: &crate::helpers::TestApp, token: &str, w
         token.len() * 31 + token.bytes().map(usize::from).sum::<usize>()
     );
     for auth in [format!("Bearer {token}"), token.to_owned(), basic(&probe, token)] {
-        let r = app
-            .request(Method::GET, "/v1/me")
-            .header("Authorization", &auth)
-            .send()
-            .await
-            .unwrap();
+        let r = app.get("/v1/me").authorization(&auth).await;
         assert_eq!(
             r.status(),
             StatusCode::UNAUTHORIZED,
@@ -38,13 +33,11 @@ async fn assert_refused_everywhere(app: &crate::helpers::TestApp, token: &str, w
             &auth[..auth.len().min(12)]
         );
     }
-    let r = app
-        .request(Method::GET, "/v1/me")
-        .header("X-API-Key", token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what} as X-API-Key");
+    assert_eq!(
+        app.get("/v1/me").api_key(token).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "{what} as X-API-Key"
+    );
 }
 
 #[tokio::test]
@@ -110,13 +103,10 @@ async fn an_access_token_is_never_a_key_and_a_key_never_an_access_token() {
     for auth in [app.admin.clone(), basic("admin", &app.admin)] {
         assert_eq!(app.me_status(&auth).await, StatusCode::UNAUTHORIZED);
     }
-    let r = app
-        .request(Method::GET, "/v1/me")
-        .header("X-API-Key", &app.admin)
-        .send()
+    app.get("/v1/me")
+        .api_key(&app.admin)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        .expect_status(StatusCode::UNAUTHORIZED);
     // A key's header and claims re-labelled as an access token (typ at+jwt, an audience).
     let parts: Vec<&str> = key.split('.').collect();
     let mut h = decode(parts[0]);
@@ -136,9 +126,9 @@ async fn a_huge_header_is_refused_without_a_5xx() {
     let app = spawn_app().await;
     let huge = "a".repeat(200 * 1024);
     let result = app
-        .request(Method::GET, "/v1/me")
-        .header("Authorization", format!("Bearer {huge}"))
-        .send()
+        .get("/v1/me")
+        .authorization(format!("Bearer {huge}"))
+        .try_send()
         .await;
     match result {
         Ok(r) => assert!(
@@ -155,9 +145,6 @@ async fn a_huge_header_is_refused_without_a_5xx() {
         Err(e) => assert!(!e.is_status(), "{e}"),
     }
     // And it still serves (on a new connection: the refused one is closed).
-    let fresh = reqwest::Client::new();
-    assert_eq!(
-        fresh.get(app.url("/healthz")).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    let fresh = Http::new(&app.address);
+    fresh.get("/healthz").await.expect_status(StatusCode::OK);
 }

@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use crate::helpers::spawn_app;
 
@@ -19,19 +18,17 @@ async fn concurrently_created_keys_have_distinct_ids_and_hashes() {
     let (_, key) = app.admin_key().await;
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..clients {
-        let (client, url, key) = (app.client.clone(), app.address.clone(), key.clone());
+        let (http, key) = (app.http.clone(), key.clone());
         let n = total / clients + usize::from(c < total % clients);
         tasks.spawn(async move {
             let mut made = Vec::with_capacity(n);
             for _ in 0..n {
-                let r = client
-                    .post(format!("{url}/v1/keys"))
-                    .header("X-API-Key", &key)
-                    .send()
+                let r = http
+                    .post("/v1/keys")
+                    .api_key(&key)
                     .await
-                    .unwrap();
-                assert_eq!(r.status(), StatusCode::CREATED);
-                let v: Value = r.json().await.unwrap();
+                    .expect_status(StatusCode::CREATED);
+                let v = r.json();
                 made.push((
                     v["id"].as_str().unwrap().to_owned(),
                     v["key"].as_str().unwrap().to_owned(),

@@ -1,63 +1,42 @@
 //! `/v1/users`: admin-only user management, and what user changes do to credentials.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{basic, problem, spawn_app};
+use crate::helpers::{basic, spawn_app};
 
 #[tokio::test]
 async fn an_admin_creates_lists_gets_and_updates_users() {
     let app = spawn_app().await;
     let r = app
-        .bearer(Method::POST, "/v1/users", &app.admin)
+        .post("/v1/users")
+        .as_(&app.admin)
         .json(&json!({"username": "ada", "password": "ada-password", "email": "ada@example.com"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let location = r.headers().get("location").unwrap().to_str().unwrap().to_owned();
-    let ada: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::CREATED);
+    let location = r.header("location").unwrap().to_owned();
+    let ada = r.json();
     assert_eq!(ada["role"], "user");
     assert_eq!(ada["disabled"], false);
     assert!(ada.get("password").is_none() && ada.get("password_hash").is_none());
     assert_eq!(location, format!("/v1/users/{}", ada["id"].as_str().unwrap()));
 
-    let list: Value = app
-        .bearer(Method::GET, "/v1/users", &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get("/v1/users").as_(&app.admin).await.json();
     assert_eq!(list["total"], 2);
-    let got: Value = app
-        .bearer(Method::GET, &location, &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got = app.get(&location).as_(&app.admin).await.json();
     assert_eq!(got["username"], "ada");
 
     let r = app
-        .bearer(Method::PATCH, &location, &app.admin)
+        .patch(&location)
+        .as_(&app.admin)
         .json(&json!({"email": "ada@lovelace.org", "role": "admin"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let updated: Value = r.json().await.unwrap();
+        .expect_status(StatusCode::OK);
+    let updated = r.json();
     assert_eq!(updated["email"], "ada@lovelace.org");
     assert_eq!(updated["role"], "admin");
-    let r = app
-        .bearer(Method::PATCH, &location, &app.admin)
-        .json(&json!({"email": null}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.json::<Value>().await.unwrap()["email"].is_null());
+    let r = app.patch(&location).as_(&app.admin).json(&json!({"email": null})).await;
+    assert!(r.json()["email"].is_null());
 }
 
 #[tokio::test]
@@ -92,13 +71,7 @@ async fn bad_user_input_is_400_and_duplicates_409() {
         ),
         (json!({"password": "long enough"}), StatusCode::BAD_REQUEST),
     ] {
-        let r = app
-            .bearer(Method::POST, "/v1/users", &app.admin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let detail = problem(r, status).await;
+        let detail = app.post("/v1/users").as_(&app.admin).json(&body).await.problem(status);
         assert!(!detail.to_string().contains("long enough"), "no password echoed");
     }
 }
@@ -119,13 +92,11 @@ async fn non_admins_get_403_on_admin_routes() {
             (Method::PATCH, format!("/v1/users/{ada_id}")),
             (Method::DELETE, format!("/v1/users/{ada_id}")),
         ] {
-            let r = app
-                .bearer(method, &path, token)
+            app.call(method, &path)
+                .as_(token)
                 .json(&json!({"role": "admin"}))
-                .send()
                 .await
-                .unwrap();
-            problem(r, StatusCode::FORBIDDEN).await;
+                .problem(StatusCode::FORBIDDEN);
         }
     }
 }
@@ -139,13 +110,8 @@ async fn disabling_a_user_stops_their_keys_and_tokens_at_once_and_enabling_resto
         .unwrap()
         .to_owned();
     let path = format!("/v1/users/{ada_id}");
-    let r = app
-        .bearer(Method::PATCH, &path, &app.admin)
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["disabled"], true);
+    let r = app.patch(&path).as_(&app.admin).json(&json!({"disabled": true})).await;
+    assert_eq!(r.json()["disabled"], true);
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -153,11 +119,7 @@ async fn disabling_a_user_stops_their_keys_and_tokens_at_once_and_enabling_resto
         StatusCode::UNAUTHORIZED
     );
 
-    app.bearer(Method::PATCH, &path, &app.admin)
-        .json(&json!({"disabled": false}))
-        .send()
-        .await
-        .unwrap();
+    app.patch(&path).as_(&app.admin).json(&json!({"disabled": false})).await;
     assert_eq!(app.me_status(&key).await, StatusCode::OK, "keys come back");
     assert_eq!(
         app.me_status(&format!("Bearer {ada}")).await,
@@ -170,13 +132,11 @@ async fn disabling_a_user_stops_their_keys_and_tokens_at_once_and_enabling_resto
 async fn an_admin_password_reset_ends_the_users_access_tokens() {
     let app = spawn_app().await;
     let (ada_id, ada) = app.user("ada").await;
-    let r = app
-        .bearer(Method::PATCH, &format!("/v1/users/{ada_id}"), &app.admin)
+    app.patch(&format!("/v1/users/{ada_id}"))
+        .as_(&app.admin)
         .json(&json!({"password": "reset by admin"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        .expect_status(StatusCode::OK);
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me_status(&basic("ada", "reset by admin")).await, StatusCode::OK);
 }
@@ -189,26 +149,20 @@ async fn deleting_a_user_revokes_their_keys_and_frees_the_name() {
         .as_str()
         .unwrap()
         .to_owned();
-    let r = app
-        .bearer(Method::DELETE, &format!("/v1/users/{ada_id}"), &app.admin)
-        .send()
+    app.delete(&format!("/v1/users/{ada_id}"))
+        .as_(&app.admin)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        .expect_status(StatusCode::NO_CONTENT);
     assert_eq!(app.me_status(&key).await, StatusCode::UNAUTHORIZED);
     assert_eq!(app.me_status(&format!("Bearer {ada}")).await, StatusCode::UNAUTHORIZED);
-    let r = app
-        .bearer(Method::GET, &format!("/v1/users/{ada_id}"), &app.admin)
-        .send()
+    app.get(&format!("/v1/users/{ada_id}"))
+        .as_(&app.admin)
         .await
-        .unwrap();
-    problem(r, StatusCode::NOT_FOUND).await;
-    let r = app
-        .bearer(Method::DELETE, &format!("/v1/users/{ada_id}"), &app.admin)
-        .send()
+        .problem(StatusCode::NOT_FOUND);
+    app.delete(&format!("/v1/users/{ada_id}"))
+        .as_(&app.admin)
         .await
-        .unwrap();
-    problem(r, StatusCode::NOT_FOUND).await;
+        .problem(StatusCode::NOT_FOUND);
     let (new_id, _) = app.user("ada").await;
     assert_ne!(new_id, ada_id);
     // The revocation is in the database too: the key stays dead after a restart.
@@ -219,26 +173,16 @@ async fn deleting_a_user_revokes_their_keys_and_frees_the_name() {
 #[tokio::test]
 async fn an_admin_cannot_delete_disable_or_demote_themself() {
     let app = spawn_app().await;
-    let me: Value = app
-        .bearer(Method::GET, "/v1/me", &app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = app.get("/v1/me").as_(&app.admin).await.json();
     let path = format!("/v1/users/{}", me["user"]["id"].as_str().unwrap());
     for body in [json!({"disabled": true}), json!({"role": "user"})] {
-        let r = app
-            .bearer(Method::PATCH, &path, &app.admin)
+        app.patch(&path)
+            .as_(&app.admin)
             .json(&body)
-            .send()
             .await
-            .unwrap();
-        problem(r, StatusCode::CONFLICT).await;
+            .problem(StatusCode::CONFLICT);
     }
-    let r = app.bearer(Method::DELETE, &path, &app.admin).send().await.unwrap();
-    problem(r, StatusCode::CONFLICT).await;
+    app.delete(&path).as_(&app.admin).await.problem(StatusCode::CONFLICT);
 }
 
 #[tokio::test]
@@ -249,13 +193,11 @@ async fn a_key_never_sets_its_own_users_password_on_any_route() {
         .as_str()
         .unwrap()
         .to_owned();
-    let r = app
-        .bearer(Method::PATCH, &format!("/v1/users/{me}"), &key)
+    app.patch(&format!("/v1/users/{me}"))
+        .as_(&key)
         .json(&json!({"password": "taken over by a key"}))
-        .send()
         .await
-        .unwrap();
-    problem(r, StatusCode::FORBIDDEN).await;
+        .problem(StatusCode::FORBIDDEN);
     assert_eq!(
         app.me_status(&basic("admin", "taken over by a key")).await,
         StatusCode::UNAUTHORIZED
@@ -263,18 +205,14 @@ async fn a_key_never_sets_its_own_users_password_on_any_route() {
     // The same key may still reset another user's password (the admin's job), and may
     // change its own user's other fields.
     let (ada, _) = app.user("ada").await;
-    let r = app
-        .bearer(Method::PATCH, &format!("/v1/users/{ada}"), &key)
+    app.patch(&format!("/v1/users/{ada}"))
+        .as_(&key)
         .json(&json!({"password": "ada's new password"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let r = app
-        .bearer(Method::PATCH, &format!("/v1/users/{me}"), &key)
+        .expect_status(StatusCode::OK);
+    app.patch(&format!("/v1/users/{me}"))
+        .as_(&key)
         .json(&json!({"email": "root@example.com"}))
-        .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        .expect_status(StatusCode::OK);
 }
