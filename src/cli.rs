@@ -237,7 +237,8 @@ fn user_id(kw: &Keyward, login: &str) -> Result<crate::domain::UserId, String> {
         .ok_or_else(|| format!("no user {login:?}"))
 }
 
-fn show(e: Error) -> String {
+/// A refusal as the operator reads it (the domain's or a value's: the same words).
+fn show(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
@@ -424,13 +425,10 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
         Command::Check => {
             let (version, integrity) = kw.check_database().await.map_err(show)?;
             println!("config: ok");
-            println!(
-                "schema: version {version} (this keyward: {})",
-                crate::store::SCHEMA_VERSION
-            );
+            println!("schema: version {version} (this keyward: {})", kw.schema_version());
             println!("integrity: {integrity}");
             println!("active keys: {}", kw.active_key_count());
-            if integrity != "ok" || version != crate::store::SCHEMA_VERSION {
+            if integrity != "ok" || version != kw.schema_version() {
                 return Err("the database needs attention".into());
             }
         }

@@ -5,7 +5,6 @@ use std::io::IsTerminal;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -15,15 +14,9 @@ use actix_web::{App, HttpServer, web};
 use crate::config::Settings;
 use crate::domain::{DomainConfig, Error, Keyward, Password, Secret, Timestamp};
 use crate::http::{self, AppState};
+use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreOptions};
-
-/// How often key uses seen in memory are written to the database. Reads show them at once
-/// (the key view overlays them), so this only bounds what a crash can lose of them (a
-/// graceful stop writes them all); longer means fewer writes for keys in constant use.
-const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
-/// How often the server looks for writes made by other processes (the CLI).
-const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 /// Name of the file the generated admin password is written to, beside the database.
 pub const ADMIN_PASSWORD_FILE: &str = "keyward-admin-password";
 
@@ -50,8 +43,7 @@ pub struct Application {
     port: u16,
     server: Server,
     keyward: Keyward,
-    flusher: tokio::task::JoinHandle<()>,
-    stop_following: Arc<AtomicBool>,
+    jobs: Jobs,
     metrics_server: Option<actix_web::dev::ServerHandle>,
     shutdown_timeout: Duration,
 }
@@ -68,7 +60,7 @@ impl Application {
             batch_sizes: Some(metrics.write_batch_size.clone()),
         };
         let path = db_path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&path, &options))
+        let store = tokio::task::spawn_blocking(move || Store::open_sqlite(&path, &options))
             .await
             .map_err(|e| StartError::Database {
                 path: db_path.clone(),
@@ -203,24 +195,12 @@ impl Application {
             _ => None,
         };
 
-        let usage = keyward.clone();
-        let flusher = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
-            loop {
-                tick.tick().await;
-                if let Err(e) = usage.flush_key_usage().await {
-                    log::warn!("writing key use times failed: {e}");
-                }
-            }
-        });
-        let stop_following = Arc::new(AtomicBool::new(false));
-        keyward.follow_changes(FOLLOW_INTERVAL, Arc::clone(&stop_following))?;
+        let jobs = Jobs::start(&keyward);
         Ok(Application {
             port,
             server,
             keyward,
-            flusher,
-            stop_following,
+            jobs,
             metrics_server,
             shutdown_timeout: settings.server.shutdown_timeout,
         })
@@ -253,12 +233,11 @@ impl Application {
     /// Serves until the server is stopped through its handle, then writes pending key uses.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        self.flusher.abort();
-        self.stop_following.store(true, Ordering::Relaxed);
+        self.jobs.stop();
         if let Some(metrics) = self.metrics_server {
             metrics.stop(true).await;
         }
-        if let Err(e) = self.keyward.flush_key_usage().await {
+        if let Err(e) = self.keyward.flush_usage().await {
             log::warn!("writing key use times at shutdown failed: {e}");
         }
         result

@@ -96,7 +96,7 @@ struct One {
 fn label(text: Option<&str>) -> Result<Option<KeyName>, Error> {
     text.map(KeyName::parse)
         .transpose()
-        .map_err(|e| rename_field(e, "label"))
+        .map_err(|e| rename_field(e.into(), "label"))
 }
 
 fn rename_field(e: Error, field: &'static str) -> Error {

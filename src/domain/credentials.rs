@@ -18,8 +18,7 @@ use parking_lot::Mutex;
 
 use super::service::{Caller, Keyward, Via};
 use super::view::{Bearer, KeyCheck};
-use super::{Error, Secret, Timestamp};
-use crate::store::AuditRecord;
+use super::{AuditRecord, Error, Secret, Timestamp};
 
 /// A credential as presented, not yet checked. Keys and tokens borrow the header they came
 /// in (the hot path copies nothing); a Basic pair is decoded, so it is owned.
@@ -489,11 +488,11 @@ impl Keyward {
                 self.throttle().failed(account, source, now);
                 self.metrics().logins_failed.inc();
                 let recorded = match &user {
-                    Some(user) => {
-                        self.store()
-                            .record_audit(failed_login(Some(user), source, now, None))
-                            .await
-                    }
+                    Some(user) => self
+                        .store()
+                        .record_audit(failed_login(Some(user), source, now, None))
+                        .await
+                        .map(|_| ()),
                     None => self.record_unknown_login(source, now).await,
                 };
                 if let Err(e) = recorded {
@@ -533,7 +532,7 @@ impl Keyward {
                     now,
                     Some("1 failed sign-in with an unknown username in this minute".into()),
                 );
-                let seq = self.store().record_audit_seq(audit).await?;
+                let seq = self.store().record_audit(audit).await?;
                 self.unknown_logins().lock().started(source, minute, seq);
                 Ok(())
             }

@@ -57,3 +57,12 @@ impl Error {
         Error::Internal(cause.to_string())
     }
 }
+
+impl From<crate::model::ModelError> for Error {
+    fn from(e: crate::model::ModelError) -> Self {
+        match e {
+            crate::model::ModelError::Invalid { field, reason } => Error::Invalid { field, reason },
+            randomness @ crate::model::ModelError::Randomness(_) => Error::internal(randomness),
+        }
+    }
+}

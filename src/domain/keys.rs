@@ -3,97 +3,16 @@
 //! Ownership is decided here, once: a key that is not the caller's (or, for an admin, not
 //! the named user's) is `NotFound`, exactly like one that does not exist.
 
+use super::access::is_privileged;
 use super::service::{Caller, Keyward, Via};
 use super::view::KeyCheck;
-use super::{Error, Expiry, KeyId, Secret, Timestamp, UserId};
-use crate::store::{ActiveKeyRow, KeyChanges};
+use super::{Error, Expiry, FeedEntry, KeyDigest, KeyId, KeyName, KeyRecord, Meta, Scopes, Secret, Timestamp, UserId};
+use crate::model::ActiveKeyRow;
+use crate::store::KeyChanges;
 
 /// Default page size of key and user lists, and the largest one may ask for.
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 500;
-
-/// A key's label: 1 to 256 characters, no control characters.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyName(String);
-
-impl KeyName {
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        let n = s.chars().count();
-        if n == 0 || n > 256 || s.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                "name",
-                "must be 1 to 256 characters without control characters",
-            ));
-        }
-        Ok(KeyName(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// blake3's extendable output to 64 bytes of the exact token bytes. The first 32 bytes are
-/// the ordinary blake3 hash, which lookups use; the whole is seed 001's `hash` field.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct KeyDigest([u8; 64]);
-
-impl KeyDigest {
-    pub fn of(token: &str) -> Self {
-        let mut out = [0u8; 64];
-        blake3::Hasher::new()
-            .update(token.as_bytes())
-            .finalize_xof()
-            .fill(&mut out);
-        KeyDigest(out)
-    }
-
-    pub fn from_bytes(bytes: [u8; 64]) -> Self {
-        KeyDigest(bytes)
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 64] {
-        &self.0
-    }
-
-    /// The 32-byte blake3 hash: the lookup key.
-    pub fn lookup(&self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        out.copy_from_slice(&self.0[..32]);
-        out
-    }
-
-    pub fn hex(&self) -> String {
-        super::ids::hex(&self.0)
-    }
-}
-
-/// A key as stored (never the key itself).
-#[derive(Clone, Debug)]
-pub struct KeyRecord {
-    pub id: KeyId,
-    pub user_id: UserId,
-    pub name: Option<String>,
-    pub digest: KeyDigest,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-    /// `None`: never expires.
-    pub expires_at: Option<Timestamp>,
-    pub last_used_at: Option<Timestamp>,
-    pub disabled: bool,
-    /// `None`: the key acts as its user. Otherwise only these scopes.
-    pub scopes: Option<Vec<String>>,
-    /// Free-form JSON object given at creation (at most 4 KiB).
-    pub meta: serde_json::Value,
-    /// The privileged scopes of `scopes` an admin granted: only these are honoured.
-    pub grants: Vec<String>,
-}
-
-impl std::fmt::Debug for KeyDigest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeyDigest(..)")
-    }
-}
 
 #[derive(Default)]
 pub struct NewKeyRequest {
@@ -137,60 +56,6 @@ pub struct KeyPatch {
     pub scopes: Option<Option<Scopes>>,
 }
 
-/// Scopes only an admin may grant: a key holding one is honoured for it only if an admin
-/// granted it (the grant is recorded with the key).
-pub const PRIVILEGED_SCOPES: [&str; 3] = ["keys:verify", "users:admin", "metrics:read"];
-
-pub fn is_privileged(scope: &str) -> bool {
-    PRIVILEGED_SCOPES.contains(&scope)
-}
-
-/// A key's scopes: 1 to 32 distinct names of 1 to 64 of `A-Z a-z 0-9 : _ . - *`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Scopes(Vec<String>);
-
-impl Scopes {
-    pub fn parse(list: Vec<String>) -> Result<Self, Error> {
-        let ok = |s: &String| {
-            (1..=64).contains(&s.len())
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-' | b'*'))
-        };
-        if list.is_empty() || list.len() > 32 || !list.iter().all(ok) {
-            return Err(Error::invalid(
-                "scopes",
-                "must be 1 to 32 names of letters, digits and : _ . - * (up to 64 each)",
-            ));
-        }
-        let mut list = list;
-        list.sort();
-        list.dedup();
-        Ok(Scopes(list))
-    }
-
-    pub fn as_slice(&self) -> &[String] {
-        &self.0
-    }
-}
-
-/// A key's metadata: a JSON object of at most 4 KiB.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Meta(serde_json::Value);
-
-impl Meta {
-    pub const MAX_BYTES: usize = 4096;
-
-    pub fn parse(value: serde_json::Value) -> Result<Self, Error> {
-        if !value.is_object() {
-            return Err(Error::invalid("meta", "must be a JSON object"));
-        }
-        if value.to_string().len() > Self::MAX_BYTES {
-            return Err(Error::invalid("meta", "must be at most 4 KiB"));
-        }
-        Ok(Meta(value))
-    }
-}
-
 /// A key just made: its record and the key itself, which is shown this once.
 pub struct MintedKey {
     pub record: KeyRecord,
@@ -208,7 +73,7 @@ pub const FEED_PAGE: u32 = 1000;
 
 /// A page of the offline revocation feed.
 pub struct RevocationFeed {
-    pub entries: Vec<crate::store::FeedEntry>,
+    pub entries: Vec<FeedEntry>,
     /// The cursor to ask with next time.
     pub next: String,
     pub more: bool,
@@ -410,15 +275,15 @@ impl Keyward {
         let record = KeyRecord {
             id,
             user_id: owner,
-            name: request.name.map(|n| n.0),
+            name: request.name.map(KeyName::into_string),
             digest: KeyDigest::of(secret.reveal()),
             created_at: now,
             updated_at: now,
             expires_at,
             last_used_at: None,
             disabled: false,
-            scopes: request.scopes.map(|s| s.0),
-            meta: request.meta.map_or_else(|| serde_json::json!({}), |m| m.0),
+            scopes: request.scopes.map(Scopes::into_vec),
+            meta: request.meta.map_or_else(|| serde_json::json!({}), Meta::into_value),
             grants,
         };
         Ok((record, secret))
@@ -567,11 +432,11 @@ impl Keyward {
             None => None,
             Some(scopes) => {
                 let grants = grants_for(caller, scopes.as_ref(), Some(&Held::of(&current)))?;
-                Some((scopes.map(|s| s.0), grants))
+                Some((scopes.map(Scopes::into_vec), grants))
             }
         };
         let changes = KeyChanges {
-            name: patch.name.map(|n| n.map(|n| n.0)),
+            name: patch.name.map(|n| n.map(KeyName::into_string)),
             disabled: patch.disabled,
             expires_by: None,
             scopes,
@@ -718,8 +583,8 @@ impl Keyward {
         let request = NewKeyRequest {
             name: old.name.as_deref().map(KeyName::parse).transpose()?,
             expires,
-            scopes: old.scopes.clone().map(Scopes),
-            meta: Some(Meta(old.meta.clone())),
+            scopes: old.scopes.clone().map(Scopes::of_record),
+            meta: Some(Meta::of_record(old.meta.clone())),
             replaces: Some(Held::of(&old)),
             ..NewKeyRequest::default()
         };
@@ -843,21 +708,6 @@ impl Keyward {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digest_starts_with_the_plain_blake3_hash() {
-        let d = KeyDigest::of("a.b.c");
-        assert_eq!(&d.lookup(), blake3::hash(b"a.b.c").as_bytes());
-        assert_eq!(d.hex().len(), 128);
-    }
-
-    #[test]
-    fn key_names() {
-        assert!(KeyName::parse("Test 123").is_ok());
-        assert!(KeyName::parse("").is_err());
-        assert!(KeyName::parse("tab\there").is_err());
-        assert!(KeyName::parse(&"x".repeat(257)).is_err());
-    }
 
     #[test]
     fn page_limits() {

@@ -6,11 +6,10 @@ use std::time::Duration;
 use super::passwords::Passwords;
 use super::tokens::TokenSigner;
 use super::view::KeyView;
-use super::{Error, Lifetime, Secret, Timestamp, UserId, UserRecord};
-use std::sync::atomic::{AtomicBool, Ordering};
-
+use super::{AuditRecord, Error, Lifetime, Secret, Timestamp, UserId, UserRecord};
 use crate::metrics::Metrics;
-use crate::store::{AuditRecord, Change, Store, StoreError, StoreErrorKind};
+use crate::model::SigningKey;
+use crate::store::{Change, Store, StoreError, StoreErrorKind};
 
 /// How a caller proved who they are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,47 +133,24 @@ struct Inner {
 pub struct Keyward(Arc<Inner>);
 
 const MASTER_SECRET_SETTING: &str = "master_secret";
-/// The Ed25519 signing keys (seeds, hex, oldest first) when keys are signed with EdDSA.
-const SIGNING_KEYS_SETTING: &str = "ed25519_signing_keys";
 
-fn parse_seeds(text: &str) -> Result<Vec<[u8; 32]>, Error> {
-    let list: Vec<String> = serde_json::from_str(text)
-        .map_err(|e| Error::internal(format!("the stored signing keys are unreadable: {e}")))?;
-    list.iter()
-        .map(|hex| {
-            let bytes: Option<Vec<u8>> = (0..hex.len())
-                .step_by(2)
-                .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-                .collect();
-            bytes
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| Error::internal("a stored signing key is malformed"))
-        })
-        .collect()
-}
-
-fn new_seed() -> Result<String, Error> {
-    let mut seed = [0u8; 32];
-    super::ids::os_random(&mut seed)?;
-    Ok(super::ids::hex(&seed))
-}
-
-/// The Ed25519 signing keys, making the first one on first use.
-async fn signing_seeds(store: &Store) -> Result<Vec<[u8; 32]>, Error> {
-    let stored = store
-        .setting(SIGNING_KEYS_SETTING)
+/// The Ed25519 signing keys (oldest first), making the first one on first use. Read first,
+/// so a read-only database that has them opens.
+async fn signing_keys(store: &Store) -> Result<Vec<SigningKey>, Error> {
+    let keys = store
+        .signing_keys()
         .await
         .map_err(|e| e.into_domain("reading the signing keys failed"))?;
-    let text = match stored {
-        Some(text) => text,
-        None => store
-            .setting_or_insert(SIGNING_KEYS_SETTING, serde_json::json!([new_seed()?]).to_string())
-            .await
-            .map_err(|e| e.into_domain("storing a signing key failed"))?,
-    };
-    parse_seeds(&text)
+    if !keys.is_empty() {
+        return Ok(keys);
+    }
+    store
+        .signing_keys_or_insert(SigningKey::generate()?)
+        .await
+        .map_err(|e| e.into_domain("storing a signing key failed"))
 }
-/// Key uses written per transaction by [`Keyward::flush_key_usage`], and the pause between
+
+/// Key uses written per transaction by [`Keyward::flush_usage`], and the pause between
 /// transactions: small writes with room between them keep the flush out of request latency.
 const USAGE_CHUNK: usize = 32;
 const USAGE_PAUSE: Duration = Duration::from_millis(2);
@@ -193,9 +169,9 @@ impl Keyward {
                     Some(value) => value,
                     None => {
                         let mut bytes = [0u8; 32];
-                        super::ids::os_random(&mut bytes)?;
+                        crate::model::os_random(&mut bytes)?;
                         store
-                            .setting_or_insert(MASTER_SECRET_SETTING, super::ids::hex(&bytes))
+                            .setting_or_insert(MASTER_SECRET_SETTING, crate::model::hex(&bytes))
                             .await
                             .map_err(|e| e.into_domain("the master secret could not be stored"))?
                     }
@@ -203,19 +179,19 @@ impl Keyward {
                 Secret::new(value)
             }
         };
-        let seeds = if config.eddsa {
-            signing_seeds(&store).await?
+        let signing_keys = if config.eddsa {
+            signing_keys(&store).await?
         } else {
             Vec::new()
         };
-        let signer = TokenSigner::new(&secret, &config.issuer, config.access_token_ttl, &seeds);
+        let signer = TokenSigner::new(&secret, &config.issuer, config.access_token_ttl, &signing_keys);
         let users = store
             .load_users()
             .await
             .map_err(|e| e.into_domain("loading users failed"))?;
         let view = Arc::new(KeyView::with_users(users));
         let loading = Arc::clone(&view);
-        let _sink = store
+        store
             .load_active_keys(Timestamp::now(), move |row, expected| loading.load_key(row, expected))
             .await
             .map_err(|e| e.into_domain("loading keys failed"))?;
@@ -312,6 +288,11 @@ impl Keyward {
         self.0.view.user_by_login(login)
     }
 
+    /// The schema version this build writes.
+    pub fn schema_version(&self) -> i64 {
+        self.0.store.schema_version()
+    }
+
     /// Schema version and the result of `PRAGMA integrity_check`.
     pub async fn check_database(&self) -> Result<(i64, String), Error> {
         self.0
@@ -348,16 +329,14 @@ impl Keyward {
     /// Adds a new Ed25519 signing key: a server started from now on signs with it, and keeps
     /// accepting and publishing the earlier ones, so keys signed with them stay valid.
     pub async fn rotate_signing_key(&self) -> Result<usize, Error> {
-        let current = signing_seeds(&self.0.store).await?;
-        let mut list: Vec<String> = current.iter().map(|s| super::ids::hex(s)).collect();
-        list.push(new_seed()?);
-        let count = list.len();
-        self.0
+        signing_keys(&self.0.store).await?;
+        let all = self
+            .0
             .store
-            .put_setting(SIGNING_KEYS_SETTING, serde_json::json!(list).to_string())
+            .add_signing_key(SigningKey::generate()?)
             .await
             .map_err(|e| e.into_domain("storing a signing key failed"))?;
-        Ok(count)
+        Ok(all.len())
     }
 
     /// Whether the database answers.
@@ -365,48 +344,34 @@ impl Keyward {
         self.0.store.ping().await.is_ok()
     }
 
-    /// Follows what other processes (the CLI, another server) write to the database, every
-    /// `interval`, on a thread of its own, until `stop` is set: their revocations, new keys
-    /// and user changes reach the in-memory view within one interval.
-    pub fn follow_changes(
-        &self,
-        interval: Duration,
-        stop: Arc<AtomicBool>,
-    ) -> Result<std::thread::JoinHandle<()>, Error> {
-        let mut watcher = self
+    /// One step of following what other processes (the CLI, another server) write: their
+    /// revocations, new keys and user changes since the last step reach the in-memory view.
+    /// `crate::jobs` runs it every so often; it returns how many changes it applied.
+    pub async fn apply_changes(&self) -> Result<usize, Error> {
+        let changes = self
             .0
             .store
-            .watcher()
-            .map_err(|e| e.into_domain("watching the database failed"))?;
-        let view = Arc::clone(&self.0.view);
-        std::thread::Builder::new()
-            .name("keyward-follow".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(interval);
-                    match watcher.poll(Timestamp::now()) {
-                        Ok(changes) => {
-                            for change in changes {
-                                match change {
-                                    Change::KeyActive(k) => view.insert_key(k, false),
-                                    Change::KeyGone(lookup) => view.remove_keys(&[lookup]),
-                                    Change::User(user) => view.put_user(user),
-                                }
-                            }
-                        }
-                        Err(e) => log::warn!("following database changes failed: {e}"),
-                    }
-                }
-            })
-            .map_err(Error::internal)
+            .poll_changes(Timestamp::now())
+            .await
+            .map_err(|e| e.into_domain("following database changes failed"))?;
+        let applied = changes.len();
+        let view = &self.0.view;
+        for change in changes {
+            match change {
+                Change::KeyActive(k) => view.insert_key(k, false),
+                Change::KeyGone(lookup) => view.remove_keys(&[lookup]),
+                Change::User(user) => view.put_user(user),
+            }
+        }
+        Ok(applied)
     }
 
-    /// Writes the key uses seen since the last call, in one batch.
+    /// Writes the key uses seen since the last call.
     ///
     /// In chunks of [`USAGE_CHUNK`], each its own write: ten thousand keys in use would
     /// otherwise hold the writer (and, on a small box, the CPU) for tens of milliseconds at
     /// once, which shows as a latency spike for everyone; chunks let other writes in between.
-    pub async fn flush_key_usage(&self) -> Result<(), Error> {
+    pub async fn flush_usage(&self) -> Result<(), Error> {
         let mut uses = self.0.view.take_usage();
         uses.sort_unstable_by_key(|(id, _)| *id);
         for chunk in uses.chunks(USAGE_CHUNK) {

@@ -7,9 +7,8 @@
 
 use std::net::IpAddr;
 
-use super::ids::{hex, os_random};
 use super::{Caller, Error, Secret, Timestamp, Via};
-use crate::store::SessionRow;
+use crate::model::{SessionRecord, hex, os_random};
 
 /// Bytes of randomness in a session token (and a sign-in form's token).
 const TOKEN_BYTES: usize = 32;
@@ -59,7 +58,7 @@ impl super::Keyward {
         let mut caller = self.authenticate_password(login, password, source, now).await?;
         caller.via = Via::Session;
         let token = random_token()?;
-        let session = SessionRow {
+        let session = SessionRecord {
             user_id: caller.user.id,
             token_epoch: caller.user.token_epoch,
             expires_at: now.plus(self.config().session_ttl),

@@ -11,7 +11,8 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::{Error, KeyId, Secret, Timestamp, UserId, ids::hex};
+use super::{Error, KeyId, Secret, Timestamp, UserId, hex};
+use crate::model::SigningKey;
 
 /// `typ` of an API key: seed 001's keys carry plain `JWT`.
 const KEY_TYP: &str = "JWT";
@@ -155,17 +156,17 @@ pub struct AccessTokenClaims {
 
 impl TokenSigner {
     /// `master_secret` is the configured secret (≥ 32 bytes) or the generated one. With
-    /// `ed25519_seeds` (oldest first), keys are signed with EdDSA by the last of them and
+    /// `ed25519_keys` (oldest first), keys are signed with EdDSA by the last of them and
     /// verify under any; otherwise with HS256 from the master secret. Access tokens are
     /// always HS256: only keyward checks them.
-    pub fn new(master_secret: &Secret, issuer: &str, access_ttl: Duration, ed25519_seeds: &[[u8; 32]]) -> Self {
+    pub fn new(master_secret: &Secret, issuer: &str, access_ttl: Duration, ed25519_keys: &[SigningKey]) -> Self {
         let master = blake3::derive_key(MASTER_CONTEXT, master_secret.reveal().as_bytes());
-        let keys = if ed25519_seeds.is_empty() {
+        let keys = if ed25519_keys.is_empty() {
             vec![KindKeys::derive(&master, KEY_SIGNING_CONTEXT, KEY_TYP, issuer, None)]
         } else {
-            ed25519_seeds
+            ed25519_keys
                 .iter()
-                .map(|seed| KindKeys::ed25519(seed, KEY_TYP, issuer))
+                .map(|key| KindKeys::ed25519(key.seed(), KEY_TYP, issuer))
                 .collect()
         };
         TokenSigner {

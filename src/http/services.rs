@@ -173,7 +173,7 @@ pub async fn revocations(
                     .iter()
                     .map(|e| FeedEntryJson {
                         id: e.id.to_string(),
-                        state: e.state,
+                        state: e.state.as_str(),
                         at: e.at.rfc3339(),
                         not_after: e.not_after.map(Timestamp::rfc3339),
                     })

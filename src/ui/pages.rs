@@ -6,8 +6,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use std::collections::HashMap;
 
+use crate::domain::AuditLine;
 use crate::domain::{KeyId, KeyRecord, KeyTarget, Timestamp, UserId, UserRecord};
-use crate::store::AuditLine;
 
 /// Which part of the console a page belongs to (for the navigation).
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -3,24 +3,24 @@
 
 use std::fmt;
 
-use super::Error;
+use super::ModelError;
 
 const ID_BYTES: usize = 12;
 
 /// Fills `buf` from the operating system's random source.
-pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), Error> {
-    getrandom::fill(buf).map_err(|e| Error::internal(format!("OS random source failed: {e}")))
+pub fn os_random(buf: &mut [u8]) -> Result<(), ModelError> {
+    getrandom::fill(buf).map_err(|e| ModelError::Randomness(e.to_string()))
 }
 
 /// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
     push_hex(&mut out, bytes);
     out
 }
 
 /// Appends the lowercase hex of `bytes` to `out` (on the hot path: no allocation of its own).
-pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0u8; 64];
     for chunk in bytes.chunks(32) {
@@ -57,7 +57,7 @@ macro_rules! id_type {
 
         impl $name {
             /// A fresh random id.
-            pub fn generate() -> Result<Self, Error> {
+            pub fn generate() -> Result<Self, ModelError> {
                 let mut bytes = [0u8; ID_BYTES];
                 os_random(&mut bytes)?;
                 Ok(Self(bytes))
