@@ -15,6 +15,8 @@
 //! - "Not there" is `Ok(None)` (or `false`), never an error; a unique name taken is
 //!   [`StoreErrorKind::Conflict`].
 
+#[cfg(test)]
+mod conformance;
 pub mod sqlite;
 
 use std::path::Path;
