@@ -248,7 +248,6 @@ fn or_dash(t: Option<Timestamp>) -> String {
 
 async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
     let op = kw.operator();
-    let now = Timestamp::now();
     match command {
         Command::Serve | Command::Config => unreachable!("handled by run"),
         Command::User(UserCommand::Add { username, email, role }) => {
@@ -258,7 +257,7 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
                 email: email.as_deref().map(Email::parse).transpose().map_err(show)?,
                 role: Role::parse(&role).map_err(show)?,
             };
-            let user = kw.create_user(&op, request, now).await.map_err(show)?;
+            let user = kw.create_user(&op, request).await.map_err(show)?;
             println!("added user {} ({})", user.username, user.id);
         }
         Command::User(UserCommand::List) => {
@@ -291,7 +290,7 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
                 password: Some(read_password(&username)?),
                 ..UserUpdate::default()
             };
-            kw.update_user(&op, &id.to_string(), update, now).await.map_err(show)?;
+            kw.update_user(&op, &id.to_string(), update).await.map_err(show)?;
             println!("password of {username} changed; their access tokens have ended");
         }
         Command::User(UserCommand::Disable { username }) => {
@@ -303,7 +302,6 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
                     disabled: Some(true),
                     ..UserUpdate::default()
                 },
-                now,
             )
             .await
             .map_err(show)?;
@@ -318,7 +316,6 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
                     disabled: Some(false),
                     ..UserUpdate::default()
                 },
-                now,
             )
             .await
             .map_err(show)?;
@@ -326,7 +323,7 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
         }
         Command::User(UserCommand::Delete { username }) => {
             let id = user_id(kw, &username)?;
-            kw.delete_user(&op, &id.to_string(), now).await.map_err(show)?;
+            kw.delete_user(&op, &id.to_string()).await.map_err(show)?;
             println!("deleted {username}; their keys are revoked");
         }
         Command::Key(KeyCommand::Create {
@@ -356,7 +353,7 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
                     .map_err(show)?,
                 ..NewKeyRequest::default()
             };
-            let minted = kw.mint_key(&op, Some(owner), request, now).await.map_err(show)?;
+            let minted = kw.mint_key(&op, Some(owner), request).await.map_err(show)?;
             eprintln!("created key {} for {user}; it is shown this once:", minted.record.id);
             println!("{}", minted.secret.reveal());
         }
@@ -384,7 +381,7 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
             }
         }
         Command::Key(KeyCommand::Revoke { id }) => {
-            kw.revoke_any_key(&op, &id, now).await.map_err(|e| match e {
+            kw.revoke_any_key(&op, &id).await.map_err(|e| match e {
                 Error::NotFound => format!("no live key {id}"),
                 other => other.to_string(),
             })?;

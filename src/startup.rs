@@ -12,7 +12,7 @@ use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use crate::config::Settings;
-use crate::domain::{DomainConfig, Error, Keyward, Password, Secret, Timestamp};
+use crate::domain::{Clock, DomainConfig, Error, Keyward, Password, Secret};
 use crate::http::{self, AppState};
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
@@ -51,6 +51,11 @@ pub struct Application {
 impl Application {
     /// Opens the store and the domain without serving: for the CLI.
     pub async fn open_domain(settings: &Settings) -> Result<Keyward, StartError> {
+        Self::open_domain_with_clock(settings, Clock::System).await
+    }
+
+    /// [`Self::open_domain`], the domain reading the time from `clock`.
+    pub async fn open_domain_with_clock(settings: &Settings, clock: Clock) -> Result<Keyward, StartError> {
         let db_path = settings.database.path.clone();
         let metrics = Arc::new(Metrics::new().map_err(|e| Error::internal(format!("metrics: {e}")))?);
         let options = StoreOptions {
@@ -83,13 +88,20 @@ impl Application {
                 session_ttl: settings.ui.session_ttl,
             },
             metrics,
+            clock,
         )
         .await?;
         Ok(keyward)
     }
 
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        let keyward = Self::open_domain(&settings).await?;
+        Self::build_with_clock(settings, Clock::System).await
+    }
+
+    /// [`Self::build`], the domain reading the time from `clock`: tests pass a
+    /// [`crate::domain::TestClock`] and move it on instead of waiting for expiry.
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> Result<Application, StartError> {
+        let keyward = Self::open_domain_with_clock(&settings, clock).await?;
         warn_if_readable_by_others(&settings.database.path);
         warn_if_few_files(settings.server.max_connections);
         if !keyward.has_users().await? {
@@ -331,7 +343,7 @@ async fn bootstrap_admin(keyward: &Keyward, configured: Option<Secret>, db_path:
     } else {
         log::info!("created user admin with the configured password");
     }
-    keyward.bootstrap_admin(password, Timestamp::now()).await?;
+    keyward.bootstrap_admin(password).await?;
     Ok(())
 }
 

@@ -373,22 +373,18 @@ pub enum Authentication {
 
 impl Keyward {
     /// Turns a presented credential into a caller, or `Unauthenticated`.
-    pub async fn authenticate(
-        &self,
-        presented: Presented<'_>,
-        source: Option<IpAddr>,
-        now: Timestamp,
-    ) -> Result<Caller, Error> {
-        match self.authenticate_now(presented, now) {
+    pub async fn authenticate(&self, presented: Presented<'_>, source: Option<IpAddr>) -> Result<Caller, Error> {
+        match self.authenticate_now(presented) {
             Authentication::Done(result) => result,
             Authentication::NeedsPassword { username, password } => {
-                self.authenticate_password(&username, &password, source, now).await
+                self.authenticate_password(&username, &password, source).await
             }
         }
     }
 
     /// Everything that can be decided without waiting: keys and access tokens, from memory.
-    pub fn authenticate_now(&self, presented: Presented, now: Timestamp) -> Authentication {
+    pub fn authenticate_now(&self, presented: Presented) -> Authentication {
+        let now = self.now();
         let refused = || Error::Unauthenticated { presented: true };
         let credential = match presented {
             Presented::Nothing => return Authentication::Done(Err(Error::Unauthenticated { presented: false })),
@@ -452,8 +448,8 @@ impl Keyward {
         username: &str,
         password: &Secret,
         source: Option<IpAddr>,
-        now: Timestamp,
     ) -> Result<Caller, Error> {
+        let now = self.now();
         let user = self.check_password(username, password, source, now).await?;
         Ok(Caller {
             user,
@@ -541,13 +537,8 @@ impl Keyward {
 
     /// `POST /v1/auth/token`: a username (or email) and password for an access token and its
     /// lifetime in seconds.
-    pub async fn login(
-        &self,
-        login: &str,
-        password: &Secret,
-        source: Option<IpAddr>,
-        now: Timestamp,
-    ) -> Result<(Secret, u64), Error> {
+    pub async fn login(&self, login: &str, password: &Secret, source: Option<IpAddr>) -> Result<(Secret, u64), Error> {
+        let now = self.now();
         let user = self.check_password(login, password, source, now).await?;
         self.signer().issue_access_token(user.id, user.token_epoch, now)
     }

@@ -203,8 +203,8 @@ impl Keyward {
         caller: &Caller,
         owner: Option<UserId>,
         request: NewKeyRequest,
-        now: Timestamp,
     ) -> Result<MintedKey, Error> {
+        let now = self.now();
         let numbered = request.numbered;
         let (record, secret) = self.prepare_key(caller, owner, request, now)?;
         let view = self.view().clone();
@@ -352,8 +352,8 @@ impl Keyward {
         caller: &Caller,
         owner: Option<UserId>,
         within: std::time::Duration,
-        now: Timestamp,
     ) -> Result<Vec<(KeyRecord, Timestamp)>, Error> {
+        let now = self.now();
         caller.require_scope("keys:read")?;
         let owner = self.owner_for(caller, owner)?;
         self.store()
@@ -417,8 +417,8 @@ impl Keyward {
         owner: Option<UserId>,
         id: &str,
         patch: KeyPatch,
-        now: Timestamp,
     ) -> Result<KeyRecord, Error> {
+        let now = self.now();
         caller.require_scope("keys:write")?;
         let owner = self.owner_for(caller, owner)?;
         let id = parse_key_id(id)?;
@@ -494,13 +494,12 @@ impl Keyward {
         owner: Option<UserId>,
         id: &str,
         name: Option<KeyName>,
-        now: Timestamp,
     ) -> Result<KeyRecord, Error> {
         let patch = KeyPatch {
             name: Some(name),
             ..KeyPatch::default()
         };
-        self.update_key(caller, owner, id, patch, now).await
+        self.update_key(caller, owner, id, patch).await
     }
 
     /// Disables or enables a key without deleting it.
@@ -510,25 +509,19 @@ impl Keyward {
         owner: Option<UserId>,
         id: &str,
         disabled: bool,
-        now: Timestamp,
     ) -> Result<KeyRecord, Error> {
         let patch = KeyPatch {
             disabled: Some(disabled),
             ..KeyPatch::default()
         };
-        self.update_key(caller, owner, id, patch, now).await
+        self.update_key(caller, owner, id, patch).await
     }
 
     /// `POST /v1/verify`: what keyward says of a presented key, for a service checking its
     /// callers. Only an admin, or a key with the explicit scope `keys:verify` (a key without
     /// scopes does not get it implicitly), may ask.
-    pub async fn verify_key(
-        &self,
-        caller: &Caller,
-        token: &str,
-        scopes: &[String],
-        now: Timestamp,
-    ) -> Result<Verification, Error> {
+    pub async fn verify_key(&self, caller: &Caller, token: &str, scopes: &[String]) -> Result<Verification, Error> {
+        let now = self.now();
         require_verifier(caller)?;
         let check = self.view().check_key(token, now, self.signer());
         let on_file = self
@@ -569,8 +562,8 @@ impl Keyward {
         owner: Option<UserId>,
         id: &str,
         grace: std::time::Duration,
-        now: Timestamp,
     ) -> Result<MintedKey, Error> {
+        let now = self.now();
         caller.require_scope("keys:write")?;
         let old = self.get_key(caller, owner, id).await?;
         let expires = match old.expires_at {
@@ -660,13 +653,8 @@ impl Keyward {
     }
 
     /// Revokes a key. When this returns, the key already fails verification.
-    pub async fn revoke_key(
-        &self,
-        caller: &Caller,
-        owner: Option<UserId>,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<(), Error> {
+    pub async fn revoke_key(&self, caller: &Caller, owner: Option<UserId>, id: &str) -> Result<(), Error> {
+        let now = self.now();
         caller.require_scope("keys:write")?;
         let owner = self.owner_for(caller, owner)?;
         let id = parse_key_id(id)?;
@@ -690,7 +678,7 @@ impl Keyward {
     }
 
     /// Admin: revokes a key whoever owns it (the CLI's `key revoke ID`).
-    pub async fn revoke_any_key(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<(), Error> {
+    pub async fn revoke_any_key(&self, caller: &Caller, id: &str) -> Result<(), Error> {
         if !caller.is_admin() {
             return Err(Error::Forbidden("this is for admins only".into()));
         }
@@ -701,7 +689,7 @@ impl Keyward {
             .await
             .map_err(|e| e.into_domain("reading the key failed"))?
             .ok_or(Error::NotFound)?;
-        self.revoke_key(caller, Some(owner), id, now).await
+        self.revoke_key(caller, Some(owner), id).await
     }
 }
 

@@ -7,6 +7,7 @@
 //! so the protocols name them as the domain's.
 
 pub mod access;
+mod clock;
 mod error;
 mod expiry;
 mod keys;
@@ -25,6 +26,7 @@ pub use crate::model::{
     Scopes, Timestamp, UserId, UserRecord, Username, hex,
 };
 pub use access::{PRIVILEGED_SCOPES, is_privileged};
+pub use clock::{Clock, TestClock};
 pub use error::Error;
 pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, byte_size_text, duration_text, parse_byte_size, parse_grace};
 pub use keys::{KeyPage, KeyPatch, MintedKey, NewKeyRequest, RevocationFeed, Verification, VerifyCode};

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::clock::Clock;
 use super::passwords::Passwords;
 use super::tokens::TokenSigner;
 use super::view::KeyView;
@@ -126,6 +127,7 @@ struct Inner {
     unknown_logins: parking_lot::Mutex<super::credentials::UnknownLogins>,
     config: DomainConfig,
     metrics: Arc<Metrics>,
+    clock: Clock,
 }
 
 /// The domain: cheap to clone, shared by every handler and protocol.
@@ -156,8 +158,14 @@ const USAGE_CHUNK: usize = 32;
 const USAGE_PAUSE: Duration = Duration::from_millis(2);
 
 impl Keyward {
-    /// Loads the master secret (generating it on first start), users and active keys.
-    pub async fn open(store: Store, config: DomainConfig, metrics: Arc<Metrics>) -> Result<Keyward, Error> {
+    /// Loads the master secret (generating it on first start), users and active keys. Every
+    /// operation reads the time from `clock`.
+    pub async fn open(
+        store: Store,
+        config: DomainConfig,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Result<Keyward, Error> {
         let secret = match &config.secret {
             Some(s) => s.clone(),
             None => {
@@ -192,7 +200,7 @@ impl Keyward {
         let view = Arc::new(KeyView::with_users(users));
         let loading = Arc::clone(&view);
         store
-            .load_active_keys(Timestamp::now(), move |row, expected| loading.load_key(row, expected))
+            .load_active_keys(clock.now(), move |row, expected| loading.load_key(row, expected))
             .await
             .map_err(|e| e.into_domain("loading keys failed"))?;
         let passwords = Passwords::new(config.password_concurrency)?;
@@ -205,7 +213,14 @@ impl Keyward {
             unknown_logins: parking_lot::Mutex::default(),
             config,
             metrics,
+            clock,
         })))
+    }
+
+    /// The time now, by the domain's clock: what every operation uses, and what the
+    /// protocols show as "now" (a page's relative times, a list's `as_of`).
+    pub fn now(&self) -> Timestamp {
+        self.0.clock.now()
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -263,7 +278,7 @@ impl Keyward {
     /// The operator at the console (the CLI): an admin who is no user, so the "not
     /// yourself" rules never apply to them.
     pub fn operator(&self) -> Caller {
-        let now = Timestamp::now();
+        let now = self.now();
         let user = UserRecord {
             id: UserId::nil(),
             username: "operator".into(),
@@ -351,7 +366,7 @@ impl Keyward {
         let changes = self
             .0
             .store
-            .poll_changes(Timestamp::now())
+            .poll_changes(self.now())
             .await
             .map_err(|e| e.into_domain("following database changes failed"))?;
         let applied = changes.len();

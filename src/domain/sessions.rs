@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use super::{Caller, Error, Secret, Timestamp, Via};
+use super::{Caller, Error, Secret, Via};
 use crate::model::{SessionRecord, hex, os_random};
 
 /// Bytes of randomness in a session token (and a sign-in form's token).
@@ -53,9 +53,9 @@ impl super::Keyward {
         login: &str,
         password: &Secret,
         source: Option<IpAddr>,
-        now: Timestamp,
     ) -> Result<(Secret, Caller), Error> {
-        let mut caller = self.authenticate_password(login, password, source, now).await?;
+        let now = self.now();
+        let mut caller = self.authenticate_password(login, password, source).await?;
         caller.via = Via::Session;
         let token = random_token()?;
         let session = SessionRecord {
@@ -73,12 +73,8 @@ impl super::Keyward {
 
     /// The caller a session token stands for; `None` when it is unknown, expired, or its user
     /// is no longer active or has changed their password since.
-    pub async fn session(
-        &self,
-        token: &Secret,
-        source: Option<IpAddr>,
-        now: Timestamp,
-    ) -> Result<Option<Caller>, Error> {
+    pub async fn session(&self, token: &Secret, source: Option<IpAddr>) -> Result<Option<Caller>, Error> {
+        let now = self.now();
         if token.reveal().len() != TOKEN_BYTES * 2 {
             return Ok(None);
         }
@@ -105,7 +101,8 @@ impl super::Keyward {
     }
 
     /// Signs out: the session is deleted, so its cookie is worthless from now on.
-    pub async fn end_session(&self, caller: &Caller, token: &Secret, now: Timestamp) -> Result<(), Error> {
+    pub async fn end_session(&self, caller: &Caller, token: &Secret) -> Result<(), Error> {
+        let now = self.now();
         let audit = caller.audit("session.end", Some(("user", caller.user.id.to_string())), now);
         self.store()
             .delete_session(session_hash(token.reveal()), audit)

@@ -43,7 +43,8 @@ impl Keyward {
     }
 
     /// Makes the first admin, `admin`; only into a database without users.
-    pub async fn bootstrap_admin(&self, password: Password, now: Timestamp) -> Result<UserRecord, Error> {
+    pub async fn bootstrap_admin(&self, password: Password) -> Result<UserRecord, Error> {
+        let now = self.now();
         let request = NewUserRequest {
             username: Username::parse("admin")?,
             password,
@@ -54,12 +55,8 @@ impl Keyward {
     }
 
     /// Admin: creates a user.
-    pub async fn create_user(
-        &self,
-        caller: &Caller,
-        request: NewUserRequest,
-        now: Timestamp,
-    ) -> Result<UserRecord, Error> {
+    pub async fn create_user(&self, caller: &Caller, request: NewUserRequest) -> Result<UserRecord, Error> {
+        let now = self.now();
         require_admin(caller)?;
         self.insert_user(caller, request, now).await
     }
@@ -141,13 +138,8 @@ impl Keyward {
     /// Admin: changes a user's password, email, role or disabled flag. A new password or
     /// disabling ends the user's access tokens at once; disabling stops their keys too.
     /// An admin cannot disable or demote themself (so one admin always remains).
-    pub async fn update_user(
-        &self,
-        caller: &Caller,
-        id: &str,
-        update: UserUpdate,
-        now: Timestamp,
-    ) -> Result<UserRecord, Error> {
+    pub async fn update_user(&self, caller: &Caller, id: &str, update: UserUpdate) -> Result<UserRecord, Error> {
+        let now = self.now();
         require_admin(caller)?;
         let id = UserId::parse(id).ok_or(Error::NotFound)?;
         if update.password.is_some() && id == caller.user.id {
@@ -207,7 +199,8 @@ impl Keyward {
 
     /// Admin: soft-deletes a user and revokes all their keys in the same transaction. The
     /// username becomes free; the id stays in the records. An admin cannot delete themself.
-    pub async fn delete_user(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<(), Error> {
+    pub async fn delete_user(&self, caller: &Caller, id: &str) -> Result<(), Error> {
+        let now = self.now();
         require_admin(caller)?;
         let id = UserId::parse(id).ok_or(Error::NotFound)?;
         if id == caller.user.id {
@@ -242,13 +235,8 @@ impl Keyward {
 
     /// A user changes their own password. Needs the current one, and never works with a key.
     /// Ends the user's existing access tokens.
-    pub async fn change_own_password(
-        &self,
-        caller: &Caller,
-        current: &Secret,
-        new: Password,
-        now: Timestamp,
-    ) -> Result<(), Error> {
+    pub async fn change_own_password(&self, caller: &Caller, current: &Secret, new: Password) -> Result<(), Error> {
+        let now = self.now();
         refuse_own_password_with_a_key(caller)?;
         // The same check as a sign-in: a stolen session or token cannot guess the current
         // password any faster than a login could (throttled, audited as a failed login).

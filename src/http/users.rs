@@ -7,7 +7,7 @@ use super::body::{Json, double_option};
 use super::caller::Admin;
 use super::problem::ApiError;
 use super::{AppState, PageQuery};
-use crate::domain::{Email, NewUserRequest, Password, Role, Secret, Timestamp, UserRecord, UserUpdate, Username};
+use crate::domain::{Email, NewUserRequest, Password, Role, Secret, UserRecord, UserUpdate, Username};
 
 /// The user object. Never holds the password hash.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -77,7 +77,7 @@ pub async fn create(
         email: body.email.as_deref().map(Email::parse).transpose()?,
         role: body.role.as_deref().map(Role::parse).transpose()?.unwrap_or(Role::User),
     };
-    let user = state.keyward.create_user(&caller, request, Timestamp::now()).await?;
+    let user = state.keyward.create_user(&caller, request).await?;
     let location = format!("{}/{}", req.path().trim_end_matches('/'), user.id);
     Ok(HttpResponse::Created()
         .insert_header(("Location", location))
@@ -130,10 +130,7 @@ pub async fn update(
         role: body.role.as_deref().map(Role::parse).transpose()?,
         disabled: body.disabled,
     };
-    let user = state
-        .keyward
-        .update_user(&caller, &id, update, Timestamp::now())
-        .await?;
+    let user = state.keyward.update_user(&caller, &id, update).await?;
     Ok(HttpResponse::Ok().json(UserJson::from(&user)))
 }
 
@@ -144,7 +141,7 @@ pub async fn delete(
     Admin(caller): Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keyward.delete_user(&caller, &id, Timestamp::now()).await?;
+    state.keyward.delete_user(&caller, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -9,10 +9,6 @@ use time::format_description::well_known::Rfc3339;
 pub struct Timestamp(i64);
 
 impl Timestamp {
-    pub fn now() -> Self {
-        Self::of_system_time(SystemTime::now())
-    }
-
     /// The instant `t` of the system clock. Only a clock reads the system's time (the
     /// domain's `Clock`): everything else is handed the time.
     pub fn of_system_time(t: SystemTime) -> Self {

@@ -9,9 +9,7 @@ use super::keys::{ListQuery, StateForm, keys_of};
 use super::pages::{self, Refused, Section};
 use super::session::{NoFields, Posted, Session};
 use super::{UiError, owner, page, page_with, see_other};
-use crate::domain::{
-    Email, Error, KeyId, NewUserRequest, Password, Role, Secret, Timestamp, UserId, UserUpdate, Username,
-};
+use crate::domain::{Email, Error, KeyId, NewUserRequest, Password, Role, Secret, UserId, UserUpdate, Username};
 use crate::http::AppState;
 use crate::http::problem::status_of;
 
@@ -91,12 +89,7 @@ pub async fn create(
 ) -> Result<HttpResponse, UiError> {
     let Posted { session, form } = posted;
     let created = match form.request() {
-        Ok(request) => {
-            state
-                .keyward
-                .create_user(&session.caller, request, Timestamp::now())
-                .await
-        }
+        Ok(request) => state.keyward.create_user(&session.caller, request).await,
         Err(e) => Err(e),
     };
     match created {
@@ -160,7 +153,7 @@ pub async fn set_state(
     };
     state
         .keyward
-        .update_user(&posted.session.caller, &id.to_string(), update, Timestamp::now())
+        .update_user(&posted.session.caller, &id.to_string(), update)
         .await?;
     let done = if disabled { "user-disabled" } else { "user-enabled" };
     Ok(see_other(&format!("/ui/users/{id}?done={done}")))
@@ -184,7 +177,7 @@ pub async fn reset_password(
     };
     state
         .keyward
-        .update_user(&session.caller, &id.to_string(), update, Timestamp::now())
+        .update_user(&session.caller, &id.to_string(), update)
         .await?;
     // An admin resetting their own password has just ended their own session.
     if id == session.caller.user.id {
@@ -211,7 +204,7 @@ pub async fn delete(
     let id = user_id(&req)?;
     state
         .keyward
-        .delete_user(&posted.session.caller, &id.to_string(), Timestamp::now())
+        .delete_user(&posted.session.caller, &id.to_string())
         .await?;
     Ok(see_other("/ui/users?done=user-deleted"))
 }
