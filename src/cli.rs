@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::domain::{
-    Email, Error, Expiry, KeyName, Keyward, NewKeyRequest, NewUserRequest, Password, Role, Scopes, Secret, Timestamp,
-    UserUpdate, Username,
+    Email, Error, Expiry, KeyId, KeyName, Keyward, NewKeyRequest, NewUserRequest, Password, Role, Scopes, Secret,
+    Timestamp, UserUpdate, Username,
 };
 use crate::{Application, telemetry};
 
@@ -290,14 +290,14 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
                 password: Some(read_password(&username)?),
                 ..UserUpdate::default()
             };
-            kw.update_user(&op, &id.to_string(), update).await.map_err(show)?;
+            kw.update_user(&op, id, update).await.map_err(show)?;
             println!("password of {username} changed; their access tokens have ended");
         }
         Command::User(UserCommand::Disable { username }) => {
             let id = user_id(kw, &username)?;
             kw.update_user(
                 &op,
-                &id.to_string(),
+                id,
                 UserUpdate {
                     disabled: Some(true),
                     ..UserUpdate::default()
@@ -311,7 +311,7 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
             let id = user_id(kw, &username)?;
             kw.update_user(
                 &op,
-                &id.to_string(),
+                id,
                 UserUpdate {
                     disabled: Some(false),
                     ..UserUpdate::default()
@@ -323,7 +323,7 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
         }
         Command::User(UserCommand::Delete { username }) => {
             let id = user_id(kw, &username)?;
-            kw.delete_user(&op, &id.to_string()).await.map_err(show)?;
+            kw.delete_user(&op, id).await.map_err(show)?;
             println!("deleted {username}; their keys are revoked");
         }
         Command::Key(KeyCommand::Create {
@@ -381,7 +381,8 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
             }
         }
         Command::Key(KeyCommand::Revoke { id }) => {
-            kw.revoke_any_key(&op, &id).await.map_err(|e| match e {
+            let key = KeyId::parse(&id).ok_or_else(|| format!("no live key {id}"))?;
+            kw.revoke_any_key(&op, key).await.map_err(|e| match e {
                 Error::NotFound => format!("no live key {id}"),
                 other => other.to_string(),
             })?;

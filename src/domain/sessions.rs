@@ -7,7 +7,8 @@
 
 use std::net::IpAddr;
 
-use super::{Caller, Error, Secret, Via};
+use super::caller::{Caller, Via};
+use super::{Error, Secret};
 use crate::model::{SessionRecord, hex, os_random};
 
 /// Bytes of randomness in a session token (and a sign-in form's token).

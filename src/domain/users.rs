@@ -3,7 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::service::{Caller, Keyward, Via};
+use super::access::{self, SelfChange};
+use super::caller::Caller;
+use super::keyward::Keyward;
+use super::paging;
 use super::{
     AuditLine, AuditRecord, Email, Error, KeyId, Password, Role, Secret, Timestamp, UserId, UserRecord, Username,
 };
@@ -57,7 +60,7 @@ impl Keyward {
     /// Admin: creates a user.
     pub async fn create_user(&self, caller: &Caller, request: NewUserRequest) -> Result<UserRecord, Error> {
         let now = self.now();
-        require_admin(caller)?;
+        access::require_admin(caller)?;
         self.insert_user(caller, request, now).await
     }
 
@@ -104,9 +107,9 @@ impl Keyward {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<UserPage, Error> {
-        require_admin(caller)?;
-        let limit = super::keys::page_limit(limit)?;
-        let after = super::keys::parse_cursor(cursor, UserId::parse)?;
+        access::require_admin(caller)?;
+        let limit = paging::page_limit(limit)?;
+        let after = paging::parse_cursor(cursor, UserId::parse)?;
         let page = self
             .store()
             .list_users(after, limit)
@@ -126,9 +129,8 @@ impl Keyward {
     }
 
     /// Admin: one live user.
-    pub fn get_user(&self, caller: &Caller, id: &str) -> Result<UserRecord, Error> {
-        require_admin(caller)?;
-        let id = UserId::parse(id).ok_or(Error::NotFound)?;
+    pub fn get_user(&self, caller: &Caller, id: UserId) -> Result<UserRecord, Error> {
+        access::require_admin(caller)?;
         match self.view().user(id) {
             Some(u) if !u.deleted => Ok((*u).clone()),
             _ => Err(Error::NotFound),
@@ -138,15 +140,14 @@ impl Keyward {
     /// Admin: changes a user's password, email, role or disabled flag. A new password or
     /// disabling ends the user's access tokens at once; disabling stops their keys too.
     /// An admin cannot disable or demote themself (so one admin always remains).
-    pub async fn update_user(&self, caller: &Caller, id: &str, update: UserUpdate) -> Result<UserRecord, Error> {
+    pub async fn update_user(&self, caller: &Caller, id: UserId, update: UserUpdate) -> Result<UserRecord, Error> {
         let now = self.now();
-        require_admin(caller)?;
-        let id = UserId::parse(id).ok_or(Error::NotFound)?;
-        if update.password.is_some() && id == caller.user.id {
-            refuse_own_password_with_a_key(caller)?;
+        access::require_admin(caller)?;
+        if update.password.is_some() {
+            access::may_set_password(caller, id)?;
         }
-        if id == caller.user.id && (update.disabled == Some(true) || update.role == Some(Role::User)) {
-            return Err(Error::Conflict("an admin cannot disable or demote themself".into()));
+        if update.disabled == Some(true) || update.role == Some(Role::User) {
+            access::may_change_self(caller, id, SelfChange::DisableOrDemote)?;
         }
         let password_hash = match &update.password {
             Some(p) => Some(Arc::from(self.passwords().hash(p).await?)),
@@ -199,13 +200,10 @@ impl Keyward {
 
     /// Admin: soft-deletes a user and revokes all their keys in the same transaction. The
     /// username becomes free; the id stays in the records. An admin cannot delete themself.
-    pub async fn delete_user(&self, caller: &Caller, id: &str) -> Result<(), Error> {
+    pub async fn delete_user(&self, caller: &Caller, id: UserId) -> Result<(), Error> {
         let now = self.now();
-        require_admin(caller)?;
-        let id = UserId::parse(id).ok_or(Error::NotFound)?;
-        if id == caller.user.id {
-            return Err(Error::Conflict("an admin cannot delete themself".into()));
-        }
+        access::require_admin(caller)?;
+        access::may_change_self(caller, id, SelfChange::Delete)?;
         let view = self.view().clone();
         let deleted = self
             .store()
@@ -237,7 +235,7 @@ impl Keyward {
     /// Ends the user's existing access tokens.
     pub async fn change_own_password(&self, caller: &Caller, current: &Secret, new: Password) -> Result<(), Error> {
         let now = self.now();
-        refuse_own_password_with_a_key(caller)?;
+        access::may_set_password(caller, caller.user.id)?;
         // The same check as a sign-in: a stolen session or token cannot guess the current
         // password any faster than a login could (throttled, audited as a failed login).
         match self
@@ -278,9 +276,9 @@ impl Keyward {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<AuditPage, Error> {
-        require_admin(caller)?;
-        let limit = super::keys::page_limit(limit)?;
-        let before = super::keys::parse_cursor(cursor, |c| c.parse::<i64>().ok().filter(|n| *n > 0))?;
+        access::require_admin(caller)?;
+        let limit = paging::page_limit(limit)?;
+        let before = paging::parse_cursor(cursor, |c| c.parse::<i64>().ok().filter(|n| *n > 0))?;
         let page = self
             .store()
             .list_audit(before, limit)
@@ -305,7 +303,7 @@ impl Keyward {
         caller: &Caller,
         ids: Vec<KeyId>,
     ) -> Result<HashMap<KeyId, KeyTarget>, Error> {
-        require_admin(caller)?;
+        access::require_admin(caller)?;
         let found = self
             .store()
             .describe_keys(ids)
@@ -342,24 +340,4 @@ pub struct KeyTarget {
     pub owner: UserId,
     pub name: Option<String>,
     pub revoked: bool,
-}
-
-/// A key never sets its own user's password, on any route: a leaked key must not become
-/// the account.
-fn refuse_own_password_with_a_key(caller: &Caller) -> Result<(), Error> {
-    if matches!(caller.via, Via::ApiKey { .. }) {
-        return Err(Error::Forbidden(
-            "a password cannot be changed with an API key; log in with the password".into(),
-        ));
-    }
-    Ok(())
-}
-
-pub(super) fn require_admin(caller: &Caller) -> Result<(), Error> {
-    caller.require_scope("users:admin")?;
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("this route is for admins only".into()))
-    }
 }

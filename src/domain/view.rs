@@ -505,11 +505,9 @@ fn set_scopes(shard: &mut KeyShard, entry: &mut KeyEntry, scopes: Option<Vec<Str
     match scopes {
         Some(scopes) => {
             *entry.flags.get_mut() |= SCOPED;
-            let honoured: Arc<[String]> = scopes
-                .into_iter()
-                .filter(|s| !super::access::is_privileged(s) || grants.contains(s))
-                .collect();
-            shard.scopes.insert(entry.id, honoured);
+            shard
+                .scopes
+                .insert(entry.id, super::access::honoured_scopes(scopes, grants));
         }
         None => {
             *entry.flags.get_mut() &= !SCOPED;

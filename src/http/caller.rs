@@ -11,7 +11,7 @@ use super::AppState;
 use super::access_log::AuthenticatedKey;
 use super::problem::ApiError;
 use crate::domain::credentials::{Authentication, Presented};
-use crate::domain::{Caller, Error, UserId};
+use crate::domain::{Caller, Error, UserId, access};
 
 /// Made once, not parsed from a string on every request.
 const X_API_KEY: actix_web::http::header::HeaderName = actix_web::http::header::HeaderName::from_static("x-api-key");
@@ -158,9 +158,7 @@ impl FromRequest for Admin {
         let caller = Caller::from_request(req, payload);
         Box::pin(async move {
             let caller = caller.await?;
-            if !caller.is_admin() {
-                return Err(Error::Forbidden("this route is for admins only".into()).into());
-            }
+            access::require_admin_role(&caller)?;
             Ok(Admin(caller))
         })
     }

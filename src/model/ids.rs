@@ -56,21 +56,25 @@ macro_rules! id_type {
         pub struct $name([u8; ID_BYTES]);
 
         impl $name {
-            /// A fresh random id.
+            /// A fresh random id (never [`Self::nil`]).
             pub fn generate() -> Result<Self, ModelError> {
                 let mut bytes = [0u8; ID_BYTES];
-                os_random(&mut bytes)?;
+                while bytes == [0; ID_BYTES] {
+                    os_random(&mut bytes)?;
+                }
                 Ok(Self(bytes))
             }
 
-            /// All zeros: never generated (96 random bits), so free to name "no one".
+            /// All zeros: the id of no record. [`Self::generate`] never makes it and
+            /// [`Self::parse`] never reads it, so it is free to name "no one" (the CLI's
+            /// operator) or "no such record" (a malformed id in a path).
             pub const fn nil() -> Self {
                 Self([0; ID_BYTES])
             }
 
-            /// Parses the 24-lowercase-hex form; anything else is `None`.
+            /// Parses the 24-lowercase-hex form; anything else, and the nil id, is `None`.
             pub fn parse(s: &str) -> Option<Self> {
-                parse_hex_id(s).map(Self)
+                parse_hex_id(s).filter(|b| *b != [0; ID_BYTES]).map(Self)
             }
         }
 
@@ -127,6 +131,7 @@ mod tests {
             "60902B70B281AF121FCDA4CE",
             "60902b70b281af121fcda4cz",
             "60902b70b281af121fcda4ce0",
+            "000000000000000000000000",
         ] {
             assert_eq!(UserId::parse(bad), None, "{bad:?}");
         }

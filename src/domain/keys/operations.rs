@@ -1,140 +1,17 @@
-//! API keys: names, digests, records, and the key operations of [`Keyward`].
-//!
-//! Ownership is decided here, once: a key that is not the caller's (or, for an admin, not
-//! the named user's) is `NotFound`, exactly like one that does not exist.
+//! Making, listing, reading, changing, rotating and revoking keys. Ownership is decided
+//! once, by `access::owner_for`: a key that is not the caller's (or, for an admin, not the
+//! named user's) is `NotFound`, exactly like one that does not exist.
 
-use super::access::is_privileged;
-use super::service::{Caller, Keyward, Via};
-use super::view::KeyCheck;
-use super::{Error, Expiry, FeedEntry, KeyDigest, KeyId, KeyName, KeyRecord, Meta, Scopes, Secret, Timestamp, UserId};
+use super::{KeyPage, KeyPatch, MintedKey, NewKeyRequest};
+use crate::domain::access::{self, Held};
+use crate::domain::caller::Caller;
+use crate::domain::keyward::Keyward;
+use crate::domain::paging;
+use crate::domain::{
+    Error, Expiry, KeyDigest, KeyId, KeyName, KeyRecord, Lifetime, Meta, Scopes, Secret, Timestamp, UserId,
+};
 use crate::model::ActiveKeyRow;
 use crate::store::KeyChanges;
-
-/// Default page size of key and user lists, and the largest one may ask for.
-pub const DEFAULT_PAGE: u32 = 50;
-pub const MAX_PAGE: u32 = 500;
-
-#[derive(Default)]
-pub struct NewKeyRequest {
-    pub name: Option<KeyName>,
-    /// Without a name, name the key `key#N` (seed 002), N counted when it is stored.
-    pub numbered: bool,
-    /// `None`: the configured default lifetime.
-    pub expires: Option<Expiry>,
-    /// `None`: the key acts as its user.
-    pub scopes: Option<Scopes>,
-    pub meta: Option<Meta>,
-    /// The key this one replaces (rotation): its privileged scopes may be carried over,
-    /// granted only as they were.
-    pub replaces: Option<Held>,
-}
-
-/// The scopes a key holds and the privileged ones granted to it, when a change or a
-/// replacement carries them over.
-#[derive(Clone, Debug, Default)]
-pub struct Held {
-    pub scopes: Vec<String>,
-    pub grants: Vec<String>,
-}
-
-impl Held {
-    fn of(key: &KeyRecord) -> Held {
-        Held {
-            scopes: key.scopes.clone().unwrap_or_default(),
-            grants: key.grants.clone(),
-        }
-    }
-}
-
-/// What `PATCH` changes about a key; `None` leaves a field as it is.
-#[derive(Default)]
-pub struct KeyPatch {
-    /// `Some(None)` clears the name.
-    pub name: Option<Option<KeyName>>,
-    pub disabled: Option<bool>,
-    /// `Some(None)`: the key acts as its user again.
-    pub scopes: Option<Option<Scopes>>,
-}
-
-/// A key just made: its record and the key itself, which is shown this once.
-pub struct MintedKey {
-    pub record: KeyRecord,
-    pub secret: Secret,
-}
-
-pub struct KeyPage {
-    pub keys: Vec<KeyRecord>,
-    pub total: u64,
-    pub next_cursor: Option<KeyId>,
-}
-
-/// Largest (and default) page of the revocation feed.
-pub const FEED_PAGE: u32 = 1000;
-
-/// A page of the offline revocation feed.
-pub struct RevocationFeed {
-    pub entries: Vec<FeedEntry>,
-    /// The cursor to ask with next time.
-    pub next: String,
-    pub more: bool,
-}
-
-/// The verify API's verdict codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VerifyCode {
-    Valid,
-    NotFound,
-    Expired,
-    Revoked,
-    Disabled,
-    InsufficientScope,
-}
-
-impl VerifyCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerifyCode::Valid => "VALID",
-            VerifyCode::NotFound => "NOT_FOUND",
-            VerifyCode::Expired => "EXPIRED",
-            VerifyCode::Revoked => "REVOKED",
-            VerifyCode::Disabled => "DISABLED",
-            VerifyCode::InsufficientScope => "INSUFFICIENT_SCOPE",
-        }
-    }
-}
-
-/// What `verify_key` found.
-pub struct Verification {
-    pub code: VerifyCode,
-    /// The key's record, when it is one of ours and not revoked.
-    pub key: Option<KeyRecord>,
-    pub username: Option<String>,
-}
-
-/// Only an admin, or a key granted `keys:verify`, may ask about other keys.
-fn require_verifier(caller: &Caller) -> Result<(), Error> {
-    super::access::require_privileged(caller, "keys:verify")
-}
-
-/// Parses a page size: default 50, 1 to 500.
-pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, Error> {
-    match limit {
-        None => Ok(DEFAULT_PAGE),
-        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-        Some(_) => Err(Error::invalid("limit", format!("must be 1 to {MAX_PAGE}"))),
-    }
-}
-
-/// Parses a cursor given back from a previous page.
-pub(crate) fn parse_cursor<T>(cursor: Option<&str>, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, Error> {
-    cursor
-        .map(|c| parse(c).ok_or_else(|| Error::invalid("cursor", "not a cursor from a previous page")))
-        .transpose()
-}
-
-fn parse_key_id(id: &str) -> Result<KeyId, Error> {
-    KeyId::parse(id).ok_or(Error::NotFound)
-}
 
 /// The audit detail of a key's scopes: which it has and which privileged ones were granted.
 fn scopes_detail(key: &KeyRecord) -> Vec<String> {
@@ -156,41 +33,6 @@ fn create_detail(key: &KeyRecord) -> String {
         detail.push("meta".to_owned());
     }
     detail.join(", ")
-}
-
-/// Who may give a key `scopes`, and which privileged scopes it is granted.
-///
-/// A request made with a scoped key gives only scopes that key holds (and never "acts as
-/// its user"). An admin grants every privileged scope they give. Anyone else may give a
-/// privileged scope only by carrying it over from the key being changed or replaced
-/// (`held`), where it stays granted exactly if it was; any other is refused (403).
-fn grants_for(caller: &Caller, scopes: Option<&Scopes>, held: Option<&Held>) -> Result<Vec<String>, Error> {
-    if let Via::ApiKey { scopes: Some(own), .. } = &caller.via {
-        let within = scopes.is_some_and(|s| s.as_slice().iter().all(|x| own.contains(x)));
-        if !within {
-            return Err(Error::Forbidden(
-                "a key with scopes can only make keys with some of its own scopes".into(),
-            ));
-        }
-    }
-    let privileged = scopes
-        .map_or(&[][..], Scopes::as_slice)
-        .iter()
-        .filter(|x| is_privileged(x));
-    if caller.is_admin() {
-        return Ok(privileged.cloned().collect());
-    }
-    let held = held.cloned().unwrap_or_default();
-    let mut grants = Vec::new();
-    for scope in privileged {
-        if !held.scopes.contains(scope) {
-            return Err(Error::Forbidden(format!("only an admin may grant the scope {scope}")));
-        }
-        if held.grants.contains(scope) {
-            grants.push(scope.clone());
-        }
-    }
-    Ok(grants)
 }
 
 impl Keyward {
@@ -252,23 +94,9 @@ impl Keyward {
                 ));
             }
         }
-        if let Via::ApiKey {
-            expires_at: Some(parent),
-            ..
-        } = &caller.via
-            && let parent = *parent
-            && expires_at.is_none_or(|t| t > parent)
-        {
-            return Err(Error::invalid(
-                "expires",
-                format!(
-                    "a key cannot make a key that outlives it; this key expires at {}",
-                    parent.rfc3339()
-                ),
-            ));
-        }
+        access::may_make_key_until(caller, expires_at)?;
 
-        let grants = grants_for(caller, request.scopes.as_ref(), request.replaces.as_ref())?;
+        let grants = access::grants_for(caller, request.scopes.as_ref(), request.replaces.as_ref())?;
 
         let id = KeyId::generate()?;
         let secret = self.signer().sign_key(id, owner, now, expires_at)?;
@@ -299,8 +127,8 @@ impl Keyward {
     ) -> Result<KeyPage, Error> {
         caller.require_scope("keys:read")?;
         let owner = self.owner_for(caller, owner)?;
-        let limit = page_limit(limit)?;
-        let after = parse_cursor(cursor, KeyId::parse)?;
+        let limit = paging::page_limit(limit)?;
+        let after = paging::parse_cursor(cursor, KeyId::parse)?;
         let page = self
             .store()
             .list_keys(Some(owner), after, limit)
@@ -324,10 +152,10 @@ impl Keyward {
     /// Admin: the `limit` newest live keys of every user, and how many live keys there are.
     pub async fn newest_keys_of_everyone(&self, caller: &Caller, limit: Option<u32>) -> Result<KeyPage, Error> {
         caller.require_scope("keys:read")?;
-        super::users::require_admin(caller)?;
+        access::require_admin(caller)?;
         let page = self
             .store()
-            .newest_keys(page_limit(limit)?)
+            .newest_keys(paging::page_limit(limit)?)
             .await
             .map_err(|e| e.into_domain("listing keys failed"))?;
         let mut keys = page.items;
@@ -363,14 +191,14 @@ impl Keyward {
     }
 
     /// How long a key made without `expires` lasts (`keys.default_lifetime`).
-    pub fn default_key_lifetime(&self) -> super::Lifetime {
+    pub fn default_key_lifetime(&self) -> Lifetime {
         self.config().default_lifetime
     }
 
     /// Admin: every live key of every user, oldest first (the CLI's `key list`).
     pub async fn every_live_key(&self, caller: &Caller) -> Result<Vec<KeyRecord>, Error> {
         caller.require_scope("keys:read")?;
-        super::users::require_admin(caller)?;
+        access::require_admin(caller)?;
         self.live_keys(None).await
     }
 
@@ -381,7 +209,7 @@ impl Keyward {
         loop {
             let page = self
                 .store()
-                .list_keys(owner, after, MAX_PAGE)
+                .list_keys(owner, after, paging::MAX_PAGE)
                 .await
                 .map_err(|e| e.into_domain("listing keys failed"))?
                 .ok_or_else(|| Error::internal("a key listed a moment ago is gone from the cursor"))?;
@@ -394,10 +222,9 @@ impl Keyward {
         }
     }
 
-    pub async fn get_key(&self, caller: &Caller, owner: Option<UserId>, id: &str) -> Result<KeyRecord, Error> {
+    pub async fn get_key(&self, caller: &Caller, owner: Option<UserId>, id: KeyId) -> Result<KeyRecord, Error> {
         caller.require_scope("keys:read")?;
         let owner = self.owner_for(caller, owner)?;
-        let id = parse_key_id(id)?;
         let mut key = self
             .store()
             .find_key(owner, id)
@@ -415,13 +242,12 @@ impl Keyward {
         &self,
         caller: &Caller,
         owner: Option<UserId>,
-        id: &str,
+        id: KeyId,
         patch: KeyPatch,
     ) -> Result<KeyRecord, Error> {
         let now = self.now();
         caller.require_scope("keys:write")?;
         let owner = self.owner_for(caller, owner)?;
-        let id = parse_key_id(id)?;
         let current = self
             .store()
             .find_key(owner, id)
@@ -431,7 +257,7 @@ impl Keyward {
         let scopes = match patch.scopes {
             None => None,
             Some(scopes) => {
-                let grants = grants_for(caller, scopes.as_ref(), Some(&Held::of(&current)))?;
+                let grants = access::grants_for(caller, scopes.as_ref(), Some(&Held::of(&current)))?;
                 Some((scopes.map(Scopes::into_vec), grants))
             }
         };
@@ -492,7 +318,7 @@ impl Keyward {
         &self,
         caller: &Caller,
         owner: Option<UserId>,
-        id: &str,
+        id: KeyId,
         name: Option<KeyName>,
     ) -> Result<KeyRecord, Error> {
         let patch = KeyPatch {
@@ -507,7 +333,7 @@ impl Keyward {
         &self,
         caller: &Caller,
         owner: Option<UserId>,
-        id: &str,
+        id: KeyId,
         disabled: bool,
     ) -> Result<KeyRecord, Error> {
         let patch = KeyPatch {
@@ -517,42 +343,6 @@ impl Keyward {
         self.update_key(caller, owner, id, patch).await
     }
 
-    /// `POST /v1/verify`: what keyward says of a presented key, for a service checking its
-    /// callers. Only an admin, or a key with the explicit scope `keys:verify` (a key without
-    /// scopes does not get it implicitly), may ask.
-    pub async fn verify_key(&self, caller: &Caller, token: &str, scopes: &[String]) -> Result<Verification, Error> {
-        let now = self.now();
-        require_verifier(caller)?;
-        let check = self.view().check_key(token, now, self.signer());
-        let on_file = self
-            .store()
-            .find_key_by_digest(KeyDigest::of(token))
-            .await
-            .map_err(|e| e.into_domain("reading the key failed"))?;
-        let code = match (&check, &on_file) {
-            (KeyCheck::Valid(k), _) => match &k.scopes {
-                Some(own) if !scopes.iter().all(|s| own.contains(s)) => VerifyCode::InsufficientScope,
-                _ => VerifyCode::Valid,
-            },
-            (KeyCheck::Expired, _) => VerifyCode::Expired,
-            (KeyCheck::Disabled, _) => VerifyCode::Disabled,
-            (KeyCheck::NotFound, Some((_, true))) => VerifyCode::Revoked,
-            (KeyCheck::NotFound, Some((key, false))) if key.expires_at.is_some_and(|t| t <= now) => VerifyCode::Expired,
-            (KeyCheck::NotFound, _) => VerifyCode::NotFound,
-        };
-        // Say who the key belongs to only when it is one of ours and not revoked.
-        let key = match (&code, on_file) {
-            (VerifyCode::NotFound | VerifyCode::Revoked, _) => None,
-            (_, Some((key, _))) => Some(key),
-            _ => None,
-        };
-        let username = key
-            .as_ref()
-            .and_then(|k| self.view().user(k.user_id))
-            .map(|u| u.username.clone());
-        Ok(Verification { code, key, username })
-    }
-
     /// Replaces a key: a new key with the same name, scopes, grants and meta (and the same
     /// lifetime, counted from now), while the old one keeps working for `grace`, then
     /// fails. One transaction: either both happen or neither.
@@ -560,7 +350,7 @@ impl Keyward {
         &self,
         caller: &Caller,
         owner: Option<UserId>,
-        id: &str,
+        id: KeyId,
         grace: std::time::Duration,
     ) -> Result<MintedKey, Error> {
         let now = self.now();
@@ -605,59 +395,11 @@ impl Keyward {
         Ok(MintedKey { record, secret })
     }
 
-    /// Revocations since `since` (the older feed, kept for older clients): revoked keys only.
-    /// The same callers as [`Self::verify_key`].
-    pub async fn revocations(
-        &self,
-        caller: &Caller,
-        since: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<(KeyId, Timestamp)>, Error> {
-        require_verifier(caller)?;
-        self.store()
-            .revocations_since(since, limit)
-            .await
-            .map_err(|e| e.into_domain("reading revocations failed"))
-    }
-
-    /// The offline revocation feed, in commit order, after `after` (a `next` of an earlier
-    /// page; `None`: from the beginning): every change that ends or limits a key for a
-    /// service verifying keys offline. The same callers as [`Self::verify_key`].
-    pub async fn revocation_feed(
-        &self,
-        caller: &Caller,
-        after: Option<&str>,
-        limit: Option<u32>,
-    ) -> Result<RevocationFeed, Error> {
-        require_verifier(caller)?;
-        let after = match after {
-            None => 0,
-            Some(text) => text
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| Error::invalid("after", "not a cursor from an earlier answer (its \"next\")"))?,
-        };
-        let limit = match limit {
-            None => FEED_PAGE,
-            Some(n) if (1..=FEED_PAGE).contains(&n) => n,
-            Some(_) => return Err(Error::invalid("limit", format!("must be 1 to {FEED_PAGE}"))),
-        };
-        let (entries, more) = self
-            .store()
-            .revocation_feed(after, limit)
-            .await
-            .map_err(|e| e.into_domain("reading the revocation feed failed"))?;
-        let next = entries.last().map_or(after, |e| e.seq).to_string();
-        Ok(RevocationFeed { entries, next, more })
-    }
-
     /// Revokes a key. When this returns, the key already fails verification.
-    pub async fn revoke_key(&self, caller: &Caller, owner: Option<UserId>, id: &str) -> Result<(), Error> {
+    pub async fn revoke_key(&self, caller: &Caller, owner: Option<UserId>, id: KeyId) -> Result<(), Error> {
         let now = self.now();
         caller.require_scope("keys:write")?;
         let owner = self.owner_for(caller, owner)?;
-        let id = parse_key_id(id)?;
         let view = self.view().clone();
         self.store()
             .revoke_key(
@@ -678,30 +420,14 @@ impl Keyward {
     }
 
     /// Admin: revokes a key whoever owns it (the CLI's `key revoke ID`).
-    pub async fn revoke_any_key(&self, caller: &Caller, id: &str) -> Result<(), Error> {
-        if !caller.is_admin() {
-            return Err(Error::Forbidden("this is for admins only".into()));
-        }
-        let key_id = parse_key_id(id)?;
+    pub async fn revoke_any_key(&self, caller: &Caller, id: KeyId) -> Result<(), Error> {
+        access::require_admin_role(caller)?;
         let owner = self
             .store()
-            .find_key_owner(key_id)
+            .find_key_owner(id)
             .await
             .map_err(|e| e.into_domain("reading the key failed"))?
             .ok_or(Error::NotFound)?;
         self.revoke_key(caller, Some(owner), id).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_limits() {
-        assert_eq!(page_limit(None).ok(), Some(50));
-        assert_eq!(page_limit(Some(500)).ok(), Some(500));
-        assert!(page_limit(Some(0)).is_err());
-        assert!(page_limit(Some(501)).is_err());
     }
 }
