@@ -330,6 +330,14 @@ mod tests {
 
     type Rule = fn(&Caller) -> Result<(), Error>;
 
+    /// Gives a key `keys:verify` (carried over from `held`): allowed only if it is granted.
+    fn gives_keys_verify(caller: &Caller, held: Option<&Held>) -> Result<(), Error> {
+        match grants_for(caller, Some(&scopes(&["keys:verify"])), held)?.as_slice() {
+            [granted] if granted == "keys:verify" => Ok(()),
+            other => panic!("granted {other:?}"),
+        }
+    }
+
     /// Every action against every caller. Each row: the action, then its verdict for an
     /// admin and for a user, one letter per credential in the order of [`CREDENTIALS`]:
     /// access token, session, password, key, scoped key, granted key, ungranted key.
@@ -414,10 +422,7 @@ mod tests {
             ),
             (
                 "grant keys:verify to a new key",
-                |c| match grants_for(c, Some(&scopes(&["keys:verify"])), None)?.as_slice() {
-                    [granted] if granted == "keys:verify" => Ok(()),
-                    other => panic!("granted {other:?}"),
-                },
+                |c| gives_keys_verify(c, None),
                 "YYYYFYF",
                 "FFFFFFF",
             ),
@@ -428,10 +433,7 @@ mod tests {
                         scopes: vec!["keys:verify".into()],
                         grants: vec!["keys:verify".into()],
                     };
-                    match grants_for(c, Some(&scopes(&["keys:verify"])), Some(&held))?.as_slice() {
-                        [granted] if granted == "keys:verify" => Ok(()),
-                        other => panic!("granted {other:?}"),
-                    }
+                    gives_keys_verify(c, Some(&held))
                 },
                 "YYYYFYF",
                 "YYYYFYF",

@@ -95,6 +95,27 @@ fn make_room<K: Eq + std::hash::Hash + Copy>(map: &mut HashMap<K, Failures>, now
     }
 }
 
+/// Counts one more failure under `key` at `now` (a count forgotten by now starts again),
+/// making room for it first.
+fn count_failure<K: Eq + std::hash::Hash + Copy>(
+    map: &mut HashMap<K, Failures>,
+    key: K,
+    now: Timestamp,
+) -> &mut Failures {
+    make_room(map, now);
+    let failures = map.entry(key).or_insert(Failures {
+        count: 0,
+        last: now,
+        blocked_until: now,
+    });
+    if failures.last.plus(FORGET_AFTER) <= now {
+        failures.count = 0;
+    }
+    failures.count = failures.count.saturating_add(1);
+    failures.last = now;
+    failures
+}
+
 impl Throttle {
     /// `Throttled` while this account is blocked for this source, or the account as a whole
     /// is past its ceiling and its next attempt is not due yet (an attempt that passes takes
@@ -121,32 +142,12 @@ impl Throttle {
 
     pub fn failed(&self, account: AccountKey, source: Option<IpAddr>, now: Timestamp) {
         let mut state = self.state.lock();
-        make_room(&mut state.pairs, now);
-        let pair = state.pairs.entry((account, source)).or_insert(Failures {
-            count: 0,
-            last: now,
-            blocked_until: now,
-        });
-        if pair.last.plus(FORGET_AFTER) <= now {
-            pair.count = 0;
-        }
-        pair.count = pair.count.saturating_add(1);
-        pair.last = now;
+        let pair = count_failure(&mut state.pairs, (account, source), now);
         if pair.count >= FREE_FAILURES {
             let exp = (pair.count - FREE_FAILURES).min(16);
             pair.blocked_until = now.plus(Duration::from_secs(1u64 << exp).min(MAX_BLOCK));
         }
-        make_room(&mut state.accounts, now);
-        let whole = state.accounts.entry(account).or_insert(Failures {
-            count: 0,
-            last: now,
-            blocked_until: now,
-        });
-        if whole.last.plus(FORGET_AFTER) <= now {
-            whole.count = 0;
-        }
-        whole.count = whole.count.saturating_add(1);
-        whole.last = now;
+        count_failure(&mut state.accounts, account, now);
     }
 
     pub fn succeeded(&self, account: AccountKey, source: Option<IpAddr>) {

@@ -133,6 +133,13 @@ pub struct KeyDescription {
     pub revoked: bool,
 }
 
+/// A write's after-commit step: told what the write returned; run once the write is
+/// committed, in commit order with the other writes, before the write returns (the key view
+/// learns of a change here, before anyone is answered).
+pub trait AfterCommit<T>: FnOnce(&T) + Send + 'static {}
+
+impl<T, F: FnOnce(&T) + Send + 'static> AfterCommit<T> for F {}
+
 /// The backends behind the seam.
 #[derive(Clone)]
 pub enum Store {
@@ -221,24 +228,13 @@ operations! {
 
     /// Applies `changes` to a live user; `None` (nothing written) if there is none. A user
     /// disabled or enabled puts each of their live keys on the revocation feed.
-    fn update_user(
-        &self,
-        id: UserId,
-        changes: UserChanges,
-        now: Timestamp,
-        audit: AuditRecord,
-        after_commit: impl FnOnce(&Option<UserRecord>) + Send + 'static,
-    ) -> Option<UserRecord>;
+    fn update_user(&self, id: UserId, changes: UserChanges, now: Timestamp, audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<UserRecord>>) -> Option<UserRecord>;
 
     /// Soft-deletes a live user and revokes all their keys in the same transaction; the
     /// lookup hashes of the revoked keys, or `None` if there is no such user.
-    fn delete_user(
-        &self,
-        id: UserId,
-        now: Timestamp,
-        audit: AuditRecord,
-        after_commit: impl FnOnce(&Option<Vec<[u8; 32]>>) + Send + 'static,
-    ) -> Option<Vec<[u8; 32]>>;
+    fn delete_user(&self, id: UserId, now: Timestamp, audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<Vec<[u8; 32]>>>) -> Option<Vec<[u8; 32]>>;
 
     // ---- keys --------------------------------------------------------------------------
 
@@ -249,48 +245,23 @@ operations! {
     /// Stores a new key. With `numbered` and no name, names it `key#N`, N being how many
     /// keys its owner has ever had plus one, counted inside the writing transaction (so two
     /// concurrent creates never get the same N). The key as stored.
-    fn insert_key(
-        &self,
-        key: KeyRecord,
-        numbered: bool,
-        audit: AuditRecord,
-        after_commit: impl FnOnce(&KeyRecord) + Send + 'static,
-    ) -> KeyRecord;
+    fn insert_key(&self, key: KeyRecord, numbered: bool, audit: AuditRecord,
+        after_commit: impl AfterCommit<KeyRecord>) -> KeyRecord;
 
     /// A rotation, in one transaction: brings the old key's expiry forward to `until` and
     /// stores its replacement. `None` (and nothing written) if the old key is no longer a
     /// live key of `owner`. The new key and the old one as they are now.
-    fn rotate_key(
-        &self,
-        owner: UserId,
-        old: KeyId,
-        until: Timestamp,
-        new: KeyRecord,
-        audits: [AuditRecord; 2],
-        after_commit: impl FnOnce(&Option<(KeyRecord, KeyRecord)>) + Send + 'static,
-    ) -> Option<(KeyRecord, KeyRecord)>;
+    fn rotate_key(&self, owner: UserId, old: KeyId, until: Timestamp, new: KeyRecord, audits: [AuditRecord; 2],
+        after_commit: impl AfterCommit<Option<(KeyRecord, KeyRecord)>>) -> Option<(KeyRecord, KeyRecord)>;
 
     /// Changes a live key of `owner` (with its feed and audit rows) in one transaction; the
     /// key as it is now, `None` if there is no such key.
-    fn update_key(
-        &self,
-        owner: UserId,
-        id: KeyId,
-        changes: KeyChanges,
-        now: Timestamp,
-        audits: Vec<AuditRecord>,
-        after_commit: impl FnOnce(&Option<KeyRecord>) + Send + 'static,
-    ) -> Option<KeyRecord>;
+    fn update_key(&self, owner: UserId, id: KeyId, changes: KeyChanges, now: Timestamp, audits: Vec<AuditRecord>,
+        after_commit: impl AfterCommit<Option<KeyRecord>>) -> Option<KeyRecord>;
 
     /// Revokes a live key of `owner`; its lookup hash, `None` if there is none.
-    fn revoke_key(
-        &self,
-        owner: UserId,
-        id: KeyId,
-        now: Timestamp,
-        audit: AuditRecord,
-        after_commit: impl FnOnce(&Option<[u8; 32]>) + Send + 'static,
-    ) -> Option<[u8; 32]>;
+    fn revoke_key(&self, owner: UserId, id: KeyId, now: Timestamp, audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<[u8; 32]>>) -> Option<[u8; 32]>;
 
     /// Writes a batch of "key used at" times; a time never moves backwards.
     fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>) -> ();

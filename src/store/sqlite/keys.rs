@@ -9,7 +9,7 @@ use super::rows::{
 };
 use super::{SqliteStore, StoreError, StoreErrorKind};
 use crate::model::{ActiveKeyRow, AuditRecord, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId};
-use crate::store::{KeyChanges, KeyDescription, Page};
+use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page};
 
 impl SqliteStore {
     pub async fn load_active_keys(
@@ -41,7 +41,7 @@ impl SqliteStore {
         key: KeyRecord,
         numbered: bool,
         audit: AuditRecord,
-        after_commit: impl FnOnce(&KeyRecord) + Send + 'static,
+        after_commit: impl AfterCommit<KeyRecord>,
     ) -> Result<KeyRecord, StoreError> {
         self.write(vec![audit], move |tx| insert_key_row(tx, key, numbered), after_commit)
             .await
@@ -54,7 +54,7 @@ impl SqliteStore {
         until: Timestamp,
         new: KeyRecord,
         audits: [AuditRecord; 2],
-        after_commit: impl FnOnce(&Option<(KeyRecord, KeyRecord)>) + Send + 'static,
+        after_commit: impl AfterCommit<Option<(KeyRecord, KeyRecord)>>,
     ) -> Result<Option<(KeyRecord, KeyRecord)>, StoreError> {
         let now = new.created_at;
         let changes = KeyChanges {
@@ -82,7 +82,7 @@ impl SqliteStore {
         changes: KeyChanges,
         now: Timestamp,
         audits: Vec<AuditRecord>,
-        after_commit: impl FnOnce(&Option<KeyRecord>) + Send + 'static,
+        after_commit: impl AfterCommit<Option<KeyRecord>>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         self.write(
             audits,
@@ -98,7 +98,7 @@ impl SqliteStore {
         id: KeyId,
         now: Timestamp,
         audit: AuditRecord,
-        after_commit: impl FnOnce(&Option<[u8; 32]>) + Send + 'static,
+        after_commit: impl AfterCommit<Option<[u8; 32]>>,
     ) -> Result<Option<[u8; 32]>, StoreError> {
         self.write(
             vec![audit],

@@ -6,7 +6,7 @@ use super::changes::KeysOf;
 use super::rows::{USER_COLUMNS, count, cursor_seq, page_of, user_from_row};
 use super::{SqliteStore, StoreError};
 use crate::model::{AuditRecord, FeedState, KeyDigest, KeyId, Role, Timestamp, UserId, UserRecord};
-use crate::store::{Page, UserChanges};
+use crate::store::{AfterCommit, Page, UserChanges};
 
 impl SqliteStore {
     pub async fn count_users(&self) -> Result<u64, StoreError> {
@@ -75,7 +75,7 @@ impl SqliteStore {
         changes: UserChanges,
         now: Timestamp,
         audit: AuditRecord,
-        after_commit: impl FnOnce(&Option<UserRecord>) + Send + 'static,
+        after_commit: impl AfterCommit<Option<UserRecord>>,
     ) -> Result<Option<UserRecord>, StoreError> {
         self.write(
             vec![audit],
@@ -128,7 +128,7 @@ impl SqliteStore {
         id: UserId,
         now: Timestamp,
         audit: AuditRecord,
-        after_commit: impl FnOnce(&Option<Vec<[u8; 32]>>) + Send + 'static,
+        after_commit: impl AfterCommit<Option<Vec<[u8; 32]>>>,
     ) -> Result<Option<Vec<[u8; 32]>>, StoreError> {
         self.write(
             vec![audit],
