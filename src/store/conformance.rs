@@ -1,6 +1,7 @@
 //! The store's conformance suite: every operation of the seam with its edge cases, written
-//! against [`Store`] alone, so every backend runs the very same checks (`on_sqlite!` below
-//! runs them on a temporary SQLite file; another backend adds its own line).
+//! against [`Store`] alone, so every backend runs the very same checks: `suite!(sqlite, …)`
+//! below runs them on a temporary SQLite file; another backend adds a `TestDb` maker and
+//! one `suite!` line.
 //!
 //! Each check gets a fresh, empty database ([`TestDb`]) and may open it a second time, as
 //! another process (or node) would.
@@ -78,34 +79,41 @@ macro_rules! checks_on {
     };
 }
 
-checks_on!(sqlite, super::sqlite_db:
-    a_new_database_answers_and_is_sound,
-    settings_keep_the_first_value_stored,
-    signing_keys_are_made_once_and_appended_in_order,
-    users_are_stored_listed_and_paged,
-    usernames_and_emails_are_unique_among_live_users,
-    a_user_update_changes_only_what_it_names,
-    deleting_a_user_revokes_their_keys_and_frees_the_username,
-    writes_to_what_is_not_there_change_nothing,
-    keys_are_stored_found_and_owned,
-    numbered_keys_count_every_key_the_owner_ever_had,
-    key_lists_page_by_cursor_and_hide_revoked_keys,
-    a_key_update_applies_every_change_in_one_write,
-    an_expiry_only_moves_earlier,
-    revoking_is_once_and_only_for_the_owner,
-    active_keys_are_the_live_unexpired_ones,
-    rotation_shortens_the_old_key_and_stores_the_new_one_together,
-    key_uses_never_move_backwards,
-    the_revocation_feed_is_in_commit_order_with_cursors,
-    user_changes_put_each_of_their_keys_on_the_feed,
-    the_older_revocation_list_is_by_time,
-    concurrent_writes_commit_together_and_a_failing_one_alone_fails,
-    audit_lines_keep_the_target_name_of_their_time,
-    audit_lines_on_their_own,
-    sessions_are_stored_found_and_ended,
-    another_process_sees_every_change_but_its_own_are_skipped,
-    a_read_only_store_reads_and_refuses_writes,
-);
+/// The suite on one backend: `suite!(name, maker of a fresh TestDb)`.
+macro_rules! suite {
+    ($backend:ident, $db:path) => {
+        checks_on!($backend, $db:
+            a_new_database_answers_and_is_sound,
+            settings_keep_the_first_value_stored,
+            signing_keys_are_made_once_and_appended_in_order,
+            users_are_stored_listed_and_paged,
+            usernames_and_emails_are_unique_among_live_users,
+            a_user_update_changes_only_what_it_names,
+            deleting_a_user_revokes_their_keys_and_frees_the_username,
+            writes_to_what_is_not_there_change_nothing,
+            keys_are_stored_found_and_owned,
+            numbered_keys_count_every_key_the_owner_ever_had,
+            key_lists_page_by_cursor_and_hide_revoked_keys,
+            a_key_update_applies_every_change_in_one_write,
+            an_expiry_only_moves_earlier,
+            revoking_is_once_and_only_for_the_owner,
+            active_keys_are_the_live_unexpired_ones,
+            rotation_shortens_the_old_key_and_stores_the_new_one_together,
+            key_uses_never_move_backwards,
+            the_revocation_feed_is_in_commit_order_with_cursors,
+            user_changes_put_each_of_their_keys_on_the_feed,
+            the_older_revocation_list_is_by_time,
+            concurrent_writes_commit_together_and_a_failing_one_alone_fails,
+            audit_lines_keep_the_target_name_of_their_time,
+            audit_lines_on_their_own,
+            sessions_are_stored_found_and_ended,
+            another_process_sees_every_change_but_its_own_are_skipped,
+            a_read_only_store_reads_and_refuses_writes,
+        );
+    };
+}
+
+suite!(sqlite, super::sqlite_db);
 
 // ---- fixtures -------------------------------------------------------------------------
 
