@@ -11,7 +11,7 @@ use super::AppState;
 use super::access_log::AuthenticatedKey;
 use super::problem::ApiError;
 use crate::domain::credentials::{Authentication, Presented};
-use crate::domain::{Caller, Error, Timestamp, UserId};
+use crate::domain::{Caller, Error, UserId, access};
 
 /// Made once, not parsed from a string on every request.
 const X_API_KEY: actix_web::http::header::HeaderName = actix_web::http::header::HeaderName::from_static("x-api-key");
@@ -33,8 +33,7 @@ impl FromRequest for Caller {
                 .map(|v| v.as_bytes()),
             headers.get_all(X_API_KEY).map(|v| v.as_bytes()),
         );
-        let now = Timestamp::now();
-        match state.keyward.authenticate_now(presented, now) {
+        match state.keyward.authenticate_now(presented) {
             // Keys and access tokens: decided from memory, no allocation of a future.
             Authentication::Done(result) => {
                 let result = result.map(|mut caller| {
@@ -55,7 +54,7 @@ impl FromRequest for Caller {
                 CallerFuture::Password(Box::pin(async move {
                     Ok(state
                         .keyward
-                        .authenticate_password(&username, &password, source, now)
+                        .authenticate_password(&username, &password, source)
                         .await?)
                 }))
             }
@@ -159,9 +158,7 @@ impl FromRequest for Admin {
         let caller = Caller::from_request(req, payload);
         Box::pin(async move {
             let caller = caller.await?;
-            if !caller.is_admin() {
-                return Err(Error::Forbidden("this route is for admins only".into()).into());
-            }
+            access::require_admin_role(&caller)?;
             Ok(Admin(caller))
         })
     }

@@ -19,7 +19,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::config::IpNet;
-use crate::domain::Keyward;
+use crate::domain::{KeyId, Keyward};
 pub use keys::KeyJson;
 use problem::{ApiError, problem_response};
 
@@ -79,10 +79,15 @@ pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
     .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::Domain(crate::domain::Error::NotFound).into()));
 }
 
-/// The `{key_id}` segment of a key route (native and dialects alike); the domain reads a
-/// malformed one as not found.
-pub fn key_id(req: &actix_web::HttpRequest) -> &str {
-    req.match_info().get("key_id").unwrap_or_default()
+/// The `{key_id}` segment of a key route (native, dialects and console alike). A malformed
+/// one names no key: it stands for [`KeyId::nil`], the id of no key, so the domain answers
+/// it exactly as it answers an id that does not exist (404, after the same checks of the
+/// caller's rights).
+pub fn key_id(req: &actix_web::HttpRequest) -> KeyId {
+    req.match_info()
+        .get("key_id")
+        .and_then(KeyId::parse)
+        .unwrap_or(KeyId::nil())
 }
 
 /// `GET /metrics` on the main listener: Prometheus text, for an admin or a key granted

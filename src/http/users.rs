@@ -7,7 +7,9 @@ use super::body::{Json, double_option};
 use super::caller::Admin;
 use super::problem::ApiError;
 use super::{AppState, PageQuery};
-use crate::domain::{Email, NewUserRequest, Password, Role, Secret, Timestamp, UserRecord, UserUpdate, Username};
+use crate::domain::{
+    Caller, Email, Error, NewUserRequest, Password, Role, Secret, UserId, UserRecord, UserUpdate, Username, access,
+};
 
 /// The user object. Never holds the password hash.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -77,7 +79,7 @@ pub async fn create(
         email: body.email.as_deref().map(Email::parse).transpose()?,
         role: body.role.as_deref().map(Role::parse).transpose()?.unwrap_or(Role::User),
     };
-    let user = state.keyward.create_user(&caller, request, Timestamp::now()).await?;
+    let user = state.keyward.create_user(&caller, request).await?;
     let location = format!("{}/{}", req.path().trim_end_matches('/'), user.id);
     Ok(HttpResponse::Created()
         .insert_header(("Location", location))
@@ -109,7 +111,7 @@ pub async fn get(
     Admin(caller): Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state.keyward.get_user(&caller, &id)?;
+    let user = state.keyward.get_user(&caller, user_id(&caller, &id)?)?;
     Ok(HttpResponse::Ok().json(UserJson::from(&user)))
 }
 
@@ -132,7 +134,7 @@ pub async fn update(
     };
     let user = state
         .keyward
-        .update_user(&caller, &id, update, Timestamp::now())
+        .update_user(&caller, user_id(&caller, &id)?, update)
         .await?;
     Ok(HttpResponse::Ok().json(UserJson::from(&user)))
 }
@@ -144,8 +146,15 @@ pub async fn delete(
     Admin(caller): Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keyward.delete_user(&caller, &id, Timestamp::now()).await?;
+    state.keyward.delete_user(&caller, user_id(&caller, &id)?).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The `{id}` of a `/v1/users/{id}` route. A malformed id is `NotFound`, as an id of no user
+/// is, and in the same order: after the admin checks (403 first; the domain checks again).
+fn user_id(caller: &Caller, text: &str) -> Result<UserId, Error> {
+    access::require_admin(caller)?;
+    UserId::parse(text).ok_or(Error::NotFound)
 }
 
 /// `GET /v1/audit?limit=&cursor=` (admin): the audit trail, newest first.

@@ -30,6 +30,7 @@ impl Session {
             admin: self.caller.is_admin(),
             csrf: self.csrf(),
             section,
+            now: self.now,
         }
     }
 }
@@ -110,7 +111,7 @@ pub async fn keys_of<'a>(
     let mut keys = kw.all_keys(&session.caller, owner).await?;
     sort.apply(&mut keys);
     let revoked = kw
-        .recently_revoked_keys(&session.caller, owner, pages::REVOKED_SHOWN_FOR, Timestamp::now())
+        .recently_revoked_keys(&session.caller, owner, pages::REVOKED_SHOWN_FOR)
         .await?;
     Ok(UserKeys {
         keys,
@@ -120,6 +121,7 @@ pub async fn keys_of<'a>(
             default_lifetime: kw.default_key_lifetime().text(),
             refused,
         },
+        now: session.now,
     })
 }
 
@@ -200,12 +202,7 @@ async fn create(
     let owner = owner(&req)?;
     let Posted { session, form } = posted;
     let minted = match key_request(&form) {
-        Ok(request) => {
-            state
-                .keyward
-                .mint_key(&session.caller, owner, request, Timestamp::now())
-                .await
-        }
+        Ok(request) => state.keyward.mint_key(&session.caller, owner, request).await,
         Err(e) => Err(e),
     };
     match minted {
@@ -275,13 +272,7 @@ async fn rename(
     let name = KeyName::parse(posted.form.name.trim())?;
     let key = state
         .keyward
-        .rename_key(
-            &posted.session.caller,
-            owner,
-            key_id(&req),
-            Some(name),
-            Timestamp::now(),
-        )
+        .rename_key(&posted.session.caller, owner, key_id(&req), Some(name))
         .await?;
     Ok(see_other(&format!("{}/{}?done=renamed", keys_base(owner), key.id)))
 }
@@ -300,7 +291,7 @@ async fn set_state(
     let disabled = posted.form.disabled;
     let key = state
         .keyward
-        .set_key_disabled(&posted.session.caller, owner, key_id(&req), disabled, Timestamp::now())
+        .set_key_disabled(&posted.session.caller, owner, key_id(&req), disabled)
         .await?;
     let done = if disabled { "disabled" } else { "enabled" };
     Ok(see_other(&format!("{}/{}?done={done}", keys_base(owner), key.id)))
@@ -322,7 +313,7 @@ async fn rotate(
     let grace = parse_grace(&form.grace)?;
     let minted = state
         .keyward
-        .rotate_key(&session.caller, owner, key_id(&req), grace, Timestamp::now())
+        .rotate_key(&session.caller, owner, key_id(&req), grace)
         .await?;
     Ok(shown_once(&session, owner, &minted, true))
 }
@@ -349,7 +340,7 @@ async fn revoke(
     let owner = owner(&req)?;
     state
         .keyward
-        .revoke_key(&posted.session.caller, owner, key_id(&req), Timestamp::now())
+        .revoke_key(&posted.session.caller, owner, key_id(&req))
         .await?;
     let back = owner.map_or_else(|| "/ui/keys".to_owned(), |id| format!("/ui/users/{id}"));
     Ok(see_other(&format!("{back}?done=revoked")))

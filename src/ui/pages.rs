@@ -6,8 +6,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use std::collections::HashMap;
 
+use crate::domain::AuditLine;
 use crate::domain::{KeyId, KeyRecord, KeyTarget, Timestamp, UserId, UserRecord};
-use crate::store::AuditLine;
 
 /// Which part of the console a page belongs to (for the navigation).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub struct Chrome {
     /// The session's form token, for the sign-out button.
     pub csrf: String,
     pub section: Section,
+    /// When the page is drawn, by the domain's clock (for "in 3 days", "expired").
+    pub now: Timestamp,
 }
 
 /// How a key table is ordered: by which date, which way.
@@ -323,7 +325,7 @@ pub fn all_keys(
                 p.muted { "The " (keys.len()) " newest of " (total) " live keys." }
             }
             section.card {
-                (key_table(keys, &Rows::Everyone(owners), "/ui/all-keys", sort, Timestamp::now(), "No keys yet."))
+                (key_table(keys, &Rows::Everyone(owners), "/ui/all-keys", sort, chrome.now, "No keys yet."))
             }
         },
     )
@@ -402,11 +404,13 @@ pub struct UserKeys<'a> {
     pub revoked: Vec<(KeyRecord, Timestamp)>,
     pub sort: Sort,
     pub form: KeyForm<'a>,
+    /// When they were read, by the domain's clock.
+    pub now: Timestamp,
 }
 
 /// A user's live keys, then the ones revoked in the last 30 days.
 fn keys_and_revoked(all: &UserKeys, base: &str, page: &str) -> Markup {
-    let now = Timestamp::now();
+    let now = all.now;
     let revoked = &all.revoked;
     let empty = if revoked.is_empty() {
         "No keys yet."
@@ -471,7 +475,7 @@ pub fn new_key(chrome: &Chrome, key: &KeyRecord, secret: &str, base: &str, rotat
                 }
             }
             section.card {
-                (key_facts(key, Timestamp::now()))
+                (key_facts(key, chrome.now))
                 div.actions {
                     a.button href={ (base) "/" (key.id) } { "Key details" }
                     a.button.secondary href=(list_page(base)) { "Back to keys" }
@@ -511,7 +515,7 @@ const GRACE_CHOICES: [(&str, &str); 4] = [
 ];
 
 pub fn key_detail(chrome: &Chrome, k: &KeyRecord, base: &str, owner: Option<&str>, note: Option<&str>) -> Markup {
-    let now = Timestamp::now();
+    let now = chrome.now;
     let here = format!("{base}/{}", k.id);
     layout(
         "Key",
@@ -875,6 +879,7 @@ mod tests {
             admin: false,
             csrf: "t".into(),
             section: Section::Keys,
+            now: Timestamp::from_secs(1_000),
         };
         let all = UserKeys {
             keys: vec![k],
@@ -884,6 +889,7 @@ mod tests {
                 default_lifetime: "never".into(),
                 refused: None,
             },
+            now: Timestamp::from_secs(1_000),
         };
         let html = my_keys(&chrome, &all, None).into_string();
         assert!(!html.contains("<script>alert"), "{html}");
