@@ -30,6 +30,7 @@ impl Keyward {
                 Change::KeyActive(k) => view.insert_key(k, false),
                 Change::KeyGone(lookup) => view.remove_keys(&[lookup]),
                 Change::User(user) => view.put_user(user),
+                Change::SigningKeys(keys) => self.signer().learn_keys(&keys),
             }
         }
         Ok(applied)

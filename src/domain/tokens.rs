@@ -142,6 +142,9 @@ pub struct TokenSigner {
     issuer: String,
     /// Key signing keys; the last one signs, all of them verify (by `kid`).
     keys: Vec<KindKeys>,
+    /// Ed25519 keys added after start (by another node, or `keyward signing-key rotate`):
+    /// they verify and are published; the ones above sign. Read only on a key's first use.
+    learned: parking_lot::RwLock<Vec<KindKeys>>,
     access: KindKeys,
     access_ttl: Duration,
 }
@@ -172,6 +175,7 @@ impl TokenSigner {
         TokenSigner {
             issuer: issuer.to_owned(),
             keys,
+            learned: parking_lot::RwLock::default(),
             access: KindKeys::derive(
                 &master,
                 ACCESS_SIGNING_CONTEXT,
@@ -208,20 +212,43 @@ impl TokenSigner {
         let Some(kid) = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid) else {
             return false;
         };
-        self.keys
-            .iter()
-            .find(|k| k.kid == kid)
-            .and_then(|k| k.verify::<KeyClaims>(token))
-            .is_some_and(|c| KeyId::parse(&c.jti) == Some(id) && UserId::parse(&c.sub) == Some(user))
+        let claims = match self.keys.iter().find(|k| k.kid == kid) {
+            Some(k) => k.verify::<KeyClaims>(token),
+            None => self
+                .learned
+                .read()
+                .iter()
+                .find(|k| k.kid == kid)
+                .and_then(|k| k.verify::<KeyClaims>(token)),
+        };
+        claims.is_some_and(|c| KeyId::parse(&c.jti) == Some(id) && UserId::parse(&c.sub) == Some(user))
+    }
+
+    /// Learns the Ed25519 signing keys in `all` that it does not know yet: keys signed with
+    /// them verify from now on, and the JWKS publishes them. Nothing changes with HS256.
+    pub fn learn_keys(&self, all: &[SigningKey]) {
+        if self.keys.iter().all(|k| k.public.is_none()) {
+            return;
+        }
+        let mut learned = self.learned.write();
+        for key in all {
+            let candidate = KindKeys::ed25519(key.seed(), KEY_TYP, &self.issuer);
+            let known = self.keys.iter().chain(learned.iter()).any(|k| k.kid == candidate.kid);
+            if !known {
+                learned.push(candidate);
+            }
+        }
     }
 
     /// The public keys that verify API keys, as a JWKS document (RFC 7517); empty with
     /// HS256, whose key is secret.
     pub fn jwks(&self) -> serde_json::Value {
         use base64::Engine;
+        let learned = self.learned.read();
         let keys: Vec<serde_json::Value> = self
             .keys
             .iter()
+            .chain(learned.iter())
             .filter_map(|k| {
                 let public = k.public?;
                 Some(serde_json::json!({

@@ -69,9 +69,13 @@ macro_rules! checks_on {
     ($backend:ident, $db:path: $($check:ident),* $(,)?) => {
         mod $backend {
             $(
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() -> super::Checked {
-                    let db = $db().await?;
+                    let db = match $db().await {
+                        Ok(db) => db,
+                        Err(e) if e.is::<super::Skipped>() => return Ok(()),
+                        Err(e) => return Err(e),
+                    };
                     super::$check(&db).await
                 }
             )*
@@ -114,6 +118,46 @@ macro_rules! suite {
 }
 
 suite!(sqlite, super::sqlite_db);
+suite!(postgres, super::postgres_db);
+
+/// A fresh database on the PostgreSQL server `KEYWARD_TEST_POSTGRES` names (dropped with
+/// the `TestDb`). Without one: SKIPPED, or a failure under `CI=true`.
+pub async fn postgres_db() -> Result<TestDb, Box<dyn std::error::Error>> {
+    let Some(server) = crate::store::postgres::testing::server() else {
+        return Err(Box::new(Skipped));
+    };
+    let db = crate::store::postgres::testing::TestDatabase::create(&server).await;
+    let url = db.url.clone();
+    let open = move |options: StoreOptions| -> Opening {
+        let url = url.clone();
+        Box::pin(async move {
+            let options = crate::store::postgres::PgOptions {
+                url,
+                pool_size: options.pool_size as usize,
+                read_only: options.read_only,
+            };
+            Store::open_postgres(&options).await
+        })
+    };
+    let store = open(options()).await?;
+    Ok(TestDb {
+        store,
+        open: Box::new(open),
+        _keep: Box::new(db),
+    })
+}
+
+/// No PostgreSQL here (outside CI): the check says so and passes.
+#[derive(Debug)]
+struct Skipped;
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("skipped")
+    }
+}
+
+impl std::error::Error for Skipped {}
 
 // ---- fixtures -------------------------------------------------------------------------
 

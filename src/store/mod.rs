@@ -17,6 +17,9 @@
 
 #[cfg(test)]
 mod conformance;
+pub mod copy;
+pub(crate) mod formats;
+pub mod postgres;
 pub mod sqlite;
 
 use std::path::Path;
@@ -121,6 +124,8 @@ pub enum Change {
     KeyGone([u8; 32]),
     /// A user's current record (deleted ones included, so their tokens die).
     User(UserRecord),
+    /// The signing keys as they are now (another node added one).
+    SigningKeys(Vec<SigningKey>),
 }
 
 /// What the audit page shows of a key it names, revoked or not.
@@ -144,6 +149,7 @@ impl<T, F: FnOnce(&T) + Send + 'static> AfterCommit<T> for F {}
 #[derive(Clone)]
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
 }
 
 impl Store {
@@ -153,10 +159,42 @@ impl Store {
         sqlite::SqliteStore::open(path, options).map(Store::Sqlite)
     }
 
+    /// Connects to the PostgreSQL database at `options.url`, brings its schema up to date
+    /// (unless read-only) and starts its writer; see [`postgres::PgStore::open`].
+    pub async fn open_postgres(options: &postgres::PgOptions) -> Result<Store, StoreError> {
+        let mut origin = [0u8; 8];
+        getrandom::fill(&mut origin)
+            .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("OS random source failed: {e}")))?;
+        postgres::PgStore::open(options, crate::model::hex(&origin))
+            .await
+            .map(Store::Postgres)
+    }
+
     /// The schema version this build writes.
     pub fn schema_version(&self) -> i64 {
         match self {
             Store::Sqlite(_) => sqlite::SCHEMA_VERSION,
+            Store::Postgres(_) => postgres::SCHEMA_VERSION,
+        }
+    }
+
+    /// Which backend this is, for the log and `keyward check`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "SQLite",
+            Store::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// Waits until another process may have committed something, or `timeout`: on
+    /// PostgreSQL a NOTIFY wakes it at once; SQLite has no such hint, so it just waits.
+    pub async fn wait_for_changes(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(_) => {
+                tokio::time::sleep(timeout).await;
+                Ok(())
+            }
+            Store::Postgres(backend) => backend.wait_for_changes(timeout).await,
         }
     }
 }
@@ -172,6 +210,7 @@ macro_rules! operations {
                 pub async fn $name(&self $(, $arg: $ty)*) -> Result<$ret, StoreError> {
                     match self {
                         Store::Sqlite(backend) => backend.$name($($arg),*).await,
+                        Store::Postgres(backend) => backend.$name($($arg),*).await,
                     }
                 }
             )*

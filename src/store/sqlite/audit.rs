@@ -46,7 +46,7 @@ impl SqliteStore {
                 .query_map(params![before.unwrap_or(i64::MAX), limit + 1], |r| {
                     let action: String = r.get(4)?;
                     let target_type: Option<String> = r.get(5)?;
-                    let (detail, target_name) = detail_from(r.get(8)?);
+                    let (detail, target_name) = crate::store::formats::audit_detail_from(r.get(8)?);
                     Ok(AuditLine {
                         seq: r.get(0)?,
                         record: AuditRecord {
@@ -75,19 +75,5 @@ impl SqliteStore {
                 .query_row([user], |r| r.get(0))
         })
         .await
-    }
-}
-
-/// The `detail` column: (detail, target's name) from the JSON that `Tx::audit` writes, or
-/// an older line's plain text as its detail.
-fn detail_from(column: Option<String>) -> (Option<String>, Option<String>) {
-    #[derive(serde::Deserialize)]
-    struct Stored {
-        detail: Option<String>,
-        target_name: Option<String>,
-    }
-    match column.as_deref().map(serde_json::from_str::<Stored>) {
-        Some(Ok(stored)) => (stored.detail, stored.target_name),
-        _ => (column, None),
     }
 }

@@ -41,10 +41,8 @@ impl FromSql for KeyDigest {
     }
 }
 
-/// A list of strings as a JSON column.
-pub(super) fn json_list(list: &[String]) -> String {
-    serde_json::to_string(list).unwrap_or_default()
-}
+pub(super) use crate::store::formats::json_list;
+use crate::store::formats::{grants_from, scopes_from};
 
 /// A `count(*)` column as an unsigned number.
 pub(super) fn count(r: &Row<'_>) -> rusqlite::Result<u64> {
@@ -144,18 +142,4 @@ pub(super) fn active_key_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Active
         scopes,
         grants: grants_from(r.get(6)?),
     }))
-}
-
-/// The `scopes` column: NULL means none (the key acts as its user); a cell that cannot be
-/// read is an error, and every caller fails closed on it.
-fn scopes_from(text: Option<String>) -> Result<Option<Vec<String>>, String> {
-    match text {
-        None => Ok(None),
-        Some(t) => serde_json::from_str(&t).map(Some).map_err(|e| e.to_string()),
-    }
-}
-
-/// The `grants` column: NULL or unreadable means none (so nothing privileged is honoured).
-fn grants_from(text: Option<String>) -> Vec<String> {
-    text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
 }

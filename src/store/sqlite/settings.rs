@@ -7,8 +7,7 @@ use super::changes::Tx;
 use super::{SqliteStore, StoreError};
 use crate::model::SigningKey;
 
-/// The setting that holds the signing keys.
-const SIGNING_KEYS: &str = "ed25519_signing_keys";
+use crate::store::formats::{SIGNING_KEYS, signing_keys_from_text, signing_keys_to_text};
 
 impl SqliteStore {
     pub async fn setting(&self, name: &'static str) -> Result<Option<String>, StoreError> {
@@ -77,33 +76,14 @@ fn read_signing_keys(c: &rusqlite::Connection) -> rusqlite::Result<Vec<SigningKe
     let Some(text) = text else {
         return Ok(Vec::new());
     };
-    let unreadable = |why: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            format!("the stored signing keys are unreadable: {why}").into(),
-        )
-    };
-    let list: Vec<String> = serde_json::from_str(&text).map_err(|e| unreadable(&e.to_string()))?;
-    list.iter()
-        .map(|hex| {
-            let bytes: Option<Vec<u8>> = (0..hex.len())
-                .step_by(2)
-                .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-                .collect();
-            bytes
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .map(SigningKey::from_seed)
-                .ok_or_else(|| unreadable("a key is malformed"))
-        })
-        .collect()
+    signing_keys_from_text(&text)
+        .map_err(|why| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, why.into()))
 }
 
 fn write_signing_keys(tx: &Tx<'_>, keys: Vec<SigningKey>) -> rusqlite::Result<Vec<SigningKey>> {
-    let list: Vec<String> = keys.iter().map(|k| crate::model::hex(k.seed())).collect();
     tx.execute(
         "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = ?2",
-        params![SIGNING_KEYS, serde_json::json!(list).to_string()],
+        params![SIGNING_KEYS, signing_keys_to_text(&keys)],
     )?;
     Ok(keys)
 }

@@ -1,0 +1,81 @@
+//! How values are kept in columns, the same in every backend: lists as JSON text, the audit
+//! detail as a JSON object holding the detail and the target's name, the signing keys as a
+//! JSON list of hex seeds, and the column lists the row readers expect.
+
+use crate::model::SigningKey;
+
+/// The columns of a key record, in the order the row readers read them.
+pub(crate) const KEY_COLUMNS: &str =
+    "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, grants";
+
+/// The columns of a key as the in-memory view needs it.
+pub(crate) const ACTIVE_KEY_COLUMNS: &str = "id, user_id, hash, expires_at, disabled, scopes, grants";
+
+/// The columns of a user record.
+pub(crate) const USER_COLUMNS: &str =
+    "id, username, email, password_hash, role, disabled, token_epoch, created_at, updated_at, deleted_at";
+
+/// The setting that holds the signing keys.
+pub(crate) const SIGNING_KEYS: &str = "ed25519_signing_keys";
+
+/// A list of strings as a JSON column.
+pub(crate) fn json_list(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_default()
+}
+
+/// The `scopes` column: NULL means none (the key acts as its user); a cell that cannot be
+/// read is an error, and every caller fails closed on it.
+pub(crate) fn scopes_from(text: Option<String>) -> Result<Option<Vec<String>>, String> {
+    match text {
+        None => Ok(None),
+        Some(t) => serde_json::from_str(&t).map(Some).map_err(|e| e.to_string()),
+    }
+}
+
+/// The `grants` column: NULL or unreadable means none (so nothing privileged is honoured).
+pub(crate) fn grants_from(text: Option<String>) -> Vec<String> {
+    text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
+
+/// The `meta` column: unreadable is an empty object.
+pub(crate) fn meta_from(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::json!({}))
+}
+
+/// The audit `detail` column: (detail, the target's name as it was), from the JSON the
+/// writers store, or an older line's plain text as its detail.
+pub(crate) fn audit_detail_from(column: Option<String>) -> (Option<String>, Option<String>) {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        detail: Option<String>,
+        target_name: Option<String>,
+    }
+    match column.as_deref().map(serde_json::from_str::<Stored>) {
+        Some(Ok(stored)) => (stored.detail, stored.target_name),
+        _ => (column, None),
+    }
+}
+
+/// The signing keys' setting as text.
+pub(crate) fn signing_keys_to_text(keys: &[SigningKey]) -> String {
+    let list: Vec<String> = keys.iter().map(|k| crate::model::hex(k.seed())).collect();
+    serde_json::json!(list).to_string()
+}
+
+/// The signing keys from their setting; an error says what is wrong (never a seed).
+pub(crate) fn signing_keys_from_text(text: &str) -> Result<Vec<SigningKey>, String> {
+    let list: Vec<String> =
+        serde_json::from_str(text).map_err(|e| format!("the stored signing keys are unreadable: {e}"))?;
+    list.iter()
+        .map(|hex| {
+            let bytes: Option<Vec<u8>> = (0..hex.len())
+                .step_by(2)
+                .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+                .collect();
+            bytes
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(SigningKey::from_seed)
+                .ok_or_else(|| "the stored signing keys are unreadable: a key is malformed".to_owned())
+        })
+        .collect()
+}

@@ -1,0 +1,481 @@
+//! Keys on PostgreSQL: the in-memory view's load, creation, rotation, changes, revocation,
+//! the lists, the revocation feed and key-use times.
+
+use tokio_postgres::Transaction;
+
+use super::PgStore;
+use super::rows::{
+    ACTIVE_KEY_COLUMNS, KEY_COLUMNS, active_key_from_row, count, cursor_seq, digest, effective_states, feed,
+    insert_audit, json_list, key_from_row, key_id, key_state, page, user_id,
+};
+use super::writer::FeedRow;
+use crate::model::{ActiveKeyRow, AuditRecord, FeedEntry, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId};
+use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page, StoreError};
+
+/// Stores a new key (with `numbered`, a missing name becomes `key#N`, N counted in this
+/// transaction: the owner's row is locked first so two creates never get the same N).
+async fn insert_key_row(
+    tx: &Transaction<'_>,
+    mut key: KeyRecord,
+    numbered: bool,
+) -> Result<(KeyRecord, FeedRow), StoreError> {
+    let owner = key.user_id.to_string();
+    if numbered && key.name.is_none() {
+        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner])
+            .await?;
+    }
+    let row = tx
+        .query_one(
+            "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta, grants) \
+             VALUES ($1, $2, coalesce($3, CASE WHEN $9 THEN 'key#' || ((SELECT count(*) FROM keys WHERE user_id = $2) + 1) END), \
+                     $4, $5, $5, $6, false, $7, $8, $10) RETURNING name",
+            &[
+                &key.id.to_string(),
+                &owner,
+                &key.name,
+                &key.digest.as_bytes().as_slice(),
+                &key.created_at.millis(),
+                &key.expires_at.map(Timestamp::millis),
+                &key.scopes.as_deref().map(json_list),
+                &key.meta.to_string(),
+                &numbered,
+                &(!key.grants.is_empty()).then(|| json_list(&key.grants)),
+            ],
+        )
+        .await?;
+    key.name = row.try_get(0)?;
+    let created = feed("key", key.id.to_string(), "created", key.created_at);
+    Ok((key, created))
+}
+
+/// Applies `changes` to a live key of `owner`; the key as it is now and its feed rows, or
+/// `None` if there is none.
+async fn update_key_row(
+    tx: &Transaction<'_>,
+    owner: UserId,
+    id: KeyId,
+    changes: &KeyChanges,
+    now: Timestamp,
+) -> Result<Option<(KeyRecord, Vec<FeedRow>)>, StoreError> {
+    let (set_scopes, scopes, grants) = match &changes.scopes {
+        Some((scopes, grants)) => (
+            true,
+            scopes.as_deref().map(json_list),
+            (!grants.is_empty()).then(|| json_list(grants)),
+        ),
+        None => (false, None, None),
+    };
+    let row = tx
+        .query_opt(
+            &format!(
+                "UPDATE keys SET \
+                   name = CASE WHEN $3 THEN $4 ELSE name END, \
+                   disabled = coalesce($5, disabled), \
+                   expires_at = CASE WHEN $6::BIGINT IS NULL THEN expires_at ELSE least(coalesce(expires_at, $6), $6) END, \
+                   scopes = CASE WHEN $7 THEN $8 ELSE scopes END, \
+                   grants = CASE WHEN $7 THEN $9 ELSE grants END, \
+                   updated_at = $10 \
+                 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}"
+            ),
+            &[
+                &id.to_string(),
+                &owner.to_string(),
+                &changes.name.is_some(),
+                &changes.name.clone().flatten(),
+                &changes.disabled,
+                &changes.expires_by.map(Timestamp::millis),
+                &set_scopes,
+                &scopes,
+                &grants,
+                &now.millis(),
+            ],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let key = key_from_row(&row)?;
+    let what = match (&changes.name, changes.disabled, changes.expires_by, &changes.scopes) {
+        (_, Some(true), ..) => "disabled",
+        (_, Some(false), ..) => "enabled",
+        (_, _, Some(_), _) => "expiry",
+        (_, _, _, Some(_)) => "scopes",
+        _ => "renamed",
+    };
+    let mut rows = vec![feed("key", id.to_string(), what, now)];
+    if changes.disabled.is_some() {
+        rows.extend(effective_states(tx, None, Some(id), what, now).await?);
+    }
+    if changes.expires_by.is_some() {
+        rows.push(key_state(id, "expiry", "shortened", key.expires_at, now));
+    }
+    Ok(Some((key, rows)))
+}
+
+impl PgStore {
+    /// Hands every key that is not revoked and has not expired by `now` to `sink`, telling it
+    /// how many to expect. Rows are fetched in pages, so a million keys are never all held.
+    pub async fn load_active_keys(
+        &self,
+        now: Timestamp,
+        mut sink: impl FnMut(ActiveKeyRow, u64) + Send + 'static,
+    ) -> Result<(), StoreError> {
+        const PAGE: i64 = 10_000;
+        let c = self.reader().await?;
+        let live = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)";
+        let expected = count(
+            c.query_one(&format!("SELECT count(*) FROM keys WHERE {live}"), &[&now.millis()])
+                .await?
+                .try_get(0)?,
+        );
+        let mut after = 0i64;
+        loop {
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {ACTIVE_KEY_COLUMNS}, seq FROM keys WHERE {live} AND seq > $2 ORDER BY seq LIMIT $3"
+                    ),
+                    &[&now.millis(), &after, &PAGE],
+                )
+                .await?;
+            for r in &rows {
+                after = r.try_get(7)?;
+                if let Some(row) = active_key_from_row(r)? {
+                    sink(row, expected);
+                }
+            }
+            if (rows.len() as i64) < PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A key as the view needs it, whether it can authenticate now (followers resolve feed
+    /// rows with it), by id.
+    pub async fn find_active_key(
+        &self,
+        id: KeyId,
+        now: Timestamp,
+    ) -> Result<Option<(Option<ActiveKeyRow>, bool, [u8; 32])>, StoreError> {
+        let row = self
+            .reader()
+            .await?
+            .query_opt(
+                &format!("SELECT {ACTIVE_KEY_COLUMNS}, revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2) FROM keys WHERE id = $1"),
+                &[&id.to_string(), &now.millis()],
+            )
+            .await?;
+        row.map(|r| Ok((active_key_from_row(&r)?, r.try_get(7)?, digest(r.try_get(2)?)?.lookup())))
+            .transpose()
+    }
+
+    pub async fn insert_key(
+        &self,
+        key: KeyRecord,
+        numbered: bool,
+        audit: AuditRecord,
+        after_commit: impl AfterCommit<KeyRecord>,
+    ) -> Result<KeyRecord, StoreError> {
+        self.writer
+            .write(
+                move |tx| {
+                    Box::pin(async move {
+                        let (key, created) = insert_key_row(tx, key, numbered).await?;
+                        insert_audit(tx, &audit).await?;
+                        Ok((key, vec![created]))
+                    })
+                },
+                after_commit,
+            )
+            .await
+    }
+
+    /// A rotation in one transaction; `None` (nothing written) if the old key is gone.
+    pub async fn rotate_key(
+        &self,
+        owner: UserId,
+        old: KeyId,
+        until: Timestamp,
+        new: KeyRecord,
+        audits: [AuditRecord; 2],
+        after_commit: impl AfterCommit<Option<(KeyRecord, KeyRecord)>>,
+    ) -> Result<Option<(KeyRecord, KeyRecord)>, StoreError> {
+        let now = new.created_at;
+        self.writer
+            .write(
+                move |tx| {
+                    Box::pin(async move {
+                        let changes = KeyChanges {
+                            expires_by: Some(until),
+                            ..KeyChanges::default()
+                        };
+                        let Some((old, mut rows)) = update_key_row(tx, owner, old, &changes, now).await? else {
+                            return Ok((None, Vec::new()));
+                        };
+                        let (new, created) = insert_key_row(tx, new, false).await?;
+                        rows.push(created);
+                        for audit in &audits {
+                            insert_audit(tx, audit).await?;
+                        }
+                        Ok((Some((new, old)), rows))
+                    })
+                },
+                after_commit,
+            )
+            .await
+    }
+
+    pub async fn update_key(
+        &self,
+        owner: UserId,
+        id: KeyId,
+        changes: KeyChanges,
+        now: Timestamp,
+        audits: Vec<AuditRecord>,
+        after_commit: impl AfterCommit<Option<KeyRecord>>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.writer
+            .write(
+                move |tx| {
+                    Box::pin(async move {
+                        let Some((key, rows)) = update_key_row(tx, owner, id, &changes, now).await? else {
+                            return Ok((None, Vec::new()));
+                        };
+                        for audit in &audits {
+                            insert_audit(tx, audit).await?;
+                        }
+                        Ok((Some(key), rows))
+                    })
+                },
+                after_commit,
+            )
+            .await
+    }
+
+    /// Revokes a live key of `owner`; its lookup hash, `None` if there is none.
+    pub async fn revoke_key(
+        &self,
+        owner: UserId,
+        id: KeyId,
+        now: Timestamp,
+        audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<[u8; 32]>>,
+    ) -> Result<Option<[u8; 32]>, StoreError> {
+        self.writer
+            .write(
+                move |tx| {
+                    Box::pin(async move {
+                        let row = tx
+                            .query_opt(
+                                "UPDATE keys SET revoked_at = $3, updated_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING hash",
+                                &[&id.to_string(), &owner.to_string(), &now.millis()],
+                            )
+                            .await?;
+                        let Some(row) = row else { return Ok((None, Vec::new())) };
+                        insert_audit(tx, &audit).await?;
+                        Ok((Some(digest(row.try_get(0)?)?.lookup()), vec![key_state(id, "revoked", "revoked", None, now)]))
+                    })
+                },
+                after_commit,
+            )
+            .await
+    }
+
+    /// One live key of `owner`.
+    pub async fn find_key(&self, owner: UserId, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.reader()
+            .await?
+            .query_opt(
+                &format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL"),
+                &[&id.to_string(), &owner.to_string()],
+            )
+            .await?
+            .as_ref()
+            .map(key_from_row)
+            .transpose()
+    }
+
+    /// A page of `owner`'s live keys (every user's for `None`), oldest first.
+    pub async fn list_keys(
+        &self,
+        owner: Option<UserId>,
+        after: Option<KeyId>,
+        limit: u32,
+    ) -> Result<Option<Page<KeyRecord>>, StoreError> {
+        let c = self.reader().await?;
+        let Some(after_seq) = cursor_seq(&**c, "keys", after.map(|a| a.to_string())).await? else {
+            return Ok(None);
+        };
+        let owner = owner.map(|o| o.to_string());
+        let items = c
+            .query(
+                &format!("SELECT {KEY_COLUMNS} FROM keys WHERE ($1::TEXT IS NULL OR user_id = $1) AND revoked_at IS NULL AND seq > $2 ORDER BY seq LIMIT $3"),
+                &[&owner, &after_seq, &(i64::from(limit) + 1)],
+            )
+            .await?
+            .iter()
+            .map(key_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let total: i64 = c
+            .query_one(
+                "SELECT count(*) FROM keys WHERE ($1::TEXT IS NULL OR user_id = $1) AND revoked_at IS NULL",
+                &[&owner],
+            )
+            .await?
+            .try_get(0)?;
+        Ok(Some(page(items, total, limit)))
+    }
+
+    /// The `limit` newest live keys of every user, with the count of all live keys.
+    pub async fn newest_keys(&self, limit: u32) -> Result<Page<KeyRecord>, StoreError> {
+        let c = self.reader().await?;
+        let items = c
+            .query(
+                &format!("SELECT {KEY_COLUMNS} FROM keys WHERE revoked_at IS NULL ORDER BY seq DESC LIMIT $1"),
+                &[&i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(key_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = count(
+            c.query_one("SELECT count(*) FROM keys WHERE revoked_at IS NULL", &[])
+                .await?
+                .try_get(0)?,
+        );
+        let more = total > items.len() as u64;
+        Ok(Page { items, total, more })
+    }
+
+    /// (id, owner, name now, revoked) of the keys named.
+    pub async fn describe_keys(&self, ids: Vec<KeyId>) -> Result<Vec<KeyDescription>, StoreError> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        self.reader()
+            .await?
+            .query(
+                "SELECT id, user_id, name, revoked_at IS NOT NULL FROM keys WHERE id = ANY($1)",
+                &[&ids],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(KeyDescription {
+                    id: key_id(r.try_get(0)?)?,
+                    owner: user_id(r.try_get(1)?)?,
+                    name: r.try_get(2)?,
+                    revoked: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// `owner`'s keys revoked at `since` or later, the latest first, with when.
+    pub async fn revoked_keys(
+        &self,
+        owner: UserId,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(KeyRecord, Timestamp)>, StoreError> {
+        self.reader()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {KEY_COLUMNS}, revoked_at FROM keys WHERE user_id = $1 AND revoked_at >= $2 \
+                     ORDER BY revoked_at DESC, seq DESC LIMIT $3"
+                ),
+                &[&owner.to_string(), &since.millis(), &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((key_from_row(r)?, Timestamp::from_millis(r.try_get(12)?))))
+            .collect()
+    }
+
+    /// The owner of a live key, whoever it is (for the operator's CLI).
+    pub async fn find_key_owner(&self, id: KeyId) -> Result<Option<UserId>, StoreError> {
+        self.reader()
+            .await?
+            .query_opt(
+                "SELECT user_id FROM keys WHERE id = $1 AND revoked_at IS NULL",
+                &[&id.to_string()],
+            )
+            .await?
+            .map(|r| user_id(r.try_get(0)?))
+            .transpose()
+    }
+
+    /// A key by its digest, revoked or not.
+    pub async fn find_key_by_digest(&self, digest: KeyDigest) -> Result<Option<(KeyRecord, bool)>, StoreError> {
+        self.reader()
+            .await?
+            .query_opt(
+                &format!("SELECT {KEY_COLUMNS}, revoked_at FROM keys WHERE hash = $1"),
+                &[&digest.as_bytes().as_slice()],
+            )
+            .await?
+            .map(|r| Ok((key_from_row(&r)?, r.try_get::<_, Option<i64>>(12)?.is_some())))
+            .transpose()
+    }
+
+    /// Revocations since `since`, oldest first (the older feed).
+    pub async fn revocations_since(&self, since: Timestamp, limit: u32) -> Result<Vec<(KeyId, Timestamp)>, StoreError> {
+        self.reader()
+            .await?
+            .query(
+                "SELECT id, revoked_at FROM keys WHERE revoked_at >= $1 ORDER BY revoked_at, seq LIMIT $2",
+                &[&since.millis(), &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((key_id(r.try_get(0)?)?, Timestamp::from_millis(r.try_get(1)?))))
+            .collect()
+    }
+
+    /// The offline revocation feed after position `after`, oldest first.
+    pub async fn revocation_feed(&self, after: i64, limit: u32) -> Result<(Vec<FeedEntry>, bool), StoreError> {
+        let rows = self
+            .reader()
+            .await?
+            .query(
+                "SELECT position, id, state, at, not_after FROM changes WHERE state IS NOT NULL AND position > $1 ORDER BY position LIMIT $2",
+                &[&after, &(i64::from(limit) + 1)],
+            )
+            .await?;
+        let mut entries = rows
+            .iter()
+            .map(|r| {
+                let state: String = r.try_get(2)?;
+                Ok(FeedEntry {
+                    seq: r.try_get(0)?,
+                    id: key_id(r.try_get(1)?)?,
+                    state: FeedState::named(&state),
+                    at: Timestamp::from_millis(r.try_get(3)?),
+                    not_after: r.try_get::<_, Option<i64>>(4)?.map(Timestamp::from_millis),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let more = entries.len() > limit as usize;
+        entries.truncate(limit as usize);
+        Ok((entries, more))
+    }
+
+    /// Writes a batch of "key used at" times; the newest wins, whichever node saw it.
+    pub async fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>) -> Result<(), StoreError> {
+        self.writer
+            .write(
+                move |tx| {
+                    Box::pin(async move {
+                        let ids: Vec<String> = uses.iter().map(|(id, _)| id.to_string()).collect();
+                        let times: Vec<i64> = uses.iter().map(|(_, at)| at.millis()).collect();
+                        tx.execute(
+                            "UPDATE keys SET last_used_at = greatest(coalesce(last_used_at, 0), u.at) \
+                             FROM unnest($1::TEXT[], $2::BIGINT[]) AS u(id, at) WHERE keys.id = u.id",
+                            &[&ids, &times],
+                        )
+                        .await?;
+                        Ok(((), Vec::new()))
+                    })
+                },
+                |_| {},
+            )
+            .await
+    }
+}

@@ -1,0 +1,297 @@
+//! Several nodes (the built binary) on one PostgreSQL database: what one node does, every
+//! other node enforces within seconds (polled, 5 s deadline); a restarted node refuses what
+//! was revoked while it was down; a node cut off from the database fails closed past
+//! `max_staleness` and recovers; the change feed never skips a change.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_PASSWORD, Http, Server, eventually, start_binary};
+use crate::postgres::{Database, Proxy, server};
+
+/// A node: the binary on `url`, in a directory of its own.
+struct Node {
+    http: Http,
+    server: Server,
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Node {
+    fn start(url: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        Node::start_in(dir, url)
+    }
+
+    fn start_in(dir: tempfile::TempDir, url: &str) -> Node {
+        let (server, address) = start_binary(
+            dir.path(),
+            &[
+                ("KEYWARD__DATABASE__URL", url),
+                ("KEYWARD__CLUSTER__POLL_INTERVAL", "250ms"),
+                ("KEYWARD__CLUSTER__MAX_STALENESS", "2s"),
+            ],
+        );
+        Node {
+            http: Http::new(&address),
+            server,
+            dir,
+            url: url.to_owned(),
+        }
+    }
+
+    fn kill(self) -> (tempfile::TempDir, String) {
+        let Node { server, dir, url, .. } = self;
+        drop(server); // SIGKILL
+        (dir, url)
+    }
+
+    async fn login(&self) -> String {
+        let r = self
+            .http
+            .post("/v1/auth/token")
+            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text());
+        r.json()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn me(&self, key: &str) -> StatusCode {
+        self.http.get("/v1/me").api_key(key).await.status()
+    }
+
+    async fn create_key(&self, token: &str, body: Value) -> (String, String) {
+        let r = self.http.post("/v1/keys").as_(token).json(&body).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text());
+        let made = r.json();
+        (
+            made["id"].as_str().unwrap().to_owned(),
+            made["key"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+/// Waits (up to 5 s) until `key` answers `status` on every node.
+async fn everywhere(nodes: &[&Node], key: &str, status: StatusCode) {
+    for (i, node) in nodes.iter().enumerate() {
+        assert!(
+            eventually(|| async { node.me(key).await == status }).await,
+            "node {} still answers {} for the key, not {status}",
+            i + 1,
+            node.me(key).await
+        );
+    }
+}
+
+#[tokio::test]
+async fn what_one_node_does_every_node_enforces() {
+    let Some(server) = server("cluster::what_one_node_does_every_node_enforces") else {
+        return;
+    };
+    let db = Database::create(&server).await;
+    let (one, two, three) = (Node::start(&db.url), Node::start(&db.url), Node::start(&db.url));
+    let token = one.login().await;
+
+    // Made on node 1, works on 2 and 3.
+    let (id, key) = one.create_key(&token, json!({"name": "everywhere"})).await;
+    everywhere(&[&one, &two, &three], &key, StatusCode::OK).await;
+    // Revoked on 2: refused on 2 at once, and on 1 and 3.
+    let token_two = two.login().await;
+    assert_eq!(
+        two.http
+            .delete(&format!("/v1/keys/{id}"))
+            .as_(&token_two)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(two.me(&key).await, StatusCode::UNAUTHORIZED);
+    everywhere(&[&one, &three], &key, StatusCode::UNAUTHORIZED).await;
+
+    // A user disabled on 3: their keys and their access tokens stop on 1 and 2.
+    let r = one
+        .http
+        .post("/v1/users")
+        .as_(&token)
+        .json(&json!({"username": "ada", "password": "ada's password"}))
+        .await;
+    let ada_id = r.json()["id"].as_str().unwrap().to_owned();
+    let ada_token = two
+        .http
+        .post("/v1/auth/token")
+        .json(&json!({"username": "ada", "password": "ada's password"}))
+        .await
+        .json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, ada_key) = two.create_key(&ada_token, json!({})).await;
+    everywhere(&[&one, &two, &three], &ada_key, StatusCode::OK).await;
+    let token_three = three.login().await;
+    let r = three
+        .http
+        .patch(&format!("/v1/users/{ada_id}"))
+        .as_(&token_three)
+        .json(&json!({"disabled": true}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    everywhere(&[&one, &two, &three], &ada_key, StatusCode::UNAUTHORIZED).await;
+    for node in [&one, &two] {
+        assert!(
+            eventually(|| async { node.http.get("/v1/me").as_(&ada_token).await.status() == StatusCode::UNAUTHORIZED })
+                .await,
+            "the access token still works"
+        );
+    }
+
+    // A rotation's grace ends on every node.
+    let (old_id, old_key) = one.create_key(&token, json!({"name": "rotating"})).await;
+    everywhere(&[&one, &two, &three], &old_key, StatusCode::OK).await;
+    let r = one
+        .http
+        .post(&format!("/v1/keys/{old_id}/rotate"))
+        .as_(&token)
+        .json(&json!({"grace": "1s"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let new_key = r.json()["key"].as_str().unwrap().to_owned();
+    everywhere(&[&one, &two, &three], &new_key, StatusCode::OK).await;
+    everywhere(&[&one, &two, &three], &old_key, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn a_node_restarted_after_revocations_refuses_them_from_its_first_answer() {
+    let Some(server) = server("cluster::a_node_restarted_after_revocations_refuses_them_from_its_first_answer") else {
+        return;
+    };
+    let db = Database::create(&server).await;
+    let (one, three) = (Node::start(&db.url), Node::start(&db.url));
+    let token = one.login().await;
+    let mut keys = Vec::new();
+    for n in 0..20 {
+        keys.push(one.create_key(&token, json!({"name": format!("k{n}")})).await);
+    }
+    everywhere(&[&three], &keys[19].1, StatusCode::OK).await;
+    let (dir, url) = three.kill();
+    for (id, _) in &keys {
+        assert_eq!(
+            one.http.delete(&format!("/v1/keys/{id}")).as_(&token).await.status(),
+            StatusCode::NO_CONTENT
+        );
+    }
+    let three = Node::start_in(dir, &url);
+    for (_, key) in &keys {
+        assert_eq!(
+            three.me(key).await,
+            StatusCode::UNAUTHORIZED,
+            "a key revoked while node 3 was down"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_node_cut_off_from_the_database_fails_closed_and_recovers() {
+    let Some(server) = server("cluster::a_node_cut_off_from_the_database_fails_closed_and_recovers") else {
+        return;
+    };
+    let db = Database::create(&server).await;
+    let proxy = Proxy::start(db.address()).await;
+    // Node 1 reaches the database through the proxy; node 2 directly.
+    let one = Node::start(&db.url_via(proxy.addr));
+    let two = Node::start(&db.url);
+    let token = two.login().await;
+    let (keep_id, keep) = two.create_key(&token, json!({"name": "kept"})).await;
+    let (gone_id, gone) = two.create_key(&token, json!({"name": "revoked while cut off"})).await;
+    everywhere(&[&one], &gone, StatusCode::OK).await;
+    let _ = keep_id;
+
+    // Under load, the database goes away for node 1.
+    let load = {
+        let http = one.http.clone();
+        let keep = keep.clone();
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..200 {
+                statuses.push(http.get("/v1/me").api_key(&keep).await.status());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            statuses
+        })
+    };
+    proxy.cut();
+    // Past max_staleness (2 s) node 1 refuses every credential with 503 and Retry-After,
+    // and says it is not ready; /healthz, the JWKS and /openapi.json stay up.
+    assert!(
+        eventually(|| async { one.me(&keep).await == StatusCode::SERVICE_UNAVAILABLE }).await,
+        "a stale node still answers credentials"
+    );
+    let r = one.http.get("/v1/me").api_key(&keep).await;
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(one.http.get("/readyz").await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    for path in ["/healthz", "/.well-known/jwks.json", "/openapi.json"] {
+        assert_eq!(one.http.get(path).await.status(), StatusCode::OK, "{path}");
+    }
+    // Meanwhile a key is revoked through node 2.
+    assert_eq!(
+        two.http
+            .delete(&format!("/v1/keys/{gone_id}"))
+            .as_(&token)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+
+    proxy.restore();
+    everywhere(&[&one], &keep, StatusCode::OK).await;
+    everywhere(&[&one, &two], &gone, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(one.http.get("/readyz").await.status(), StatusCode::OK);
+    let statuses = load.await.unwrap();
+    assert!(statuses.contains(&StatusCode::SERVICE_UNAVAILABLE));
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::SERVICE_UNAVAILABLE),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_change_feed_never_skips_a_revocation() {
+    let Some(server) = server("cluster::the_change_feed_never_skips_a_revocation") else {
+        return;
+    };
+    let db = Database::create(&server).await;
+    let nodes = [Node::start(&db.url), Node::start(&db.url), Node::start(&db.url)];
+    let token = nodes[0].login().await;
+    let mut keys = Vec::new();
+    for n in 0..60 {
+        keys.push(nodes[0].create_key(&token, json!({"name": format!("k{n}")})).await);
+    }
+    everywhere(&[&nodes[1], &nodes[2]], &keys[59].1, StatusCode::OK).await;
+    // Eight clients revoke at once, through two nodes.
+    let clients: Vec<_> = keys
+        .chunks(8)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let http = nodes[i % 2].http.clone();
+            let token = token.clone();
+            let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+            tokio::spawn(async move {
+                for id in ids {
+                    assert_eq!(
+                        http.delete(&format!("/v1/keys/{id}")).as_(&token).await.status(),
+                        StatusCode::NO_CONTENT
+                    );
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    for (_, key) in &keys {
+        everywhere(&[&nodes[0], &nodes[1], &nodes[2]], key, StatusCode::UNAUTHORIZED).await;
+    }
+}
