@@ -123,10 +123,10 @@ impl PgStore {
             let rows = self.changes_after(state.position, PAGE).await?;
             let full = rows.len() as i64 == PAGE;
             for (position, entity, id, origin) in rows {
-                if origin != self.origin() {
-                    if let Some(change) = self.resolve(&entity, &id, now).await? {
-                        changes.push(change);
-                    }
+                if origin != self.origin()
+                    && let Some(change) = self.resolve(&entity, &id, now).await?
+                {
+                    changes.push(change);
                 }
                 state.position = position;
             }
