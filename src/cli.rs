@@ -158,7 +158,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             ));
             let db = &settings.database.path;
             // Only `user add` may start a database; the rest would act on an empty one.
-            if !matches!(command, Command::User(UserCommand::Add { .. })) && !db.exists() {
+            if settings.database.url.is_none()
+                && !matches!(command, Command::User(UserCommand::Add { .. }))
+                && !db.exists()
+            {
                 Err(format!(
                     "there is no database at {} (keyward creates it on first start; \
                      set database.path, or --config, to use another)",
@@ -184,7 +187,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 async fn serve(settings: Settings) -> Result<(), String> {
     telemetry::init(&settings.log.level);
     let bind = settings.server.bind;
-    let db = settings.database.path.clone();
+    let db = crate::startup::database_name(&settings);
     let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
     let console = settings.ui.enabled;
     let app = Application::build(settings).await.map_err(|e| {
@@ -195,7 +198,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
     log::info!(
         "keyward {} serving on {base} with database {}",
         env!("CARGO_PKG_VERSION"),
-        db.display()
+        db
     );
     if console {
         log::info!("web console at {base}/ui");

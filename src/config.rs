@@ -23,6 +23,7 @@ fn bad(setting: &str, reason: impl std::fmt::Display) -> ConfigError {
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
+    pub cluster: ClusterSettings,
     pub auth: AuthSettings,
     pub keys: KeySettings,
     pub dialects: DialectSettings,
@@ -82,6 +83,8 @@ pub struct TlsSettings {
 
 #[derive(Clone, Debug)]
 pub struct DatabaseSettings {
+    /// PostgreSQL (`postgres://…`): several nodes on one database. `None`: SQLite at `path`.
+    pub url: Option<Secret>,
     pub path: PathBuf,
     /// Read connections in the pool.
     pub pool_size: u32,
@@ -89,6 +92,17 @@ pub struct DatabaseSettings {
     pub max_size: Option<u64>,
     /// Serve from the database without writing to it: every write is a 503.
     pub read_only: bool,
+}
+
+/// How a node keeps up with the others on PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    /// The change feed is read at least this often (a NOTIFY wakes it sooner).
+    pub poll_interval: Duration,
+    /// Past this since the last successful read of the feed, the node refuses credentials.
+    pub max_staleness: Duration,
+    /// Wake on the feed's NOTIFY (off: poll only, for measuring the poll alone).
+    pub notify: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -214,6 +228,7 @@ fn with_notes(text: &str, notes: &[(&str, String)]) -> String {
 struct Raw {
     server: RawServer,
     database: RawDatabase,
+    cluster: RawCluster,
     auth: RawAuth,
     keys: RawKeys,
     dialects: DialectSettings,
@@ -298,6 +313,7 @@ impl Default for RawServer {
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawDatabase {
+    url: String,
     path: PathBuf,
     pool_size: u32,
     max_size: Option<String>,
@@ -307,10 +323,29 @@ struct RawDatabase {
 impl Default for RawDatabase {
     fn default() -> Self {
         RawDatabase {
+            url: String::new(),
             path: PathBuf::from("keyward.db"),
             pool_size: 8,
             max_size: None,
             read_only: false,
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCluster {
+    poll_interval: String,
+    max_staleness: String,
+    notify: bool,
+}
+
+impl Default for RawCluster {
+    fn default() -> Self {
+        RawCluster {
+            poll_interval: "1s".into(),
+            max_staleness: "10s".into(),
+            notify: true,
         }
     }
 }
@@ -441,6 +476,12 @@ impl Settings {
                 ),
             ),
         ];
+        if self.database.url.is_some() {
+            notes.push((
+                "database",
+                "# url = (set, not shown: it holds the password; give it as KEYWARD__DATABASE__URL)".to_owned(),
+            ));
+        }
         if self.database.max_size.is_none() {
             notes.push(("database", "# max_size = (unset: no cap), e.g. \"1GiB\"".to_owned()));
         }
@@ -471,10 +512,17 @@ impl Settings {
                 request_timeout: duration_text(s.request_timeout),
             },
             database: RawDatabase {
+                // Never printed: it holds the password (a note says whether it is set).
+                url: String::new(),
                 path: d.path.clone(),
                 pool_size: d.pool_size,
                 max_size: d.max_size.map(byte_size_text),
                 read_only: d.read_only,
+            },
+            cluster: RawCluster {
+                poll_interval: duration_text(self.cluster.poll_interval),
+                max_staleness: duration_text(self.cluster.max_staleness),
+                notify: self.cluster.notify,
             },
             auth: RawAuth {
                 access_token_ttl: duration_text(self.auth.access_token_ttl),
@@ -585,6 +633,30 @@ impl Settings {
         if raw.database.pool_size == 0 {
             return Err(bad("database.pool_size", "must be at least 1"));
         }
+        let url = match raw.database.url.trim() {
+            "" => None,
+            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => Some(Secret::new(url)),
+            _ => {
+                return Err(bad(
+                    "database.url",
+                    "expected a PostgreSQL url such as \"postgres://keyward:…@db:5432/keyward\", or empty for SQLite",
+                ));
+            }
+        };
+        if url.is_some() && max_size.is_some() {
+            return Err(bad(
+                "database.max_size",
+                "caps a SQLite file; on PostgreSQL (database.url is set) limit the database in PostgreSQL itself",
+            ));
+        }
+        let poll_interval = finite("cluster.poll_interval", &raw.cluster.poll_interval)?;
+        let max_staleness = finite("cluster.max_staleness", &raw.cluster.max_staleness)?;
+        if max_staleness <= poll_interval {
+            return Err(bad(
+                "cluster.max_staleness",
+                "must be longer than cluster.poll_interval (a node reads the feed at least that often)",
+            ));
+        }
         if raw.database.path.as_os_str().is_empty() {
             return Err(bad("database.path", "must not be empty"));
         }
@@ -639,10 +711,16 @@ impl Settings {
                 request_timeout,
             },
             database: DatabaseSettings {
+                url,
                 path: raw.database.path,
                 pool_size: raw.database.pool_size,
                 max_size,
                 read_only: raw.database.read_only,
+            },
+            cluster: ClusterSettings {
+                poll_interval,
+                max_staleness,
+                notify: raw.cluster.notify,
             },
             auth: AuthSettings {
                 access_token_ttl,

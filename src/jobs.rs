@@ -22,11 +22,28 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// Starts the change follower and the usage flush on the current tokio runtime.
-    pub fn start(keyward: &Keyward) -> Jobs {
-        let follower = every(keyward, FOLLOW_INTERVAL, |kw| async move {
-            if let Err(e) = kw.apply_changes().await {
-                log::warn!("following database changes failed: {e:?}");
+    /// Starts the change follower and the usage flush on the current tokio runtime. The
+    /// follower reads what other processes committed at least every `follow_interval`, and
+    /// sooner when the database says there is something (PostgreSQL's NOTIFY, with `notify`).
+    pub fn start(keyward: &Keyward, follow_interval: Duration, notify: bool) -> Jobs {
+        let kw = keyward.clone();
+        let follower = tokio::spawn(async move {
+            let mut failing = false;
+            loop {
+                kw.wait_for_changes(follow_interval, notify).await;
+                match kw.apply_changes().await {
+                    Ok(_) if failing => {
+                        log::info!("the change feed is read again");
+                        failing = false;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if !failing {
+                            log::warn!("following database changes failed: {e:?}");
+                        }
+                        failing = true;
+                    }
+                }
             }
         });
         let flusher = every(keyward, USAGE_FLUSH_INTERVAL, |kw| async move {

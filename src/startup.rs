@@ -64,17 +64,32 @@ impl Application {
             read_only: settings.database.read_only,
             batch_sizes: Some(metrics.write_batch_size.clone()),
         };
-        let path = db_path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open_sqlite(&path, &options))
-            .await
-            .map_err(|e| StartError::Database {
-                path: db_path.clone(),
-                message: e.to_string(),
-            })?
-            .map_err(|e| StartError::Database {
-                path: db_path.clone(),
-                message: e.message,
-            })?;
+        let store = match &settings.database.url {
+            Some(url) => {
+                let options = crate::store::postgres::PgOptions {
+                    url: url.reveal().to_owned(),
+                    pool_size: settings.database.pool_size as usize,
+                    read_only: settings.database.read_only,
+                };
+                Store::open_postgres(&options).await.map_err(|e| StartError::Database {
+                    path: PathBuf::from(crate::store::postgres::redact(url.reveal())),
+                    message: e.message,
+                })?
+            }
+            None => {
+                let path = db_path.clone();
+                tokio::task::spawn_blocking(move || Store::open_sqlite(&path, &options))
+                    .await
+                    .map_err(|e| StartError::Database {
+                        path: db_path.clone(),
+                        message: e.to_string(),
+                    })?
+                    .map_err(|e| StartError::Database {
+                        path: db_path.clone(),
+                        message: e.message,
+                    })?
+            }
+        };
         let keyward = Keyward::open(
             store,
             DomainConfig {
@@ -86,6 +101,7 @@ impl Application {
                 password_concurrency: settings.server.workers.clamp(2, 8),
                 eddsa: settings.keys.eddsa,
                 session_ttl: settings.ui.session_ttl,
+                max_staleness: settings.database.url.as_ref().map(|_| settings.cluster.max_staleness),
             },
             metrics,
             clock,
@@ -102,16 +118,23 @@ impl Application {
     /// [`crate::domain::TestClock`] and move it on instead of waiting for expiry.
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> Result<Application, StartError> {
         let keyward = Self::open_domain_with_clock(&settings, clock).await?;
-        warn_if_readable_by_others(&settings.database.path);
+        if settings.database.url.is_none() {
+            warn_if_readable_by_others(&settings.database.path);
+        }
         warn_if_few_files(settings.server.max_connections);
         if !keyward.has_users().await? {
-            bootstrap_admin(&keyward, settings.auth.admin_password.clone(), &settings.database.path).await?;
+            bootstrap_admin(
+                &keyward,
+                settings.auth.admin_password.clone(),
+                &admin_password_file(&settings),
+            )
+            .await?;
         } else if settings.auth.admin_password.is_some() {
             log::warn!(
                 "auth.admin_password (or KEYWARD_ADMIN_PASSWORD) is set but ignored: the database {} already \
                  has users, and it only sets the first admin's password on first start; change a password \
                  with `keyward user passwd admin` or on the console's account page",
-                settings.database.path.display()
+                database_name(&settings)
             );
         }
 
@@ -136,7 +159,7 @@ impl Application {
         let ui_state = web::Data::new(crate::ui::UiState {
             secure_cookie: settings.ui.secure_cookie || settings.server.tls.is_some(),
             session_ttl: settings.ui.session_ttl,
-            admin_password_file: admin_password_file(&settings.database.path),
+            admin_password_file: admin_password_file(&settings),
         });
         let server = HttpServer::new(move || {
             let cors_on = !server_settings.cors_origins.is_empty();
@@ -207,7 +230,10 @@ impl Application {
             _ => None,
         };
 
-        let jobs = Jobs::start(&keyward);
+        let jobs = match settings.database.url {
+            Some(_) => Jobs::start(&keyward, settings.cluster.poll_interval, settings.cluster.notify),
+            None => Jobs::start(&keyward, crate::jobs::FOLLOW_INTERVAL, false),
+        };
         Ok(Application {
             port,
             server,
@@ -253,6 +279,15 @@ impl Application {
             log::warn!("writing key use times at shutdown failed: {e}");
         }
         result
+    }
+}
+
+/// The database as the log names it: the SQLite path, or the PostgreSQL url without its
+/// password.
+pub fn database_name(settings: &Settings) -> String {
+    match &settings.database.url {
+        Some(url) => crate::store::postgres::redact(url.reveal()),
+        None => settings.database.path.display().to_string(),
     }
 }
 
@@ -312,7 +347,11 @@ async fn stop_on_signal(server: actix_web::dev::ServerHandle, grace: Duration) {
 /// Makes user `admin` in an empty database. The password comes from config or
 /// `KEYWARD_ADMIN_PASSWORD`; otherwise one is generated, written to a 0600 file beside the
 /// database (whose path is logged; the password never is) and shown on a terminal.
-async fn bootstrap_admin(keyward: &Keyward, configured: Option<Secret>, db_path: &Path) -> Result<(), StartError> {
+async fn bootstrap_admin(
+    keyward: &Keyward,
+    configured: Option<Secret>,
+    admin_password_file: &Path,
+) -> Result<(), StartError> {
     let (password, generated) = match configured {
         Some(p) => (p, false),
         None => {
@@ -323,9 +362,20 @@ async fn bootstrap_admin(keyward: &Keyward, configured: Option<Secret>, db_path:
         }
     };
     let password = Password::parse(password)?;
+    // Made first, the file written after: when two nodes start on one empty PostgreSQL
+    // database at once, one makes the admin and the other finds it made (a conflict), and
+    // only the one whose password is the admin's writes it down.
+    match keyward.bootstrap_admin(password.clone()).await {
+        Ok(_) => {}
+        Err(Error::Conflict(_)) => {
+            log::info!("user admin was made by another node starting at the same time");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    }
     if generated {
-        let file = admin_password_file(db_path);
-        crate::files::write_private(&file, password.secret().reveal())?;
+        let file = admin_password_file;
+        crate::files::write_private(file, password.secret().reveal())?;
         log::info!(
             "created user admin with a generated password; it is in {}",
             file.display()
@@ -343,18 +393,23 @@ async fn bootstrap_admin(keyward: &Keyward, configured: Option<Secret>, db_path:
     } else {
         log::info!("created user admin with the configured password");
     }
-    keyward.bootstrap_admin(password).await?;
     Ok(())
 }
 
-/// Where a generated admin password goes: [`ADMIN_PASSWORD_FILE`] beside the database, as an
-/// absolute path (the log and the console name it).
-fn admin_password_file(db_path: &Path) -> PathBuf {
-    let file = db_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join(ADMIN_PASSWORD_FILE);
+/// Where a generated admin password goes: [`ADMIN_PASSWORD_FILE`] beside the SQLite
+/// database, or in the working directory on PostgreSQL; as an absolute path (the log and the
+/// console name it).
+fn admin_password_file(settings: &Settings) -> PathBuf {
+    let dir = match settings.database.url {
+        Some(_) => Path::new("."),
+        None => settings
+            .database
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    };
+    let file = dir.join(ADMIN_PASSWORD_FILE);
     std::path::absolute(&file).unwrap_or(file)
 }
 

@@ -18,9 +18,10 @@ impl Keyward {
     /// revocations, new keys and user changes since the last step reach the in-memory view.
     /// `crate::jobs` runs it every so often; it returns how many changes it applied.
     pub async fn apply_changes(&self) -> Result<usize, Error> {
+        let read_at = self.now();
         let changes = self
             .store()
-            .poll_changes(self.now())
+            .poll_changes(read_at)
             .await
             .map_err(|e| e.into_domain("following database changes failed"))?;
         let applied = changes.len();
@@ -33,7 +34,21 @@ impl Keyward {
                 Change::SigningKeys(keys) => self.signer().learn_keys(&keys),
             }
         }
+        self.mark_fresh(read_at);
         Ok(applied)
+    }
+
+    /// Waits until another process may have written something (a NOTIFY on PostgreSQL,
+    /// when `notify`), or `timeout`.
+    pub async fn wait_for_changes(&self, timeout: Duration, notify: bool) {
+        if !notify {
+            tokio::time::sleep(timeout).await;
+            return;
+        }
+        if let Err(e) = self.store().wait_for_changes(timeout).await {
+            log::warn!("waiting for the change feed failed: {e}");
+            tokio::time::sleep(timeout).await;
+        }
     }
 
     /// Writes the key uses seen since the last call.

@@ -220,6 +220,10 @@ impl Keyward {
             }
             Presented::Credential(c) => c,
         };
+        // A node that may have missed a revocation refuses every credential.
+        if let Err(stale) = self.require_fresh() {
+            return Authentication::Done(Err(stale));
+        }
         let started = Instant::now();
         Authentication::Done(match credential {
             Credential::Bearer(token) => match self.view().check_bearer(token, now, self.signer()) {
@@ -291,6 +295,8 @@ impl Keyward {
         source: Option<IpAddr>,
         now: Timestamp,
     ) -> Result<std::sync::Arc<super::UserRecord>, Error> {
+        // A password is a credential too: a stale node may not know the account was disabled.
+        self.require_fresh()?;
         let user = self.view().user_by_login(login);
         // Username and email of one account are one count.
         let account = user

@@ -42,6 +42,12 @@ pub enum Error {
     /// The database cannot take writes (full, read-only) or is not answering.
     #[error("{0}")]
     Unavailable(String),
+    /// This node has not heard from the database for longer than `cluster.max_staleness`:
+    /// it refuses credentials until it has (503 with `Retry-After`).
+    #[error(
+        "this node has lost touch with the database and refuses credentials until it catches up; retry, or use another node"
+    )]
+    Stale { retry_after: Duration },
     /// A bug or an unexpected failure; the cause is logged, never shown.
     #[error("internal error")]
     Internal(String),

@@ -31,6 +31,10 @@ pub struct DomainConfig {
     pub eddsa: bool,
     /// How long a web console session lasts after sign-in.
     pub session_ttl: Duration,
+    /// Several nodes (PostgreSQL): past this since the last successful read of the change
+    /// feed, credentials are refused (503) rather than checked against a view that may have
+    /// missed a revocation. `None` on SQLite, where there is no one to miss.
+    pub max_staleness: Option<Duration>,
 }
 
 struct Inner {
@@ -43,6 +47,9 @@ struct Inner {
     config: DomainConfig,
     metrics: Arc<Metrics>,
     clock: Clock,
+    /// Until when (unix ms) the view counts as current: the last successful read of the
+    /// change feed plus `max_staleness`.
+    fresh_until: std::sync::atomic::AtomicI64,
 }
 
 /// The domain: cheap to clone, shared by every handler and protocol.
@@ -114,6 +121,9 @@ impl Keyward {
             .await
             .map_err(|e| e.into_domain("loading keys failed"))?;
         let passwords = Passwords::new(config.password_concurrency)?;
+        let fresh_until = config
+            .max_staleness
+            .map_or(i64::MAX, |stale| clock.now().plus(stale).millis());
         Ok(Keyward(Arc::new(Inner {
             store,
             view,
@@ -122,9 +132,35 @@ impl Keyward {
             throttle: Throttle::default(),
             unknown_logins: parking_lot::Mutex::default(),
             config,
+            fresh_until: std::sync::atomic::AtomicI64::new(fresh_until),
             metrics,
             clock,
         })))
+    }
+
+    /// `Stale` (503, with when to retry) while this node's view of the other nodes' writes is
+    /// older than `max_staleness`: it fails closed rather than honour a key another node may
+    /// have revoked. Always `Ok` on SQLite.
+    pub fn require_fresh(&self) -> Result<(), Error> {
+        let Some(stale) = self.0.config.max_staleness else {
+            return Ok(());
+        };
+        let until = self.0.fresh_until.load(std::sync::atomic::Ordering::Relaxed);
+        if self.now().millis() <= until {
+            return Ok(());
+        }
+        Err(Error::Stale {
+            retry_after: (stale / 4).max(Duration::from_secs(1)),
+        })
+    }
+
+    /// The view is current as of `at` (a read of the change feed succeeded).
+    pub(crate) fn mark_fresh(&self, at: super::Timestamp) {
+        if let Some(stale) = self.0.config.max_staleness {
+            self.0
+                .fresh_until
+                .fetch_max(at.plus(stale).millis(), std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// The time now, by the domain's clock: what every operation uses, and what the

@@ -56,7 +56,9 @@ impl Keyward {
     }
 
     /// Whether the database answers.
+    /// Whether the database answers and, with several nodes, this node's view of the others'
+    /// writes is current (a stale node is not ready: it refuses credentials).
     pub async fn ready(&self) -> bool {
-        self.store().ping().await.is_ok()
+        self.require_fresh().is_ok() && self.store().ping().await.is_ok()
     }
 }

@@ -75,6 +75,7 @@ impl super::Keyward {
     /// The caller a session token stands for; `None` when it is unknown, expired, or its user
     /// is no longer active or has changed their password since.
     pub async fn session(&self, token: &Secret, source: Option<IpAddr>) -> Result<Option<Caller>, Error> {
+        self.require_fresh()?;
         let now = self.now();
         if token.reveal().len() != TOKEN_BYTES * 2 {
             return Ok(None);

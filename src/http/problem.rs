@@ -90,7 +90,7 @@ impl ResponseError for ApiError {
                     headers.insert(header::WWW_AUTHENTICATE, v);
                 }
             }
-            ApiError::Domain(Error::Throttled { retry_after }) => {
+            ApiError::Domain(Error::Throttled { retry_after } | Error::Stale { retry_after }) => {
                 let secs = retry_after.as_secs().max(1);
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                     headers.insert(header::RETRY_AFTER, v);
@@ -111,7 +111,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Invalid { .. } | Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable(_) | Error::Stale { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

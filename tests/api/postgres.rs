@@ -118,6 +118,8 @@ impl Proxy {
                     continue;
                 }
                 let mut cut = cuts.clone();
+                // Only a cut after this connection was made ends it.
+                cut.borrow_and_update();
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(upstream).await else {
                         return;

@@ -146,12 +146,13 @@ impl PgStore {
                 .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
                 .await?;
         }
+        let writer = Writer::start(writer_connection, config.clone(), origin.clone(), options.read_only);
         // Followed from here: whatever commits after this (before the domain has loaded its
         // view, or later) is read by the first poll.
         let position = follow::feed_end(&setup).await?;
         Ok(PgStore {
             pool,
-            writer: Writer::start(writer_connection, origin.clone()),
+            writer,
             config: Arc::new(config),
             origin: origin.into(),
             follow: Arc::new(tokio::sync::Mutex::new(follow::FollowState::at(position))),

@@ -59,11 +59,19 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on `client` (a connection of its own); `origin` names this
-    /// process in the feed rows it writes.
-    pub(crate) fn start(client: Client, origin: String) -> Writer {
+    /// Starts the writer task on `client` (a connection of its own, made again from `config`
+    /// when it is lost); `origin` names this process in the feed rows it writes.
+    pub(crate) fn start(client: Client, config: tokio_postgres::Config, origin: String, read_only: bool) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>(4096);
-        tokio::spawn(run(client, rx, origin));
+        tokio::spawn(run(
+            Connection {
+                client,
+                config,
+                read_only,
+            },
+            rx,
+            origin,
+        ));
         Writer { jobs: tx }
     }
 
@@ -105,7 +113,31 @@ impl Writer {
     }
 }
 
-async fn run(mut client: Client, mut jobs: mpsc::Receiver<Job>, origin: String) {
+/// The writer's connection, and how to make it again.
+struct Connection {
+    client: Client,
+    config: tokio_postgres::Config,
+    read_only: bool,
+}
+
+impl Connection {
+    /// The connection, made again if it was lost (the database restarted, the network cut).
+    async fn client(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.is_closed() {
+            let client = super::connect_one(&self.config).await?;
+            if self.read_only {
+                client
+                    .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                    .await?;
+            }
+            log::info!("the database writer is connected again");
+            self.client = client;
+        }
+        Ok(&mut self.client)
+    }
+}
+
+async fn run(mut connection: Connection, mut jobs: mpsc::Receiver<Job>, origin: String) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.recv().await {
         batch.push(first);
@@ -117,7 +149,10 @@ async fn run(mut client: Client, mut jobs: mpsc::Receiver<Job>, origin: String) 
         }
         let size = batch.len();
         let mut ran: Vec<(Finish, bool)> = Vec::with_capacity(size);
-        let result = run_batch(&mut client, &mut batch, &origin, &mut ran).await;
+        let result = match connection.client().await {
+            Ok(client) => run_batch(client, &mut batch, &origin, &mut ran).await,
+            Err(e) => Err(e),
+        };
         // Jobs a failure left unrun are dropped: their callers learn the writer could not
         // take them (503), and nothing of theirs was written.
         batch.clear();
@@ -134,9 +169,6 @@ async fn run(mut client: Client, mut jobs: mpsc::Receiver<Job>, origin: String) 
                     finish(Err(e.clone()));
                 }
             }
-        }
-        if client.is_closed() {
-            log::error!("the database writer's connection is closed; writes fail until keyward restarts");
         }
     }
 }
