@@ -8,11 +8,11 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use crate::api::{AppState, key_id};
 use crate::domain::{Caller, Error, Expiry, KeyName, KeyPatch, KeyRecord, NewKeyRequest, Timestamp};
-use crate::http::body::JsonOrForm;
-use crate::http::caller::KeyWriter;
-use crate::http::problem::ApiError;
-use crate::http::{AppState, key_id};
+use crate::web::body::JsonOrForm;
+use crate::web::caller::KeyWriter;
+use crate::web::problem::ApiError;
 
 pub fn scope() -> actix_web::Scope {
     web::scope("/api/apikey")

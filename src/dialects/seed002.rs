@@ -7,11 +7,11 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use crate::api::{AppState, key_id};
 use crate::domain::{Caller, Error, KeyName, NewKeyRequest, Timestamp};
-use crate::http::body::Json;
-use crate::http::caller::KeyWriter;
-use crate::http::problem::ApiError;
-use crate::http::{AppState, key_id};
+use crate::web::body::Json;
+use crate::web::caller::KeyWriter;
+use crate::web::problem::ApiError;
 
 pub fn scope() -> actix_web::Scope {
     web::scope("/api/v1/apikey")

@@ -5,10 +5,10 @@ use serde::Deserialize;
 
 use super::session::{self, NoFields, Posted, SESSION_COOKIE, SIGN_IN_COOKIE, Session};
 use super::{UiError, UiState, pages, see_other};
+use crate::api::AppState;
 use crate::domain::sessions::{csrf_token, random_token};
 use crate::domain::{Error, Secret, Timestamp};
-use crate::http::AppState;
-use crate::http::caller::client_ip;
+use crate::web::caller::client_ip;
 
 /// How long a sign-in form may sit open before it must be reloaded.
 const SIGN_IN_FORM_TTL: std::time::Duration = std::time::Duration::from_secs(3600);

@@ -7,9 +7,9 @@ use serde::Deserialize;
 use super::pages::{self, Chrome, KeyDraft, KeyForm, Refused, Section, Sort, UserKeys};
 use super::session::{NoFields, Posted, Session};
 use super::{UiError, owner, page, page_with, see_other};
+use crate::api::{AppState, key_id};
 use crate::domain::{Error, Expiry, KeyName, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId, parse_grace};
-use crate::http::problem::status_of;
-use crate::http::{AppState, key_id};
+use crate::web::problem::status_of;
 
 pub fn scope(path: &str) -> actix_web::Scope {
     web::scope(path)

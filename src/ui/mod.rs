@@ -19,13 +19,13 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::domain::{Error, UserId};
-use crate::http::problem::status_of;
+use crate::web::problem::status_of;
 
 /// Scripts, styles and forms from this origin only; no inline code, no frames, no plugins.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// What the console's handlers share beside [`crate::http::AppState`].
+/// What the console's handlers share beside [`crate::api::AppState`].
 pub struct UiState {
     /// Mark cookies `Secure` on every request (configured, or the server speaks TLS itself).
     pub secure_cookie: bool,

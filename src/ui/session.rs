@@ -9,10 +9,10 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use serde::de::DeserializeOwned;
 
 use super::{UiError, UiState};
+use crate::api::AppState;
 use crate::domain::sessions::{csrf_matches, csrf_token};
 use crate::domain::{Caller, Error, Secret, Timestamp};
-use crate::http::AppState;
-use crate::http::caller::client_ip;
+use crate::web::caller::client_ip;
 
 /// The session cookie: the token whose hash names the session.
 pub const SESSION_COOKIE: &str = "keyward_session";
@@ -119,7 +119,7 @@ pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, UiError> {
     serde_urlencoded::from_bytes(body).map_err(|e| {
         UiError::BadForm(format!(
             "the form is invalid: {}",
-            crate::http::body::describe(&e.to_string())
+            crate::web::body::describe(&e.to_string())
         ))
     })
 }

@@ -9,11 +9,11 @@ use super::keys::{ListQuery, StateForm, keys_of};
 use super::pages::{self, Refused, Section};
 use super::session::{NoFields, Posted, Session};
 use super::{UiError, owner, page, page_with, see_other};
+use crate::api::AppState;
 use crate::domain::{
     Email, Error, KeyId, NewUserRequest, Password, Role, Secret, Timestamp, UserId, UserUpdate, Username,
 };
-use crate::http::AppState;
-use crate::http::problem::status_of;
+use crate::web::problem::status_of;
 
 /// Users shown per page.
 const PAGE_SIZE: u32 = 100;

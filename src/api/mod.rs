@@ -2,15 +2,10 @@
 //! Handlers are thin: extract, validate into domain types, make one domain call, map the
 //! result to a wire type.
 
-pub mod access_log;
 mod auth;
-pub mod body;
-pub mod caller;
-pub mod deadline;
 mod health;
 mod keys;
 pub mod openapi;
-pub mod problem;
 mod services;
 mod users;
 
@@ -20,8 +15,9 @@ use serde::Deserialize;
 
 use crate::config::IpNet;
 use crate::domain::Keyward;
+use crate::web::problem::{self, ApiError, problem_response};
+use crate::web::{access_log, body};
 pub use keys::KeyJson;
-use problem::{ApiError, problem_response};
 
 /// What every handler shares.
 pub struct AppState {

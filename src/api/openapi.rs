@@ -58,23 +58,23 @@ struct AuditLine {
 }
 
 // The `/v1/users/{user_id}/keys` routes share the `/v1/keys` handlers; these describe them.
-#[utoipa::path(post, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path)), request_body = keys::CreateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(post, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path)), request_body = keys::CreateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn create_for_user() {}
-#[utoipa::path(get, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path), super::PageQuery), responses((status = 200, body = keys::KeyList), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(get, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path), super::PageQuery), responses((status = 200, body = keys::KeyList), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn list_for_user() {}
-#[utoipa::path(get, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 200, body = keys::KeyJson), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(get, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 200, body = keys::KeyJson), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn get_for_user() {}
-#[utoipa::path(patch, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::UpdateKeyRequest, responses((status = 200, body = keys::KeyJson), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(patch, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::UpdateKeyRequest, responses((status = 200, body = keys::KeyJson), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn rename_for_user() {}
-#[utoipa::path(delete, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 204), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(delete, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 204), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn revoke_for_user() {}
 
-#[utoipa::path(post, path = "/v1/users/{user_id}/keys/{key_id}/rotate", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::RotateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(post, path = "/v1/users/{user_id}/keys/{key_id}/rotate", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::RotateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn rotate_for_user() {}
 
@@ -201,8 +201,8 @@ struct ApiDoc;
 pub async fn document() -> HttpResponse {
     match ApiDoc::openapi().to_json() {
         Ok(json) => HttpResponse::Ok().content_type("application/json").body(json),
-        Err(e) => {
-            actix_web::ResponseError::error_response(&super::problem::ApiError::from(crate::domain::Error::internal(e)))
-        }
+        Err(e) => actix_web::ResponseError::error_response(&crate::web::problem::ApiError::from(
+            crate::domain::Error::internal(e),
+        )),
     }
 }

@@ -4,11 +4,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::body::Json;
-use super::caller::client_ip;
-use super::problem::ApiError;
-use super::problem::Problem;
 use crate::domain::{Caller, Password, Secret, Timestamp};
+use crate::web::body::Json;
+use crate::web::caller::client_ip;
+use crate::web::problem::ApiError;
+use crate::web::problem::Problem;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

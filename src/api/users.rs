@@ -3,11 +3,11 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::body::{Json, double_option};
-use super::caller::Admin;
-use super::problem::ApiError;
 use super::{AppState, PageQuery};
 use crate::domain::{Email, NewUserRequest, Password, Role, Secret, Timestamp, UserRecord, UserUpdate, Username};
+use crate::web::body::{Json, double_option};
+use crate::web::caller::Admin;
+use crate::web::problem::ApiError;
 
 /// The user object. Never holds the password hash.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -64,7 +64,7 @@ pub struct UserList {
 }
 
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserRequest,
-    responses((status = 201, body = UserJson), (status = 400, body = crate::http::problem::Problem), (status = 403, body = crate::http::problem::Problem), (status = 409, body = crate::http::problem::Problem)))]
+    responses((status = 201, body = UserJson), (status = 400, body = crate::web::problem::Problem), (status = 403, body = crate::web::problem::Problem), (status = 409, body = crate::web::problem::Problem)))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -85,7 +85,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(super::PageQuery),
-    responses((status = 200, body = UserList), (status = 403, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = UserList), (status = 403, body = crate::web::problem::Problem)))]
 pub async fn list(
     state: web::Data<AppState>,
     Admin(caller): Admin,
@@ -103,7 +103,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = UserJson), (status = 403, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = UserJson), (status = 403, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem)))]
 pub async fn get(
     state: web::Data<AppState>,
     Admin(caller): Admin,
@@ -114,7 +114,7 @@ pub async fn get(
 }
 
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UpdateUserRequest,
-    responses((status = 200, body = UserJson), (status = 400, body = crate::http::problem::Problem), (status = 403, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem), (status = 409, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = UserJson), (status = 400, body = crate::web::problem::Problem), (status = 403, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem), (status = 409, body = crate::web::problem::Problem)))]
 pub async fn update(
     state: web::Data<AppState>,
     Admin(caller): Admin,
@@ -138,7 +138,7 @@ pub async fn update(
 }
 
 #[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 204), (status = 403, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem), (status = 409, body = crate::http::problem::Problem)))]
+    responses((status = 204), (status = 403, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem), (status = 409, body = crate::web::problem::Problem)))]
 pub async fn delete(
     state: web::Data<AppState>,
     Admin(caller): Admin,
@@ -150,7 +150,7 @@ pub async fn delete(
 
 /// `GET /v1/audit?limit=&cursor=` (admin): the audit trail, newest first.
 #[utoipa::path(get, path = "/v1/audit", tag = "users", params(super::PageQuery),
-    responses((status = 200, body = super::openapi::AuditList), (status = 403, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = super::openapi::AuditList), (status = 403, body = crate::web::problem::Problem)))]
 pub async fn audit(
     state: web::Data<AppState>,
     Admin(caller): Admin,

@@ -7,9 +7,9 @@ use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 
-use super::AppState;
 use super::access_log::AuthenticatedKey;
 use super::problem::ApiError;
+use crate::api::AppState;
 use crate::domain::credentials::{Authentication, Presented};
 use crate::domain::{Caller, Error, Timestamp, UserId};
 
