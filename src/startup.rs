@@ -12,11 +12,12 @@ use actix_web::dev::Server;
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 
-use crate::api::{self, AppState};
+use crate::api;
 use crate::config::Settings;
 use crate::domain::{DomainConfig, Error, Keyward, Password, Secret, Timestamp};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreOptions};
+use crate::web::AppState;
 
 /// How often key uses seen in memory are written to the database. Reads show them at once
 /// (the key view overlays them), so this only bounds what a crash can lose of them (a
@@ -147,7 +148,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(server_settings.body_limit))
-                .configure(api::extractor_configs)
+                .configure(crate::web::extractor_configs)
                 .configure(api::routes)
                 .configure(|cfg| crate::dialects::routes(cfg, &dialects))
                 .configure(|cfg| {
@@ -157,12 +158,12 @@ impl Application {
                 })
                 .configure(|cfg| {
                     if metrics_here && metrics_public {
-                        cfg.route("/metrics", web::get().to(api::public_metrics));
+                        cfg.route("/metrics", web::get().to(crate::web::metrics::public_metrics));
                     } else if metrics_here {
-                        cfg.route("/metrics", web::get().to(api::metrics));
+                        cfg.route("/metrics", web::get().to(crate::web::metrics::metrics));
                     }
                 })
-                .default_service(web::to(api::not_found))
+                .default_service(web::to(crate::web::not_found))
                 .wrap(Condition::new(cors_on, cors))
                 .wrap(from_fn(crate::web::deadline::request_deadline))
                 .wrap(from_fn(crate::web::access_log::access_log))
@@ -189,7 +190,7 @@ impl Application {
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(state.clone())
-                        .route("/metrics", web::get().to(api::public_metrics))
+                        .route("/metrics", web::get().to(crate::web::metrics::public_metrics))
                 })
                 .workers(1)
                 .disable_signals()

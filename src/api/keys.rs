@@ -3,12 +3,13 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::{AppState, PageQuery, key_id};
+use super::PageQuery;
 use crate::domain::{
     Caller, Error, Expiry, KeyName, KeyPatch, KeyRecord, Meta, MintedKey, NewKeyRequest, Scopes, Timestamp, parse_grace,
 };
+use crate::web::AppState;
 use crate::web::body::Json;
-use crate::web::caller::{KeyWriter, Owner};
+use crate::web::caller::{KeyWriter, Owner, key_id};
 use crate::web::problem::ApiError;
 
 pub fn scope(path: &str) -> actix_web::Scope {

@@ -1,7 +1,10 @@
-//! The native HTTP API under `/v1`: routes, wire types, and the glue to the domain.
-//! Handlers are thin: extract, validate into domain types, make one domain call, map the
-//! result to a wire type.
+//! The native HTTP API under `/v1` (with health, JWKS and `/openapi.json`): routes, wire
+//! types, and the glue to the domain. Handlers are thin: extract, validate into domain
+//! types, make one domain call, map the result to a wire type. The plumbing they stand on
+//! (state, extractors, bodies, problem+json) is `crate::web`'s, shared with the dialects and
+//! the console; nothing outside `startup` names this module.
 
+mod audit;
 mod auth;
 mod health;
 mod keys;
@@ -9,25 +12,10 @@ pub mod openapi;
 mod services;
 mod users;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::config::IpNet;
-use crate::domain::Keyward;
-use crate::web::problem::{self, ApiError, problem_response};
-use crate::web::{access_log, body};
-pub use keys::KeyJson;
-
-/// What every handler shares.
-pub struct AppState {
-    pub keyward: Keyward,
-    pub request_ids: access_log::RequestIds,
-    pub trusted_proxies: Vec<IpNet>,
-    pub body_limit: usize,
-    /// Longest time to receive a request's body.
-    pub request_timeout: std::time::Duration,
-}
+use crate::web::AppState;
 
 /// `?limit=&cursor=` of the list routes.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -60,46 +48,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/users/{id}", web::get().to(users::get))
                 .route("/users/{id}", web::patch().to(users::update))
                 .route("/users/{id}", web::delete().to(users::delete))
-                .route("/audit", web::get().to(users::audit))
+                .route("/audit", web::get().to(audit::audit))
                 .route("/verify", web::post().to(services::verify))
                 .route("/forward-auth", web::get().to(services::forward_auth))
                 .route("/revocations", web::get().to(services::revocations)),
         );
-}
-
-/// Problem responses for what actix refuses before a handler runs.
-pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| {
-        ApiError::BadRequest(format!("invalid query: {}", body::describe(&e.to_string()))).into()
-    }))
-    .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::Domain(crate::domain::Error::NotFound).into()));
-}
-
-/// The `{key_id}` segment of a key route (native and dialects alike); the domain reads a
-/// malformed one as not found.
-pub fn key_id(req: &actix_web::HttpRequest) -> &str {
-    req.match_info().get("key_id").unwrap_or_default()
-}
-
-/// `GET /metrics` on the main listener: Prometheus text, for an admin or a key granted
-/// `metrics:read` (Prometheus sends it as a bearer token).
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, body = String, content_type = "text/plain"),
-    (status = 401, body = problem::Problem, content_type = "application/problem+json"),
-    (status = 403, body = problem::Problem, content_type = "application/problem+json")))]
-pub async fn metrics(state: web::Data<AppState>, caller: crate::domain::Caller) -> Result<HttpResponse, ApiError> {
-    crate::domain::access::require_privileged(&caller, "metrics:read")?;
-    Ok(public_metrics(state).await)
-}
-
-/// `GET /metrics` for anyone: on `[metrics] bind`, or with `[metrics] public = true`.
-pub async fn public_metrics(state: web::Data<AppState>) -> HttpResponse {
-    let metrics = state.keyward.metrics();
-    metrics
-        .active_keys
-        .set(i64::try_from(state.keyward.active_key_count()).unwrap_or(i64::MAX));
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(metrics.render())
 }
 
 /// `GET /.well-known/jwks.json` (public): the Ed25519 keys that verify API keys offline,
@@ -109,9 +62,4 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
         .json(state.keyward.jwks())
-}
-
-/// Unknown routes: 404 as problem+json.
-pub async fn not_found() -> HttpResponse {
-    problem_response(StatusCode::NOT_FOUND, "no such route".into())
 }

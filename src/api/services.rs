@@ -4,8 +4,8 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use crate::domain::{Caller, Timestamp, Via};
+use crate::web::AppState;
 use crate::web::body::Json;
 use crate::web::problem::ApiError;
 

@@ -3,8 +3,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::{AppState, PageQuery};
+use super::PageQuery;
 use crate::domain::{Email, NewUserRequest, Password, Role, Secret, Timestamp, UserRecord, UserUpdate, Username};
+use crate::web::AppState;
 use crate::web::body::{Json, double_option};
 use crate::web::caller::Admin;
 use crate::web::problem::ApiError;
@@ -146,41 +147,4 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     state.keyward.delete_user(&caller, &id, Timestamp::now()).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// `GET /v1/audit?limit=&cursor=` (admin): the audit trail, newest first.
-#[utoipa::path(get, path = "/v1/audit", tag = "users", params(super::PageQuery),
-    responses((status = 200, body = super::openapi::AuditList), (status = 403, body = crate::web::problem::Problem)))]
-pub async fn audit(
-    state: web::Data<AppState>,
-    Admin(caller): Admin,
-    query: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let page = state
-        .keyward
-        .list_audit(&caller, query.cursor.as_deref(), query.limit)
-        .await?;
-    let data: Vec<serde_json::Value> = page
-        .entries
-        .iter()
-        .map(|line| {
-            let a = &line.record;
-            serde_json::json!({
-                "id": line.seq,
-                "at": a.at.rfc3339(),
-                "actor_id": a.actor_id.map(|id| id.to_string()),
-                "actor": a.actor,
-                "action": a.action,
-                "target_type": a.target_type,
-                "target_id": a.target_id,
-                "target_name": line.target_name,
-                "source_ip": a.source_ip,
-                "detail": a.detail,
-            })
-        })
-        .collect();
-    Ok(
-        HttpResponse::Ok()
-            .json(serde_json::json!({"data": data, "total": page.total, "next_cursor": page.next_cursor})),
-    )
 }

@@ -6,11 +6,10 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{AppState, key_id};
 use crate::domain::{Caller, KeyName, KeyRecord, NewKeyRequest, Timestamp, UserRecord};
+use crate::web::AppState;
 use crate::web::body::Json;
-use crate::web::caller::KeyWriter;
-use crate::web::caller::Owner;
+use crate::web::caller::{KeyWriter, Owner, key_id};
 use crate::web::problem::ApiError;
 
 pub fn scope() -> actix_web::Scope {

@@ -8,10 +8,10 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{AppState, key_id};
 use crate::domain::{Caller, Error, Expiry, KeyName, KeyPatch, KeyRecord, NewKeyRequest, Timestamp};
+use crate::web::AppState;
 use crate::web::body::JsonOrForm;
-use crate::web::caller::KeyWriter;
+use crate::web::caller::{KeyWriter, key_id};
 use crate::web::problem::ApiError;
 
 pub fn scope() -> actix_web::Scope {

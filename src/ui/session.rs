@@ -9,10 +9,10 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use serde::de::DeserializeOwned;
 
 use super::{UiError, UiState};
-use crate::api::AppState;
 use crate::domain::sessions::{csrf_matches, csrf_token};
 use crate::domain::{Caller, Error, Secret, Timestamp};
-use crate::web::caller::client_ip;
+use crate::web::AppState;
+use crate::web::client::{client_ip, over_https};
 
 /// The session cookie: the token whose hash names the session.
 pub const SESSION_COOKIE: &str = "keyward_session";
@@ -104,6 +104,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
 #[derive(serde::Deserialize)]
 pub struct NoFields {}
 
+/// The form of the buttons that disable or enable a key or a user.
+#[derive(serde::Deserialize)]
+pub struct StateForm {
+    pub disabled: bool,
+}
+
 /// Whether the urlencoded `body` has a `csrf` field that is `token`'s form token.
 pub fn form_token_matches(body: &[u8], token: &Secret) -> bool {
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
@@ -122,23 +128,6 @@ pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, UiError> {
             crate::web::body::describe(&e.to_string())
         ))
     })
-}
-
-/// Whether the browser reached us over HTTPS: our own TLS, or a trusted proxy's
-/// `X-Forwarded-Proto: https` (anyone else's is ignored).
-fn over_https(req: &HttpRequest, app: &AppState) -> bool {
-    if req.app_config().secure() {
-        return true;
-    }
-    let from_proxy = req
-        .peer_addr()
-        .is_some_and(|peer| app.trusted_proxies.iter().any(|net| net.contains(peer.ip())));
-    from_proxy
-        && req
-            .headers()
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
 }
 
 /// A cookie for `/ui` with the console's flags: HttpOnly, SameSite=Strict, and Secure over

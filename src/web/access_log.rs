@@ -10,7 +10,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 
-use crate::api::AppState;
+use super::AppState;
 use crate::domain::KeyId;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -25,7 +25,7 @@ fn read<T: DeserializeOwned + 'static>(
 ) -> Pin<Box<dyn Future<Output = Result<T, ApiError>>>> {
     let req = req.clone();
     let limit = req
-        .app_data::<web::Data<crate::api::AppState>>()
+        .app_data::<web::Data<super::AppState>>()
         .map_or(65_536, |s| s.body_limit);
     let bytes = web::Bytes::from_request(&req, payload);
     Box::pin(async move {

@@ -1,15 +1,17 @@
-//! Who is asking: the [`Caller`] extractor (the four credential forms) and the client's
-//! address. A handler that takes `Caller` is protected; one without it is public, visibly.
+//! Who is asking and about whose records: the [`Caller`] extractor (the four credential
+//! forms), [`Admin`] and [`KeyWriter`] that refuse early, and what the path names ([`Owner`],
+//! [`key_id`]), for the native API, the dialects and the console alike. A handler that takes
+//! `Caller` is protected; one without it is public, visibly.
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 
+use super::AppState;
 use super::access_log::AuthenticatedKey;
+use super::client::client_ip;
 use super::problem::ApiError;
-use crate::api::AppState;
 use crate::domain::credentials::{Authentication, Presented};
 use crate::domain::{Caller, Error, Timestamp, UserId};
 
@@ -84,34 +86,17 @@ impl Future for CallerFuture {
     }
 }
 
-/// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
-/// address in `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn client_ip(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
-    let trusted = |ip: IpAddr| state.trusted_proxies.iter().any(|net| net.contains(ip));
-    if !trusted(peer) {
-        return Some(peer);
+/// The `{user_id}` of a `…/users/{user_id}/…` path (native, seed 000 and console routes):
+/// `None` on the caller's own routes. A malformed id is `NotFound`, as for an id that does
+/// not exist.
+pub fn owner(req: &HttpRequest) -> Result<Option<UserId>, Error> {
+    match req.match_info().get("user_id") {
+        None => Ok(None),
+        Some(text) => UserId::parse(text).map(Some).ok_or(Error::NotFound),
     }
-    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let Some(forwarded) = forwarded else {
-        return Some(peer);
-    };
-    let mut chain = forwarded.split(',').map(|s| s.trim().parse::<IpAddr>());
-    let mut nearest = peer;
-    // Walk from the nearest hop outwards while the hops are our own proxies.
-    let hops: Vec<_> = chain.by_ref().collect();
-    for hop in hops.into_iter().rev() {
-        match hop {
-            Ok(ip) if trusted(ip) => nearest = ip,
-            Ok(ip) => return Some(ip),
-            Err(_) => return Some(nearest),
-        }
-    }
-    Some(nearest)
 }
 
-/// The `{user_id}` of a `/v1/users/{user_id}/...` path: `None` on the caller's own routes.
-/// A malformed id is `NotFound`, as for an id that does not exist.
+/// [`owner`] as an extractor.
 pub struct Owner(pub Option<UserId>);
 
 impl FromRequest for Owner {
@@ -119,13 +104,14 @@ impl FromRequest for Owner {
     type Future = std::future::Ready<Result<Owner, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(match req.match_info().get("user_id") {
-            None => Ok(Owner(None)),
-            Some(text) => UserId::parse(text)
-                .map(|id| Owner(Some(id)))
-                .ok_or(ApiError::Domain(Error::NotFound)),
-        })
+        std::future::ready(owner(req).map(Owner).map_err(ApiError::from))
     }
+}
+
+/// The `{key_id}` segment of a key route (native, dialects and console alike); the domain
+/// reads a malformed one as not found.
+pub fn key_id(req: &HttpRequest) -> &str {
+    req.match_info().get("key_id").unwrap_or_default()
 }
 
 /// A caller whose credential may write keys (`keys:write`): a key without it gets 403

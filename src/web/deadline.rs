@@ -19,8 +19,8 @@ use actix_web::web::{self, Bytes};
 use futures_core::Stream;
 use std::future::Future;
 
+use super::AppState;
 use super::problem::problem_response;
-use crate::api::AppState;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Progress {
