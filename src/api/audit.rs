@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::PageQuery;
 use crate::domain::AuditPage;
 use crate::web::AppState;
+use crate::web::body::Query;
 use crate::web::caller::Admin;
 use crate::web::problem::{ApiError, Problem};
 
@@ -71,7 +72,7 @@ impl<'a> From<&'a AuditPage> for AuditList<'a> {
 pub async fn audit(
     state: web::Data<AppState>,
     Admin(caller): Admin,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .keyward

@@ -8,7 +8,7 @@ use crate::domain::{
     Caller, Error, Expiry, KeyName, KeyPatch, KeyRecord, Meta, MintedKey, NewKeyRequest, Scopes, Timestamp, parse_grace,
 };
 use crate::web::AppState;
-use crate::web::body::Json;
+use crate::web::body::{Json, Query};
 use crate::web::caller::{KeyWriter, Owner, key_id};
 use crate::web::problem::ApiError;
 
@@ -142,7 +142,7 @@ pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     Owner(owner): Owner,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .keyward

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Caller, Timestamp, Via};
 use crate::web::AppState;
-use crate::web::body::Json;
+use crate::web::body::{Json, Query};
 use crate::web::problem::ApiError;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -71,7 +71,7 @@ pub struct ForwardAuthQuery {
 /// 401 with `WWW-Authenticate`; 403 with `error="insufficient_scope"`.
 #[utoipa::path(get, path = "/v1/forward-auth", tag = "services", params(ForwardAuthQuery),
     responses((status = 200), (status = 401, body = crate::web::problem::Problem), (status = 403, body = crate::web::problem::Problem)))]
-pub async fn forward_auth(caller: Caller, query: web::Query<ForwardAuthQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn forward_auth(caller: Caller, query: Query<ForwardAuthQuery>) -> Result<HttpResponse, ApiError> {
     for scope in query.scope.as_deref().unwrap_or("").split_whitespace() {
         caller.require_scope(scope)?;
     }
@@ -158,7 +158,7 @@ const SINCE_LIMIT: u32 = 10_000;
 pub async fn revocations(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<RevocationsQuery>,
+    query: Query<RevocationsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let body = match query.since {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::PageQuery;
 use crate::domain::{Email, NewUserRequest, Password, Role, Secret, Timestamp, UserRecord, UserUpdate, Username};
 use crate::web::AppState;
-use crate::web::body::{Json, double_option};
+use crate::web::body::{Json, Query, double_option};
 use crate::web::caller::Admin;
 use crate::web::problem::ApiError;
 
@@ -90,7 +90,7 @@ pub async fn create(
 pub async fn list(
     state: web::Data<AppState>,
     Admin(caller): Admin,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .keyward

@@ -122,12 +122,7 @@ pub fn form_token_matches(body: &[u8], token: &Secret) -> bool {
 
 /// Reads an urlencoded form; a complaint names fields, never values.
 pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, UiError> {
-    serde_urlencoded::from_bytes(body).map_err(|e| {
-        UiError::BadForm(format!(
-            "the form is invalid: {}",
-            crate::web::body::describe(&e.to_string())
-        ))
-    })
+    crate::web::body::parse_form(body).map_err(|e| UiError::BadForm(format!("the form is invalid: {e}")))
 }
 
 /// A cookie for `/ui` with the console's flags: HttpOnly, SameSite=Strict, and Secure over

@@ -31,10 +31,10 @@ pub struct AppState {
 
 /// Problem responses for what actix refuses before a handler runs.
 pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| {
-        ApiError::BadRequest(format!("invalid query: {}", body::describe(&e.to_string()))).into()
-    }))
-    .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::Domain(crate::domain::Error::NotFound).into()));
+    // Queries are read by `body::Query`, which names a bad field itself.
+    cfg.app_data(
+        web::PathConfig::default().error_handler(|_, _| ApiError::Domain(crate::domain::Error::NotFound).into()),
+    );
 }
 
 /// Unknown routes: 404 as problem+json.
