@@ -1,7 +1,8 @@
 //! keyward: a self-hosted API key server.
 //!
-//! `domain` holds the model and rules, `store` the SQL, `http` the native API, `dialects`
-//! the three seed APIs, `ui` the web console; [`Application`] wires them to an HTTP server.
+//! `domain` holds the model and rules, `store` the SQL, `web` the HTTP plumbing that `api`
+//! (the native API), `dialects` (the three seed APIs) and `ui` (the web console) stand on;
+//! [`Application`] wires them to an HTTP server.
 
 pub mod api;
 pub mod cli;
