@@ -12,7 +12,7 @@ use std::time::Instant;
 use keyward::Application;
 use keyward::config::Settings;
 use keyward::domain::credentials::Presented;
-use keyward::domain::{NewKeyRequest, Secret, Timestamp};
+use keyward::domain::{NewKeyRequest, Secret};
 
 const ADMIN_PASSWORD: &str = "bench admin password";
 
@@ -46,11 +46,7 @@ async fn main() {
         )
     );
     let caller = kw
-        .authenticate(
-            Presented::from_headers(Some(basic.as_bytes()), None),
-            None,
-            Timestamp::now(),
-        )
+        .authenticate(Presented::from_headers(Some(basic.as_bytes()), None), None)
         .await
         .expect("admin logs in");
 
@@ -67,9 +63,7 @@ async fn main() {
                     name: Some(keyward::domain::KeyName::parse("bench").unwrap()),
                     ..NewKeyRequest::default()
                 };
-                kw.mint_key(&caller, None, request, Timestamp::now())
-                    .await
-                    .expect("mint")
+                kw.mint_key(&caller, None, request).await.expect("mint")
             });
             made += 1;
         }
@@ -92,10 +86,7 @@ async fn main() {
 
     let mut tokens = std::fs::File::create(out.join("tokens.txt")).unwrap();
     for _ in 0..20 {
-        let (token, _) = kw
-            .login("admin", &Secret::new(ADMIN_PASSWORD), None, Timestamp::now())
-            .await
-            .unwrap();
+        let (token, _) = kw.login("admin", &Secret::new(ADMIN_PASSWORD), None).await.unwrap();
         writeln!(tokens, "{}", token.reveal()).unwrap();
     }
 }

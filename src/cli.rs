@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::domain::{
-    Email, Error, Expiry, KeyName, Keyward, NewKeyRequest, NewUserRequest, Password, Role, Scopes, Secret, Timestamp,
-    UserUpdate, Username,
+    Email, Error, Expiry, KeyId, KeyName, Keyward, NewKeyRequest, NewUserRequest, Password, Role, Scopes, Secret,
+    Timestamp, UserUpdate, Username,
 };
 use crate::{Application, telemetry};
 
@@ -237,7 +237,8 @@ fn user_id(kw: &Keyward, login: &str) -> Result<crate::domain::UserId, String> {
         .ok_or_else(|| format!("no user {login:?}"))
 }
 
-fn show(e: Error) -> String {
+/// A refusal as the operator reads it (the domain's or a value's: the same words).
+fn show(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
@@ -247,7 +248,6 @@ fn or_dash(t: Option<Timestamp>) -> String {
 
 async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
     let op = kw.operator();
-    let now = Timestamp::now();
     match command {
         Command::Serve | Command::Config => unreachable!("handled by run"),
         Command::User(UserCommand::Add { username, email, role }) => {
@@ -257,7 +257,7 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
                 email: email.as_deref().map(Email::parse).transpose().map_err(show)?,
                 role: Role::parse(&role).map_err(show)?,
             };
-            let user = kw.create_user(&op, request, now).await.map_err(show)?;
+            let user = kw.create_user(&op, request).await.map_err(show)?;
             println!("added user {} ({})", user.username, user.id);
         }
         Command::User(UserCommand::List) => {
@@ -290,19 +290,18 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
                 password: Some(read_password(&username)?),
                 ..UserUpdate::default()
             };
-            kw.update_user(&op, &id.to_string(), update, now).await.map_err(show)?;
+            kw.update_user(&op, id, update).await.map_err(show)?;
             println!("password of {username} changed; their access tokens have ended");
         }
         Command::User(UserCommand::Disable { username }) => {
             let id = user_id(kw, &username)?;
             kw.update_user(
                 &op,
-                &id.to_string(),
+                id,
                 UserUpdate {
                     disabled: Some(true),
                     ..UserUpdate::default()
                 },
-                now,
             )
             .await
             .map_err(show)?;
@@ -312,12 +311,11 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
             let id = user_id(kw, &username)?;
             kw.update_user(
                 &op,
-                &id.to_string(),
+                id,
                 UserUpdate {
                     disabled: Some(false),
                     ..UserUpdate::default()
                 },
-                now,
             )
             .await
             .map_err(show)?;
@@ -325,7 +323,7 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
         }
         Command::User(UserCommand::Delete { username }) => {
             let id = user_id(kw, &username)?;
-            kw.delete_user(&op, &id.to_string(), now).await.map_err(show)?;
+            kw.delete_user(&op, id).await.map_err(show)?;
             println!("deleted {username}; their keys are revoked");
         }
         Command::Key(KeyCommand::Create {
@@ -355,7 +353,7 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
                     .map_err(show)?,
                 ..NewKeyRequest::default()
             };
-            let minted = kw.mint_key(&op, Some(owner), request, now).await.map_err(show)?;
+            let minted = kw.mint_key(&op, Some(owner), request).await.map_err(show)?;
             eprintln!("created key {} for {user}; it is shown this once:", minted.record.id);
             println!("{}", minted.secret.reveal());
         }
@@ -383,7 +381,8 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
             }
         }
         Command::Key(KeyCommand::Revoke { id }) => {
-            kw.revoke_any_key(&op, &id, now).await.map_err(|e| match e {
+            let key = KeyId::parse(&id).ok_or_else(|| format!("no live key {id}"))?;
+            kw.revoke_any_key(&op, key).await.map_err(|e| match e {
                 Error::NotFound => format!("no live key {id}"),
                 other => other.to_string(),
             })?;
@@ -424,13 +423,10 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
         Command::Check => {
             let (version, integrity) = kw.check_database().await.map_err(show)?;
             println!("config: ok");
-            println!(
-                "schema: version {version} (this keyward: {})",
-                crate::store::SCHEMA_VERSION
-            );
+            println!("schema: version {version} (this keyward: {})", kw.schema_version());
             println!("integrity: {integrity}");
             println!("active keys: {}", kw.active_key_count());
-            if integrity != "ok" || version != crate::store::SCHEMA_VERSION {
+            if integrity != "ok" || version != kw.schema_version() {
                 return Err("the database needs attention".into());
             }
         }

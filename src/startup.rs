@@ -5,7 +5,6 @@ use std::io::IsTerminal;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -14,17 +13,11 @@ use actix_web::{App, HttpServer, web};
 
 use crate::api;
 use crate::config::Settings;
-use crate::domain::{DomainConfig, Error, Keyward, Password, Secret, Timestamp};
+use crate::domain::{Clock, DomainConfig, Error, Keyward, Password, Secret};
+use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreOptions};
 use crate::web::AppState;
-
-/// How often key uses seen in memory are written to the database. Reads show them at once
-/// (the key view overlays them), so this only bounds what a crash can lose of them (a
-/// graceful stop writes them all); longer means fewer writes for keys in constant use.
-const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
-/// How often the server looks for writes made by other processes (the CLI).
-const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 /// Name of the file the generated admin password is written to, beside the database.
 pub const ADMIN_PASSWORD_FILE: &str = "keyward-admin-password";
 
@@ -51,8 +44,7 @@ pub struct Application {
     port: u16,
     server: Server,
     keyward: Keyward,
-    flusher: tokio::task::JoinHandle<()>,
-    stop_following: Arc<AtomicBool>,
+    jobs: Jobs,
     metrics_server: Option<actix_web::dev::ServerHandle>,
     shutdown_timeout: Duration,
 }
@@ -60,6 +52,11 @@ pub struct Application {
 impl Application {
     /// Opens the store and the domain without serving: for the CLI.
     pub async fn open_domain(settings: &Settings) -> Result<Keyward, StartError> {
+        Self::open_domain_with_clock(settings, Clock::System).await
+    }
+
+    /// [`Self::open_domain`], the domain reading the time from `clock`.
+    pub async fn open_domain_with_clock(settings: &Settings, clock: Clock) -> Result<Keyward, StartError> {
         let db_path = settings.database.path.clone();
         let metrics = Arc::new(Metrics::new().map_err(|e| Error::internal(format!("metrics: {e}")))?);
         let options = StoreOptions {
@@ -69,7 +66,7 @@ impl Application {
             batch_sizes: Some(metrics.write_batch_size.clone()),
         };
         let path = db_path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&path, &options))
+        let store = tokio::task::spawn_blocking(move || Store::open_sqlite(&path, &options))
             .await
             .map_err(|e| StartError::Database {
                 path: db_path.clone(),
@@ -92,13 +89,20 @@ impl Application {
                 session_ttl: settings.ui.session_ttl,
             },
             metrics,
+            clock,
         )
         .await?;
         Ok(keyward)
     }
 
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        let keyward = Self::open_domain(&settings).await?;
+        Self::build_with_clock(settings, Clock::System).await
+    }
+
+    /// [`Self::build`], the domain reading the time from `clock`: tests pass a
+    /// [`crate::domain::TestClock`] and move it on instead of waiting for expiry.
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> Result<Application, StartError> {
+        let keyward = Self::open_domain_with_clock(&settings, clock).await?;
         warn_if_readable_by_others(&settings.database.path);
         warn_if_few_files(settings.server.max_connections);
         if !keyward.has_users().await? {
@@ -204,24 +208,12 @@ impl Application {
             _ => None,
         };
 
-        let usage = keyward.clone();
-        let flusher = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
-            loop {
-                tick.tick().await;
-                if let Err(e) = usage.flush_key_usage().await {
-                    log::warn!("writing key use times failed: {e}");
-                }
-            }
-        });
-        let stop_following = Arc::new(AtomicBool::new(false));
-        keyward.follow_changes(FOLLOW_INTERVAL, Arc::clone(&stop_following))?;
+        let jobs = Jobs::start(&keyward);
         Ok(Application {
             port,
             server,
             keyward,
-            flusher,
-            stop_following,
+            jobs,
             metrics_server,
             shutdown_timeout: settings.server.shutdown_timeout,
         })
@@ -254,12 +246,11 @@ impl Application {
     /// Serves until the server is stopped through its handle, then writes pending key uses.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        self.flusher.abort();
-        self.stop_following.store(true, Ordering::Relaxed);
+        self.jobs.stop();
         if let Some(metrics) = self.metrics_server {
             metrics.stop(true).await;
         }
-        if let Err(e) = self.keyward.flush_key_usage().await {
+        if let Err(e) = self.keyward.flush_usage().await {
             log::warn!("writing key use times at shutdown failed: {e}");
         }
         result
@@ -353,7 +344,7 @@ async fn bootstrap_admin(keyward: &Keyward, configured: Option<Secret>, db_path:
     } else {
         log::info!("created user admin with the configured password");
     }
-    keyward.bootstrap_admin(password, Timestamp::now()).await?;
+    keyward.bootstrap_admin(password).await?;
     Ok(())
 }
 

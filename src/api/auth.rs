@@ -34,10 +34,7 @@ pub async fn token(
     Json(body): Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let source = client_ip(&req, &state);
-    let (token, expires_in) = state
-        .keyward
-        .login(&body.username, &body.password, source, Timestamp::now())
-        .await?;
+    let (token, expires_in) = state.keyward.login(&body.username, &body.password, source).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(TokenResponse {
@@ -201,7 +198,7 @@ pub async fn change_password(
     })?;
     state
         .keyward
-        .change_own_password(&caller, &body.current_password, new, Timestamp::now())
+        .change_own_password(&caller, &body.current_password, new)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -117,10 +117,7 @@ pub async fn create(
         meta: body.meta.map(Meta::parse).transpose()?,
         ..NewKeyRequest::default()
     };
-    let minted = state
-        .keyward
-        .mint_key(&caller, owner, request, Timestamp::now())
-        .await?;
+    let minted = state.keyward.mint_key(&caller, owner, request).await?;
     Ok(created(req.path().trim_end_matches('/'), &minted))
 }
 
@@ -195,10 +192,7 @@ pub async fn update(
         disabled: body.disabled,
         scopes: body.scopes.map(|s| s.map(Scopes::parse).transpose()).transpose()?,
     };
-    let key = state
-        .keyward
-        .update_key(&caller, owner, key_id(&req), patch, Timestamp::now())
-        .await?;
+    let key = state.keyward.update_key(&caller, owner, key_id(&req), patch).await?;
     Ok(HttpResponse::Ok().json(KeyJson::from(&key)))
 }
 
@@ -210,10 +204,7 @@ pub async fn revoke(
     KeyWriter(caller): KeyWriter,
     Owner(owner): Owner,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .keyward
-        .revoke_key(&caller, owner, key_id(&req), Timestamp::now())
-        .await?;
+    state.keyward.revoke_key(&caller, owner, key_id(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -243,10 +234,7 @@ pub async fn rotate(
         Some(serde_json::Value::String(s)) => parse_grace(&s)?,
         Some(other) => parse_grace(&other.to_string())?,
     };
-    let minted = state
-        .keyward
-        .rotate_key(&caller, owner, key_id(&req), grace, Timestamp::now())
-        .await?;
+    let minted = state.keyward.rotate_key(&caller, owner, key_id(&req), grace).await?;
     // `…/keys/{id}/rotate` -> the collection `…/keys`.
     let base = req.path().trim_end_matches("/rotate");
     Ok(created(base.rsplit_once('/').map_or(base, |(b, _)| b), &minted))

@@ -40,10 +40,7 @@ pub async fn verify(
     Json(body): Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let scopes = body.scopes.unwrap_or_default();
-    let v = state
-        .keyward
-        .verify_key(&caller, &body.key, &scopes, Timestamp::now())
-        .await?;
+    let v = state.keyward.verify_key(&caller, &body.key, &scopes).await?;
     let key = v.key.as_ref();
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
@@ -173,7 +170,7 @@ pub async fn revocations(
                     .iter()
                     .map(|e| FeedEntryJson {
                         id: e.id.to_string(),
-                        state: e.state,
+                        state: e.state.as_str(),
                         at: e.at.rfc3339(),
                         not_after: e.not_after.map(Timestamp::rfc3339),
                     })
@@ -188,7 +185,7 @@ pub async fn revocations(
                     crate::domain::Error::invalid("since", "goes alone; use after and limit without it").into(),
                 );
             }
-            let now = Timestamp::now();
+            let now = state.keyward.now();
             let since = since
                 .parse::<i64>()
                 .ok()

@@ -4,7 +4,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::PageQuery;
-use crate::domain::{Email, NewUserRequest, Password, Role, Secret, Timestamp, UserRecord, UserUpdate, Username};
+use crate::domain::{
+    Caller, Email, Error, NewUserRequest, Password, Role, Secret, UserId, UserRecord, UserUpdate, Username, access,
+};
 use crate::web::AppState;
 use crate::web::body::{Json, Query, double_option};
 use crate::web::caller::Admin;
@@ -78,7 +80,7 @@ pub async fn create(
         email: body.email.as_deref().map(Email::parse).transpose()?,
         role: body.role.as_deref().map(Role::parse).transpose()?.unwrap_or(Role::User),
     };
-    let user = state.keyward.create_user(&caller, request, Timestamp::now()).await?;
+    let user = state.keyward.create_user(&caller, request).await?;
     let location = format!("{}/{}", req.path().trim_end_matches('/'), user.id);
     Ok(HttpResponse::Created()
         .insert_header(("Location", location))
@@ -110,7 +112,7 @@ pub async fn get(
     Admin(caller): Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state.keyward.get_user(&caller, &id)?;
+    let user = state.keyward.get_user(&caller, user_id(&caller, &id)?)?;
     Ok(HttpResponse::Ok().json(UserJson::from(&user)))
 }
 
@@ -133,7 +135,7 @@ pub async fn update(
     };
     let user = state
         .keyward
-        .update_user(&caller, &id, update, Timestamp::now())
+        .update_user(&caller, user_id(&caller, &id)?, update)
         .await?;
     Ok(HttpResponse::Ok().json(UserJson::from(&user)))
 }
@@ -145,6 +147,13 @@ pub async fn delete(
     Admin(caller): Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keyward.delete_user(&caller, &id, Timestamp::now()).await?;
+    state.keyward.delete_user(&caller, user_id(&caller, &id)?).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The `{id}` of a `/v1/users/{id}` route. A malformed id is `NotFound`, as an id of no user
+/// is, and in the same order: after the admin checks (403 first; the domain checks again).
+fn user_id(caller: &Caller, text: &str) -> Result<UserId, Error> {
+    access::require_admin(caller)?;
+    UserId::parse(text).ok_or(Error::NotFound)
 }

@@ -72,10 +72,7 @@ async fn create(
         meta: None,
         ..NewKeyRequest::default()
     };
-    let minted = state
-        .keyward
-        .mint_key(&caller, owner, request, Timestamp::now())
-        .await?;
+    let minted = state.keyward.mint_key(&caller, owner, request).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(ApiKey::new(&minted.record, &user, Some(minted.secret.reveal()))))
@@ -109,9 +106,6 @@ async fn delete(
     KeyWriter(caller): KeyWriter,
     Owner(owner): Owner,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .keyward
-        .revoke_key(&caller, owner, key_id(&req), Timestamp::now())
-        .await?;
+    state.keyward.revoke_key(&caller, owner, key_id(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

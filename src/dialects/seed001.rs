@@ -8,7 +8,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Caller, Error, Expiry, KeyName, KeyPatch, KeyRecord, NewKeyRequest, Timestamp};
+use crate::domain::{Caller, Error, Expiry, KeyName, KeyPatch, KeyRecord, NewKeyRequest};
 use crate::web::AppState;
 use crate::web::body::JsonOrForm;
 use crate::web::caller::{KeyWriter, key_id};
@@ -96,7 +96,7 @@ struct One {
 fn label(text: Option<&str>) -> Result<Option<KeyName>, Error> {
     text.map(KeyName::parse)
         .transpose()
-        .map_err(|e| rename_field(e, "label"))
+        .map_err(|e| rename_field(e.into(), "label"))
 }
 
 fn rename_field(e: Error, field: &'static str) -> Error {
@@ -134,7 +134,7 @@ async fn create(
         meta: None,
         ..NewKeyRequest::default()
     };
-    let minted = state.keyward.mint_key(&caller, None, request, Timestamp::now()).await?;
+    let minted = state.keyward.mint_key(&caller, None, request).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(Outcome {
@@ -163,10 +163,7 @@ async fn update(
         name: label(body.label.as_deref())?.map(Some),
         ..KeyPatch::default()
     };
-    state
-        .keyward
-        .update_key(&caller, None, key_id(&req), patch, Timestamp::now())
-        .await?;
+    state.keyward.update_key(&caller, None, key_id(&req), patch).await?;
     Ok(HttpResponse::Ok().json(Outcome {
         code: "UPDATED",
         message: "APIKey has been updated",
@@ -180,10 +177,7 @@ async fn delete(
     state: web::Data<AppState>,
     KeyWriter(caller): KeyWriter,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .keyward
-        .revoke_key(&caller, None, key_id(&req), Timestamp::now())
-        .await?;
+    state.keyward.revoke_key(&caller, None, key_id(&req)).await?;
     Ok(HttpResponse::Ok().json(Outcome {
         code: "REMOVED",
         message: "APIKey has been removed",

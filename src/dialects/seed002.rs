@@ -7,7 +7,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Caller, Error, KeyName, NewKeyRequest, Timestamp};
+use crate::domain::{Caller, Error, KeyName, NewKeyRequest};
 use crate::web::AppState;
 use crate::web::body::Json;
 use crate::web::caller::{KeyWriter, key_id};
@@ -69,10 +69,7 @@ async fn create(
         numbered: true,
         ..NewKeyRequest::default()
     };
-    let minted = state
-        .keyward
-        .mint_key(&caller, Some(owner), request, Timestamp::now())
-        .await?;
+    let minted = state.keyward.mint_key(&caller, Some(owner), request).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(Created {
@@ -102,10 +99,7 @@ async fn delete(
     state: web::Data<AppState>,
     KeyWriter(caller): KeyWriter,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .keyward
-        .revoke_key(&caller, None, key_id(&req), Timestamp::now())
-        .await?;
+    state.keyward.revoke_key(&caller, None, key_id(&req)).await?;
     Ok(HttpResponse::Ok().json(Deleted {
         result: "DELETED",
         ok: true,

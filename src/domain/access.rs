@@ -1,11 +1,76 @@
-//! Who may act on what: the rules every protocol shares.
+//! Who may act on what: every rule of it, in one place, for every protocol.
+//!
+//! A caller is a user (admin or not) and a credential: an access token, a console session,
+//! a password, or an API key that acts as its user (no scopes) or holds only its scopes.
+//! The rules:
+//! - **Scopes.** A key with scopes may do only what they name; any other credential acts as
+//!   its user ([`Caller::has_scope`]).
+//! - **Privileged scopes** (`keys:verify`, `users:admin`, `metrics:read`) are honoured on a
+//!   key only if an admin granted them ([`honoured_scopes`]); a capability that needs one
+//!   takes an admin acting with the scope, or a key holding it ([`require_privileged`]).
+//! - **Admin routes** take an admin whose credential may act with `users:admin`
+//!   ([`require_admin`]); the HTTP extractor refuses non-admins before the body is read
+//!   ([`require_admin_role`]).
+//! - **Whose keys.** One's own; anyone's for an admin. Anyone else's is `NotFound`, exactly
+//!   like what does not exist ([`owner_for`], [`user_by_login`]).
+//! - **Passwords** are never set with a key for the key's own user ([`may_set_password`]);
+//!   an admin never disables, demotes or deletes themself ([`may_change_self`]).
+//! - **Keys made by keys** carry only scopes of the presenting key and never outlive it;
+//!   privileged scopes are granted only by an admin, or carried over exactly as they were
+//!   granted ([`grants_for`], [`may_make_key_until`]).
 
-use super::Error;
-use super::service::{Caller, Via};
+use std::sync::Arc;
+
+use super::caller::{Caller, Via};
+use super::{Error, KeyRecord, Role, Scopes, Timestamp, UserId};
+
+/// Scopes only an admin may grant: a key holding one is honoured for it only if an admin
+/// granted it (the grant is recorded with the key).
+pub const PRIVILEGED_SCOPES: [&str; 3] = ["keys:verify", "users:admin", "metrics:read"];
+
+pub fn is_privileged(scope: &str) -> bool {
+    PRIVILEGED_SCOPES.contains(&scope)
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+
+    /// Whether this caller may act with `scope`: keys with scopes only for theirs; keys
+    /// without scopes, access tokens, sessions and passwords act as the user.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        match &self.via {
+            Via::ApiKey {
+                scopes: Some(scopes), ..
+            } => scopes.iter().any(|s| s == scope),
+            _ => true,
+        }
+    }
+
+    /// `InsufficientScope` (403) unless [`Self::has_scope`].
+    pub fn require_scope(&self, scope: &str) -> Result<(), Error> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(Error::InsufficientScope(scope.to_owned()))
+        }
+    }
+}
+
+/// The scopes of a key that are honoured: all it holds, less any privileged one no admin
+/// granted (so a key holding only such a scope can do nothing that needs a scope, never
+/// everything).
+pub fn honoured_scopes(scopes: Vec<String>, grants: &[String]) -> Arc<[String]> {
+    scopes
+        .into_iter()
+        .filter(|s| !is_privileged(s) || grants.contains(s))
+        .collect()
+}
 
 /// A privileged capability (`keys:verify`, `metrics:read`): an admin whose credential may
 /// act with `scope`, or a key that holds `scope` explicitly and was granted it by an admin
-/// (ungranted privileged scopes never reach a caller's scopes: see the key view). A key
+/// (ungranted privileged scopes never reach a caller's scopes: [`honoured_scopes`]). A key
 /// without scopes does not get it implicitly unless its user is an admin.
 pub fn require_privileged(caller: &Caller, scope: &str) -> Result<(), Error> {
     let explicit = matches!(&caller.via, Via::ApiKey { scopes: Some(s), .. } if s.iter().any(|x| x == scope));
@@ -13,5 +78,394 @@ pub fn require_privileged(caller: &Caller, scope: &str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::InsufficientScope(scope.into()))
+    }
+}
+
+/// Asking about other keys (`/v1/verify`, the revocation feed): an admin, or a key granted
+/// `keys:verify`.
+pub fn require_verifier(caller: &Caller) -> Result<(), Error> {
+    require_privileged(caller, "keys:verify")
+}
+
+/// An admin-only operation: the credential may act with `users:admin` (403
+/// `insufficient_scope` otherwise), and the user is an admin (403).
+pub fn require_admin(caller: &Caller) -> Result<(), Error> {
+    caller.require_scope("users:admin")?;
+    require_admin_role(caller)
+}
+
+/// The user is an admin (403 otherwise), whatever the credential may do: what an admin-only
+/// route checks before it reads the body ([`require_admin`] follows in the domain).
+pub fn require_admin_role(caller: &Caller) -> Result<(), Error> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("this route is for admins only".into()))
+    }
+}
+
+/// The user whose keys a call concerns: the caller's own when `owner` is `None`; another
+/// live user (`live` says whether the id is one) only for an admin. Anyone else's id is
+/// `NotFound`, as if it did not exist.
+pub fn owner_for(caller: &Caller, owner: Option<UserId>, live: impl FnOnce(UserId) -> bool) -> Result<UserId, Error> {
+    match owner {
+        None => Ok(caller.user.id),
+        Some(id) if id == caller.user.id => Ok(id),
+        Some(id) if caller.is_admin() && live(id) => Ok(id),
+        Some(_) => Err(Error::NotFound),
+    }
+}
+
+/// The user a caller names by username or email (seed 002's `username`): themself, or,
+/// for an admin, any live user (`find` looks one up). A non-admin naming someone else is
+/// refused (403).
+pub fn user_by_login(caller: &Caller, login: &str, find: impl FnOnce(&str) -> Option<UserId>) -> Result<UserId, Error> {
+    let own = &caller.user;
+    let is_self =
+        own.username.eq_ignore_ascii_case(login) || own.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(login));
+    if is_self {
+        return Ok(own.id);
+    }
+    if !caller.is_admin() {
+        return Err(Error::Forbidden("a user may create keys only for themself".into()));
+    }
+    find(login).ok_or(Error::NotFound)
+}
+
+/// A key never sets its own user's password, on any route: a leaked key must not become
+/// the account.
+pub fn may_set_password(caller: &Caller, of: UserId) -> Result<(), Error> {
+    if of == caller.user.id && matches!(caller.via, Via::ApiKey { .. }) {
+        return Err(Error::Forbidden(
+            "a password cannot be changed with an API key; log in with the password".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What an admin may not do to themself, so one admin always remains (409).
+pub enum SelfChange {
+    /// Disable or demote (a user update).
+    DisableOrDemote,
+    Delete,
+}
+
+/// Refuses an admin disabling, demoting or deleting themself.
+pub fn may_change_self(caller: &Caller, target: UserId, change: SelfChange) -> Result<(), Error> {
+    if target != caller.user.id {
+        return Ok(());
+    }
+    Err(Error::Conflict(match change {
+        SelfChange::DisableOrDemote => "an admin cannot disable or demote themself".into(),
+        SelfChange::Delete => "an admin cannot delete themself".into(),
+    }))
+}
+
+/// The scopes a key holds and the privileged ones granted to it, when a change or a
+/// replacement carries them over.
+#[derive(Clone, Debug, Default)]
+pub struct Held {
+    pub scopes: Vec<String>,
+    pub grants: Vec<String>,
+}
+
+impl Held {
+    /// What `key` holds now.
+    pub fn of(key: &KeyRecord) -> Held {
+        Held {
+            scopes: key.scopes.clone().unwrap_or_default(),
+            grants: key.grants.clone(),
+        }
+    }
+}
+
+/// Who may give a key `scopes`, and which privileged scopes it is granted.
+///
+/// A request made with a scoped key gives only scopes that key holds (and never "acts as
+/// its user"). An admin grants every privileged scope they give. Anyone else may give a
+/// privileged scope only by carrying it over from the key being changed or replaced
+/// (`held`), where it stays granted exactly if it was; any other is refused (403).
+pub fn grants_for(caller: &Caller, scopes: Option<&Scopes>, held: Option<&Held>) -> Result<Vec<String>, Error> {
+    if let Via::ApiKey { scopes: Some(own), .. } = &caller.via {
+        let within = scopes.is_some_and(|s| s.as_slice().iter().all(|x| own.contains(x)));
+        if !within {
+            return Err(Error::Forbidden(
+                "a key with scopes can only make keys with some of its own scopes".into(),
+            ));
+        }
+    }
+    let privileged = scopes
+        .map_or(&[][..], Scopes::as_slice)
+        .iter()
+        .filter(|x| is_privileged(x));
+    if caller.is_admin() {
+        return Ok(privileged.cloned().collect());
+    }
+    let held = held.cloned().unwrap_or_default();
+    let mut grants = Vec::new();
+    for scope in privileged {
+        if !held.scopes.contains(scope) {
+            return Err(Error::Forbidden(format!("only an admin may grant the scope {scope}")));
+        }
+        if held.grants.contains(scope) {
+            grants.push(scope.clone());
+        }
+    }
+    Ok(grants)
+}
+
+/// A key-authenticated request cannot make a key that outlives the presenting key (400).
+/// `expires_at` `None`: never expires.
+pub fn may_make_key_until(caller: &Caller, expires_at: Option<Timestamp>) -> Result<(), Error> {
+    if let Via::ApiKey {
+        expires_at: Some(parent),
+        ..
+    } = &caller.via
+        && expires_at.is_none_or(|t| t > *parent)
+    {
+        return Err(Error::invalid(
+            "expires",
+            format!(
+                "a key cannot make a key that outlives it; this key expires at {}",
+                parent.rfc3339()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{KeyId, UserRecord};
+
+    /// The credentials a test caller may present.
+    #[derive(Clone, Copy, Debug)]
+    enum Credential {
+        AccessToken,
+        Session,
+        Password,
+        /// A key that acts as its user.
+        Key,
+        /// A key with the plain scope `keys:read`.
+        ScopedKey,
+        /// A key with `keys:read` and `keys:verify`, which an admin granted.
+        GrantedKey,
+        /// A key with `keys:read` and `keys:verify`, which no admin granted.
+        UngrantedKey,
+    }
+
+    const CREDENTIALS: [Credential; 7] = [
+        Credential::AccessToken,
+        Credential::Session,
+        Credential::Password,
+        Credential::Key,
+        Credential::ScopedKey,
+        Credential::GrantedKey,
+        Credential::UngrantedKey,
+    ];
+
+    fn id(n: u8) -> UserId {
+        UserId::parse(&format!("{n:024x}")).unwrap_or_else(|| unreachable!())
+    }
+
+    /// The time keys in the table expire.
+    const KEY_END: Timestamp = Timestamp::from_millis(1_900_000_000_000);
+
+    fn caller(role: Role, credential: Credential) -> Caller {
+        let user = UserRecord {
+            id: id(1),
+            username: "ada".into(),
+            email: Some("ada@example.com".into()),
+            role,
+            disabled: false,
+            deleted: false,
+            token_epoch: 0,
+            created_at: Timestamp::from_millis(0),
+            updated_at: Timestamp::from_millis(0),
+            password_hash: Arc::from(""),
+        };
+        let key = |scopes: &[&str], grants: &[&str]| Via::ApiKey {
+            key_id: KeyId::parse("0123456789abcdef01234567").unwrap_or_else(|| unreachable!()),
+            expires_at: Some(KEY_END),
+            scopes: (!scopes.is_empty()).then(|| {
+                let grants: Vec<String> = grants.iter().map(|g| (*g).to_owned()).collect();
+                honoured_scopes(scopes.iter().map(|s| (*s).to_owned()).collect(), &grants)
+            }),
+        };
+        let via = match credential {
+            Credential::AccessToken => Via::AccessToken,
+            Credential::Session => Via::Session,
+            Credential::Password => Via::Password,
+            Credential::Key => key(&[], &[]),
+            Credential::ScopedKey => key(&["keys:read"], &[]),
+            Credential::GrantedKey => key(&["keys:read", "keys:verify"], &["keys:verify"]),
+            Credential::UngrantedKey => key(&["keys:read", "keys:verify"], &[]),
+        };
+        Caller {
+            user: Arc::new(user),
+            via,
+            source: None,
+        }
+    }
+
+    fn scopes(list: &[&str]) -> Scopes {
+        Scopes::parse(list.iter().map(|s| (*s).to_owned()).collect()).unwrap_or_else(|_| unreachable!())
+    }
+
+    /// The verdict of a rule, as one letter: `Y` allowed, `F` forbidden (403), `S` missing
+    /// scope (403 `insufficient_scope`), `N` not found (404), `C` conflict (409), `I`
+    /// invalid (400).
+    fn verdict<T>(result: Result<T, Error>) -> char {
+        match result {
+            Ok(_) => 'Y',
+            Err(Error::Forbidden(_)) => 'F',
+            Err(Error::InsufficientScope(_)) => 'S',
+            Err(Error::NotFound) => 'N',
+            Err(Error::Conflict(_)) => 'C',
+            Err(Error::Invalid { .. }) => 'I',
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+
+    type Rule = fn(&Caller) -> Result<(), Error>;
+
+    /// Gives a key `keys:verify` (carried over from `held`): allowed only if it is granted.
+    fn gives_keys_verify(caller: &Caller, held: Option<&Held>) -> Result<(), Error> {
+        match grants_for(caller, Some(&scopes(&["keys:verify"])), held)?.as_slice() {
+            [granted] if granted == "keys:verify" => Ok(()),
+            other => panic!("granted {other:?}"),
+        }
+    }
+
+    /// Every action against every caller. Each row: the action, then its verdict for an
+    /// admin and for a user, one letter per credential in the order of [`CREDENTIALS`]:
+    /// access token, session, password, key, scoped key, granted key, ungranted key.
+    #[test]
+    fn who_may_do_what() {
+        let table: [(&str, Rule, &str, &str); 20] = [
+            ("read keys", |c| c.require_scope("keys:read"), "YYYYYYY", "YYYYYYY"),
+            ("write keys", |c| c.require_scope("keys:write"), "YYYYSSS", "YYYYSSS"),
+            (
+                "act on one's own keys",
+                |c| owner_for(c, None, |_| true).map(drop),
+                "YYYYYYY",
+                "YYYYYYY",
+            ),
+            (
+                "act on one's own keys by id",
+                |c| owner_for(c, Some(c.user.id), |_| false).map(drop),
+                "YYYYYYY",
+                "YYYYYYY",
+            ),
+            (
+                "act on another user's keys",
+                |c| owner_for(c, Some(id(2)), |_| true).map(drop),
+                "YYYYYYY",
+                "NNNNNNN",
+            ),
+            (
+                "act on a deleted user's keys",
+                |c| owner_for(c, Some(id(2)), |_| false).map(drop),
+                "NNNNNNN",
+                "NNNNNNN",
+            ),
+            (
+                "name another user by login",
+                |c| user_by_login(c, "bob", |_| Some(id(2))).map(drop),
+                "YYYYYYY",
+                "FFFFFFF",
+            ),
+            (
+                "name oneself by email",
+                |c| user_by_login(c, "ADA@example.com", |_| None).map(drop),
+                "YYYYYYY",
+                "YYYYYYY",
+            ),
+            ("admin route (users, audit)", require_admin, "YYYYSSS", "FFFFSSS"),
+            ("admin route, before the body", require_admin_role, "YYYYYYY", "FFFFFFF"),
+            (
+                "verify keys, read the revocation feed",
+                require_verifier,
+                "YYYYSYS",
+                "SSSSSYS",
+            ),
+            (
+                "read metrics",
+                |c| require_privileged(c, "metrics:read"),
+                "YYYYSSS",
+                "SSSSSSS",
+            ),
+            (
+                "set one's own password",
+                |c| may_set_password(c, c.user.id),
+                "YYYFFFF",
+                "YYYFFFF",
+            ),
+            (
+                "set another's password",
+                |c| may_set_password(c, id(2)),
+                "YYYYYYY",
+                "YYYYYYY",
+            ),
+            (
+                "disable or demote oneself",
+                |c| may_change_self(c, c.user.id, SelfChange::DisableOrDemote),
+                "CCCCCCC",
+                "CCCCCCC",
+            ),
+            (
+                "delete another user",
+                |c| may_change_self(c, id(2), SelfChange::Delete),
+                "YYYYYYY",
+                "YYYYYYY",
+            ),
+            (
+                "grant keys:verify to a new key",
+                |c| gives_keys_verify(c, None),
+                "YYYYFYF",
+                "FFFFFFF",
+            ),
+            (
+                "carry a granted keys:verify over to a replacement",
+                |c| {
+                    let held = Held {
+                        scopes: vec!["keys:verify".into()],
+                        grants: vec!["keys:verify".into()],
+                    };
+                    gives_keys_verify(c, Some(&held))
+                },
+                "YYYYFYF",
+                "YYYYFYF",
+            ),
+            (
+                "make a key with a scope the presenting key lacks, or none",
+                |c| {
+                    grants_for(c, Some(&scopes(&["orders:write"])), None)?;
+                    grants_for(c, None, None).map(drop)
+                },
+                "YYYYFFF",
+                "YYYYFFF",
+            ),
+            (
+                "make a key that outlives the presenting key",
+                |c| may_make_key_until(c, None),
+                "YYYIIII",
+                "YYYIIII",
+            ),
+        ];
+        for (action, rule, admin, user) in table {
+            for (role, expected) in [(Role::Admin, admin), (Role::User, user)] {
+                let got: String = CREDENTIALS.iter().map(|&c| verdict(rule(&caller(role, c)))).collect();
+                assert_eq!(got, expected, "{action}, as {role:?} with {CREDENTIALS:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_may_make_a_key_that_ends_with_it_or_before() {
+        let key = caller(Role::User, Credential::Key);
+        assert!(may_make_key_until(&key, Some(KEY_END)).is_ok());
+        assert!(may_make_key_until(&key, Some(KEY_END.plus(std::time::Duration::from_secs(1)))).is_err());
     }
 }

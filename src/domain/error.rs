@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::store::{StoreError, StoreErrorKind};
+
 /// Everything a domain call can refuse. `Display` is the public message: never a secret,
 /// never SQL. Causes of `Internal` go to the log only.
 #[derive(Debug, thiserror::Error)]
@@ -55,5 +57,44 @@ impl Error {
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Error::Internal(cause.to_string())
+    }
+}
+
+impl From<crate::model::ModelError> for Error {
+    fn from(e: crate::model::ModelError) -> Self {
+        match e {
+            crate::model::ModelError::Invalid { field, reason } => Error::Invalid { field, reason },
+            randomness @ crate::model::ModelError::Randomness(_) => Error::internal(randomness),
+        }
+    }
+}
+
+impl StoreError {
+    /// The domain's view of a store failure; `what` is logged with the cause.
+    pub(crate) fn into_domain(self, what: &str) -> Error {
+        match self.kind {
+            StoreErrorKind::Full => {
+                log::warn!("{what}: {}", self.message);
+                Error::Unavailable("the database is full (its disk, or database.max_size): writes are refused until there is room; reads go on".into())
+            }
+            StoreErrorKind::ReadOnly => {
+                log::warn!("{what}: {}", self.message);
+                Error::Unavailable("the database is read-only: writes are refused; reads go on".into())
+            }
+            StoreErrorKind::Unavailable | StoreErrorKind::Stopped => {
+                log::warn!("{what}: {}", self.message);
+                Error::Unavailable("the database cannot take this request now; try again later".into())
+            }
+            StoreErrorKind::Conflict => Error::Conflict("that conflicts with an existing record".into()),
+            StoreErrorKind::Other => Error::Internal(format!("{what}: {}", self.message)),
+        }
+    }
+
+    /// As [`into_domain`](Self::into_domain), with a specific message for a conflict.
+    pub(crate) fn conflict_as(self, message: &str, what: &str) -> Error {
+        match self.kind {
+            StoreErrorKind::Conflict => Error::Conflict(message.into()),
+            _ => self.into_domain(what),
+        }
     }
 }

@@ -1,35 +1,43 @@
 //! The domain: users, keys, credentials and expiry. It knows nothing of HTTP and holds no
-//! SQL; it reaches the database only through `crate::store`.
+//! SQL; it reaches the database only through the store's seam (`crate::store::Store`) and
+//! never names a backend.
 //!
-//! [`Keyward`] is the one entry point every protocol (native API, dialects, CLI) calls.
+//! [`Keyward`] is the one entry point every protocol (native API, dialects, CLI) calls;
+//! `access.rs` holds every rule of who may do what, `clock.rs` the one source of "now".
+//! The values and records it speaks in are the model's (`crate::model`), re-exported here
+//! so the protocols name them as the domain's.
 
 pub mod access;
+mod background;
+mod caller;
+mod clock;
+pub mod credentials;
 mod error;
 mod expiry;
-mod ids;
 mod keys;
+mod keyward;
+mod maintenance;
+mod paging;
 mod passwords;
 mod secret;
-mod service;
 pub mod sessions;
-mod time;
+mod throttle;
 mod tokens;
 mod users;
 mod view;
 
-pub mod credentials;
-
+pub use crate::model::{
+    AuditLine, AuditRecord, Email, FeedEntry, FeedState, KeyDigest, KeyId, KeyName, KeyRecord, Meta, ModelError, Role,
+    Scopes, Timestamp, UserId, UserRecord, Username, hex,
+};
+pub use access::{PRIVILEGED_SCOPES, is_privileged};
+pub use caller::{Caller, Via};
+pub use clock::{Clock, TestClock};
 pub use error::Error;
 pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, byte_size_text, duration_text, parse_byte_size, parse_grace};
-pub(crate) use ids::hex;
-pub use ids::{KeyId, UserId};
-pub use keys::{
-    KeyDigest, KeyName, KeyPage, KeyPatch, KeyRecord, Meta, MintedKey, NewKeyRequest, PRIVILEGED_SCOPES,
-    RevocationFeed, Scopes, Verification, VerifyCode, is_privileged,
-};
+pub use keys::{KeyPage, KeyPatch, MintedKey, NewKeyRequest, RevocationFeed, Verification, VerifyCode};
+pub use keyward::{DomainConfig, Keyward};
 pub use passwords::Password;
 pub use secret::Secret;
-pub use service::{Caller, DomainConfig, Keyward, Via};
-pub use time::Timestamp;
-pub use users::{AuditPage, Email, KeyTarget, NewUserRequest, Role, UserPage, UserRecord, UserUpdate, Username};
+pub use users::{AuditPage, KeyTarget, NewUserRequest, UserPage, UserUpdate};
 pub use view::KeyCheck;

@@ -61,8 +61,8 @@ struct Load {
 impl Passwords {
     pub fn new(concurrency: usize) -> Result<Self, Error> {
         let mut random = [0u8; 16];
-        super::ids::os_random(&mut random)?;
-        let dummy = hash_blocking(&Secret::new(super::ids::hex(&random)))?;
+        crate::model::os_random(&mut random)?;
+        let dummy = hash_blocking(&Secret::new(crate::model::hex(&random)))?;
         Ok(Passwords {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: dummy.into(),

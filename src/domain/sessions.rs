@@ -7,9 +7,9 @@
 
 use std::net::IpAddr;
 
-use super::ids::{hex, os_random};
-use super::{Caller, Error, Secret, Timestamp, Via};
-use crate::store::SessionRow;
+use super::caller::{Caller, Via};
+use super::{Error, Secret};
+use crate::model::{SessionRecord, hex, os_random};
 
 /// Bytes of randomness in a session token (and a sign-in form's token).
 const TOKEN_BYTES: usize = 32;
@@ -54,12 +54,12 @@ impl super::Keyward {
         login: &str,
         password: &Secret,
         source: Option<IpAddr>,
-        now: Timestamp,
     ) -> Result<(Secret, Caller), Error> {
-        let mut caller = self.authenticate_password(login, password, source, now).await?;
+        let now = self.now();
+        let mut caller = self.authenticate_password(login, password, source).await?;
         caller.via = Via::Session;
         let token = random_token()?;
-        let session = SessionRow {
+        let session = SessionRecord {
             user_id: caller.user.id,
             token_epoch: caller.user.token_epoch,
             expires_at: now.plus(self.config().session_ttl),
@@ -74,12 +74,8 @@ impl super::Keyward {
 
     /// The caller a session token stands for; `None` when it is unknown, expired, or its user
     /// is no longer active or has changed their password since.
-    pub async fn session(
-        &self,
-        token: &Secret,
-        source: Option<IpAddr>,
-        now: Timestamp,
-    ) -> Result<Option<Caller>, Error> {
+    pub async fn session(&self, token: &Secret, source: Option<IpAddr>) -> Result<Option<Caller>, Error> {
+        let now = self.now();
         if token.reveal().len() != TOKEN_BYTES * 2 {
             return Ok(None);
         }
@@ -106,7 +102,8 @@ impl super::Keyward {
     }
 
     /// Signs out: the session is deleted, so its cookie is worthless from now on.
-    pub async fn end_session(&self, caller: &Caller, token: &Secret, now: Timestamp) -> Result<(), Error> {
+    pub async fn end_session(&self, caller: &Caller, token: &Secret) -> Result<(), Error> {
+        let now = self.now();
         let audit = caller.audit("session.end", Some(("user", caller.user.id.to_string())), now);
         self.store()
             .delete_session(session_hash(token.reveal()), audit)

@@ -11,7 +11,8 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::{Error, KeyId, Secret, Timestamp, UserId, ids::hex};
+use super::{Error, KeyId, Secret, Timestamp, UserId, hex};
+use crate::model::SigningKey;
 
 /// `typ` of an API key: seed 001's keys carry plain `JWT`.
 const KEY_TYP: &str = "JWT";
@@ -155,17 +156,17 @@ pub struct AccessTokenClaims {
 
 impl TokenSigner {
     /// `master_secret` is the configured secret (≥ 32 bytes) or the generated one. With
-    /// `ed25519_seeds` (oldest first), keys are signed with EdDSA by the last of them and
+    /// `ed25519_keys` (oldest first), keys are signed with EdDSA by the last of them and
     /// verify under any; otherwise with HS256 from the master secret. Access tokens are
     /// always HS256: only keyward checks them.
-    pub fn new(master_secret: &Secret, issuer: &str, access_ttl: Duration, ed25519_seeds: &[[u8; 32]]) -> Self {
+    pub fn new(master_secret: &Secret, issuer: &str, access_ttl: Duration, ed25519_keys: &[SigningKey]) -> Self {
         let master = blake3::derive_key(MASTER_CONTEXT, master_secret.reveal().as_bytes());
-        let keys = if ed25519_seeds.is_empty() {
+        let keys = if ed25519_keys.is_empty() {
             vec![KindKeys::derive(&master, KEY_SIGNING_CONTEXT, KEY_TYP, issuer, None)]
         } else {
-            ed25519_seeds
+            ed25519_keys
                 .iter()
-                .map(|seed| KindKeys::ed25519(seed, KEY_TYP, issuer))
+                .map(|key| KindKeys::ed25519(key.seed(), KEY_TYP, issuer))
                 .collect()
         };
         TokenSigner {
@@ -265,6 +266,7 @@ impl TokenSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Clock;
 
     fn signer(secret: &str) -> TokenSigner {
         TokenSigner::new(&Secret::new(secret), "keyward", Duration::from_secs(1800), &[])
@@ -282,10 +284,10 @@ mod tests {
         let s = signer("0123456789abcdef0123456789abcdef");
         let (k, u) = ids();
         let key = s
-            .sign_key(k, u, Timestamp::now(), None)
+            .sign_key(k, u, Clock::System.now(), None)
             .unwrap_or_else(|_| unreachable!());
         assert!(s.key_signature_valid(key.reveal(), k, u));
-        let other = KeyId::parse("000000000000000000000000").unwrap_or_else(|| unreachable!());
+        let other = KeyId::nil();
         assert!(!s.key_signature_valid(key.reveal(), other, u));
     }
 
@@ -294,10 +296,10 @@ mod tests {
         let s = signer("0123456789abcdef0123456789abcdef");
         let (k, u) = ids();
         let key = s
-            .sign_key(k, u, Timestamp::now(), None)
+            .sign_key(k, u, Clock::System.now(), None)
             .unwrap_or_else(|_| unreachable!());
         let (access, _) = s
-            .issue_access_token(u, 0, Timestamp::now())
+            .issue_access_token(u, 0, Clock::System.now())
             .unwrap_or_else(|_| unreachable!());
         assert!(s.verify_access_token(key.reveal()).is_none());
         assert!(!s.key_signature_valid(access.reveal(), k, u));
@@ -310,10 +312,10 @@ mod tests {
         let a = signer("0123456789abcdef0123456789abcdef");
         let b = signer("fedcba9876543210fedcba9876543210");
         let key = a
-            .sign_key(k, u, Timestamp::now(), None)
+            .sign_key(k, u, Clock::System.now(), None)
             .unwrap_or_else(|_| unreachable!());
         let (access, _) = a
-            .issue_access_token(u, 0, Timestamp::now())
+            .issue_access_token(u, 0, Clock::System.now())
             .unwrap_or_else(|_| unreachable!());
         assert!(!b.key_signature_valid(key.reveal(), k, u));
         assert!(b.verify_access_token(access.reveal()).is_none());
@@ -325,7 +327,7 @@ mod tests {
     fn validly_signed_but_wrong_tokens_are_refused() {
         let s = signer("0123456789abcdef0123456789abcdef");
         let (k, u) = ids();
-        let now = Timestamp::now().secs();
+        let now = Clock::System.now().secs();
         let good = serde_json::json!({"iss": "keyward", "sub": u.to_string(), "jti": k.to_string(), "iat": now, "exp": now + 3600});
         let sign_with = |alg: Algorithm, typ: &str, claims: &serde_json::Value| {
             let mut header = Header::new(alg);
@@ -386,7 +388,7 @@ mod tests {
     fn expired_keys_fail_the_signature_check() {
         let s = signer("0123456789abcdef0123456789abcdef");
         let (k, u) = ids();
-        let past = Timestamp::from_secs(Timestamp::now().secs() - 3600);
+        let past = Timestamp::from_secs(Clock::System.now().secs() - 3600);
         let key = s
             .sign_key(k, u, past, Some(past.plus(Duration::from_secs(60))))
             .unwrap_or_else(|_| unreachable!());

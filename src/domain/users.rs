@@ -1,117 +1,16 @@
-//! Users: validated names and emails, roles, and the user operations of [`Keyward`].
+//! Users: the user operations of [`Keyward`], and the audit trail.
 
-use std::fmt;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::service::{Caller, Keyward, Via};
-use std::collections::HashMap;
-
-use super::{Error, KeyId, Password, Secret, Timestamp, UserId};
-use crate::store::{AuditLine, AuditRecord, UserChanges};
-
-/// A username: 1 to 64 of `A-Z a-z 0-9 . _ -`. Compared case-insensitively.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Username(String);
-
-impl Username {
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-        if s.is_empty() || s.len() > 64 || !s.chars().all(ok_char) {
-            return Err(Error::invalid(
-                "username",
-                "must be 1 to 64 characters of letters, digits, '.', '_' or '-'",
-            ));
-        }
-        Ok(Username(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// An email address: one `@` with something on each side, no spaces, at most 254 chars.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Email(String);
-
-impl Email {
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        let valid = s.len() <= 254
-            && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-            && s.split_once('@')
-                .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
-        if !valid {
-            return Err(Error::invalid(
-                "email",
-                "must be an address such as \"ada@example.com\"",
-            ));
-        }
-        Ok(Email(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    User,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        match s {
-            "admin" => Ok(Role::Admin),
-            "user" => Ok(Role::User),
-            _ => Err(Error::invalid("role", "must be \"admin\" or \"user\"")),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::User => "user",
-        }
-    }
-}
-
-/// A user as stored. The password hash is never printed.
-#[derive(Clone)]
-pub struct UserRecord {
-    pub id: UserId,
-    pub username: String,
-    pub email: Option<String>,
-    pub role: Role,
-    pub disabled: bool,
-    pub deleted: bool,
-    /// Access tokens name the epoch they were issued under; moving it on ends them.
-    pub token_epoch: i64,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-    pub(crate) password_hash: Arc<str>,
-}
-
-impl UserRecord {
-    /// Whether this user may authenticate at all.
-    pub fn active(&self) -> bool {
-        !self.disabled && !self.deleted
-    }
-}
-
-impl fmt::Debug for UserRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserRecord")
-            .field("id", &self.id)
-            .field("username", &self.username)
-            .field("role", &self.role)
-            .field("disabled", &self.disabled)
-            .field("deleted", &self.deleted)
-            .field("password_hash", &"***")
-            .finish_non_exhaustive()
-    }
-}
+use super::access::{self, SelfChange};
+use super::caller::Caller;
+use super::keyward::Keyward;
+use super::paging;
+use super::{
+    AuditLine, AuditRecord, Email, Error, KeyId, Password, Role, Secret, Timestamp, UserId, UserRecord, Username,
+};
+use crate::store::UserChanges;
 
 pub struct NewUserRequest {
     pub username: Username,
@@ -147,7 +46,8 @@ impl Keyward {
     }
 
     /// Makes the first admin, `admin`; only into a database without users.
-    pub async fn bootstrap_admin(&self, password: Password, now: Timestamp) -> Result<UserRecord, Error> {
+    pub async fn bootstrap_admin(&self, password: Password) -> Result<UserRecord, Error> {
+        let now = self.now();
         let request = NewUserRequest {
             username: Username::parse("admin")?,
             password,
@@ -158,13 +58,9 @@ impl Keyward {
     }
 
     /// Admin: creates a user.
-    pub async fn create_user(
-        &self,
-        caller: &Caller,
-        request: NewUserRequest,
-        now: Timestamp,
-    ) -> Result<UserRecord, Error> {
-        require_admin(caller)?;
+    pub async fn create_user(&self, caller: &Caller, request: NewUserRequest) -> Result<UserRecord, Error> {
+        let now = self.now();
+        access::require_admin(caller)?;
         self.insert_user(caller, request, now).await
     }
 
@@ -211,9 +107,9 @@ impl Keyward {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<UserPage, Error> {
-        require_admin(caller)?;
-        let limit = super::keys::page_limit(limit)?;
-        let after = super::keys::parse_cursor(cursor, UserId::parse)?;
+        access::require_admin(caller)?;
+        let limit = paging::page_limit(limit)?;
+        let after = paging::parse_cursor(cursor, UserId::parse)?;
         let page = self
             .store()
             .list_users(after, limit)
@@ -233,9 +129,8 @@ impl Keyward {
     }
 
     /// Admin: one live user.
-    pub fn get_user(&self, caller: &Caller, id: &str) -> Result<UserRecord, Error> {
-        require_admin(caller)?;
-        let id = UserId::parse(id).ok_or(Error::NotFound)?;
+    pub fn get_user(&self, caller: &Caller, id: UserId) -> Result<UserRecord, Error> {
+        access::require_admin(caller)?;
         match self.view().user(id) {
             Some(u) if !u.deleted => Ok((*u).clone()),
             _ => Err(Error::NotFound),
@@ -245,20 +140,14 @@ impl Keyward {
     /// Admin: changes a user's password, email, role or disabled flag. A new password or
     /// disabling ends the user's access tokens at once; disabling stops their keys too.
     /// An admin cannot disable or demote themself (so one admin always remains).
-    pub async fn update_user(
-        &self,
-        caller: &Caller,
-        id: &str,
-        update: UserUpdate,
-        now: Timestamp,
-    ) -> Result<UserRecord, Error> {
-        require_admin(caller)?;
-        let id = UserId::parse(id).ok_or(Error::NotFound)?;
-        if update.password.is_some() && id == caller.user.id {
-            refuse_own_password_with_a_key(caller)?;
+    pub async fn update_user(&self, caller: &Caller, id: UserId, update: UserUpdate) -> Result<UserRecord, Error> {
+        let now = self.now();
+        access::require_admin(caller)?;
+        if update.password.is_some() {
+            access::may_set_password(caller, id)?;
         }
-        if id == caller.user.id && (update.disabled == Some(true) || update.role == Some(Role::User)) {
-            return Err(Error::Conflict("an admin cannot disable or demote themself".into()));
+        if update.disabled == Some(true) || update.role == Some(Role::User) {
+            access::may_change_self(caller, id, SelfChange::DisableOrDemote)?;
         }
         let password_hash = match &update.password {
             Some(p) => Some(Arc::from(self.passwords().hash(p).await?)),
@@ -311,12 +200,10 @@ impl Keyward {
 
     /// Admin: soft-deletes a user and revokes all their keys in the same transaction. The
     /// username becomes free; the id stays in the records. An admin cannot delete themself.
-    pub async fn delete_user(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<(), Error> {
-        require_admin(caller)?;
-        let id = UserId::parse(id).ok_or(Error::NotFound)?;
-        if id == caller.user.id {
-            return Err(Error::Conflict("an admin cannot delete themself".into()));
-        }
+    pub async fn delete_user(&self, caller: &Caller, id: UserId) -> Result<(), Error> {
+        let now = self.now();
+        access::require_admin(caller)?;
+        access::may_change_self(caller, id, SelfChange::Delete)?;
         let view = self.view().clone();
         let deleted = self
             .store()
@@ -346,14 +233,9 @@ impl Keyward {
 
     /// A user changes their own password. Needs the current one, and never works with a key.
     /// Ends the user's existing access tokens.
-    pub async fn change_own_password(
-        &self,
-        caller: &Caller,
-        current: &Secret,
-        new: Password,
-        now: Timestamp,
-    ) -> Result<(), Error> {
-        refuse_own_password_with_a_key(caller)?;
+    pub async fn change_own_password(&self, caller: &Caller, current: &Secret, new: Password) -> Result<(), Error> {
+        let now = self.now();
+        access::may_set_password(caller, caller.user.id)?;
         // The same check as a sign-in: a stolen session or token cannot guess the current
         // password any faster than a login could (throttled, audited as a failed login).
         match self
@@ -394,9 +276,9 @@ impl Keyward {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<AuditPage, Error> {
-        require_admin(caller)?;
-        let limit = super::keys::page_limit(limit)?;
-        let before = super::keys::parse_cursor(cursor, |c| c.parse::<i64>().ok().filter(|n| *n > 0))?;
+        access::require_admin(caller)?;
+        let limit = paging::page_limit(limit)?;
+        let before = paging::parse_cursor(cursor, |c| c.parse::<i64>().ok().filter(|n| *n > 0))?;
         let page = self
             .store()
             .list_audit(before, limit)
@@ -421,7 +303,7 @@ impl Keyward {
         caller: &Caller,
         ids: Vec<KeyId>,
     ) -> Result<HashMap<KeyId, KeyTarget>, Error> {
-        require_admin(caller)?;
+        access::require_admin(caller)?;
         let found = self
             .store()
             .describe_keys(ids)
@@ -429,7 +311,14 @@ impl Keyward {
             .map_err(|e| e.into_domain("reading keys failed"))?;
         Ok(found
             .into_iter()
-            .map(|(id, owner, name, revoked)| (id, KeyTarget { owner, name, revoked }))
+            .map(|k| {
+                let target = KeyTarget {
+                    owner: k.owner,
+                    name: k.name,
+                    revoked: k.revoked,
+                };
+                (k.id, target)
+            })
             .collect())
     }
 
@@ -451,24 +340,4 @@ pub struct KeyTarget {
     pub owner: UserId,
     pub name: Option<String>,
     pub revoked: bool,
-}
-
-/// A key never sets its own user's password, on any route: a leaked key must not become
-/// the account.
-fn refuse_own_password_with_a_key(caller: &Caller) -> Result<(), Error> {
-    if matches!(caller.via, Via::ApiKey { .. }) {
-        return Err(Error::Forbidden(
-            "a password cannot be changed with an API key; log in with the password".into(),
-        ));
-    }
-    Ok(())
-}
-
-pub(super) fn require_admin(caller: &Caller) -> Result<(), Error> {
-    caller.require_scope("users:admin")?;
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("this route is for admins only".into()))
-    }
 }

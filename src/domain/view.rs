@@ -21,8 +21,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use super::tokens::TokenSigner;
-use super::{KeyId, Timestamp, UserId, UserRecord};
-use crate::store::ActiveKeyRow;
+use crate::model::{ActiveKeyRow, KeyId, KeyRecord, Timestamp, UserId, UserRecord};
 
 /// Longest token the hot path will hash; keyward's keys are about 250 bytes.
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -381,7 +380,7 @@ impl KeyView {
 
     /// Brings a key's entry up to its record just committed (expiry, disabled, scopes),
     /// keeping what this process knows of it (signature checked, last use).
-    pub fn update_key(&self, key: &super::KeyRecord) {
+    pub fn update_key(&self, key: &KeyRecord) {
         let lookup = Lookup(key.digest.lookup());
         let mut shard = self.shard(&lookup).write();
         let Some(mut entry) = shard.keys.remove(&lookup) else {
@@ -452,7 +451,7 @@ impl KeyView {
 
     /// Brings `last_used_at` of `keys` up to the uses seen in memory but not yet written:
     /// uses are visible at once, while the database gets them in batches.
-    pub fn overlay_last_used(&self, keys: &mut [super::KeyRecord]) {
+    pub fn overlay_last_used(&self, keys: &mut [KeyRecord]) {
         for key in keys {
             let lookup = Lookup(key.digest.lookup());
             let seen = self
@@ -506,11 +505,9 @@ fn set_scopes(shard: &mut KeyShard, entry: &mut KeyEntry, scopes: Option<Vec<Str
     match scopes {
         Some(scopes) => {
             *entry.flags.get_mut() |= SCOPED;
-            let honoured: Arc<[String]> = scopes
-                .into_iter()
-                .filter(|s| !super::keys::is_privileged(s) || grants.contains(s))
-                .collect();
-            shard.scopes.insert(entry.id, honoured);
+            shard
+                .scopes
+                .insert(entry.id, super::access::honoured_scopes(scopes, grants));
         }
         None => {
             *entry.flags.get_mut() &= !SCOPED;

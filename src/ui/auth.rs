@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::session::{self, NoFields, Posted, SESSION_COOKIE, SIGN_IN_COOKIE, Session};
 use super::{UiError, UiState, pages, see_other};
 use crate::domain::sessions::{csrf_token, random_token};
-use crate::domain::{Error, Secret, Timestamp};
+use crate::domain::{Error, Secret};
 use crate::web::AppState;
 use crate::web::client::client_ip;
 use crate::web::problem::RetryAfter;
@@ -122,11 +122,7 @@ pub async fn login(
         );
     }
     let source = client_ip(&req, &state);
-    match state
-        .keyward
-        .start_session(login, &password, source, Timestamp::now())
-        .await
-    {
+    match state.keyward.start_session(login, &password, source).await {
         Ok((token, _)) => {
             let mut response = see_other("/ui/keys");
             response
@@ -170,10 +166,7 @@ pub async fn logout(
     posted: Posted<NoFields>,
 ) -> Result<HttpResponse, UiError> {
     let session = posted.session;
-    state
-        .keyward
-        .end_session(&session.caller, session.token(), Timestamp::now())
-        .await?;
+    state.keyward.end_session(&session.caller, session.token()).await?;
     let mut response = see_other("/ui/login?signed_out=1");
     response
         .add_cookie(&session::removal(&req, SESSION_COOKIE, "/ui"))
@@ -207,12 +200,7 @@ pub async fn change_password(
     let new = crate::domain::Password::parse(form.new_password.unwrap_or_else(empty))?;
     state
         .keyward
-        .change_own_password(
-            &session.caller,
-            &form.current_password.unwrap_or_else(empty),
-            new,
-            Timestamp::now(),
-        )
+        .change_own_password(&session.caller, &form.current_password.unwrap_or_else(empty), new)
         .await?;
     let mut response = see_other("/ui/login?password_changed=1");
     response

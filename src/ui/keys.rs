@@ -32,6 +32,7 @@ impl Session {
             admin: self.caller.is_admin(),
             csrf: self.csrf(),
             section,
+            now: self.now,
         }
     }
 }
@@ -142,12 +143,7 @@ async fn create(
     let owner = owner(&req)?;
     let Posted { session, form } = posted;
     let minted = match key_request(&form) {
-        Ok(request) => {
-            state
-                .keyward
-                .mint_key(&session.caller, owner, request, Timestamp::now())
-                .await
-        }
+        Ok(request) => state.keyward.mint_key(&session.caller, owner, request).await,
         Err(e) => Err(e),
     };
     match minted {
@@ -217,13 +213,7 @@ async fn rename(
     let name = KeyName::parse(posted.form.name.trim())?;
     let key = state
         .keyward
-        .rename_key(
-            &posted.session.caller,
-            owner,
-            key_id(&req),
-            Some(name),
-            Timestamp::now(),
-        )
+        .rename_key(&posted.session.caller, owner, key_id(&req), Some(name))
         .await?;
     Ok(see_other(&format!("{}/{}?done=renamed", keys_base(owner), key.id)))
 }
@@ -237,7 +227,7 @@ async fn set_state(
     let disabled = posted.form.disabled;
     let key = state
         .keyward
-        .set_key_disabled(&posted.session.caller, owner, key_id(&req), disabled, Timestamp::now())
+        .set_key_disabled(&posted.session.caller, owner, key_id(&req), disabled)
         .await?;
     let done = if disabled { "disabled" } else { "enabled" };
     Ok(see_other(&format!("{}/{}?done={done}", keys_base(owner), key.id)))
@@ -259,7 +249,7 @@ async fn rotate(
     let grace = parse_grace(&form.grace)?;
     let minted = state
         .keyward
-        .rotate_key(&session.caller, owner, key_id(&req), grace, Timestamp::now())
+        .rotate_key(&session.caller, owner, key_id(&req), grace)
         .await?;
     Ok(shown_once(&session, owner, &minted, true))
 }
@@ -286,7 +276,7 @@ async fn revoke(
     let owner = owner(&req)?;
     state
         .keyward
-        .revoke_key(&posted.session.caller, owner, key_id(&req), Timestamp::now())
+        .revoke_key(&posted.session.caller, owner, key_id(&req))
         .await?;
     let back = owner.map_or_else(|| "/ui/keys".to_owned(), |id| format!("/ui/users/{id}"));
     Ok(see_other(&format!("{back}?done=revoked")))

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::UiError;
 use super::pages::{self, KeyForm, Refused, Sort, UserKeys};
 use super::session::Session;
-use crate::domain::{Timestamp, UserId};
+use crate::domain::UserId;
 use crate::web::AppState;
 
 /// `?sort=&order=&done=` of list pages. Unknown values fall back to defaults.
@@ -57,7 +57,7 @@ pub async fn keys_of<'a>(
     let mut keys = kw.all_keys(&session.caller, owner).await?;
     sort.apply(&mut keys);
     let revoked = kw
-        .recently_revoked_keys(&session.caller, owner, pages::REVOKED_SHOWN_FOR, Timestamp::now())
+        .recently_revoked_keys(&session.caller, owner, pages::REVOKED_SHOWN_FOR)
         .await?;
     Ok(UserKeys {
         keys,
@@ -67,5 +67,6 @@ pub async fn keys_of<'a>(
             default_lifetime: kw.default_key_lifetime().text(),
             refused,
         },
+        now: session.now,
     })
 }

@@ -122,6 +122,12 @@ pub enum UiError {
     BadForm(String),
 }
 
+impl From<crate::domain::ModelError> for UiError {
+    fn from(e: crate::domain::ModelError) -> Self {
+        UiError::Domain(e.into())
+    }
+}
+
 /// The public message only, as for `ApiError`.
 impl std::fmt::Debug for UiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -23,6 +23,8 @@ pub const SIGN_IN_COOKIE: &str = "keyward_sign_in";
 pub struct Session {
     pub caller: Caller,
     token: Secret,
+    /// When the request was checked, by the domain's clock.
+    pub now: Timestamp,
 }
 
 impl Session {
@@ -59,10 +61,11 @@ impl FromRequest for Session {
             let token = token.ok_or(UiError::SignInRequired)?;
             let caller = app
                 .keyward
-                .session(&token, source, Timestamp::now())
+                .session(&token, source)
                 .await?
                 .ok_or(UiError::SignInRequired)?;
-            Ok(Session { caller, token })
+            let now = app.keyward.now();
+            Ok(Session { caller, token, now })
         })
     }
 }

@@ -9,9 +9,7 @@ use super::lists::{ListQuery, keys_of};
 use super::pages::{self, Refused, Section};
 use super::session::{NoFields, Posted, Session, StateForm};
 use super::{UiError, owner, page, page_with, see_other};
-use crate::domain::{
-    Email, Error, KeyId, NewUserRequest, Password, Role, Secret, Timestamp, UserId, UserUpdate, Username,
-};
+use crate::domain::{Email, Error, KeyId, NewUserRequest, Password, Role, Secret, UserId, UserUpdate, Username};
 use crate::web::AppState;
 use crate::web::problem::status_of;
 
@@ -91,12 +89,7 @@ pub async fn create(
 ) -> Result<HttpResponse, UiError> {
     let Posted { session, form } = posted;
     let created = match form.request() {
-        Ok(request) => {
-            state
-                .keyward
-                .create_user(&session.caller, request, Timestamp::now())
-                .await
-        }
+        Ok(request) => state.keyward.create_user(&session.caller, request).await,
         Err(e) => Err(e),
     };
     match created {
@@ -136,7 +129,7 @@ pub async fn user_page(
     id: UserId,
     refused: Refused<'_>,
 ) -> Result<maud::Markup, UiError> {
-    let user = state.keyward.get_user(&session.caller, &id.to_string())?;
+    let user = state.keyward.get_user(&session.caller, id)?;
     let query = ListQuery::from(req);
     let all = keys_of(state, session, Some(id), query.sort(), refused).await?;
     Ok(pages::user_detail(
@@ -158,10 +151,7 @@ pub async fn set_state(
         disabled: Some(disabled),
         ..UserUpdate::default()
     };
-    state
-        .keyward
-        .update_user(&posted.session.caller, &id.to_string(), update, Timestamp::now())
-        .await?;
+    state.keyward.update_user(&posted.session.caller, id, update).await?;
     let done = if disabled { "user-disabled" } else { "user-enabled" };
     Ok(see_other(&format!("/ui/users/{id}?done={done}")))
 }
@@ -182,10 +172,7 @@ pub async fn reset_password(
         password: Some(Password::parse(form.password.unwrap_or_else(|| Secret::new("")))?),
         ..UserUpdate::default()
     };
-    state
-        .keyward
-        .update_user(&session.caller, &id.to_string(), update, Timestamp::now())
-        .await?;
+    state.keyward.update_user(&session.caller, id, update).await?;
     // An admin resetting their own password has just ended their own session.
     if id == session.caller.user.id {
         return Ok(see_other("/ui/login"));
@@ -199,7 +186,7 @@ pub async fn confirm_delete(
     session: Session,
 ) -> Result<HttpResponse, UiError> {
     let id = user_id(&req)?;
-    let user = state.keyward.get_user(&session.caller, &id.to_string())?;
+    let user = state.keyward.get_user(&session.caller, id)?;
     Ok(page(pages::confirm_delete_user(&session.chrome(Section::Users), &user)))
 }
 
@@ -209,10 +196,7 @@ pub async fn delete(
     posted: Posted<NoFields>,
 ) -> Result<HttpResponse, UiError> {
     let id = user_id(&req)?;
-    state
-        .keyward
-        .delete_user(&posted.session.caller, &id.to_string(), Timestamp::now())
-        .await?;
+    state.keyward.delete_user(&posted.session.caller, id).await?;
     Ok(see_other("/ui/users?done=user-deleted"))
 }
 
@@ -275,11 +259,7 @@ pub async fn audit(req: HttpRequest, state: web::Data<AppState>, session: Sessio
     // Live users only: a deleted one has no page to link to.
     let users = user_ids
         .into_iter()
-        .filter_map(|id| {
-            kw.get_user(&session.caller, &id.to_string())
-                .ok()
-                .map(|u| (id, u.username))
-        })
+        .filter_map(|id| kw.get_user(&session.caller, id).ok().map(|u| (id, u.username)))
         .collect();
     Ok(page(pages::audit(
         &session.chrome(Section::Audit),

@@ -40,7 +40,7 @@ impl RequestIds {
     fn next(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let hash = blake3::keyed_hash(&self.key, &n.to_le_bytes());
-        crate::domain::hex(&hash.as_bytes()[..16])
+        crate::model::hex(&hash.as_bytes()[..16])
     }
 }
 

@@ -13,7 +13,7 @@ use super::access_log::AuthenticatedKey;
 use super::client::client_ip;
 use super::problem::ApiError;
 use crate::domain::credentials::{Authentication, Presented};
-use crate::domain::{Caller, Error, Timestamp, UserId};
+use crate::domain::{Caller, Error, KeyId, UserId, access};
 
 /// Made once, not parsed from a string on every request.
 const X_API_KEY: actix_web::http::header::HeaderName = actix_web::http::header::HeaderName::from_static("x-api-key");
@@ -35,8 +35,7 @@ impl FromRequest for Caller {
                 .map(|v| v.as_bytes()),
             headers.get_all(X_API_KEY).map(|v| v.as_bytes()),
         );
-        let now = Timestamp::now();
-        match state.keyward.authenticate_now(presented, now) {
+        match state.keyward.authenticate_now(presented) {
             // Keys and access tokens: decided from memory, no allocation of a future.
             Authentication::Done(result) => {
                 let result = result.map(|mut caller| {
@@ -57,7 +56,7 @@ impl FromRequest for Caller {
                 CallerFuture::Password(Box::pin(async move {
                     Ok(state
                         .keyward
-                        .authenticate_password(&username, &password, source, now)
+                        .authenticate_password(&username, &password, source)
                         .await?)
                 }))
             }
@@ -108,10 +107,15 @@ impl FromRequest for Owner {
     }
 }
 
-/// The `{key_id}` segment of a key route (native, dialects and console alike); the domain
-/// reads a malformed one as not found.
-pub fn key_id(req: &HttpRequest) -> &str {
-    req.match_info().get("key_id").unwrap_or_default()
+/// The `{key_id}` segment of a key route (native, dialects and console alike). A malformed
+/// one names no key: it stands for [`KeyId::nil`], the id of no key, so the domain answers
+/// it exactly as it answers an id that does not exist (404, after the same checks of the
+/// caller's rights).
+pub fn key_id(req: &HttpRequest) -> KeyId {
+    req.match_info()
+        .get("key_id")
+        .and_then(KeyId::parse)
+        .unwrap_or(KeyId::nil())
 }
 
 /// A caller whose credential may write keys (`keys:write`): a key without it gets 403
@@ -145,9 +149,7 @@ impl FromRequest for Admin {
         let caller = Caller::from_request(req, payload);
         Box::pin(async move {
             let caller = caller.await?;
-            if !caller.is_admin() {
-                return Err(Error::Forbidden("this route is for admins only".into()).into());
-            }
+            access::require_admin_role(&caller)?;
             Ok(Admin(caller))
         })
     }

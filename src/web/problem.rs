@@ -24,6 +24,12 @@ pub enum ApiError {
     BadRequest(String),
 }
 
+impl From<crate::domain::ModelError> for ApiError {
+    fn from(e: crate::domain::ModelError) -> Self {
+        ApiError::Domain(e.into())
+    }
+}
+
 /// The public message only: actix logs `Debug` of errors at debug level, and causes of
 /// internal errors are logged once, in `error_response`.
 impl std::fmt::Debug for ApiError {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use keyward::Application;
 use keyward::config::Settings;
-use keyward::domain::Secret;
+use keyward::domain::{Clock, Secret, TestClock};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
@@ -23,6 +23,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// The running server's domain, for counters tests cannot see over HTTP.
     pub keyward: keyward::domain::Keyward,
+    /// The server's clock: move it on ([`TestApp::advance`]) instead of waiting.
+    pub clock: TestClock,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -55,9 +57,16 @@ pub async fn spawn_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     start(settings, dir).await
 }
 
-/// Starts a server on `settings` (its database may already exist).
+/// Starts a server on `settings` (its database may already exist), on a clock of its own.
 pub async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
-    let app = Application::build(settings.clone()).await.expect("the app starts");
+    start_on(settings, dir, TestClock::default()).await
+}
+
+/// Starts a server on `settings` whose domain reads the time from `clock`.
+async fn start_on(settings: Settings, dir: tempfile::TempDir, clock: TestClock) -> TestApp {
+    let app = Application::build_with_clock(settings.clone(), Clock::Test(clock.clone()))
+        .await
+        .expect("the app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let keyward = app.keyward().clone();
@@ -68,6 +77,7 @@ pub async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
         settings,
         dir,
         keyward,
+        clock,
         handle,
     };
     // (Over TLS the plain client cannot log in; those tests speak TLS themselves.)
@@ -84,17 +94,23 @@ pub async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
 }
 
 impl TestApp {
-    /// Stops this server and starts another on the same database and settings.
+    /// Stops this server and starts another on the same database and settings (and clock).
     pub async fn restart(self) -> TestApp {
         self.handle.stop(true).await;
-        start(self.settings, self.dir).await
+        start_on(self.settings, self.dir, self.clock).await
     }
 
     pub async fn restart_with(self, change: impl FnOnce(&mut Settings)) -> TestApp {
         self.handle.stop(true).await;
         let mut settings = self.settings;
         change(&mut settings);
-        start(settings, self.dir).await
+        start_on(settings, self.dir, self.clock).await
+    }
+
+    /// Moves the server's clock on by `by`: what a key's expiry or a rotation's grace
+    /// waits for has passed, with no sleep. (The clock only moves forward.)
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use maud::{Markup, html};
 
 use super::{Chrome, layout, time};
-use crate::domain::{KeyId, KeyTarget, UserId};
-use crate::store::AuditLine;
+use crate::domain::{AuditLine, KeyId, KeyTarget, UserId};
 
 /// What the audit page knows of the users and keys its lines name, as they are now: live
 /// users' usernames, and keys (revoked ones too).

@@ -160,7 +160,7 @@ pub fn all_keys(
                 p.muted { "The " (keys.len()) " newest of " (total) " live keys." }
             }
             section.card {
-                (key_table(keys, &Rows::Everyone(owners), "/ui/all-keys", sort, Timestamp::now(), "No keys yet."))
+                (key_table(keys, &Rows::Everyone(owners), "/ui/all-keys", sort, chrome.now, "No keys yet."))
             }
         },
     )
@@ -239,11 +239,13 @@ pub struct UserKeys<'a> {
     pub revoked: Vec<(KeyRecord, Timestamp)>,
     pub sort: Sort,
     pub form: KeyForm<'a>,
+    /// When they were read, by the domain's clock.
+    pub now: Timestamp,
 }
 
 /// A user's live keys, then the ones revoked in the last 30 days.
 pub(super) fn keys_and_revoked(all: &UserKeys, base: &str, page: &str) -> Markup {
-    let now = Timestamp::now();
+    let now = all.now;
     let revoked = &all.revoked;
     let empty = if revoked.is_empty() {
         "No keys yet."
@@ -308,7 +310,7 @@ pub fn new_key(chrome: &Chrome, key: &KeyRecord, secret: &str, base: &str, rotat
                 }
             }
             section.card {
-                (key_facts(key, Timestamp::now()))
+                (key_facts(key, chrome.now))
                 div.actions {
                     a.button href={ (base) "/" (key.id) } { "Key details" }
                     a.button.secondary href=(list_page(base)) { "Back to keys" }
@@ -348,7 +350,7 @@ const GRACE_CHOICES: [(&str, &str); 4] = [
 ];
 
 pub fn key_detail(chrome: &Chrome, k: &KeyRecord, base: &str, owner: Option<&str>, note: Option<&str>) -> Markup {
-    let now = Timestamp::now();
+    let now = chrome.now;
     let here = format!("{base}/{}", k.id);
     layout(
         "Key",
@@ -468,6 +470,7 @@ mod tests {
             admin: false,
             csrf: "t".into(),
             section: Section::Keys,
+            now: Timestamp::from_secs(1_000),
         };
         let all = UserKeys {
             keys: vec![k],
@@ -477,6 +480,7 @@ mod tests {
                 default_lifetime: "never".into(),
                 refused: None,
             },
+            now: Timestamp::from_secs(1_000),
         };
         let html = my_keys(&chrome, &all, None).into_string();
         assert!(!html.contains("<script>alert"), "{html}");

@@ -39,6 +39,8 @@ pub struct Chrome {
     /// The session's form token, for the sign-out button.
     pub csrf: String,
     pub section: Section,
+    /// When the page is drawn, by the domain's clock (for "in 3 days", "expired").
+    pub now: Timestamp,
 }
 
 /// A time as people read it, ISO 8601 to the second: `2026-11-23 18:41:07 UTC`.

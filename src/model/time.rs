@@ -9,8 +9,10 @@ use time::format_description::well_known::Rfc3339;
 pub struct Timestamp(i64);
 
 impl Timestamp {
-    pub fn now() -> Self {
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    /// The instant `t` of the system clock. Only a clock reads the system's time (the
+    /// domain's `Clock`): everything else is handed the time.
+    pub fn of_system_time(t: SystemTime) -> Self {
+        let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         Timestamp(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
     }
 

@@ -3,24 +3,24 @@
 
 use std::fmt;
 
-use super::Error;
+use super::ModelError;
 
 const ID_BYTES: usize = 12;
 
 /// Fills `buf` from the operating system's random source.
-pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), Error> {
-    getrandom::fill(buf).map_err(|e| Error::internal(format!("OS random source failed: {e}")))
+pub fn os_random(buf: &mut [u8]) -> Result<(), ModelError> {
+    getrandom::fill(buf).map_err(|e| ModelError::Randomness(e.to_string()))
 }
 
 /// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
     push_hex(&mut out, bytes);
     out
 }
 
 /// Appends the lowercase hex of `bytes` to `out` (on the hot path: no allocation of its own).
-pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0u8; 64];
     for chunk in bytes.chunks(32) {
@@ -56,21 +56,25 @@ macro_rules! id_type {
         pub struct $name([u8; ID_BYTES]);
 
         impl $name {
-            /// A fresh random id.
-            pub fn generate() -> Result<Self, Error> {
+            /// A fresh random id (never [`Self::nil`]).
+            pub fn generate() -> Result<Self, ModelError> {
                 let mut bytes = [0u8; ID_BYTES];
-                os_random(&mut bytes)?;
+                while bytes == [0; ID_BYTES] {
+                    os_random(&mut bytes)?;
+                }
                 Ok(Self(bytes))
             }
 
-            /// All zeros: never generated (96 random bits), so free to name "no one".
+            /// All zeros: the id of no record. [`Self::generate`] never makes it and
+            /// [`Self::parse`] never reads it, so it is free to name "no one" (the CLI's
+            /// operator) or "no such record" (a malformed id in a path).
             pub const fn nil() -> Self {
                 Self([0; ID_BYTES])
             }
 
-            /// Parses the 24-lowercase-hex form; anything else is `None`.
+            /// Parses the 24-lowercase-hex form; anything else, and the nil id, is `None`.
             pub fn parse(s: &str) -> Option<Self> {
-                parse_hex_id(s).map(Self)
+                parse_hex_id(s).filter(|b| *b != [0; ID_BYTES]).map(Self)
             }
         }
 
@@ -127,6 +131,7 @@ mod tests {
             "60902B70B281AF121FCDA4CE",
             "60902b70b281af121fcda4cz",
             "60902b70b281af121fcda4ce0",
+            "000000000000000000000000",
         ] {
             assert_eq!(UserId::parse(bad), None, "{bad:?}");
         }

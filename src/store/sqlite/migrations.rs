@@ -6,7 +6,7 @@ use super::{StoreError, StoreErrorKind};
 
 /// Step N brings the schema from version N to N + 1. Append only; never edit a shipped step.
 const STEPS: &[&str] = &[
-    include_str!("../../schema.sql"),
+    include_str!("../../../schema.sql"),
     include_str!("migrations/0002_sessions.sql"),
     include_str!("migrations/0003_grants_and_feed.sql"),
     include_str!("migrations/0004_revoked_keys.sql"),

@@ -1,0 +1,55 @@
+//! The steps of background work: following other processes' writes into the key view, and
+//! writing key uses seen in memory. `crate::jobs` runs them on a schedule; they run here
+//! only when called.
+
+use std::time::Duration;
+
+use super::Error;
+use super::keyward::Keyward;
+use crate::store::Change;
+
+/// Key uses written per transaction by [`Keyward::flush_usage`], and the pause between
+/// transactions: small writes with room between them keep the flush out of request latency.
+const USAGE_CHUNK: usize = 32;
+const USAGE_PAUSE: Duration = Duration::from_millis(2);
+
+impl Keyward {
+    /// One step of following what other processes (the CLI, another server) write: their
+    /// revocations, new keys and user changes since the last step reach the in-memory view.
+    /// `crate::jobs` runs it every so often; it returns how many changes it applied.
+    pub async fn apply_changes(&self) -> Result<usize, Error> {
+        let changes = self
+            .store()
+            .poll_changes(self.now())
+            .await
+            .map_err(|e| e.into_domain("following database changes failed"))?;
+        let applied = changes.len();
+        let view = self.view();
+        for change in changes {
+            match change {
+                Change::KeyActive(k) => view.insert_key(k, false),
+                Change::KeyGone(lookup) => view.remove_keys(&[lookup]),
+                Change::User(user) => view.put_user(user),
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Writes the key uses seen since the last call.
+    ///
+    /// In chunks of [`USAGE_CHUNK`], each its own write: ten thousand keys in use would
+    /// otherwise hold the writer (and, on a small box, the CPU) for tens of milliseconds at
+    /// once, which shows as a latency spike for everyone; chunks let other writes in between.
+    pub async fn flush_usage(&self) -> Result<(), Error> {
+        let mut uses = self.view().take_usage();
+        uses.sort_unstable_by_key(|(id, _)| *id);
+        for chunk in uses.chunks(USAGE_CHUNK) {
+            self.store()
+                .record_key_usage(chunk.to_vec())
+                .await
+                .map_err(|e| e.into_domain("recording key use failed"))?;
+            tokio::time::sleep(USAGE_PAUSE).await;
+        }
+        Ok(())
+    }
+}

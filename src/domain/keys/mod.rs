@@ -1,0 +1,89 @@
+//! API keys: what the protocols ask of the domain and get back. The operations are
+//! `operations.rs` (make, list, read, change, rotate, revoke) and `verification.rs` (the
+//! verify API and the revocation feeds); who may do which is `access.rs`.
+
+mod operations;
+mod verification;
+
+use super::access::Held;
+use super::{Expiry, FeedEntry, KeyId, KeyName, KeyRecord, Meta, Scopes, Secret};
+
+#[derive(Default)]
+pub struct NewKeyRequest {
+    pub name: Option<KeyName>,
+    /// Without a name, name the key `key#N` (seed 002), N counted when it is stored.
+    pub numbered: bool,
+    /// `None`: the configured default lifetime.
+    pub expires: Option<Expiry>,
+    /// `None`: the key acts as its user.
+    pub scopes: Option<Scopes>,
+    pub meta: Option<Meta>,
+    /// The key this one replaces (rotation): its privileged scopes may be carried over,
+    /// granted only as they were.
+    pub replaces: Option<Held>,
+}
+
+/// What `PATCH` changes about a key; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct KeyPatch {
+    /// `Some(None)` clears the name.
+    pub name: Option<Option<KeyName>>,
+    pub disabled: Option<bool>,
+    /// `Some(None)`: the key acts as its user again.
+    pub scopes: Option<Option<Scopes>>,
+}
+
+/// A key just made: its record and the key itself, which is shown this once.
+pub struct MintedKey {
+    pub record: KeyRecord,
+    pub secret: Secret,
+}
+
+pub struct KeyPage {
+    pub keys: Vec<KeyRecord>,
+    pub total: u64,
+    pub next_cursor: Option<KeyId>,
+}
+
+/// Largest (and default) page of the revocation feed.
+pub const FEED_PAGE: u32 = 1000;
+
+/// A page of the offline revocation feed.
+pub struct RevocationFeed {
+    pub entries: Vec<FeedEntry>,
+    /// The cursor to ask with next time.
+    pub next: String,
+    pub more: bool,
+}
+
+/// The verify API's verdict codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyCode {
+    Valid,
+    NotFound,
+    Expired,
+    Revoked,
+    Disabled,
+    InsufficientScope,
+}
+
+impl VerifyCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyCode::Valid => "VALID",
+            VerifyCode::NotFound => "NOT_FOUND",
+            VerifyCode::Expired => "EXPIRED",
+            VerifyCode::Revoked => "REVOKED",
+            VerifyCode::Disabled => "DISABLED",
+            VerifyCode::InsufficientScope => "INSUFFICIENT_SCOPE",
+        }
+    }
+}
+
+/// What `verify_key` found.
+pub struct Verification {
+    pub code: VerifyCode,
+    /// The key's record, when it is one of ours and not revoked.
+    pub key: Option<KeyRecord>,
+    pub username: Option<String>,
+}

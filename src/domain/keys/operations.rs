@@ -1,0 +1,433 @@
+//! Making, listing, reading, changing, rotating and revoking keys. Ownership is decided
+//! once, by `access::owner_for`: a key that is not the caller's (or, for an admin, not the
+//! named user's) is `NotFound`, exactly like one that does not exist.
+
+use super::{KeyPage, KeyPatch, MintedKey, NewKeyRequest};
+use crate::domain::access::{self, Held};
+use crate::domain::caller::Caller;
+use crate::domain::keyward::Keyward;
+use crate::domain::paging;
+use crate::domain::{
+    Error, Expiry, KeyDigest, KeyId, KeyName, KeyRecord, Lifetime, Meta, Scopes, Secret, Timestamp, UserId,
+};
+use crate::model::ActiveKeyRow;
+use crate::store::KeyChanges;
+
+/// The audit detail of a key's scopes: which it has and which privileged ones were granted.
+fn scopes_detail(key: &KeyRecord) -> Vec<String> {
+    let mut detail: Vec<String> = key.scopes.iter().map(|s| format!("scopes={}", s.join(" "))).collect();
+    if !key.grants.is_empty() {
+        detail.push(format!("granted={}", key.grants.join(" ")));
+    }
+    detail
+}
+
+/// The audit detail of a new key: what it was given (never the key).
+fn create_detail(key: &KeyRecord) -> String {
+    let mut detail = vec![format!(
+        "expires_at={}",
+        key.expires_at.map_or_else(|| "never".to_owned(), Timestamp::rfc3339)
+    )];
+    detail.extend(scopes_detail(key));
+    if key.meta.as_object().is_some_and(|m| !m.is_empty()) {
+        detail.push("meta".to_owned());
+    }
+    detail.join(", ")
+}
+
+impl Keyward {
+    /// Makes a key for `owner` (the caller when `None`).
+    ///
+    /// Refused (400): an expiry in the past, one beyond the configured maximum, and, when the
+    /// caller presented a key, one that would outlive that key.
+    pub async fn mint_key(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        request: NewKeyRequest,
+    ) -> Result<MintedKey, Error> {
+        let now = self.now();
+        let numbered = request.numbered;
+        let (record, secret) = self.prepare_key(caller, owner, request, now)?;
+        let view = self.view().clone();
+        let audit = caller
+            .audit("key.create", Some(("key", record.id.to_string())), now)
+            .with_detail(create_detail(&record));
+        let record = self
+            .store()
+            .insert_key(record, numbered, audit, move |key| {
+                view.insert_key(ActiveKeyRow::of(key), true)
+            })
+            .await
+            .map_err(|e| e.into_domain("the key could not be stored"))?;
+        Ok(MintedKey { record, secret })
+    }
+
+    /// Checks a request for a new key against the caller's rights and the configured
+    /// lifetimes, and signs the key: its record (not yet stored) and the key itself.
+    fn prepare_key(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        request: NewKeyRequest,
+        now: Timestamp,
+    ) -> Result<(KeyRecord, Secret), Error> {
+        caller.require_scope("keys:write")?;
+        let owner = self.owner_for(caller, owner)?;
+        let expiry = request.expires.unwrap_or_else(|| self.config().default_lifetime.into());
+        // Whole seconds, so `expires_at` and the token's `exp` say the same.
+        let expires_at = expiry.resolve(now).map(|t| Timestamp::from_secs(t.secs()));
+        if let Some(t) = expires_at
+            && t <= now
+        {
+            return Err(Error::invalid("expires", "must be in the future"));
+        }
+        if let Some(max) = self.config().max_lifetime {
+            let latest = now.plus(max);
+            if expires_at.is_none_or(|t| t > latest) {
+                return Err(Error::invalid(
+                    "expires",
+                    format!(
+                        "longer than the configured maximum lifetime of {} seconds",
+                        max.as_secs()
+                    ),
+                ));
+            }
+        }
+        access::may_make_key_until(caller, expires_at)?;
+
+        let grants = access::grants_for(caller, request.scopes.as_ref(), request.replaces.as_ref())?;
+
+        let id = KeyId::generate()?;
+        let secret = self.signer().sign_key(id, owner, now, expires_at)?;
+        let record = KeyRecord {
+            id,
+            user_id: owner,
+            name: request.name.map(KeyName::into_string),
+            digest: KeyDigest::of(secret.reveal()),
+            created_at: now,
+            updated_at: now,
+            expires_at,
+            last_used_at: None,
+            disabled: false,
+            scopes: request.scopes.map(Scopes::into_vec),
+            meta: request.meta.map_or_else(|| serde_json::json!({}), Meta::into_value),
+            grants,
+        };
+        Ok((record, secret))
+    }
+
+    /// A page of `owner`'s live keys, oldest first.
+    pub async fn list_keys(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<KeyPage, Error> {
+        caller.require_scope("keys:read")?;
+        let owner = self.owner_for(caller, owner)?;
+        let limit = paging::page_limit(limit)?;
+        let after = paging::parse_cursor(cursor, KeyId::parse)?;
+        let page = self
+            .store()
+            .list_keys(Some(owner), after, limit)
+            .await
+            .map_err(|e| e.into_domain("listing keys failed"))?
+            .ok_or_else(|| Error::invalid("cursor", "not a cursor from a previous page"))?;
+        let next_cursor = if page.more {
+            page.items.last().map(|k| k.id)
+        } else {
+            None
+        };
+        let mut keys = page.items;
+        self.view().overlay_last_used(&mut keys);
+        Ok(KeyPage {
+            keys,
+            total: page.total,
+            next_cursor,
+        })
+    }
+
+    /// Admin: the `limit` newest live keys of every user, and how many live keys there are.
+    pub async fn newest_keys_of_everyone(&self, caller: &Caller, limit: Option<u32>) -> Result<KeyPage, Error> {
+        caller.require_scope("keys:read")?;
+        access::require_admin(caller)?;
+        let page = self
+            .store()
+            .newest_keys(paging::page_limit(limit)?)
+            .await
+            .map_err(|e| e.into_domain("listing keys failed"))?;
+        let mut keys = page.items;
+        self.view().overlay_last_used(&mut keys);
+        Ok(KeyPage {
+            keys,
+            total: page.total,
+            next_cursor: None,
+        })
+    }
+
+    /// Every live key of `owner` (the seed lists have no paging).
+    pub async fn all_keys(&self, caller: &Caller, owner: Option<UserId>) -> Result<Vec<KeyRecord>, Error> {
+        caller.require_scope("keys:read")?;
+        let owner = self.owner_for(caller, owner)?;
+        self.live_keys(Some(owner)).await
+    }
+
+    /// `owner`'s keys revoked in the last `within`, the latest first (at most 100), with when.
+    pub async fn recently_revoked_keys(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        within: std::time::Duration,
+    ) -> Result<Vec<(KeyRecord, Timestamp)>, Error> {
+        let now = self.now();
+        caller.require_scope("keys:read")?;
+        let owner = self.owner_for(caller, owner)?;
+        self.store()
+            .revoked_keys(owner, now.minus(within), 100)
+            .await
+            .map_err(|e| e.into_domain("listing revoked keys failed"))
+    }
+
+    /// How long a key made without `expires` lasts (`keys.default_lifetime`).
+    pub fn default_key_lifetime(&self) -> Lifetime {
+        self.config().default_lifetime
+    }
+
+    /// Admin: every live key of every user, oldest first (the CLI's `key list`).
+    pub async fn every_live_key(&self, caller: &Caller) -> Result<Vec<KeyRecord>, Error> {
+        caller.require_scope("keys:read")?;
+        access::require_admin(caller)?;
+        self.live_keys(None).await
+    }
+
+    /// Every live key of `owner` (everyone's for `None`), page by page.
+    async fn live_keys(&self, owner: Option<UserId>) -> Result<Vec<KeyRecord>, Error> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store()
+                .list_keys(owner, after, paging::MAX_PAGE)
+                .await
+                .map_err(|e| e.into_domain("listing keys failed"))?
+                .ok_or_else(|| Error::internal("a key listed a moment ago is gone from the cursor"))?;
+            after = page.items.last().map(|k| k.id).filter(|_| page.more);
+            all.extend(page.items);
+            if after.is_none() {
+                self.view().overlay_last_used(&mut all);
+                return Ok(all);
+            }
+        }
+    }
+
+    pub async fn get_key(&self, caller: &Caller, owner: Option<UserId>, id: KeyId) -> Result<KeyRecord, Error> {
+        caller.require_scope("keys:read")?;
+        let owner = self.owner_for(caller, owner)?;
+        let mut key = self
+            .store()
+            .find_key(owner, id)
+            .await
+            .map_err(|e| e.into_domain("reading the key failed"))?
+            .ok_or(Error::NotFound)?;
+        self.view().overlay_last_used(std::slice::from_mut(&mut key));
+        Ok(key)
+    }
+
+    /// Changes a key's name, disabled flag and scopes, all in one transaction. Needs
+    /// `keys:write` before anything else, so an empty change is refused to a reader too.
+    /// A disabled key fails from the next request on.
+    pub async fn update_key(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        id: KeyId,
+        patch: KeyPatch,
+    ) -> Result<KeyRecord, Error> {
+        let now = self.now();
+        caller.require_scope("keys:write")?;
+        let owner = self.owner_for(caller, owner)?;
+        let current = self
+            .store()
+            .find_key(owner, id)
+            .await
+            .map_err(|e| e.into_domain("reading the key failed"))?
+            .ok_or(Error::NotFound)?;
+        let scopes = match patch.scopes {
+            None => None,
+            Some(scopes) => {
+                let grants = access::grants_for(caller, scopes.as_ref(), Some(&Held::of(&current)))?;
+                Some((scopes.map(Scopes::into_vec), grants))
+            }
+        };
+        let changes = KeyChanges {
+            name: patch.name.map(|n| n.map(KeyName::into_string)),
+            disabled: patch.disabled,
+            expires_by: None,
+            scopes,
+        };
+        if changes.is_empty() {
+            let mut key = current;
+            self.view().overlay_last_used(std::slice::from_mut(&mut key));
+            return Ok(key);
+        }
+        let target = || Some(("key", id.to_string()));
+        let mut audits = Vec::new();
+        if changes.name.is_some() {
+            audits.push(caller.audit("key.rename", target(), now).with_detail("name"));
+        }
+        if let Some(disabled) = changes.disabled {
+            let action = if disabled { "key.disable" } else { "key.enable" };
+            audits.push(
+                caller
+                    .audit(action, target(), now)
+                    .with_detail(format!("disabled={disabled}")),
+            );
+        }
+        if let Some((scopes, grants)) = &changes.scopes {
+            let detail = scopes_detail(&KeyRecord {
+                scopes: scopes.clone(),
+                grants: grants.clone(),
+                ..current.clone()
+            });
+            let detail = if detail.is_empty() {
+                "scopes=(acts as its user)".to_owned()
+            } else {
+                detail.join(", ")
+            };
+            audits.push(caller.audit("key.update", target(), now).with_detail(detail));
+        }
+        let view = self.view().clone();
+        let mut key = self
+            .store()
+            .update_key(owner, id, changes, now, audits, move |key| {
+                if let Some(key) = key {
+                    view.update_key(key);
+                }
+            })
+            .await
+            .map_err(|e| e.into_domain("the key could not be changed"))?
+            .ok_or(Error::NotFound)?;
+        self.view().overlay_last_used(std::slice::from_mut(&mut key));
+        Ok(key)
+    }
+
+    /// Relabels a key; `None` clears the name.
+    pub async fn rename_key(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        id: KeyId,
+        name: Option<KeyName>,
+    ) -> Result<KeyRecord, Error> {
+        let patch = KeyPatch {
+            name: Some(name),
+            ..KeyPatch::default()
+        };
+        self.update_key(caller, owner, id, patch).await
+    }
+
+    /// Disables or enables a key without deleting it.
+    pub async fn set_key_disabled(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        id: KeyId,
+        disabled: bool,
+    ) -> Result<KeyRecord, Error> {
+        let patch = KeyPatch {
+            disabled: Some(disabled),
+            ..KeyPatch::default()
+        };
+        self.update_key(caller, owner, id, patch).await
+    }
+
+    /// Replaces a key: a new key with the same name, scopes, grants and meta (and the same
+    /// lifetime, counted from now), while the old one keeps working for `grace`, then
+    /// fails. One transaction: either both happen or neither.
+    pub async fn rotate_key(
+        &self,
+        caller: &Caller,
+        owner: Option<UserId>,
+        id: KeyId,
+        grace: std::time::Duration,
+    ) -> Result<MintedKey, Error> {
+        let now = self.now();
+        caller.require_scope("keys:write")?;
+        let old = self.get_key(caller, owner, id).await?;
+        let expires = match old.expires_at {
+            None => Some(Expiry::Never),
+            Some(t) => {
+                let lifetime = u64::try_from(t.millis() - old.created_at.millis()).unwrap_or(0) / 1000;
+                Some(Expiry::After(std::time::Duration::from_secs(lifetime.max(1))))
+            }
+        };
+        let request = NewKeyRequest {
+            name: old.name.as_deref().map(KeyName::parse).transpose()?,
+            expires,
+            scopes: old.scopes.clone().map(Scopes::of_record),
+            meta: Some(Meta::of_record(old.meta.clone())),
+            replaces: Some(Held::of(&old)),
+            ..NewKeyRequest::default()
+        };
+        let (record, secret) = self.prepare_key(caller, Some(old.user_id), request, now)?;
+        // To the millisecond: never shorter than asked.
+        let until = now.plus(grace);
+        let create = caller
+            .audit("key.create", Some(("key", record.id.to_string())), now)
+            .with_detail(create_detail(&record));
+        let rotate = caller
+            .audit("key.rotate", Some(("key", old.id.to_string())), now)
+            .with_detail(format!("expires_at={}, replaced_by={}", until.rfc3339(), record.id));
+        let view = self.view().clone();
+        let (record, _) = self
+            .store()
+            .rotate_key(old.user_id, old.id, until, record, [create, rotate], move |done| {
+                if let Some((new, old)) = done {
+                    view.insert_key(ActiveKeyRow::of(new), true);
+                    view.update_key(old);
+                }
+            })
+            .await
+            .map_err(|e| e.into_domain("the key could not be rotated"))?
+            .ok_or(Error::NotFound)?;
+        Ok(MintedKey { record, secret })
+    }
+
+    /// Revokes a key. When this returns, the key already fails verification.
+    pub async fn revoke_key(&self, caller: &Caller, owner: Option<UserId>, id: KeyId) -> Result<(), Error> {
+        let now = self.now();
+        caller.require_scope("keys:write")?;
+        let owner = self.owner_for(caller, owner)?;
+        let view = self.view().clone();
+        self.store()
+            .revoke_key(
+                owner,
+                id,
+                now,
+                caller.audit("key.revoke", Some(("key", id.to_string())), now),
+                move |lookup| {
+                    if let Some(lookup) = lookup {
+                        view.remove_keys(std::slice::from_ref(lookup));
+                    }
+                },
+            )
+            .await
+            .map_err(|e| e.into_domain("the key could not be revoked"))?
+            .map(|_| ())
+            .ok_or(Error::NotFound)
+    }
+
+    /// Admin: revokes a key whoever owns it (the CLI's `key revoke ID`).
+    pub async fn revoke_any_key(&self, caller: &Caller, id: KeyId) -> Result<(), Error> {
+        access::require_admin_role(caller)?;
+        let owner = self
+            .store()
+            .find_key_owner(id)
+            .await
+            .map_err(|e| e.into_domain("reading the key failed"))?
+            .ok_or(Error::NotFound)?;
+        self.revoke_key(caller, Some(owner), id).await
+    }
+}

@@ -1,0 +1,233 @@
+//! [`Keyward`]: the domain's one entry point, what it holds, and how it opens. Its
+//! operations are in the files of their subject (`keys/`, `users.rs`, `credentials.rs`,
+//! `sessions.rs`, `maintenance.rs`, `background.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::caller::{Caller, Via};
+use super::clock::Clock;
+use super::passwords::Passwords;
+use super::throttle::{Throttle, UnknownLogins};
+use super::tokens::TokenSigner;
+use super::view::KeyView;
+use super::{Error, Lifetime, Role, Secret, Timestamp, UserId, UserRecord, access};
+use crate::metrics::Metrics;
+use crate::model::SigningKey;
+use crate::store::Store;
+
+/// The settings the domain needs, already validated.
+#[derive(Clone, Debug)]
+pub struct DomainConfig {
+    pub issuer: String,
+    pub access_token_ttl: Duration,
+    pub default_lifetime: Lifetime,
+    pub max_lifetime: Option<Duration>,
+    /// The configured master secret; `None`: generate one and keep it in the database.
+    pub secret: Option<Secret>,
+    /// How many argon2 hashes may run at once (each takes 19 MiB).
+    pub password_concurrency: usize,
+    /// Sign keys with Ed25519 (published at `/.well-known/jwks.json`) instead of HS256.
+    pub eddsa: bool,
+    /// How long a web console session lasts after sign-in.
+    pub session_ttl: Duration,
+}
+
+struct Inner {
+    store: Store,
+    view: Arc<KeyView>,
+    signer: TokenSigner,
+    passwords: Passwords,
+    throttle: Throttle,
+    unknown_logins: parking_lot::Mutex<UnknownLogins>,
+    config: DomainConfig,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+}
+
+/// The domain: cheap to clone, shared by every handler and protocol.
+#[derive(Clone)]
+pub struct Keyward(Arc<Inner>);
+
+const MASTER_SECRET_SETTING: &str = "master_secret";
+
+/// The Ed25519 signing keys (oldest first), making the first one on first use. Read first,
+/// so a read-only database that has them opens.
+pub(super) async fn signing_keys(store: &Store) -> Result<Vec<SigningKey>, Error> {
+    let keys = store
+        .signing_keys()
+        .await
+        .map_err(|e| e.into_domain("reading the signing keys failed"))?;
+    if !keys.is_empty() {
+        return Ok(keys);
+    }
+    store
+        .signing_keys_or_insert(SigningKey::generate()?)
+        .await
+        .map_err(|e| e.into_domain("storing a signing key failed"))
+}
+
+impl Keyward {
+    /// Loads the master secret (generating it on first start), users and active keys. Every
+    /// operation reads the time from `clock`.
+    pub async fn open(
+        store: Store,
+        config: DomainConfig,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Result<Keyward, Error> {
+        let secret = match &config.secret {
+            Some(s) => s.clone(),
+            None => {
+                let stored = store
+                    .setting(MASTER_SECRET_SETTING)
+                    .await
+                    .map_err(|e| e.into_domain("reading the master secret failed"))?;
+                let value = match stored {
+                    Some(value) => value,
+                    None => {
+                        let mut bytes = [0u8; 32];
+                        crate::model::os_random(&mut bytes)?;
+                        store
+                            .setting_or_insert(MASTER_SECRET_SETTING, crate::model::hex(&bytes))
+                            .await
+                            .map_err(|e| e.into_domain("the master secret could not be stored"))?
+                    }
+                };
+                Secret::new(value)
+            }
+        };
+        let signing_keys = if config.eddsa {
+            signing_keys(&store).await?
+        } else {
+            Vec::new()
+        };
+        let signer = TokenSigner::new(&secret, &config.issuer, config.access_token_ttl, &signing_keys);
+        let users = store
+            .load_users()
+            .await
+            .map_err(|e| e.into_domain("loading users failed"))?;
+        let view = Arc::new(KeyView::with_users(users));
+        let loading = Arc::clone(&view);
+        store
+            .load_active_keys(clock.now(), move |row, expected| loading.load_key(row, expected))
+            .await
+            .map_err(|e| e.into_domain("loading keys failed"))?;
+        let passwords = Passwords::new(config.password_concurrency)?;
+        Ok(Keyward(Arc::new(Inner {
+            store,
+            view,
+            signer,
+            passwords,
+            throttle: Throttle::default(),
+            unknown_logins: parking_lot::Mutex::default(),
+            config,
+            metrics,
+            clock,
+        })))
+    }
+
+    /// The time now, by the domain's clock: what every operation uses, and what the
+    /// protocols show as "now" (a page's relative times, a list's `as_of`).
+    pub fn now(&self) -> Timestamp {
+        self.0.clock.now()
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub(crate) fn view(&self) -> &Arc<KeyView> {
+        &self.0.view
+    }
+
+    pub(crate) fn signer(&self) -> &TokenSigner {
+        &self.0.signer
+    }
+
+    pub(crate) fn passwords(&self) -> &Passwords {
+        &self.0.passwords
+    }
+
+    pub(crate) fn throttle(&self) -> &Throttle {
+        &self.0.throttle
+    }
+
+    pub(crate) fn unknown_logins(&self) -> &parking_lot::Mutex<UnknownLogins> {
+        &self.0.unknown_logins
+    }
+
+    /// How many entries the password throttle holds, and the bytes each takes.
+    pub fn throttle_footprint(&self) -> (usize, usize) {
+        self.0.throttle.footprint()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    pub(crate) fn config(&self) -> &DomainConfig {
+        &self.0.config
+    }
+
+    /// How many keys can authenticate right now (the size of the in-memory view).
+    pub fn active_key_count(&self) -> usize {
+        self.0.view.key_count()
+    }
+
+    /// How many argon2 verifications have run, for known and unknown users alike.
+    pub fn password_verification_count(&self) -> u64 {
+        self.0.passwords.verification_count()
+    }
+
+    /// The most argon2 hashes that ever ran at once (bounded by configuration).
+    pub fn password_peak_concurrency(&self) -> usize {
+        self.0.passwords.peak_concurrency()
+    }
+
+    /// The operator at the console (the CLI): an admin who is no user, so the "not
+    /// yourself" rules never apply to them.
+    pub fn operator(&self) -> Caller {
+        let now = self.now();
+        let user = UserRecord {
+            id: UserId::nil(),
+            username: "operator".into(),
+            email: None,
+            role: Role::Admin,
+            disabled: false,
+            deleted: false,
+            token_epoch: 0,
+            created_at: now,
+            updated_at: now,
+            password_hash: Arc::from(""),
+        };
+        Caller {
+            user: Arc::new(user),
+            via: Via::Password,
+            source: None,
+        }
+    }
+
+    /// A live user by username or email (the CLI names users so).
+    pub fn find_user(&self, login: &str) -> Option<Arc<UserRecord>> {
+        self.0.view.user_by_login(login)
+    }
+
+    /// The record of the user whose keys a call concerns (see [`Self::owner_for`]).
+    pub fn key_owner(&self, caller: &Caller, owner: Option<UserId>) -> Result<Arc<UserRecord>, Error> {
+        let id = self.owner_for(caller, owner)?;
+        self.0.view.user(id).ok_or(Error::NotFound)
+    }
+
+    /// The user a caller names by username or email (seed 002's `username`): themself, or,
+    /// for an admin, any live user. A non-admin naming someone else is refused (403).
+    pub fn user_id_by_login(&self, caller: &Caller, login: &str) -> Result<UserId, Error> {
+        access::user_by_login(caller, login, |login| self.0.view.user_by_login(login).map(|u| u.id))
+    }
+
+    /// The user whose keys a call concerns: the caller's own when `owner` is `None`; another
+    /// live user only for an admin. Anyone else's id is `NotFound`, as if it did not exist.
+    pub(crate) fn owner_for(&self, caller: &Caller, owner: Option<UserId>) -> Result<UserId, Error> {
+        access::owner_for(caller, owner, |id| self.0.view.user(id).is_some_and(|u| !u.deleted))
+    }
+}

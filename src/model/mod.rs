@@ -1,0 +1,26 @@
+//! The model: the ids, times, digests, validated values and records that every layer
+//! shares (store, domain, protocols).
+//!
+//! The leaf of the crate: it imports nothing of it, so any layer may use it and a second
+//! storage backend needs nothing of the domain. It holds data and the rules of its shape
+//! (what a key name or a username may be); who may do what, and when, is the domain's.
+
+mod audit;
+mod error;
+mod feed;
+mod ids;
+mod keys;
+mod sessions;
+mod signing;
+mod time;
+mod users;
+
+pub use audit::{AuditLine, AuditRecord};
+pub use error::ModelError;
+pub use feed::{FeedEntry, FeedState};
+pub use ids::{KeyId, UserId, hex, os_random, push_hex};
+pub use keys::{ActiveKeyRow, KeyDigest, KeyName, KeyRecord, Meta, Scopes};
+pub use sessions::SessionRecord;
+pub use signing::SigningKey;
+pub use time::Timestamp;
+pub use users::{Email, Role, UserRecord, Username};

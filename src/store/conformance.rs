@@ -1,0 +1,1218 @@
+//! The store's conformance suite: every operation of the seam with its edge cases, written
+//! against [`Store`] alone, so every backend runs the very same checks: `suite!(sqlite, …)`
+//! below runs them on a temporary SQLite file; another backend adds a `TestDb` maker and
+//! one `suite!` line.
+//!
+//! Each check gets a fresh, empty database ([`TestDb`]) and may open it a second time, as
+//! another process (or node) would.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{Change, KeyChanges, KeyDescription, Store, StoreError, StoreErrorKind, StoreOptions, UserChanges};
+use crate::model::{
+    AuditRecord, FeedState, KeyDigest, KeyId, KeyRecord, Role, SessionRecord, SigningKey, Timestamp, UserId, UserRecord,
+};
+
+type Checked = Result<(), Box<dyn std::error::Error>>;
+type Opening = Pin<Box<dyn Future<Output = Result<Store, StoreError>>>>;
+
+/// A fresh database for one check: its store, and a way to open it again.
+pub struct TestDb {
+    pub store: Store,
+    open: Box<dyn Fn(StoreOptions) -> Opening>,
+    /// Whatever must live as long as the database (a temporary directory).
+    _keep: Box<dyn std::any::Any>,
+}
+
+impl TestDb {
+    /// The same database opened again, as another process would (its writes are not this
+    /// store's own).
+    async fn another_process(&self, read_only: bool) -> Result<Store, StoreError> {
+        (self.open)(StoreOptions { read_only, ..options() }).await
+    }
+}
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        pool_size: 2,
+        max_size: None,
+        read_only: false,
+        batch_sizes: None,
+    }
+}
+
+/// A database on a temporary SQLite file.
+pub async fn sqlite_db() -> Result<TestDb, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("conformance.db");
+    let open = move |options: StoreOptions| -> Opening {
+        let path = path.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || Store::open_sqlite(&path, &options))
+                .await
+                .map_err(|e| StoreError::new(StoreErrorKind::Other, e.to_string()))?
+        })
+    };
+    let store = open(options()).await?;
+    Ok(TestDb {
+        store,
+        open: Box::new(open),
+        _keep: Box::new(dir),
+    })
+}
+
+/// One `#[tokio::test]` per check, each on a fresh database from `$db`.
+macro_rules! checks_on {
+    ($backend:ident, $db:path: $($check:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $check() -> super::Checked {
+                    let db = $db().await?;
+                    super::$check(&db).await
+                }
+            )*
+        }
+    };
+}
+
+/// The suite on one backend: `suite!(name, maker of a fresh TestDb)`.
+macro_rules! suite {
+    ($backend:ident, $db:path) => {
+        checks_on!($backend, $db:
+            a_new_database_answers_and_is_sound,
+            settings_keep_the_first_value_stored,
+            signing_keys_are_made_once_and_appended_in_order,
+            users_are_stored_listed_and_paged,
+            usernames_and_emails_are_unique_among_live_users,
+            a_user_update_changes_only_what_it_names,
+            deleting_a_user_revokes_their_keys_and_frees_the_username,
+            writes_to_what_is_not_there_change_nothing,
+            keys_are_stored_found_and_owned,
+            numbered_keys_count_every_key_the_owner_ever_had,
+            key_lists_page_by_cursor_and_hide_revoked_keys,
+            a_key_update_applies_every_change_in_one_write,
+            an_expiry_only_moves_earlier,
+            revoking_is_once_and_only_for_the_owner,
+            active_keys_are_the_live_unexpired_ones,
+            rotation_shortens_the_old_key_and_stores_the_new_one_together,
+            key_uses_never_move_backwards,
+            the_revocation_feed_is_in_commit_order_with_cursors,
+            user_changes_put_each_of_their_keys_on_the_feed,
+            the_older_revocation_list_is_by_time,
+            concurrent_writes_commit_together_and_a_failing_one_alone_fails,
+            audit_lines_keep_the_target_name_of_their_time,
+            audit_lines_on_their_own,
+            sessions_are_stored_found_and_ended,
+            another_process_sees_every_change_but_its_own_are_skipped,
+            a_read_only_store_reads_and_refuses_writes,
+        );
+    };
+}
+
+suite!(sqlite, super::sqlite_db);
+
+// ---- fixtures -------------------------------------------------------------------------
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_secs(1_800_000_000 + secs)
+}
+
+fn user(name: &str) -> Result<UserRecord, Box<dyn std::error::Error>> {
+    Ok(UserRecord {
+        id: UserId::generate()?,
+        username: name.to_owned(),
+        email: Some(format!("{name}@example.com")),
+        role: Role::User,
+        disabled: false,
+        deleted: false,
+        token_epoch: 0,
+        created_at: t(0),
+        updated_at: t(0),
+        password_hash: Arc::from(format!("$argon2id$hash-of-{name}")),
+    })
+}
+
+fn key(owner: UserId, token: &str) -> Result<KeyRecord, Box<dyn std::error::Error>> {
+    Ok(KeyRecord {
+        id: KeyId::generate()?,
+        user_id: owner,
+        name: Some(format!("key {token}")),
+        digest: KeyDigest::of(token),
+        created_at: t(1),
+        updated_at: t(1),
+        expires_at: None,
+        last_used_at: None,
+        disabled: false,
+        scopes: None,
+        meta: serde_json::json!({}),
+        grants: Vec::new(),
+    })
+}
+
+fn audit(action: &'static str, target: Option<(&'static str, String)>) -> AuditRecord {
+    AuditRecord {
+        at: t(2),
+        actor_id: None,
+        actor: "operator".into(),
+        action,
+        target_type: target.as_ref().map(|x| x.0),
+        target_id: target.map(|x| x.1),
+        source_ip: Some("192.0.2.1".into()),
+        detail: None,
+    }
+}
+
+async fn add_user(store: &Store, name: &str) -> Result<UserRecord, Box<dyn std::error::Error>> {
+    let user = user(name)?;
+    store
+        .insert_user(
+            user.clone(),
+            audit("user.create", Some(("user", user.id.to_string()))),
+            || {},
+        )
+        .await?;
+    Ok(user)
+}
+
+async fn add_key(store: &Store, owner: UserId, token: &str) -> Result<KeyRecord, Box<dyn std::error::Error>> {
+    let key = key(owner, token)?;
+    let audit = audit("key.create", Some(("key", key.id.to_string())));
+    Ok(store.insert_key(key, false, audit, |_| {}).await?)
+}
+
+async fn revoke(store: &Store, key: &KeyRecord, at: Timestamp) -> Result<Option<[u8; 32]>, StoreError> {
+    let audit = audit("key.revoke", Some(("key", key.id.to_string())));
+    store.revoke_key(key.user_id, key.id, at, audit, |_| {}).await
+}
+
+async fn feed(store: &Store) -> Result<Vec<(KeyId, FeedState)>, StoreError> {
+    let (entries, _) = store.revocation_feed(0, 1000).await?;
+    Ok(entries.into_iter().map(|e| (e.id, e.state)).collect())
+}
+
+async fn audit_count(store: &Store) -> Result<u64, StoreError> {
+    Ok(store.list_audit(None, 1).await?.total)
+}
+
+/// Counts calls of an after-commit step.
+#[derive(Clone, Default)]
+struct Calls(Arc<AtomicUsize>);
+
+impl Calls {
+    fn hit(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+// ---- the database as a whole ------------------------------------------------------------
+
+async fn a_new_database_answers_and_is_sound(db: &TestDb) -> Checked {
+    db.store.ping().await?;
+    let (version, integrity) = db.store.check().await?;
+    assert_eq!(version, db.store.schema_version());
+    assert_eq!(integrity, "ok");
+    assert_eq!(db.store.count_users().await?, 0);
+    assert!(db.store.load_users().await?.is_empty());
+    assert!(db.store.poll_changes(t(0)).await?.is_empty());
+    Ok(())
+}
+
+// ---- settings ---------------------------------------------------------------------------
+
+async fn settings_keep_the_first_value_stored(db: &TestDb) -> Checked {
+    let s = &db.store;
+    assert_eq!(s.setting("master_secret").await?, None);
+    assert_eq!(s.setting_or_insert("master_secret", "first".into()).await?, "first");
+    assert_eq!(s.setting_or_insert("master_secret", "second".into()).await?, "first");
+    assert_eq!(s.setting("master_secret").await?.as_deref(), Some("first"));
+    assert_eq!(s.setting("something_else").await?, None);
+    Ok(())
+}
+
+async fn signing_keys_are_made_once_and_appended_in_order(db: &TestDb) -> Checked {
+    let s = &db.store;
+    assert!(s.signing_keys().await?.is_empty());
+    let (a, b, c) = (
+        SigningKey::generate()?,
+        SigningKey::generate()?,
+        SigningKey::generate()?,
+    );
+    assert_eq!(s.signing_keys_or_insert(a.clone()).await?, vec![a.clone()]);
+    assert_eq!(
+        s.signing_keys_or_insert(b.clone()).await?,
+        vec![a.clone()],
+        "only the first is kept"
+    );
+    assert_eq!(s.add_signing_key(b.clone()).await?, [a.clone(), b.clone()]);
+    assert_eq!(s.add_signing_key(c.clone()).await?, [a.clone(), b.clone(), c.clone()]);
+    assert_eq!(s.signing_keys().await?, [a, b, c]);
+    Ok(())
+}
+
+// ---- users ------------------------------------------------------------------------------
+
+async fn users_are_stored_listed_and_paged(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let calls = Calls::default();
+    let ada = user("ada")?;
+    let counted = calls.clone();
+    s.insert_user(ada.clone(), audit("user.create", None), move || counted.hit())
+        .await?;
+    assert_eq!(calls.count(), 1, "after_commit ran before the write returned");
+    let bob = add_user(s, "bob").await?;
+    let cy = add_user(s, "cy").await?;
+    assert_eq!(s.count_users().await?, 3);
+    let loaded = s.load_users().await?;
+    let names: Vec<&str> = loaded.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["ada", "bob", "cy"]);
+    let stored = &loaded[0];
+    assert_eq!(
+        (stored.id, stored.email.as_deref(), stored.role),
+        (ada.id, Some("ada@example.com"), Role::User)
+    );
+    assert_eq!(&*stored.password_hash, &*ada.password_hash);
+    assert_eq!(
+        (stored.created_at, stored.token_epoch, stored.disabled),
+        (t(0), 0, false)
+    );
+
+    let first = s.list_users(None, 2).await?.ok_or("a first page")?;
+    assert_eq!(first.items.iter().map(|u| u.id).collect::<Vec<_>>(), [ada.id, bob.id]);
+    assert_eq!((first.total, first.more), (3, true));
+    let second = s.list_users(Some(bob.id), 2).await?.ok_or("a second page")?;
+    assert_eq!(second.items.iter().map(|u| u.id).collect::<Vec<_>>(), [cy.id]);
+    assert_eq!((second.total, second.more), (3, false));
+    assert!(
+        s.list_users(Some(UserId::generate()?), 2).await?.is_none(),
+        "an unknown cursor"
+    );
+    Ok(())
+}
+
+async fn usernames_and_emails_are_unique_among_live_users(db: &TestDb) -> Checked {
+    let s = &db.store;
+    add_user(s, "ada").await?;
+    let calls = Calls::default();
+    let mut twin = user("ADA")?;
+    twin.email = None;
+    let counted = calls.clone();
+    let refused = s
+        .insert_user(twin, audit("user.create", None), move || counted.hit())
+        .await;
+    assert_eq!(
+        refused.map_err(|e| e.kind),
+        Err(StoreErrorKind::Conflict),
+        "usernames ignore case"
+    );
+    let mut same_email = user("other")?;
+    same_email.email = Some("ADA@example.com".into());
+    let refused = s.insert_user(same_email, audit("user.create", None), || {}).await;
+    assert_eq!(
+        refused.map_err(|e| e.kind),
+        Err(StoreErrorKind::Conflict),
+        "emails ignore case"
+    );
+    assert_eq!(calls.count(), 0, "no after_commit for a refused write");
+    assert_eq!(s.count_users().await?, 1);
+    assert_eq!(audit_count(s).await?, 1, "nor its audit line");
+    let bob = add_user(s, "bob").await?;
+    let taken = UserChanges {
+        email: Some(Some("ada@example.com".into())),
+        ..UserChanges::default()
+    };
+    let refused = s
+        .update_user(bob.id, taken, t(5), audit("user.update", None), |_| {})
+        .await;
+    assert_eq!(refused.err().map(|e| e.kind), Some(StoreErrorKind::Conflict));
+    Ok(())
+}
+
+async fn a_user_update_changes_only_what_it_names(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let seen = Arc::new(parking_lot::Mutex::new(None));
+    let into = Arc::clone(&seen);
+    let changes = UserChanges {
+        role: Some(Role::Admin),
+        bump_epoch: true,
+        ..UserChanges::default()
+    };
+    let updated = s
+        .update_user(ada.id, changes, t(10), audit("user.update", None), move |u| {
+            *into.lock() = u.as_ref().map(|u| u.role)
+        })
+        .await?
+        .ok_or("ada is there")?;
+    assert_eq!(*seen.lock(), Some(Role::Admin), "after_commit saw the user as written");
+    assert_eq!(
+        (updated.role, updated.token_epoch, updated.updated_at),
+        (Role::Admin, 1, t(10))
+    );
+    assert_eq!(updated.email.as_deref(), Some("ada@example.com"), "email untouched");
+    assert_eq!(&*updated.password_hash, &*ada.password_hash, "password untouched");
+
+    let changes = UserChanges {
+        password_hash: Some(Arc::from("$argon2id$new")),
+        email: Some(None),
+        disabled: Some(true),
+        ..UserChanges::default()
+    };
+    let updated = s
+        .update_user(ada.id, changes, t(11), audit("user.update", None), |_| {})
+        .await?
+        .ok_or("ada is there")?;
+    assert_eq!(
+        (updated.email, updated.disabled, updated.role),
+        (None, true, Role::Admin)
+    );
+    assert_eq!((&*updated.password_hash, updated.token_epoch), ("$argon2id$new", 1));
+    let loaded = s.load_users().await?;
+    assert_eq!(
+        loaded.first().map(|u| u.disabled),
+        Some(true),
+        "disabled users still load"
+    );
+    Ok(())
+}
+
+async fn deleting_a_user_revokes_their_keys_and_frees_the_username(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let bob = add_user(s, "bob").await?;
+    let a1 = add_key(s, ada.id, "a1").await?;
+    let a2 = add_key(s, ada.id, "a2").await?;
+    let b1 = add_key(s, bob.id, "b1").await?;
+    revoke(s, &a2, t(3)).await?;
+    let lookups = s
+        .delete_user(
+            ada.id,
+            t(20),
+            audit("user.delete", Some(("user", ada.id.to_string()))),
+            |_| {},
+        )
+        .await?
+        .ok_or("ada is there")?;
+    assert_eq!(lookups, [a1.digest.lookup()], "only the keys still live");
+    assert_eq!(s.find_key(ada.id, a1.id).await?.map(|k| k.id), None);
+    assert_eq!(
+        s.find_key(bob.id, b1.id).await?.map(|k| k.id),
+        Some(b1.id),
+        "others' keys stay"
+    );
+    assert_eq!(s.load_users().await?.iter().map(|u| u.id).collect::<Vec<_>>(), [bob.id]);
+    assert_eq!(s.count_users().await?, 2, "the row stays for the audit trail");
+    let states = feed(s).await?;
+    assert_eq!(states, [(a2.id, FeedState::Revoked), (a1.id, FeedState::Revoked)]);
+    assert!(
+        s.delete_user(ada.id, t(21), audit("user.delete", None), |_| {})
+            .await?
+            .is_none(),
+        "once"
+    );
+    let again = add_user(s, "ada").await?;
+    assert_ne!(again.id, ada.id, "the username is free again");
+    Ok(())
+}
+
+/// A write that finds nothing to change answers `None`/`false`, writes no audit line and no
+/// feed entry, and still runs its after-commit step with that answer.
+async fn writes_to_what_is_not_there_change_nothing(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let bob = add_user(s, "bob").await?;
+    let key = add_key(s, ada.id, "k").await?;
+    let lines = audit_count(s).await?;
+    let (nobody, no_key) = (UserId::generate()?, KeyId::generate()?);
+    let calls = Calls::default();
+    let counted = calls.clone();
+    let none = s
+        .update_user(
+            nobody,
+            UserChanges::default(),
+            t(5),
+            audit("user.update", None),
+            move |u| {
+                assert!(u.is_none());
+                counted.hit();
+            },
+        )
+        .await?;
+    assert!(none.is_none());
+    assert_eq!(calls.count(), 1);
+    assert!(
+        s.delete_user(nobody, t(5), audit("user.delete", None), |_| {})
+            .await?
+            .is_none()
+    );
+    let rename = KeyChanges {
+        name: Some(Some("x".into())),
+        ..KeyChanges::default()
+    };
+    let audits = vec![audit("key.rename", None)];
+    assert!(
+        s.update_key(ada.id, no_key, rename.clone(), t(5), audits.clone(), |_| {})
+            .await?
+            .is_none()
+    );
+    assert!(
+        s.update_key(bob.id, key.id, rename, t(5), audits, |_| {})
+            .await?
+            .is_none(),
+        "not bob's"
+    );
+    assert!(
+        revoke(
+            s,
+            &KeyRecord {
+                id: no_key,
+                ..key.clone()
+            },
+            t(5)
+        )
+        .await?
+        .is_none()
+    );
+    assert!(!s.delete_session([7; 32], audit("session.end", None)).await?);
+    assert_eq!(
+        audit_count(s).await?,
+        lines,
+        "no audit line for a write that changed nothing"
+    );
+    assert!(feed(s).await?.is_empty());
+    assert_eq!(s.find_key(ada.id, key.id).await?.and_then(|k| k.name), key.name);
+    Ok(())
+}
+
+// ---- keys ---------------------------------------------------------------------------------
+
+async fn keys_are_stored_found_and_owned(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let bob = add_user(s, "bob").await?;
+    let mut made = key(ada.id, "ada-1")?;
+    made.scopes = Some(vec!["keys:read".into(), "keys:verify".into()]);
+    made.grants = vec!["keys:verify".into()];
+    made.meta = serde_json::json!({"team": "ops"});
+    made.expires_at = Some(t(3600));
+    let calls = Calls::default();
+    let counted = calls.clone();
+    let stored = s
+        .insert_key(made.clone(), false, audit("key.create", None), move |k| {
+            assert_eq!(k.name.as_deref(), Some("key ada-1"));
+            counted.hit();
+        })
+        .await?;
+    assert_eq!(calls.count(), 1);
+    let found = s.find_key(ada.id, made.id).await?.ok_or("ada's key")?;
+    for k in [&stored, &found] {
+        assert_eq!(
+            (k.id, k.user_id, k.name.as_deref()),
+            (made.id, ada.id, Some("key ada-1"))
+        );
+        assert_eq!(
+            (k.digest, k.created_at, k.updated_at, k.expires_at),
+            (made.digest, t(1), t(1), Some(t(3600)))
+        );
+        assert_eq!(
+            (&k.scopes, &k.grants, &k.meta),
+            (&made.scopes, &made.grants, &made.meta)
+        );
+        assert_eq!((k.last_used_at, k.disabled), (None, false));
+    }
+    assert!(s.find_key(bob.id, made.id).await?.is_none(), "not bob's");
+    assert_eq!(s.find_key_owner(made.id).await?, Some(ada.id));
+    assert_eq!(s.find_key_owner(KeyId::generate()?).await?, None);
+    let (by_digest, revoked) = s.find_key_by_digest(KeyDigest::of("ada-1")).await?.ok_or("by digest")?;
+    assert_eq!((by_digest.id, revoked), (made.id, false));
+    assert!(s.find_key_by_digest(KeyDigest::of("nobody's")).await?.is_none());
+    revoke(s, &stored, t(2)).await?;
+    assert!(
+        s.find_key(ada.id, made.id).await?.is_none(),
+        "revoked keys are not found"
+    );
+    assert_eq!(s.find_key_owner(made.id).await?, None);
+    let (_, revoked) = s
+        .find_key_by_digest(KeyDigest::of("ada-1"))
+        .await?
+        .ok_or("still on file")?;
+    assert!(revoked, "the digest lookup tells revoked from unknown");
+
+    let mut twin = key(bob.id, "ada-1")?;
+    twin.name = None;
+    let refused = s.insert_key(twin, false, audit("key.create", None), |_| {}).await;
+    assert_eq!(
+        refused.err().map(|e| e.kind),
+        Some(StoreErrorKind::Conflict),
+        "one digest, one key"
+    );
+    Ok(())
+}
+
+async fn numbered_keys_count_every_key_the_owner_ever_had(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let bob = add_user(s, "bob").await?;
+    let mut names = Vec::new();
+    for n in 0..3 {
+        let mut k = key(ada.id, &format!("n{n}"))?;
+        k.name = None;
+        let stored = s.insert_key(k, true, audit("key.create", None), |_| {}).await?;
+        names.push(stored.name.clone().unwrap_or_default());
+        if n == 0 {
+            revoke(s, &stored, t(2)).await?;
+        }
+    }
+    assert_eq!(names, ["key#1", "key#2", "key#3"], "a revoked key still counts");
+    let mut named = key(ada.id, "named")?;
+    named.name = Some("mine".into());
+    let kept = s.insert_key(named, true, audit("key.create", None), |_| {}).await?;
+    assert_eq!(kept.name.as_deref(), Some("mine"), "a given name is kept");
+    let mut plain = key(bob.id, "plain")?;
+    plain.name = None;
+    let plain = s.insert_key(plain, false, audit("key.create", None), |_| {}).await?;
+    assert_eq!(plain.name, None, "unnumbered keys stay unnamed");
+    let mut first = key(bob.id, "bob-numbered")?;
+    first.name = None;
+    let first = s.insert_key(first, true, audit("key.create", None), |_| {}).await?;
+    assert_eq!(first.name.as_deref(), Some("key#2"), "counted per owner");
+    Ok(())
+}
+
+async fn key_lists_page_by_cursor_and_hide_revoked_keys(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let bob = add_user(s, "bob").await?;
+    let mut ada_keys = Vec::new();
+    for n in 0..5 {
+        ada_keys.push(add_key(s, ada.id, &format!("a{n}")).await?);
+    }
+    let b0 = add_key(s, bob.id, "b0").await?;
+    revoke(s, &ada_keys[2], t(3)).await?;
+    let ids = |keys: &[KeyRecord]| keys.iter().map(|k| k.id).collect::<Vec<_>>();
+    let first = s.list_keys(Some(ada.id), None, 2).await?.ok_or("page 1")?;
+    assert_eq!(ids(&first.items), [ada_keys[0].id, ada_keys[1].id]);
+    assert_eq!((first.total, first.more), (4, true), "revoked keys are not counted");
+    let second = s
+        .list_keys(Some(ada.id), Some(ada_keys[1].id), 2)
+        .await?
+        .ok_or("page 2")?;
+    assert_eq!(ids(&second.items), [ada_keys[3].id, ada_keys[4].id]);
+    assert!(!second.more);
+    let after_revoked = s
+        .list_keys(Some(ada.id), Some(ada_keys[2].id), 10)
+        .await?
+        .ok_or("a revoked cursor")?;
+    assert_eq!(
+        ids(&after_revoked.items),
+        [ada_keys[3].id, ada_keys[4].id],
+        "a revoked key still marks its place"
+    );
+    assert!(
+        s.list_keys(Some(ada.id), Some(KeyId::generate()?), 2).await?.is_none(),
+        "an unknown cursor"
+    );
+    let everyone = s.list_keys(None, None, 100).await?.ok_or("everyone's")?;
+    assert_eq!(everyone.total, 5);
+    assert_eq!(everyone.items.last().map(|k| k.id), Some(b0.id));
+    let newest = s.newest_keys(2).await?;
+    assert_eq!(ids(&newest.items), [b0.id, ada_keys[4].id]);
+    assert_eq!((newest.total, newest.more), (5, true));
+    let none = s
+        .list_keys(Some(UserId::generate()?), None, 10)
+        .await?
+        .ok_or("an empty page")?;
+    assert_eq!((none.items.len(), none.total, none.more), (0, 0, false));
+
+    let revoked = s.revoked_keys(ada.id, t(3), 10).await?;
+    assert_eq!(
+        revoked.iter().map(|(k, at)| (k.id, *at)).collect::<Vec<_>>(),
+        [(ada_keys[2].id, t(3))]
+    );
+    assert!(
+        s.revoked_keys(ada.id, t(4), 10).await?.is_empty(),
+        "revoked before `since`"
+    );
+    let mut described = s.describe_keys(vec![ada_keys[2].id, b0.id, KeyId::generate()?]).await?;
+    described.sort_by_key(|d| d.revoked);
+    let expected = [
+        KeyDescription {
+            id: b0.id,
+            owner: bob.id,
+            name: b0.name.clone(),
+            revoked: false,
+        },
+        KeyDescription {
+            id: ada_keys[2].id,
+            owner: ada.id,
+            name: ada_keys[2].name.clone(),
+            revoked: true,
+        },
+    ];
+    assert_eq!(described, expected, "unknown ids are left out");
+    Ok(())
+}
+
+/// One update may rename, disable and rescope a key at once: one write, one feed entry for
+/// the state, one audit line per part.
+async fn a_key_update_applies_every_change_in_one_write(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let k = add_key(s, ada.id, "k").await?;
+    let lines = audit_count(s).await?;
+    let changes = KeyChanges {
+        name: Some(None),
+        disabled: Some(true),
+        expires_by: None,
+        scopes: Some((
+            Some(vec!["keys:read".into(), "keys:verify".into()]),
+            vec!["keys:verify".into()],
+        )),
+    };
+    let audits = vec![
+        audit("key.rename", None),
+        audit("key.disable", None),
+        audit("key.update", None),
+    ];
+    let seen = Arc::new(parking_lot::Mutex::new(None));
+    let into = Arc::clone(&seen);
+    let updated = s
+        .update_key(ada.id, k.id, changes, t(30), audits, move |k| {
+            *into.lock() = k.as_ref().map(|k| k.disabled)
+        })
+        .await?
+        .ok_or("the key is live")?;
+    assert_eq!(*seen.lock(), Some(true));
+    assert_eq!(
+        (updated.name, updated.disabled, updated.updated_at),
+        (None, true, t(30))
+    );
+    assert_eq!(
+        updated.scopes,
+        Some(vec!["keys:read".to_owned(), "keys:verify".to_owned()])
+    );
+    assert_eq!(updated.grants, ["keys:verify"]);
+    assert_eq!(audit_count(s).await?, lines + 3);
+    assert_eq!(feed(s).await?, [(k.id, FeedState::Disabled)]);
+
+    let back = KeyChanges {
+        disabled: Some(false),
+        scopes: Some((None, Vec::new())),
+        ..KeyChanges::default()
+    };
+    let updated = s
+        .update_key(ada.id, k.id, back, t(31), Vec::new(), |_| {})
+        .await?
+        .ok_or("the key is live")?;
+    assert_eq!(
+        (updated.disabled, updated.scopes, updated.grants),
+        (false, None, Vec::<String>::new())
+    );
+    assert_eq!(
+        feed(s).await?,
+        [(k.id, FeedState::Disabled), (k.id, FeedState::Enabled)]
+    );
+    let renamed = KeyChanges {
+        name: Some(Some("again".into())),
+        ..KeyChanges::default()
+    };
+    let updated = s.update_key(ada.id, k.id, renamed, t(32), Vec::new(), |_| {}).await?;
+    assert_eq!(updated.and_then(|k| k.name).as_deref(), Some("again"));
+    assert_eq!(feed(s).await?.len(), 2, "a rename is no feed entry");
+    revoke(s, &k, t(33)).await?;
+    let late = KeyChanges {
+        disabled: Some(true),
+        ..KeyChanges::default()
+    };
+    assert!(
+        s.update_key(ada.id, k.id, late, t(34), Vec::new(), |_| {})
+            .await?
+            .is_none(),
+        "revoked keys stay so"
+    );
+    Ok(())
+}
+
+async fn an_expiry_only_moves_earlier(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let never = add_key(s, ada.id, "never").await?;
+    let by = |at| KeyChanges {
+        expires_by: Some(at),
+        ..KeyChanges::default()
+    };
+    let shortened = s
+        .update_key(ada.id, never.id, by(t(100)), t(10), Vec::new(), |_| {})
+        .await?;
+    assert_eq!(
+        shortened.and_then(|k| k.expires_at),
+        Some(t(100)),
+        "a key that never expired now does"
+    );
+    let later = s
+        .update_key(ada.id, never.id, by(t(200)), t(11), Vec::new(), |_| {})
+        .await?;
+    assert_eq!(later.and_then(|k| k.expires_at), Some(t(100)), "never later");
+    let earlier = s
+        .update_key(ada.id, never.id, by(t(50)), t(12), Vec::new(), |_| {})
+        .await?;
+    assert_eq!(earlier.and_then(|k| k.expires_at), Some(t(50)));
+    let (entries, _) = s.revocation_feed(0, 10).await?;
+    let ends: Vec<_> = entries.iter().map(|e| (e.state, e.not_after)).collect();
+    let shortened = FeedState::Shortened;
+    assert_eq!(
+        ends,
+        [
+            (shortened, Some(t(100))),
+            (shortened, Some(t(100))),
+            (shortened, Some(t(50)))
+        ]
+    );
+    Ok(())
+}
+
+async fn revoking_is_once_and_only_for_the_owner(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let bob = add_user(s, "bob").await?;
+    let k = add_key(s, ada.id, "k").await?;
+    let as_bob = audit("key.revoke", None);
+    assert!(
+        s.revoke_key(bob.id, k.id, t(5), as_bob, |_| {}).await?.is_none(),
+        "not bob's to revoke"
+    );
+    let calls = Calls::default();
+    let counted = calls.clone();
+    let lookup = s
+        .revoke_key(ada.id, k.id, t(5), audit("key.revoke", None), move |l| {
+            assert!(l.is_some());
+            counted.hit();
+        })
+        .await?;
+    assert_eq!(lookup, Some(k.digest.lookup()));
+    assert_eq!(calls.count(), 1);
+    assert!(revoke(s, &k, t(6)).await?.is_none(), "once");
+    assert_eq!(feed(s).await?, [(k.id, FeedState::Revoked)]);
+    Ok(())
+}
+
+async fn active_keys_are_the_live_unexpired_ones(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let live = add_key(s, ada.id, "live").await?;
+    let mut scoped = key(ada.id, "scoped")?;
+    scoped.scopes = Some(vec!["keys:read".into()]);
+    scoped.grants = vec!["metrics:read".into()];
+    scoped.expires_at = Some(t(100));
+    let scoped = s.insert_key(scoped, false, audit("key.create", None), |_| {}).await?;
+    let mut expired = key(ada.id, "expired")?;
+    expired.expires_at = Some(t(10));
+    s.insert_key(expired, false, audit("key.create", None), |_| {}).await?;
+    let revoked = add_key(s, ada.id, "revoked").await?;
+    revoke(s, &revoked, t(2)).await?;
+    let disabled = add_key(s, ada.id, "disabled").await?;
+    let off = KeyChanges {
+        disabled: Some(true),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, disabled.id, off, t(3), Vec::new(), |_| {}).await?;
+
+    let rows = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&rows);
+    s.load_active_keys(t(10), move |row, expected| sink.lock().push((row, expected)))
+        .await?;
+    let rows = rows.lock();
+    let ids: Vec<KeyId> = rows.iter().map(|(r, _)| r.id).collect();
+    assert_eq!(
+        ids.len(),
+        3,
+        "live, scoped and disabled; not expired (at `now`) nor revoked"
+    );
+    assert!(ids.contains(&live.id) && ids.contains(&scoped.id) && ids.contains(&disabled.id));
+    assert!(
+        rows.iter().all(|(_, expected)| *expected == 3),
+        "the sink is told how many come"
+    );
+    for (row, _) in rows.iter() {
+        assert_eq!(row.user_id, ada.id);
+        if row.id == scoped.id {
+            assert_eq!(row.lookup, scoped.digest.lookup());
+            assert_eq!(
+                (row.expires_at, &row.scopes, &row.grants),
+                (Some(t(100)), &scoped.scopes, &scoped.grants)
+            );
+        }
+        assert_eq!(row.disabled, row.id == disabled.id);
+    }
+    Ok(())
+}
+
+async fn rotation_shortens_the_old_key_and_stores_the_new_one_together(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let bob = add_user(s, "bob").await?;
+    let old = add_key(s, ada.id, "old").await?;
+    let mut new = key(ada.id, "new")?;
+    new.created_at = t(40);
+    new.updated_at = t(40);
+    let audits = [audit("key.create", None), audit("key.rotate", None)];
+    let lines = audit_count(s).await?;
+    let (stored, before) = s
+        .rotate_key(ada.id, old.id, t(100), new.clone(), audits.clone(), |_| {})
+        .await?
+        .ok_or("the old key is live")?;
+    assert_eq!(
+        (stored.id, before.id, before.expires_at),
+        (new.id, old.id, Some(t(100)))
+    );
+    assert_eq!(before.updated_at, t(40), "at the new key's creation");
+    assert_eq!(audit_count(s).await?, lines + 2);
+    assert!(s.find_key(ada.id, new.id).await?.is_some());
+    assert_eq!(feed(s).await?, [(old.id, FeedState::Shortened)]);
+
+    let refused = key(ada.id, "refused")?;
+    let not_bobs = s
+        .rotate_key(bob.id, old.id, t(100), refused.clone(), audits.clone(), |_| {})
+        .await?;
+    assert!(not_bobs.is_none());
+    revoke(s, &old, t(50)).await?;
+    let gone = s
+        .rotate_key(ada.id, old.id, t(100), refused.clone(), audits, |_| {})
+        .await?;
+    assert!(gone.is_none(), "a revoked key is not rotated");
+    assert!(
+        s.find_key(ada.id, refused.id).await?.is_none(),
+        "and its replacement is not stored"
+    );
+    assert_eq!(audit_count(s).await?, lines + 3, "only the revocation's line since");
+    Ok(())
+}
+
+async fn key_uses_never_move_backwards(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let a = add_key(s, ada.id, "a").await?;
+    let b = add_key(s, ada.id, "b").await?;
+    s.record_key_usage(vec![(a.id, t(50)), (b.id, t(20))]).await?;
+    s.record_key_usage(vec![(a.id, t(40)), (b.id, t(30))]).await?;
+    s.record_key_usage(vec![(KeyId::generate()?, t(60))]).await?;
+    s.record_key_usage(Vec::new()).await?;
+    let a = s.find_key(ada.id, a.id).await?.ok_or("a")?;
+    let b = s.find_key(ada.id, b.id).await?.ok_or("b")?;
+    assert_eq!(a.last_used_at, Some(t(50)), "an older use does not overwrite");
+    assert_eq!(b.last_used_at, Some(t(30)));
+    Ok(())
+}
+
+// ---- the change feed ----------------------------------------------------------------------
+
+async fn the_revocation_feed_is_in_commit_order_with_cursors(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let mut keys = Vec::new();
+    for n in 0..5 {
+        keys.push(add_key(s, ada.id, &format!("k{n}")).await?);
+    }
+    assert!(feed(s).await?.is_empty(), "creating keys is no revocation");
+    for k in keys.iter().rev() {
+        revoke(s, k, t(9)).await?;
+    }
+    let (first, more) = s.revocation_feed(0, 2).await?;
+    assert!(more);
+    assert_eq!(
+        first.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [keys[4].id, keys[3].id],
+        "commit order"
+    );
+    assert!(
+        first
+            .iter()
+            .all(|e| e.state == FeedState::Revoked && e.at == t(9) && e.not_after.is_none())
+    );
+    let cursor = first.last().map(|e| e.seq).ok_or("a cursor")?;
+    let (rest, more) = s.revocation_feed(cursor, 10).await?;
+    assert!(!more);
+    assert_eq!(
+        rest.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [keys[2].id, keys[1].id, keys[0].id]
+    );
+    assert!(rest.windows(2).all(|w| w[0].seq < w[1].seq), "positions increase");
+    let last = rest.last().map(|e| e.seq).ok_or("a cursor")?;
+    let (none, more) = s.revocation_feed(last, 10).await?;
+    assert!(none.is_empty() && !more, "nothing after the last");
+    let (exact, more) = s.revocation_feed(0, 5).await?;
+    assert_eq!((exact.len(), more), (5, false), "a full page with nothing after it");
+    Ok(())
+}
+
+async fn user_changes_put_each_of_their_keys_on_the_feed(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let a1 = add_key(s, ada.id, "a1").await?;
+    let a2 = add_key(s, ada.id, "a2").await?;
+    let mut short = key(ada.id, "short")?;
+    short.expires_at = Some(t(5));
+    s.insert_key(short, false, audit("key.create", None), |_| {}).await?;
+    let off = KeyChanges {
+        disabled: Some(true),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, a2.id, off, t(6), Vec::new(), |_| {}).await?;
+    let disable = UserChanges {
+        disabled: Some(true),
+        bump_epoch: true,
+        ..UserChanges::default()
+    };
+    s.update_user(ada.id, disable, t(10), audit("user.update", None), |_| {})
+        .await?;
+    let enable = UserChanges {
+        disabled: Some(false),
+        ..UserChanges::default()
+    };
+    s.update_user(ada.id, enable, t(11), audit("user.update", None), |_| {})
+        .await?;
+    let same = UserChanges {
+        role: Some(Role::Admin),
+        ..UserChanges::default()
+    };
+    s.update_user(ada.id, same, t(12), audit("user.update", None), |_| {})
+        .await?;
+    let expected = [
+        (a2.id, FeedState::Disabled),
+        (a1.id, FeedState::Disabled),
+        (a2.id, FeedState::Disabled),
+        (a1.id, FeedState::Enabled),
+        (a2.id, FeedState::Disabled),
+    ];
+    assert_eq!(
+        feed(s).await?,
+        expected,
+        "each live, unexpired key in key order, with its effective state; no entry when the state stays"
+    );
+    Ok(())
+}
+
+async fn the_older_revocation_list_is_by_time(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let a = add_key(s, ada.id, "a").await?;
+    let b = add_key(s, ada.id, "b").await?;
+    let c = add_key(s, ada.id, "c").await?;
+    revoke(s, &b, t(20)).await?;
+    revoke(s, &a, t(10)).await?;
+    revoke(s, &c, t(30)).await?;
+    let all = s.revocations_since(t(0), 10).await?;
+    assert_eq!(
+        all,
+        [(a.id, t(10)), (b.id, t(20)), (c.id, t(30))],
+        "by time, not by commit"
+    );
+    assert_eq!(
+        s.revocations_since(t(20), 10).await?,
+        [(b.id, t(20)), (c.id, t(30))],
+        "`since` included"
+    );
+    assert_eq!(s.revocations_since(t(0), 1).await?, [(a.id, t(10))]);
+    Ok(())
+}
+
+/// Writes sent at once share transactions (group commit); each runs in its own savepoint,
+/// so one that fails fails alone and the others commit.
+async fn concurrent_writes_commit_together_and_a_failing_one_alone_fails(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let mut writes = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let store = s.clone();
+        // Every tenth one reuses a digest: one of each pair must fail.
+        let token = if n % 10 == 9 {
+            format!("k{}", n - 1)
+        } else {
+            format!("k{n}")
+        };
+        let k = key(ada.id, &token)?;
+        writes.spawn(async move { store.insert_key(k, false, audit("key.create", None), |_| {}).await });
+    }
+    let (mut stored, mut conflicts) = (0, 0);
+    while let Some(done) = writes.join_next().await {
+        match done? {
+            Ok(_) => stored += 1,
+            Err(e) if e.kind == StoreErrorKind::Conflict => conflicts += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    assert_eq!((stored, conflicts), (36, 4));
+    let page = s.list_keys(Some(ada.id), None, 100).await?.ok_or("a page")?;
+    assert_eq!(page.total, 36);
+    assert_eq!(audit_count(s).await?, 1 + 36, "the failed writes left no audit line");
+    Ok(())
+}
+
+// ---- audit ----------------------------------------------------------------------------------
+
+async fn audit_lines_keep_the_target_name_of_their_time(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let k = add_key(s, ada.id, "k").await?;
+    let rename = KeyChanges {
+        name: Some(Some("renamed".into())),
+        ..KeyChanges::default()
+    };
+    let line = audit("key.rename", Some(("key", k.id.to_string()))).with_detail("name");
+    s.update_key(ada.id, k.id, rename, t(5), vec![line.clone()], |_| {})
+        .await?;
+    let page = s.list_audit(None, 10).await?;
+    let names: Vec<(&str, Option<&str>)> = page
+        .items
+        .iter()
+        .map(|l| (l.record.action, l.target_name.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("key.rename", Some("renamed")),
+            ("key.create", Some("key k")),
+            ("user.create", Some("ada"))
+        ],
+        "newest first, each with the name its target had when written"
+    );
+    assert_eq!(page.items[0].record, line, "read back as written");
+    assert!(page.items.windows(2).all(|w| w[0].seq > w[1].seq));
+    Ok(())
+}
+
+async fn audit_lines_on_their_own(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let first = s
+        .record_audit(audit("login.failed", None).with_detail("1 failed sign-in"))
+        .await?;
+    let second = s
+        .record_audit(audit("login.failed", Some(("user", ada.id.to_string()))))
+        .await?;
+    assert!(second > first);
+    s.set_audit_detail(first, "3 failed sign-ins".into()).await?;
+    s.set_audit_detail(i64::MAX, "no such line".into()).await?;
+    let page = s.list_audit(None, 2).await?;
+    assert_eq!((page.total, page.more), (3, true));
+    assert_eq!(page.items.iter().map(|l| l.seq).collect::<Vec<_>>(), [second, first]);
+    assert_eq!(page.items[1].record.detail.as_deref(), Some("3 failed sign-ins"));
+    assert_eq!(page.items[0].target_name.as_deref(), Some("ada"));
+    let older = s.list_audit(Some(first), 10).await?;
+    assert_eq!((older.items.len(), older.more), (1, false));
+    assert_eq!(older.items[0].record.action, "user.create");
+    let mut other = audit("key.create", None);
+    other.action = "made.up";
+    s.record_audit(other).await?;
+    let newest = s.list_audit(None, 1).await?;
+    assert_eq!(
+        newest.items[0].record.action, "other",
+        "actions outside the set read as other"
+    );
+
+    assert!(!s.has_started_a_session(ada.id).await?);
+    let mut start = audit("session.start", Some(("user", ada.id.to_string())));
+    start.actor_id = Some(ada.id);
+    s.record_audit(start).await?;
+    assert!(s.has_started_a_session(ada.id).await?);
+    Ok(())
+}
+
+// ---- sessions ---------------------------------------------------------------------------------
+
+async fn sessions_are_stored_found_and_ended(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let session = |until| SessionRecord {
+        user_id: ada.id,
+        token_epoch: 3,
+        expires_at: until,
+    };
+    let lines = audit_count(s).await?;
+    s.insert_session([1; 32], session(t(100)), t(10), audit("session.start", None))
+        .await?;
+    s.insert_session([2; 32], session(t(20)), t(10), audit("session.start", None))
+        .await?;
+    assert_eq!(s.find_session([1; 32]).await?, Some(session(t(100))));
+    assert_eq!(
+        s.find_session([2; 32]).await?,
+        Some(session(t(20))),
+        "found expired or not"
+    );
+    assert_eq!(s.find_session([3; 32]).await?, None);
+    s.insert_session([3; 32], session(t(100)), t(20), audit("session.start", None))
+        .await?;
+    assert_eq!(
+        s.find_session([2; 32]).await?,
+        None,
+        "expired sessions go at the next sign-in"
+    );
+    assert!(s.delete_session([1; 32], audit("session.end", None)).await?);
+    assert!(!s.delete_session([1; 32], audit("session.end", None)).await?, "once");
+    assert_eq!(s.find_session([1; 32]).await?, None);
+    assert_eq!(audit_count(s).await?, lines + 4);
+    let duplicate = s
+        .insert_session([3; 32], session(t(100)), t(21), audit("session.start", None))
+        .await;
+    assert_eq!(duplicate.map_err(|e| e.kind), Err(StoreErrorKind::Conflict));
+    Ok(())
+}
+
+// ---- other processes --------------------------------------------------------------------------
+
+async fn another_process_sees_every_change_but_its_own_are_skipped(db: &TestDb) -> Checked {
+    let here = &db.store;
+    let there = db.another_process(false).await?;
+    let ada = add_user(here, "ada").await?;
+    let k = add_key(here, ada.id, "k").await?;
+    assert!(here.poll_changes(t(5)).await?.is_empty(), "its own writes are skipped");
+    let seen = there.poll_changes(t(5)).await?;
+    assert!(matches!(&seen[..], [Change::User(u), Change::KeyActive(row)] if u.id == ada.id && row.id == k.id));
+    assert!(there.poll_changes(t(5)).await?.is_empty(), "each change once");
+
+    revoke(&there, &k, t(6)).await?;
+    let disable = UserChanges {
+        disabled: Some(true),
+        ..UserChanges::default()
+    };
+    there
+        .update_user(ada.id, disable, t(7), audit("user.update", None), |_| {})
+        .await?;
+    let mut expiring = key(ada.id, "expiring")?;
+    expiring.expires_at = Some(t(8));
+    let expiring = there
+        .insert_key(expiring, false, audit("key.create", None), |_| {})
+        .await?;
+    let seen = here.poll_changes(t(9)).await?;
+    let lookup = k.digest.lookup();
+    let gone = expiring.digest.lookup();
+    assert!(
+        matches!(&seen[..], [Change::KeyGone(a), Change::User(u), Change::KeyGone(b)] if *a == lookup && u.disabled && *b == gone),
+        "a revoked key, the user as now, and a key expired by `now`: {seen:?}"
+    );
+    Ok(())
+}
+
+async fn a_read_only_store_reads_and_refuses_writes(db: &TestDb) -> Checked {
+    let ada = add_user(&db.store, "ada").await?;
+    let reader = db.another_process(true).await?;
+    assert_eq!(
+        reader.load_users().await?.iter().map(|u| u.id).collect::<Vec<_>>(),
+        [ada.id]
+    );
+    let refused = reader
+        .insert_user(user("bob")?, audit("user.create", None), || {})
+        .await;
+    assert_eq!(refused.map_err(|e| e.kind), Err(StoreErrorKind::ReadOnly));
+    let refused = reader.record_key_usage(vec![(KeyId::generate()?, t(1))]).await;
+    assert_eq!(refused.map_err(|e| e.kind), Err(StoreErrorKind::ReadOnly));
+    assert_eq!(db.store.count_users().await?, 1);
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! The `keys` table.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::changes::{KeysOf, Tx};
+use super::rows::{
+    ACTIVE_KEY_COLUMNS, FIND_KEY_BY_DIGEST, KEY_COLUMNS, active_key_from_row, count, cursor_seq, json_list,
+    key_from_row, page_of,
+};
+use super::{SqliteStore, StoreError, StoreErrorKind};
+use crate::model::{ActiveKeyRow, AuditRecord, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId};
+use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page};
+
+impl SqliteStore {
+    pub async fn load_active_keys(
+        &self,
+        now: Timestamp,
+        mut sink: impl FnMut(ActiveKeyRow, u64) + Send + 'static,
+    ) -> Result<(), StoreError> {
+        self.read(move |c| {
+            let live = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)";
+            let expected = c.query_row(
+                &format!("SELECT count(*) FROM keys WHERE {live}"),
+                [now.millis()],
+                count,
+            )?;
+            let mut stmt = c.prepare(&format!("SELECT {ACTIVE_KEY_COLUMNS} FROM keys WHERE {live}"))?;
+            let mut rows = stmt.query([now.millis()])?;
+            while let Some(r) = rows.next()? {
+                if let Some(row) = active_key_from_row(r)? {
+                    sink(row, expected);
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn insert_key(
+        &self,
+        key: KeyRecord,
+        numbered: bool,
+        audit: AuditRecord,
+        after_commit: impl AfterCommit<KeyRecord>,
+    ) -> Result<KeyRecord, StoreError> {
+        self.write(vec![audit], move |tx| insert_key_row(tx, key, numbered), after_commit)
+            .await
+    }
+
+    pub async fn rotate_key(
+        &self,
+        owner: UserId,
+        old: KeyId,
+        until: Timestamp,
+        new: KeyRecord,
+        audits: [AuditRecord; 2],
+        after_commit: impl AfterCommit<Option<(KeyRecord, KeyRecord)>>,
+    ) -> Result<Option<(KeyRecord, KeyRecord)>, StoreError> {
+        let now = new.created_at;
+        let changes = KeyChanges {
+            expires_by: Some(until),
+            ..KeyChanges::default()
+        };
+        self.write(
+            audits.into(),
+            move |tx| {
+                let Some(old) = update_key_row(tx, owner, old, &changes, now)? else {
+                    return Ok(None);
+                };
+                let new = insert_key_row(tx, new, false)?;
+                Ok(Some((new, old)))
+            },
+            after_commit,
+        )
+        .await
+    }
+
+    pub async fn update_key(
+        &self,
+        owner: UserId,
+        id: KeyId,
+        changes: KeyChanges,
+        now: Timestamp,
+        audits: Vec<AuditRecord>,
+        after_commit: impl AfterCommit<Option<KeyRecord>>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.write(
+            audits,
+            move |tx| update_key_row(tx, owner, id, &changes, now),
+            after_commit,
+        )
+        .await
+    }
+
+    pub async fn revoke_key(
+        &self,
+        owner: UserId,
+        id: KeyId,
+        now: Timestamp,
+        audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<[u8; 32]>>,
+    ) -> Result<Option<[u8; 32]>, StoreError> {
+        self.write(
+            vec![audit],
+            move |tx| {
+                let digest: Option<KeyDigest> = tx
+                    .prepare_cached(
+                        "UPDATE keys SET revoked_at = ?3, updated_at = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL \
+                         RETURNING hash",
+                    )?
+                    .query_row(params![id, owner, now.millis()], |r| r.get(0))
+                    .optional()?;
+                if digest.is_some() {
+                    tx.key_state(id, "revoked", FeedState::Revoked, None, now)?;
+                }
+                Ok(digest.map(|d| d.lookup()))
+            },
+            after_commit,
+        )
+        .await
+    }
+
+    pub async fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>) -> Result<(), StoreError> {
+        self.write(
+            Vec::new(),
+            move |tx| {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE keys SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE id = ?1",
+                )?;
+                for (id, at) in &uses {
+                    stmt.execute(params![id, at.millis()])?;
+                }
+                Ok(())
+            },
+            |()| {},
+        )
+        .await
+    }
+
+    pub async fn find_key(&self, owner: UserId, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL"
+            ))?
+            .query_row(params![id, owner], key_from_row)
+            .optional()
+        })
+        .await
+    }
+
+    pub async fn find_key_owner(&self, id: KeyId) -> Result<Option<UserId>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT user_id FROM keys WHERE id = ?1 AND revoked_at IS NULL")?
+                .query_row([id], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    /// An equality on the whole digest: the unique index answers it.
+    pub async fn find_key_by_digest(&self, digest: KeyDigest) -> Result<Option<(KeyRecord, bool)>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(FIND_KEY_BY_DIGEST)?
+                .query_row([digest], |r| {
+                    Ok((key_from_row(r)?, r.get::<_, Option<i64>>(12)?.is_some()))
+                })
+                .optional()
+        })
+        .await
+    }
+
+    pub async fn list_keys(
+        &self,
+        owner: Option<UserId>,
+        after: Option<KeyId>,
+        limit: u32,
+    ) -> Result<Option<Page<KeyRecord>>, StoreError> {
+        // One statement per case, so a user's list keeps using the `keys_by_user` index.
+        let whose = if owner.is_some() { "user_id = ?1" } else { "?1 IS NULL" };
+        self.read(move |c| {
+            let Some(after_seq) = cursor_seq(c, "keys", after)? else {
+                return Ok(None);
+            };
+            let items: Vec<KeyRecord> = c
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLUMNS} FROM keys WHERE {whose} AND revoked_at IS NULL AND seq > ?2 ORDER BY seq LIMIT ?3"
+                ))?
+                .query_map(params![owner, after_seq, limit + 1], key_from_row)?
+                .collect::<Result<_, _>>()?;
+            let total = c
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM keys WHERE {whose} AND revoked_at IS NULL"
+                ))?
+                .query_row([owner], count)?;
+            Ok(Some(page_of(items, total, limit)))
+        })
+        .await
+    }
+
+    pub async fn newest_keys(&self, limit: u32) -> Result<Page<KeyRecord>, StoreError> {
+        self.read(move |c| {
+            let items: Vec<KeyRecord> = c
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLUMNS} FROM keys WHERE revoked_at IS NULL ORDER BY seq DESC LIMIT ?1"
+                ))?
+                .query_map([limit], key_from_row)?
+                .collect::<Result<_, _>>()?;
+            let total = c.query_row("SELECT count(*) FROM keys WHERE revoked_at IS NULL", [], count)?;
+            let more = total > items.len() as u64;
+            Ok(Page { items, total, more })
+        })
+        .await
+    }
+
+    pub async fn revoked_keys(
+        &self,
+        owner: UserId,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(KeyRecord, Timestamp)>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS}, revoked_at FROM keys WHERE user_id = ?1 AND revoked_at >= ?2 \
+                 ORDER BY revoked_at DESC, seq DESC LIMIT ?3"
+            ))?
+            .query_map(params![owner, since.millis(), limit], |r| {
+                Ok((key_from_row(r)?, Timestamp::from_millis(r.get(12)?)))
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    pub async fn describe_keys(&self, ids: Vec<KeyId>) -> Result<Vec<KeyDescription>, StoreError> {
+        let ids = serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .map_err(|e| StoreError::new(StoreErrorKind::Other, e.to_string()))?;
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, user_id, name, revoked_at IS NOT NULL FROM keys WHERE id IN (SELECT value FROM json_each(?1))",
+            )?
+            .query_map([ids], |r| {
+                Ok(KeyDescription {
+                    id: r.get(0)?,
+                    owner: r.get(1)?,
+                    name: r.get(2)?,
+                    revoked: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    pub async fn revocations_since(&self, since: Timestamp, limit: u32) -> Result<Vec<(KeyId, Timestamp)>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, revoked_at FROM keys WHERE revoked_at >= ?1 ORDER BY revoked_at, seq LIMIT ?2",
+            )?
+            .query_map(params![since.millis(), limit], |r| {
+                Ok((r.get(0)?, Timestamp::from_millis(r.get(1)?)))
+            })?
+            .collect()
+        })
+        .await
+    }
+}
+
+/// Inserts a key row (naming it `key#N` when `numbered` and unnamed) and its change row.
+fn insert_key_row(tx: &Tx<'_>, mut key: KeyRecord, numbered: bool) -> rusqlite::Result<KeyRecord> {
+    key.name = tx
+        .prepare_cached(
+            "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta, grants) \
+             VALUES (?1, ?2, coalesce(?3, CASE WHEN ?9 THEN 'key#' || ((SELECT count(*) FROM keys WHERE user_id = ?2) + 1) END), \
+                     ?4, ?5, ?5, ?6, 0, ?7, ?8, ?10) RETURNING name",
+        )?
+        .query_row(
+            params![
+                key.id,
+                key.user_id,
+                key.name,
+                &key.digest,
+                key.created_at.millis(),
+                key.expires_at.map(Timestamp::millis),
+                key.scopes.as_deref().map(json_list),
+                key.meta.to_string(),
+                numbered,
+                (!key.grants.is_empty()).then(|| json_list(&key.grants)),
+            ],
+            |r| r.get(0),
+        )?;
+    tx.change("key", &key.id.to_string(), "created", key.created_at)?;
+    Ok(key)
+}
+
+/// Applies `changes` to a live key of `owner` with its change and feed rows; the key as it
+/// is now, `None` if there is none.
+fn update_key_row(
+    tx: &Tx<'_>,
+    owner: UserId,
+    id: KeyId,
+    changes: &KeyChanges,
+    now: Timestamp,
+) -> rusqlite::Result<Option<KeyRecord>> {
+    let (set_scopes, scopes, grants) = match &changes.scopes {
+        Some((scopes, grants)) => (
+            true,
+            scopes.as_deref().map(json_list),
+            (!grants.is_empty()).then(|| json_list(grants)),
+        ),
+        None => (false, None, None),
+    };
+    let key = tx
+        .prepare_cached(&format!(
+            "UPDATE keys SET \
+               name = CASE WHEN ?3 THEN ?4 ELSE name END, \
+               disabled = coalesce(?5, disabled), \
+               expires_at = CASE WHEN ?6 IS NULL THEN expires_at ELSE min(coalesce(expires_at, ?6), ?6) END, \
+               scopes = CASE WHEN ?7 THEN ?8 ELSE scopes END, \
+               grants = CASE WHEN ?7 THEN ?9 ELSE grants END, \
+               updated_at = ?10 \
+             WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}"
+        ))?
+        .query_row(
+            params![
+                id,
+                owner,
+                changes.name.is_some(),
+                changes.name.clone().flatten(),
+                changes.disabled,
+                changes.expires_by.map(Timestamp::millis),
+                set_scopes,
+                scopes,
+                grants,
+                now.millis()
+            ],
+            key_from_row,
+        )
+        .optional()?;
+    let Some(key) = key else { return Ok(None) };
+    let what = match (&changes.name, changes.disabled, changes.expires_by, &changes.scopes) {
+        (_, Some(true), ..) => "disabled",
+        (_, Some(false), ..) => "enabled",
+        (_, _, Some(_), _) => "expiry",
+        (_, _, _, Some(_)) => "scopes",
+        _ => "renamed",
+    };
+    tx.change("key", &id.to_string(), what, now)?;
+    if changes.disabled.is_some() {
+        tx.effective_states(KeysOf::Key(id), what, now)?;
+    }
+    if changes.expires_by.is_some() {
+        tx.key_state(id, "expiry", FeedState::Shortened, key.expires_at, now)?;
+    }
+    Ok(Some(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+
+    #[test]
+    fn the_verify_lookup_uses_the_unique_index() -> Result<(), StoreError> {
+        let mut conn = Connection::open_in_memory()?;
+        super::super::migrations::migrate(&mut conn)?;
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {FIND_KEY_BY_DIGEST}"))?
+            .query_map([[0u8; 64].as_slice()], |r| r.get(3))?
+            .collect::<Result<_, _>>()?;
+        assert!(
+            plan.iter().any(|step| step.contains("USING INDEX")) && !plan.iter().any(|step| step.starts_with("SCAN")),
+            "{plan:?}"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,161 @@
+//! How the model's values are columns and rows: ids as text, digests as blobs, times as
+//! unix milliseconds, lists as JSON; and the column lists the row readers expect.
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OptionalExtension, Row};
+
+use crate::model::{ActiveKeyRow, KeyDigest, KeyId, KeyRecord, Role, Timestamp, UserId, UserRecord};
+
+macro_rules! sql_id {
+    ($t:ty) => {
+        impl ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.to_string()))
+            }
+        }
+        impl FromSql for $t {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = value.as_str()?;
+                <$t>::parse(text).ok_or_else(|| FromSqlError::Other(format!("malformed id {text:?}").into()))
+            }
+        }
+    };
+}
+sql_id!(UserId);
+sql_id!(KeyId);
+
+impl ToSql for KeyDigest {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_bytes().as_slice()))
+    }
+}
+
+impl FromSql for KeyDigest {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let bytes = value.as_blob()?;
+        let bytes: [u8; 64] = bytes.try_into().map_err(|_| FromSqlError::InvalidBlobSize {
+            expected_size: 64,
+            blob_size: bytes.len(),
+        })?;
+        Ok(KeyDigest::from_bytes(bytes))
+    }
+}
+
+/// A list of strings as a JSON column.
+pub(super) fn json_list(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_default()
+}
+
+/// A `count(*)` column as an unsigned number.
+pub(super) fn count(r: &Row<'_>) -> rusqlite::Result<u64> {
+    Ok(u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0))
+}
+
+/// Insertion position of the row a cursor names: 0 for no cursor, `None` for an unknown one.
+pub(super) fn cursor_seq<T: ToSql>(c: &Connection, table: &str, after: Option<T>) -> rusqlite::Result<Option<i64>> {
+    match after {
+        None => Ok(Some(0)),
+        Some(id) => c
+            .prepare_cached(&format!("SELECT seq FROM {table} WHERE id = ?1"))?
+            .query_row([id], |r| r.get(0))
+            .optional(),
+    }
+}
+
+/// A page of `limit` from `items` read with `limit + 1`: whether more follow.
+pub(super) fn page_of<T>(mut items: Vec<T>, total: u64, limit: u32) -> crate::store::Page<T> {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    crate::store::Page { items, total, more }
+}
+
+pub(super) const USER_COLUMNS: &str =
+    "id, username, email, password_hash, role, disabled, token_epoch, created_at, updated_at, deleted_at";
+
+pub(super) fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
+    let role: String = r.get(4)?;
+    Ok(UserRecord {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        email: r.get(2)?,
+        password_hash: r.get::<_, String>(3)?.into(),
+        role: if role == "admin" { Role::Admin } else { Role::User },
+        disabled: r.get(5)?,
+        token_epoch: r.get(6)?,
+        created_at: Timestamp::from_millis(r.get(7)?),
+        updated_at: Timestamp::from_millis(r.get(8)?),
+        deleted: r.get::<_, Option<i64>>(9)?.is_some(),
+    })
+}
+
+macro_rules! key_columns {
+    () => {
+        "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, grants"
+    };
+}
+/// The columns [`key_from_row`] reads, in its order.
+pub(super) const KEY_COLUMNS: &str = key_columns!();
+/// [`KEY_COLUMNS`] and `revoked_at` of the key with a digest (the unique index answers it).
+pub(super) const FIND_KEY_BY_DIGEST: &str =
+    concat!("SELECT ", key_columns!(), ", revoked_at FROM keys WHERE hash = ?1");
+
+pub(super) fn key_from_row(r: &Row<'_>) -> rusqlite::Result<KeyRecord> {
+    Ok(KeyRecord {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        name: r.get(2)?,
+        digest: r.get(3)?,
+        created_at: Timestamp::from_millis(r.get(4)?),
+        updated_at: Timestamp::from_millis(r.get(5)?),
+        expires_at: r.get::<_, Option<i64>>(6)?.map(Timestamp::from_millis),
+        last_used_at: r.get::<_, Option<i64>>(7)?.map(Timestamp::from_millis),
+        disabled: r.get(8)?,
+        // Unreadable scopes: no scopes at all (never the user's full rights).
+        scopes: scopes_from(r.get(9)?).unwrap_or_else(|_| Some(Vec::new())),
+        meta: r
+            .get::<_, String>(10)
+            .ok()
+            .and_then(|m| serde_json::from_str(&m).ok())
+            .unwrap_or_else(|| serde_json::json!({})),
+        grants: grants_from(r.get(11)?),
+    })
+}
+
+/// Columns of [`active_key_from_row`].
+pub(super) const ACTIVE_KEY_COLUMNS: &str = "id, user_id, hash, expires_at, disabled, scopes, grants";
+
+/// A key row as the in-memory view needs it; `None` (logged) when its scopes cannot be
+/// read: such a key is refused rather than given its user's full rights.
+pub(super) fn active_key_from_row(r: &Row<'_>) -> rusqlite::Result<Option<ActiveKeyRow>> {
+    let id: KeyId = r.get(0)?;
+    let scopes = match scopes_from(r.get(5)?) {
+        Ok(scopes) => scopes,
+        Err(e) => {
+            log::error!("key {id}: its scopes cannot be read ({e}); the key is refused until they are repaired");
+            return Ok(None);
+        }
+    };
+    Ok(Some(ActiveKeyRow {
+        id,
+        user_id: r.get(1)?,
+        lookup: r.get::<_, KeyDigest>(2)?.lookup(),
+        expires_at: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_millis),
+        disabled: r.get(4)?,
+        scopes,
+        grants: grants_from(r.get(6)?),
+    }))
+}
+
+/// The `scopes` column: NULL means none (the key acts as its user); a cell that cannot be
+/// read is an error, and every caller fails closed on it.
+fn scopes_from(text: Option<String>) -> Result<Option<Vec<String>>, String> {
+    match text {
+        None => Ok(None),
+        Some(t) => serde_json::from_str(&t).map(Some).map_err(|e| e.to_string()),
+    }
+}
+
+/// The `grants` column: NULL or unreadable means none (so nothing privileged is honoured).
+fn grants_from(text: Option<String>) -> Vec<String> {
+    text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
