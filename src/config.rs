@@ -1,6 +1,9 @@
 //! Typed, layered configuration: built-in defaults, then the TOML file, then environment
-//! variables `KEYWARD__SECTION__KEY`. Raw values are validated into [`Settings`]; a bad one
-//! stops start-up with a message naming the setting.
+//! variables `KEYWARD__SECTION__KEY` (lists comma-separated). One tree of serde types: each
+//! setting is read straight into its validated form (addresses, durations, byte sizes, CIDR
+//! blocks, lifetimes) by the `with` module it names below, and printed back by the same
+//! module in the units people write, so `keyward config` loads back to the same settings. A
+//! bad value stops start-up with a message naming the setting (`server.bind: …`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -8,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Lifetime, Secret, byte_size_text, duration_text, parse_byte_size};
+use crate::domain::{Lifetime, Secret};
 
 /// A setting that could not be read or is out of range.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +22,8 @@ fn bad(setting: &str, reason: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("{setting}: {reason}"))
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
@@ -32,46 +36,99 @@ pub struct Settings {
     pub ui: UiSettings,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct UiSettings {
     /// Serve the web console under `/ui`.
     pub enabled: bool,
     /// How long a console session lasts after sign-in.
+    #[serde(with = "finite_duration")]
     pub session_ttl: Duration,
     /// Mark the session cookie `Secure` even on plain HTTP (a TLS proxy in front). It is
     /// always `Secure` with `[server.tls]` or behind a trusted proxy saying `https`.
     pub secure_cookie: bool,
 }
 
-#[derive(Clone, Debug)]
+impl Default for UiSettings {
+    fn default() -> Self {
+        UiSettings {
+            enabled: true,
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookie: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
     /// Serve `GET /metrics` (Prometheus).
     pub enabled: bool,
-    /// Serve it on this address instead of the main one; `None`: the main listener.
+    /// Serve it on this address instead of the main one; `None` (`""`): the main listener.
+    #[serde(with = "address_or_empty")]
     pub bind: Option<SocketAddr>,
     /// On the main listener, serve it to anyone (otherwise only to an admin or a key with
     /// `metrics:read`). A separate `bind` is always public: keep it on a private address.
     pub public: bool,
 }
 
-#[derive(Clone, Debug)]
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            enabled: true,
+            bind: None,
+            public: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
+    #[serde(with = "address")]
     pub bind: SocketAddr,
-    /// HTTP worker threads.
+    /// HTTP worker threads; 0 in the file: one per CPU.
+    #[serde(deserialize_with = "workers")]
     pub workers: usize,
     /// Largest request body accepted, in bytes.
+    #[serde(with = "byte_size")]
     pub body_limit: usize,
+    #[serde(with = "finite_duration")]
     pub shutdown_timeout: Duration,
     /// Origins allowed to call the API from a browser; empty: CORS off.
+    #[serde(deserialize_with = "origins")]
     pub cors_origins: Vec<String>,
     /// Only requests from these addresses may set `X-Forwarded-For` / `-Proto`.
     pub trusted_proxies: Vec<IpNet>,
-    /// Serve HTTPS with this certificate chain and key; `None`: plain HTTP.
+    /// Serve HTTPS with this certificate chain and key; `None` (both empty): plain HTTP.
+    #[serde(with = "tls")]
     pub tls: Option<TlsSettings>,
     /// Most connections open at once, across all workers.
+    #[serde(deserialize_with = "at_least_one")]
     pub max_connections: usize,
     /// Longest time a client may take to send a whole request (headers and body); 408 past it.
+    #[serde(with = "request_timeout")]
     pub request_timeout: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: one_per_cpu(),
+            body_limit: 64 * 1024,
+            shutdown_timeout: Duration::from_secs(10),
+            cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            tls: None,
+            max_connections: 4096,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+fn one_per_cpu() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 /// PEM files of the certificate chain and its private key.
@@ -81,46 +138,108 @@ pub struct TlsSettings {
     pub key: PathBuf,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
-    /// PostgreSQL (`postgres://…`): several nodes on one database. `None`: SQLite at `path`.
+    /// PostgreSQL (`postgres://…`): several nodes on one database; `None` (`""`): SQLite at
+    /// `path`. Never printed: it holds the password (`to_toml` says whether it is set).
+    #[serde(deserialize_with = "postgres_url", skip_serializing)]
     pub url: Option<Secret>,
+    #[serde(deserialize_with = "not_empty")]
     pub path: PathBuf,
     /// Read connections in the pool.
+    #[serde(deserialize_with = "at_least_one")]
     pub pool_size: u32,
     /// Largest the database file may grow, in bytes; `None`: no cap.
+    #[serde(with = "optional_byte_size", skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u64>,
     /// Serve from the database without writing to it: every write is a 503.
     pub read_only: bool,
 }
 
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: None,
+            path: PathBuf::from("keyward.db"),
+            pool_size: 8,
+            max_size: None,
+            read_only: false,
+        }
+    }
+}
+
 /// How a node keeps up with the others on PostgreSQL.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ClusterSettings {
     /// The change feed is read at least this often (a NOTIFY wakes it sooner).
+    #[serde(with = "finite_duration")]
     pub poll_interval: Duration,
     /// Past this since the last successful read of the feed, the node refuses credentials.
+    #[serde(with = "finite_duration")]
     pub max_staleness: Duration,
-    /// Wake on the feed's NOTIFY (off: poll only, for measuring the poll alone).
+    /// Wake on the feed's NOTIFY (off: poll only, to measure the poll alone).
     pub notify: bool,
 }
 
-#[derive(Clone, Debug)]
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            poll_interval: Duration::from_secs(1),
+            max_staleness: Duration::from_secs(10),
+            notify: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
+    #[serde(with = "finite_duration")]
     pub access_token_ttl: Duration,
-    /// `None`: generated once and kept in the database.
+    /// `None`: generated once and kept in the database. Never printed (`to_toml` says
+    /// whether it is set).
+    #[serde(deserialize_with = "master_secret", skip_serializing)]
     pub secret: Option<Secret>,
-    /// The bootstrap admin's password; `None`: generated on first start.
+    /// The bootstrap admin's password; `None`: generated on first start. Never printed.
+    #[serde(deserialize_with = "admin_password", skip_serializing)]
     pub admin_password: Option<Secret>,
 }
 
-#[derive(Clone, Debug)]
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            access_token_ttl: Duration::from_secs(30 * 60),
+            secret: None,
+            admin_password: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct KeySettings {
+    #[serde(deserialize_with = "not_empty")]
     pub issuer: String,
-    /// Sign keys with Ed25519 (`algorithm = "EdDSA"`) instead of HS256.
-    pub eddsa: bool,
+    #[serde(with = "lifetime")]
     pub default_lifetime: Lifetime,
+    #[serde(with = "optional_finite_duration", skip_serializing_if = "Option::is_none")]
     pub max_lifetime: Option<Duration>,
+    /// Sign keys with Ed25519 (`algorithm = "EdDSA"`) instead of HS256.
+    #[serde(rename = "algorithm", with = "algorithm")]
+    pub eddsa: bool,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        KeySettings {
+            issuer: "keyward".into(),
+            default_lifetime: Lifetime::Never,
+            max_lifetime: None,
+            eddsa: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -141,58 +260,328 @@ impl Default for DialectSettings {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     /// An env_logger filter: `info`, `debug`, `keyward=debug,actix_web=warn`.
     pub level: String,
 }
 
-/// An address or a CIDR block, for `trusted_proxies`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { level: "info".into() }
+    }
 }
+
+/// An address or a CIDR block, for `trusted_proxies`: `10.0.0.0/8`, or `127.0.0.1` alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet(ipnet::IpNet);
 
 impl IpNet {
     pub fn parse(s: &str) -> Option<IpNet> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
-            None => (s.parse::<IpAddr>().ok()?, None),
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        (prefix <= max).then_some(IpNet { addr, prefix })
+        let s = s.trim();
+        let net = s
+            .parse::<ipnet::IpNet>()
+            .ok()
+            .or_else(|| s.parse::<IpAddr>().ok().map(ipnet::IpNet::from))?;
+        Some(IpNet(net))
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4 client on a dual-stack socket shows as `::ffff:a.b.c.d`.
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 }
 
 impl std::fmt::Display for IpNet {
     /// `10.0.0.0/8`; a single address without its prefix.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let whole = if self.addr.is_ipv4() { 32 } else { 128 };
-        if self.prefix == whole {
-            write!(f, "{}", self.addr)
+        if self.0.prefix_len() == self.0.max_prefix_len() {
+            write!(f, "{}", self.0.addr())
         } else {
-            write!(f, "{}/{}", self.addr, self.prefix)
+            write!(f, "{}", self.0)
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        IpNet::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("expected an address or CIDR block; got {text:?}")))
+    }
+}
+
+impl Serialize for IpNet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+// ---- how each kind of setting is read and written ----------------------------------------
+//
+// Each reads the setting's text (TOML, or an environment variable) into its validated form,
+// and writes it back as people write it; a refusal says what is expected, and the loader
+// puts the setting's name in front.
+
+use serde::de::Error as _;
+use serde::{Deserializer, Serializer};
+
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    String::deserialize(d)
+}
+
+mod address {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+        let text = text(d)?;
+        text.trim()
+            .parse()
+            .map_err(|_| D::Error::custom(format!("expected an address such as \"127.0.0.1:8080\"; got {text:?}")))
+    }
+
+    pub fn serialize<S: Serializer>(addr: &SocketAddr, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(addr)
+    }
+}
+
+mod address_or_empty {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        match text(d)?.trim() {
+            "" => Ok(None),
+            text => text.parse().map(Some).map_err(|_| {
+                D::Error::custom("expected an address such as \"127.0.0.1:9100\", or \"\" for the main listener")
+            }),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&addr.map(|a| a.to_string()).unwrap_or_default())
+    }
+}
+
+/// A duration of the `expires` grammar that is not `never`.
+fn finite(text: &str) -> Result<Duration, String> {
+    Lifetime::parse(text)?
+        .finite()
+        .ok_or_else(|| "must be a finite duration, not \"never\"".to_owned())
+}
+
+mod finite_duration {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        finite(&text(d)?).map_err(D::Error::custom)
+    }
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::domain::duration_text(*d))
+    }
+}
+
+mod optional_finite_duration {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        finite_duration::deserialize(d).map(Some)
+    }
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => finite_duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+mod request_timeout {
+    use super::*;
+    pub use finite_duration::serialize;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let timeout = finite_duration::deserialize(d)?;
+        if timeout < Duration::from_secs(1) {
+            return Err(D::Error::custom("must be at least 1 second"));
+        }
+        Ok(timeout)
+    }
+}
+
+mod lifetime {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Lifetime, D::Error> {
+        Lifetime::parse(&text(d)?).map_err(D::Error::custom)
+    }
+
+    pub fn serialize<S: Serializer>(l: &Lifetime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&l.text())
+    }
+}
+
+mod byte_size {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+        crate::domain::parse_byte_size(&text(d)?).map_err(D::Error::custom)
+    }
+
+    pub fn serialize<S: Serializer>(bytes: &usize, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::domain::byte_size_text(*bytes as u64))
+    }
+}
+
+mod optional_byte_size {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        byte_size::deserialize(d).map(|b| Some(b as u64))
+    }
+
+    pub fn serialize<S: Serializer>(bytes: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => s.serialize_str(&crate::domain::byte_size_text(*b)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+mod algorithm {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        match text(d)?.as_str() {
+            "HS256" => Ok(false),
+            "EdDSA" => Ok(true),
+            other => Err(D::Error::custom(format!(
+                "expected \"HS256\" or \"EdDSA\"; got {other:?}"
+            ))),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(eddsa: &bool, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if *eddsa { "EdDSA" } else { "HS256" })
+    }
+}
+
+/// `[server.tls]`: both files, or neither (both empty).
+mod tls {
+    use super::*;
+
+    #[derive(Deserialize, Serialize, Default)]
+    #[serde(deny_unknown_fields, default)]
+    struct Files {
+        cert: String,
+        key: String,
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TlsSettings>, D::Error> {
+        let files = Files::deserialize(d)?;
+        match (files.cert.trim(), files.key.trim()) {
+            ("", "") => Ok(None),
+            ("", _) => Err(D::Error::custom("cert is needed with key")),
+            (_, "") => Err(D::Error::custom("key is needed with cert")),
+            (cert, key) => Ok(Some(TlsSettings {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+            })),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(tls: &Option<TlsSettings>, s: S) -> Result<S::Ok, S::Error> {
+        let shown = |p: &PathBuf| p.display().to_string();
+        tls.as_ref()
+            .map_or_else(Files::default, |t| Files {
+                cert: shown(&t.cert),
+                key: shown(&t.key),
+            })
+            .serialize(s)
+    }
+}
+
+fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    Ok(match usize::deserialize(d)? {
+        0 => one_per_cpu(),
+        n => n,
+    })
+}
+
+fn at_least_one<'de, D: Deserializer<'de>, T: Deserialize<'de> + PartialOrd + From<u8>>(d: D) -> Result<T, D::Error> {
+    let n = T::deserialize(d)?;
+    if n < T::from(1) {
+        return Err(D::Error::custom("must be at least 1"));
+    }
+    Ok(n)
+}
+
+fn not_empty<'de, D: Deserializer<'de>, T: Deserialize<'de> + AsRef<std::ffi::OsStr>>(d: D) -> Result<T, D::Error> {
+    let value = T::deserialize(d)?;
+    if value.as_ref().to_string_lossy().trim().is_empty() {
+        return Err(D::Error::custom("must not be empty"));
+    }
+    Ok(value)
+}
+
+fn origins<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let origins = Vec::<String>::deserialize(d)?;
+    for origin in &origins {
+        if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
+            return Err(D::Error::custom(format!(
+                "expected an origin such as \"http://localhost:3000\"; got {origin:?}"
+            )));
+        }
+    }
+    Ok(origins)
+}
+
+fn postgres_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let url = Secret::deserialize(d)?;
+    match url.reveal().trim() {
+        "" => Ok(None),
+        text if text.starts_with("postgres://") || text.starts_with("postgresql://") => Ok(Some(Secret::new(text))),
+        _ => Err(D::Error::custom(
+            "expected a PostgreSQL url such as \"postgres://keyward:…@db:5432/keyward\", or \"\" for SQLite",
+        )),
+    }
+}
+
+fn master_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let secret = Secret::deserialize(d)?;
+    if secret.reveal().len() < 32 {
+        return Err(D::Error::custom("must be at least 32 bytes"));
+    }
+    Ok(Some(secret))
+}
+
+fn admin_password<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let password = Secret::deserialize(d)?;
+    if !(8..=1024).contains(&password.reveal().chars().count()) {
+        return Err(D::Error::custom("must be 8 to 1024 characters"));
+    }
+    Ok(Some(password))
+}
+
+/// What the config crate says is wrong, without the key it appends: the path in front names
+/// the setting. Where the value came from (a file, the environment) is kept.
+fn reason(e: config::ConfigError, from: Option<String>) -> String {
+    let from = |origin: Option<String>| origin.or(from).map(|o| format!(" (in {o})")).unwrap_or_default();
+    match e {
+        config::ConfigError::At { error, origin, .. } => reason(*error, origin),
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            origin,
+            ..
+        } => format!("invalid type: {unexpected}, expected {expected}{}", from(origin)),
+        config::ConfigError::Message(message) => format!("{message}{}", from(None)),
+        other => other.to_string(),
     }
 }
 
@@ -217,197 +606,6 @@ fn with_notes(text: &str, notes: &[(&str, String)]) -> String {
     let mut text = out.join("\n");
     text.push('\n');
     text
-}
-
-// ---- raw, as written in TOML / env -----------------------------------------------------
-
-// Raw settings are also what `keyward config` prints (serialized back from `Settings`), so
-// a printed file loads to the same settings.
-#[derive(Deserialize, Serialize, Default)]
-#[serde(deny_unknown_fields, default)]
-struct Raw {
-    server: RawServer,
-    database: RawDatabase,
-    cluster: RawCluster,
-    auth: RawAuth,
-    keys: RawKeys,
-    dialects: DialectSettings,
-    log: RawLog,
-    metrics: RawMetrics,
-    ui: RawUi,
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawUi {
-    enabled: bool,
-    session_ttl: String,
-    secure_cookie: bool,
-}
-
-impl Default for RawUi {
-    fn default() -> Self {
-        RawUi {
-            enabled: true,
-            session_ttl: "12h".into(),
-            secure_cookie: false,
-        }
-    }
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawMetrics {
-    enabled: bool,
-    bind: String,
-    public: bool,
-}
-
-impl Default for RawMetrics {
-    fn default() -> Self {
-        RawMetrics {
-            enabled: true,
-            bind: String::new(),
-            public: false,
-        }
-    }
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawServer {
-    bind: String,
-    workers: usize,
-    body_limit: String,
-    shutdown_timeout: String,
-    cors_origins: Vec<String>,
-    trusted_proxies: Vec<String>,
-    tls: RawTls,
-    max_connections: usize,
-    request_timeout: String,
-}
-
-#[derive(Deserialize, Serialize, Default)]
-#[serde(deny_unknown_fields, default)]
-struct RawTls {
-    cert: String,
-    key: String,
-}
-
-impl Default for RawServer {
-    fn default() -> Self {
-        RawServer {
-            bind: "127.0.0.1:8080".into(),
-            workers: 0,
-            body_limit: "64KiB".into(),
-            shutdown_timeout: "10s".into(),
-            cors_origins: Vec::new(),
-            trusted_proxies: Vec::new(),
-            tls: RawTls::default(),
-            max_connections: 4096,
-            request_timeout: "10s".into(),
-        }
-    }
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawDatabase {
-    url: String,
-    path: PathBuf,
-    pool_size: u32,
-    max_size: Option<String>,
-    read_only: bool,
-}
-
-impl Default for RawDatabase {
-    fn default() -> Self {
-        RawDatabase {
-            url: String::new(),
-            path: PathBuf::from("keyward.db"),
-            pool_size: 8,
-            max_size: None,
-            read_only: false,
-        }
-    }
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawCluster {
-    poll_interval: String,
-    max_staleness: String,
-    notify: bool,
-}
-
-impl Default for RawCluster {
-    fn default() -> Self {
-        RawCluster {
-            poll_interval: "1s".into(),
-            max_staleness: "10s".into(),
-            notify: true,
-        }
-    }
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawAuth {
-    access_token_ttl: String,
-    // Secrets are never printed (`Secret` cannot be serialized); `to_toml` adds a comment.
-    #[serde(skip_serializing)]
-    secret: Option<Secret>,
-    #[serde(skip_serializing)]
-    admin_password: Option<Secret>,
-}
-
-impl Default for RawAuth {
-    fn default() -> Self {
-        RawAuth {
-            access_token_ttl: "30m".into(),
-            secret: None,
-            admin_password: None,
-        }
-    }
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawKeys {
-    issuer: String,
-    default_lifetime: String,
-    max_lifetime: Option<String>,
-    algorithm: String,
-}
-
-impl Default for RawKeys {
-    fn default() -> Self {
-        RawKeys {
-            issuer: "keyward".into(),
-            default_lifetime: "never".into(),
-            max_lifetime: None,
-            algorithm: "HS256".into(),
-        }
-    }
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawLog {
-    level: String,
-}
-
-impl Default for RawLog {
-    fn default() -> Self {
-        RawLog { level: "info".into() }
-    }
-}
-
-fn finite(setting: &str, text: &str) -> Result<Duration, ConfigError> {
-    Lifetime::parse(text)
-        .map_err(|e| bad(setting, e))?
-        .finite()
-        .ok_or_else(|| bad(setting, "must be a finite duration, not \"never\""))
 }
 
 impl Settings {
@@ -435,11 +633,7 @@ impl Settings {
                 .with_list_parse_key("server.cors_origins")
                 .with_list_parse_key("server.trusted_proxies"),
         );
-        let raw: Raw = builder
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .map_err(|e| ConfigError(e.to_string()))?;
-        let mut settings = Settings::from_raw(raw)?;
+        let mut settings = Settings::read(builder)?;
         if settings.auth.admin_password.is_none()
             && let Ok(p) = std::env::var("KEYWARD_ADMIN_PASSWORD")
         {
@@ -448,11 +642,45 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The settings `builder`'s sources make, each checked as it is read; an error names
+    /// the setting from where the reader stood.
+    fn read(builder: config::ConfigBuilder<config::builder::DefaultState>) -> Result<Settings, ConfigError> {
+        let config = builder.build().map_err(|e| ConfigError(e.to_string()))?;
+        let settings: Settings = serde_path_to_error::deserialize(config).map_err(|e| {
+            let setting = e.path().to_string();
+            bad(&setting, reason(e.into_inner(), None))
+        })?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// The rules between settings.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.database.url.is_some() && self.database.max_size.is_some() {
+            return Err(bad(
+                "database.max_size",
+                "caps a SQLite file; on PostgreSQL (database.url is set) limit the database in PostgreSQL itself",
+            ));
+        }
+        if self.cluster.max_staleness <= self.cluster.poll_interval {
+            return Err(bad(
+                "cluster.max_staleness",
+                "must be longer than cluster.poll_interval (a node reads the feed at least that often)",
+            ));
+        }
+        if let Some(max) = self.keys.max_lifetime
+            && self.keys.default_lifetime.finite().is_none_or(|d| d > max)
+        {
+            return Err(bad("keys.default_lifetime", "must not exceed keys.max_lifetime"));
+        }
+        Ok(())
+    }
+
     /// The effective settings as a config file (`keyward config`): it loads back to the same
     /// settings, with durations and sizes in the units people write (`64KiB`, `30m`). Secrets
     /// are never printed: each is a comment saying whether it is set, as are unset options.
     pub fn to_toml(&self) -> Result<String, ConfigError> {
-        let text = toml::to_string(&self.to_raw()).map_err(|e| ConfigError(format!("printing the settings: {e}")))?;
+        let text = toml::to_string(self).map_err(|e| ConfigError(format!("printing the settings: {e}")))?;
         let secret = |s: &Option<Secret>, unset: &str| {
             if s.is_some() {
                 "(set, not shown)".to_owned()
@@ -476,12 +704,14 @@ impl Settings {
                 ),
             ),
         ];
-        if self.database.url.is_some() {
-            notes.push((
-                "database",
-                "# url = (set, not shown: it holds the password; give it as KEYWARD__DATABASE__URL)".to_owned(),
-            ));
-        }
+        notes.push((
+            "database",
+            match self.database.url {
+                Some(_) => "# url = (set, not shown: it holds the password; give it as KEYWARD__DATABASE__URL)",
+                None => "# url = (unset: SQLite at path), e.g. \"postgres://keyward:…@db:5432/keyward\"",
+            }
+            .to_owned(),
+        ));
         if self.database.max_size.is_none() {
             notes.push(("database", "# max_size = (unset: no cap), e.g. \"1GiB\"".to_owned()));
         }
@@ -491,261 +721,9 @@ impl Settings {
         Ok(with_notes(&text, &notes))
     }
 
-    /// The settings as they would be written in the file.
-    fn to_raw(&self) -> Raw {
-        let s = &self.server;
-        let d = &self.database;
-        let k = &self.keys;
-        Raw {
-            server: RawServer {
-                bind: s.bind.to_string(),
-                workers: s.workers,
-                body_limit: byte_size_text(s.body_limit as u64),
-                shutdown_timeout: duration_text(s.shutdown_timeout),
-                cors_origins: s.cors_origins.clone(),
-                trusted_proxies: s.trusted_proxies.iter().map(IpNet::to_string).collect(),
-                tls: s.tls.as_ref().map_or_else(RawTls::default, |t| RawTls {
-                    cert: t.cert.display().to_string(),
-                    key: t.key.display().to_string(),
-                }),
-                max_connections: s.max_connections,
-                request_timeout: duration_text(s.request_timeout),
-            },
-            database: RawDatabase {
-                // Never printed: it holds the password (a note says whether it is set).
-                url: String::new(),
-                path: d.path.clone(),
-                pool_size: d.pool_size,
-                max_size: d.max_size.map(byte_size_text),
-                read_only: d.read_only,
-            },
-            cluster: RawCluster {
-                poll_interval: duration_text(self.cluster.poll_interval),
-                max_staleness: duration_text(self.cluster.max_staleness),
-                notify: self.cluster.notify,
-            },
-            auth: RawAuth {
-                access_token_ttl: duration_text(self.auth.access_token_ttl),
-                secret: None,
-                admin_password: None,
-            },
-            keys: RawKeys {
-                issuer: k.issuer.clone(),
-                default_lifetime: k.default_lifetime.text(),
-                max_lifetime: k.max_lifetime.map(duration_text),
-                algorithm: if k.eddsa { "EdDSA" } else { "HS256" }.to_owned(),
-            },
-            dialects: self.dialects.clone(),
-            log: RawLog {
-                level: self.log.level.clone(),
-            },
-            metrics: RawMetrics {
-                enabled: self.metrics.enabled,
-                bind: self.metrics.bind.map(|b| b.to_string()).unwrap_or_default(),
-                public: self.metrics.public,
-            },
-            ui: RawUi {
-                enabled: self.ui.enabled,
-                session_ttl: duration_text(self.ui.session_ttl),
-                secure_cookie: self.ui.secure_cookie,
-            },
-        }
-    }
-
     /// The built-in defaults (no file, no environment).
     pub fn defaults() -> Settings {
-        // The defaults are valid by construction; a unit test keeps them so.
-        Settings::from_raw(Raw::default()).unwrap_or_else(|e| unreachable!("built-in defaults are invalid: {e}"))
-    }
-
-    fn from_raw(raw: Raw) -> Result<Settings, ConfigError> {
-        let bind = raw.server.bind.parse().map_err(|_| {
-            bad(
-                "server.bind",
-                format!(
-                    "expected an address such as \"127.0.0.1:8080\"; got {:?}",
-                    raw.server.bind
-                ),
-            )
-        })?;
-        let workers = match raw.server.workers {
-            0 => std::thread::available_parallelism().map_or(2, usize::from),
-            n => n,
-        };
-        let body_limit = parse_byte_size(&raw.server.body_limit).map_err(|e| bad("server.body_limit", e))?;
-        let shutdown_timeout = finite("server.shutdown_timeout", &raw.server.shutdown_timeout)?;
-        let request_timeout = finite("server.request_timeout", &raw.server.request_timeout)?;
-        if request_timeout < Duration::from_secs(1) {
-            return Err(bad("server.request_timeout", "must be at least 1 second"));
-        }
-        if raw.server.max_connections == 0 {
-            return Err(bad("server.max_connections", "must be at least 1"));
-        }
-        let trusted_proxies = raw
-            .server
-            .trusted_proxies
-            .iter()
-            .map(|s| {
-                IpNet::parse(s.trim()).ok_or_else(|| {
-                    bad(
-                        "server.trusted_proxies",
-                        format!("expected an address or CIDR block; got {s:?}"),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        for origin in &raw.server.cors_origins {
-            if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
-                return Err(bad(
-                    "server.cors_origins",
-                    format!("expected an origin such as \"http://localhost:3000\"; got {origin:?}"),
-                ));
-            }
-        }
-        let tls = match (raw.server.tls.cert.trim(), raw.server.tls.key.trim()) {
-            ("", "") => None,
-            ("", _) => return Err(bad("server.tls.cert", "is needed with server.tls.key")),
-            (_, "") => return Err(bad("server.tls.key", "is needed with server.tls.cert")),
-            (cert, key) => Some(TlsSettings {
-                cert: PathBuf::from(cert),
-                key: PathBuf::from(key),
-            }),
-        };
-        let metrics_bind = match raw.metrics.bind.trim() {
-            "" => None,
-            text => Some(text.parse().map_err(|_| {
-                bad(
-                    "metrics.bind",
-                    "expected an address such as \"127.0.0.1:9100\", or \"\" for the main listener",
-                )
-            })?),
-        };
-        let max_size = raw
-            .database
-            .max_size
-            .as_deref()
-            .map(|m| {
-                parse_byte_size(m)
-                    .map(|b| b as u64)
-                    .map_err(|e| bad("database.max_size", e))
-            })
-            .transpose()?;
-        if raw.database.pool_size == 0 {
-            return Err(bad("database.pool_size", "must be at least 1"));
-        }
-        let url = match raw.database.url.trim() {
-            "" => None,
-            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => Some(Secret::new(url)),
-            _ => {
-                return Err(bad(
-                    "database.url",
-                    "expected a PostgreSQL url such as \"postgres://keyward:…@db:5432/keyward\", or empty for SQLite",
-                ));
-            }
-        };
-        if url.is_some() && max_size.is_some() {
-            return Err(bad(
-                "database.max_size",
-                "caps a SQLite file; on PostgreSQL (database.url is set) limit the database in PostgreSQL itself",
-            ));
-        }
-        let poll_interval = finite("cluster.poll_interval", &raw.cluster.poll_interval)?;
-        let max_staleness = finite("cluster.max_staleness", &raw.cluster.max_staleness)?;
-        if max_staleness <= poll_interval {
-            return Err(bad(
-                "cluster.max_staleness",
-                "must be longer than cluster.poll_interval (a node reads the feed at least that often)",
-            ));
-        }
-        if raw.database.path.as_os_str().is_empty() {
-            return Err(bad("database.path", "must not be empty"));
-        }
-        let access_token_ttl = finite("auth.access_token_ttl", &raw.auth.access_token_ttl)?;
-        if let Some(secret) = &raw.auth.secret
-            && secret.reveal().len() < 32
-        {
-            return Err(bad("auth.secret", "must be at least 32 bytes"));
-        }
-        if let Some(p) = &raw.auth.admin_password
-            && !(8..=1024).contains(&p.reveal().chars().count())
-        {
-            return Err(bad("auth.admin_password", "must be 8 to 1024 characters"));
-        }
-        if raw.keys.issuer.trim().is_empty() {
-            return Err(bad("keys.issuer", "must not be empty"));
-        }
-        let default_lifetime =
-            Lifetime::parse(&raw.keys.default_lifetime).map_err(|e| bad("keys.default_lifetime", e))?;
-        let max_lifetime = raw
-            .keys
-            .max_lifetime
-            .as_deref()
-            .map(|m| finite("keys.max_lifetime", m))
-            .transpose()?;
-        if let Some(max) = max_lifetime
-            && default_lifetime.finite().is_none_or(|d| d > max)
-        {
-            return Err(bad("keys.default_lifetime", "must not exceed keys.max_lifetime"));
-        }
-        let eddsa = match raw.keys.algorithm.as_str() {
-            "HS256" => false,
-            "EdDSA" => true,
-            other => {
-                return Err(bad(
-                    "keys.algorithm",
-                    format!("expected \"HS256\" or \"EdDSA\"; got {other:?}"),
-                ));
-            }
-        };
-        let session_ttl = finite("ui.session_ttl", &raw.ui.session_ttl)?;
-        Ok(Settings {
-            server: ServerSettings {
-                bind,
-                workers,
-                body_limit,
-                shutdown_timeout,
-                cors_origins: raw.server.cors_origins,
-                trusted_proxies,
-                tls,
-                max_connections: raw.server.max_connections,
-                request_timeout,
-            },
-            database: DatabaseSettings {
-                url,
-                path: raw.database.path,
-                pool_size: raw.database.pool_size,
-                max_size,
-                read_only: raw.database.read_only,
-            },
-            cluster: ClusterSettings {
-                poll_interval,
-                max_staleness,
-                notify: raw.cluster.notify,
-            },
-            auth: AuthSettings {
-                access_token_ttl,
-                secret: raw.auth.secret,
-                admin_password: raw.auth.admin_password,
-            },
-            keys: KeySettings {
-                issuer: raw.keys.issuer,
-                eddsa,
-                default_lifetime,
-                max_lifetime,
-            },
-            dialects: raw.dialects,
-            log: LogSettings { level: raw.log.level },
-            metrics: MetricsSettings {
-                enabled: raw.metrics.enabled,
-                bind: metrics_bind,
-                public: raw.metrics.public,
-            },
-            ui: UiSettings {
-                enabled: raw.ui.enabled,
-                session_ttl,
-                secure_cookie: raw.ui.secure_cookie,
-            },
-        })
+        Settings::default()
     }
 }
 
@@ -755,7 +733,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let s = Settings::from_raw(Raw::default()).map_err(|e| e.to_string());
+        let s = from_toml("");
         let s = s.as_ref().map_err(String::as_str);
         assert_eq!(s.map(|s| s.server.bind.to_string()), Ok("127.0.0.1:8080".to_owned()));
         assert_eq!(s.map(|s| s.server.body_limit), Ok(65536));
@@ -766,28 +744,16 @@ mod tests {
     #[test]
     fn the_shipped_config_file_matches_the_defaults() {
         let text = include_str!("../config.toml");
-        let raw: Raw = config::Config::builder()
-            .add_source(config::File::from_str(text, config::FileFormat::Toml))
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .unwrap_or_else(|e| panic!("config.toml: {e}"));
-        let shipped = Settings::from_raw(raw)
-            .map(|s| format!("{s:?}"))
-            .map_err(|e| e.to_string());
-        let defaults = Settings::from_raw(Raw::default())
-            .map(|s| format!("{s:?}"))
-            .map_err(|e| e.to_string());
+        let shipped = from_toml(text).map(|s| format!("{s:?}"));
+        let defaults = from_toml("").map(|s| format!("{s:?}"));
         assert_eq!(shipped, defaults);
+        assert_eq!(defaults, Ok(format!("{:?}", Settings::defaults())));
     }
 
     /// Settings from a TOML text, as `Settings::load` reads a file (without the environment).
     fn from_toml(text: &str) -> Result<Settings, String> {
-        let raw: Raw = config::Config::builder()
-            .add_source(config::File::from_str(text, config::FileFormat::Toml))
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .map_err(|e| e.to_string())?;
-        Settings::from_raw(raw).map_err(|e| e.to_string())
+        Settings::read(config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml)))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -857,24 +823,27 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_setting() {
-        let raw = Raw {
-            auth: RawAuth {
-                secret: Some(Secret::new("short")),
-                ..RawAuth::default()
-            },
-            ..Raw::default()
-        };
-        let err = Settings::from_raw(raw).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = from_toml("[auth]\nsecret = \"short\"").err().unwrap_or_default();
         assert!(err.contains("auth.secret"), "{err}");
-        let raw = Raw {
-            server: RawServer {
-                bind: "nowhere".into(),
-                ..RawServer::default()
-            },
-            ..Raw::default()
-        };
-        let err = Settings::from_raw(raw).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = from_toml("[server]\nbind = \"nowhere\"").err().unwrap_or_default();
         assert!(err.contains("server.bind"), "{err}");
+        for (text, setting) in [
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"nowhere\"]",
+                "server.trusted_proxies",
+            ),
+            ("[server]\nrequest_timeout = \"0s\"", "server.request_timeout"),
+            ("[server.tls]\ncert = \"cert.pem\"", "server.tls"),
+            ("[database]\npool_size = 0", "database.pool_size"),
+            ("[keys]\nmax_lifetime = \"forever\"", "keys.max_lifetime"),
+            ("[keys]\nmax_lifetime = \"30d\"", "keys.default_lifetime"),
+            ("[keys]\nalgorithm = \"RS256\"", "keys.algorithm"),
+            ("[metrics]\nbind = \"nowhere\"", "metrics.bind"),
+            ("[ui]\ncolour = \"blue\"", "ui"),
+        ] {
+            let err = from_toml(text).err().unwrap_or_default();
+            assert!(err.contains(setting), "{text}: {err}");
+        }
     }
 
     #[test]

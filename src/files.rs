@@ -83,7 +83,7 @@ impl PrivateDir {
         };
         let mut random = [0u8; 8];
         getrandom::fill(&mut random).map_err(|e| io::Error::other(format!("OS random source failed: {e}")))?;
-        let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let name = hex::encode(random);
         let dir = parent.join(format!(".keyward-tmp-{name}"));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         Ok(PrivateDir(dir))

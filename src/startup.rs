@@ -11,12 +11,13 @@ use actix_web::dev::Server;
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 
+use crate::api;
 use crate::config::Settings;
 use crate::domain::{Clock, DomainConfig, Error, Keyward, Password, Secret};
-use crate::http::{self, AppState};
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreOptions};
+use crate::web::AppState;
 /// Name of the file the generated admin password is written to, beside the database.
 pub const ADMIN_PASSWORD_FILE: &str = "keyward-admin-password";
 
@@ -145,7 +146,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             keyward: keyward.clone(),
-            request_ids: http::access_log::RequestIds::new(),
+            request_ids: crate::web::access_log::RequestIds::new(),
             trusted_proxies: settings.server.trusted_proxies.clone(),
             body_limit: settings.server.body_limit,
             request_timeout: settings.server.request_timeout,
@@ -174,8 +175,8 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(server_settings.body_limit))
-                .configure(http::extractor_configs)
-                .configure(http::routes)
+                .configure(crate::web::extractor_configs)
+                .configure(api::routes)
                 .configure(|cfg| crate::dialects::routes(cfg, &dialects))
                 .configure(|cfg| {
                     if ui_enabled {
@@ -184,15 +185,15 @@ impl Application {
                 })
                 .configure(|cfg| {
                     if metrics_here && metrics_public {
-                        cfg.route("/metrics", web::get().to(http::public_metrics));
+                        cfg.route("/metrics", web::get().to(crate::web::metrics::public_metrics));
                     } else if metrics_here {
-                        cfg.route("/metrics", web::get().to(http::metrics));
+                        cfg.route("/metrics", web::get().to(crate::web::metrics::metrics));
                     }
                 })
-                .default_service(web::to(http::not_found))
+                .default_service(web::to(crate::web::not_found))
                 .wrap(Condition::new(cors_on, cors))
-                .wrap(from_fn(http::deadline::request_deadline))
-                .wrap(from_fn(http::access_log::access_log))
+                .wrap(from_fn(crate::web::deadline::request_deadline))
+                .wrap(from_fn(crate::web::access_log::access_log))
         })
         .workers(settings.server.workers)
         // Per worker: the configured total shared out.
@@ -216,7 +217,7 @@ impl Application {
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(state.clone())
-                        .route("/metrics", web::get().to(http::public_metrics))
+                        .route("/metrics", web::get().to(crate::web::metrics::public_metrics))
                 })
                 .workers(1)
                 .disable_signals()

@@ -1,7 +1,7 @@
 //! Logging: env_logger, filtered by `[log] level`, which `RUST_LOG` overrides.
 //!
 //! Nothing logs a header, a body, a key or a password: the request log line
-//! (`keyward::access`, see `http::access_log`) is method, path, status, time, request id and
+//! (`keyward::access`, see `web::access_log`) is method, path, status, time, request id and
 //! key id only.
 
 /// Starts logging once; later calls (tests) are ignored.

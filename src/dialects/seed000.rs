@@ -7,11 +7,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Caller, KeyName, KeyRecord, NewKeyRequest, Timestamp, UserRecord};
-use crate::http::body::Json;
-use crate::http::caller::KeyWriter;
-use crate::http::caller::Owner;
-use crate::http::problem::ApiError;
-use crate::http::{AppState, key_id};
+use crate::web::AppState;
+use crate::web::body::Json;
+use crate::web::caller::{KeyWriter, Owner, key_id};
+use crate::web::problem::ApiError;
 
 pub fn scope() -> actix_web::Scope {
     web::scope("/1/users/{user_id}/apiKeys")

@@ -9,10 +9,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Caller, Error, Expiry, KeyName, KeyPatch, KeyRecord, NewKeyRequest};
-use crate::http::body::JsonOrForm;
-use crate::http::caller::KeyWriter;
-use crate::http::problem::ApiError;
-use crate::http::{AppState, key_id};
+use crate::web::AppState;
+use crate::web::body::JsonOrForm;
+use crate::web::caller::{KeyWriter, key_id};
+use crate::web::problem::ApiError;
 
 pub fn scope() -> actix_web::Scope {
     web::scope("/api/apikey")

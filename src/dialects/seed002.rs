@@ -8,10 +8,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Caller, Error, KeyName, NewKeyRequest};
-use crate::http::body::Json;
-use crate::http::caller::KeyWriter;
-use crate::http::problem::ApiError;
-use crate::http::{AppState, key_id};
+use crate::web::AppState;
+use crate::web::body::Json;
+use crate::web::caller::{KeyWriter, key_id};
+use crate::web::problem::ApiError;
 
 pub fn scope() -> actix_web::Scope {
     web::scope("/api/v1/apikey")

@@ -7,8 +7,9 @@ use super::session::{self, NoFields, Posted, SESSION_COOKIE, SIGN_IN_COOKIE, Ses
 use super::{UiError, UiState, pages, see_other};
 use crate::domain::sessions::{csrf_token, random_token};
 use crate::domain::{Error, Secret};
-use crate::http::AppState;
-use crate::http::caller::client_ip;
+use crate::web::AppState;
+use crate::web::client::client_ip;
+use crate::web::problem::RetryAfter;
 
 /// How long a sign-in form may sit open before it must be reloaded.
 const SIGN_IN_FORM_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -140,21 +141,18 @@ pub async fn login(
             actix_web::http::StatusCode::UNAUTHORIZED,
         ),
         Err(Error::Throttled { retry_after }) => {
-            let wait = retry_after.as_secs().max(1);
+            let wait = RetryAfter::new(retry_after);
             let mut response = sign_in_form(
                 &req,
                 Some(&format!(
-                    "Too many failed sign-ins for this account. Try again in {wait} seconds."
+                    "Too many failed sign-ins for this account. Try again in {} seconds.",
+                    wait.secs()
                 )),
                 None,
                 first().await.as_deref(),
                 actix_web::http::StatusCode::TOO_MANY_REQUESTS,
             )?;
-            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&wait.to_string()) {
-                response
-                    .headers_mut()
-                    .insert(actix_web::http::header::RETRY_AFTER, value);
-            }
+            wait.set(response.headers_mut());
             Ok(response)
         }
         Err(e) => Err(e.into()),

@@ -4,12 +4,14 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::pages::{self, Chrome, KeyDraft, KeyForm, Refused, Section, Sort, UserKeys};
-use super::session::{NoFields, Posted, Session};
+use super::lists::{ListQuery, keys_of};
+use super::pages::{self, Chrome, KeyDraft, Refused, Section};
+use super::session::{NoFields, Posted, Session, StateForm};
 use super::{UiError, owner, page, page_with, see_other};
 use crate::domain::{Error, Expiry, KeyName, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId, parse_grace};
-use crate::http::problem::status_of;
-use crate::http::{AppState, key_id};
+use crate::web::AppState;
+use crate::web::caller::key_id;
+use crate::web::problem::status_of;
 
 pub fn scope(path: &str) -> actix_web::Scope {
     web::scope(path)
@@ -45,40 +47,6 @@ pub fn keys_base(owner: Option<UserId>) -> String {
     owner.map_or_else(|| "/ui/keys".to_owned(), |id| format!("/ui/users/{id}/keys"))
 }
 
-/// `?sort=&order=&done=` of list pages. Unknown values fall back to defaults.
-#[derive(Deserialize, Default)]
-pub struct ListQuery {
-    pub sort: Option<String>,
-    pub order: Option<String>,
-    pub done: Option<String>,
-}
-
-impl ListQuery {
-    pub fn from(req: &HttpRequest) -> ListQuery {
-        serde_urlencoded::from_str(req.query_string()).unwrap_or_default()
-    }
-
-    pub fn sort(&self) -> Sort {
-        Sort::parse(self.sort.as_deref(), self.order.as_deref())
-    }
-
-    /// The message for `?done=`: a fixed text per action, never the query's own words.
-    pub fn notice(&self) -> Option<&'static str> {
-        Some(match self.done.as_deref()? {
-            "revoked" => "The key was revoked. It no longer works.",
-            "renamed" => "The key's name was saved.",
-            "disabled" => "The key is disabled. It does not work until you enable it.",
-            "enabled" => "The key is enabled again.",
-            "user-created" => "The user was created.",
-            "user-disabled" => "The user is disabled: they cannot sign in and their keys do not work.",
-            "user-enabled" => "The user is enabled again.",
-            "password" => "The password was set. Their sessions and access tokens have ended.",
-            "user-deleted" => "The user was deleted and their keys revoked.",
-            _ => return None,
-        })
-    }
-}
-
 async fn list(req: HttpRequest, state: web::Data<AppState>, session: Session) -> Result<HttpResponse, UiError> {
     if let Some(owner) = owner(&req)? {
         return Ok(see_other(&format!("/ui/users/{owner}")));
@@ -96,33 +64,6 @@ async fn my_keys_page(
     let query = ListQuery::from(req);
     let all = keys_of(state, session, None, query.sort(), refused).await?;
     Ok(pages::my_keys(&session.chrome(Section::Keys), &all, query.notice()))
-}
-
-/// The keys of `owner` (the caller's for `None`) as a page shows them: live ones sorted,
-/// those revoked lately, and the create form (as refused, if it was).
-pub async fn keys_of<'a>(
-    state: &AppState,
-    session: &Session,
-    owner: Option<UserId>,
-    sort: Sort,
-    refused: Refused<'a>,
-) -> Result<UserKeys<'a>, UiError> {
-    let kw = &state.keyward;
-    let mut keys = kw.all_keys(&session.caller, owner).await?;
-    sort.apply(&mut keys);
-    let revoked = kw
-        .recently_revoked_keys(&session.caller, owner, pages::REVOKED_SHOWN_FOR)
-        .await?;
-    Ok(UserKeys {
-        keys,
-        revoked,
-        sort,
-        form: KeyForm {
-            default_lifetime: kw.default_key_lifetime().text(),
-            refused,
-        },
-        now: session.now,
-    })
 }
 
 /// A date from the form's date field: the key works until the end of that day, UTC.
@@ -275,11 +216,6 @@ async fn rename(
         .rename_key(&posted.session.caller, owner, key_id(&req), Some(name))
         .await?;
     Ok(see_other(&format!("{}/{}?done=renamed", keys_base(owner), key.id)))
-}
-
-#[derive(Deserialize)]
-pub struct StateForm {
-    pub disabled: bool,
 }
 
 async fn set_state(

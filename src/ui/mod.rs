@@ -9,23 +9,26 @@
 
 mod auth;
 mod keys;
+mod lists;
 mod pages;
 mod session;
 mod users;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpResponse, ResponseError, web};
 
-use crate::domain::{Error, UserId};
-use crate::http::problem::status_of;
+use crate::domain::Error;
+/// The `{user_id}` of `/ui/users/{user_id}/…`, read as the API reads it.
+pub(crate) use crate::web::caller::owner;
+use crate::web::problem::{RetryAfter, status_of};
 
 /// Scripts, styles and forms from this origin only; no inline code, no frames, no plugins.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// What the console's handlers share beside [`crate::http::AppState`].
+/// What the console's handlers share beside [`crate::web::AppState`].
 pub struct UiState {
     /// Mark cookies `Secure` on every request (configured, or the server speaks TLS itself).
     pub secure_cookie: bool,
@@ -104,15 +107,6 @@ pub(crate) fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-/// The `{user_id}` of `/ui/users/{user_id}/…`: `None` on the caller's own pages. A malformed
-/// id is not found, as for the API.
-pub(crate) fn owner(req: &HttpRequest) -> Result<Option<UserId>, UiError> {
-    match req.match_info().get("user_id") {
-        None => Ok(None),
-        Some(text) => UserId::parse(text).map(Some).ok_or(UiError::Domain(Error::NotFound)),
-    }
-}
-
 /// Every way a console request fails, rendered as a page with the API's status codes.
 #[derive(thiserror::Error)]
 pub enum UiError {
@@ -162,10 +156,8 @@ impl ResponseError for UiError {
         let mut response = HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
             .body(pages::error(status, &self.to_string()).into_string());
-        if let UiError::Domain(Error::Throttled { retry_after }) = self
-            && let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
+        if let UiError::Domain(Error::Throttled { retry_after }) = self {
+            RetryAfter::new(*retry_after).set(response.headers_mut());
         }
         response
     }

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use super::{UiError, UiState};
 use crate::domain::sessions::{csrf_matches, csrf_token};
 use crate::domain::{Caller, Error, Secret, Timestamp};
-use crate::http::AppState;
-use crate::http::caller::client_ip;
+use crate::web::AppState;
+use crate::web::client::{client_ip, over_https};
 
 /// The session cookie: the token whose hash names the session.
 pub const SESSION_COOKIE: &str = "keyward_session";
@@ -107,6 +107,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
 #[derive(serde::Deserialize)]
 pub struct NoFields {}
 
+/// The form of the buttons that disable or enable a key or a user.
+#[derive(serde::Deserialize)]
+pub struct StateForm {
+    pub disabled: bool,
+}
+
 /// Whether the urlencoded `body` has a `csrf` field that is `token`'s form token.
 pub fn form_token_matches(body: &[u8], token: &Secret) -> bool {
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
@@ -119,29 +125,7 @@ pub fn form_token_matches(body: &[u8], token: &Secret) -> bool {
 
 /// Reads an urlencoded form; a complaint names fields, never values.
 pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, UiError> {
-    serde_urlencoded::from_bytes(body).map_err(|e| {
-        UiError::BadForm(format!(
-            "the form is invalid: {}",
-            crate::http::body::describe(&e.to_string())
-        ))
-    })
-}
-
-/// Whether the browser reached us over HTTPS: our own TLS, or a trusted proxy's
-/// `X-Forwarded-Proto: https` (anyone else's is ignored).
-fn over_https(req: &HttpRequest, app: &AppState) -> bool {
-    if req.app_config().secure() {
-        return true;
-    }
-    let from_proxy = req
-        .peer_addr()
-        .is_some_and(|peer| app.trusted_proxies.iter().any(|net| net.contains(peer.ip())));
-    from_proxy
-        && req
-            .headers()
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+    crate::web::body::parse_form(body).map_err(|e| UiError::BadForm(format!("the form is invalid: {e}")))
 }
 
 /// A cookie for `/ui` with the console's flags: HttpOnly, SameSite=Strict, and Secure over

@@ -5,13 +5,13 @@ use std::collections::HashSet;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::keys::{ListQuery, StateForm, keys_of};
+use super::lists::{ListQuery, keys_of};
 use super::pages::{self, Refused, Section};
-use super::session::{NoFields, Posted, Session};
+use super::session::{NoFields, Posted, Session, StateForm};
 use super::{UiError, owner, page, page_with, see_other};
 use crate::domain::{Email, Error, KeyId, NewUserRequest, Password, Role, Secret, UserId, UserUpdate, Username};
-use crate::http::AppState;
-use crate::http::problem::status_of;
+use crate::web::AppState;
+use crate::web::problem::status_of;
 
 /// Users shown per page.
 const PAGE_SIZE: u32 = 100;

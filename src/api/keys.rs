@@ -3,13 +3,14 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::body::Json;
-use super::caller::{KeyWriter, Owner};
-use super::problem::ApiError;
-use super::{AppState, PageQuery, key_id};
+use super::PageQuery;
 use crate::domain::{
     Caller, Error, Expiry, KeyName, KeyPatch, KeyRecord, Meta, MintedKey, NewKeyRequest, Scopes, Timestamp, parse_grace,
 };
+use crate::web::AppState;
+use crate::web::body::{Json, Query};
+use crate::web::caller::{KeyWriter, Owner, key_id};
+use crate::web::problem::ApiError;
 
 pub fn scope(path: &str) -> actix_web::Scope {
     web::scope(path)
@@ -101,7 +102,7 @@ pub struct KeyList {
 }
 
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
-    responses((status = 201, body = CreatedKeyJson), (status = 400, body = crate::http::problem::Problem), (status = 401, body = crate::http::problem::Problem)))]
+    responses((status = 201, body = CreatedKeyJson), (status = 400, body = crate::web::problem::Problem), (status = 401, body = crate::web::problem::Problem)))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -133,12 +134,12 @@ fn created(collection: &str, minted: &MintedKey) -> HttpResponse {
 }
 
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", params(super::PageQuery),
-    responses((status = 200, body = KeyList), (status = 400, body = crate::http::problem::Problem), (status = 401, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = KeyList), (status = 400, body = crate::web::problem::Problem), (status = 401, body = crate::web::problem::Problem)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     Owner(owner): Owner,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .keyward
@@ -152,7 +153,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/v1/keys/{key_id}", tag = "keys", params(("key_id" = String, Path)),
-    responses((status = 200, body = KeyJson), (status = 404, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = KeyJson), (status = 404, body = crate::web::problem::Problem)))]
 pub async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -171,14 +172,14 @@ pub struct UpdateKeyRequest {
     disabled: Option<bool>,
     /// Replace the key's scopes; `null`: it acts as its user again. The same rules as on
     /// create: a key gives only scopes it holds, and privileged ones need an admin.
-    #[serde(default, deserialize_with = "super::body::double_option")]
+    #[serde(default, deserialize_with = "crate::web::body::double_option")]
     #[schema(value_type = Option<Vec<String>>)]
     scopes: Option<Option<Vec<String>>>,
 }
 
 /// `PATCH /v1/keys/{id}`: every field given changes, in one transaction.
 #[utoipa::path(patch, path = "/v1/keys/{key_id}", tag = "keys", params(("key_id" = String, Path)), request_body = UpdateKeyRequest,
-    responses((status = 200, body = KeyJson), (status = 400, body = crate::http::problem::Problem), (status = 403, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = KeyJson), (status = 400, body = crate::web::problem::Problem), (status = 403, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem)))]
 pub async fn update(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -196,7 +197,7 @@ pub async fn update(
 }
 
 #[utoipa::path(delete, path = "/v1/keys/{key_id}", tag = "keys", params(("key_id" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::http::problem::Problem)))]
+    responses((status = 204), (status = 404, body = crate::web::problem::Problem)))]
 pub async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -219,7 +220,7 @@ pub struct RotateKeyRequest {
 /// `POST /v1/keys/{id}/rotate {grace}`: a new key with the same name, scopes and meta (201,
 /// shown once); the old one keeps working until the grace period ends.
 #[utoipa::path(post, path = "/v1/keys/{key_id}/rotate", tag = "keys", params(("key_id" = String, Path)), request_body = RotateKeyRequest,
-    responses((status = 201, body = CreatedKeyJson), (status = 400, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem)))]
+    responses((status = 201, body = CreatedKeyJson), (status = 400, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem)))]
 pub async fn rotate(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -1,23 +1,11 @@
-//! The console's pages, as maud templates compiled into the binary. maud escapes every value
-//! it interpolates; nothing here builds HTML from strings.
+//! Key pages: the caller's keys, everyone's (admins), one key, the page that shows a new key
+//! once, and the revoke confirmation; the key table and the create form that user pages
+//! show too.
 
-use actix_web::http::StatusCode;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{Markup, PreEscaped, html};
 
-use std::collections::HashMap;
-
-use crate::domain::AuditLine;
-use crate::domain::{KeyId, KeyRecord, KeyTarget, Timestamp, UserId, UserRecord};
-
-/// Which part of the console a page belongs to (for the navigation).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Section {
-    Keys,
-    AllKeys,
-    Users,
-    Audit,
-    Account,
-}
+use super::{Chrome, layout, notice, state_toggle, time, time_or};
+use crate::domain::{KeyRecord, Timestamp};
 
 /// Whose keys a table lists, which says where its rows link.
 pub enum Rows<'a> {
@@ -25,17 +13,6 @@ pub enum Rows<'a> {
     Of(&'a str),
     /// Everyone's: each row names its owner (from this map) and links under their page.
     Everyone(&'a std::collections::HashMap<crate::domain::UserId, String>),
-}
-
-/// What every signed-in page shows around its content.
-pub struct Chrome {
-    pub username: String,
-    pub admin: bool,
-    /// The session's form token, for the sign-out button.
-    pub csrf: String,
-    pub section: Section,
-    /// When the page is drawn, by the domain's clock (for "in 3 days", "expired").
-    pub now: Timestamp,
 }
 
 /// How a key table is ordered: by which date, which way.
@@ -90,24 +67,6 @@ impl Sort {
     }
 }
 
-/// A time as people read it, ISO 8601 to the second: `2026-11-23 18:41:07 UTC`.
-fn when(t: Timestamp) -> String {
-    format!("{} UTC", t.rfc3339().trim_end_matches('Z').replace('T', " "))
-}
-
-/// [`when`] in a `<time>` element that carries the machine-readable instant.
-fn time(t: Timestamp) -> Markup {
-    html! { time datetime=(t.rfc3339()) { (when(t)) } }
-}
-
-/// An optional time, or `none` (never expires, never used).
-fn time_or(t: Option<Timestamp>, none: &str) -> Markup {
-    match t {
-        Some(t) => time(t),
-        None => html! { span.muted { (none) } },
-    }
-}
-
 fn key_status(k: &KeyRecord, now: Timestamp) -> &'static str {
     if k.disabled {
         "disabled"
@@ -116,130 +75,6 @@ fn key_status(k: &KeyRecord, now: Timestamp) -> &'static str {
     } else {
         "active"
     }
-}
-
-fn layout(title: &str, chrome: Option<&Chrome>, content: Markup) -> Markup {
-    let current = |section: Section| chrome.is_some_and(|c| c.section == section).then_some("page");
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
-                title { (title) " · keyward" }
-                link rel="stylesheet" href="/ui/assets/console.css";
-                script src="/ui/assets/console.js" defer {}
-            }
-            body {
-                a.skip href="#content" { "Skip to content" }
-                header.top {
-                    a.brand href="/ui" { "keyward" }
-                    @if let Some(chrome) = chrome {
-                        nav aria-label="Main" {
-                            a href="/ui/keys" aria-current=[current(Section::Keys)] { "My keys" }
-                            @if chrome.admin {
-                                a href="/ui/all-keys" aria-current=[current(Section::AllKeys)] { "All keys" }
-                                a href="/ui/users" aria-current=[current(Section::Users)] { "Users" }
-                                a href="/ui/audit" aria-current=[current(Section::Audit)] { "Audit log" }
-                            }
-                            a.who href="/ui/account" aria-current=[current(Section::Account)] title="Your account" { "Signed in as " strong { (chrome.username) } }
-                            form method="post" action="/ui/logout" {
-                                input type="hidden" name="csrf" value=(chrome.csrf);
-                                button type="submit" { "Sign out" }
-                            }
-                        }
-                    }
-                }
-                main id="content" { (content) }
-            }
-        }
-    }
-}
-
-fn notice(text: Option<&str>) -> Markup {
-    html! {
-        @if let Some(text) = text {
-            p.notice role="status" { (text) }
-        }
-    }
-}
-
-/// The sign-in page; `first_admin_password` is where the generated admin password is, shown
-/// until the admin has signed in once.
-pub fn sign_in(csrf: &str, error: Option<&str>, note: Option<&str>, first_admin_password: Option<&str>) -> Markup {
-    layout(
-        "Sign in",
-        None,
-        html! {
-            section.card.narrow {
-                h1 { "Sign in" }
-                (notice(note))
-                @if let Some(file) = first_admin_password {
-                    div.hint-box id="first-sign-in" {
-                        p { strong { "First time here?" } " Sign in as " code { "admin" } " with the password keyward generated on first start. It is in the file" }
-                        p { code.path { (file) } }
-                        p.muted { "on the server (readable by its owner only). Delete the file once you have the password, or change it on your account page." }
-                    }
-                }
-                @if let Some(error) = error {
-                    p.error role="alert" { (error) }
-                }
-                form method="post" action="/ui/login" {
-                    input type="hidden" name="csrf" value=(csrf);
-                    label for="username" { "Username or email" }
-                    input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus;
-                    label for="password" { "Password" }
-                    input type="password" id="password" name="password" autocomplete="current-password" required;
-                    div.actions { button type="submit" id="sign-in" { "Sign in" } }
-                }
-            }
-        },
-    )
-}
-
-pub fn account(chrome: &Chrome, user: &UserRecord) -> Markup {
-    layout(
-        "Account",
-        Some(chrome),
-        html! {
-            h1 { "Your account" }
-            section.card {
-                dl.facts {
-                    dt { "Username" } dd { (user.username) }
-                    dt { "Email" } dd { (user.email.as_deref().unwrap_or("—")) }
-                    dt { "Role" } dd { (user.role.as_str()) }
-                }
-            }
-            section.card {
-                h2 id="password-heading" { "Change your password" }
-                p { "You will be signed out everywhere (sessions and access tokens); your keys keep working." }
-                form method="post" action="/ui/account/password" aria-labelledby="password-heading" {
-                    input type="hidden" name="csrf" value=(chrome.csrf);
-                    label for="current-password" { "Current password" }
-                    input type="password" id="current-password" name="current_password" autocomplete="current-password" required;
-                    label for="new-password" { "New password" span.hint { "At least 8 characters." } }
-                    input type="password" id="new-password" name="new_password" autocomplete="new-password" minlength="8" required;
-                    div.actions { button type="submit" { "Change password" } }
-                }
-            }
-        },
-    )
-}
-
-pub fn error(status: StatusCode, message: &str) -> Markup {
-    let title = status.canonical_reason().unwrap_or("Error");
-    layout(
-        title,
-        None,
-        html! {
-            section.card.narrow {
-                h1 { (status.as_u16()) " " (title) }
-                p.error role="alert" { (message) }
-                p { a href="/ui" { "Back to the console" } }
-            }
-        },
-    )
 }
 
 /// A table of keys (`rows` says whose), `page` is where the sort links point, `empty` what
@@ -362,7 +197,7 @@ pub struct KeyForm<'a> {
     pub refused: Refused<'a>,
 }
 
-fn create_key_form(action: &str, csrf: &str, form: &KeyForm) -> Markup {
+pub(super) fn create_key_form(action: &str, csrf: &str, form: &KeyForm) -> Markup {
     let refused = form.refused;
     let draft = refused.map(|(draft, _)| draft);
     let typed = |field: fn(&KeyDraft) -> &str| draft.map(field).filter(|v| !v.is_empty());
@@ -409,7 +244,7 @@ pub struct UserKeys<'a> {
 }
 
 /// A user's live keys, then the ones revoked in the last 30 days.
-fn keys_and_revoked(all: &UserKeys, base: &str, page: &str) -> Markup {
+pub(super) fn keys_and_revoked(all: &UserKeys, base: &str, page: &str) -> Markup {
     let now = all.now;
     let revoked = &all.revoked;
     let empty = if revoked.is_empty() {
@@ -562,17 +397,6 @@ pub fn key_detail(chrome: &Chrome, k: &KeyRecord, base: &str, owner: Option<&str
     )
 }
 
-/// The button that disables a key or user, or enables it again (posts to `{here}/state`).
-fn state_toggle(here: &str, csrf: &str, disabled: bool, what: &str) -> Markup {
-    html! {
-        form.inline method="post" action={ (here) "/state" } {
-            input type="hidden" name="csrf" value=(csrf);
-            input type="hidden" name="disabled" value=(!disabled);
-            button.secondary type="submit" { @if disabled { "Enable " } @else { "Disable " } (what) }
-        }
-    }
-}
-
 pub fn confirm_revoke(chrome: &Chrome, k: &KeyRecord, base: &str) -> Markup {
     let here = format!("{base}/{}", k.id);
     layout(
@@ -594,244 +418,11 @@ pub fn confirm_revoke(chrome: &Chrome, k: &KeyRecord, base: &str) -> Markup {
     )
 }
 
-/// A refused create-user form: the username and email to show again (each only if valid,
-/// never the password), the role, and why.
-pub struct UserDraft<'a> {
-    pub username: Option<&'a str>,
-    pub email: Option<&'a str>,
-    pub admin: bool,
-    pub reason: &'a str,
-}
-
-pub fn users(
-    chrome: &Chrome,
-    users: &[UserRecord],
-    next: Option<&str>,
-    note: Option<&str>,
-    refused: Option<&UserDraft>,
-) -> Markup {
-    layout(
-        "Users",
-        Some(chrome),
-        html! {
-            h1 { "Users" }
-            (notice(note))
-            section.card {
-                div.table-wrap {
-                    table.stack id="users" {
-                        thead { tr { th scope="col" { "Username" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Status" } th scope="col" { "Created" } } }
-                        tbody {
-                            @for u in users {
-                                tr {
-                                    td data-label="Username" { a href={ "/ui/users/" (u.id) } { (u.username) } }
-                                    td data-label="Email" { (u.email.as_deref().unwrap_or("—")) }
-                                    td data-label="Role" { (u.role.as_str()) }
-                                    td data-label="Status" { span class={ "status " (user_status(u)) } { (user_status(u)) } }
-                                    td data-label="Created" { (time(u.created_at)) }
-                                }
-                            }
-                        }
-                    }
-                }
-                @if let Some(next) = next {
-                    p { a href={ "/ui/users?cursor=" (next) } { "Next page →" } }
-                }
-            }
-            section.card {
-                h2 id="new-user-heading" { "Create a user" }
-                @if let Some(refused) = refused {
-                    p.error role="alert" id="create-user-error" { "The user was not created: " (refused.reason) }
-                }
-                form method="post" action="/ui/users" aria-labelledby="new-user-heading" {
-                    input type="hidden" name="csrf" value=(chrome.csrf);
-                    label for="new-username" { "Username" }
-                    input type="text" id="new-username" name="username" autocomplete="off" autocapitalize="none" spellcheck="false" required value=[refused.and_then(|r| r.username)];
-                    label for="new-email" { "Email" span.hint { "Optional; they can sign in with it too." } }
-                    input type="email" id="new-email" name="email" autocomplete="off" value=[refused.and_then(|r| r.email)];
-                    label for="new-password" { "Password" span.hint { "At least 8 characters. Tell it to them by a safe channel." } }
-                    input type="password" id="new-password" name="password" autocomplete="new-password" minlength="8" required;
-                    label for="new-role" { "Role" }
-                    select id="new-role" name="role" {
-                        option value="user" { "user" }
-                        option value="admin" selected[refused.is_some_and(|r| r.admin)] { "admin" }
-                    }
-                    div.actions { button type="submit" { "Create user" } }
-                }
-            }
-        },
-    )
-}
-
-fn user_status(u: &UserRecord) -> &'static str {
-    if u.disabled { "disabled" } else { "active" }
-}
-
-pub fn user_detail(chrome: &Chrome, u: &UserRecord, all: &UserKeys, note: Option<&str>) -> Markup {
-    let here = format!("/ui/users/{}", u.id);
-    let keys_base = format!("{here}/keys");
-    let yourself = u.username == chrome.username;
-    layout(
-        "User",
-        Some(chrome),
-        html! {
-            p { a href="/ui/users" { "← Users" } }
-            h1 { "User " (u.username) }
-            (notice(note))
-            section.card {
-                dl.facts {
-                    dt { "Username" } dd { (u.username) }
-                    dt { "Email" } dd { (u.email.as_deref().unwrap_or("—")) }
-                    dt { "Role" } dd { (u.role.as_str()) }
-                    dt { "Status" } dd { span class={ "status " (user_status(u)) } { (user_status(u)) } }
-                    dt { "Created" } dd { (time(u.created_at)) }
-                    dt { "Id" } dd { code { (u.id) } }
-                }
-                @if yourself {
-                    p.muted { "This is you: an admin cannot disable or delete themself." }
-                } @else {
-                    div.actions {
-                        (state_toggle(&here, &chrome.csrf, u.disabled, "user"))
-                        a.button.danger href={ (here) "/delete" } { "Delete user…" }
-                    }
-                }
-            }
-            h2 { "Keys of " (u.username) }
-            (keys_and_revoked(all, &keys_base, &here))
-            section.card {
-                h2 id="reset-heading" { "Reset password" }
-                p { "Signs them out everywhere: their sessions and access tokens end. Their keys keep working." }
-                form method="post" action={ (here) "/password" } aria-labelledby="reset-heading" {
-                    input type="hidden" name="csrf" value=(chrome.csrf);
-                    label for="reset-password" { "New password" span.hint { "At least 8 characters." } }
-                    input type="password" id="reset-password" name="password" autocomplete="new-password" minlength="8" required;
-                    div.actions { button type="submit" { "Set password" } }
-                }
-            }
-            (create_key_form(&keys_base, &chrome.csrf, &all.form))
-        },
-    )
-}
-
-pub fn confirm_delete_user(chrome: &Chrome, u: &UserRecord) -> Markup {
-    let here = format!("/ui/users/{}", u.id);
-    layout(
-        "Delete user",
-        Some(chrome),
-        html! {
-            section.card.narrow {
-                h1 { "Delete user " (u.username) "?" }
-                p { "Their keys are revoked and their sessions end at once. The audit log keeps their history. This cannot be undone." }
-                form method="post" action={ (here) "/delete" } {
-                    input type="hidden" name="csrf" value=(chrome.csrf);
-                    div.actions {
-                        button.danger type="submit" { "Yes, delete " (u.username) }
-                        a.button.secondary href=(here) { "Cancel" }
-                    }
-                }
-            }
-        },
-    )
-}
-
-/// What the audit page knows of the users and keys its lines name, as they are now: live
-/// users' usernames, and keys (revoked ones too).
-pub struct AuditNames {
-    pub users: HashMap<UserId, String>,
-    pub keys: HashMap<KeyId, KeyTarget>,
-}
-
-/// Who did it: their username as it was, linked to their page while they exist.
-fn audit_actor(line: &AuditLine, names: &AuditNames) -> Markup {
-    let a = &line.record;
-    html! {
-        @match a.actor_id.filter(|id| names.users.contains_key(id)) {
-            Some(id) => a href={ "/ui/users/" (id) } { (a.actor) },
-            None if a.actor == "operator" => { (a.actor) " " span.muted { "(CLI)" } },
-            None => (a.actor),
-        }
-    }
-}
-
-/// What it was done to: the user's or key's name as it was when the line was written (the
-/// name now for lines written before keyward recorded it), linked while it exists.
-fn audit_target(line: &AuditLine, names: &AuditNames) -> Markup {
-    let a = &line.record;
-    let Some(id) = a.target_id.as_deref() else {
-        return html! {};
-    };
-    match a.target_type {
-        Some("user") => {
-            let live = UserId::parse(id).and_then(|id| names.users.get(&id).map(|now| (id, now)));
-            let name = line.target_name.as_deref().or(live.map(|(_, now)| now.as_str()));
-            html! {
-                span.muted { "user " }
-                @match (live, name) {
-                    (Some((id, _)), Some(name)) => a href={ "/ui/users/" (id) } { (name) },
-                    (None, Some(name)) => (name),
-                    (_, None) => code { (id) },
-                }
-            }
-        }
-        _ => {
-            let key = KeyId::parse(id).and_then(|kid| names.keys.get(&kid).map(|k| (kid, k)));
-            let name = line
-                .target_name
-                .clone()
-                .or_else(|| key.and_then(|(_, k)| k.name.clone()))
-                .unwrap_or_else(|| "(no name)".to_owned());
-            html! {
-                span.muted { "key " }
-                @match key {
-                    Some((kid, k)) if !k.revoked => a href={ "/ui/users/" (k.owner) "/keys/" (kid) } { (name) },
-                    Some(_) => { (name) " " span.muted { "(revoked)" } },
-                    None => code { (id) },
-                }
-            }
-        }
-    }
-}
-
-pub fn audit(chrome: &Chrome, entries: &[AuditLine], names: &AuditNames, next: Option<&str>) -> Markup {
-    layout(
-        "Audit log",
-        Some(chrome),
-        html! {
-            h1 { "Audit log" }
-            section.card {
-                @if entries.is_empty() {
-                    p.muted { "Nothing yet." }
-                } @else {
-                    div.table-wrap {
-                        table.stack id="audit" {
-                            thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "From" } th scope="col" { "Detail" } } }
-                            tbody {
-                                @for line in entries {
-                                    @let a = &line.record;
-                                    tr {
-                                        td data-label="When" { (time(a.at)) }
-                                        td data-label="Who" { (audit_actor(line, names)) }
-                                        td data-label="Action" { code { (a.action) } }
-                                        td data-label="Target" { (audit_target(line, names)) }
-                                        td data-label="From" { (a.source_ip.as_deref().unwrap_or("—")) }
-                                        td.wrap data-label="Detail" { (a.detail.as_deref().unwrap_or("—")) }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                @if let Some(next) = next {
-                    p { a href={ "/ui/audit?cursor=" (next) } { "Older entries →" } }
-                }
-            }
-        },
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{KeyDigest, KeyId, UserId};
+    use crate::ui::pages::Section;
 
     fn key(created: i64, expires: Option<i64>, used: Option<i64>) -> KeyRecord {
         KeyRecord {
@@ -895,13 +486,5 @@ mod tests {
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains("<b>ada</b>"));
-    }
-
-    #[test]
-    fn human_times() {
-        assert_eq!(
-            when(Timestamp::from_millis(1_620_060_007_900)),
-            "2021-05-03 16:40:07 UTC"
-        );
     }
 }

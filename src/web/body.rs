@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 
 use super::problem::ApiError;
 
@@ -53,47 +54,103 @@ fn parse<T: DeserializeOwned>(req: &HttpRequest, bytes: &[u8], allow_form: bool)
         // No type, or any JSON type: read as JSON.
         None | Some("") | Some("application/json") => parse_json(bytes),
         Some(m) if m.ends_with("+json") => parse_json(bytes),
-        Some("application/x-www-form-urlencoded") if allow_form => serde_urlencoded::from_bytes(bytes)
-            .map_err(|e| ApiError::BadRequest(format!("invalid form body: {}", describe(&e.to_string())))),
+        Some("application/x-www-form-urlencoded") if allow_form => {
+            parse_form(bytes).map_err(|e| ApiError::BadRequest(format!("invalid form body: {e}")))
+        }
         Some(_) => Err(ApiError::UnsupportedMediaType(allow_form)),
     }
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        let at = format!(" at line {} column {}", e.line(), e.column());
-        ApiError::BadRequest(format!("invalid JSON body: {}{at}", describe(&e.to_string())))
-    })
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let bad = |what: String, e: &serde_json::Error| {
+        ApiError::BadRequest(format!(
+            "invalid JSON body: {what} at line {} column {}",
+            e.line(),
+            e.column()
+        ))
+    };
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let what = match e.inner().classify() {
+            Category::Data => refusal(e.path(), &e.inner().to_string()),
+            Category::Syntax | Category::Eof => "malformed".to_owned(),
+            Category::Io => "could not be read".to_owned(),
+        };
+        bad(what, e.inner())
+    })?;
+    // Nothing but white space after the value.
+    de.end().map_err(|e| bad("malformed".to_owned(), &e))?;
+    Ok(value)
 }
 
-/// A parser's complaint, fit to show: field names are kept, submitted values never (they
-/// may be secrets, and the message is also logged).
-pub fn describe(message: &str) -> String {
-    let message = message.split(" at line ").next().unwrap_or(message);
-    for keep in ["unknown field", "missing field", "duplicate field"] {
-        if message.starts_with(keep) {
-            let name = message.split('`').nth(1).unwrap_or("");
-            return if name.len() <= 40 {
-                format!("{keep} `{name}`")
-            } else {
-                format!("{keep} (name too long to show)")
+/// Reads `T` from form-urlencoded bytes (a body or a query string); the complaint is a
+/// [`refusal`].
+pub fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(bytes));
+    serde_path_to_error::deserialize(de).map_err(|e| refusal(e.path(), &e.inner().to_string()))
+}
+
+/// What a wire type refused, fit to show: the field, from where the parser stood (never
+/// from the submitted text), and what is wrong with it; never a submitted value (it may be a
+/// secret, and the message is also logged). serde's own words say which kind of refusal it
+/// is; a missing or repeated field, which is not where the parser stood, is the one it names.
+fn refusal(path: &serde_path_to_error::Path, message: &str) -> String {
+    let shown = |name: &str| {
+        if name.len() <= 40 {
+            format!("`{name}`")
+        } else {
+            "(name too long to show)".to_owned()
+        }
+    };
+    let here = path.to_string();
+    let named_in_message = || message.split('`').nth(1).unwrap_or("");
+    for (kind, name) in [
+        ("unknown field", None),
+        ("missing field", Some(named_in_message)),
+        ("duplicate field", Some(named_in_message)),
+    ] {
+        if message.starts_with(kind) {
+            return match name {
+                Some(name) => format!("{kind} {}", shown(name())),
+                None => format!("{kind} {}", shown(&here)),
             };
         }
     }
-    if message.starts_with("invalid type")
-        || message.starts_with("invalid value")
-        || message.starts_with("invalid length")
-    {
-        return "a field has the wrong type or value".to_owned();
+    match path.iter().next() {
+        Some(_) => format!("{} has the wrong type or value", shown(&here)),
+        None => "the body has the wrong shape: expected an object of named fields".to_owned(),
     }
-    if message.contains("EOF")
-        || message.starts_with("expected")
-        || message.starts_with("trailing")
-        || message.starts_with("key must")
-    {
-        return "malformed".to_owned();
+}
+
+/// `?…` of a route, read as bodies are: unknown fields refused (`deny_unknown_fields`), a
+/// bad field named.
+pub struct Query<T>(pub T);
+
+impl<T> Query<T> {
+    pub fn into_inner(self) -> T {
+        self.0
     }
-    "could not be read".to_owned()
+}
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            parse_form(req.query_string().as_bytes())
+                .map(Query)
+                .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}"))),
+        )
+    }
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
@@ -169,6 +226,44 @@ mod tests {
                 proptest::prop_assert_eq!(e.status_code(), StatusCode::BAD_REQUEST);
             }
         }
+    }
+
+    fn refused(content_type: &str, body: &str) -> String {
+        match parse::<Sample>(&request(Some(content_type)), body.as_bytes(), true) {
+            Err(ApiError::BadRequest(message)) => message,
+            other => panic!("{body}: {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_the_field_and_never_the_value() {
+        let json = "application/json";
+        let form = "application/x-www-form-urlencoded";
+        for (content_type, body, says) in [
+            (json, r#"{"name": "x", "user_id": "y"}"#, "unknown field `user_id`"),
+            (json, r#"{"name": 5}"#, "`name` has the wrong type or value"),
+            (json, r#"{"name": "a", "name": "b"}"#, "duplicate field `name`"),
+            (json, r#"[]"#, "the body has the wrong shape"),
+            (json, r#"{"name": "#, "malformed"),
+            (json, r#"{} {}"#, "malformed"),
+            (form, "name=x&colour=secret", "unknown field `colour`"),
+        ] {
+            let message = refused(content_type, body);
+            assert!(message.contains(says), "{body}: {message}");
+            assert!(!message.contains("secret") && !message.contains('5'), "{message}");
+        }
+        let long = format!(r#"{{"{}": 1}}"#, "x".repeat(41));
+        assert!(refused(json, &long).contains("(name too long to show)"));
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Needs {
+            username: String,
+        }
+        let missing = parse::<Needs>(&request(None), b"{\"other\": 1}", false).err();
+        assert!(
+            matches!(&missing, Some(ApiError::BadRequest(m)) if m.contains("missing field `username`")),
+            "{missing:?}"
+        );
     }
 
     #[test]

@@ -2,79 +2,29 @@
 //! (utoipa) and served at `GET /openapi.json`.
 
 use actix_web::HttpResponse;
-use serde::Serialize;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{auth, health, keys, services, users};
-
-/// `GET /v1/me`: the caller and how they authenticated.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct MeJson {
-    user: MeUser,
-    auth: MeAuth,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct MeUser {
-    id: String,
-    username: String,
-    email: Option<String>,
-    /// `admin` or `user`
-    role: String,
-    created_at: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct MeAuth {
-    /// `access_token`, `api_key` or `password`
-    method: String,
-    key_id: Option<String>,
-}
-
-/// `GET /v1/audit`: a page of the audit trail, newest first.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct AuditList {
-    data: Vec<AuditLine>,
-    total: u64,
-    next_cursor: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct AuditLine {
-    id: i64,
-    at: String,
-    actor_id: Option<String>,
-    actor: String,
-    action: String,
-    target_type: Option<String>,
-    target_id: Option<String>,
-    /// The key's name or the user's username when the line was written (null for lines
-    /// written before keyward recorded it)
-    target_name: Option<String>,
-    source_ip: Option<String>,
-    /// What changed: field names, and values that are no secret (`role=admin, disabled=true`)
-    detail: Option<String>,
-}
+use super::{audit, auth, health, keys, services, users};
 
 // The `/v1/users/{user_id}/keys` routes share the `/v1/keys` handlers; these describe them.
-#[utoipa::path(post, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path)), request_body = keys::CreateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(post, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path)), request_body = keys::CreateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn create_for_user() {}
-#[utoipa::path(get, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path), super::PageQuery), responses((status = 200, body = keys::KeyList), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(get, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path), super::PageQuery), responses((status = 200, body = keys::KeyList), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn list_for_user() {}
-#[utoipa::path(get, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 200, body = keys::KeyJson), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(get, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 200, body = keys::KeyJson), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn get_for_user() {}
-#[utoipa::path(patch, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::UpdateKeyRequest, responses((status = 200, body = keys::KeyJson), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(patch, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::UpdateKeyRequest, responses((status = 200, body = keys::KeyJson), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn rename_for_user() {}
-#[utoipa::path(delete, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 204), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(delete, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 204), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn revoke_for_user() {}
 
-#[utoipa::path(post, path = "/v1/users/{user_id}/keys/{key_id}/rotate", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::RotateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = super::problem::Problem)))]
+#[utoipa::path(post, path = "/v1/users/{user_id}/keys/{key_id}/rotate", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::RotateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn rotate_for_user() {}
 
@@ -188,9 +138,9 @@ impl utoipa::Modify for Problems {
         auth::token, auth::me, auth::change_password,
         keys::create, keys::list, keys::get, keys::update, keys::revoke,
         create_for_user, list_for_user, get_for_user, rename_for_user, revoke_for_user,
-        users::create, users::list, users::get, users::update, users::delete, users::audit,
+        users::create, users::list, users::get, users::update, users::delete, audit::audit,
         services::verify, services::forward_auth, services::revocations, keys::rotate, rotate_for_user,
-        health::healthz, health::readyz, super::metrics, super::jwks,
+        health::healthz, health::readyz, crate::web::metrics::metrics, super::jwks,
     ),
     modifiers(&Credentials, &Problems),
     security(("bearer" = []), ("basic" = []), ("api_key" = [])),
@@ -201,8 +151,8 @@ struct ApiDoc;
 pub async fn document() -> HttpResponse {
     match ApiDoc::openapi().to_json() {
         Ok(json) => HttpResponse::Ok().content_type("application/json").body(json),
-        Err(e) => {
-            actix_web::ResponseError::error_response(&super::problem::ApiError::from(crate::domain::Error::internal(e)))
-        }
+        Err(e) => actix_web::ResponseError::error_response(&crate::web::problem::ApiError::from(
+            crate::domain::Error::internal(e),
+        )),
     }
 }

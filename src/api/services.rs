@@ -4,10 +4,10 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
-use super::body::Json;
-use super::problem::ApiError;
 use crate::domain::{Caller, Timestamp, Via};
+use crate::web::AppState;
+use crate::web::body::{Json, Query};
+use crate::web::problem::ApiError;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -33,7 +33,7 @@ pub struct VerifyResponse {
 
 /// `POST /v1/verify` (an admin, or a key with the explicit scope `keys:verify`).
 #[utoipa::path(post, path = "/v1/verify", tag = "services", request_body = VerifyRequest,
-    responses((status = 200, body = VerifyResponse), (status = 401, body = crate::http::problem::Problem), (status = 403, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = VerifyResponse), (status = 401, body = crate::web::problem::Problem), (status = 403, body = crate::web::problem::Problem)))]
 pub async fn verify(
     state: web::Data<AppState>,
     caller: Caller,
@@ -67,8 +67,8 @@ pub struct ForwardAuthQuery {
 /// four forms). 200 with `X-Auth-User`, `X-Auth-User-Id`, `X-Auth-Key-Id`, `X-Auth-Scopes`;
 /// 401 with `WWW-Authenticate`; 403 with `error="insufficient_scope"`.
 #[utoipa::path(get, path = "/v1/forward-auth", tag = "services", params(ForwardAuthQuery),
-    responses((status = 200), (status = 401, body = crate::http::problem::Problem), (status = 403, body = crate::http::problem::Problem)))]
-pub async fn forward_auth(caller: Caller, query: web::Query<ForwardAuthQuery>) -> Result<HttpResponse, ApiError> {
+    responses((status = 200), (status = 401, body = crate::web::problem::Problem), (status = 403, body = crate::web::problem::Problem)))]
+pub async fn forward_auth(caller: Caller, query: Query<ForwardAuthQuery>) -> Result<HttpResponse, ApiError> {
     for scope in query.scope.as_deref().unwrap_or("").split_whitespace() {
         caller.require_scope(scope)?;
     }
@@ -149,13 +149,13 @@ const SINCE_LIMIT: u32 = 10_000;
 /// `?since=` keeps the older answer for older clients.
 #[utoipa::path(get, path = "/v1/revocations", tag = "services", params(RevocationsQuery),
     responses((status = 200, body = RevocationsAnswer, description = "the feed; with `since`, the older list"),
-        (status = 400, body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::problem::Problem, content_type = "application/problem+json"),
-        (status = 403, body = crate::http::problem::Problem, content_type = "application/problem+json")))]
+        (status = 400, body = crate::web::problem::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::web::problem::Problem, content_type = "application/problem+json"),
+        (status = 403, body = crate::web::problem::Problem, content_type = "application/problem+json")))]
 pub async fn revocations(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<RevocationsQuery>,
+    query: Query<RevocationsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let body = match query.since {

@@ -1,8 +1,10 @@
 //! The one place that turns errors into responses: RFC 9457 `application/problem+json`.
 //! Bodies carry the public message only; causes go to the log.
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -91,14 +93,32 @@ impl ResponseError for ApiError {
                 }
             }
             ApiError::Domain(Error::Throttled { retry_after } | Error::Stale { retry_after }) => {
-                let secs = retry_after.as_secs().max(1);
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    headers.insert(header::RETRY_AFTER, v);
-                }
+                RetryAfter::new(*retry_after).set(headers)
             }
             _ => {}
         }
         response
+    }
+}
+
+/// `Retry-After` for a refusal that lifts after a while: whole seconds, at least 1 (0 would
+/// invite the retry at once). The one place the header is written, for the API, the
+/// dialects and the console alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryAfter(u64);
+
+impl RetryAfter {
+    pub fn new(wait: Duration) -> RetryAfter {
+        RetryAfter(wait.as_secs().max(1))
+    }
+
+    /// The seconds the header says, for a message that says them too.
+    pub fn secs(self) -> u64 {
+        self.0
+    }
+
+    pub fn set(self, headers: &mut HeaderMap) {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(self.0));
     }
 }
 

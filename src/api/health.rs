@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::AppState;
+use crate::web::AppState;
 
 /// 200 while the process serves.
 #[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, body = String)))]

@@ -3,13 +3,14 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::body::{Json, double_option};
-use super::caller::Admin;
-use super::problem::ApiError;
-use super::{AppState, PageQuery};
+use super::PageQuery;
 use crate::domain::{
     Caller, Email, Error, NewUserRequest, Password, Role, Secret, UserId, UserRecord, UserUpdate, Username, access,
 };
+use crate::web::AppState;
+use crate::web::body::{Json, Query, double_option};
+use crate::web::caller::Admin;
+use crate::web::problem::ApiError;
 
 /// The user object. Never holds the password hash.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -66,7 +67,7 @@ pub struct UserList {
 }
 
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserRequest,
-    responses((status = 201, body = UserJson), (status = 400, body = crate::http::problem::Problem), (status = 403, body = crate::http::problem::Problem), (status = 409, body = crate::http::problem::Problem)))]
+    responses((status = 201, body = UserJson), (status = 400, body = crate::web::problem::Problem), (status = 403, body = crate::web::problem::Problem), (status = 409, body = crate::web::problem::Problem)))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -87,11 +88,11 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(super::PageQuery),
-    responses((status = 200, body = UserList), (status = 403, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = UserList), (status = 403, body = crate::web::problem::Problem)))]
 pub async fn list(
     state: web::Data<AppState>,
     Admin(caller): Admin,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .keyward
@@ -105,7 +106,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = UserJson), (status = 403, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = UserJson), (status = 403, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem)))]
 pub async fn get(
     state: web::Data<AppState>,
     Admin(caller): Admin,
@@ -116,7 +117,7 @@ pub async fn get(
 }
 
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UpdateUserRequest,
-    responses((status = 200, body = UserJson), (status = 400, body = crate::http::problem::Problem), (status = 403, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem), (status = 409, body = crate::http::problem::Problem)))]
+    responses((status = 200, body = UserJson), (status = 400, body = crate::web::problem::Problem), (status = 403, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem), (status = 409, body = crate::web::problem::Problem)))]
 pub async fn update(
     state: web::Data<AppState>,
     Admin(caller): Admin,
@@ -140,7 +141,7 @@ pub async fn update(
 }
 
 #[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 204), (status = 403, body = crate::http::problem::Problem), (status = 404, body = crate::http::problem::Problem), (status = 409, body = crate::http::problem::Problem)))]
+    responses((status = 204), (status = 403, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem), (status = 409, body = crate::web::problem::Problem)))]
 pub async fn delete(
     state: web::Data<AppState>,
     Admin(caller): Admin,
@@ -155,41 +156,4 @@ pub async fn delete(
 fn user_id(caller: &Caller, text: &str) -> Result<UserId, Error> {
     access::require_admin(caller)?;
     UserId::parse(text).ok_or(Error::NotFound)
-}
-
-/// `GET /v1/audit?limit=&cursor=` (admin): the audit trail, newest first.
-#[utoipa::path(get, path = "/v1/audit", tag = "users", params(super::PageQuery),
-    responses((status = 200, body = super::openapi::AuditList), (status = 403, body = crate::http::problem::Problem)))]
-pub async fn audit(
-    state: web::Data<AppState>,
-    Admin(caller): Admin,
-    query: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let page = state
-        .keyward
-        .list_audit(&caller, query.cursor.as_deref(), query.limit)
-        .await?;
-    let data: Vec<serde_json::Value> = page
-        .entries
-        .iter()
-        .map(|line| {
-            let a = &line.record;
-            serde_json::json!({
-                "id": line.seq,
-                "at": a.at.rfc3339(),
-                "actor_id": a.actor_id.map(|id| id.to_string()),
-                "actor": a.actor,
-                "action": a.action,
-                "target_type": a.target_type,
-                "target_id": a.target_id,
-                "target_name": line.target_name,
-                "source_ip": a.source_ip,
-                "detail": a.detail,
-            })
-        })
-        .collect();
-    Ok(
-        HttpResponse::Ok()
-            .json(serde_json::json!({"data": data, "total": page.total, "next_cursor": page.next_cursor})),
-    )
 }

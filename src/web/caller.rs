@@ -1,17 +1,19 @@
-//! Who is asking: the [`Caller`] extractor (the four credential forms) and the client's
-//! address. A handler that takes `Caller` is protected; one without it is public, visibly.
+//! Who is asking and about whose records: the [`Caller`] extractor (the four credential
+//! forms), [`Admin`] and [`KeyWriter`] that refuse early, and what the path names ([`Owner`],
+//! [`key_id`]), for the native API, the dialects and the console alike. A handler that takes
+//! `Caller` is protected; one without it is public, visibly.
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 
 use super::AppState;
 use super::access_log::AuthenticatedKey;
+use super::client::client_ip;
 use super::problem::ApiError;
 use crate::domain::credentials::{Authentication, Presented};
-use crate::domain::{Caller, Error, UserId, access};
+use crate::domain::{Caller, Error, KeyId, UserId, access};
 
 /// Made once, not parsed from a string on every request.
 const X_API_KEY: actix_web::http::header::HeaderName = actix_web::http::header::HeaderName::from_static("x-api-key");
@@ -83,34 +85,17 @@ impl Future for CallerFuture {
     }
 }
 
-/// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
-/// address in `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn client_ip(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
-    let trusted = |ip: IpAddr| state.trusted_proxies.iter().any(|net| net.contains(ip));
-    if !trusted(peer) {
-        return Some(peer);
+/// The `{user_id}` of a `…/users/{user_id}/…` path (native, seed 000 and console routes):
+/// `None` on the caller's own routes. A malformed id is `NotFound`, as for an id that does
+/// not exist.
+pub fn owner(req: &HttpRequest) -> Result<Option<UserId>, Error> {
+    match req.match_info().get("user_id") {
+        None => Ok(None),
+        Some(text) => UserId::parse(text).map(Some).ok_or(Error::NotFound),
     }
-    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let Some(forwarded) = forwarded else {
-        return Some(peer);
-    };
-    let mut chain = forwarded.split(',').map(|s| s.trim().parse::<IpAddr>());
-    let mut nearest = peer;
-    // Walk from the nearest hop outwards while the hops are our own proxies.
-    let hops: Vec<_> = chain.by_ref().collect();
-    for hop in hops.into_iter().rev() {
-        match hop {
-            Ok(ip) if trusted(ip) => nearest = ip,
-            Ok(ip) => return Some(ip),
-            Err(_) => return Some(nearest),
-        }
-    }
-    Some(nearest)
 }
 
-/// The `{user_id}` of a `/v1/users/{user_id}/...` path: `None` on the caller's own routes.
-/// A malformed id is `NotFound`, as for an id that does not exist.
+/// [`owner`] as an extractor.
 pub struct Owner(pub Option<UserId>);
 
 impl FromRequest for Owner {
@@ -118,13 +103,19 @@ impl FromRequest for Owner {
     type Future = std::future::Ready<Result<Owner, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(match req.match_info().get("user_id") {
-            None => Ok(Owner(None)),
-            Some(text) => UserId::parse(text)
-                .map(|id| Owner(Some(id)))
-                .ok_or(ApiError::Domain(Error::NotFound)),
-        })
+        std::future::ready(owner(req).map(Owner).map_err(ApiError::from))
     }
+}
+
+/// The `{key_id}` segment of a key route (native, dialects and console alike). A malformed
+/// one names no key: it stands for [`KeyId::nil`], the id of no key, so the domain answers
+/// it exactly as it answers an id that does not exist (404, after the same checks of the
+/// caller's rights).
+pub fn key_id(req: &HttpRequest) -> KeyId {
+    req.match_info()
+        .get("key_id")
+        .and_then(KeyId::parse)
+        .unwrap_or(KeyId::nil())
 }
 
 /// A caller whose credential may write keys (`keys:write`): a key without it gets 403
