@@ -43,6 +43,14 @@ enum Command {
     },
     /// Check the configuration, the schema version and the database's integrity
     Check,
+    /// Copy the SQLite database (database.path) into an empty PostgreSQL database, in one
+    /// transaction: every key and password keeps working there. Stop the server first.
+    Migrate {
+        /// The PostgreSQL url [default: database.url, e.g. from KEYWARD__DATABASE__URL, which
+        /// keeps the password out of the process list]
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+    },
     /// Print the effective configuration (defaults, file, environment) as a config file
     /// that loads back to the same settings; secrets are never printed
     Config,
@@ -146,32 +154,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             })
             .map_err(|e| e.to_string()),
         Some(command) => {
-            telemetry::init(&format!(
-                "warn,{}",
-                settings
-                    .log
-                    .level
-                    .split(',')
-                    .filter(|f| f.contains('='))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ));
-            let db = &settings.database.path;
-            // Only `user add` may start a database; the rest would act on an empty one.
-            if settings.database.url.is_none()
-                && !matches!(command, Command::User(UserCommand::Add { .. }))
-                && !db.exists()
-            {
-                Err(format!(
-                    "there is no database at {} (keyward creates it on first start; \
-                     set database.path, or --config, to use another)",
-                    std::path::absolute(db).unwrap_or_else(|_| db.clone()).display()
-                ))
-            } else {
-                match Application::open_domain(&settings).await {
-                    Ok(keyward) => operate(&keyward, command).await,
-                    Err(e) => Err(e.to_string()),
-                }
+            quiet_log(&settings);
+            match command {
+                Command::Migrate { to } => migrate(&settings, to).await,
+                command => operate_on_database(&settings, command).await,
             }
         }
     };
@@ -182,6 +168,92 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Commands log warnings only, unless the configured filter names a module.
+fn quiet_log(settings: &Settings) {
+    telemetry::init(&format!(
+        "warn,{}",
+        settings
+            .log
+            .level
+            .split(',')
+            .filter(|f| f.contains('='))
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+}
+
+async fn operate_on_database(settings: &Settings, command: Command) -> Result<(), String> {
+    let db = &settings.database.path;
+    // Only `user add` may start a database; the rest would act on an empty one.
+    if settings.database.url.is_none() && !matches!(command, Command::User(UserCommand::Add { .. })) && !db.exists() {
+        Err(format!(
+            "there is no database at {} (keyward creates it on first start; \
+                     set database.path, or --config, to use another)",
+            std::path::absolute(db).unwrap_or_else(|_| db.clone()).display()
+        ))
+    } else {
+        match Application::open_domain(settings).await {
+            Ok(keyward) => operate(&keyward, command).await,
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// `keyward migrate`: SQLite at `database.path` into the PostgreSQL database `to` names.
+async fn migrate(settings: &Settings, to: Option<String>) -> Result<(), String> {
+    let url = match (to, &settings.database.url) {
+        (Some(url), _) => url,
+        (None, Some(url)) => url.reveal().to_owned(),
+        (None, None) => {
+            return Err(
+                "say where to copy to: --to postgres://user:password@host:5432/database, or set \
+                 KEYWARD__DATABASE__URL (which keeps the password out of the process list)"
+                    .into(),
+            );
+        }
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err("--to: expected a PostgreSQL url such as postgres://keyward:…@db:5432/keyward".into());
+    }
+    let bar = progress_bar("{bar:40} {pos}/{len} rows {elapsed}");
+    let progress = bar.clone();
+    let copied = crate::startup::migrate_to_postgres(settings, &url, move |done, total| {
+        if let Some(bar) = &progress {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    })
+    .await
+    .map_err(show)?;
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let tables: Vec<String> = copied.tables.iter().map(|(table, n)| format!("{table} {n}")).collect();
+    println!(
+        "copied {} into {}: {}",
+        settings.database.path.display(),
+        crate::store::postgres::redact(&url),
+        tables.join(", ")
+    );
+    println!(
+        "next: set database.url (or KEYWARD__DATABASE__URL) to that url on every node and start keyward; \
+         keep the SQLite file until you are sure"
+    );
+    Ok(())
+}
+
+/// A progress bar on standard error when it is a terminal.
+fn progress_bar(template: &str) -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    })
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
@@ -252,7 +324,7 @@ fn or_dash(t: Option<Timestamp>) -> String {
 async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
     let op = kw.operator();
     match command {
-        Command::Serve | Command::Config => unreachable!("handled by run"),
+        Command::Serve | Command::Config | Command::Migrate { .. } => unreachable!("handled by run"),
         Command::User(UserCommand::Add { username, email, role }) => {
             let request = NewUserRequest {
                 username: Username::parse(&username).map_err(show)?,
@@ -392,14 +464,7 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
             println!("revoked {id}");
         }
         Command::Backup { path } => {
-            let bar = std::io::stderr().is_terminal().then(|| {
-                let bar = indicatif::ProgressBar::new(0);
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {elapsed}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                bar
-            });
+            let bar = progress_bar("{bar:40} {bytes}/{total_bytes} {elapsed}");
             let progress_bar = bar.clone();
             kw.backup(&path, move |done, total| {
                 if let Some(bar) = &progress_bar {

@@ -283,6 +283,44 @@ impl Application {
     }
 }
 
+/// `keyward migrate`: brings the SQLite database at `database.path` to this build's schema
+/// (as a start would), then copies it into the empty PostgreSQL database at `url`, telling
+/// `progress` the rows done and the total.
+pub async fn migrate_to_postgres(
+    settings: &Settings,
+    url: &str,
+    progress: impl FnMut(u64, u64) + Send,
+) -> Result<crate::store::copy::Copied, StartError> {
+    let path = settings.database.path.clone();
+    let failed = |message: String| StartError::Database {
+        path: path.clone(),
+        message,
+    };
+    if !path.exists() {
+        return Err(failed(
+            "there is no SQLite database here to copy (set database.path, or --config)".into(),
+        ));
+    }
+    let options = StoreOptions {
+        pool_size: 1,
+        max_size: None,
+        read_only: false,
+        batch_sizes: None,
+    };
+    let source = path.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open_sqlite(&source, &options))
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.message))?;
+    drop(store);
+    crate::store::copy::sqlite_to_postgres(&path, url, progress)
+        .await
+        .map_err(|e| StartError::Database {
+            path: PathBuf::from(crate::store::postgres::redact(url)),
+            message: e.message,
+        })
+}
+
 /// The database as the log names it: the SQLite path, or the PostgreSQL url without its
 /// password.
 pub fn database_name(settings: &Settings) -> String {

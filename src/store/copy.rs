@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
+use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Transaction};
 
-use super::postgres::{PgOptions, PgStore};
+use super::postgres::connect_migrated;
 use super::{StoreError, StoreErrorKind};
 
 /// Rows copied per statement.
@@ -180,17 +180,8 @@ pub async fn sqlite_to_postgres(
     url: &str,
     mut progress: impl FnMut(u64, u64) + Send,
 ) -> Result<Copied, StoreError> {
-    // Bring the target's schema up to date (and refuse a newer one) before anything else.
-    let options = PgOptions {
-        url: url.to_owned(),
-        pool_size: 1,
-        read_only: false,
-    };
-    let target = PgStore::open(&options, "migrate".into()).await?;
-    drop(target);
-    let config: tokio_postgres::Config = url.parse().map_err(|e| other(format!("--to: {e}")))?;
-    let (mut client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(connection);
+    // The target's schema brought up to date (a newer one refused) before anything else.
+    let mut client = connect_migrated(url).await?;
     let tx = client.transaction().await?;
     // A node that started on this database bootstrapped an admin and a master secret: that
     // counts as not empty. So does anything else.

@@ -100,6 +100,12 @@ impl TestApp {
         start_on(self.settings, self.dir, self.clock).await
     }
 
+    /// Stops this server; its settings and directory (the database) are kept.
+    pub async fn stop(self) -> (Settings, tempfile::TempDir) {
+        self.handle.stop(true).await;
+        (self.settings, self.dir)
+    }
+
     pub async fn restart_with(self, change: impl FnOnce(&mut Settings)) -> TestApp {
         self.handle.stop(true).await;
         let mut settings = self.settings;

@@ -20,6 +20,7 @@ mod hygiene;
 mod keys;
 mod lifecycle;
 mod limits;
+mod migrate;
 mod nginx;
 mod openapi;
 mod operations;

@@ -108,6 +108,17 @@ async fn connect_one(config: &tokio_postgres::Config) -> Result<tokio_postgres::
     Ok(client)
 }
 
+/// One connection to `url` with the schema brought up to date: for `keyward migrate`, which
+/// fills the database before any node opens it.
+pub(crate) async fn connect_migrated(url: &str) -> Result<tokio_postgres::Client, StoreError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("{}: {e}", redact(url))))?;
+    let mut client = connect_one(&config).await?;
+    migrations::migrate(&mut client).await?;
+    Ok(client)
+}
+
 impl PgStore {
     /// Connects, brings the schema up to date (unless read-only) and starts the writer.
     pub async fn open(options: &PgOptions, origin: String) -> Result<PgStore, StoreError> {
