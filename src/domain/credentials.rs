@@ -302,16 +302,16 @@ impl Keyward {
         let account = user
             .as_ref()
             .map_or_else(|| AccountKey::unknown_login(login), |u| AccountKey::user(u.id));
-        self.throttle().check(account, source, now)?;
+        let counted = self.login_allowed(account, source, now).await?;
         let phc = user.as_ref().map(|u| u.password_hash.clone());
         let matched = self.passwords().verify(password, phc.as_deref()).await?;
         match user {
             Some(user) if matched && user.active() => {
-                self.throttle().succeeded(account, source);
+                self.login_succeeded(account, source, counted).await;
                 Ok(user)
             }
             _ => {
-                self.throttle().failed(account, source, now);
+                self.login_failed(account, source, now).await;
                 self.metrics().logins_failed.inc();
                 let recorded = match &user {
                     Some(user) => self

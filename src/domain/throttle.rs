@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use super::keyward::Keyward;
 use super::{Error, Timestamp, UserId};
+use crate::model::ThrottleRules;
+use crate::store::StoreErrorKind;
 
 /// Who failed passwords are counted against: an account (once the login names one, by
 /// username or email alike) or, for a login that names no one, that login. A fixed 16
@@ -17,6 +20,11 @@ use super::{Error, Timestamp, UserId};
 pub struct AccountKey([u8; 16]);
 
 impl AccountKey {
+    /// Its 16 bytes (what the database counts failures under, on several nodes).
+    pub fn bytes(&self) -> [u8; 16] {
+        self.0
+    }
+
     pub fn user(id: UserId) -> Self {
         Self::of("user", id.to_string().as_bytes())
     }
@@ -163,6 +171,88 @@ impl Throttle {
         let pair = std::mem::size_of::<((AccountKey, Option<IpAddr>), Failures)>();
         let account = std::mem::size_of::<(AccountKey, Failures)>();
         (state.pairs.len() + state.accounts.len(), pair.max(account))
+    }
+}
+
+/// The rules above, for a database that counts failures for several nodes.
+pub const RULES: ThrottleRules = ThrottleRules {
+    free_failures: FREE_FAILURES,
+    max_block: MAX_BLOCK,
+    account_free_failures: ACCOUNT_FREE_FAILURES,
+    account_spacing: ACCOUNT_SPACING,
+    forget_after: FORGET_AFTER,
+};
+
+/// An address as the shared count names it ("-": none known).
+fn source_name(source: Option<IpAddr>) -> String {
+    source.map_or_else(|| "-".to_owned(), |s| s.to_string())
+}
+
+impl Keyward {
+    /// Whether `account` may try a password from `source` now; `Ok(true)` when failures are
+    /// counted for it (a success then clears them). On several nodes the count is the
+    /// database's, so guesses spread over nodes add up; a count that cannot be read refuses
+    /// the attempt (503) rather than let it pass unthrottled.
+    pub(super) async fn login_allowed(
+        &self,
+        account: AccountKey,
+        source: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Result<bool, Error> {
+        if !self.store().counts_login_failures() {
+            self.throttle().check(account, source, now)?;
+            return Ok(true);
+        }
+        let check = match self
+            .store()
+            .check_login(account.bytes(), source_name(source), now, RULES)
+            .await
+        {
+            Ok(check) => check,
+            // A read-only database (a replica) cannot count: this node counts in memory.
+            Err(e) if e.kind == StoreErrorKind::ReadOnly => {
+                self.throttle().check(account, source, now)?;
+                return Ok(true);
+            }
+            Err(e) => return Err(e.into_domain("reading failed logins")),
+        };
+        match check.blocked_until {
+            Some(until) => Err(retry_after(until, now)),
+            None => Ok(check.any_failures),
+        }
+    }
+
+    pub(super) async fn login_failed(&self, account: AccountKey, source: Option<IpAddr>, now: Timestamp) {
+        if !self.store().counts_login_failures() {
+            self.throttle().failed(account, source, now);
+            return;
+        }
+        match self
+            .store()
+            .count_login_failure(account.bytes(), source_name(source), now, RULES)
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.kind == StoreErrorKind::ReadOnly => self.throttle().failed(account, source, now),
+            Err(e) => log::warn!("counting a failed login: {e}"),
+        }
+    }
+
+    /// A success ends the counts (only when there were any: a success costs nothing more).
+    pub(super) async fn login_succeeded(&self, account: AccountKey, source: Option<IpAddr>, counted: bool) {
+        if !self.store().counts_login_failures() {
+            self.throttle().succeeded(account, source);
+            return;
+        }
+        self.throttle().succeeded(account, source);
+        if counted
+            && let Err(e) = self
+                .store()
+                .clear_login_failures(account.bytes(), source_name(source))
+                .await
+        {
+            log::warn!("clearing failed logins: {e}");
+        }
     }
 }
 

@@ -12,6 +12,7 @@ mod ids;
 mod keys;
 mod sessions;
 mod signing;
+mod throttle;
 mod time;
 mod users;
 
@@ -22,5 +23,6 @@ pub use ids::{KeyId, UserId, hex, os_random, push_hex};
 pub use keys::{ActiveKeyRow, KeyDigest, KeyName, KeyRecord, Meta, Scopes};
 pub use sessions::SessionRecord;
 pub use signing::SigningKey;
+pub use throttle::{ThrottleCheck, ThrottleRules};
 pub use time::Timestamp;
 pub use users::{Email, Role, UserRecord, Username};

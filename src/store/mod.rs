@@ -25,7 +25,7 @@ pub mod sqlite;
 use std::path::Path;
 
 use crate::model::{
-    ActiveKeyRow, AuditLine, AuditRecord, FeedEntry, KeyDigest, KeyId, KeyRecord, Role, SessionRecord, SigningKey,
+    ActiveKeyRow, AuditLine, AuditRecord, FeedEntry, KeyDigest, KeyId, KeyRecord, Role, SessionRecord, SigningKey, ThrottleCheck, ThrottleRules,
     Timestamp, UserId, UserRecord,
 };
 
@@ -145,6 +145,13 @@ pub trait AfterCommit<T>: FnOnce(&T) + Send + 'static {}
 
 impl<T, F: FnOnce(&T) + Send + 'static> AfterCommit<T> for F {}
 
+fn counted_in_memory() -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Other,
+        "failed logins are counted in memory on SQLite, not in the database",
+    )
+}
+
 /// The backends behind the seam.
 #[derive(Clone)]
 pub enum Store {
@@ -183,6 +190,50 @@ impl Store {
         match self {
             Store::Sqlite(_) => "SQLite",
             Store::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// Whether failed logins are counted in the database, shared by every node (PostgreSQL),
+    /// rather than in the memory of the one process that serves a SQLite database.
+    pub fn counts_login_failures(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    /// Whether `account` may try a password from `source` now; see
+    /// [`postgres::PgStore::check_login`]. Only where [`Store::counts_login_failures`].
+    pub async fn check_login(
+        &self,
+        account: [u8; 16],
+        source: String,
+        now: Timestamp,
+        rules: ThrottleRules,
+    ) -> Result<ThrottleCheck, StoreError> {
+        match self {
+            Store::Sqlite(_) => Err(counted_in_memory()),
+            Store::Postgres(backend) => backend.check_login(account, source, now, rules).await,
+        }
+    }
+
+    /// Counts a failed password; only where [`Store::counts_login_failures`].
+    pub async fn count_login_failure(
+        &self,
+        account: [u8; 16],
+        source: String,
+        now: Timestamp,
+        rules: ThrottleRules,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(_) => Err(counted_in_memory()),
+            Store::Postgres(backend) => backend.count_login_failure(account, source, now, rules).await,
+        }
+    }
+
+    /// Ends an account's failure counts after a success; only where
+    /// [`Store::counts_login_failures`].
+    pub async fn clear_login_failures(&self, account: [u8; 16], source: String) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(_) => Err(counted_in_memory()),
+            Store::Postgres(backend) => backend.clear_login_failures(account, source).await,
         }
     }
 

@@ -308,3 +308,39 @@ async fn the_change_feed_never_skips_a_revocation() {
         everywhere(&[&nodes[0], &nodes[1], &nodes[2]], key, StatusCode::UNAUTHORIZED).await;
     }
 }
+
+#[tokio::test]
+async fn guessing_passwords_through_several_nodes_gains_nothing() {
+    let Some(server) = server("cluster::guessing_passwords_through_several_nodes_gains_nothing") else {
+        return;
+    };
+    let db = Database::create(&server).await;
+    let (one, two) = (Node::start(&db.url), Node::start(&db.url));
+    let guess = |node: &Node, password: &'static str| {
+        let http = node.http.clone();
+        async move {
+            http.post("/v1/auth/token")
+                .json(&json!({"username": "admin", "password": password}))
+                .await
+                .status()
+        }
+    };
+    // Five wrong guesses, alternating nodes: the count is the database's, not each node's.
+    for n in 0..5 {
+        let node = if n % 2 == 0 { &one } else { &two };
+        assert_eq!(guess(node, "wrong guess").await, StatusCode::UNAUTHORIZED);
+    }
+    // Blocked on both nodes, even with the right password.
+    for node in [&one, &two] {
+        let r = node
+            .http
+            .post("/v1/auth/token")
+            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{}", node.log());
+        assert!(r.header("retry-after").is_some());
+    }
+    // And a node started now knows it too.
+    let three = Node::start(&db.url);
+    assert_eq!(guess(&three, "wrong guess").await, StatusCode::TOO_MANY_REQUESTS);
+}

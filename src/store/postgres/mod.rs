@@ -11,6 +11,7 @@ mod migrations;
 mod rows;
 mod sessions;
 mod settings;
+mod throttle;
 mod users;
 mod writer;
 
@@ -367,6 +368,58 @@ mod tests {
                 .map_err(|e| StoreError::new(StoreErrorKind::Other, e.to_string()))??;
         }
         assert!(store.setting("y").await?.is_some());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn failed_logins_count_for_every_node_with_the_domains_rules() -> Result<(), StoreError> {
+        use crate::model::{ThrottleRules, Timestamp};
+        use std::time::Duration;
+        let Some(server) = server() else { return Ok(()) };
+        let db = TestDatabase::create(&server).await;
+        let (a, b) = (store(&db).await, store_again(&db).await);
+        let rules = ThrottleRules {
+            free_failures: 5,
+            max_block: Duration::from_secs(900),
+            account_free_failures: 20,
+            account_spacing: Duration::from_secs(3),
+            forget_after: Duration::from_secs(3600),
+        };
+        let ada = [1u8; 16];
+        let now = Timestamp::from_secs(1_000_000);
+        let fresh = a.check_login(ada, "10.0.0.1".into(), now, rules).await?;
+        assert_eq!(fresh.blocked_until, None);
+        assert!(!fresh.any_failures);
+        // Five from one address, through two nodes: that address waits 1 s; others do not.
+        for n in 0..5 {
+            let node = if n % 2 == 0 { &a } else { &b };
+            node.count_login_failure(ada, "10.0.0.1".into(), now, rules).await?;
+        }
+        let blocked = b.check_login(ada, "10.0.0.1".into(), now, rules).await?;
+        assert_eq!(blocked.blocked_until, Some(now.plus(Duration::from_secs(1))));
+        assert!(a.check_login(ada, "10.0.0.2".into(), now, rules).await?.blocked_until.is_none());
+        // The sixth doubles it.
+        a.count_login_failure(ada, "10.0.0.1".into(), now, rules).await?;
+        let blocked = b.check_login(ada, "10.0.0.1".into(), now, rules).await?;
+        assert_eq!(blocked.blocked_until, Some(now.plus(Duration::from_secs(2))));
+        // Twenty from anywhere: one attempt per spacing for the whole account.
+        for n in 0..14 {
+            b.count_login_failure(ada, format!("10.1.0.{n}"), now, rules).await?;
+        }
+        assert!(a.check_login(ada, "10.2.0.1".into(), now, rules).await?.blocked_until.is_none(), "takes the turn");
+        let waiting = b.check_login(ada, "10.2.0.2".into(), now, rules).await?;
+        assert_eq!(waiting.blocked_until, Some(now.plus(Duration::from_secs(3))));
+        let later = now.plus(Duration::from_secs(3));
+        assert!(b.check_login(ada, "10.2.0.3".into(), later, rules).await?.blocked_until.is_none(), "the next turn");
+        // Another account is untouched; a success clears; an hour forgets.
+        assert!(a.check_login([2u8; 16], "10.0.0.1".into(), now, rules).await?.blocked_until.is_none());
+        a.clear_login_failures(ada, "10.2.0.3".into()).await?;
+        let cleared = a.check_login(ada, "10.2.0.4".into(), later, rules).await?;
+        assert_eq!(cleared.blocked_until, None);
+        let hour_later = now.plus(Duration::from_secs(3600));
+        assert!(b.check_login(ada, "10.0.0.1".into(), hour_later, rules).await?.blocked_until.is_none());
+        a.count_login_failure([3u8; 16], "10.0.0.9".into(), hour_later, rules).await?;
+        assert!(!a.check_login(ada, "10.0.0.1".into(), hour_later, rules).await?.any_failures, "swept");
         Ok(())
     }
 
