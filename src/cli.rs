@@ -195,7 +195,7 @@ async fn operate_on_database(settings: &Settings, command: Command) -> Result<()
         ))
     } else {
         match Application::open_domain(settings).await {
-            Ok(keyward) => operate(&keyward, command).await,
+            Ok(keyward) => operate(&keyward, settings, command).await,
             Err(e) => Err(e.to_string()),
         }
     }
@@ -321,7 +321,7 @@ fn or_dash(t: Option<Timestamp>) -> String {
     t.map_or_else(|| "-".into(), Timestamp::rfc3339)
 }
 
-async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
+async fn operate(kw: &Keyward, settings: &Settings, command: Command) -> Result<(), String> {
     let op = kw.operator();
     match command {
         Command::Serve | Command::Config | Command::Migrate { .. } => unreachable!("handled by run"),
@@ -491,6 +491,11 @@ async fn operate(kw: &Keyward, command: Command) -> Result<(), String> {
         Command::Check => {
             let (version, integrity) = kw.check_database().await.map_err(show)?;
             println!("config: ok");
+            println!(
+                "database: {} ({}), reachable",
+                crate::startup::database_name(settings),
+                kw.backend()
+            );
             println!("schema: version {version} (this keyward: {})", kw.schema_version());
             println!("integrity: {integrity}");
             println!("active keys: {}", kw.active_key_count());

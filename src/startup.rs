@@ -71,6 +71,7 @@ impl Application {
                     url: url.reveal().to_owned(),
                     pool_size: settings.database.pool_size as usize,
                     read_only: settings.database.read_only,
+                    batch_sizes: Some(metrics.write_batch_size.clone()),
                 };
                 Store::open_postgres(&options).await.map_err(|e| StartError::Database {
                     path: PathBuf::from(crate::store::postgres::redact(url.reveal())),

@@ -19,6 +19,7 @@ impl Keyward {
     /// `crate::jobs` runs it every so often; it returns how many changes it applied.
     pub async fn apply_changes(&self) -> Result<usize, Error> {
         let read_at = self.now();
+        let read_started = std::time::Instant::now();
         let changes = self
             .store()
             .poll_changes(read_at)
@@ -34,7 +35,7 @@ impl Keyward {
                 Change::SigningKeys(keys) => self.signer().learn_keys(&keys),
             }
         }
-        self.mark_fresh(read_at);
+        self.mark_fresh(read_started);
         Ok(applied)
     }
 

@@ -47,14 +47,20 @@ struct Inner {
     config: DomainConfig,
     metrics: Arc<Metrics>,
     clock: Clock,
-    /// Until when (unix ms) the view counts as current: the last successful read of the
-    /// change feed plus `max_staleness`.
+    /// Until when the view counts as current, in ms after `started`: the last successful
+    /// read of the change feed plus `max_staleness`. Real time, not the domain's clock:
+    /// staleness is about how long ago the database answered, whatever the clock says.
     fresh_until: std::sync::atomic::AtomicI64,
+    started: std::time::Instant,
 }
 
 /// The domain: cheap to clone, shared by every handler and protocol.
 #[derive(Clone)]
 pub struct Keyward(Arc<Inner>);
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
 
 const MASTER_SECRET_SETTING: &str = "master_secret";
 
@@ -121,9 +127,8 @@ impl Keyward {
             .await
             .map_err(|e| e.into_domain("loading keys failed"))?;
         let passwords = Passwords::new(config.password_concurrency)?;
-        let fresh_until = config
-            .max_staleness
-            .map_or(i64::MAX, |stale| clock.now().plus(stale).millis());
+        let started = std::time::Instant::now();
+        let fresh_until = config.max_staleness.map_or(i64::MAX, millis);
         Ok(Keyward(Arc::new(Inner {
             store,
             view,
@@ -133,6 +138,7 @@ impl Keyward {
             unknown_logins: parking_lot::Mutex::default(),
             config,
             fresh_until: std::sync::atomic::AtomicI64::new(fresh_until),
+            started,
             metrics,
             clock,
         })))
@@ -146,7 +152,7 @@ impl Keyward {
             return Ok(());
         };
         let until = self.0.fresh_until.load(std::sync::atomic::Ordering::Relaxed);
-        if self.now().millis() <= until {
+        if millis(self.0.started.elapsed()) <= until {
             return Ok(());
         }
         Err(Error::Stale {
@@ -154,12 +160,14 @@ impl Keyward {
         })
     }
 
-    /// The view is current as of `at` (a read of the change feed succeeded).
-    pub(crate) fn mark_fresh(&self, at: super::Timestamp) {
+    /// The view is current as of `at` (a read of the change feed that started then
+    /// succeeded).
+    pub(crate) fn mark_fresh(&self, at: std::time::Instant) {
         if let Some(stale) = self.0.config.max_staleness {
+            let until = millis(at.saturating_duration_since(self.0.started) + stale);
             self.0
                 .fresh_until
-                .fetch_max(at.plus(stale).millis(), std::sync::atomic::Ordering::Relaxed);
+                .fetch_max(until, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

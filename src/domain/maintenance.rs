@@ -20,6 +20,11 @@ impl Keyward {
             .map_err(|e| e.into_domain("checking the database failed"))
     }
 
+    /// Which storage backend serves this domain ("SQLite", "PostgreSQL").
+    pub fn backend(&self) -> &'static str {
+        self.store().backend()
+    }
+
     /// An online, consistent copy of the database at `target` (see the README to restore).
     pub async fn backup(
         &self,

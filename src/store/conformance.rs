@@ -135,6 +135,7 @@ pub async fn postgres_db() -> Result<TestDb, Box<dyn std::error::Error>> {
                 url,
                 pool_size: options.pool_size as usize,
                 read_only: options.read_only,
+                batch_sizes: options.batch_sizes,
             };
             Store::open_postgres(&options).await
         })

@@ -25,8 +25,8 @@ pub mod sqlite;
 use std::path::Path;
 
 use crate::model::{
-    ActiveKeyRow, AuditLine, AuditRecord, FeedEntry, KeyDigest, KeyId, KeyRecord, Role, SessionRecord, SigningKey, ThrottleCheck, ThrottleRules,
-    Timestamp, UserId, UserRecord,
+    ActiveKeyRow, AuditLine, AuditRecord, FeedEntry, KeyDigest, KeyId, KeyRecord, Role, SessionRecord, SigningKey,
+    ThrottleCheck, ThrottleRules, Timestamp, UserId, UserRecord,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

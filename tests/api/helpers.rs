@@ -26,6 +26,8 @@ pub struct TestApp {
     /// The server's clock: move it on ([`TestApp::advance`]) instead of waiting.
     pub clock: TestClock,
     handle: actix_web::dev::ServerHandle,
+    /// The PostgreSQL database of a run on that backend (dropped with the app).
+    database: Option<crate::postgres::Database>,
 }
 
 impl std::ops::Deref for TestApp {
@@ -54,16 +56,37 @@ pub async fn spawn_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(&dir);
     change(&mut settings);
-    start(settings, dir).await
+    // The core suite's second run (tests/api/on_postgres.rs): the same tests on PostgreSQL.
+    let database = match on_postgres() {
+        Some(server) if settings.database.url.is_none() => {
+            let database = crate::postgres::Database::create(&server).await;
+            settings.database.url = Some(Secret::new(&database.url));
+            Some(database)
+        }
+        _ => None,
+    };
+    start_on(settings, dir, TestClock::default(), database).await
+}
+
+/// The server to run apps' databases on when this run is the core suite on PostgreSQL
+/// (`KEYWARD_TEST_BACKEND=postgres`).
+pub fn on_postgres() -> Option<String> {
+    (std::env::var("KEYWARD_TEST_BACKEND").as_deref() == Ok("postgres"))
+        .then(|| std::env::var("KEYWARD_TEST_POSTGRES").expect("KEYWARD_TEST_POSTGRES names the server"))
 }
 
 /// Starts a server on `settings` (its database may already exist), on a clock of its own.
 pub async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
-    start_on(settings, dir, TestClock::default()).await
+    start_on(settings, dir, TestClock::default(), None).await
 }
 
 /// Starts a server on `settings` whose domain reads the time from `clock`.
-async fn start_on(settings: Settings, dir: tempfile::TempDir, clock: TestClock) -> TestApp {
+async fn start_on(
+    settings: Settings,
+    dir: tempfile::TempDir,
+    clock: TestClock,
+    database: Option<crate::postgres::Database>,
+) -> TestApp {
     let app = Application::build_with_clock(settings.clone(), Clock::Test(clock.clone()))
         .await
         .expect("the app starts");
@@ -79,6 +102,7 @@ async fn start_on(settings: Settings, dir: tempfile::TempDir, clock: TestClock) 
         keyward,
         clock,
         handle,
+        database,
     };
     // (Over TLS the plain client cannot log in; those tests speak TLS themselves.)
     if let Some(password) = test
@@ -97,7 +121,7 @@ impl TestApp {
     /// Stops this server and starts another on the same database and settings (and clock).
     pub async fn restart(self) -> TestApp {
         self.handle.stop(true).await;
-        start_on(self.settings, self.dir, self.clock).await
+        start_on(self.settings, self.dir, self.clock, self.database).await
     }
 
     /// Stops this server; its settings and directory (the database) are kept.
@@ -110,7 +134,7 @@ impl TestApp {
         self.handle.stop(true).await;
         let mut settings = self.settings;
         change(&mut settings);
-        start_on(settings, self.dir, self.clock).await
+        start_on(settings, self.dir, self.clock, self.database).await
     }
 
     /// Moves the server's clock on by `by`: what a key's expiry or a rotation's grace

@@ -22,6 +22,7 @@ mod lifecycle;
 mod limits;
 mod migrate;
 mod nginx;
+mod on_postgres;
 mod openapi;
 mod operations;
 mod postgres;

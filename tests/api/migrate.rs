@@ -43,7 +43,10 @@ async fn every_key_and_password_keeps_working_after_migrate() {
         let app = &app;
         async move {
             let k = app.create_key(&token, body).await;
-            (k["id"].as_str().unwrap().to_owned(), k["key"].as_str().unwrap().to_owned())
+            (
+                k["id"].as_str().unwrap().to_owned(),
+                k["key"].as_str().unwrap().to_owned(),
+            )
         }
     };
     let (_, plain) = key(json!({"name": "plain"}), app.admin.clone()).await;
@@ -107,7 +110,10 @@ async fn every_key_and_password_keeps_working_after_migrate() {
     assert!(out.status.success(), "{}", stderr(&out));
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(said.contains("users 3") && said.contains("keys 9"), "{said}");
-    assert!(!said.contains("keyward_test:keyward_test"), "the password is not echoed: {said}");
+    assert!(
+        !said.contains("keyward_test:keyward_test"),
+        "the password is not echoed: {said}"
+    );
     // Twice: the target is not empty any more.
     let out = migrate(&db, &["--to", &target.url], &[]);
     assert!(!out.status.success());
@@ -118,7 +124,11 @@ async fn every_key_and_password_keeps_working_after_migrate() {
     settings.database.path = dir.path().join("absent.db");
     let node = start(settings, dir).await;
     for k in live {
-        assert_eq!(node.get("/v1/me").api_key(k).await.status(), StatusCode::OK, "live after migrate");
+        assert_eq!(
+            node.get("/v1/me").api_key(k).await.status(),
+            StatusCode::OK,
+            "live after migrate"
+        );
     }
     for k in dead {
         assert_eq!(
@@ -127,7 +137,10 @@ async fn every_key_and_password_keeps_working_after_migrate() {
             "dead after migrate"
         );
     }
-    assert!(!node.settings.database.path.exists(), "no SQLite file on the PostgreSQL node");
+    assert!(
+        !node.settings.database.path.exists(),
+        "no SQLite file on the PostgreSQL node"
+    );
     // Passwords: ada's and the admin's work, disabled bob's does not.
     node.login("ada", "ada-password").await;
     node.login("admin", ADMIN_PASSWORD).await;
@@ -148,7 +161,10 @@ async fn every_key_and_password_keeps_working_after_migrate() {
     assert!(names.contains(&"rich") && !names.contains(&"revoked"), "{names:?}");
     let fresh = node.create_key(&ada_again, json!({"name": "after"})).await;
     assert_eq!(
-        node.get("/v1/me").api_key(fresh["key"].as_str().unwrap()).await.status(),
+        node.get("/v1/me")
+            .api_key(fresh["key"].as_str().unwrap())
+            .await
+            .status(),
         StatusCode::OK
     );
     let audit = node.get_json("/v1/audit", &node.admin).await;

@@ -42,7 +42,23 @@ impl From<tokio_postgres::Error> for StoreError {
             // No SQLSTATE: the connection itself failed (closed, refused, timed out).
             None => StoreErrorKind::Unavailable,
         };
-        StoreError::new(kind, e.to_string())
+        StoreError::new(kind, describe(&e))
+    }
+}
+
+/// The error with what PostgreSQL said (its message and hint) or the cause of a failed
+/// connection: tokio-postgres's own text is only "db error" or "error connecting to server".
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{}: {}", db.severity(), db.message());
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!(" (hint: {hint})"));
+        }
+        return text;
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
     }
 }
 
@@ -60,6 +76,8 @@ pub struct PgOptions {
     pub pool_size: usize,
     /// Serve without writing: every write is refused.
     pub read_only: bool,
+    /// Where the writer records how many writes each transaction carried.
+    pub batch_sizes: Option<prometheus::Histogram>,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -158,7 +176,13 @@ impl PgStore {
                 .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
                 .await?;
         }
-        let writer = Writer::start(writer_connection, config.clone(), origin.clone(), options.read_only);
+        let writer = Writer::start(
+            writer_connection,
+            config.clone(),
+            origin.clone(),
+            options.read_only,
+            options.batch_sizes.clone(),
+        );
         // Followed from here: whatever commits after this (before the domain has loaded its
         // view, or later) is read by the first poll.
         let position = follow::feed_end(&setup).await?;
@@ -331,6 +355,7 @@ mod tests {
             url: db.url.clone(),
             pool_size: 4,
             read_only: false,
+            batch_sizes: None,
         };
         PgStore::open(&options, "test".into())
             .await
@@ -397,7 +422,12 @@ mod tests {
         }
         let blocked = b.check_login(ada, "10.0.0.1".into(), now, rules).await?;
         assert_eq!(blocked.blocked_until, Some(now.plus(Duration::from_secs(1))));
-        assert!(a.check_login(ada, "10.0.0.2".into(), now, rules).await?.blocked_until.is_none());
+        assert!(
+            a.check_login(ada, "10.0.0.2".into(), now, rules)
+                .await?
+                .blocked_until
+                .is_none()
+        );
         // The sixth doubles it.
         a.count_login_failure(ada, "10.0.0.1".into(), now, rules).await?;
         let blocked = b.check_login(ada, "10.0.0.1".into(), now, rules).await?;
@@ -406,20 +436,48 @@ mod tests {
         for n in 0..14 {
             b.count_login_failure(ada, format!("10.1.0.{n}"), now, rules).await?;
         }
-        assert!(a.check_login(ada, "10.2.0.1".into(), now, rules).await?.blocked_until.is_none(), "takes the turn");
+        assert!(
+            a.check_login(ada, "10.2.0.1".into(), now, rules)
+                .await?
+                .blocked_until
+                .is_none(),
+            "takes the turn"
+        );
         let waiting = b.check_login(ada, "10.2.0.2".into(), now, rules).await?;
         assert_eq!(waiting.blocked_until, Some(now.plus(Duration::from_secs(3))));
         let later = now.plus(Duration::from_secs(3));
-        assert!(b.check_login(ada, "10.2.0.3".into(), later, rules).await?.blocked_until.is_none(), "the next turn");
+        assert!(
+            b.check_login(ada, "10.2.0.3".into(), later, rules)
+                .await?
+                .blocked_until
+                .is_none(),
+            "the next turn"
+        );
         // Another account is untouched; a success clears; an hour forgets.
-        assert!(a.check_login([2u8; 16], "10.0.0.1".into(), now, rules).await?.blocked_until.is_none());
+        assert!(
+            a.check_login([2u8; 16], "10.0.0.1".into(), now, rules)
+                .await?
+                .blocked_until
+                .is_none()
+        );
         a.clear_login_failures(ada, "10.2.0.3".into()).await?;
         let cleared = a.check_login(ada, "10.2.0.4".into(), later, rules).await?;
         assert_eq!(cleared.blocked_until, None);
         let hour_later = now.plus(Duration::from_secs(3600));
-        assert!(b.check_login(ada, "10.0.0.1".into(), hour_later, rules).await?.blocked_until.is_none());
-        a.count_login_failure([3u8; 16], "10.0.0.9".into(), hour_later, rules).await?;
-        assert!(!a.check_login(ada, "10.0.0.1".into(), hour_later, rules).await?.any_failures, "swept");
+        assert!(
+            b.check_login(ada, "10.0.0.1".into(), hour_later, rules)
+                .await?
+                .blocked_until
+                .is_none()
+        );
+        a.count_login_failure([3u8; 16], "10.0.0.9".into(), hour_later, rules)
+            .await?;
+        assert!(
+            !a.check_login(ada, "10.0.0.1".into(), hour_later, rules)
+                .await?
+                .any_failures,
+            "swept"
+        );
         Ok(())
     }
 
@@ -436,7 +494,8 @@ mod tests {
                 PgOptions {
                     url: "postgres://u:secret@h/db".into(),
                     pool_size: 1,
-                    read_only: false
+                    read_only: false,
+                    batch_sizes: None,
                 }
             )
             .contains("secret")

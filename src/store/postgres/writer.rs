@@ -61,7 +61,13 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts the writer task on `client` (a connection of its own, made again from `config`
     /// when it is lost); `origin` names this process in the feed rows it writes.
-    pub(crate) fn start(client: Client, config: tokio_postgres::Config, origin: String, read_only: bool) -> Writer {
+    pub(crate) fn start(
+        client: Client,
+        config: tokio_postgres::Config,
+        origin: String,
+        read_only: bool,
+        batch_sizes: Option<prometheus::Histogram>,
+    ) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>(4096);
         tokio::spawn(run(
             Connection {
@@ -71,6 +77,7 @@ impl Writer {
             },
             rx,
             origin,
+            batch_sizes,
         ));
         Writer { jobs: tx }
     }
@@ -137,7 +144,12 @@ impl Connection {
     }
 }
 
-async fn run(mut connection: Connection, mut jobs: mpsc::Receiver<Job>, origin: String) {
+async fn run(
+    mut connection: Connection,
+    mut jobs: mpsc::Receiver<Job>,
+    origin: String,
+    batch_sizes: Option<prometheus::Histogram>,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.recv().await {
         batch.push(first);
@@ -148,6 +160,9 @@ async fn run(mut connection: Connection, mut jobs: mpsc::Receiver<Job>, origin: 
             }
         }
         let size = batch.len();
+        if let Some(h) = &batch_sizes {
+            h.observe(size as f64);
+        }
         let mut ran: Vec<(Finish, bool)> = Vec::with_capacity(size);
         let result = match connection.client().await {
             Ok(client) => run_batch(client, &mut batch, &origin, &mut ran).await,
