@@ -13,7 +13,7 @@ mod services;
 mod users;
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::web::AppState;
 
@@ -57,9 +57,46 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// `GET /.well-known/jwks.json` (public): the Ed25519 keys that verify API keys offline,
 /// with `keys.algorithm = "EdDSA"`; `{"keys": []}` with HS256.
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "services", security(()), responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "services", security(()), responses((status = 200, body = Jwks)))]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    use base64::Engine;
+    let keys = state
+        .keyward
+        .jwks()
+        .into_iter()
+        .map(|key| Jwk {
+            kty: "OKP",
+            crv: "Ed25519",
+            x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.ed25519),
+            kid: key.kid,
+            alg: "EdDSA",
+            use_: "sig",
+        })
+        .collect();
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
-        .json(state.keyward.jwks())
+        .json(Jwks { keys })
+}
+
+/// A JSON Web Key Set (RFC 7517).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+/// An Ed25519 public key as a JWK (RFC 8037).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Jwk {
+    /// Always "OKP".
+    pub kty: &'static str,
+    /// Always "Ed25519".
+    pub crv: &'static str,
+    /// The public key, base64url without padding.
+    pub x: String,
+    pub kid: String,
+    /// Always "EdDSA".
+    pub alg: &'static str,
+    /// Always "sig".
+    #[serde(rename = "use")]
+    pub use_: &'static str,
 }

@@ -1,4 +1,4 @@
-//! The one error type of the domain. `crate::http::problem` maps it to responses.
+//! The one error type of the domain. `crate::web::problem` maps it to responses.
 
 use std::time::Duration;
 

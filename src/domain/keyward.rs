@@ -115,7 +115,7 @@ impl Keyward {
         } else {
             Vec::new()
         };
-        let signer = TokenSigner::new(&secret, &config.issuer, config.access_token_ttl, &signing_keys);
+        let signer = TokenSigner::new(&secret, &config.issuer, config.access_token_ttl, &signing_keys)?;
         let users = store
             .load_users()
             .await

@@ -43,8 +43,8 @@ impl Keyward {
             })
     }
 
-    /// The public keys that verify API keys (JWKS); empty with HS256.
-    pub fn jwks(&self) -> serde_json::Value {
+    /// The public keys that verify API keys (JWKS); none with HS256.
+    pub fn jwks(&self) -> Vec<super::tokens::PublicKey> {
         self.signer().jwks()
     }
 

@@ -76,11 +76,6 @@ fn validation(alg: Algorithm, issuer: &str, audience: Option<&str>) -> Validatio
     validation
 }
 
-/// PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410): a fixed prefix, then the 32 bytes.
-const ED25519_PKCS8_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
-
 impl KindKeys {
     fn derive(master: &[u8; 32], context: &str, typ: &'static str, issuer: &str, audience: Option<&str>) -> Self {
         let key = blake3::derive_key(context, master);
@@ -97,19 +92,23 @@ impl KindKeys {
     }
 
     /// An Ed25519 signing key from its 32-byte seed; the `kid` names its public key.
-    fn ed25519(seed: &[u8; 32], typ: &'static str, issuer: &str) -> Self {
-        let public = ed25519_dalek::SigningKey::from_bytes(seed).verifying_key().to_bytes();
-        let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
-        pkcs8.extend_from_slice(seed);
-        KindKeys {
+    fn ed25519(seed: &[u8; 32], typ: &'static str, issuer: &str) -> Result<Self, Error> {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let signing = ed25519_dalek::SigningKey::from_bytes(seed);
+        let public = signing.verifying_key().to_bytes();
+        // jsonwebtoken takes the private key as PKCS#8 (RFC 8410) DER.
+        let pkcs8 = signing
+            .to_pkcs8_der()
+            .map_err(|e| Error::internal(format!("encoding an Ed25519 key: {e}")))?;
+        Ok(KindKeys {
             alg: Algorithm::EdDSA,
-            encoding: EncodingKey::from_ed_der(&pkcs8),
+            encoding: EncodingKey::from_ed_der(pkcs8.as_bytes()),
             decoding: DecodingKey::from_ed_der(&public),
             kid: hex(&blake3::hash(&public).as_bytes()[..8]),
             typ,
             validation: validation(Algorithm::EdDSA, issuer, None),
             public: Some(public),
-        }
+        })
     }
 
     fn sign<T: Serialize>(&self, claims: &T) -> Result<Secret, Error> {
@@ -157,12 +156,25 @@ pub struct AccessTokenClaims {
     pub expires_at: i64,
 }
 
+/// A public key that verifies API keys offline (what the JWKS publishes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKey {
+    pub kid: String,
+    /// The Ed25519 public key.
+    pub ed25519: [u8; 32],
+}
+
 impl TokenSigner {
     /// `master_secret` is the configured secret (≥ 32 bytes) or the generated one. With
     /// `ed25519_keys` (oldest first), keys are signed with EdDSA by the last of them and
     /// verify under any; otherwise with HS256 from the master secret. Access tokens are
     /// always HS256: only keyward checks them.
-    pub fn new(master_secret: &Secret, issuer: &str, access_ttl: Duration, ed25519_keys: &[SigningKey]) -> Self {
+    pub fn new(
+        master_secret: &Secret,
+        issuer: &str,
+        access_ttl: Duration,
+        ed25519_keys: &[SigningKey],
+    ) -> Result<Self, Error> {
         let master = blake3::derive_key(MASTER_CONTEXT, master_secret.reveal().as_bytes());
         let keys = if ed25519_keys.is_empty() {
             vec![KindKeys::derive(&master, KEY_SIGNING_CONTEXT, KEY_TYP, issuer, None)]
@@ -170,9 +182,9 @@ impl TokenSigner {
             ed25519_keys
                 .iter()
                 .map(|key| KindKeys::ed25519(key.seed(), KEY_TYP, issuer))
-                .collect()
+                .collect::<Result<_, _>>()?
         };
-        TokenSigner {
+        Ok(TokenSigner {
             issuer: issuer.to_owned(),
             keys,
             learned: parking_lot::RwLock::default(),
@@ -184,7 +196,7 @@ impl TokenSigner {
                 Some(ACCESS_AUDIENCE),
             ),
             access_ttl,
-        }
+        })
     }
 
     /// Signs a new API key. `expires_at` `None` means never (`exp` = `iat` + 100 years).
@@ -232,7 +244,13 @@ impl TokenSigner {
         }
         let mut learned = self.learned.write();
         for key in all {
-            let candidate = KindKeys::ed25519(key.seed(), KEY_TYP, &self.issuer);
+            let candidate = match KindKeys::ed25519(key.seed(), KEY_TYP, &self.issuer) {
+                Ok(candidate) => candidate,
+                Err(e) => {
+                    log::error!("learning a signing key: {e}");
+                    continue;
+                }
+            };
             let known = self.keys.iter().chain(learned.iter()).any(|k| k.kid == candidate.kid);
             if !known {
                 learned.push(candidate);
@@ -242,26 +260,18 @@ impl TokenSigner {
 
     /// The public keys that verify API keys, as a JWKS document (RFC 7517); empty with
     /// HS256, whose key is secret.
-    pub fn jwks(&self) -> serde_json::Value {
-        use base64::Engine;
+    pub fn jwks(&self) -> Vec<PublicKey> {
         let learned = self.learned.read();
-        let keys: Vec<serde_json::Value> = self
-            .keys
+        self.keys
             .iter()
             .chain(learned.iter())
             .filter_map(|k| {
-                let public = k.public?;
-                Some(serde_json::json!({
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public),
-                    "kid": k.kid,
-                    "alg": "EdDSA",
-                    "use": "sig",
-                }))
+                Some(PublicKey {
+                    kid: k.kid.clone(),
+                    ed25519: k.public?,
+                })
             })
-            .collect();
-        serde_json::json!({ "keys": keys })
+            .collect()
     }
 
     /// A new access token and its lifetime in seconds.
@@ -296,7 +306,7 @@ mod tests {
     use crate::domain::Clock;
 
     fn signer(secret: &str) -> TokenSigner {
-        TokenSigner::new(&Secret::new(secret), "keyward", Duration::from_secs(1800), &[])
+        TokenSigner::new(&Secret::new(secret), "keyward", Duration::from_secs(1800), &[]).unwrap()
     }
 
     fn ids() -> (KeyId, UserId) {

@@ -14,22 +14,18 @@ pub fn os_random(buf: &mut [u8]) -> Result<(), ModelError> {
 
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    push_hex(&mut out, bytes);
-    out
+    hex::encode(bytes)
 }
 
 /// Appends the lowercase hex of `bytes` to `out` (on the hot path: no allocation of its own).
 pub fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0u8; 64];
     for chunk in bytes.chunks(32) {
-        for (i, b) in chunk.iter().enumerate() {
-            buf[2 * i] = DIGITS[usize::from(b >> 4)];
-            buf[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+        let digits = &mut buf[..2 * chunk.len()];
+        // The buffer is exactly twice the chunk, and hex digits are ASCII: neither fails.
+        if hex::encode_to_slice(chunk, digits).is_ok() {
+            out.push_str(std::str::from_utf8(digits).unwrap_or_default());
         }
-        // Hex digits are ASCII: this never fails.
-        out.push_str(std::str::from_utf8(&buf[..2 * chunk.len()]).unwrap_or_default());
     }
 }
 

@@ -67,12 +67,9 @@ pub(crate) fn signing_keys_from_text(text: &str) -> Result<Vec<SigningKey>, Stri
     let list: Vec<String> =
         serde_json::from_str(text).map_err(|e| format!("the stored signing keys are unreadable: {e}"))?;
     list.iter()
-        .map(|hex| {
-            let bytes: Option<Vec<u8>> = (0..hex.len())
-                .step_by(2)
-                .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-                .collect();
-            bytes
+        .map(|seed| {
+            hex::decode(seed)
+                .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
                 .map(SigningKey::from_seed)
                 .ok_or_else(|| "the stored signing keys are unreadable: a key is malformed".to_owned())
