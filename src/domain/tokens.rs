@@ -306,7 +306,10 @@ mod tests {
     use crate::domain::Clock;
 
     fn signer(secret: &str) -> TokenSigner {
-        TokenSigner::new(&Secret::new(secret), "keyward", Duration::from_secs(1800), &[]).unwrap()
+        match TokenSigner::new(&Secret::new(secret), "keyward", Duration::from_secs(1800), &[]) {
+            Ok(signer) => signer,
+            Err(e) => panic!("{e}"),
+        }
     }
 
     fn ids() -> (KeyId, UserId) {
