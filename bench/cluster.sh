@@ -21,7 +21,9 @@ KEYS=${KEYS:-10000}
 COUNT=${COUNT:-200}
 CONNS=${CONNS:-32}
 PORT=${PORT:-18281}
+LOAD_CPU=1
 TICKS=$(getconf CLK_TCK)
+source bench/common.sh
 
 command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 SERVER=${BENCH_POSTGRES:-$(bash .ci/postgres.sh)}
@@ -67,35 +69,17 @@ start_node() { # n cpu notify -> sets NODE_PID
 }
 stop_nodes() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; PIDS=(); }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-load() { # pid path [lua] -> "rps p50_us p99_us non2xx server_cpu_us_per_request"
-  local out before after
-  before=$(cpu_ticks "$1")
-  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency ${3:+-s "$3"} "http://127.0.0.1:$((PORT + 1))$2")
-  after=$(cpu_ticks "$1")
-  echo "$out" | awk -v ticks=$((after - before)) -v hz="$TICKS" '
-    function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1000000; return v }
-    /requests in/ { total=$1 }
-    /Requests\/sec/ { rps=$2 }
-    $1=="50%" { p50=us($2) }
-    $1=="99%" { p99=us($2) }
-    /Non-2xx/ { bad=$5 }
-    END { printf "%s %s %s %s %.2f\n", rps, p50, p99, (bad==""?0:bad), (total > 0 ? ticks / hz * 1000000 / total : 0) }'
-}
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-col() { awk -v c="$2" '{print $c}' "$1" | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
-
+NODE1=http://127.0.0.1:$((PORT + 1))
 start_node 1 0 true; ONE=$NODE_PID
 start_node 2 1 true
 start_node 3 1 true
 for r in $(seq 1 "$ROUNDS"); do
-  CRED_FILE=$WORK/keys.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/healthz load "$ONE" / bench/me.lua >>"$WORK/noop.txt"
-  CRED_FILE=$WORK/keys.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/v1/me load "$ONE" / bench/me.lua >>"$WORK/key.txt"
+  CRED_FILE=$WORK/keys.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/healthz load "$ONE" "$NODE1/" bench/me.lua >>"$WORK/noop.txt"
+  CRED_FILE=$WORK/keys.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/v1/me load "$ONE" "$NODE1/" bench/me.lua >>"$WORK/key.txt"
   echo "bench: round $r/$ROUNDS done" >&2
 done
 ADMIN_KEY=$(head -1 "$WORK/keys.txt")
-CREATE_KEY=$ADMIN_KEY load "$ONE" /v1/keys bench/create.lua >"$WORK/create.txt"
+CREATE_KEY=$ADMIN_KEY load "$ONE" "$NODE1/v1/keys" bench/create.lua >"$WORK/create.txt"
 PROPAGATE="$PWD/target/release/examples/propagation --writer http://127.0.0.1:$((PORT + 1)) --readers http://127.0.0.1:$((PORT + 2)),http://127.0.0.1:$((PORT + 3)) --key $ADMIN_KEY --count $COUNT"
 read -r N50 N99 NMAX NN NACK < <($PROPAGATE)
 stop_nodes

@@ -26,6 +26,7 @@ WORKERS=${WORKERS:-0}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 TICKS=$(getconf CLK_TCK)
+source bench/common.sh
 
 if ! command -v wrk >/dev/null; then
   echo "bench: installing wrk" >&2
@@ -64,40 +65,17 @@ stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERV
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$SERVER_PID/status"; }
 
-# The server's CPU time so far, in clock ticks (user + system, all its threads).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
-
-# wrk run -> "rps p50_us p99_us non2xx server_cpu_us_per_request"
-load() { # path [lua] ; env passes CRED_*
-  local out before after
-  before=$(cpu_ticks)
-  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency ${2:+-s "$2"} "http://127.0.0.1:$PORT$1")
-  after=$(cpu_ticks)
-  echo "$out" | awk -v ticks=$((after - before)) -v hz="$TICKS" '
-    function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1000000; return v }
-    /requests in/ { total=$1 }
-    /Requests\/sec/ { rps=$2 }
-    $1=="50%" { p50=us($2) }
-    $1=="99%" { p99=us($2) }
-    /Non-2xx/ { bad=$5 }
-    END { printf "%s %s %s %s %.2f\n", rps, p50, p99, (bad==""?0:bad), (total > 0 ? ticks / hz * 1000000 / total : 0) }'
-}
-
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
 round_robin() { # name -> files noop.txt key.txt token.txt with one line per round
   local dir=$WORK/$1
   for r in $(seq 1 "$ROUNDS"); do
     # The no-op gets the very same requests (same script, same key header) but the path:
     # the load generator does equal work, and only the server's handling differs.
-    CRED_FILE=$dir/keys.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/healthz load / bench/me.lua >>"$dir/noop.txt"
-    CRED_FILE=$dir/keys.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/v1/me load / bench/me.lua >>"$dir/key.txt"
-    CRED_FILE=$dir/tokens.txt CRED_HEADER=Authorization CRED_PREFIX="Bearer " TARGET_PATH=/v1/me load / bench/me.lua >>"$dir/token.txt"
+    CRED_FILE=$dir/keys.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/healthz load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/noop.txt"
+    CRED_FILE=$dir/keys.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/v1/me load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/key.txt"
+    CRED_FILE=$dir/tokens.txt CRED_HEADER=Authorization CRED_PREFIX="Bearer " TARGET_PATH=/v1/me load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/token.txt"
     echo "bench: $1 round $r/$ROUNDS done" >&2
   done
 }
-
-col() { awk -v c="$2" '{print $c}' "$1" | median; }
 
 echo "bench: seeding $SMALL keys" >&2
 seed small "$SMALL"
@@ -105,7 +83,7 @@ start_server small
 RSS_SMALL=$(rss_mb)
 round_robin small
 # Key creation, 32 concurrent clients, authenticated with one of the keys.
-CREATE_KEY=$(head -1 "$WORK/small/keys.txt") load /v1/keys bench/create.lua >"$WORK/small/create.txt"
+CREATE_KEY=$(head -1 "$WORK/small/keys.txt") load "$SERVER_PID" "http://127.0.0.1:$PORT/v1/keys" bench/create.lua >"$WORK/small/create.txt"
 stop_server
 
 if [ "$BIG" -gt 0 ]; then
@@ -127,7 +105,6 @@ NOOPCPU=$(col "$S/noop.txt" 5); KEYCPU=$(col "$S/key.txt" 5); TOKCPU=$(col "$S/t
 KEYBIG=$(col "$B/key.txt" 1)
 read -r CREATE _ _ CREATE_BAD _ <"$S/create.txt"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 cat <<TABLE
 
 keyward bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $ROUNDS rounds x ${DURATION}s, $CONNS connections, server workers ${WORKERS/#0/default (one per core)} on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU, medians

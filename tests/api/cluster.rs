@@ -344,3 +344,65 @@ async fn guessing_passwords_through_several_nodes_gains_nothing() {
     let three = Node::start(&db.url);
     assert_eq!(guess(&three, "wrong guess").await, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// `keyward ARGS` against the database at `url`, `stdin` piped in; stdout, or the failure.
+fn cli(url: &str, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .current_dir(dir.path())
+        .env("KEYWARD__DATABASE__URL", url)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "keyward {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("keyward.db").exists(), "no SQLite file beside a url");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_on_the_same_url_acts_on_every_node() {
+    let Some(server) = server("cluster::the_cli_on_the_same_url_acts_on_every_node") else {
+        return;
+    };
+    let db = Database::create(&server).await;
+    let (one, two) = (Node::start(&db.url), Node::start(&db.url));
+    cli(&db.url, &["user", "add", "ada"], "ada's long password\n");
+    let key = cli(
+        &db.url,
+        &["key", "create", "--user", "ada", "--name", "from the cli"],
+        "",
+    );
+    let key = key.trim();
+    everywhere(&[&one, &two], key, StatusCode::OK).await;
+    let r = two
+        .http
+        .post("/v1/auth/token")
+        .json(&json!({"username": "ada", "password": "ada's long password"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "a password set by the CLI works on a node");
+    let listed = cli(&db.url, &["key", "list", "--user", "ada"], "");
+    let id = listed
+        .lines()
+        .find(|l| l.contains("from the cli"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    cli(&db.url, &["key", "revoke", &id], "");
+    everywhere(&[&one, &two], key, StatusCode::UNAUTHORIZED).await;
+    let checked = cli(&db.url, &["check"], "");
+    assert!(
+        checked.contains("PostgreSQL") && checked.contains("reachable"),
+        "{checked}"
+    );
+    assert!(!checked.contains("keyward_test:keyward_test"), "{checked}");
+}

@@ -1,5 +1,5 @@
 //! The core of the HTTP suite (credentials, keys, users, the dialects, revocation, scopes,
-//! verify and forward-auth, the console, errors, metrics, OpenAPI) run a second time on
+//! verify and forward-auth, the console, errors, metrics, OpenAPI, a read-only start) run a second time on
 //! PostgreSQL: this test runs this test binary again with `KEYWARD_TEST_BACKEND=postgres`,
 //! under which every app `spawn_with` starts gets a fresh PostgreSQL database of its own.
 //! Left out: what reads the SQLite file itself (its tables, its size cap, its backups).
@@ -27,6 +27,7 @@ const CORE: &[&str] = &[
     "hygiene::",
     "operations::",
     "openapi::",
+    "limits::a_read_only_database_serves_reads_and_refuses_writes",
 ];
 
 /// Tests in those modules that look inside the SQLite file (or start the binary on one).

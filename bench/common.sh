@@ -1,0 +1,26 @@
+# Shared by bench/run.sh and bench/cluster.sh (sourced): wrk runs that also read the server's
+# CPU time, and medians. Expects CONNS, DURATION, LOAD_CPU and TICKS to be set.
+
+# The CPU time of process $1 so far, in clock ticks (user + system, all its threads).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# load PID URL [lua] -> "rps p50_us p99_us non2xx server_cpu_us_per_request"; the
+# environment passes CRED_* and TARGET_PATH to the lua script.
+load() {
+  local out before after
+  before=$(cpu_ticks "$1")
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency ${3:+-s "$3"} "$2")
+  after=$(cpu_ticks "$1")
+  echo "$out" | awk -v ticks=$((after - before)) -v hz="$TICKS" '
+    function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1000000; return v }
+    /requests in/ { total=$1 }
+    /Requests\/sec/ { rps=$2 }
+    $1=="50%" { p50=us($2) }
+    $1=="99%" { p99=us($2) }
+    /Non-2xx/ { bad=$5 }
+    END { printf "%s %s %s %s %.2f\n", rps, p50, p99, (bad==""?0:bad), (total > 0 ? ticks / hz * 1000000 / total : 0) }'
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+col() { awk -v c="$2" '{print $c}' "$1" | median; } # file column -> its median
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
