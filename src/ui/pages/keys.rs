@@ -438,6 +438,9 @@ mod tests {
             scopes: None,
             meta: serde_json::json!({}),
             grants: Vec::new(),
+            ratelimits: crate::model::RateLimits::none(),
+            credits: None,
+            credits_period: None,
         }
     }
 
