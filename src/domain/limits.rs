@@ -21,7 +21,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use super::keyward::Keyward;
 use super::{Error, KeyId, Timestamp, expiry};
 use crate::model::{Credits, GivenDuration, RateLimit, RateLimits, Refill};
 
@@ -139,7 +141,14 @@ struct Purse {
     stored: u64,
     /// The refill period the block belongs to (unix ms); a block of an earlier one is void.
     period: Option<i64>,
+    /// When a reservation last found too little to reserve (unix ms): for a second after,
+    /// requests the block cannot cover are refused without asking the database again.
+    dry_at: Option<i64>,
 }
+
+/// How long a key found out of credits is refused from memory before the database is asked
+/// again (another node, or the CLI, may have added some).
+const DRY_FOR_MS: i64 = 1000;
 
 struct CreditState {
     purse: parking_lot::Mutex<Purse>,
@@ -162,6 +171,8 @@ pub enum Spend {
     Spent(u64),
     /// The block cannot cover it: reserve more (`need` at least).
     Reserve { need: u64 },
+    /// The block cannot cover it and the balance could not a moment ago.
+    Dry,
 }
 
 impl KeyLimits {
@@ -233,13 +244,28 @@ impl KeyLimits {
             };
             return Spend::Reserve { need: cost.max(1) };
         }
-        if purse.block >= cost.max(1) {
+        let need = cost.max(1);
+        if purse.block >= need {
             purse.block -= cost;
             Spend::Spent(purse.block + purse.stored)
+        } else if purse
+            .dry_at
+            .is_some_and(|at| now.millis() - at < DRY_FOR_MS && purse.block + purse.stored < need)
+        {
+            Spend::Dry
         } else {
             Spend::Reserve {
-                need: cost.max(1) - purse.block,
+                need: need - purse.block,
             }
+        }
+    }
+
+    /// Notes a reservation that found too little: the database's balance, and when.
+    pub fn mark_dry(&self, stored: u64, now: Timestamp) {
+        if let Some(credits) = &self.credits {
+            let mut purse = credits.purse.lock();
+            purse.stored = stored;
+            purse.dry_at = Some(now.millis());
         }
     }
 
@@ -254,6 +280,7 @@ impl KeyLimits {
             }
             purse.block += granted;
             purse.stored = stored;
+            purse.dry_at = None;
         }
     }
 
@@ -263,6 +290,28 @@ impl KeyLimits {
         let period = credits.refill.map(|r| r.interval.period_start(now).millis());
         let purse = credits.purse.lock();
         if purse.period == period { purse.block } else { 0 }
+    }
+
+    /// The credits left as this node knows them: its block and the database's balance after
+    /// its last reservation (0 for a block of an earlier refill period).
+    pub fn credits_left(&self, now: Timestamp) -> u64 {
+        let Some(credits) = &self.credits else { return 0 };
+        let period = credits.refill.map(|r| r.interval.period_start(now).millis());
+        let purse = credits.purse.lock();
+        if purse.period == period {
+            purse.block + purse.stored
+        } else {
+            0
+        }
+    }
+
+    /// How long until the credits are refilled, if they are.
+    pub fn next_refill(&self, now: Timestamp) -> Option<Duration> {
+        let refill = self.credits.as_ref()?.refill?;
+        let next = refill.interval.next_start(now);
+        Some(Duration::from_millis(
+            u64::try_from(next.millis() - now.millis()).unwrap_or(0),
+        ))
     }
 
     /// Waits for this key's turn to reserve credits on this node.
@@ -283,10 +332,126 @@ pub struct Admitted {
     pub credits: Option<u64>,
 }
 
-/// The key a request is waiting to spend credits of (its block ran out).
+/// A request admitted by the rate limits that waits to spend credits: this node's block ran
+/// out, and the next must be reserved from the database first.
 pub struct PendingSpend {
-    pub key_id: KeyId,
-    pub limits: Arc<KeyLimits>,
-    pub rates: Vec<RateStatus>,
-    pub need: u64,
+    key_id: KeyId,
+    limits: Arc<KeyLimits>,
+    rates: Vec<RateStatus>,
+    cost: u64,
+}
+
+/// What [`Keyward::admit_now`] decided without waiting.
+pub enum Admission {
+    Admitted(Admitted),
+    Pending(PendingSpend),
+}
+
+/// Why a limited key's request was refused, as the metrics count it.
+#[derive(Clone, Copy)]
+pub enum Refusal {
+    RateLimited = 0,
+    UsageExceeded = 1,
+}
+
+impl Keyward {
+    /// Admits a request made with a limited key: one from each rate limit (all or none),
+    /// then `cost` credits from this node's block. Refused: `RateLimited`; a block that
+    /// cannot cover the cost: `Pending`, for [`Self::finish_spend`].
+    pub fn admit_now(
+        &self,
+        key_id: KeyId,
+        limits: &Arc<KeyLimits>,
+        cost: u64,
+        now: Timestamp,
+    ) -> Result<Admission, Error> {
+        let rates = match limits.take(now) {
+            Ok(rates) => rates,
+            Err((limit, wait)) => {
+                self.metrics().count_refusal(Refusal::RateLimited as usize);
+                return Err(Error::RateLimited {
+                    limit,
+                    retry_after: Duration::from_secs(wait),
+                });
+            }
+        };
+        Ok(match limits.spend(cost, now) {
+            Spend::Spent(left) => Admission::Admitted(Admitted {
+                rates,
+                credits: limits.has_credits().then_some(left),
+            }),
+            Spend::Reserve { .. } => Admission::Pending(PendingSpend {
+                key_id,
+                limits: Arc::clone(limits),
+                rates,
+                cost,
+            }),
+            Spend::Dry => {
+                limits.give_back();
+                self.metrics().count_refusal(Refusal::UsageExceeded as usize);
+                return Err(Error::UsageExceeded {
+                    retry_after: limits.next_refill(now),
+                });
+            }
+        })
+    }
+
+    /// Reserves credits for a pending request and spends them; one reservation at a time per
+    /// key, the others waiting for it. Refused (`UsageExceeded`) when the balance cannot
+    /// cover the cost; then the rate limits get the request back.
+    pub async fn finish_spend(&self, pending: PendingSpend) -> Result<Admitted, Error> {
+        let PendingSpend {
+            key_id,
+            limits,
+            rates,
+            cost,
+        } = pending;
+        let spent = self.reserve_and_spend(key_id, &limits, cost).await;
+        if spent.is_err() {
+            limits.give_back();
+        }
+        spent.map(|left| Admitted {
+            rates,
+            credits: Some(left),
+        })
+    }
+
+    async fn reserve_and_spend(&self, key_id: KeyId, limits: &KeyLimits, cost: u64) -> Result<u64, Error> {
+        let _turn = limits.reserving().await;
+        // Another request may have reserved while this one waited; a few rounds at most
+        // (each block covers the need it was reserved for).
+        for _ in 0..4 {
+            let now = self.now();
+            let need = match limits.spend(cost, now) {
+                Spend::Spent(left) => return Ok(left),
+                Spend::Reserve { need } => need,
+                Spend::Dry => break,
+            };
+            let reserved = self
+                .store()
+                .reserve_credits(key_id, need, MAX_BLOCK, now)
+                .await
+                .map_err(|e| e.into_domain("reserving credits failed"))?;
+            match reserved {
+                Some(r) if r.granted > 0 => limits.add_block(r.granted, r.left, r.period),
+                Some(r) => {
+                    limits.mark_dry(r.left, now);
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.metrics().count_refusal(Refusal::UsageExceeded as usize);
+        Err(Error::UsageExceeded {
+            retry_after: limits.next_refill(self.now()),
+        })
+    }
+
+    /// Admits a limited key's request, waiting for a reservation if need be.
+    pub async fn admit(&self, key_id: KeyId, limits: &Arc<KeyLimits>, cost: u64) -> Result<Admitted, Error> {
+        match self.admit_now(key_id, limits, cost, self.now())? {
+            Admission::Admitted(admitted) => Ok(admitted),
+            Admission::Pending(pending) => self.finish_spend(pending).await,
+        }
+    }
 }

@@ -515,12 +515,6 @@ impl KeyView {
         }
     }
 
-    /// The limits' state of a key, if it has limits.
-    pub fn limits_of(&self, key: &KeyRecord) -> Option<Arc<KeyLimits>> {
-        let lookup = Lookup(key.digest.lookup());
-        self.shard(&lookup).read().limits.get(&key.id).cloned()
-    }
-
     /// Takes the uses recorded since the last call: each key used since, with the second of
     /// its last use (uses after this call queue the key again).
     pub fn take_usage(&self) -> Vec<(KeyId, Timestamp)> {

@@ -24,6 +24,7 @@ mod nginx;
 mod openapi;
 mod operations;
 mod postgres;
+mod ratelimits;
 mod readme;
 mod revocations;
 mod seed000;

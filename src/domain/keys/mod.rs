@@ -74,6 +74,10 @@ pub enum VerifyCode {
     Revoked,
     Disabled,
     InsufficientScope,
+    /// One of the key's rate limits refuses it now.
+    RateLimited,
+    /// The key has no credits left (for this cost).
+    UsageExceeded,
 }
 
 impl VerifyCode {
@@ -85,6 +89,8 @@ impl VerifyCode {
             VerifyCode::Revoked => "REVOKED",
             VerifyCode::Disabled => "DISABLED",
             VerifyCode::InsufficientScope => "INSUFFICIENT_SCOPE",
+            VerifyCode::RateLimited => "RATE_LIMITED",
+            VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
         }
     }
 }
@@ -95,4 +101,6 @@ pub struct Verification {
     /// The key's record, when it is one of ours and not revoked.
     pub key: Option<KeyRecord>,
     pub username: Option<String>,
+    /// For a key with rate limits or credits: where they stand after this check.
+    pub limits: Option<super::limits::Admitted>,
 }

@@ -373,7 +373,8 @@ impl Keyward {
             audits.push(caller.audit("key.limits", target(), now).with_detail(detail.join(", ")));
         }
         let view = self.view().clone();
-        let credits_set = matches!(changes.credits, Some(CreditsChange::Set(_)));
+        // Credits set or added: this node's block and what it knew of the balance start over.
+        let credits_set = changes.credits.is_some();
         let mut key = self
             .store()
             .update_key(owner, id, changes, now, audits, move |key| {
