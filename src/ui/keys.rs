@@ -8,7 +8,11 @@ use super::lists::{ListQuery, keys_of};
 use super::pages::{self, Chrome, KeyDraft, Refused, Section};
 use super::session::{NoFields, Posted, Session, StateForm};
 use super::{UiError, owner, page, page_with, see_other};
-use crate::domain::{Error, Expiry, KeyName, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId, parse_grace};
+use crate::domain::limits::parse_rate_limit;
+use crate::domain::{
+    CreditsChange, Error, Expiry, KeyName, KeyPatch, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId, parse_grace,
+};
+use crate::model::{Credits, GivenDuration, RateLimits, Refill, RefillInterval};
 use crate::web::AppState;
 use crate::web::caller::key_id;
 use crate::web::problem::status_of;
@@ -21,6 +25,9 @@ pub fn scope(path: &str) -> actix_web::Scope {
         .route("/{key_id}/name", web::post().to(rename))
         .route("/{key_id}/state", web::post().to(set_state))
         .route("/{key_id}/rotate", web::post().to(rotate))
+        .route("/{key_id}/ratelimits", web::post().to(set_ratelimits))
+        .route("/{key_id}/credits", web::post().to(set_credits))
+        .route("/{key_id}/credits/add", web::post().to(add_credits))
         .route("/{key_id}/revoke", web::get().to(confirm_revoke))
         .route("/{key_id}/revoke", web::post().to(revoke))
 }
@@ -234,6 +241,133 @@ async fn set_state(
 }
 
 #[derive(Deserialize)]
+pub struct RateLimitsForm {
+    /// One limit a line: `name limit duration` (`requests 100 1m`, `daily 5000 1 day`).
+    #[serde(default)]
+    ratelimits: String,
+}
+
+/// The rate limits typed into the form: one a line, `name limit duration`; blank lines are
+/// skipped, no lines is none. A duration of digits only is seconds.
+fn parse_ratelimits_text(text: &str) -> Result<RateLimits, Error> {
+    let bad = || {
+        Error::invalid(
+            "ratelimits",
+            "one limit a line: a name, a number of requests and a duration, e.g. \"requests 100 1m\"",
+        )
+    };
+    let mut list = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let mut parts = line.split_whitespace();
+        let (Some(name), Some(limit)) = (parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let limit: u64 = limit.parse().map_err(|_| bad())?;
+        let duration = parts.collect::<Vec<_>>().join(" ");
+        let given = match duration.parse::<u64>() {
+            Ok(secs) => GivenDuration::Seconds(secs),
+            Err(_) if duration.is_empty() => return Err(bad()),
+            Err(_) => GivenDuration::Text(duration),
+        };
+        list.push(parse_rate_limit(name.to_owned(), limit, given)?);
+    }
+    Ok(RateLimits::parse(list)?)
+}
+
+/// Applies a change of limits from a form, and goes back to the key's page.
+async fn change_limits(
+    req: &HttpRequest,
+    state: &AppState,
+    session: &Session,
+    patch: KeyPatch,
+) -> Result<HttpResponse, UiError> {
+    let owner = owner(req)?;
+    let key = state
+        .keyward
+        .update_key(&session.caller, owner, key_id(req), patch)
+        .await?;
+    Ok(see_other(&format!("{}/{}?done=limits", keys_base(owner), key.id)))
+}
+
+/// `POST …/{id}/ratelimits`: replaces the key's rate limits (only an admin loosens them).
+async fn set_ratelimits(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<RateLimitsForm>,
+) -> Result<HttpResponse, UiError> {
+    let patch = KeyPatch {
+        ratelimits: Some(parse_ratelimits_text(&posted.form.ratelimits)?),
+        ..KeyPatch::default()
+    };
+    change_limits(&req, &state, &posted.session, patch).await
+}
+
+#[derive(Deserialize)]
+pub struct CreditsForm {
+    /// Empty: unlimited.
+    #[serde(default)]
+    remaining: String,
+    /// `""` (none), `daily` or `monthly`.
+    #[serde(default)]
+    refill_interval: String,
+    #[serde(default)]
+    refill_amount: String,
+}
+
+fn credits_number(text: &str) -> Result<u64, Error> {
+    text.trim()
+        .parse()
+        .map_err(|_| Error::invalid("credits", "a whole number of credits, 0 or more"))
+}
+
+/// The credits typed into the form: `None` (unlimited) when `remaining` is empty.
+fn parse_credits_form(form: &CreditsForm) -> Result<Option<Credits>, Error> {
+    if form.remaining.trim().is_empty() {
+        return Ok(None);
+    }
+    let refill = match form.refill_interval.trim() {
+        "" => None,
+        interval => Some(Refill {
+            interval: RefillInterval::parse(interval)?,
+            amount: credits_number(&form.refill_amount)?,
+        }),
+    };
+    Ok(Some(Credits::new(credits_number(&form.remaining)?, refill)?))
+}
+
+/// `POST …/{id}/credits`: sets the key's credits (only an admin raises them).
+async fn set_credits(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<CreditsForm>,
+) -> Result<HttpResponse, UiError> {
+    let patch = KeyPatch {
+        credits: Some(CreditsChange::Set(parse_credits_form(&posted.form)?)),
+        ..KeyPatch::default()
+    };
+    change_limits(&req, &state, &posted.session, patch).await
+}
+
+#[derive(Deserialize)]
+pub struct AddCreditsForm {
+    #[serde(default)]
+    add: String,
+}
+
+/// `POST …/{id}/credits/add`: adds to the key's credits (an admin's).
+async fn add_credits(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<AddCreditsForm>,
+) -> Result<HttpResponse, UiError> {
+    let patch = KeyPatch {
+        credits: Some(CreditsChange::Add(credits_number(&posted.form.add)?)),
+        ..KeyPatch::default()
+    };
+    change_limits(&req, &state, &posted.session, patch).await
+}
+
+#[derive(Deserialize)]
 pub struct RotateForm {
     #[serde(default)]
     grace: String,
@@ -292,6 +426,28 @@ mod tests {
         assert!(matches!(end_of_day("2027-01-31"), Ok(Expiry::At(t)) if t.rfc3339() == "2027-01-31T23:59:59Z"));
         for bad in ["2027-1-31", "31/01/2027", "2027-01-3x", "", "2027-13-01"] {
             assert!(end_of_day(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_are_read_one_a_line() {
+        let limits = parse_ratelimits_text("requests 100 1m\n\n  daily 5000 1 day\nburst 10 1\n");
+        let limits = limits.unwrap_or_else(|e| panic!("{e}"));
+        let seen: Vec<(&str, u32, u64)> = limits
+            .as_slice()
+            .iter()
+            .map(|l| (l.name(), l.limit(), l.seconds()))
+            .collect();
+        assert_eq!(seen, [("requests", 100, 60), ("daily", 5000, 86_400), ("burst", 10, 1)]);
+        assert!(parse_ratelimits_text("").is_ok_and(|l| l.is_empty()));
+        for bad in [
+            "requests",
+            "requests many 1m",
+            "requests 100",
+            "requests 100 never",
+            "a b c d",
+        ] {
+            assert!(parse_ratelimits_text(bad).is_err(), "{bad}");
         }
     }
 

@@ -303,12 +303,14 @@ impl Keyward {
         let now = self.now();
         caller.require_scope("keys:write")?;
         let owner = self.owner_for(caller, owner)?;
-        let current = self
+        let mut current = self
             .store()
             .find_key(owner, id)
             .await
             .map_err(|e| e.into_domain("reading the key failed"))?
             .ok_or(Error::NotFound)?;
+        // As the key is shown: an owner may set its credits to what they see (or less).
+        self.overlay_usage(std::slice::from_mut(&mut current));
         let scopes = match patch.scopes {
             None => None,
             Some(scopes) => {
@@ -331,9 +333,7 @@ impl Keyward {
             credits: patch.credits,
         };
         if changes.is_empty() {
-            let mut key = current;
-            self.overlay_usage(std::slice::from_mut(&mut key));
-            return Ok(key);
+            return Ok(current);
         }
         let target = || Some(("key", id.to_string()));
         let mut audits = Vec::new();
