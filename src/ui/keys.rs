@@ -25,9 +25,9 @@ pub fn scope(path: &str) -> actix_web::Scope {
         .route("/{key_id}/name", web::post().to(rename))
         .route("/{key_id}/state", web::post().to(set_state))
         .route("/{key_id}/rotate", web::post().to(rotate))
-        .route("/{key_id}/ratelimits", web::post().to(set_ratelimits))
-        .route("/{key_id}/credits", web::post().to(set_credits))
-        .route("/{key_id}/credits/add", web::post().to(add_credits))
+        .route("/{key_id}/ratelimits", web::post().to(change_limits::<RateLimitsForm>))
+        .route("/{key_id}/credits", web::post().to(change_limits::<CreditsForm>))
+        .route("/{key_id}/credits/add", web::post().to(change_limits::<AddCreditsForm>))
         .route("/{key_id}/revoke", web::get().to(confirm_revoke))
         .route("/{key_id}/revoke", web::post().to(revoke))
 }
@@ -274,32 +274,34 @@ fn parse_ratelimits_text(text: &str) -> Result<RateLimits, Error> {
     Ok(RateLimits::parse(list)?)
 }
 
-/// Applies a change of limits from a form, and goes back to the key's page.
-async fn change_limits(
-    req: &HttpRequest,
-    state: &AppState,
-    session: &Session,
-    patch: KeyPatch,
+/// A form that changes a key's limits: the change it asks for.
+trait LimitsForm: serde::de::DeserializeOwned + 'static {
+    fn patch(&self) -> Result<KeyPatch, Error>;
+}
+
+/// `POST …/{id}/ratelimits`, `…/credits`, `…/credits/add`: applies the form's change of
+/// limits (only an admin loosens them) and goes back to the key's page.
+async fn change_limits<F: LimitsForm>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<F>,
 ) -> Result<HttpResponse, UiError> {
-    let owner = owner(req)?;
+    let owner = owner(&req)?;
+    let patch = posted.form.patch()?;
     let key = state
         .keyward
-        .update_key(&session.caller, owner, key_id(req), patch)
+        .update_key(&posted.session.caller, owner, key_id(&req), patch)
         .await?;
     Ok(see_other(&format!("{}/{}?done=limits", keys_base(owner), key.id)))
 }
 
-/// `POST …/{id}/ratelimits`: replaces the key's rate limits (only an admin loosens them).
-async fn set_ratelimits(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    posted: Posted<RateLimitsForm>,
-) -> Result<HttpResponse, UiError> {
-    let patch = KeyPatch {
-        ratelimits: Some(parse_ratelimits_text(&posted.form.ratelimits)?),
-        ..KeyPatch::default()
-    };
-    change_limits(&req, &state, &posted.session, patch).await
+impl LimitsForm for RateLimitsForm {
+    fn patch(&self) -> Result<KeyPatch, Error> {
+        Ok(KeyPatch {
+            ratelimits: Some(parse_ratelimits_text(&self.ratelimits)?),
+            ..KeyPatch::default()
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -335,17 +337,13 @@ fn parse_credits_form(form: &CreditsForm) -> Result<Option<Credits>, Error> {
     Ok(Some(Credits::new(credits_number(&form.remaining)?, refill)?))
 }
 
-/// `POST …/{id}/credits`: sets the key's credits (only an admin raises them).
-async fn set_credits(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    posted: Posted<CreditsForm>,
-) -> Result<HttpResponse, UiError> {
-    let patch = KeyPatch {
-        credits: Some(CreditsChange::Set(parse_credits_form(&posted.form)?)),
-        ..KeyPatch::default()
-    };
-    change_limits(&req, &state, &posted.session, patch).await
+impl LimitsForm for CreditsForm {
+    fn patch(&self) -> Result<KeyPatch, Error> {
+        Ok(KeyPatch {
+            credits: Some(CreditsChange::Set(parse_credits_form(self)?)),
+            ..KeyPatch::default()
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -354,17 +352,13 @@ pub struct AddCreditsForm {
     add: String,
 }
 
-/// `POST …/{id}/credits/add`: adds to the key's credits (an admin's).
-async fn add_credits(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    posted: Posted<AddCreditsForm>,
-) -> Result<HttpResponse, UiError> {
-    let patch = KeyPatch {
-        credits: Some(CreditsChange::Add(credits_number(&posted.form.add)?)),
-        ..KeyPatch::default()
-    };
-    change_limits(&req, &state, &posted.session, patch).await
+impl LimitsForm for AddCreditsForm {
+    fn patch(&self) -> Result<KeyPatch, Error> {
+        Ok(KeyPatch {
+            credits: Some(CreditsChange::Add(credits_number(&self.add)?)),
+            ..KeyPatch::default()
+        })
+    }
 }
 
 #[derive(Deserialize)]
