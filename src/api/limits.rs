@@ -151,9 +151,8 @@ pub struct RateLimitStatusJson {
     reset_at: String,
 }
 
-pub fn statuses_json(statuses: &[RateStatus], now: Timestamp) -> Vec<RateLimitStatusJson> {
+pub fn statuses_json<'a>(statuses: impl Iterator<Item = RateStatus<'a>>, now: Timestamp) -> Vec<RateLimitStatusJson> {
     statuses
-        .iter()
         .map(|s| RateLimitStatusJson {
             name: s.name.to_string(),
             limit: s.limit,

@@ -72,7 +72,7 @@ pub async fn verify(
                 .limits
                 .as_ref()
                 .filter(|_| key.is_some_and(|k| !k.ratelimits.is_empty()))
-                .map(|l| statuses_json(&l.rates, now)),
+                .map(|l| statuses_json(l.rates(), now)),
             credits: v
                 .limits
                 .as_ref()

@@ -42,7 +42,7 @@ pub enum Error {
     /// A rate limit of the key refused the request; it admits again after `retry_after`.
     #[error("rate limit \"{}\" exceeded: {} requests per {} seconds; retry after {} seconds", .limit.name, .limit.limit, .limit.window, .retry_after.as_secs())]
     RateLimited {
-        limit: super::limits::RateStatus,
+        limit: super::limits::RefusedLimit,
         retry_after: Duration,
     },
     /// The key has no credits left; `retry_after`: until its next refill, if it has one.

@@ -57,7 +57,7 @@ fn nanos(t: Timestamp) -> u64 {
 
 /// One limit's state: its theoretical arrival time, in nanoseconds since the epoch.
 struct Gcra {
-    name: Arc<str>,
+    name: Box<str>,
     limit: u32,
     window: u64,
     interval: u64,
@@ -65,9 +65,9 @@ struct Gcra {
 }
 
 /// Where a limit stands after a request: as the `RateLimit` header and the verify API say it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RateStatus {
-    pub name: Arc<str>,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateStatus<'a> {
+    pub name: &'a str,
     pub limit: u32,
     /// The window in seconds.
     pub window: u64,
@@ -82,7 +82,7 @@ impl Gcra {
     fn new(limit: &RateLimit) -> Gcra {
         let window = limit.seconds().saturating_mul(NANOS);
         Gcra {
-            name: Arc::from(limit.name()),
+            name: Box::from(limit.name()),
             limit: limit.limit(),
             window,
             interval: (window / u64::from(limit.limit())).max(1),
@@ -113,7 +113,7 @@ impl Gcra {
         self.tat.fetch_sub(self.interval, Ordering::AcqRel);
     }
 
-    fn status(&self, now: u64) -> RateStatus {
+    fn status(&self, now: u64) -> RateStatus<'_> {
         let ahead = self.tat.load(Ordering::Acquire).saturating_sub(now);
         let remaining = self.window.saturating_sub(ahead) / self.interval;
         let wait = if remaining == 0 {
@@ -122,7 +122,7 @@ impl Gcra {
             ahead
         };
         RateStatus {
-            name: Arc::clone(&self.name),
+            name: &self.name,
             limit: self.limit,
             window: self.window / NANOS,
             remaining,
@@ -201,19 +201,23 @@ impl KeyLimits {
         self.credits.is_some()
     }
 
-    /// Takes one request from every rate limit, or none: the status of each, or the one
-    /// that refused with the time until it admits again.
-    pub fn take(&self, now: Timestamp) -> Result<Vec<RateStatus>, (RateStatus, u64)> {
+    /// Takes one request from every rate limit, or none: the limit that refused, with the
+    /// seconds until it admits again.
+    pub fn take(&self, now: Timestamp) -> Result<(), (RefusedLimit, u64)> {
         let now = nanos(now);
         for (i, limit) in self.rates.iter().enumerate() {
             if let Err(wait) = limit.take(now) {
                 for taken in &self.rates[..i] {
                     taken.give_back();
                 }
-                return Err((limit.status(now), wait.div_ceil(NANOS).max(1)));
+                return Err((RefusedLimit::of(limit.status(now)), wait.div_ceil(NANOS).max(1)));
             }
         }
-        Ok(self.rates.iter().map(|l| l.status(now)).collect())
+        Ok(())
+    }
+
+    pub fn has_rate_limits(&self) -> bool {
+        !self.rates.is_empty()
     }
 
     /// Gives back what [`Self::take`] took (the credits refused the request).
@@ -224,9 +228,9 @@ impl KeyLimits {
     }
 
     /// The status of every limit, taking nothing.
-    pub fn statuses(&self, now: Timestamp) -> Vec<RateStatus> {
+    pub fn statuses(&self, now: Timestamp) -> impl Iterator<Item = RateStatus<'_>> {
         let now = nanos(now);
-        self.rates.iter().map(|l| l.status(now)).collect()
+        self.rates.iter().map(move |l| l.status(now))
     }
 
     /// Spends `cost` from the block in memory (`0`: only checks that a credit is there).
@@ -323,13 +327,55 @@ impl KeyLimits {
     }
 }
 
+/// The limit that refused a request, as the refusal says it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedLimit {
+    pub name: String,
+    pub limit: u32,
+    pub window: u64,
+    pub remaining: u64,
+    pub reset: u64,
+}
+
+impl RefusedLimit {
+    fn of(s: RateStatus<'_>) -> Self {
+        RefusedLimit {
+            name: s.name.to_owned(),
+            limit: s.limit,
+            window: s.window,
+            remaining: s.remaining,
+            reset: s.reset,
+        }
+    }
+
+    pub fn status(&self) -> RateStatus<'_> {
+        RateStatus {
+            name: &self.name,
+            limit: self.limit,
+            window: self.window,
+            remaining: self.remaining,
+            reset: self.reset,
+        }
+    }
+}
+
 /// What a limited key's request was admitted with: for the `RateLimit` header and the
-/// verify API.
-#[derive(Clone, Debug, Default)]
+/// verify API (where the limits stand is read from `limits` when it is shown, so the hot
+/// path allocates nothing for it).
+#[derive(Clone)]
 pub struct Admitted {
-    pub rates: Vec<RateStatus>,
+    pub limits: Arc<KeyLimits>,
+    /// When the request was admitted.
+    pub at: Timestamp,
     /// Credits left after the request; `None` for a key without credits.
     pub credits: Option<u64>,
+}
+
+impl Admitted {
+    /// Where each rate limit stands (as of the admission).
+    pub fn rates(&self) -> impl Iterator<Item = RateStatus<'_>> {
+        self.limits.statuses(self.at)
+    }
 }
 
 /// A request admitted by the rate limits that waits to spend credits: this node's block ran
@@ -337,7 +383,7 @@ pub struct Admitted {
 pub struct PendingSpend {
     key_id: KeyId,
     limits: Arc<KeyLimits>,
-    rates: Vec<RateStatus>,
+    at: Timestamp,
     cost: u64,
 }
 
@@ -365,8 +411,8 @@ impl Keyward {
         cost: u64,
         now: Timestamp,
     ) -> Result<Admission, Error> {
-        let rates = match limits.take(now) {
-            Ok(rates) => rates,
+        match limits.take(now) {
+            Ok(()) => {}
             Err((limit, wait)) => {
                 self.metrics().count_refusal(Refusal::RateLimited as usize);
                 return Err(Error::RateLimited {
@@ -377,13 +423,14 @@ impl Keyward {
         };
         Ok(match limits.spend(cost, now) {
             Spend::Spent(left) => Admission::Admitted(Admitted {
-                rates,
+                limits: Arc::clone(limits),
+                at: now,
                 credits: limits.has_credits().then_some(left),
             }),
             Spend::Reserve { .. } => Admission::Pending(PendingSpend {
                 key_id,
                 limits: Arc::clone(limits),
-                rates,
+                at: now,
                 cost,
             }),
             Spend::Dry => {
@@ -403,7 +450,7 @@ impl Keyward {
         let PendingSpend {
             key_id,
             limits,
-            rates,
+            at,
             cost,
         } = pending;
         let spent = self.reserve_and_spend(key_id, &limits, cost).await;
@@ -411,7 +458,8 @@ impl Keyward {
             limits.give_back();
         }
         spent.map(|left| Admitted {
-            rates,
+            limits,
+            at,
             credits: Some(left),
         })
     }

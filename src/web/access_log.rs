@@ -89,11 +89,10 @@ pub async fn access_log(
     // A limited key's accepted request: where its limits stand.
     let admitted = res
         .request()
-        .extensions()
-        .get::<super::ratelimit::AdmittedLimits>()
-        .map(|a| a.0.rates.clone());
-    if let Some(rates) = admitted {
-        super::ratelimit::set_headers(res.headers_mut(), &rates);
+        .extensions_mut()
+        .remove::<super::ratelimit::AdmittedLimits>();
+    if let Some(admitted) = admitted {
+        super::ratelimit::set_headers(res.headers_mut(), admitted.0.rates());
     }
     let status = res.status();
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {

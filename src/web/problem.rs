@@ -102,7 +102,7 @@ impl ResponseError for ApiError {
             }
             ApiError::Domain(Error::RateLimited { limit, retry_after }) => {
                 RetryAfter::new(*retry_after).set(headers);
-                super::ratelimit::set_headers(headers, std::slice::from_ref(limit));
+                super::ratelimit::set_headers(headers, [limit.status()]);
             }
             ApiError::Domain(Error::UsageExceeded {
                 retry_after: Some(retry_after),

@@ -6,6 +6,8 @@ use super::{FEED_PAGE, RevocationFeed, Verification, VerifyCode};
 use crate::domain::access;
 use crate::domain::caller::Caller;
 use crate::domain::keyward::Keyward;
+use std::sync::Arc;
+
 use crate::domain::limits::{Admitted, KeyLimits};
 use crate::domain::view::KeyCheck;
 use crate::domain::{Error, KeyDigest, KeyId, Timestamp};
@@ -73,9 +75,10 @@ impl Keyward {
     }
 
     /// Where a key's limits stand, charging nothing.
-    fn limits_now(&self, state: &KeyLimits, now: Timestamp) -> Admitted {
+    fn limits_now(&self, state: &Arc<KeyLimits>, now: Timestamp) -> Admitted {
         Admitted {
-            rates: state.statuses(now),
+            limits: Arc::clone(state),
+            at: now,
             credits: state.has_credits().then(|| state.credits_left(now)),
         }
     }
