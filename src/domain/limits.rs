@@ -15,9 +15,10 @@
 //! reserves a block of it with one conditional update (`… WHERE credits_remaining >= n`)
 //! and spends the block in memory; when the block runs out, one request reserves the next
 //! while the others wait for it. Blocks are an eighth of the balance, at most
-//! [`MAX_BLOCK`], so they shrink as the balance nears zero. A crash loses at most the
-//! unspent block of each key on that node: it under-serves by at most [`MAX_BLOCK`] credits
-//! a key, and never over-serves, since nothing is spent that was not reserved durably.
+//! `keys.credit_block` (64), so they shrink as the balance nears zero. A crash loses at most
+//! the unspent block of each key on that node: it under-serves by at most `credit_block`
+//! credits a key, and never over-serves, since nothing is spent that was not reserved
+//! durably.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,9 +27,6 @@ use std::time::Duration;
 use super::keyward::Keyward;
 use super::{Error, KeyId, Timestamp, expiry};
 use crate::model::{Credits, GivenDuration, RateLimit, RateLimits, Refill};
-
-/// Most credits a node reserves at once for one key: the most a crash can cost a key.
-pub const MAX_BLOCK: u64 = 64;
 
 /// A rate limit from the API: `duration` a string of the duration grammar or a number of
 /// seconds, at least one second.
@@ -477,7 +475,7 @@ impl Keyward {
             };
             let reserved = self
                 .store()
-                .reserve_credits(key_id, need, MAX_BLOCK, now)
+                .reserve_credits(key_id, need, self.config().credit_block, now)
                 .await
                 .map_err(|e| e.into_domain("reserving credits failed"))?;
             match reserved {
