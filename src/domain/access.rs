@@ -18,11 +18,16 @@
 //! - **Keys made by keys** carry only scopes of the presenting key and never outlive it;
 //!   privileged scopes are granted only by an admin, or carried over exactly as they were
 //!   granted ([`grants_for`], [`may_make_key_until`]).
+//! - **Rate limits and credits** are loosened (a higher limit, one removed, more credits)
+//!   only by an admin; anyone else may only tighten them, and a key never makes a key
+//!   looser than itself ([`may_set_limits`], [`may_make_key_limited`]).
 
 use std::sync::Arc;
 
 use super::caller::{Caller, Via};
 use super::{Error, KeyRecord, Role, Scopes, Timestamp, UserId};
+use crate::model::{Credits, RateLimits};
+use crate::store::CreditsChange;
 
 /// Scopes only an admin may grant: a key holding one is honoured for it only if an admin
 /// granted it (the grant is recorded with the key).
@@ -232,6 +237,62 @@ pub fn may_make_key_until(caller: &Caller, expires_at: Option<Timestamp>) -> Res
         ));
     }
     Ok(())
+}
+
+/// The limits a key holds, to compare a change or a new key with.
+#[derive(Clone, Copy)]
+pub struct Limits<'a> {
+    pub ratelimits: &'a RateLimits,
+    /// `None`: unlimited.
+    pub credits: Option<&'a Credits>,
+}
+
+impl<'a> Limits<'a> {
+    pub fn of(key: &'a KeyRecord) -> Self {
+        Limits {
+            ratelimits: &key.ratelimits,
+            credits: key.credits.as_ref(),
+        }
+    }
+}
+
+const LOOSEN: &str = "only an admin may raise or remove a key's rate limits or add to its credits";
+
+/// Who may change a key's limits from `current`: an admin anything; anyone else only
+/// tightens (each current limit kept or made tighter, credits lowered, never added to).
+pub fn may_set_limits(
+    caller: &Caller,
+    current: Limits,
+    ratelimits: Option<&RateLimits>,
+    credits: Option<&CreditsChange>,
+) -> Result<(), Error> {
+    if caller.is_admin() {
+        return Ok(());
+    }
+    let rates_ok = ratelimits.is_none_or(|new| new.within(current.ratelimits));
+    let credits_ok = match credits {
+        None => true,
+        Some(CreditsChange::Set(new)) => Credits::within(new.as_ref(), current.credits),
+        Some(CreditsChange::Add(n)) => *n == 0,
+    };
+    if rates_ok && credits_ok {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(LOOSEN.into()))
+    }
+}
+
+/// A request made with a key (`presenting`: that key's limits) makes only keys at least as
+/// limited as itself, whoever the caller is.
+pub fn may_make_key_limited(presenting: Option<Limits>, new: Limits) -> Result<(), Error> {
+    let Some(own) = presenting else { return Ok(()) };
+    if new.ratelimits.within(own.ratelimits) && Credits::within(new.credits, own.credits) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "a key can only make keys with rate limits and credits at least as tight as its own".into(),
+        ))
+    }
 }
 
 #[cfg(test)]

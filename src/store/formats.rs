@@ -2,14 +2,16 @@
 //! detail as a JSON object holding the detail and the target's name, the signing keys as a
 //! JSON list of hex seeds, and the column lists the row readers expect.
 
-use crate::model::SigningKey;
+use crate::model::{SigningKey, Timestamp};
+use crate::store::{CreditsChange, KeyChanges};
 
 /// The columns of a key record, in the order the row readers read them.
-pub(crate) const KEY_COLUMNS: &str =
-    "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, grants";
+pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, grants, \
+         ratelimits, credits_remaining, credits_refill, credits_period";
 
 /// The columns of a key as the in-memory view needs it.
-pub(crate) const ACTIVE_KEY_COLUMNS: &str = "id, user_id, hash, expires_at, disabled, scopes, grants";
+pub(crate) const ACTIVE_KEY_COLUMNS: &str =
+    "id, user_id, hash, expires_at, disabled, scopes, grants, ratelimits, credits_remaining, credits_refill";
 
 /// The columns of a user record.
 pub(crate) const USER_COLUMNS: &str =
@@ -75,4 +77,41 @@ pub(crate) fn signing_keys_from_text(text: &str) -> Result<Vec<SigningKey>, Stri
                 .ok_or_else(|| "the stored signing keys are unreadable: a key is malformed".to_owned())
         })
         .collect()
+}
+
+/// A number of credits as a column (at most `MAX_CREDITS`, far below `i64::MAX`).
+pub(crate) fn credit_column(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The limits columns an update writes, as its parameters.
+pub(crate) struct LimitsColumns {
+    pub set_ratelimits: bool,
+    pub ratelimits: Option<String>,
+    pub set_credits: bool,
+    pub remaining: Option<i64>,
+    pub add: Option<i64>,
+    pub refill: Option<String>,
+    pub period: Option<i64>,
+}
+
+/// The values of the limits columns `changes` sets (credits set now start their refill
+/// period now).
+pub(crate) fn limits_columns(changes: &KeyChanges, now: Timestamp) -> LimitsColumns {
+    let (set_credits, credits, add) = match changes.credits {
+        None => (false, None, None),
+        Some(CreditsChange::Set(credits)) => (true, credits, None),
+        Some(CreditsChange::Add(n)) => (false, None, Some(credit_column(n))),
+    };
+    LimitsColumns {
+        set_ratelimits: changes.ratelimits.is_some(),
+        ratelimits: changes.ratelimits.as_ref().and_then(|l| l.to_column()),
+        set_credits,
+        remaining: credits.map(|c| credit_column(c.remaining)),
+        add,
+        refill: credits.and_then(|c| c.refill_column()),
+        period: credits
+            .and_then(|c| c.refill)
+            .map(|r| r.interval.period_start(now).millis()),
+    }
 }
