@@ -7,6 +7,7 @@
 mod audit;
 mod auth;
 mod health;
+pub mod import;
 mod keys;
 mod limits;
 pub mod openapi;
@@ -42,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/v1")
                 .route("/auth/token", web::post().to(auth::token))
                 .route("/me/password", web::post().to(auth::change_password))
+                .route("/keys/import", web::post().to(import::import_keys))
                 .service(keys::scope("/keys"))
                 .service(keys::scope("/users/{user_id}/keys"))
                 .route("/users", web::post().to(users::create))

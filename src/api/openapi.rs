@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{audit, auth, health, keys, services, users};
+use super::{audit, auth, health, import, keys, services, users};
 
 // The `/v1/users/{user_id}/keys` routes share the `/v1/keys` handlers; these describe them.
 #[utoipa::path(post, path = "/v1/users/{user_id}/keys", tag = "keys", params(("user_id" = String, Path)), request_body = keys::CreateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = crate::web::problem::Problem)))]
@@ -141,7 +141,7 @@ impl utoipa::Modify for Problems {
     info(title = "keyward", description = "A self-hosted API key server: the native API under /v1."),
     paths(
         auth::token, auth::me, auth::change_password,
-        keys::create, keys::list, keys::get, keys::update, keys::revoke,
+        keys::create, keys::list, keys::get, keys::update, keys::revoke, import::import_keys,
         create_for_user, list_for_user, get_for_user, rename_for_user, revoke_for_user,
         users::create, users::list, users::get, users::update, users::delete, audit::audit,
         services::verify, services::forward_auth, services::revocations, keys::rotate, rotate_for_user,

@@ -70,6 +70,17 @@ impl Error {
         }
     }
 
+    /// An `Invalid` of entry `index` of the list `list` (the entries count from 0).
+    pub fn at_entry(self, list: &'static str, index: usize) -> Self {
+        match self {
+            Error::Invalid { field, reason } => Error::Invalid {
+                field: list,
+                reason: format!("entry {index}: {field}: {reason}"),
+            },
+            other => other,
+        }
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Error::Internal(cause.to_string())
     }

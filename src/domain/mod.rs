@@ -28,15 +28,18 @@ mod users;
 mod view;
 
 pub use crate::model::{
-    AuditLine, AuditRecord, Email, FeedEntry, FeedState, KeyDigest, KeyId, KeyName, KeyRecord, Meta, ModelError, Role,
-    Scopes, Timestamp, UserId, UserRecord, Username, hex,
+    AuditLine, AuditRecord, Email, FeedEntry, FeedState, HashEncoding, KeyDigest, KeyId, KeyName, KeyRecord,
+    LiteralKey, Meta, ModelError, Role, Scopes, Sha256Hash, Timestamp, UserId, UserRecord, Username, hex,
 };
 pub use access::{PRIVILEGED_SCOPES, is_privileged};
 pub use caller::{Caller, Via};
 pub use clock::{Clock, TestClock};
 pub use error::Error;
 pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, byte_size_text, duration_text, parse_byte_size, parse_grace};
-pub use keys::{CreditsChange, KeyPage, KeyPatch, MintedKey, NewKeyRequest, RevocationFeed, Verification, VerifyCode};
+pub use keys::{
+    CreditsChange, ImportKeyRequest, KeyOwner, KeyPage, KeyPatch, MAX_IMPORT, MintedKey, NewKeyRequest, RevocationFeed,
+    Verification, VerifyCode,
+};
 pub use keyward::{DomainConfig, Keyward};
 pub use passwords::Password;
 pub use secret::Secret;

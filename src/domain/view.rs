@@ -16,13 +16,13 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
 use super::limits::KeyLimits;
 use super::tokens::TokenSigner;
-use crate::model::{ActiveKeyRow, Credits, KeyId, KeyRecord, RateLimits, Timestamp, UserId, UserRecord};
+use crate::model::{ActiveKeyRow, Credits, KeyId, KeyRecord, RateLimits, Sha256Hash, Timestamp, UserId, UserRecord};
 
 /// Longest token the hot path will hash; keyward's keys are about 250 bytes.
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -37,6 +37,9 @@ const USED: u8 = 8;
 /// The key has rate limits or credits (in its shard's `limits`): without the flag, a key
 /// pays nothing for the feature.
 const LIMITED: u8 = 16;
+/// An imported key (one keyward did not mint): held under its SHA-256, with no signature of
+/// ours to check (so it is inserted with `SIGNATURE_CHECKED`).
+const IMPORTED: u8 = 32;
 
 /// The lookup hash. It is already uniformly random (and attackers cannot add entries), so
 /// its first 8 bytes are the map's hash: no SipHash on the hot path.
@@ -167,6 +170,9 @@ pub struct KeyView {
     /// Keys used since their last use was written, per shard, with the time of the use
     /// that queued them.
     usage: Box<[Padded<Mutex<Vec<QueuedUse>>>]>,
+    /// How many imported keys the view holds: while none, a credential that misses is not
+    /// hashed a second time (the one check a store without imported keys pays).
+    imported: Padded<AtomicUsize>,
 }
 
 impl Default for KeyView {
@@ -178,6 +184,7 @@ impl Default for KeyView {
             users_generation: Padded::default(),
             tokens: RwLock::default(),
             usage: (0..SHARDS).map(|_| Padded::default()).collect(),
+            imported: Padded::default(),
         }
     }
 }
@@ -234,7 +241,23 @@ impl KeyView {
             let more = per_shard.saturating_sub(shard.keys.len());
             shard.keys.reserve(more);
         }
-        insert_locked(&mut shard, slot, k, false);
+        let imported = insert_locked(&mut shard, slot, k, false);
+        drop(shard);
+        self.count_imported(imported);
+    }
+
+    /// Moves the count of imported keys by `delta` (after the entries changed, so a reader
+    /// that sees the count finds the entries).
+    fn count_imported(&self, delta: isize) {
+        match delta {
+            0 => {}
+            d if d > 0 => {
+                self.imported.0.fetch_add(d.unsigned_abs(), Ordering::Release);
+            }
+            d => {
+                self.imported.0.fetch_sub(d.unsigned_abs(), Ordering::Release);
+            }
+        }
     }
 
     pub fn key_count(&self) -> usize {
@@ -242,22 +265,41 @@ impl KeyView {
     }
 
     /// Decides on a presented key: shape, blake3, lookup, expiry, disabled, owner; and the
-    /// signature the first time this process sees the key.
+    /// signature the first time this process sees the key. A miss is looked up again by
+    /// SHA-256 among imported keys, if there are any.
     pub fn check_key(&self, token: &str, now: Timestamp, signer: &TokenSigner) -> KeyCheck {
-        match lookup_of(token) {
+        let check = match lookup_of(token) {
             Some(lookup) => self.check_key_at(lookup, token, now, signer),
             None => KeyCheck::NotFound,
+        };
+        match check {
+            KeyCheck::NotFound => self.check_imported_key(token, now, signer),
+            found => found,
         }
+    }
+
+    /// A credential no minted key matched, looked up by its SHA-256 among the imported keys
+    /// (an imported key may be of any shape, a JWT of another issuer included). With no
+    /// imported keys in the view, this is one load and no hash.
+    fn check_imported_key(&self, token: &str, now: Timestamp, signer: &TokenSigner) -> KeyCheck {
+        if self.imported.0.load(Ordering::Acquire) == 0 || token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return KeyCheck::NotFound;
+        }
+        let lookup = Lookup(*Sha256Hash::of(token).as_bytes());
+        self.check_key_at(lookup, token, now, signer)
     }
 
     /// A `Bearer` credential: a key if the view holds it, else maybe an access token; the
     /// token is hashed once for both.
     pub fn check_bearer(&self, token: &str, now: Timestamp, signer: &TokenSigner) -> Bearer {
         let Some(lookup) = lookup_of(token) else {
-            return Bearer::Key(KeyCheck::NotFound);
+            return Bearer::Key(self.check_imported_key(token, now, signer));
         };
         match self.check_key_at(lookup, token, now, signer) {
-            KeyCheck::NotFound => Bearer::AccessToken(self.check_access_token_at(lookup, token, now, signer)),
+            KeyCheck::NotFound => match self.check_imported_key(token, now, signer) {
+                KeyCheck::NotFound => Bearer::AccessToken(self.check_access_token_at(lookup, token, now, signer)),
+                imported => Bearer::Key(imported),
+            },
             other => Bearer::Key(other),
         }
     }
@@ -388,7 +430,8 @@ impl KeyView {
         let Some(slot) = self.users.read().slot.get(&key.user_id).copied() else {
             return;
         };
-        insert_locked(&mut self.shard(&lookup).write(), slot, key, signature_checked);
+        let imported = insert_locked(&mut self.shard(&lookup).write(), slot, key, signature_checked);
+        self.count_imported(imported);
     }
 
     /// Brings a key's entry up to its record just committed (expiry, disabled, scopes,
@@ -423,9 +466,13 @@ impl KeyView {
         for l in lookups {
             let lookup = Lookup(*l);
             let mut shard = self.shard(&lookup).write();
-            if let Some(entry) = shard.keys.remove(&lookup) {
+            if let Some(mut entry) = shard.keys.remove(&lookup) {
                 shard.scopes.remove(&entry.id);
                 shard.limits.remove(&entry.id);
+                drop(shard);
+                if *entry.flags.get_mut() & IMPORTED != 0 {
+                    self.count_imported(-1);
+                }
             }
         }
     }
@@ -538,12 +585,18 @@ impl KeyView {
     }
 }
 
-/// Adds (or replaces) a key of the user in `slot` under its shard's write lock.
-fn insert_locked(shard: &mut KeyShard, slot: u32, key: ActiveKeyRow, signature_checked: bool) {
+/// Adds (or replaces) a key of the user in `slot` under its shard's write lock; how the
+/// count of imported keys moves.
+fn insert_locked(shard: &mut KeyShard, slot: u32, key: ActiveKeyRow, signature_checked: bool) -> isize {
     let mut entry = entry(key.id, slot, key.expires_at, key.disabled, signature_checked);
+    if key.imported {
+        *entry.flags.get_mut() |= IMPORTED | SIGNATURE_CHECKED;
+    }
     set_scopes(shard, &mut entry, key.scopes, &key.grants);
     set_limits(shard, &mut entry, &key.ratelimits, key.credits.as_ref(), false);
-    shard.keys.insert(Lookup(key.lookup), entry);
+    let replaced = shard.keys.insert(Lookup(key.lookup), entry);
+    let was_imported = replaced.is_some_and(|mut e| *e.flags.get_mut() & IMPORTED != 0);
+    isize::from(key.imported) - isize::from(was_imported)
 }
 
 /// Records what a key may do: its scopes, less any privileged one no admin granted (so a

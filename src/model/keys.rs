@@ -125,8 +125,126 @@ impl KeyDigest {
         out
     }
 
+    /// The digest an imported key (one keyward did not mint) is held under: its SHA-256,
+    /// then 32 zero bytes. So the lookup hash of an imported key is its SHA-256, and every
+    /// path that derives a lookup from a digest (the view, revocation, the change feed, other
+    /// nodes) carries imported keys unchanged. blake3's output never ends in 32 zero bytes
+    /// (2^-256), which is how the two kinds are told apart.
+    pub fn imported(sha256: Sha256Hash) -> Self {
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(&sha256.0);
+        KeyDigest(out)
+    }
+
+    /// Whether this is the digest of an imported key (see [`KeyDigest::imported`]).
+    pub fn is_imported(&self) -> bool {
+        self.0[32..].iter().all(|&b| b == 0)
+    }
+
+    /// The foreign SHA-256 of an imported key.
+    pub fn sha256(&self) -> Option<Sha256Hash> {
+        self.is_imported().then(|| Sha256Hash(self.lookup()))
+    }
+
+    /// As seed 001's `hash` shows it: 128 hex chars of the blake3 digest, or for an imported
+    /// key the 64 hex chars of its SHA-256.
     pub fn hex(&self) -> String {
-        super::hex(&self.0)
+        match self.sha256() {
+            Some(sha) => super::hex(&sha.0),
+            None => super::hex(&self.0),
+        }
+    }
+}
+
+/// The SHA-256 of a key keyward did not mint: what imported keys are looked up by.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Sha256Hash([u8; 32]);
+
+/// How an imported hash is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashEncoding {
+    Hex,
+    Base64,
+    Base64Url,
+}
+
+impl HashEncoding {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "hex" => Some(HashEncoding::Hex),
+            "base64" => Some(HashEncoding::Base64),
+            "base64url" => Some(HashEncoding::Base64Url),
+            _ => None,
+        }
+    }
+}
+
+impl Sha256Hash {
+    /// The SHA-256 of a presented key.
+    pub fn of(key: &str) -> Self {
+        use sha2::Digest;
+        Sha256Hash(sha2::Sha256::digest(key.as_bytes()).into())
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Sha256Hash(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A hash as another system wrote it: 64 hex chars, or base64 / base64url of the 32
+    /// bytes, with or without `=` padding.
+    pub fn parse(encoding: HashEncoding, value: &str) -> Result<Self, ModelError> {
+        use base64::Engine;
+        use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+        let bytes = match encoding {
+            HashEncoding::Hex => hex::decode(value).ok(),
+            HashEncoding::Base64 => STANDARD_NO_PAD.decode(value.trim_end_matches('=')).ok(),
+            HashEncoding::Base64Url => URL_SAFE_NO_PAD.decode(value.trim_end_matches('=')).ok(),
+        };
+        bytes
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(Sha256Hash)
+            .ok_or_else(|| ModelError::invalid("hash", "value must be a SHA-256 (32 bytes) in the encoding named"))
+    }
+}
+
+impl fmt::Debug for Sha256Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sha256Hash(..)")
+    }
+}
+
+/// A literal key given in full to be imported (a fixture's `key`, an import's plaintext):
+/// printable ASCII without spaces, 16 to 512 bytes. Only its SHA-256 is kept.
+pub struct LiteralKey(String);
+
+impl LiteralKey {
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        if !(16..=512).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ModelError::invalid(
+                "key",
+                "must be 16 to 512 printable ASCII characters without spaces",
+            ));
+        }
+        Ok(LiteralKey(s.to_owned()))
+    }
+
+    pub fn sha256(&self) -> Sha256Hash {
+        Sha256Hash::of(&self.0)
+    }
+
+    /// The key itself, for the one place that prints it (`keyward fixtures keys`).
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LiteralKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LiteralKey(***)")
     }
 }
 
@@ -170,6 +288,8 @@ pub struct ActiveKeyRow {
     pub id: KeyId,
     pub user_id: UserId,
     pub lookup: [u8; 32],
+    /// An imported key: its lookup is its SHA-256 and it has no signature of ours to check.
+    pub imported: bool,
     pub expires_at: Option<Timestamp>,
     pub disabled: bool,
     pub scopes: Option<Vec<String>>,
@@ -187,6 +307,7 @@ impl ActiveKeyRow {
             id: key.id,
             user_id: key.user_id,
             lookup: key.digest.lookup(),
+            imported: key.digest.is_imported(),
             expires_at: key.expires_at,
             disabled: key.disabled,
             scopes: key.scopes.clone(),
@@ -206,6 +327,43 @@ mod tests {
         let d = KeyDigest::of("a.b.c");
         assert_eq!(&d.lookup(), blake3::hash(b"a.b.c").as_bytes());
         assert_eq!(d.hex().len(), 128);
+    }
+
+    #[test]
+    fn imported_digests_are_told_from_minted_ones() {
+        let sha = Sha256Hash::of("dev_ada_frontend_key");
+        let imported = KeyDigest::imported(sha);
+        assert!(imported.is_imported());
+        assert!(!KeyDigest::of("a.b.c").is_imported());
+        assert_eq!(imported.lookup(), *sha.as_bytes());
+        assert_eq!(imported.hex().len(), 64);
+    }
+
+    #[test]
+    fn imported_hashes_in_every_encoding() {
+        let sha = Sha256Hash::of("abc");
+        let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let b64 = "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=";
+        let b64url = "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0";
+        for (enc, v) in [
+            (HashEncoding::Hex, hex),
+            (HashEncoding::Base64, b64),
+            (HashEncoding::Base64, b64.trim_end_matches('=')),
+            (HashEncoding::Base64Url, b64url),
+            (HashEncoding::Base64Url, &format!("{b64url}=")),
+        ] {
+            assert!(Sha256Hash::parse(enc, v).ok() == Some(sha), "{enc:?} {v}");
+        }
+        assert!(Sha256Hash::parse(HashEncoding::Hex, "abcd").is_err());
+        assert!(Sha256Hash::parse(HashEncoding::Base64Url, b64).is_err());
+    }
+
+    #[test]
+    fn literal_keys() {
+        assert!(LiteralKey::parse("dev_ada_frontend").is_ok());
+        assert!(LiteralKey::parse("short").is_err());
+        assert!(LiteralKey::parse("has a space in it ok").is_err());
+        assert!(LiteralKey::parse(&"x".repeat(513)).is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub use audit::{AuditLine, AuditRecord};
 pub use error::ModelError;
 pub use feed::{FeedEntry, FeedState};
 pub use ids::{KeyId, UserId, hex, os_random, push_hex};
-pub use keys::{ActiveKeyRow, KeyDigest, KeyName, KeyRecord, Meta, Scopes};
+pub use keys::{ActiveKeyRow, HashEncoding, KeyDigest, KeyName, KeyRecord, LiteralKey, Meta, Scopes, Sha256Hash};
 pub use limits::{
     Credits, GivenDuration, MAX_CREDITS, MAX_RATE_LIMITS, RateLimit, RateLimits, Refill, RefillInterval, credit_block,
 };

@@ -76,8 +76,14 @@ const TABLES: &[Table] = &[
             ("credits_remaining", Kind::Int),
             ("credits_refill", Kind::Text),
             ("credits_period", Kind::Int),
+            ("sha256", Kind::Bytes),
         ],
         order: "seq",
+    },
+    Table {
+        name: "fixtures",
+        columns: &[("kind", Kind::Text), ("id", Kind::Text)],
+        order: "kind, id",
     },
     Table {
         name: "settings",

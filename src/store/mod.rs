@@ -366,6 +366,11 @@ operations! {
     fn insert_key(&self, key: KeyRecord, numbered: bool, audit: AuditRecord,
         after_commit: impl AfterCommit<KeyRecord>) -> KeyRecord;
 
+    /// Stores new keys in one transaction, all or none (an id or hash already on file is a
+    /// `Conflict` and nothing is written). The keys as stored, in the order given.
+    fn insert_keys(&self, keys: Vec<KeyRecord>, audits: Vec<AuditRecord>,
+        after_commit: impl AfterCommit<Vec<KeyRecord>>) -> Vec<KeyRecord>;
+
     /// A rotation, in one transaction: brings the old key's expiry forward to `until` and
     /// stores its replacement. `None` (and nothing written) if the old key is no longer a
     /// live key of `owner`. The new key and the old one as they are now.

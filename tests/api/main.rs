@@ -17,6 +17,7 @@ mod errors;
 mod files;
 mod hot_path;
 mod hygiene;
+mod imported_keys;
 mod keys;
 mod lifecycle;
 mod limits;

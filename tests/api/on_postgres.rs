@@ -23,6 +23,7 @@ const CORE: &[&str] = &[
     "token_matrix::",
     "console::",
     "hot_path::",
+    "imported_keys::",
     "errors::",
     "hygiene::",
     "operations::",

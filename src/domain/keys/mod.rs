@@ -2,6 +2,7 @@
 //! `operations.rs` (make, list, read, change, rotate, revoke) and `verification.rs` (the
 //! verify API and the revocation feeds); who may do which is `access.rs`.
 
+mod import;
 mod operations;
 mod verification;
 
@@ -9,6 +10,7 @@ use super::access::Held;
 use super::{Expiry, FeedEntry, KeyId, KeyName, KeyRecord, Meta, Scopes, Secret};
 use crate::model::{Credits, RateLimits};
 pub use crate::store::CreditsChange;
+pub use import::{ImportKeyRequest, KeyOwner, MAX_IMPORT};
 
 #[derive(Default)]
 pub struct NewKeyRequest {

@@ -126,23 +126,7 @@ impl Keyward {
         let expiry = request.expires.unwrap_or_else(|| self.config().default_lifetime.into());
         // Whole seconds, so `expires_at` and the token's `exp` say the same.
         let expires_at = expiry.resolve(now).map(|t| Timestamp::from_secs(t.secs()));
-        if let Some(t) = expires_at
-            && t <= now
-        {
-            return Err(Error::invalid("expires", "must be in the future"));
-        }
-        if let Some(max) = self.config().max_lifetime {
-            let latest = now.plus(max);
-            if expires_at.is_none_or(|t| t > latest) {
-                return Err(Error::invalid(
-                    "expires",
-                    format!(
-                        "longer than the configured maximum lifetime of {} seconds",
-                        max.as_secs()
-                    ),
-                ));
-            }
-        }
+        self.check_lifetime("expires", expires_at, now)?;
         access::may_make_key_until(caller, expires_at)?;
 
         let grants = access::grants_for(caller, request.scopes.as_ref(), request.replaces.as_ref())?;
@@ -170,6 +154,33 @@ impl Keyward {
             credits: request.credits,
         };
         Ok((record, secret))
+    }
+
+    /// A new key's expiry (`None`: never) is in the future and within the configured
+    /// maximum lifetime; `field` names it in the refusal.
+    pub(super) fn check_lifetime(
+        &self,
+        field: &'static str,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        if let Some(t) = expires_at
+            && t <= now
+        {
+            return Err(Error::invalid(field, "must be in the future"));
+        }
+        if let Some(max) = self.config().max_lifetime
+            && expires_at.is_none_or(|t| t > now.plus(max))
+        {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "longer than the configured maximum lifetime of {} seconds",
+                    max.as_secs()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// A page of `owner`'s live keys, oldest first.

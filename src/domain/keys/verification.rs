@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::domain::limits::{Admitted, KeyLimits};
 use crate::domain::view::KeyCheck;
 use crate::domain::{Error, KeyDigest, KeyId, Timestamp};
+use crate::model::Sha256Hash;
 
 impl Keyward {
     /// `POST /v1/verify`: what keyward says of a presented key, for a service checking its
@@ -27,11 +28,19 @@ impl Keyward {
         let now = self.now();
         access::require_verifier(caller)?;
         let check = self.view().check_key(token, now, self.signer());
-        let on_file = self
+        let mut on_file = self
             .store()
             .find_key_by_digest(KeyDigest::of(token))
             .await
             .map_err(|e| e.into_domain("reading the key failed"))?;
+        if on_file.is_none() {
+            // Maybe an imported key (held under its SHA-256).
+            on_file = self
+                .store()
+                .find_key_by_digest(KeyDigest::imported(Sha256Hash::of(token)))
+                .await
+                .map_err(|e| e.into_domain("reading the key failed"))?;
+        }
         let mut code = match (&check, &on_file) {
             (KeyCheck::Valid(k), _) => match &k.scopes {
                 Some(own) if !scopes.iter().all(|s| own.contains(s)) => VerifyCode::InsufficientScope,

@@ -31,9 +31,9 @@ async fn insert_key_row(
     let row = tx
         .query_one(
             "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta, grants, \
-                               ratelimits, credits_remaining, credits_refill, credits_period) \
+                               ratelimits, credits_remaining, credits_refill, credits_period, sha256) \
              VALUES ($1, $2, coalesce($3, CASE WHEN $9 THEN 'key#' || ((SELECT count(*) FROM keys WHERE user_id = $2) + 1) END), \
-                     $4, $5, $5, $6, false, $7, $8, $10, $11, $12, $13, $14) RETURNING name",
+                     $4, $5, $5, $6, $16, $7, $8, $10, $11, $12, $13, $14, $15) RETURNING name",
             &[
                 &key.id.to_string(),
                 &owner,
@@ -49,6 +49,8 @@ async fn insert_key_row(
                 &key.credits.map(|c| credit_column(c.remaining)),
                 &key.credits.and_then(|c| c.refill_column()),
                 &key.credits_period.map(Timestamp::millis),
+                &key.digest.sha256().map(|h| h.as_bytes().to_vec()),
+                &key.disabled,
             ],
         )
         .await?;
@@ -210,6 +212,35 @@ impl PgStore {
                         let (key, created) = insert_key_row(tx, key, numbered).await?;
                         insert_audit(tx, &audit).await?;
                         Ok((key, vec![created]))
+                    })
+                },
+                after_commit,
+            )
+            .await
+    }
+
+    /// Stores keys all together or none of them (imports).
+    pub async fn insert_keys(
+        &self,
+        keys: Vec<KeyRecord>,
+        audits: Vec<AuditRecord>,
+        after_commit: impl AfterCommit<Vec<KeyRecord>>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        self.writer
+            .write(
+                move |tx| {
+                    Box::pin(async move {
+                        let mut stored = Vec::with_capacity(keys.len());
+                        let mut created = Vec::with_capacity(keys.len());
+                        for key in keys {
+                            let (key, row) = insert_key_row(tx, key, false).await?;
+                            stored.push(key);
+                            created.push(row);
+                        }
+                        for audit in &audits {
+                            insert_audit(tx, audit).await?;
+                        }
+                        Ok((stored, created))
                     })
                 },
                 after_commit,

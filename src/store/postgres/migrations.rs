@@ -10,6 +10,7 @@ use crate::store::{StoreError, StoreErrorKind};
 const STEPS: &[&str] = &[
     include_str!("migrations/0001_schema.sql"),
     include_str!("migrations/0002_limits.sql"),
+    include_str!("migrations/0003_imported_keys_and_fixtures.sql"),
 ];
 
 /// The schema version this build writes.

@@ -90,10 +90,12 @@ pub(super) fn active_key_from_row(r: &Row) -> Result<Option<ActiveKeyRow>, Store
             return Ok(None);
         }
     };
+    let digest = digest(r.try_get(2)?)?;
     Ok(Some(ActiveKeyRow {
         id,
         user_id: user_id(r.try_get(1)?)?,
-        lookup: digest(r.try_get(2)?)?.lookup(),
+        lookup: digest.lookup(),
+        imported: digest.is_imported(),
         expires_at: millis(r.try_get(3)?),
         disabled: r.try_get(4)?,
         scopes,

@@ -50,6 +50,24 @@ impl SqliteStore {
             .await
     }
 
+    pub async fn insert_keys(
+        &self,
+        keys: Vec<KeyRecord>,
+        audits: Vec<AuditRecord>,
+        after_commit: impl AfterCommit<Vec<KeyRecord>>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        self.write(
+            audits,
+            move |tx| {
+                keys.into_iter()
+                    .map(|key| insert_key_row(tx, key, false))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            },
+            after_commit,
+        )
+        .await
+    }
+
     pub async fn rotate_key(
         &self,
         owner: UserId,
@@ -351,9 +369,9 @@ fn insert_key_row(tx: &Tx<'_>, mut key: KeyRecord, numbered: bool) -> rusqlite::
     key.name = tx
         .prepare_cached(
             "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta, grants, \
-                               ratelimits, credits_remaining, credits_refill, credits_period) \
+                               ratelimits, credits_remaining, credits_refill, credits_period, sha256) \
              VALUES (?1, ?2, coalesce(?3, CASE WHEN ?9 THEN 'key#' || ((SELECT count(*) FROM keys WHERE user_id = ?2) + 1) END), \
-                     ?4, ?5, ?5, ?6, 0, ?7, ?8, ?10, ?11, ?12, ?13, ?14) RETURNING name",
+                     ?4, ?5, ?5, ?6, ?16, ?7, ?8, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING name",
         )?
         .query_row(
             params![
@@ -371,6 +389,8 @@ fn insert_key_row(tx: &Tx<'_>, mut key: KeyRecord, numbered: bool) -> rusqlite::
                 key.credits.map(|c| credit_column(c.remaining)),
                 key.credits.and_then(|c| c.refill_column()),
                 key.credits_period.map(Timestamp::millis),
+                key.digest.sha256().map(|h| h.as_bytes().to_vec()),
+                key.disabled,
             ],
             |r| r.get(0),
         )?;

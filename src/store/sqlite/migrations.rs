@@ -11,6 +11,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0003_grants_and_feed.sql"),
     include_str!("migrations/0004_revoked_keys.sql"),
     include_str!("migrations/0005_limits.sql"),
+    include_str!("migrations/0006_imported_keys_and_fixtures.sql"),
 ];
 
 /// The schema version this build writes.

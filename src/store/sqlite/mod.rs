@@ -104,7 +104,14 @@ macro_rules! always_changed {
         })*
     };
 }
-always_changed!((), i64, String, crate::model::KeyRecord, Vec<crate::model::SigningKey>);
+always_changed!(
+    (),
+    i64,
+    String,
+    crate::model::KeyRecord,
+    Vec<crate::model::KeyRecord>,
+    Vec<crate::model::SigningKey>
+);
 
 impl SqliteStore {
     /// Opens (creating if need be, 0600) the database at `path`, brings its schema up to

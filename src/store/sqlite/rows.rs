@@ -148,10 +148,12 @@ pub(super) fn active_key_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Active
             return Ok(None);
         }
     };
+    let digest: KeyDigest = r.get(2)?;
     Ok(Some(ActiveKeyRow {
         id,
         user_id: r.get(1)?,
-        lookup: r.get::<_, KeyDigest>(2)?.lookup(),
+        lookup: digest.lookup(),
+        imported: digest.is_imported(),
         expires_at: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_millis),
         disabled: r.get(4)?,
         scopes,
