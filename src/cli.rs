@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::domain::{
-    Email, Error, Expiry, KeyId, KeyName, Keyward, NewKeyRequest, NewUserRequest, Password, Role, Scopes, Secret,
-    Timestamp, UserUpdate, Username,
+    Email, Error, Expiry, KeyId, KeyName, Keyward, MAX_IMPORT, NewKeyRequest, NewUserRequest, Password, Role, Scopes,
+    Secret, Timestamp, UserUpdate, Username,
 };
 use crate::{Application, telemetry};
 
@@ -131,6 +131,14 @@ enum KeyCommand {
     Revoke {
         /// The key's id (24 hex characters, as `key list` shows it)
         id: String,
+    },
+    /// Import keys keyward did not mint, one JSON object a line as `POST /v1/keys/import`
+    /// takes them (owner, name, SHA-256 hash or plaintext key, ...); prints their ids. Every
+    /// line is checked before anything is written; then 1,000 keys at a time, each batch
+    /// all or nothing
+    Import {
+        /// A JSON Lines file ("-": standard input)
+        file: PathBuf,
     },
 }
 
@@ -306,6 +314,28 @@ fn read_password(username: &str) -> Result<Password, String> {
     Password::parse(Secret::new(typed)).map_err(|e| e.to_string())
 }
 
+/// The keys of a JSON Lines import file, every line checked (blank lines skipped).
+fn read_key_import(file: &std::path::Path) -> Result<Vec<crate::domain::ImportKeyRequest>, String> {
+    let text = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("reading standard input: {e}"))?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?
+    };
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |e: &dyn std::fmt::Display| format!("{}, line {}: {e}", file.display(), n + 1);
+        let json: crate::api::import::ImportKeyJson = serde_json::from_str(line).map_err(|e| at(&e))?;
+        keys.push(json.parse().map_err(|e| at(&e))?);
+    }
+    if keys.is_empty() {
+        return Err(format!("{}: no keys to import", file.display()));
+    }
+    Ok(keys)
+}
+
 fn user_id(kw: &Keyward, login: &str) -> Result<crate::domain::UserId, String> {
     kw.find_user(login)
         .map(|u| u.id)
@@ -462,6 +492,24 @@ async fn operate(kw: &Keyward, settings: &Settings, command: Command) -> Result<
                 other => other.to_string(),
             })?;
             println!("revoked {id}");
+        }
+        Command::Key(KeyCommand::Import { file }) => {
+            let requests = read_key_import(&file)?;
+            let total = requests.len();
+            let mut requests = requests.into_iter().peekable();
+            let mut done = 0;
+            while requests.peek().is_some() {
+                let batch: Vec<_> = requests.by_ref().take(MAX_IMPORT).collect();
+                let ids = kw
+                    .import_keys(&op, batch)
+                    .await
+                    .map_err(|e| format!("{e} (in the keys after line {done}; the {done} before were imported)"))?;
+                done += ids.len();
+                for id in ids {
+                    println!("{id}");
+                }
+            }
+            eprintln!("imported {total} keys");
         }
         Command::Backup { path } => {
             let bar = progress_bar("{bar:40} {bytes}/{total_bytes} {elapsed}");

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::model::{
     AuditRecord, Credits, FeedState, GivenDuration, KeyDigest, KeyId, KeyRecord, RateLimit, RateLimits, Refill,
-    RefillInterval, Role, SessionRecord, SigningKey, Timestamp, UserId, UserRecord,
+    RefillInterval, Role, SessionRecord, Sha256Hash, SigningKey, Timestamp, UserId, UserRecord,
 };
 
 type Checked = Result<(), Box<dyn std::error::Error>>;
@@ -122,6 +122,7 @@ macro_rules! suite {
             concurrent_reservations_never_take_more_than_the_balance,
             a_refill_restores_the_balance_at_the_period_start,
             rotation_moves_the_credits_to_the_new_key,
+            imported_keys_are_stored_all_or_none_and_travel_like_minted_ones,
         );
     };
 }
@@ -1496,5 +1497,82 @@ async fn rotation_moves_the_credits_to_the_new_key(db: &TestDb) -> Checked {
     );
     assert_eq!(old.credits.map(|c| c.remaining), Some(0));
     assert_eq!(new.ratelimits, old.ratelimits);
+    Ok(())
+}
+
+fn imported(owner: UserId, plaintext: &str) -> Result<KeyRecord, Box<dyn std::error::Error>> {
+    let mut k = key(owner, plaintext)?;
+    k.digest = KeyDigest::imported(Sha256Hash::of(plaintext));
+    Ok(k)
+}
+
+async fn imported_keys_are_stored_all_or_none_and_travel_like_minted_ones(db: &TestDb) -> Checked {
+    let store = &db.store;
+    let there = db.another_process(false).await?;
+    let ada = add_user(store, "ada").await?;
+    let taken = add_key(store, ada.id, "minted").await?;
+    there.poll_changes(t(3)).await?;
+
+    // One clash (an id on file) and nothing of the batch is stored.
+    let mut clash = imported(ada.id, "legacy-two")?;
+    clash.id = taken.id;
+    let batch = vec![imported(ada.id, "legacy-one")?, clash];
+    let refused = store.insert_keys(batch, vec![audit("key.import", None)], |_| {}).await;
+    assert_eq!(refused.err().map(|e| e.kind), Some(StoreErrorKind::Conflict));
+    let one = imported(ada.id, "legacy-one")?;
+    assert!(store.find_key_by_digest(one.digest).await?.is_none(), "all or none");
+
+    let calls = Calls::default();
+    let counted = calls.clone();
+    let mut disabled = imported(ada.id, "legacy-three")?;
+    disabled.disabled = true;
+    let stored = store
+        .insert_keys(
+            vec![one.clone(), disabled.clone()],
+            vec![audit("key.import", None), audit("key.import", None)],
+            move |keys| {
+                assert_eq!(keys.len(), 2);
+                counted.0.fetch_add(1, Ordering::SeqCst);
+            },
+        )
+        .await?;
+    assert_eq!(calls.0.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        stored.iter().map(|k| k.id).collect::<Vec<_>>(),
+        vec![one.id, disabled.id]
+    );
+    let (found, revoked) = store
+        .find_key_by_digest(one.digest)
+        .await?
+        .ok_or("imported key not found")?;
+    assert!(found.digest.is_imported() && !revoked);
+    assert_eq!(found.digest.sha256(), Some(Sha256Hash::of("legacy-one")));
+    assert!(store.find_key(ada.id, disabled.id).await?.ok_or("no key")?.disabled);
+
+    // The view's load and another process see them under their SHA-256, marked imported.
+    let rows = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&rows);
+    store
+        .load_active_keys(t(3), move |row, _| sink.lock().push(row))
+        .await?;
+    let sha = *Sha256Hash::of("legacy-one").as_bytes();
+    assert!(
+        rows.lock()
+            .iter()
+            .any(|r| r.id == one.id && r.imported && r.lookup == sha)
+    );
+    assert!(rows.lock().iter().any(|r| r.id == taken.id && !r.imported));
+    let seen = there.poll_changes(t(4)).await?;
+    assert!(
+        seen.iter()
+            .any(|c| matches!(c, Change::KeyActive(r) if r.id == one.id && r.imported && r.lookup == sha)),
+        "{seen:?}"
+    );
+    assert_eq!(revoke(store, &one, t(5)).await?, Some(sha));
+    let seen = there.poll_changes(t(6)).await?;
+    assert!(
+        seen.iter().any(|c| matches!(c, Change::KeyGone(l) if *l == sha)),
+        "{seen:?}"
+    );
     Ok(())
 }

@@ -267,3 +267,48 @@ async fn cli_changes_reach_a_running_server() {
     let r = app.get(&format!("/v1/users/{ada_id}")).as_(&app.admin).await;
     assert_eq!(r.json()["disabled"], true);
 }
+
+#[tokio::test]
+async fn key_import_reads_json_lines_and_a_running_server_takes_the_keys() {
+    let app = crate::helpers::spawn_with(|s| {
+        s.auth.secret = Some(keyward::domain::Secret::new(
+            "a cli test secret of at least thirty-two bytes",
+        ))
+    })
+    .await;
+    let db = app.db_path();
+    app.user("ada").await;
+    let file = app.dir.path().join("keys.jsonl");
+    let good = r#"{"username": "ada", "name": "legacy-one", "key": "legacy_cli_key_0001"}"#;
+    let hash = "0fb6cbea5ebc2d9a2e17f4fb5e6da1de2a1e1c68bd9f15c8a0a9b08e4a0ce7d1";
+    let other = format!(
+        r#"{{"username": "ada", "name": "legacy-two", "hash": {{"algorithm": "sha256", "encoding": "hex", "value": "{hash}"}}}}"#
+    );
+    // A bad line: nothing is written, and the line is named.
+    std::fs::write(&file, format!("{good}\n{{\"username\": \"ada\", \"name\": \"x\"}}\n")).unwrap();
+    let (db2, file2) = (db.clone(), file.clone());
+    let out = tokio::task::spawn_blocking(move || keyward(&db2, &["key", "import", file2.to_str().unwrap()], ""))
+        .await
+        .unwrap();
+    assert!(
+        failed(&out).contains("line 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::fs::write(&file, format!("{good}\n\n{other}\n")).unwrap();
+    let (db2, file2) = (db.clone(), file.clone());
+    let printed =
+        tokio::task::spawn_blocking(move || ok(&keyward(&db2, &["key", "import", file2.to_str().unwrap()], "")))
+            .await
+            .unwrap();
+    assert_eq!(printed.lines().count(), 2, "{printed}");
+    assert!(eventually(|| async { app.me_status("legacy_cli_key_0001").await == StatusCode::OK }).await);
+    let listed = tokio::task::spawn_blocking(move || ok(&keyward(&db, &["key", "list", "--user", "ada"], "")))
+        .await
+        .unwrap();
+    assert!(
+        listed.contains("legacy-one") && listed.contains("legacy-two"),
+        "{listed}"
+    );
+}
