@@ -29,7 +29,15 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (what `keyward` alone does)
-    Serve,
+    Serve {
+        /// Apply a fixtures file (users and keys for local development) at start; refused
+        /// on a non-loopback server.bind unless [dev] allow_fixtures = true
+        #[arg(long, value_name = "FILE")]
+        fixtures: Option<PathBuf>,
+    },
+    /// Users and keys for local development, from a TOML file (see dev.toml)
+    #[command(subcommand)]
+    Fixtures(FixturesCommand),
     /// Add, list and change users
     #[command(subcommand)]
     User(UserCommand),
@@ -57,6 +65,19 @@ enum Command {
     /// Manage the Ed25519 keys that sign API keys (keys.algorithm = "EdDSA")
     #[command(subcommand)]
     SigningKey(SigningKeyCommand),
+}
+
+#[derive(Subcommand)]
+enum FixturesCommand {
+    /// Create or update the file's users and keys (idempotent: a second run changes nothing)
+    Apply {
+        file: PathBuf,
+        /// Also remove users and keys an earlier apply created that the file no longer lists
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Print each key of the file as `<name><TAB><key>` (for an app's .env)
+    Keys { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -152,7 +173,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
     };
     let result = match cli.command {
-        None | Some(Command::Serve) => serve(settings).await,
+        None => serve(settings, None).await,
+        Some(Command::Serve { fixtures }) => serve(settings, fixtures).await,
         Some(Command::Config) => settings
             .to_toml()
             .map(|text| {
@@ -194,8 +216,9 @@ fn quiet_log(settings: &Settings) {
 
 async fn operate_on_database(settings: &Settings, command: Command) -> Result<(), String> {
     let db = &settings.database.path;
-    // Only `user add` may start a database; the rest would act on an empty one.
-    if settings.database.url.is_none() && !matches!(command, Command::User(UserCommand::Add { .. })) && !db.exists() {
+    // Only `user add` and fixtures may start a database; the rest would act on an empty one.
+    let may_start = matches!(command, Command::User(UserCommand::Add { .. }) | Command::Fixtures(_));
+    if settings.database.url.is_none() && !may_start && !db.exists() {
         Err(format!(
             "there is no database at {} (keyward creates it on first start; \
                      set database.path, or --config, to use another)",
@@ -264,8 +287,17 @@ fn progress_bar(template: &str) -> Option<indicatif::ProgressBar> {
     })
 }
 
-async fn serve(settings: Settings) -> Result<(), String> {
+async fn serve(settings: Settings, fixtures: Option<PathBuf>) -> Result<(), String> {
     telemetry::init(&settings.log.level);
+    let fixtures = match fixtures {
+        Some(path) => {
+            crate::fixtures::check_bind(&settings)?;
+            let read = crate::fixtures::read(&path)?;
+            crate::fixtures::check_settings(&read, &settings)?;
+            Some((path, read))
+        }
+        None => None,
+    };
     let bind = settings.server.bind;
     let db = crate::startup::database_name(&settings);
     let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
@@ -274,6 +306,24 @@ async fn serve(settings: Settings) -> Result<(), String> {
         log::error!("start-up failed: {e}");
         e.to_string()
     })?;
+    // Fixtures are in place before the log says the server is up.
+    if let Some((path, fixtures)) = fixtures {
+        let changes = app
+            .keyward()
+            .apply_fixtures(&fixtures, false)
+            .await
+            .map_err(|e| format!("fixtures {}: {e}", path.display()))?;
+        for change in &changes {
+            log::info!("fixtures: {change}");
+        }
+        log::warn!(
+            "fixtures loaded from {} ({} users, {} keys; {} changes): for local development only",
+            path.display(),
+            fixtures.users.len(),
+            fixtures.keys.len(),
+            changes.len()
+        );
+    }
     let base = format!("{scheme}://{}:{}", bind.ip(), app.port());
     log::info!(
         "keyward {} serving on {base} with database {}",
@@ -354,7 +404,29 @@ fn or_dash(t: Option<Timestamp>) -> String {
 async fn operate(kw: &Keyward, settings: &Settings, command: Command) -> Result<(), String> {
     let op = kw.operator();
     match command {
-        Command::Serve | Command::Config | Command::Migrate { .. } => unreachable!("handled by run"),
+        Command::Serve { .. } | Command::Config | Command::Migrate { .. } => unreachable!("handled by run"),
+        Command::Fixtures(FixturesCommand::Apply { file, prune }) => {
+            let fixtures = crate::fixtures::read(&file)?;
+            crate::fixtures::check_settings(&fixtures, settings)?;
+            let changes = kw.apply_fixtures(&fixtures, prune).await.map_err(show)?;
+            for change in &changes {
+                println!("{change}");
+            }
+            if changes.is_empty() {
+                println!(
+                    "no changes: the database already holds the fixtures of {}",
+                    file.display()
+                );
+            }
+        }
+        Command::Fixtures(FixturesCommand::Keys { file }) => {
+            let fixtures = crate::fixtures::read(&file)?;
+            crate::fixtures::check_settings(&fixtures, settings)?;
+            for key in &fixtures.keys {
+                let secret = kw.fixture_key_secret(&fixtures, key).map_err(show)?;
+                println!("{}\t{}", key.name.as_str(), secret.reveal());
+            }
+        }
         Command::User(UserCommand::Add { username, email, role }) => {
             let request = NewUserRequest {
                 username: Username::parse(&username).map_err(show)?,

@@ -34,6 +34,16 @@ pub struct Settings {
     pub log: LogSettings,
     pub metrics: MetricsSettings,
     pub ui: UiSettings,
+    pub dev: DevSettings,
+}
+
+/// Local development.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevSettings {
+    /// Let `serve --fixtures` load fixtures while the server binds an address other than
+    /// loopback (known passwords and keys for anyone who reaches it).
+    pub allow_fixtures: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

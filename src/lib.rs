@@ -10,6 +10,7 @@ pub mod config;
 pub mod dialects;
 pub mod domain;
 pub mod files;
+pub mod fixtures;
 pub mod jobs;
 pub mod metrics;
 pub mod model;

@@ -234,10 +234,15 @@ impl Keyward {
     /// The operator at the console (the CLI): an admin who is no user, so the "not
     /// yourself" rules never apply to them.
     pub fn operator(&self) -> Caller {
+        self.operator_named("operator")
+    }
+
+    /// The operator under another name in the audit trail (`fixtures`, `import`).
+    pub fn operator_named(&self, name: &str) -> Caller {
         let now = self.now();
         let user = UserRecord {
             id: UserId::nil(),
-            username: "operator".into(),
+            username: name.into(),
             email: None,
             role: Role::Admin,
             disabled: false,

@@ -14,6 +14,7 @@ mod clock;
 pub mod credentials;
 mod error;
 mod expiry;
+pub mod fixtures;
 mod keys;
 mod keyward;
 pub mod limits;

@@ -54,20 +54,39 @@ impl Keyward {
             email: None,
             role: Role::Admin,
         };
-        self.insert_user(&self.operator(), request, now).await
+        self.insert_user(&self.operator(), request, UserId::generate()?, now)
+            .await
     }
 
     /// Admin: creates a user.
     pub async fn create_user(&self, caller: &Caller, request: NewUserRequest) -> Result<UserRecord, Error> {
         let now = self.now();
         access::require_admin(caller)?;
-        self.insert_user(caller, request, now).await
+        self.insert_user(caller, request, UserId::generate()?, now).await
     }
 
-    async fn insert_user(&self, caller: &Caller, request: NewUserRequest, now: Timestamp) -> Result<UserRecord, Error> {
+    /// Admin: makes a user with an id chosen by the caller (fixtures derive theirs).
+    pub(crate) async fn insert_user_with_id(
+        &self,
+        caller: &Caller,
+        request: NewUserRequest,
+        id: UserId,
+    ) -> Result<UserRecord, Error> {
+        let now = self.now();
+        access::require_admin(caller)?;
+        self.insert_user(caller, request, id, now).await
+    }
+
+    async fn insert_user(
+        &self,
+        caller: &Caller,
+        request: NewUserRequest,
+        id: UserId,
+        now: Timestamp,
+    ) -> Result<UserRecord, Error> {
         let password_hash: Arc<str> = self.passwords().hash(&request.password).await?.into();
         let record = UserRecord {
-            id: UserId::generate()?,
+            id,
             username: request.username.as_str().to_owned(),
             email: request.email.map(|e| e.as_str().to_owned()),
             role: request.role,

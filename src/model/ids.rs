@@ -68,6 +68,12 @@ macro_rules! id_type {
                 Self([0; ID_BYTES])
             }
 
+            /// An id from 12 bytes chosen elsewhere (derived ids of fixtures); never nil
+            /// in practice, as the bytes are a hash.
+            pub const fn from_bytes(bytes: [u8; ID_BYTES]) -> Self {
+                Self(bytes)
+            }
+
             /// Parses the 24-lowercase-hex form; anything else, and the nil id, is `None`.
             pub fn parse(s: &str) -> Option<Self> {
                 parse_hex_id(s).filter(|b| *b != [0; ID_BYTES]).map(Self)

@@ -8,6 +8,7 @@
 mod audit;
 mod error;
 mod feed;
+mod fixtures;
 mod ids;
 mod keys;
 mod limits;
@@ -20,6 +21,7 @@ mod users;
 pub use audit::{AuditLine, AuditRecord};
 pub use error::ModelError;
 pub use feed::{FeedEntry, FeedState};
+pub use fixtures::FixtureItem;
 pub use ids::{KeyId, UserId, hex, os_random, push_hex};
 pub use keys::{ActiveKeyRow, HashEncoding, KeyDigest, KeyName, KeyRecord, LiteralKey, Meta, Scopes, Sha256Hash};
 pub use limits::{

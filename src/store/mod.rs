@@ -25,8 +25,8 @@ pub mod sqlite;
 use std::path::Path;
 
 use crate::model::{
-    ActiveKeyRow, AuditLine, AuditRecord, Credits, FeedEntry, KeyDigest, KeyId, KeyRecord, RateLimits, Role,
-    SessionRecord, SigningKey, ThrottleCheck, ThrottleRules, Timestamp, UserId, UserRecord,
+    ActiveKeyRow, AuditLine, AuditRecord, Credits, FeedEntry, FixtureItem, KeyDigest, KeyId, KeyRecord, RateLimits,
+    Role, SessionRecord, SigningKey, ThrottleCheck, ThrottleRules, Timestamp, UserId, UserRecord,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -430,6 +430,14 @@ operations! {
     /// What other processes committed since the last call (the first call: since the store
     /// was opened), resolved as of `now`; empty when nothing.
     fn poll_changes(&self, now: Timestamp) -> Vec<Change>;
+
+    // ---- fixtures ----------------------------------------------------------------------
+
+    /// The users and keys an apply of fixtures created (and `--prune` has not removed).
+    fn fixture_items(&self) -> Vec<FixtureItem>;
+
+    /// Records that fixtures created `item` (`made`), or that it is gone.
+    fn set_fixture_item(&self, item: FixtureItem, made: bool) -> ();
 
     // ---- audit -------------------------------------------------------------------------
 

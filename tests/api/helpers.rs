@@ -440,8 +440,23 @@ pub fn start_binary_as_shipped(dir: &std::path::Path) -> (Server, String) {
     serve(dir, None, &[])
 }
 
+/// As [`start_binary`], with arguments (`serve --fixtures FILE`).
+pub fn start_binary_with_args(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (Server, String) {
+    serve_with(dir, Some(ADMIN_PASSWORD), args, env)
+}
+
 fn serve(dir: &std::path::Path, admin_password: Option<&str>, env: &[(&str, &str)]) -> (Server, String) {
+    serve_with(dir, admin_password, &[], env)
+}
+
+fn serve_with(
+    dir: &std::path::Path,
+    admin_password: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Server, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    command.args(args);
     command.env_remove("KEYWARD_ADMIN_PASSWORD");
     if let Some(password) = admin_password {
         command.env("KEYWARD_ADMIN_PASSWORD", password);

@@ -15,6 +15,7 @@ mod deploy;
 mod dialects;
 mod errors;
 mod files;
+mod fixtures;
 mod hot_path;
 mod hygiene;
 mod imported_keys;

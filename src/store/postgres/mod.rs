@@ -5,6 +5,7 @@
 //! order, so every node can follow it without ever skipping a change.
 
 mod audit;
+mod fixtures;
 mod follow;
 mod keys;
 mod migrations;

@@ -11,6 +11,7 @@
 mod audit;
 mod backup;
 mod changes;
+mod fixtures;
 mod keys;
 mod migrations;
 mod rows;

@@ -1,0 +1,214 @@
+//! Fixtures for local development: `keyward serve --fixtures FILE`, `keyward fixtures
+//! apply|keys FILE`. The same file and configured secret give byte-identical keys on every
+//! fresh database; applying twice changes nothing the second time.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{Http, basic, start_binary_with_args};
+
+const SECRET: &str = "a fixtures test secret of at least thirty-two bytes";
+
+const FILE: &str = r#"
+[[users]]
+username = "ada"
+password = "ada-dev-password"
+email = "ada@example.com"
+role = "admin"
+
+[[users]]
+username = "bob"
+password = "bob-dev-password"
+
+[[keys]]
+user = "ada"
+name = "frontend"
+key = "dev_ada_frontend_key"
+
+[[keys]]
+user = "bob"
+name = "backend"
+id = "00000000000000000000b0b0"
+scopes = ["billing:read"]
+meta = { env = "dev" }
+expires = "never"
+"#;
+
+fn keyward(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .current_dir(dir)
+        .env("KEYWARD__DATABASE__PATH", dir.join("keyward.db"))
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn with_secret() -> [(&'static str, &'static str); 1] {
+    [("KEYWARD__AUTH__SECRET", SECRET)]
+}
+
+/// `fixtures keys`: name → key.
+fn printed_keys(dir: &Path) -> Vec<(String, String)> {
+    ok(&keyward(dir, &["fixtures", "keys", "dev.toml"], &with_secret()))
+        .lines()
+        .map(|l| {
+            let (name, key) = l.split_once('\t').unwrap();
+            (name.to_owned(), key.to_owned())
+        })
+        .collect()
+}
+
+async fn keys_work(url: &str, keys: &[(String, String)]) {
+    let http = Http::new(url);
+    for (name, key) in keys {
+        for authorization in [format!("Bearer {key}"), key.clone(), basic("x", key)] {
+            let r = http.get("/v1/me").authorization(&authorization).await;
+            assert_eq!(r.status(), StatusCode::OK, "{name}");
+        }
+        let r = http.get("/v1/me").api_key(key).await.expect_status(StatusCode::OK);
+        let who = if name == "frontend" { "ada" } else { "bob" };
+        assert_eq!(r.json()["user"]["username"], who);
+    }
+    // The fixture users sign in with their passwords, and a dialect sees the keys.
+    let r = http
+        .get("/api/v1/apikey")
+        .authorization(basic("bob", "bob-dev-password"))
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(r.json()[0]["name"], "backend");
+}
+
+#[tokio::test]
+async fn a_fresh_start_with_fixtures_twice_gives_the_same_keys_and_they_work() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dev.toml"), FILE).unwrap();
+    let args = ["serve", "--fixtures", "dev.toml"];
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (server, url) = start_binary_with_args(dir.path(), &args, &with_secret());
+        let keys = printed_keys(dir.path());
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0], ("frontend".to_owned(), "dev_ada_frontend_key".to_owned()));
+        assert_eq!(keys[1].1.split('.').count(), 3, "a minted key is a JWT");
+        keys_work(&url, &keys).await;
+        let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+        assert!(log.contains("fixtures loaded from dev.toml"), "{log}");
+        seen.push(keys);
+        drop(server);
+        for file in ["keyward.db", "keyward.db-wal", "keyward.db-shm", "server.log"] {
+            let _ = std::fs::remove_file(dir.path().join(file));
+        }
+    }
+    assert_eq!(seen[0], seen[1], "byte-identical keys on a fresh database");
+}
+
+#[tokio::test]
+async fn apply_twice_reports_no_change_and_prune_removes_only_what_fixtures_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    std::fs::write(path.join("dev.toml"), FILE).unwrap();
+    let apply = |extra: &[&str]| {
+        let mut args = vec!["fixtures", "apply", "dev.toml"];
+        args.extend_from_slice(extra);
+        ok(&keyward(path, &args, &with_secret()))
+    };
+    let first = apply(&[]);
+    assert!(
+        first.contains("created user ada") && first.contains("created key backend"),
+        "{first}"
+    );
+    let second = apply(&[]);
+    assert!(second.starts_with("no changes"), "{second}");
+
+    // A change in the file is brought in; a password changed by hand is put back.
+    std::fs::write(
+        path.join("dev.toml"),
+        FILE.replace("name = \"frontend\"", "name = \"web\""),
+    )
+    .unwrap();
+    let third = apply(&[]);
+    assert!(third.contains("updated key web (name)"), "{third}");
+
+    let (server, url) = start_binary_with_args(path, &["serve"], &with_secret());
+    let http = Http::new(&url);
+    let keys = printed_keys(path);
+    keys_work(
+        &url,
+        &[("frontend".into(), "dev_ada_frontend_key".into()), keys[1].clone()],
+    )
+    .await;
+    // A user made by hand is never pruned. (A database `fixtures apply` created has no
+    // bootstrap admin: ada is the file's admin.)
+    let admin = basic("ada", "ada-dev-password");
+    http.post("/v1/users")
+        .authorization(&admin)
+        .json(&json!({"username": "carol", "password": "carol-password"}))
+        .await
+        .expect_status(StatusCode::CREATED);
+
+    // The file without bob and his key: --prune removes them, and nothing else.
+    let only_ada = FILE.split("[[users]]\nusername = \"bob\"").next().unwrap().to_owned()
+        + "[[keys]]\nuser = \"ada\"\nname = \"frontend\"\nkey = \"dev_ada_frontend_key\"\n";
+    std::fs::write(path.join("dev.toml"), &only_ada).unwrap();
+    let pruned = apply(&["--prune"]);
+    assert!(pruned.contains("removed key 00000000000000000000b0b0"), "{pruned}");
+    assert!(pruned.contains("removed user"), "{pruned}");
+    assert!(
+        crate::helpers::eventually(|| async {
+            http.get("/v1/me").api_key(&keys[1].1).await.status() == StatusCode::UNAUTHORIZED
+        })
+        .await
+    );
+    let r = http.get("/v1/me").authorization(basic("carol", "carol-password")).await;
+    assert_eq!(r.status(), StatusCode::OK, "a user made by hand stays");
+    assert!(apply(&["--prune"]).starts_with("no changes"));
+    // Every change is audited as `fixtures`.
+    let audit = http
+        .get("/v1/audit?limit=100")
+        .authorization(&admin)
+        .await
+        .expect_status(StatusCode::OK)
+        .json();
+    let lines = audit["data"].as_array().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["actor"] == "fixtures" && l["action"] == "key.create"),
+        "{audit}"
+    );
+    drop(server);
+}
+
+#[test]
+fn minted_fixture_keys_need_a_configured_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dev.toml"), FILE).unwrap();
+    let out = keyward(dir.path(), &["fixtures", "apply", "dev.toml"], &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("configured [auth] secret"), "{stderr}");
+}
+
+#[test]
+fn serve_with_fixtures_is_refused_on_a_non_loopback_address() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dev.toml"), FILE).unwrap();
+    let env = [
+        ("KEYWARD__AUTH__SECRET", SECRET),
+        ("KEYWARD__SERVER__BIND", "0.0.0.0:0"),
+    ];
+    let out = keyward(dir.path(), &["serve", "--fixtures", "dev.toml"], &env);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("allow_fixtures"), "{stderr}");
+}
