@@ -62,9 +62,23 @@ enum Command {
     /// Print the effective configuration (defaults, file, environment) as a config file
     /// that loads back to the same settings; secrets are never printed
     Config,
+    /// Move in from another system: its users, passwords and API keys
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Manage the Ed25519 keys that sign API keys (keys.algorithm = "EdDSA")
     #[command(subcommand)]
     SigningKey(SigningKeyCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Users (by email), their email-and-password credentials (Better Auth's scrypt hashes,
+    /// replaced by argon2id at each user's next sign-in) and API keys (by their SHA-256) from
+    /// a Better Auth 1.x SQLite database; a second run imports nothing twice
+    BetterAuth {
+        /// The Better Auth SQLite database file (opened read-only)
+        path: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -417,6 +431,31 @@ async fn operate(kw: &Keyward, settings: &Settings, command: Command) -> Result<
                     "no changes: the database already holds the fixtures of {}",
                     file.display()
                 );
+            }
+        }
+        Command::Import(ImportCommand::BetterAuth { path }) => {
+            let data = tokio::task::spawn_blocking(move || crate::store::better_auth::read(&path))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.message)?;
+            let mut notes = data.notes;
+            let report = kw.move_in(data.users, data.keys).await.map_err(show)?;
+            notes.extend(report.notes);
+            for note in &notes {
+                eprintln!("{note}");
+            }
+            println!(
+                "users: {} imported, {} already here; keys: {} imported, {} already here",
+                report.users_added, report.users_present, report.keys_added, report.keys_present
+            );
+            if !report.users_without_password.is_empty() {
+                println!(
+                    "without a password (they signed in by other means; set one with `keyward user passwd`): {}",
+                    report.users_without_password.join(", ")
+                );
+            }
+            if report.users_added == 0 && report.keys_added == 0 {
+                println!("nothing new: everything was imported before");
             }
         }
         Command::Fixtures(FixturesCommand::Keys { file }) => {

@@ -328,6 +328,9 @@ impl Keyward {
         match user {
             Some(user) if matched && user.active() => {
                 self.login_succeeded(account, source, counted).await;
+                if super::passwords::is_imported_hash(&user.password_hash) {
+                    self.replace_imported_hash(&user, password, now).await;
+                }
                 Ok(user)
             }
             _ => {
@@ -352,6 +355,43 @@ impl Keyward {
                 );
                 Err(Error::WrongPassword)
             }
+        }
+    }
+
+    /// Replaces a password hash imported from another system, just verified, by argon2id
+    /// (the password is not changed: access tokens go on). A failure is logged; the
+    /// imported hash then stays and is replaced at a later sign-in.
+    async fn replace_imported_hash(&self, user: &super::UserRecord, password: &Secret, now: Timestamp) {
+        let replaced = async {
+            let password = super::Password::parse(password.clone())?;
+            let hash: std::sync::Arc<str> = self.passwords().hash(&password).await?.into();
+            let changes = crate::store::UserChanges {
+                password_hash: Some(hash),
+                ..crate::store::UserChanges::default()
+            };
+            let audit = AuditRecord {
+                at: now,
+                actor_id: Some(user.id),
+                actor: user.username.clone(),
+                action: "user.password_rehashed",
+                target_type: Some("user"),
+                target_id: Some(user.id.to_string()),
+                source_ip: None,
+                detail: Some("an imported password hash replaced by argon2id".into()),
+            };
+            let view = self.view().clone();
+            self.store()
+                .update_user(user.id, changes, now, audit, move |u| {
+                    if let Some(u) = u {
+                        view.put_user(u.clone());
+                    }
+                })
+                .await
+                .map_err(|e| e.into_domain("storing the new password hash failed"))?;
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = replaced.await {
+            log::warn!("user {}: the imported password hash stays for now: {e}", user.id);
         }
     }
 

@@ -19,6 +19,7 @@ mod keys;
 mod keyward;
 pub mod limits;
 mod maintenance;
+pub mod moving_in;
 mod paging;
 mod passwords;
 mod secret;

@@ -104,13 +104,7 @@ impl Passwords {
         let phc: String = phc.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let password = password.clone();
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        let matched = self
-            .bounded(move || {
-                PasswordHash::new(&phc)
-                    .map(|parsed| argon2().verify_password(password.reveal().as_bytes(), &parsed).is_ok())
-                    .unwrap_or(false)
-            })
-            .await?;
+        let matched = self.bounded(move || verify_blocking(&password, &phc)).await?;
         Ok(known && matched)
     }
 
@@ -123,6 +117,54 @@ impl Passwords {
     pub fn verification_count(&self) -> u64 {
         self.verifications.load(Ordering::Relaxed)
     }
+}
+
+/// The prefix of a password hash imported from Better Auth: `IMPORTED_SCRYPT` then its
+/// `salt:key` as Better Auth stores it (hex; scrypt N=16384, r=16, p=1, 64 bytes, of the
+/// NFKC-normalised password with the salt's hex text as the salt). Verified as it is, then
+/// replaced by argon2id at the first sign-in.
+pub const IMPORTED_SCRYPT: &str = "$better-auth-scrypt$";
+
+/// A password hash that never verifies: a user imported without a password (signed in
+/// elsewhere by OAuth) until an admin sets one.
+pub const NO_PASSWORD: &str = "$none$";
+
+/// Whether `phc` is a hash to replace by argon2id at the next successful sign-in.
+pub fn is_imported_hash(phc: &str) -> bool {
+    phc.starts_with(IMPORTED_SCRYPT)
+}
+
+/// Checks a password against an argon2id PHC string or an imported hash; for the blocking
+/// pool only.
+fn verify_blocking(password: &Secret, phc: &str) -> bool {
+    if let Some(stored) = phc.strip_prefix(IMPORTED_SCRYPT) {
+        return verify_better_auth(password.reveal(), stored);
+    }
+    PasswordHash::new(phc)
+        .map(|parsed| argon2().verify_password(password.reveal().as_bytes(), &parsed).is_ok())
+        .unwrap_or(false)
+}
+
+/// Better Auth's `verifyPassword` (better-auth `src/crypto/password.ts` before 1.4, now
+/// `@better-auth/utils/password`): `salt:key`, key = scrypt(NFKC(password), salt text).
+fn verify_better_auth(password: &str, stored: &str) -> bool {
+    use unicode_normalization::UnicodeNormalization;
+    let Some((salt, key)) = stored.split_once(':') else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(key) else {
+        return false;
+    };
+    let Ok(params) = scrypt::Params::new(14, 16, 1, expected.len()) else {
+        return false;
+    };
+    let normalized: String = password.nfkc().collect();
+    let mut derived = vec![0u8; expected.len()];
+    if scrypt::scrypt(normalized.as_bytes(), salt.as_bytes(), &params, &mut derived).is_err() {
+        return false;
+    }
+    // Constant time: every byte is compared whatever the first difference.
+    derived.len() == expected.len() && derived.iter().zip(&expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 /// Hashes synchronously; for start-up and the blocking pool only.
@@ -142,6 +184,21 @@ mod tests {
         assert!(Password::parse(Secret::new("short")).is_err());
         assert!(Password::parse(Secret::new("x".repeat(1025))).is_err());
         assert!(Password::parse(Secret::new("eight ch")).is_ok());
+    }
+
+    #[test]
+    fn better_auth_scrypt_hashes_verify() {
+        // As Better Auth's hashPassword makes them (scrypt N=16384 r=16 p=1 dkLen=64, the
+        // salt's hex text as the salt); the key computed independently by Python's
+        // hashlib.scrypt(b"correct horse", salt=b"0123…cdef", n=16384, r=16, p=1, dklen=64).
+        let phc = format!(
+            "{IMPORTED_SCRYPT}0123456789abcdef0123456789abcdef:c967f8a4438e68448871a4fbb9b41b2aacaa6d9d98bf76d9740467af6a3305c6\
+             601235ae3706eaeaafd4c037201f630b3c3670caf74d8be1d22256672828773e"
+        );
+        assert!(verify_blocking(&Secret::new("correct horse"), &phc));
+        assert!(!verify_blocking(&Secret::new("wrong horse"), &phc));
+        assert!(!verify_blocking(&Secret::new("correct horse"), NO_PASSWORD));
+        assert!(is_imported_hash(&phc));
     }
 
     #[test]

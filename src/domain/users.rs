@@ -97,6 +97,37 @@ impl Keyward {
             updated_at: now,
             password_hash,
         };
+        self.store_new_user(caller, record, now).await
+    }
+
+    /// Admin: makes a user who brings a password hash from another system (see
+    /// `passwords::IMPORTED_SCRYPT`): verified as it is at their next sign-in, then replaced
+    /// by an argon2id hash.
+    pub(crate) async fn import_user(
+        &self,
+        caller: &Caller,
+        username: Username,
+        email: Option<Email>,
+        password_hash: String,
+    ) -> Result<UserRecord, Error> {
+        let now = self.now();
+        access::require_admin(caller)?;
+        let record = UserRecord {
+            id: UserId::generate()?,
+            username: username.as_str().to_owned(),
+            email: email.map(|e| e.as_str().to_owned()),
+            role: Role::User,
+            disabled: false,
+            deleted: false,
+            token_epoch: 0,
+            created_at: now,
+            updated_at: now,
+            password_hash: password_hash.into(),
+        };
+        self.store_new_user(caller, record, now).await
+    }
+
+    async fn store_new_user(&self, caller: &Caller, record: UserRecord, now: Timestamp) -> Result<UserRecord, Error> {
         let view = self.view().clone();
         let stored = record.clone();
         let mut detail = vec![format!("role={}", record.role.as_str())];

@@ -9,6 +9,7 @@ mod audit;
 mod error;
 mod feed;
 mod fixtures;
+mod foreign;
 mod ids;
 mod keys;
 mod limits;
@@ -22,6 +23,7 @@ pub use audit::{AuditLine, AuditRecord};
 pub use error::ModelError;
 pub use feed::{FeedEntry, FeedState};
 pub use fixtures::FixtureItem;
+pub use foreign::{ForeignKey, ForeignUser};
 pub use ids::{KeyId, UserId, hex, os_random, push_hex};
 pub use keys::{ActiveKeyRow, HashEncoding, KeyDigest, KeyName, KeyRecord, LiteralKey, Meta, Scopes, Sha256Hash};
 pub use limits::{

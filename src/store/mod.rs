@@ -15,6 +15,7 @@
 //! - "Not there" is `Ok(None)` (or `false`), never an error; a unique name taken is
 //!   [`StoreErrorKind::Conflict`].
 
+pub mod better_auth;
 #[cfg(test)]
 mod conformance;
 pub mod copy;

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Http, basic, start_binary_with_args};
+use crate::helpers::{Http, basic, ok, start_binary_with_args};
 
 const SECRET: &str = "a fixtures test secret of at least thirty-two bytes";
 
@@ -46,11 +46,6 @@ fn keyward(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 fn with_secret() -> [(&'static str, &'static str); 1] {

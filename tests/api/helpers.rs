@@ -511,3 +511,9 @@ pub fn skip(test: &str, why: &str) {
     );
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
+
+/// The standard output of a command that succeeded (its standard error in the failure).
+pub fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}

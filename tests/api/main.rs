@@ -23,6 +23,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod migrate;
+mod moving_in;
 mod nginx;
 mod on_postgres;
 mod openapi;
