@@ -136,8 +136,11 @@ impl Keyward {
             listed.insert(FixtureItem::Key(key.id));
         }
         if prune {
-            for item in made.difference(&listed) {
-                self.prune_fixture(&caller, *item, &mut changes).await?;
+            // Keys first: removing a user revokes their keys, which would then not be named.
+            let mut gone: Vec<FixtureItem> = made.difference(&listed).copied().collect();
+            gone.sort_by_key(|item| matches!(item, FixtureItem::User(_)));
+            for item in gone {
+                self.prune_fixture(&caller, item, &mut changes).await?;
             }
         }
         Ok(changes)

@@ -639,6 +639,24 @@ async fn real_responses_of_every_native_route_match_the_openapi_document() {
     r.call(Method::GET, "/v1/revocations", "/v1/revocations", None, None)
         .await;
 
+    // Imported keys: stored, a bad entry, not an admin, a key already on file.
+    let import = json!({"keys": [{"username": "ada", "name": "legacy", "key": "legacy_openapi_key_01"}]});
+    for (who, body) in [
+        (&admin, import.clone()),
+        (&admin, json!({"keys": [{"username": "ada", "name": "x"}]})),
+        (&ada, import.clone()),
+        (&admin, import),
+    ] {
+        r.call(
+            Method::POST,
+            "/v1/keys/import",
+            "/v1/keys/import",
+            Some(who),
+            Some(body),
+        )
+        .await;
+    }
+
     // Health, metrics, keys for offline checks.
     r.call(Method::GET, "/healthz", "/healthz", None, None).await;
     r.call(Method::GET, "/readyz", "/readyz", None, None).await;

@@ -280,8 +280,9 @@ async fn the_audit_trail_records_a_scripted_sequence() {
 }
 
 /// Every native route, as the router knows it.
-const NATIVE_ROUTES: [(&str, &str); 28] = [
+const NATIVE_ROUTES: [(&str, &str); 29] = [
     ("get", "/.well-known/jwks.json"),
+    ("post", "/v1/keys/import"),
     ("get", "/v1/revocations"),
     ("post", "/v1/keys/{key_id}/rotate"),
     ("post", "/v1/users/{user_id}/keys/{key_id}/rotate"),
