@@ -22,6 +22,7 @@ SMALL=${SMALL:-10000}
 BIG=${BIG:-1000000}
 CONNS=${CONNS:-32}
 LIMITED=${LIMITED:-1000}  # keys with one rate limit and credits, rotated by their own row
+IMPORTED=${IMPORTED:-1000}  # imported keys (plaintext, held by SHA-256), rotated by their own row
 PORT=${PORT:-18181}
 WORKERS=${WORKERS:-0}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -47,7 +48,7 @@ trap cleanup EXIT
 
 seed() { # name count
   mkdir -p "$WORK/$1"
-  "$SEED" --db "$WORK/$1/keyward.db" --keys "$2" --plain "$SMALL" --limited "${3:-0}" --out "$WORK/$1" 2>&1 | tail -1 >&2
+  "$SEED" --db "$WORK/$1/keyward.db" --keys "$2" --plain "$SMALL" --limited "${3:-0}" --imported "${4:-0}" --out "$WORK/$1" 2>&1 | tail -1 >&2
 }
 
 start_server() { # name
@@ -77,12 +78,15 @@ round_robin() { # name -> files noop.txt key.txt token.txt (limited.txt) with on
     if [ -s "$dir/limited.txt" ]; then
       CRED_FILE=$dir/limited.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/v1/me load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/lim.txt"
     fi
+    if [ -s "$dir/imported.txt" ]; then
+      CRED_FILE=$dir/imported.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/v1/me load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/imp.txt"
+    fi
     echo "bench: $1 round $r/$ROUNDS done" >&2
   done
 }
 
 echo "bench: seeding $SMALL keys" >&2
-seed small "$SMALL" "$LIMITED"
+seed small "$SMALL" "$LIMITED" "$IMPORTED"
 start_server small
 RSS_SMALL=$(rss_mb)
 round_robin small
@@ -109,6 +113,8 @@ NOOPCPU=$(col "$S/noop.txt" 5); KEYCPU=$(col "$S/key.txt" 5); TOKCPU=$(col "$S/t
 KEYBIG=$(col "$B/key.txt" 1)
 if [ -s "$S/lim.txt" ]; then LIM=$(col "$S/lim.txt" 1); LIM99=$(col "$S/lim.txt" 3); LIMCPU=$(col "$S/lim.txt" 5); LIMBAD=$(col "$S/lim.txt" 4)
 else LIM=- LIM99=- LIMCPU=- LIMBAD=-; fi
+if [ -s "$S/imp.txt" ]; then IMP=$(col "$S/imp.txt" 1); IMP99=$(col "$S/imp.txt" 3); IMPCPU=$(col "$S/imp.txt" 5); IMPBAD=$(col "$S/imp.txt" 4)
+else IMP=- IMP99=- IMPCPU=- IMPBAD=-; fi
 read -r CREATE _ _ CREATE_BAD _ <"$S/create.txt"
 
 cat <<TABLE
@@ -121,7 +127,9 @@ keyward bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 | GET /v1/me, API key ($SMALL keys) | $KEY req/s, server CPU $KEYCPU us/request, p50 $(col "$S/key.txt" 2) us, p99 $KEY99 us |
 | GET /v1/me, access token (20 tokens) | $TOK req/s, server CPU $TOKCPU us/request, p50 $(col "$S/token.txt" 2) us, p99 $TOK99 us |
 | GET /v1/me, API key with one rate limit and credits ($LIMITED keys) | $LIM req/s, server CPU $LIMCPU us/request, p50 $(col "$S/lim.txt" 2 2>/dev/null) us, p99 $LIM99 us, $LIMBAD non-2xx |
+| GET /v1/me, imported key ($IMPORTED keys, SHA-256 after a blake3 miss) | $IMP req/s, server CPU $IMPCPU us/request, p50 $(col "$S/imp.txt" 2 2>/dev/null) us, p99 $IMP99 us, $IMPBAD non-2xx |
 | key / no-op server CPU per request | $(ratio "$KEYCPU" "$NOOPCPU") (target <= 1.10) |
+| imported key / no-op server CPU per request | $([ "$IMPCPU" = - ] && echo - || ratio "$IMPCPU" "$NOOPCPU") (target <= 1.10) |
 | limited key / no-op server CPU per request | $([ "$LIMCPU" = - ] && echo - || ratio "$LIMCPU" "$NOOPCPU") (target <= 1.20) |
 | token / no-op server CPU per request | $(ratio "$TOKCPU" "$NOOPCPU") |
 | key / no-op rps | $(ratio "$KEY" "$NOOP") (target >= 0.90) |

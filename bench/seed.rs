@@ -1,9 +1,10 @@
 //! Bench helper (not shipped): fills a database with N keys through keyward's own domain
 //! calls, fast, and writes the plaintext of the first `--plain` keys and some access tokens
 //! for the load generator; with `--limited M`, also M keys with one rate limit and credits
-//! (to `limited.txt`), so high that the bench never reaches them.
+//! (to `limited.txt`), so high that the bench never reaches them; with `--imported K`, K
+//! imported keys (to `imported.txt`, in plaintext).
 //!
-//! cargo run --release --example seed -- --db PATH --keys N --plain 10000 --limited 1000 --out DIR
+//! cargo run --release --example seed -- --db PATH --keys N --plain 10000 --limited 1000 --imported 1000 --out DIR
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
@@ -105,6 +106,35 @@ async fn main() {
         };
         let minted = kw.mint_key(&caller, None, request).await.expect("mint");
         writeln!(limited_file, "{}", minted.secret.reveal()).unwrap();
+    }
+
+    // Imported keys (keys keyward did not mint), given in plaintext: only their SHA-256 is kept.
+    let imported: usize = arg("--imported", "0").parse().unwrap();
+    let mut imported_file = std::fs::File::create(out.join("imported.txt")).unwrap();
+    let mut batch = Vec::new();
+    for _ in 0..imported {
+        let mut random = [0u8; 24];
+        keyward::model::os_random(&mut random).unwrap();
+        let key = format!("sk_bench_{}", keyward::model::hex(&random));
+        writeln!(imported_file, "{key}").unwrap();
+        batch.push(keyward::domain::ImportKeyRequest {
+            owner: keyward::domain::KeyOwner::Login("admin".into()),
+            name: keyward::domain::KeyName::parse("bench imported").unwrap(),
+            sha256: keyward::domain::LiteralKey::parse(&key).unwrap().sha256(),
+            id: None,
+            expires_at: None,
+            scopes: None,
+            meta: None,
+            disabled: false,
+        });
+        if batch.len() == keyward::domain::MAX_IMPORT {
+            kw.import_keys(&caller, std::mem::take(&mut batch))
+                .await
+                .expect("import");
+        }
+    }
+    if !batch.is_empty() {
+        kw.import_keys(&caller, batch).await.expect("import");
     }
 
     let mut tokens = std::fs::File::create(out.join("tokens.txt")).unwrap();

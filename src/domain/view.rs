@@ -289,16 +289,20 @@ impl KeyView {
         self.check_key_at(lookup, token, now, signer)
     }
 
-    /// A `Bearer` credential: a key if the view holds it, else maybe an access token; the
-    /// token is hashed once for both.
+    /// A `Bearer` credential: a key if the view holds it, else maybe an access token, else
+    /// maybe an imported key; the token is hashed with blake3 once for the first two.
     pub fn check_bearer(&self, token: &str, now: Timestamp, signer: &TokenSigner) -> Bearer {
         let Some(lookup) = lookup_of(token) else {
             return Bearer::Key(self.check_imported_key(token, now, signer));
         };
+        // Access tokens before imported keys: a token (its verdict cached) pays no SHA-256.
         match self.check_key_at(lookup, token, now, signer) {
-            KeyCheck::NotFound => match self.check_imported_key(token, now, signer) {
-                KeyCheck::NotFound => Bearer::AccessToken(self.check_access_token_at(lookup, token, now, signer)),
-                imported => Bearer::Key(imported),
+            KeyCheck::NotFound => match self.check_access_token_at(lookup, token, now, signer) {
+                Some(user) => Bearer::AccessToken(Some(user)),
+                None => match self.check_imported_key(token, now, signer) {
+                    KeyCheck::NotFound => Bearer::AccessToken(None),
+                    imported => Bearer::Key(imported),
+                },
             },
             other => Bearer::Key(other),
         }
