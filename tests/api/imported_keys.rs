@@ -234,3 +234,22 @@ async fn imported_keys_survive_a_restart() {
     let app = app.restart().await;
     works_in_every_form(&app, "a_fine_legacy_key_01").await;
 }
+
+#[tokio::test]
+async fn an_imported_key_shows_in_the_console() {
+    let app = spawn_app().await;
+    let r = import(
+        &app,
+        json!([{"username": "admin", "name": "legacy in the console", "key": "legacy_console_key_01"}]),
+    )
+    .await
+    .expect_status(StatusCode::CREATED);
+    let id = r.json()["ids"][0].as_str().unwrap().to_owned();
+    let console = crate::console::Console::new(&app);
+    console.sign_in("admin", crate::helpers::ADMIN_PASSWORD).await;
+    let list = console.get("/ui/keys").await;
+    assert!(list.body.contains("legacy in the console") && list.body.contains(&id));
+    let page = console.get(&format!("/ui/keys/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("legacy_console_key_01"), "the key is never shown");
+}
