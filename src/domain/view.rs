@@ -674,6 +674,75 @@ mod tests {
         assert!(lookup_of(&"c".repeat(200)).is_some());
     }
 
+    fn user() -> UserRecord {
+        let now = Timestamp::from_secs(1_800_000_000);
+        UserRecord {
+            id: UserId::from_bytes([7; 12]),
+            username: "ada".into(),
+            email: None,
+            role: crate::model::Role::User,
+            disabled: false,
+            deleted: false,
+            token_epoch: 0,
+            created_at: now,
+            updated_at: now,
+            password_hash: Arc::from(""),
+        }
+    }
+
+    fn imported_row(key: &str, id: u8) -> ActiveKeyRow {
+        ActiveKeyRow {
+            id: KeyId::from_bytes([id; 12]),
+            user_id: UserId::from_bytes([7; 12]),
+            lookup: *Sha256Hash::of(key).as_bytes(),
+            imported: true,
+            expires_at: None,
+            disabled: false,
+            scopes: None,
+            grants: Vec::new(),
+            ratelimits: RateLimits::default(),
+            credits: None,
+        }
+    }
+
+    #[test]
+    fn imported_keys_are_found_by_sha256_and_counted() {
+        let signer = TokenSigner::new(
+            &crate::domain::Secret::new("a view test secret of at least 32 bytes"),
+            "keyward",
+            std::time::Duration::from_secs(60),
+            &[],
+        );
+        assert!(signer.is_ok(), "the signer is made");
+        let Ok(signer) = signer else { return };
+        let now = Timestamp::from_secs(1_800_000_000);
+        let view = KeyView::with_users(vec![user()]);
+        assert_eq!(view.imported.0.load(Ordering::Acquire), 0, "none: no second hash");
+        view.load_key(imported_row("legacy_key_0001", 1), 2);
+        view.insert_key(imported_row("short_key_16byte", 2), false);
+        // Loaded again (another process's change): counted once.
+        view.insert_key(imported_row("legacy_key_0001", 1), false);
+        assert_eq!(view.imported.0.load(Ordering::Acquire), 2);
+        for key in ["legacy_key_0001", "short_key_16byte"] {
+            assert!(matches!(view.check_key(key, now, &signer), KeyCheck::Valid(_)), "{key}");
+            assert!(matches!(
+                view.check_bearer(key, now, &signer),
+                Bearer::Key(KeyCheck::Valid(_))
+            ));
+        }
+        assert!(matches!(
+            view.check_key("legacy_key_0002", now, &signer),
+            KeyCheck::NotFound
+        ));
+        view.remove_keys(&[*Sha256Hash::of("legacy_key_0001").as_bytes()]);
+        assert!(matches!(
+            view.check_key("legacy_key_0001", now, &signer),
+            KeyCheck::NotFound
+        ));
+        view.remove_keys(&[*Sha256Hash::of("short_key_16byte").as_bytes()]);
+        assert_eq!(view.imported.0.load(Ordering::Acquire), 0);
+    }
+
     #[test]
     fn entries_stay_small() {
         assert!(std::mem::size_of::<KeyEntry>() <= 32);
