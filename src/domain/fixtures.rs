@@ -254,6 +254,13 @@ impl Keyward {
             self.change_fixture_key(caller, &existing, patch).await?;
             changes.push(format!("updated key {name} ({})", what.join(", ")));
         }
+        let meta = key.meta.clone().map_or_else(|| serde_json::json!({}), Meta::into_value);
+        if existing.meta != meta {
+            changes.push(format!(
+                "key {name} ({}): its meta differs from the file and is left as it is (meta is set when a key is made)",
+                key.id
+            ));
+        }
         Ok(())
     }
 

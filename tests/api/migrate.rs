@@ -60,6 +60,13 @@ async fn every_key_and_password_keeps_working_after_migrate() {
     let (graced_id, graced) = key(json!({"name": "graced"}), ada.clone()).await;
     let (rotated_id, rotated) = key(json!({"name": "rotated"}), ada.clone()).await;
     let (_, of_bob) = key(json!({"name": "bob's"}), bob.clone()).await;
+    // A key keyward did not mint, held by its SHA-256.
+    let imported = "legacy_migrate_key_01".to_owned();
+    app.post("/v1/keys/import")
+        .as_(&app.admin)
+        .json(&json!({"keys": [{"username": "ada", "name": "imported", "key": imported}]}))
+        .await
+        .expect_status(StatusCode::CREATED);
     app.patch(&format!("/v1/keys/{disabled_id}"))
         .as_(&ada)
         .json(&json!({"disabled": true}))
@@ -89,7 +96,7 @@ async fn every_key_and_password_keeps_working_after_migrate() {
         .json(&json!({"disabled": true}))
         .await
         .expect_status(StatusCode::OK);
-    let live = [&plain, &rich, &graced, &graced_successor, &rotated_successor];
+    let live = [&plain, &rich, &graced, &graced_successor, &rotated_successor, &imported];
     let dead = [&disabled, &revoked, &rotated, &of_bob];
     for k in live {
         assert_eq!(app.get("/v1/me").api_key(k).await.status(), StatusCode::OK);
@@ -109,7 +116,7 @@ async fn every_key_and_password_keeps_working_after_migrate() {
     let out = migrate(&db, &[], &[("KEYWARD__DATABASE__URL", &target.url)]);
     assert!(out.status.success(), "{}", stderr(&out));
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(said.contains("users 3") && said.contains("keys 9"), "{said}");
+    assert!(said.contains("users 3") && said.contains("keys 10"), "{said}");
     assert!(
         !said.contains("keyward_test:keyward_test"),
         "the password is not echoed: {said}"
