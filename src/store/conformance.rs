@@ -16,8 +16,8 @@ use super::{
     UserChanges,
 };
 use crate::model::{
-    AuditRecord, Credits, FeedState, GivenDuration, KeyDigest, KeyId, KeyRecord, RateLimit, RateLimits, Refill,
-    RefillInterval, Role, SessionRecord, Sha256Hash, SigningKey, Timestamp, UserId, UserRecord,
+    AuditRecord, Credits, FeedState, FixtureItem, GivenDuration, KeyDigest, KeyId, KeyRecord, RateLimit, RateLimits,
+    Refill, RefillInterval, Role, SessionRecord, Sha256Hash, SigningKey, Timestamp, UserId, UserRecord,
 };
 
 type Checked = Result<(), Box<dyn std::error::Error>>;
@@ -123,6 +123,7 @@ macro_rules! suite {
             a_refill_restores_the_balance_at_the_period_start,
             rotation_moves_the_credits_to_the_new_key,
             imported_keys_are_stored_all_or_none_and_travel_like_minted_ones,
+            fixture_items_are_recorded_once_and_forgotten,
         );
     };
 }
@@ -1574,5 +1575,24 @@ async fn imported_keys_are_stored_all_or_none_and_travel_like_minted_ones(db: &T
         seen.iter().any(|c| matches!(c, Change::KeyGone(l) if *l == sha)),
         "{seen:?}"
     );
+    Ok(())
+}
+
+async fn fixture_items_are_recorded_once_and_forgotten(db: &TestDb) -> Checked {
+    let store = &db.store;
+    assert!(store.fixture_items().await?.is_empty());
+    let (user, key) = (
+        FixtureItem::User(UserId::generate()?),
+        FixtureItem::Key(KeyId::generate()?),
+    );
+    store.set_fixture_item(user, true).await?;
+    store.set_fixture_item(key, true).await?;
+    store.set_fixture_item(key, true).await?;
+    let mut items = store.fixture_items().await?;
+    items.sort_by_key(FixtureItem::kind);
+    assert_eq!(items, vec![key, user], "each once");
+    store.set_fixture_item(key, false).await?;
+    store.set_fixture_item(key, false).await?;
+    assert_eq!(store.fixture_items().await?, vec![user]);
     Ok(())
 }
