@@ -297,7 +297,15 @@ impl Keyward {
     ) -> Result<std::sync::Arc<super::UserRecord>, Error> {
         // A password is a credential too: a stale node may not know the account was disabled.
         self.require_fresh()?;
-        let user = self.view().user_by_login(login);
+        let mut user = self.view().user_by_login(login);
+        if user.is_none() && self.store().shared_by_nodes() {
+            // On several nodes, an account made on another node a moment ago may not have
+            // reached this one yet: read the change feed once before saying there is none.
+            if let Err(e) = self.apply_changes().await {
+                log::warn!("{e}");
+            }
+            user = self.view().user_by_login(login);
+        }
         // Username and email of one account are one count.
         let account = user
             .as_ref()

@@ -232,6 +232,9 @@ pub async fn sqlite_to_postgres(
     }
     tx.batch_execute("UPDATE feed_head SET position = coalesce((SELECT max(position) FROM changes), 0)")
         .await?;
+    // What `key#N` counts on PostgreSQL (SQLite counts the keys each time).
+    tx.batch_execute("UPDATE users SET keys_made = (SELECT count(*) FROM keys WHERE keys.user_id = users.id)")
+        .await?;
     tx.commit().await?;
     let _ = sqlite.execute_batch("COMMIT");
     Ok(copied)

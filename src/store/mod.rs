@@ -193,14 +193,15 @@ impl Store {
         }
     }
 
-    /// Whether failed logins are counted in the database, shared by every node (PostgreSQL),
-    /// rather than in the memory of the one process that serves a SQLite database.
-    pub fn counts_login_failures(&self) -> bool {
+    /// Whether several nodes serve this database (PostgreSQL): failed logins are then
+    /// counted in it rather than in the memory of the one process that serves a SQLite
+    /// database, and an account unknown to this node's view may be a moment old elsewhere.
+    pub fn shared_by_nodes(&self) -> bool {
         matches!(self, Store::Postgres(_))
     }
 
     /// Whether `account` may try a password from `source` now; see
-    /// [`postgres::PgStore::check_login`]. Only where [`Store::counts_login_failures`].
+    /// [`postgres::PgStore::check_login`]. Only where [`Store::shared_by_nodes`].
     pub async fn check_login(
         &self,
         account: [u8; 16],
@@ -214,7 +215,7 @@ impl Store {
         }
     }
 
-    /// Counts a failed password; only where [`Store::counts_login_failures`].
+    /// Counts a failed password; only where [`Store::shared_by_nodes`].
     pub async fn count_login_failure(
         &self,
         account: [u8; 16],
@@ -229,7 +230,7 @@ impl Store {
     }
 
     /// Ends an account's failure counts after a success; only where
-    /// [`Store::counts_login_failures`].
+    /// [`Store::shared_by_nodes`].
     pub async fn clear_login_failures(&self, account: [u8; 16], source: String) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(_) => Err(counted_in_memory()),

@@ -8,9 +8,9 @@ use super::rows::{
     ACTIVE_KEY_COLUMNS, KEY_COLUMNS, active_key_from_row, count, cursor_seq, digest, effective_states, feed,
     insert_audit, json_list, key_from_row, key_id, key_state, page, user_id,
 };
-use super::writer::FeedRow;
+use super::writer::{FeedRow, prepared};
 use crate::model::{ActiveKeyRow, AuditRecord, FeedEntry, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId};
-use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page, StoreError};
+use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page, StoreError, StoreErrorKind};
 
 /// Stores a new key (with `numbered`, a missing name becomes `key#N`, N counted in this
 /// transaction: the owner's row is locked first so two creates never get the same N).
@@ -20,15 +20,29 @@ async fn insert_key_row(
     numbered: bool,
 ) -> Result<(KeyRecord, FeedRow), StoreError> {
     let owner = key.user_id.to_string();
-    if numbered && key.name.is_none() {
-        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner])
-            .await?;
-    }
+    // Locks the owner's row (two creates never get the same N) and counts the key.
+    let made: i64 = tx
+        .query_opt(
+            &prepared(
+                tx,
+                "UPDATE users SET keys_made = keys_made + 1 WHERE id = $1 RETURNING keys_made",
+            )
+            .await?,
+            &[&owner],
+        )
+        .await?
+        .ok_or_else(|| StoreError::new(StoreErrorKind::Conflict, "the key's owner does not exist"))?
+        .try_get(0)?;
+    let insert = prepared(
+        tx,
+        "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta, grants) \
+         VALUES ($1, $2, coalesce($3, CASE WHEN $9 THEN 'key#' || $11::BIGINT END), \
+                 $4, $5, $5, $6, false, $7, $8, $10) RETURNING name",
+    )
+    .await?;
     let row = tx
         .query_one(
-            "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta, grants) \
-             VALUES ($1, $2, coalesce($3, CASE WHEN $9 THEN 'key#' || ((SELECT count(*) FROM keys WHERE user_id = $2) + 1) END), \
-                     $4, $5, $5, $6, false, $7, $8, $10) RETURNING name",
+            &insert,
             &[
                 &key.id.to_string(),
                 &owner,
@@ -40,6 +54,7 @@ async fn insert_key_row(
                 &key.meta.to_string(),
                 &numbered,
                 &(!key.grants.is_empty()).then(|| json_list(&key.grants)),
+                &made,
             ],
         )
         .await?;

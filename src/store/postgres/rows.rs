@@ -147,13 +147,18 @@ pub(super) async fn effective_states(
         .collect()
 }
 
-pub(super) async fn insert_audit(tx: &impl GenericClient, a: &AuditRecord) -> Result<i64, StoreError> {
+pub(super) async fn insert_audit(tx: &Transaction<'_>, a: &AuditRecord) -> Result<i64, StoreError> {
+    let insert = super::writer::prepared(
+        tx,
+        "INSERT INTO audit (at, actor_id, actor, action, target_type, target_id, source_ip, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, json_build_object('detail', $8::TEXT, 'target_name', \
+           CASE $5::TEXT WHEN 'key' THEN (SELECT name FROM keys WHERE id = $6) \
+                         WHEN 'user' THEN (SELECT username FROM users WHERE id = $6) END)::TEXT) RETURNING seq",
+    )
+    .await?;
     let row = tx
         .query_one(
-            "INSERT INTO audit (at, actor_id, actor, action, target_type, target_id, source_ip, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, json_build_object('detail', $8::TEXT, 'target_name', \
-               CASE $5::TEXT WHEN 'key' THEN (SELECT name FROM keys WHERE id = $6) \
-                             WHEN 'user' THEN (SELECT username FROM users WHERE id = $6) END)::TEXT) RETURNING seq",
+            &insert,
             &[
                 &a.at.millis(),
                 &a.actor_id.map(|id| id.to_string()),
