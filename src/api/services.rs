@@ -71,7 +71,7 @@ pub async fn verify(
             ratelimits: v
                 .limits
                 .as_ref()
-                .filter(|_| key.is_some_and(|k| !k.ratelimits.is_empty()))
+                .filter(|l| l.charges.has_rate_limits())
                 .map(|l| statuses_json(l.rates(), now)),
             credits: v
                 .limits

@@ -345,6 +345,9 @@ mod tests {
             created_at: Timestamp::from_millis(0),
             updated_at: Timestamp::from_millis(0),
             password_hash: Arc::from(""),
+            ratelimits: RateLimits::none(),
+            credits: None,
+            credits_period: None,
         };
         let key = |scopes: &[&str], grants: &[&str]| Via::ApiKey {
             key_id: KeyId::parse("0123456789abcdef01234567").unwrap_or_else(|| unreachable!()),

@@ -238,6 +238,9 @@ impl Keyward {
             created_at: now,
             updated_at: now,
             password_hash: Arc::from(""),
+            ratelimits: crate::model::RateLimits::none(),
+            credits: None,
+            credits_period: None,
         };
         Caller {
             user: Arc::new(user),

@@ -95,6 +95,16 @@ pub struct UserChanges {
     pub disabled: Option<bool>,
     /// Move the token epoch on, ending every access token of the user.
     pub bump_epoch: bool,
+    /// New rate limits shared by the user's keys (empty: none).
+    pub ratelimits: Option<RateLimits>,
+    pub credits: Option<CreditsChange>,
+}
+
+/// Whose credits a reservation takes: a key's own, or its user's (shared by their keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payer {
+    Key(KeyId),
+    User(UserId),
 }
 
 /// Changes to a live key, made together in one transaction by [`Store::update_key`];
@@ -330,12 +340,12 @@ operations! {
     fn revoke_key(&self, owner: UserId, id: KeyId, now: Timestamp, audit: AuditRecord,
         after_commit: impl AfterCommit<Option<[u8; 32]>>) -> Option<[u8; 32]>;
 
-    /// Reserves credits of a live key for this node to spend: `credit_block(balance, need,
+    /// Reserves credits of a live key (or user) for this node to spend: `credit_block(balance, need,
     /// most)` of them, taken with one conditional update (`… WHERE credits_remaining >= n`),
     /// so nodes together never take more than the balance. A balance whose refill period
     /// started after the stored one (by `now`, in UTC) is refilled first. `None` for a key
-    /// that is revoked, gone or unlimited.
-    fn reserve_credits(&self, id: KeyId, need: u64, most: u64, now: Timestamp) -> Option<Reservation>;
+    /// (or user) that is revoked (deleted), gone or unlimited.
+    fn reserve_credits(&self, payer: Payer, need: u64, most: u64, now: Timestamp) -> Option<Reservation>;
 
     /// Writes a batch of "key used at" times; a time never moves backwards.
     fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>) -> ();

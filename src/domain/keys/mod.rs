@@ -3,6 +3,7 @@
 //! verify API and the revocation feeds); who may do which is `access.rs`.
 
 mod operations;
+pub(super) use operations::limits_detail;
 mod verification;
 
 use super::access::Held;

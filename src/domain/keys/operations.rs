@@ -41,7 +41,7 @@ fn create_detail(key: &KeyRecord) -> String {
 
 /// The audit detail of limits given or changed: `ratelimits=requests:100/60s`,
 /// `credits=500 (refill monthly 500)`, `credits+=500`, `credits=unlimited`.
-fn limits_detail(ratelimits: &RateLimits, credits: Option<&CreditsChange>) -> Vec<String> {
+pub(in crate::domain) fn limits_detail(ratelimits: &RateLimits, credits: Option<&CreditsChange>) -> Vec<String> {
     let mut detail = Vec::new();
     if !ratelimits.is_empty() {
         let list: Vec<String> = ratelimits

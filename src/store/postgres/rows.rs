@@ -43,6 +43,12 @@ pub(super) fn user_from_row(r: &Row) -> Result<UserRecord, StoreError> {
         created_at: Timestamp::from_millis(r.try_get(7)?),
         updated_at: Timestamp::from_millis(r.try_get(8)?),
         deleted: r.try_get::<_, Option<i64>>(9)?.is_some(),
+        ratelimits: RateLimits::from_column(r.try_get::<_, Option<String>>(10)?.as_deref()).unwrap_or_else(|e| {
+            log::error!("a user's rate limits cannot be read ({e}); none are applied until they are repaired");
+            RateLimits::none()
+        }),
+        credits: Credits::from_columns(r.try_get(11)?, r.try_get::<_, Option<String>>(12)?.as_deref()),
+        credits_period: millis(r.try_get(13)?),
     })
 }
 
