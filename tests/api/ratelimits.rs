@@ -104,7 +104,10 @@ async fn malformed_limits_are_400_naming_the_field() {
         let r = app.post("/v1/keys").as_(&app.admin).json(&body).await;
         let problem = r.problem(StatusCode::BAD_REQUEST);
         let detail = problem["detail"].as_str().unwrap();
-        assert!(detail.contains("ratelimits") || detail.contains("credits"), "{body}: {detail}");
+        assert!(
+            detail.contains("ratelimits") || detail.contains("credits"),
+            "{body}: {detail}"
+        );
         assert!(!detail.contains("enum"), "no Rust in the message: {detail}");
     }
 }
@@ -417,7 +420,11 @@ async fn forward_auth_answers_429_with_the_headers_or_403_when_asked() {
     assert!(r.header("retry-after").is_some());
     assert_eq!(r.header("ratelimit-policy"), Some(r#""requests";q=1;w=3600"#));
     let r = app.get("/v1/forward-auth?limited=403").api_key(&key).await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let problem = r.problem(StatusCode::FORBIDDEN);
+    assert_eq!(
+        (problem["type"].as_str(), problem["status"].as_u64()),
+        (Some(RATE_LIMITED), Some(403))
+    );
     assert!(r.header("retry-after").is_some());
     assert!(r.header("ratelimit").unwrap().starts_with(r#""requests";r=0;"#));
 }
