@@ -21,6 +21,7 @@ DURATION=${DURATION:-5}
 SMALL=${SMALL:-10000}
 BIG=${BIG:-1000000}
 CONNS=${CONNS:-32}
+LIMITED=${LIMITED:-1000}  # keys with one rate limit and credits, rotated by their own row
 PORT=${PORT:-18181}
 WORKERS=${WORKERS:-0}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -46,7 +47,7 @@ trap cleanup EXIT
 
 seed() { # name count
   mkdir -p "$WORK/$1"
-  "$SEED" --db "$WORK/$1/keyward.db" --keys "$2" --plain "$SMALL" --out "$WORK/$1" 2>&1 | tail -1 >&2
+  "$SEED" --db "$WORK/$1/keyward.db" --keys "$2" --plain "$SMALL" --limited "${3:-0}" --out "$WORK/$1" 2>&1 | tail -1 >&2
 }
 
 start_server() { # name
@@ -65,7 +66,7 @@ stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERV
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$SERVER_PID/status"; }
 
-round_robin() { # name -> files noop.txt key.txt token.txt with one line per round
+round_robin() { # name -> files noop.txt key.txt token.txt (limited.txt) with one line per round
   local dir=$WORK/$1
   for r in $(seq 1 "$ROUNDS"); do
     # The no-op gets the very same requests (same script, same key header) but the path:
@@ -73,12 +74,15 @@ round_robin() { # name -> files noop.txt key.txt token.txt with one line per rou
     CRED_FILE=$dir/keys.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/healthz load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/noop.txt"
     CRED_FILE=$dir/keys.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/v1/me load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/key.txt"
     CRED_FILE=$dir/tokens.txt CRED_HEADER=Authorization CRED_PREFIX="Bearer " TARGET_PATH=/v1/me load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/token.txt"
+    if [ -s "$dir/limited.txt" ]; then
+      CRED_FILE=$dir/limited.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/v1/me load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/lim.txt"
+    fi
     echo "bench: $1 round $r/$ROUNDS done" >&2
   done
 }
 
 echo "bench: seeding $SMALL keys" >&2
-seed small "$SMALL"
+seed small "$SMALL" "$LIMITED"
 start_server small
 RSS_SMALL=$(rss_mb)
 round_robin small
@@ -103,6 +107,8 @@ NOOP=$(col "$S/noop.txt" 1); KEY=$(col "$S/key.txt" 1); TOK=$(col "$S/token.txt"
 NOOP99=$(col "$S/noop.txt" 3); KEY99=$(col "$S/key.txt" 3); TOK99=$(col "$S/token.txt" 3)
 NOOPCPU=$(col "$S/noop.txt" 5); KEYCPU=$(col "$S/key.txt" 5); TOKCPU=$(col "$S/token.txt" 5)
 KEYBIG=$(col "$B/key.txt" 1)
+if [ -s "$S/lim.txt" ]; then LIM=$(col "$S/lim.txt" 1); LIM99=$(col "$S/lim.txt" 3); LIMCPU=$(col "$S/lim.txt" 5); LIMBAD=$(col "$S/lim.txt" 4)
+else LIM=- LIM99=- LIMCPU=- LIMBAD=-; fi
 read -r CREATE _ _ CREATE_BAD _ <"$S/create.txt"
 
 cat <<TABLE
@@ -114,7 +120,9 @@ keyward bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 | no-op GET /healthz (same requests) | $NOOP req/s, server CPU $NOOPCPU us/request, p50 $(col "$S/noop.txt" 2) us, p99 $NOOP99 us |
 | GET /v1/me, API key ($SMALL keys) | $KEY req/s, server CPU $KEYCPU us/request, p50 $(col "$S/key.txt" 2) us, p99 $KEY99 us |
 | GET /v1/me, access token (20 tokens) | $TOK req/s, server CPU $TOKCPU us/request, p50 $(col "$S/token.txt" 2) us, p99 $TOK99 us |
+| GET /v1/me, API key with one rate limit and credits ($LIMITED keys) | $LIM req/s, server CPU $LIMCPU us/request, p50 $(col "$S/lim.txt" 2 2>/dev/null) us, p99 $LIM99 us, $LIMBAD non-2xx |
 | key / no-op server CPU per request | $(ratio "$KEYCPU" "$NOOPCPU") (target <= 1.10) |
+| limited key / no-op server CPU per request | $([ "$LIMCPU" = - ] && echo - || ratio "$LIMCPU" "$NOOPCPU") (target <= 1.20) |
 | token / no-op server CPU per request | $(ratio "$TOKCPU" "$NOOPCPU") |
 | key / no-op rps | $(ratio "$KEY" "$NOOP") (target >= 0.90) |
 | key / no-op p99 | $(ratio "$KEY99" "$NOOP99") (target <= 1.5) |

@@ -1,8 +1,9 @@
 //! Bench helper (not shipped): fills a database with N keys through keyward's own domain
 //! calls, fast, and writes the plaintext of the first `--plain` keys and some access tokens
-//! for the load generator.
+//! for the load generator; with `--limited M`, also M keys with one rate limit and credits
+//! (to `limited.txt`), so high that the bench never reaches them.
 //!
-//! cargo run --release --example seed -- --db PATH --keys N --plain 10000 --out DIR
+//! cargo run --release --example seed -- --db PATH --keys N --plain 10000 --limited 1000 --out DIR
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
@@ -13,6 +14,7 @@ use keyward::Application;
 use keyward::config::Settings;
 use keyward::domain::credentials::Presented;
 use keyward::domain::{NewKeyRequest, Secret};
+use keyward::model::{Credits, GivenDuration, RateLimits};
 
 const ADMIN_PASSWORD: &str = "bench admin password";
 
@@ -31,6 +33,7 @@ async fn main() {
     let total: usize = arg("--keys", "10000").parse().unwrap();
     let plain: usize = arg("--plain", "10000").parse().unwrap();
     let out = PathBuf::from(arg("--out", "."));
+    let limited: usize = arg("--limited", "0").parse().unwrap();
 
     let mut settings = Settings::defaults();
     settings.server.bind = "127.0.0.1:0".parse().unwrap();
@@ -83,6 +86,26 @@ async fn main() {
         "seed: {total} keys in {secs:.1} s ({:.0} keys/s, in-process)",
         total as f64 / secs
     );
+
+    let mut limited_file = std::fs::File::create(out.join("limited.txt")).unwrap();
+    for _ in 0..limited {
+        let request = NewKeyRequest {
+            name: Some(keyward::domain::KeyName::parse("bench limited").unwrap()),
+            ratelimits: RateLimits::parse(vec![
+                keyward::domain::limits::parse_rate_limit(
+                    "requests".into(),
+                    1_000_000,
+                    GivenDuration::Text("1s".into()),
+                )
+                .unwrap(),
+            ])
+            .unwrap(),
+            credits: Some(Credits::new(1_000_000_000_000, None).unwrap()),
+            ..NewKeyRequest::default()
+        };
+        let minted = kw.mint_key(&caller, None, request).await.expect("mint");
+        writeln!(limited_file, "{}", minted.secret.reveal()).unwrap();
+    }
 
     let mut tokens = std::fs::File::create(out.join("tokens.txt")).unwrap();
     for _ in 0..20 {

@@ -229,6 +229,9 @@ pub struct KeySettings {
     /// Sign keys with Ed25519 (`algorithm = "EdDSA"`) instead of HS256.
     #[serde(rename = "algorithm", with = "algorithm")]
     pub eddsa: bool,
+    /// Most credits a node reserves for a key at once: what a crash can lose of a key's
+    /// balance (under-serving it), and how many uses one database write covers.
+    pub credit_block: u64,
 }
 
 impl Default for KeySettings {
@@ -238,6 +241,7 @@ impl Default for KeySettings {
             default_lifetime: Lifetime::Never,
             max_lifetime: None,
             eddsa: false,
+            credit_block: 64,
         }
     }
 }
@@ -700,6 +704,9 @@ impl Settings {
             && self.keys.default_lifetime.finite().is_none_or(|d| d > max)
         {
             return Err(bad("keys.default_lifetime", "must not exceed keys.max_lifetime"));
+        }
+        if !(1..=1_000_000).contains(&self.keys.credit_block) {
+            return Err(bad("keys.credit_block", "must be 1 to 1000000"));
         }
         Ok(())
     }

@@ -23,7 +23,12 @@ pub struct Metrics {
     pub logins_failed: IntCounter,
     /// Jobs per database write transaction (group commit).
     pub write_batch_size: Histogram,
+    /// Requests of limited keys refused, by reason (`LIMIT_REFUSALS`).
+    limit_refusals: IntCounterVec,
 }
+
+/// Why a limited key's request was refused, as `keyward_limit_refusals_total{reason}` says.
+pub const LIMIT_REFUSALS: [&str; 2] = ["rate_limited", "usage_exceeded"];
 
 impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
@@ -44,6 +49,17 @@ impl Metrics {
         registry.register(Box::new(active_keys.clone()))?;
         registry.register(Box::new(logins_failed.clone()))?;
         registry.register(Box::new(write_batch_size.clone()))?;
+        let limit_refusals = IntCounterVec::new(
+            Opts::new(
+                "limit_refusals_total",
+                "Requests of keys with rate limits or credits refused, by reason",
+            ),
+            &["reason"],
+        )?;
+        for reason in LIMIT_REFUSALS {
+            limit_refusals.with_label_values(&[reason]);
+        }
+        registry.register(Box::new(limit_refusals.clone()))?;
         Ok(Metrics {
             registry,
             requests,
@@ -51,7 +67,15 @@ impl Metrics {
             active_keys,
             logins_failed,
             write_batch_size,
+            limit_refusals,
         })
+    }
+
+    /// Counts a refusal of a limited key's request; `reason` indexes [`LIMIT_REFUSALS`].
+    pub fn count_refusal(&self, reason: usize) {
+        if let Some(label) = LIMIT_REFUSALS.get(reason) {
+            self.limit_refusals.with_label_values(&[label]).inc();
+        }
     }
 
     /// The text exposition format.

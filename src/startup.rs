@@ -102,6 +102,7 @@ impl Application {
                 secret: settings.auth.secret.clone(),
                 password_concurrency: settings.server.workers.clamp(2, 8),
                 eddsa: settings.keys.eddsa,
+                credit_block: settings.keys.credit_block,
                 session_ttl: settings.ui.session_ttl,
                 max_staleness: settings.database.url.as_ref().map(|_| settings.cluster.max_staleness),
             },

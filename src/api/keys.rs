@@ -4,6 +4,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::PageQuery;
+use super::limits::{
+    CreditsJson, CreditsRequest, RateLimitJson, credits_json, parse_credits_change, parse_new_credits,
+    parse_ratelimits, ratelimits_json,
+};
 use crate::domain::{
     Caller, Error, Expiry, KeyName, KeyPatch, KeyRecord, Meta, MintedKey, NewKeyRequest, Scopes, Timestamp, parse_grace,
 };
@@ -36,6 +40,10 @@ pub struct KeyJson {
     pub scopes: Option<Vec<String>>,
     pub meta: serde_json::Value,
     pub disabled: bool,
+    /// Named rate limits (empty: none).
+    pub ratelimits: Vec<RateLimitJson>,
+    /// `null`: unlimited. `remaining` as of now.
+    pub credits: Option<CreditsJson>,
 }
 
 impl From<&KeyRecord> for KeyJson {
@@ -51,6 +59,8 @@ impl From<&KeyRecord> for KeyJson {
             scopes: k.scopes.clone(),
             meta: k.meta.clone(),
             disabled: k.disabled,
+            ratelimits: ratelimits_json(&k.ratelimits),
+            credits: credits_json(k.credits.as_ref()),
         }
     }
 }
@@ -73,6 +83,11 @@ pub struct CreateKeyRequest {
     scopes: Option<Vec<String>>,
     /// A JSON object of at most 4 KiB, returned with the key.
     meta: Option<serde_json::Value>,
+    /// Up to 10 named rate limits; a request made with a key cannot make a key with looser
+    /// limits than its own.
+    ratelimits: Option<Vec<RateLimitJson>>,
+    /// `{remaining, refill?}`; omitted or `null`: unlimited.
+    credits: Option<CreditsRequest>,
 }
 
 /// Reads `expires` as the native API takes it: a number of seconds or a string of the
@@ -115,6 +130,8 @@ pub async fn create(
         expires: parse_expires(body.expires.as_ref())?,
         scopes: body.scopes.map(Scopes::parse).transpose()?,
         meta: body.meta.map(Meta::parse).transpose()?,
+        ratelimits: parse_ratelimits(body.ratelimits)?,
+        credits: parse_new_credits(body.credits)?,
         ..NewKeyRequest::default()
     };
     let minted = state.keyward.mint_key(&caller, owner, request).await?;
@@ -175,6 +192,15 @@ pub struct UpdateKeyRequest {
     #[serde(default, deserialize_with = "crate::web::body::double_option")]
     #[schema(value_type = Option<Vec<String>>)]
     scopes: Option<Option<Vec<String>>>,
+    /// Replace the rate limits; `[]` or `null`: none. Only an admin raises or removes one.
+    #[serde(default, deserialize_with = "crate::web::body::double_option")]
+    #[schema(value_type = Option<Vec<RateLimitJson>>)]
+    ratelimits: Option<Option<Vec<RateLimitJson>>>,
+    /// Set (`{remaining, refill?}`), clear (`null`: unlimited) or add to (`{add}`) the
+    /// credits. Only an admin raises them.
+    #[serde(default, deserialize_with = "crate::web::body::double_option")]
+    #[schema(value_type = Option<CreditsRequest>)]
+    credits: Option<Option<CreditsRequest>>,
 }
 
 /// `PATCH /v1/keys/{id}`: every field given changes, in one transaction.
@@ -191,6 +217,8 @@ pub async fn update(
         name: body.name.as_deref().map(KeyName::parse).transpose()?.map(Some),
         disabled: body.disabled,
         scopes: body.scopes.map(|s| s.map(Scopes::parse).transpose()).transpose()?,
+        ratelimits: body.ratelimits.map(parse_ratelimits).transpose()?,
+        credits: parse_credits_change(body.credits)?,
     };
     let key = state.keyward.update_key(&caller, owner, key_id(&req), patch).await?;
     Ok(HttpResponse::Ok().json(KeyJson::from(&key)))

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod health;
 mod keys;
+mod limits;
 pub mod openapi;
 mod services;
 mod users;

@@ -101,6 +101,11 @@ impl utoipa::Modify for Problems {
                         "No such record, or not the caller's (the two look the same)",
                         names_an_id,
                     ),
+                    (
+                        "429",
+                        "The key's rate limit (with Retry-After, RateLimit-Policy and RateLimit) or its credits refused it",
+                        !public,
+                    ),
                 ] {
                     if wanted && !responses.contains_key(status) {
                         responses.insert(

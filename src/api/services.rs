@@ -4,7 +4,8 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Caller, Timestamp, Via};
+use super::limits::{CreditsLeftJson, RateLimitStatusJson, statuses_json};
+use crate::domain::{Caller, Error, Timestamp, Via};
 use crate::web::AppState;
 use crate::web::body::{Json, Query};
 use crate::web::problem::ApiError;
@@ -16,12 +17,16 @@ pub struct VerifyRequest {
     key: String,
     /// Scopes the key must carry (a key without scopes acts as its user and has them all).
     scopes: Option<Vec<String>>,
+    /// Credits this use costs (default 1; 0 only checks that one is left). Rate limits
+    /// count every verify as one request.
+    cost: Option<u64>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct VerifyResponse {
     valid: bool,
-    /// VALID, NOT_FOUND, EXPIRED, REVOKED, DISABLED or INSUFFICIENT_SCOPE
+    /// VALID, NOT_FOUND, EXPIRED, REVOKED, DISABLED, INSUFFICIENT_SCOPE, RATE_LIMITED or
+    /// USAGE_EXCEEDED
     code: &'static str,
     key_id: Option<String>,
     user_id: Option<String>,
@@ -29,6 +34,12 @@ pub struct VerifyResponse {
     scopes: Option<Vec<String>>,
     meta: Option<serde_json::Value>,
     expires_at: Option<String>,
+    /// For a key with rate limits: where each stands after this check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratelimits: Option<Vec<RateLimitStatusJson>>,
+    /// For a key with credits: what is left after this check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credits: Option<CreditsLeftJson>,
 }
 
 /// `POST /v1/verify` (an admin, or a key with the explicit scope `keys:verify`).
@@ -40,8 +51,12 @@ pub async fn verify(
     Json(body): Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let scopes = body.scopes.unwrap_or_default();
-    let v = state.keyward.verify_key(&caller, &body.key, &scopes).await?;
+    let v = state
+        .keyward
+        .verify_key(&caller, &body.key, &scopes, body.cost.unwrap_or(1))
+        .await?;
     let key = v.key.as_ref();
+    let now = state.keyward.now();
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(VerifyResponse {
@@ -53,6 +68,16 @@ pub async fn verify(
             scopes: key.and_then(|k| k.scopes.clone()),
             meta: key.map(|k| k.meta.clone()),
             expires_at: key.and_then(|k| k.expires_at.map(Timestamp::rfc3339)),
+            ratelimits: v
+                .limits
+                .as_ref()
+                .filter(|l| l.charges.has_rate_limits())
+                .map(|l| statuses_json(l.rates(), now)),
+            credits: v
+                .limits
+                .as_ref()
+                .and_then(|l| l.credits)
+                .map(|remaining| CreditsLeftJson { remaining }),
         }))
 }
 
@@ -61,6 +86,9 @@ pub async fn verify(
 pub struct ForwardAuthQuery {
     /// Scopes the credential must carry, space-separated.
     scope: Option<String>,
+    /// `403`: answer a key refused by its rate limits or credits with 403 instead of 429
+    /// (nginx's `auth_request` passes on only 401 and 403), with the same headers.
+    limited: Option<u16>,
 }
 
 /// `GET /v1/forward-auth?scope=…`: checks the original request's credential (any of the
@@ -68,7 +96,19 @@ pub struct ForwardAuthQuery {
 /// 401 with `WWW-Authenticate`; 403 with `error="insufficient_scope"`.
 #[utoipa::path(get, path = "/v1/forward-auth", tag = "services", params(ForwardAuthQuery),
     responses((status = 200), (status = 401, body = crate::web::problem::Problem), (status = 403, body = crate::web::problem::Problem)))]
-pub async fn forward_auth(caller: Caller, query: Query<ForwardAuthQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn forward_auth(
+    caller: Result<Caller, ApiError>,
+    query: Query<ForwardAuthQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = match caller {
+        Ok(caller) => caller,
+        Err(refused @ ApiError::Domain(Error::RateLimited { .. } | Error::UsageExceeded { .. }))
+            if query.limited == Some(403) =>
+        {
+            return Ok(refused.response_with(actix_web::http::StatusCode::FORBIDDEN));
+        }
+        Err(other) => return Err(other),
+    };
     for scope in query.scope.as_deref().unwrap_or("").split_whitespace() {
         caller.require_scope(scope)?;
     }

@@ -18,11 +18,16 @@
 //! - **Keys made by keys** carry only scopes of the presenting key and never outlive it;
 //!   privileged scopes are granted only by an admin, or carried over exactly as they were
 //!   granted ([`grants_for`], [`may_make_key_until`]).
+//! - **Rate limits and credits** are loosened (a higher limit, one removed, more credits)
+//!   only by an admin; anyone else may only tighten them, and a key never makes a key
+//!   looser than itself ([`may_set_limits`], [`may_make_key_limited`]).
 
 use std::sync::Arc;
 
 use super::caller::{Caller, Via};
 use super::{Error, KeyRecord, Role, Scopes, Timestamp, UserId};
+use crate::model::{Credits, RateLimits};
+use crate::store::CreditsChange;
 
 /// Scopes only an admin may grant: a key holding one is honoured for it only if an admin
 /// granted it (the grant is recorded with the key).
@@ -234,6 +239,62 @@ pub fn may_make_key_until(caller: &Caller, expires_at: Option<Timestamp>) -> Res
     Ok(())
 }
 
+/// The limits a key holds, to compare a change or a new key with.
+#[derive(Clone, Copy)]
+pub struct Limits<'a> {
+    pub ratelimits: &'a RateLimits,
+    /// `None`: unlimited.
+    pub credits: Option<&'a Credits>,
+}
+
+impl<'a> Limits<'a> {
+    pub fn of(key: &'a KeyRecord) -> Self {
+        Limits {
+            ratelimits: &key.ratelimits,
+            credits: key.credits.as_ref(),
+        }
+    }
+}
+
+const LOOSEN: &str = "only an admin may raise or remove a key's rate limits or add to its credits";
+
+/// Who may change a key's limits from `current`: an admin anything; anyone else only
+/// tightens (each current limit kept or made tighter, credits lowered, never added to).
+pub fn may_set_limits(
+    caller: &Caller,
+    current: Limits,
+    ratelimits: Option<&RateLimits>,
+    credits: Option<&CreditsChange>,
+) -> Result<(), Error> {
+    if caller.is_admin() {
+        return Ok(());
+    }
+    let rates_ok = ratelimits.is_none_or(|new| new.within(current.ratelimits));
+    let credits_ok = match credits {
+        None => true,
+        Some(CreditsChange::Set(new)) => Credits::within(new.as_ref(), current.credits),
+        Some(CreditsChange::Add(n)) => *n == 0,
+    };
+    if rates_ok && credits_ok {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(LOOSEN.into()))
+    }
+}
+
+/// A request made with a key (`presenting`: that key's limits) makes only keys at least as
+/// limited as itself, whoever the caller is.
+pub fn may_make_key_limited(presenting: Option<Limits>, new: Limits) -> Result<(), Error> {
+    let Some(own) = presenting else { return Ok(()) };
+    if new.ratelimits.within(own.ratelimits) && Credits::within(new.credits, own.credits) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "a key can only make keys with rate limits and credits at least as tight as its own".into(),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +345,9 @@ mod tests {
             created_at: Timestamp::from_millis(0),
             updated_at: Timestamp::from_millis(0),
             password_hash: Arc::from(""),
+            ratelimits: RateLimits::none(),
+            credits: None,
+            credits_period: None,
         };
         let key = |scopes: &[&str], grants: &[&str]| Via::ApiKey {
             key_id: KeyId::parse("0123456789abcdef01234567").unwrap_or_else(|| unreachable!()),
@@ -467,5 +531,79 @@ mod tests {
         let key = caller(Role::User, Credential::Key);
         assert!(may_make_key_until(&key, Some(KEY_END)).is_ok());
         assert!(may_make_key_until(&key, Some(KEY_END.plus(std::time::Duration::from_secs(1)))).is_err());
+    }
+
+    fn ratelimits(list: &[(u64, u64)]) -> RateLimits {
+        let list = list
+            .iter()
+            .enumerate()
+            .map(|(i, (n, secs))| {
+                crate::model::RateLimit::new(format!("l{i}"), *n, crate::model::GivenDuration::Seconds(*secs), *secs)
+                    .unwrap_or_else(|_| unreachable!())
+            })
+            .collect();
+        RateLimits::parse(list).unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn only_an_admin_loosens_limits_and_anyone_may_tighten() {
+        let current_limits = ratelimits(&[(100, 60)]);
+        let current_credits = Credits::new(100, None).unwrap_or_else(|_| unreachable!());
+        let current = Limits {
+            ratelimits: &current_limits,
+            credits: Some(&current_credits),
+        };
+        let looser = [
+            (Some(ratelimits(&[])), None),
+            (Some(ratelimits(&[(101, 60)])), None),
+            (Some(ratelimits(&[(100, 59)])), None),
+            (None, Some(CreditsChange::Set(None))),
+            (
+                None,
+                Some(CreditsChange::Set(Some(
+                    Credits::new(101, None).unwrap_or_else(|_| unreachable!()),
+                ))),
+            ),
+            (None, Some(CreditsChange::Add(1))),
+        ];
+        let tighter = [
+            (Some(ratelimits(&[(100, 60)])), None),
+            (Some(ratelimits(&[(10, 60), (1, 1)])), None),
+            (
+                None,
+                Some(CreditsChange::Set(Some(
+                    Credits::new(5, None).unwrap_or_else(|_| unreachable!()),
+                ))),
+            ),
+            (None, Some(CreditsChange::Add(0))),
+        ];
+        for credential in CREDENTIALS {
+            let (admin, user) = (caller(Role::Admin, credential), caller(Role::User, credential));
+            for (rates, credits) in &looser {
+                assert_eq!(
+                    verdict(may_set_limits(&admin, current, rates.as_ref(), credits.as_ref())),
+                    'Y'
+                );
+                assert_eq!(
+                    verdict(may_set_limits(&user, current, rates.as_ref(), credits.as_ref())),
+                    'F'
+                );
+            }
+            for (rates, credits) in &tighter {
+                assert_eq!(
+                    verdict(may_set_limits(&user, current, rates.as_ref(), credits.as_ref())),
+                    'Y'
+                );
+            }
+        }
+        // A key makes only keys as tight as itself, whoever holds it.
+        assert!(may_make_key_limited(Some(current), current).is_ok());
+        let free = RateLimits::none();
+        let unlimited = Limits {
+            ratelimits: &free,
+            credits: None,
+        };
+        assert!(may_make_key_limited(Some(current), unlimited).is_err());
+        assert!(may_make_key_limited(None, unlimited).is_ok());
     }
 }

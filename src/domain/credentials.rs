@@ -16,6 +16,7 @@ use base64::Engine;
 
 use super::caller::{Caller, Via};
 use super::keyward::Keyward;
+use super::limits::{Admission, Admitted, Charges, PendingSpend};
 use super::throttle::AccountKey;
 pub use super::throttle::{ACCOUNT_FREE_FAILURES, ACCOUNT_SPACING, FREE_FAILURES, MAX_BLOCK, MAX_TRACKED};
 use super::view::{Bearer, KeyCheck};
@@ -170,27 +171,14 @@ fn failed_login(
     }
 }
 
-/// The caller a key check admits; `Ok(None)` for a key this server does not hold.
-fn key_caller(check: KeyCheck) -> Result<Option<Caller>, Error> {
-    match check {
-        KeyCheck::Valid(k) => Ok(Some(Caller {
-            user: k.user,
-            via: Via::ApiKey {
-                key_id: k.key_id,
-                expires_at: k.expires_at,
-                scopes: k.scopes,
-            },
-            source: None,
-        })),
-        KeyCheck::NotFound => Ok(None),
-        KeyCheck::Expired | KeyCheck::Disabled => Err(Error::Unauthenticated { presented: true }),
-    }
-}
-
 /// The outcome of the synchronous part of authentication.
 pub enum Authentication {
     /// Decided: keys and access tokens never wait.
     Done(Result<Caller, Error>),
+    /// A key with rate limits or credits, admitted: where its limits stand now.
+    Admitted(Caller, Admitted),
+    /// A key whose credits this node must reserve more of before the request is admitted.
+    NeedsCredits(Caller, PendingSpend),
     /// A username and password, which need argon2 on the blocking pool.
     NeedsPassword { username: String, password: Secret },
 }
@@ -200,9 +188,40 @@ impl Keyward {
     pub async fn authenticate(&self, presented: Presented<'_>, source: Option<IpAddr>) -> Result<Caller, Error> {
         match self.authenticate_now(presented) {
             Authentication::Done(result) => result,
+            Authentication::Admitted(caller, _) => Ok(caller),
+            Authentication::NeedsCredits(caller, pending) => self.finish_spend(pending).await.map(|_| caller),
             Authentication::NeedsPassword { username, password } => {
                 self.authenticate_password(&username, &password, source).await
             }
+        }
+    }
+
+    /// What a key check decides: the caller it admits (a limited key's request taken from
+    /// its rate limits and credits), or `refused` for a key this server does not hold.
+    fn key_authentication(&self, check: KeyCheck, now: Timestamp) -> Authentication {
+        let k = match check {
+            KeyCheck::Valid(k) => k,
+            KeyCheck::NotFound | KeyCheck::Expired | KeyCheck::Disabled => {
+                return Authentication::Done(Err(Error::Unauthenticated { presented: true }));
+            }
+        };
+        let caller = Caller {
+            user: k.user,
+            via: Via::ApiKey {
+                key_id: k.key_id,
+                expires_at: k.expires_at,
+                scopes: k.scopes,
+            },
+            source: None,
+        };
+        // Keys without limits (of their own or their user's) pay this one branch.
+        let Some(charges) = Charges::of((k.key_id, k.limits), (caller.user.id, k.user_limits)) else {
+            return Authentication::Done(Ok(caller));
+        };
+        match self.admit_now(charges, 1, now) {
+            Ok(Admission::Admitted(admitted)) => Authentication::Admitted(caller, admitted),
+            Ok(Admission::Pending(pending)) => Authentication::NeedsCredits(caller, pending),
+            Err(refused) => Authentication::Done(Err(refused)),
         }
     }
 
@@ -225,36 +244,37 @@ impl Keyward {
             return Authentication::Done(Err(stale));
         }
         let started = Instant::now();
-        Authentication::Done(match credential {
+        match credential {
             Credential::Bearer(token) => match self.view().check_bearer(token, now, self.signer()) {
                 Bearer::Key(check) => {
                     self.count_verification(&check, started);
-                    key_caller(check).and_then(|c| c.ok_or_else(refused))
+                    self.key_authentication(check, now)
                 }
-                Bearer::AccessToken(user) => user
-                    .map(|user| Caller {
+                Bearer::AccessToken(user) => Authentication::Done(
+                    user.map(|user| Caller {
                         user,
                         via: Via::AccessToken,
                         source: None,
                     })
                     .ok_or_else(refused),
+                ),
             },
             Credential::RawKey(token) | Credential::ApiKeyHeader(token) => {
                 let check = self.view().check_key(token, now, self.signer());
                 self.count_verification(&check, started);
-                key_caller(check).and_then(|c| c.ok_or_else(refused))
+                self.key_authentication(check, now)
             }
             Credential::Basic { username, password } => {
                 match self.view().check_key(password.reveal(), now, self.signer()) {
                     // Not a key this server holds: a password.
-                    KeyCheck::NotFound => return Authentication::NeedsPassword { username, password },
+                    KeyCheck::NotFound => Authentication::NeedsPassword { username, password },
                     check => {
                         self.count_verification(&check, started);
-                        key_caller(check).and_then(|c| c.ok_or_else(refused))
+                        self.key_authentication(check, now)
                     }
                 }
             }
-        })
+        }
     }
 
     /// Counts a key verification by result, with its latency. A revoked key has left the

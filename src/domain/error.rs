@@ -39,6 +39,15 @@ pub enum Error {
     /// Too many failed attempts; try again after the duration.
     #[error("too many failed attempts; try again later")]
     Throttled { retry_after: Duration },
+    /// A rate limit of the key refused the request; it admits again after `retry_after`.
+    #[error("rate limit \"{}\" exceeded: {} requests per {} seconds; retry after {} seconds", .limit.name, .limit.limit, .limit.window, .retry_after.as_secs())]
+    RateLimited {
+        limit: super::limits::RefusedLimit,
+        retry_after: Duration,
+    },
+    /// The key has no credits left; `retry_after`: until its next refill, if it has one.
+    #[error("this key has no credits left{}", if .retry_after.is_some() { " until its next refill" } else { "" })]
+    UsageExceeded { retry_after: Option<Duration> },
     /// The database cannot take writes (full, read-only) or is not answering.
     #[error("{0}")]
     Unavailable(String),

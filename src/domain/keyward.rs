@@ -29,6 +29,8 @@ pub struct DomainConfig {
     pub password_concurrency: usize,
     /// Sign keys with Ed25519 (published at `/.well-known/jwks.json`) instead of HS256.
     pub eddsa: bool,
+    /// Most credits this node reserves for a key at once (`keys.credit_block`).
+    pub credit_block: u64,
     /// How long a web console session lasts after sign-in.
     pub session_ttl: Duration,
     /// Several nodes (PostgreSQL): past this since the last successful read of the change
@@ -244,6 +246,9 @@ impl Keyward {
             created_at: now,
             updated_at: now,
             password_hash: Arc::from(""),
+            ratelimits: crate::model::RateLimits::none(),
+            credits: None,
+            credits_period: None,
         };
         Caller {
             user: Arc::new(user),

@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
+use super::limits::KeyLimits;
 use super::tokens::TokenSigner;
-use crate::model::{ActiveKeyRow, KeyId, KeyRecord, Timestamp, UserId, UserRecord};
+use crate::model::{ActiveKeyRow, Credits, KeyId, KeyRecord, RateLimits, Timestamp, UserId, UserRecord};
 
 /// Longest token the hot path will hash; keyward's keys are about 250 bytes.
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -33,6 +34,9 @@ const SCOPED: u8 = 4;
 /// A use of the key is queued for the database and not yet written: it is queued once per
 /// write, however often it is used meanwhile.
 const USED: u8 = 8;
+/// The key has rate limits or credits (in its shard's `limits`): without the flag, a key
+/// pays nothing for the feature.
+const LIMITED: u8 = 16;
 
 /// The lookup hash. It is already uniformly random (and attackers cannot add entries), so
 /// its first 8 bytes are the map's hash: no SipHash on the hot path.
@@ -96,6 +100,8 @@ struct KeyShard {
     keys: HashMap<Lookup, KeyEntry, BuildHasherDefault<LookupHasher>>,
     /// Scopes of the keys that have them (most keys act as their user and are not here).
     scopes: HashMap<KeyId, Arc<[String]>>,
+    /// Rate limit and credit state of the keys that have limits.
+    limits: HashMap<KeyId, Arc<KeyLimits>>,
 }
 
 #[derive(Default)]
@@ -104,6 +110,8 @@ struct Users {
     slot: HashMap<UserId, u32>,
     /// Lowercased username and email of every live user.
     by_login: HashMap<String, u32>,
+    /// Rate limit and credit state of the users that have limits, by slot.
+    limits: HashMap<u32, Arc<KeyLimits>>,
 }
 
 /// The verdict on a `Bearer` credential.
@@ -129,6 +137,10 @@ pub struct ValidKey {
     pub expires_at: Option<Timestamp>,
     /// `None`: the key acts as its user.
     pub scopes: Option<Arc<[String]>>,
+    /// `None`: the key has no rate limits and no credits.
+    pub limits: Option<Arc<KeyLimits>>,
+    /// `None`: the key's user has no rate limits and no credits (shared by their keys).
+    pub user_limits: Option<Arc<KeyLimits>>,
 }
 
 /// A verified access token: verdicts are cached so a token's signature is checked once.
@@ -286,6 +298,11 @@ impl KeyView {
         {
             self.usage[lookup.shard()].0.lock().push((lookup, entry.id, now));
         }
+        let user_limits = if user.limited() {
+            self.users.read().limits.get(&entry.user).cloned()
+        } else {
+            None
+        };
         KeyCheck::Valid(ValidKey {
             key_id: entry.id,
             user,
@@ -295,6 +312,12 @@ impl KeyView {
             } else {
                 shard.scopes.get(&entry.id).cloned()
             },
+            limits: if flags & LIMITED == 0 {
+                None
+            } else {
+                shard.limits.get(&entry.id).cloned()
+            },
+            user_limits,
         })
     }
 
@@ -378,9 +401,10 @@ impl KeyView {
         insert_locked(&mut self.shard(&lookup).write(), slot, key, signature_checked);
     }
 
-    /// Brings a key's entry up to its record just committed (expiry, disabled, scopes),
-    /// keeping what this process knows of it (signature checked, last use).
-    pub fn update_key(&self, key: &KeyRecord) {
+    /// Brings a key's entry up to its record just committed (expiry, disabled, scopes,
+    /// limits), keeping what this process knows of it (signature checked, last use, and the
+    /// limits' state unless they changed or `reset_credits`: its credits were set anew).
+    pub fn update_key(&self, key: &KeyRecord, reset_credits: bool) {
         let lookup = Lookup(key.digest.lookup());
         let mut shard = self.shard(&lookup).write();
         let Some(mut entry) = shard.keys.remove(&lookup) else {
@@ -394,6 +418,13 @@ impl KeyView {
             *flags &= !DISABLED;
         }
         set_scopes(&mut shard, &mut entry, key.scopes.clone(), &key.grants);
+        set_limits(
+            &mut shard,
+            &mut entry,
+            &key.ratelimits,
+            key.credits.as_ref(),
+            reset_credits,
+        );
         shard.keys.insert(lookup, entry);
     }
 
@@ -404,6 +435,7 @@ impl KeyView {
             let mut shard = self.shard(&lookup).write();
             if let Some(entry) = shard.keys.remove(&lookup) {
                 shard.scopes.remove(&entry.id);
+                shard.limits.remove(&entry.id);
             }
         }
     }
@@ -428,10 +460,42 @@ impl KeyView {
                 users.by_login.insert(email.to_ascii_lowercase(), slot);
             }
         }
+        let old = users.limits.get(&slot);
+        let kept = old
+            .filter(|l| l.made_for(&user.ratelimits, user.credits.as_ref()))
+            .cloned();
+        let changed = || KeyLimits::changed(old.map(|l| &**l), &user.ratelimits, user.credits.as_ref()).map(Arc::new);
+        match kept.or_else(changed) {
+            Some(limits) => users.limits.insert(slot, limits),
+            None => users.limits.remove(&slot),
+        };
         if let Some(entry) = users.list.get_mut(slot as usize) {
             *entry = Arc::new(user);
         }
         self.users_generation.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Starts a user's credits over on this node (they were set anew); their rate limits
+    /// keep their state.
+    pub fn reset_user_limits(&self, user: &UserRecord) {
+        let mut users = self.users.write();
+        let Some(slot) = users.slot.get(&user.id).copied() else {
+            return;
+        };
+        match KeyLimits::changed(
+            users.limits.get(&slot).map(|l| &**l),
+            &user.ratelimits,
+            user.credits.as_ref(),
+        ) {
+            Some(limits) => users.limits.insert(slot, Arc::new(limits)),
+            None => users.limits.remove(&slot),
+        };
+    }
+
+    /// The limits' state of a user, if they have limits.
+    pub fn user_limits(&self, id: UserId) -> Option<Arc<KeyLimits>> {
+        let users = self.users.read();
+        users.slot.get(&id).and_then(|s| users.limits.get(s)).cloned()
     }
 
     pub fn user(&self, id: UserId) -> Option<Arc<UserRecord>> {
@@ -469,6 +533,25 @@ impl KeyView {
         }
     }
 
+    /// Adds to each key's credits what this node holds reserved and unspent, and shows a
+    /// balance whose refill period has begun as refilled: the credits left as of `now`.
+    pub fn overlay_credits(&self, keys: &mut [KeyRecord], now: Timestamp) {
+        for key in keys {
+            let Some(credits) = key.credits.as_mut() else { continue };
+            if credits.refill_due(&mut key.credits_period, now) {
+                continue;
+            }
+            let lookup = Lookup(key.digest.lookup());
+            let held = self
+                .shard(&lookup)
+                .read()
+                .limits
+                .get(&key.id)
+                .map_or(0, |l| l.held(now));
+            credits.remaining += held;
+        }
+    }
+
     /// Takes the uses recorded since the last call: each key used since, with the second of
     /// its last use (uses after this call queue the key again).
     pub fn take_usage(&self) -> Vec<(KeyId, Timestamp)> {
@@ -496,6 +579,7 @@ impl KeyView {
 fn insert_locked(shard: &mut KeyShard, slot: u32, key: ActiveKeyRow, signature_checked: bool) {
     let mut entry = entry(key.id, slot, key.expires_at, key.disabled, signature_checked);
     set_scopes(shard, &mut entry, key.scopes, &key.grants);
+    set_limits(shard, &mut entry, &key.ratelimits, key.credits.as_ref(), false);
     shard.keys.insert(Lookup(key.lookup), entry);
 }
 
@@ -512,6 +596,29 @@ fn set_scopes(shard: &mut KeyShard, entry: &mut KeyEntry, scopes: Option<Vec<Str
         None => {
             *entry.flags.get_mut() &= !SCOPED;
             shard.scopes.remove(&entry.id);
+        }
+    }
+}
+
+/// Records a key's limits: their state is kept while they stay the same (a rename, another
+/// node's change), made anew when they change or `reset` says the credits were set anew.
+fn set_limits(
+    shard: &mut KeyShard,
+    entry: &mut KeyEntry,
+    ratelimits: &RateLimits,
+    credits: Option<&Credits>,
+    reset: bool,
+) {
+    let old = shard.limits.get(&entry.id);
+    let kept = old.filter(|l| !reset && l.made_for(ratelimits, credits)).cloned();
+    match kept.or_else(|| KeyLimits::changed(old.map(|l| &**l), ratelimits, credits).map(Arc::new)) {
+        Some(limits) => {
+            *entry.flags.get_mut() |= LIMITED;
+            shard.limits.insert(entry.id, limits);
+        }
+        None => {
+            *entry.flags.get_mut() &= !LIMITED;
+            shard.limits.remove(&entry.id);
         }
     }
 }

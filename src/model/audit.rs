@@ -25,9 +25,10 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// Every action a line may name; a stored action outside it reads back as `other`.
-    pub const ACTIONS: [&'static str; 14] = [
+    pub const ACTIONS: [&'static str; 15] = [
         "key.create",
         "key.update",
+        "key.limits",
         "key.rotate",
         "key.rename",
         "key.revoke",

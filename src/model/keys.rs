@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{KeyId, ModelError, Timestamp, UserId};
+use super::{Credits, KeyId, ModelError, RateLimits, Timestamp, UserId};
 
 /// A key's label: 1 to 256 characters, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,6 +155,13 @@ pub struct KeyRecord {
     pub meta: serde_json::Value,
     /// The privileged scopes of `scopes` an admin granted: only these are honoured.
     pub grants: Vec<String>,
+    /// Named rate limits (empty: none).
+    pub ratelimits: RateLimits,
+    /// `None`: unlimited. `remaining` is the balance no node has reserved yet (the domain
+    /// adds what this node holds when it shows a key).
+    pub credits: Option<Credits>,
+    /// The start of the refill period the stored balance belongs to (unix ms), if refilled.
+    pub credits_period: Option<Timestamp>,
 }
 
 /// A key that can authenticate: what the in-memory view is built from.
@@ -168,6 +175,10 @@ pub struct ActiveKeyRow {
     pub scopes: Option<Vec<String>>,
     /// The privileged scopes an admin granted (the view honours only these of them).
     pub grants: Vec<String>,
+    pub ratelimits: RateLimits,
+    /// Whether the key has credits to spend (and how they refill): the balance itself is
+    /// reserved block by block from the database.
+    pub credits: Option<Credits>,
 }
 
 impl ActiveKeyRow {
@@ -180,6 +191,8 @@ impl ActiveKeyRow {
             disabled: key.disabled,
             scopes: key.scopes.clone(),
             grants: key.grants.clone(),
+            ratelimits: key.ratelimits.clone(),
+            credits: key.credits,
         }
     }
 }

@@ -10,6 +10,7 @@ mod error;
 mod feed;
 mod ids;
 mod keys;
+mod limits;
 mod sessions;
 mod signing;
 mod throttle;
@@ -21,6 +22,9 @@ pub use error::ModelError;
 pub use feed::{FeedEntry, FeedState};
 pub use ids::{KeyId, UserId, hex, os_random, push_hex};
 pub use keys::{ActiveKeyRow, KeyDigest, KeyName, KeyRecord, Meta, Scopes};
+pub use limits::{
+    Credits, GivenDuration, MAX_CREDITS, MAX_RATE_LIMITS, RateLimit, RateLimits, Refill, RefillInterval, credit_block,
+};
 pub use sessions::SessionRecord;
 pub use signing::SigningKey;
 pub use throttle::{ThrottleCheck, ThrottleRules};

@@ -11,9 +11,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{Change, KeyChanges, KeyDescription, Store, StoreError, StoreErrorKind, StoreOptions, UserChanges};
+use super::{
+    Change, CreditsChange, KeyChanges, KeyDescription, Payer, Reservation, Store, StoreError, StoreErrorKind,
+    StoreOptions, UserChanges,
+};
 use crate::model::{
-    AuditRecord, FeedState, KeyDigest, KeyId, KeyRecord, Role, SessionRecord, SigningKey, Timestamp, UserId, UserRecord,
+    AuditRecord, Credits, FeedState, GivenDuration, KeyDigest, KeyId, KeyRecord, RateLimit, RateLimits, Refill,
+    RefillInterval, Role, SessionRecord, SigningKey, Timestamp, UserId, UserRecord,
 };
 
 type Checked = Result<(), Box<dyn std::error::Error>>;
@@ -113,6 +117,12 @@ macro_rules! suite {
             sessions_are_stored_found_and_ended,
             another_process_sees_every_change_but_its_own_are_skipped,
             a_read_only_store_reads_and_refuses_writes,
+            limits_are_stored_with_the_key_changed_and_cleared,
+            credits_are_reserved_in_blocks_never_past_the_balance,
+            concurrent_reservations_never_take_more_than_the_balance,
+            a_refill_restores_the_balance_at_the_period_start,
+            rotation_moves_the_credits_to_the_new_key,
+            a_users_limits_are_stored_changed_and_reserved_from,
         );
     };
 }
@@ -178,6 +188,9 @@ fn user(name: &str) -> Result<UserRecord, Box<dyn std::error::Error>> {
         created_at: t(0),
         updated_at: t(0),
         password_hash: Arc::from(format!("$argon2id$hash-of-{name}")),
+        ratelimits: RateLimits::none(),
+        credits: None,
+        credits_period: None,
     })
 }
 
@@ -195,6 +208,9 @@ fn key(owner: UserId, token: &str) -> Result<KeyRecord, Box<dyn std::error::Erro
         scopes: None,
         meta: serde_json::json!({}),
         grants: Vec::new(),
+        ratelimits: RateLimits::none(),
+        credits: None,
+        credits_period: None,
     })
 }
 
@@ -720,6 +736,7 @@ async fn a_key_update_applies_every_change_in_one_write(db: &TestDb) -> Checked 
             Some(vec!["keys:read".into(), "keys:verify".into()]),
             vec!["keys:verify".into()],
         )),
+        ..KeyChanges::default()
     };
     let audits = vec![
         audit("key.rename", None),
@@ -1259,5 +1276,294 @@ async fn a_read_only_store_reads_and_refuses_writes(db: &TestDb) -> Checked {
     let refused = reader.record_key_usage(vec![(KeyId::generate()?, t(1))]).await;
     assert_eq!(refused.map_err(|e| e.kind), Err(StoreErrorKind::ReadOnly));
     assert_eq!(db.store.count_users().await?, 1);
+    Ok(())
+}
+
+// ---- rate limits and credits -----------------------------------------------------------
+
+fn limits(list: &[(&str, u64, u64)]) -> Result<RateLimits, Box<dyn std::error::Error>> {
+    let list = list
+        .iter()
+        .map(|(name, n, secs)| RateLimit::new((*name).to_owned(), *n, GivenDuration::Text(format!("{secs}s")), *secs))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RateLimits::parse(list)?)
+}
+
+async fn add_limited_key(
+    s: &Store,
+    owner: UserId,
+    token: &str,
+    credits: Option<Credits>,
+) -> Result<KeyRecord, Box<dyn std::error::Error>> {
+    let mut k = key(owner, token)?;
+    k.ratelimits = limits(&[("requests", 100, 60)])?;
+    k.credits = credits;
+    k.credits_period = credits
+        .and_then(|c| c.refill)
+        .map(|r| r.interval.period_start(k.created_at));
+    let audit = audit("key.create", Some(("key", k.id.to_string())));
+    Ok(s.insert_key(k, false, audit, |_| {}).await?)
+}
+
+/// Limits and credits go in with the key, come back from every read (the view's rows too),
+/// and a change replaces, adds to or clears them.
+async fn limits_are_stored_with_the_key_changed_and_cleared(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let credits = Credits::new(
+        500,
+        Some(Refill {
+            interval: RefillInterval::Monthly,
+            amount: 1000,
+        }),
+    )?;
+    let k = add_limited_key(s, ada.id, "k", Some(credits)).await?;
+    let found = s.find_key(ada.id, k.id).await?.ok_or("stored")?;
+    assert_eq!(found.ratelimits, limits(&[("requests", 100, 60)])?);
+    assert_eq!(found.credits, Some(credits));
+    assert_eq!(found.credits_period, k.credits_period);
+    let (by_digest, _) = s.find_key_by_digest(KeyDigest::of("k")).await?.ok_or("by digest")?;
+    assert_eq!(by_digest.credits, Some(credits));
+    let rows = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let into = Arc::clone(&rows);
+    s.load_active_keys(t(2), move |row, _| into.lock().push(row)).await?;
+    let row = rows.lock().pop().ok_or("active")?;
+    assert_eq!((row.ratelimits.as_slice().len(), row.credits), (1, Some(credits)));
+
+    let add = KeyChanges {
+        credits: Some(CreditsChange::Add(250)),
+        ..KeyChanges::default()
+    };
+    let added = s
+        .update_key(ada.id, k.id, add, t(3), Vec::new(), |_| {})
+        .await?
+        .ok_or("live")?;
+    assert_eq!(added.credits.map(|c| c.remaining), Some(750));
+    assert_eq!(added.ratelimits, k.ratelimits, "limits untouched");
+
+    let replace = KeyChanges {
+        ratelimits: Some(limits(&[("burst", 5, 1), ("daily", 1000, 86_400)])?),
+        credits: Some(CreditsChange::Set(Some(Credits::new(7, None)?))),
+        ..KeyChanges::default()
+    };
+    let replaced = s
+        .update_key(ada.id, k.id, replace, t(4), Vec::new(), |_| {})
+        .await?
+        .ok_or("live")?;
+    assert_eq!(replaced.ratelimits.as_slice().len(), 2);
+    assert_eq!(replaced.credits, Some(Credits::new(7, None)?));
+
+    let clear = KeyChanges {
+        ratelimits: Some(RateLimits::none()),
+        credits: Some(CreditsChange::Set(None)),
+        ..KeyChanges::default()
+    };
+    let cleared = s
+        .update_key(ada.id, k.id, clear, t(5), Vec::new(), |_| {})
+        .await?
+        .ok_or("live")?;
+    assert!(cleared.ratelimits.is_empty());
+    assert_eq!(cleared.credits, None);
+    let add = KeyChanges {
+        credits: Some(CreditsChange::Add(5)),
+        ..KeyChanges::default()
+    };
+    let still = s
+        .update_key(ada.id, k.id, add, t(6), Vec::new(), |_| {})
+        .await?
+        .ok_or("live")?;
+    assert_eq!(still.credits, None, "adding to an unlimited key leaves it unlimited");
+    Ok(())
+}
+
+/// Reservations take blocks from the balance, smaller as it nears zero, never more than is
+/// there; an unlimited, revoked or unknown key has nothing to reserve.
+async fn credits_are_reserved_in_blocks_never_past_the_balance(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let k = add_limited_key(s, ada.id, "k", Some(Credits::new(20, None)?)).await?;
+    let mut got = 0;
+    let mut blocks = Vec::new();
+    loop {
+        let r = s
+            .reserve_credits(Payer::Key(k.id), 1, 64, t(3))
+            .await?
+            .ok_or("limited")?;
+        if r.granted == 0 {
+            assert_eq!(r.left, 0);
+            break;
+        }
+        got += r.granted;
+        assert_eq!(r.left, 20 - got);
+        blocks.push(r.granted);
+    }
+    assert_eq!(got, 20);
+    assert_eq!(blocks.first(), Some(&2), "an eighth of 20");
+    assert_eq!(blocks.last(), Some(&1));
+    let stored = s.find_key(ada.id, k.id).await?.ok_or("live")?;
+    assert_eq!(stored.credits.map(|c| c.remaining), Some(0));
+
+    let big = add_limited_key(s, ada.id, "big", Some(Credits::new(10, None)?)).await?;
+    let r = s.reserve_credits(Payer::Key(big.id), 11, 64, t(3)).await?;
+    assert_eq!(
+        r,
+        Some(Reservation {
+            granted: 0,
+            left: 10,
+            period: None
+        }),
+        "a need past the balance takes nothing"
+    );
+    let r = s.reserve_credits(Payer::Key(big.id), 6, 64, t(3)).await?;
+    assert_eq!(
+        r,
+        Some(Reservation {
+            granted: 6,
+            left: 4,
+            period: None
+        })
+    );
+
+    let unlimited = add_key(s, ada.id, "free").await?;
+    assert_eq!(s.reserve_credits(Payer::Key(unlimited.id), 1, 64, t(3)).await?, None);
+    revoke(s, &big, t(4)).await?;
+    assert_eq!(s.reserve_credits(Payer::Key(big.id), 1, 64, t(5)).await?, None);
+    Ok(())
+}
+
+/// Two processes (nodes) reserving at once take no more than the balance between them.
+async fn concurrent_reservations_never_take_more_than_the_balance(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let other = db.another_process(false).await?;
+    let ada = add_user(s, "ada").await?;
+    let k = add_limited_key(s, ada.id, "k", Some(Credits::new(300, None)?)).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let store = if i % 2 == 0 { s.clone() } else { other.clone() };
+        tasks.spawn(async move {
+            let mut got = 0u64;
+            loop {
+                match store.reserve_credits(Payer::Key(k.id), 1, 8, t(3)).await {
+                    Ok(Some(r)) if r.granted > 0 => got += r.granted,
+                    Ok(_) => return Ok(got),
+                    Err(e) => return Err(e),
+                }
+            }
+        });
+    }
+    let mut total = 0;
+    while let Some(done) = tasks.join_next().await {
+        total += done??;
+    }
+    assert_eq!(total, 300);
+    Ok(())
+}
+
+/// A balance with a refill is refilled at the first reservation in a new period (UTC),
+/// however long the key was idle; the period is recorded.
+async fn a_refill_restores_the_balance_at_the_period_start(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let refill = Refill {
+        interval: RefillInterval::Daily,
+        amount: 50,
+    };
+    let k = add_limited_key(s, ada.id, "k", Some(Credits::new(3, Some(refill))?)).await?;
+    let r = s
+        .reserve_credits(Payer::Key(k.id), 3, 64, t(3))
+        .await?
+        .ok_or("limited")?;
+    assert_eq!((r.granted, r.left), (3, 0));
+    assert_eq!(
+        s.reserve_credits(Payer::Key(k.id), 1, 64, t(3))
+            .await?
+            .map(|r| r.granted),
+        Some(0)
+    );
+    // Three days later (idle meanwhile).
+    let later = Timestamp::from_millis(t(3).millis() + 3 * 86_400_000);
+    let r = s
+        .reserve_credits(Payer::Key(k.id), 1, 64, later)
+        .await?
+        .ok_or("limited")?;
+    assert_eq!((r.granted, r.left), (6, 44), "refilled to 50, an eighth taken");
+    assert_eq!(r.period, Some(RefillInterval::Daily.period_start(later)));
+    let stored = s.find_key(ada.id, k.id).await?.ok_or("live")?;
+    assert_eq!(stored.credits_period, r.period);
+    Ok(())
+}
+
+/// Rotation moves the balance to the new key; the old one keeps none.
+async fn rotation_moves_the_credits_to_the_new_key(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let old = add_limited_key(s, ada.id, "old", Some(Credits::new(100, None)?)).await?;
+    s.reserve_credits(Payer::Key(old.id), 40, 64, t(2)).await?;
+    let mut new = key(ada.id, "new")?;
+    new.ratelimits = old.ratelimits.clone();
+    new.credits = Some(Credits::new(100, None)?);
+    let audits = [audit("key.create", None), audit("key.rotate", None)];
+    let (new, old) = s
+        .rotate_key(ada.id, old.id, t(10), new, audits, |_| {})
+        .await?
+        .ok_or("rotated")?;
+    assert_eq!(
+        new.credits.map(|c| c.remaining),
+        Some(60),
+        "what was left, not what was asked"
+    );
+    assert_eq!(old.credits.map(|c| c.remaining), Some(0));
+    assert_eq!(new.ratelimits, old.ratelimits);
+    Ok(())
+}
+
+/// A user's limits (shared by their keys) are stored with the user, changed by an update,
+/// and reserved from like a key's; a deleted user has nothing to reserve.
+async fn a_users_limits_are_stored_changed_and_reserved_from(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let set = UserChanges {
+        ratelimits: Some(limits(&[("requests", 10, 60)])?),
+        credits: Some(CreditsChange::Set(Some(Credits::new(30, None)?))),
+        ..UserChanges::default()
+    };
+    let updated = s
+        .update_user(ada.id, set, t(3), audit("user.update", None), |_| {})
+        .await?
+        .ok_or("live")?;
+    assert_eq!(updated.ratelimits, limits(&[("requests", 10, 60)])?);
+    assert_eq!(updated.credits, Some(Credits::new(30, None)?));
+    let loaded = s.load_users().await?;
+    let loaded = loaded.iter().find(|u| u.id == ada.id).ok_or("loaded")?;
+    assert_eq!(loaded.credits, Some(Credits::new(30, None)?));
+
+    let r = s
+        .reserve_credits(Payer::User(ada.id), 1, 64, t(4))
+        .await?
+        .ok_or("limited")?;
+    assert_eq!((r.granted, r.left), (3, 27));
+    let add = UserChanges {
+        credits: Some(CreditsChange::Add(10)),
+        ..UserChanges::default()
+    };
+    let added = s
+        .update_user(ada.id, add, t(5), audit("user.update", None), |_| {})
+        .await?
+        .ok_or("live")?;
+    assert_eq!(added.credits.map(|c| c.remaining), Some(37));
+    assert_eq!(added.ratelimits.as_slice().len(), 1, "limits untouched");
+
+    let bob = add_user(s, "bob").await?;
+    assert_eq!(
+        s.reserve_credits(Payer::User(bob.id), 1, 64, t(5)).await?,
+        None,
+        "unlimited"
+    );
+    s.delete_user(ada.id, t(6), audit("user.delete", None), |_| {}).await?;
+    assert_eq!(
+        s.reserve_credits(Payer::User(ada.id), 1, 64, t(7)).await?,
+        None,
+        "deleted"
+    );
     Ok(())
 }

@@ -25,8 +25,8 @@ pub mod sqlite;
 use std::path::Path;
 
 use crate::model::{
-    ActiveKeyRow, AuditLine, AuditRecord, FeedEntry, KeyDigest, KeyId, KeyRecord, Role, SessionRecord, SigningKey,
-    ThrottleCheck, ThrottleRules, Timestamp, UserId, UserRecord,
+    ActiveKeyRow, AuditLine, AuditRecord, Credits, FeedEntry, KeyDigest, KeyId, KeyRecord, RateLimits, Role,
+    SessionRecord, SigningKey, ThrottleCheck, ThrottleRules, Timestamp, UserId, UserRecord,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +95,16 @@ pub struct UserChanges {
     pub disabled: Option<bool>,
     /// Move the token epoch on, ending every access token of the user.
     pub bump_epoch: bool,
+    /// New rate limits shared by the user's keys (empty: none).
+    pub ratelimits: Option<RateLimits>,
+    pub credits: Option<CreditsChange>,
+}
+
+/// Whose credits a reservation takes: a key's own, or its user's (shared by their keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payer {
+    Key(KeyId),
+    User(UserId),
 }
 
 /// Changes to a live key, made together in one transaction by [`Store::update_key`];
@@ -107,12 +117,40 @@ pub struct KeyChanges {
     pub expires_by: Option<Timestamp>,
     /// New scopes (`None` inside: acts as its user) and the privileged ones granted.
     pub scopes: Option<(Option<Vec<String>>, Vec<String>)>,
+    /// New rate limits (empty: none).
+    pub ratelimits: Option<RateLimits>,
+    pub credits: Option<CreditsChange>,
 }
 
 impl KeyChanges {
     pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.disabled.is_none() && self.expires_by.is_none() && self.scopes.is_none()
+        self.name.is_none()
+            && self.disabled.is_none()
+            && self.expires_by.is_none()
+            && self.scopes.is_none()
+            && self.ratelimits.is_none()
+            && self.credits.is_none()
     }
+}
+
+/// A change to a key's credits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreditsChange {
+    /// Replace them (`None`: unlimited); the refill period starts at the given instant's.
+    Set(Option<Credits>),
+    /// Add to the balance of a key that has credits (nothing for an unlimited one).
+    Add(u64),
+}
+
+/// What [`Store::reserve_credits`] took from a key's balance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    /// Credits now this node's to spend; 0 when the balance could not cover the need.
+    pub granted: u64,
+    /// The balance left in the database after the reservation.
+    pub left: u64,
+    /// The start of the refill period the balance belongs to (unix ms), if it refills.
+    pub period: Option<Timestamp>,
 }
 
 /// What another process (the CLI, another server) committed, ready for the key view.
@@ -353,6 +391,13 @@ operations! {
     /// Revokes a live key of `owner`; its lookup hash, `None` if there is none.
     fn revoke_key(&self, owner: UserId, id: KeyId, now: Timestamp, audit: AuditRecord,
         after_commit: impl AfterCommit<Option<[u8; 32]>>) -> Option<[u8; 32]>;
+
+    /// Reserves credits of a live key (or user) for this node to spend: `credit_block(balance, need,
+    /// most)` of them, taken with one conditional update (`… WHERE credits_remaining >= n`),
+    /// so nodes together never take more than the balance. A balance whose refill period
+    /// started after the stored one (by `now`, in UTC) is refilled first. `None` for a key
+    /// (or user) that is revoked (deleted), gone or unlimited.
+    fn reserve_credits(&self, payer: Payer, need: u64, most: u64, now: Timestamp) -> Option<Reservation>;
 
     /// Writes a batch of "key used at" times; a time never moves backwards.
     fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>) -> ();

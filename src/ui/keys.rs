@@ -8,7 +8,11 @@ use super::lists::{ListQuery, keys_of};
 use super::pages::{self, Chrome, KeyDraft, Refused, Section};
 use super::session::{NoFields, Posted, Session, StateForm};
 use super::{UiError, owner, page, page_with, see_other};
-use crate::domain::{Error, Expiry, KeyName, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId, parse_grace};
+use crate::domain::limits::parse_rate_limit;
+use crate::domain::{
+    CreditsChange, Error, Expiry, KeyName, KeyPatch, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId, parse_grace,
+};
+use crate::model::{Credits, GivenDuration, RateLimits, Refill, RefillInterval};
 use crate::web::AppState;
 use crate::web::caller::key_id;
 use crate::web::problem::status_of;
@@ -21,6 +25,9 @@ pub fn scope(path: &str) -> actix_web::Scope {
         .route("/{key_id}/name", web::post().to(rename))
         .route("/{key_id}/state", web::post().to(set_state))
         .route("/{key_id}/rotate", web::post().to(rotate))
+        .route("/{key_id}/ratelimits", web::post().to(change_limits::<RateLimitsForm>))
+        .route("/{key_id}/credits", web::post().to(change_limits::<CreditsForm>))
+        .route("/{key_id}/credits/add", web::post().to(change_limits::<AddCreditsForm>))
         .route("/{key_id}/revoke", web::get().to(confirm_revoke))
         .route("/{key_id}/revoke", web::post().to(revoke))
 }
@@ -234,6 +241,127 @@ async fn set_state(
 }
 
 #[derive(Deserialize)]
+pub struct RateLimitsForm {
+    /// One limit a line: `name limit duration` (`requests 100 1m`, `daily 5000 1 day`).
+    #[serde(default)]
+    ratelimits: String,
+}
+
+/// The rate limits typed into the form: one a line, `name limit duration`; blank lines are
+/// skipped, no lines is none. A duration of digits only is seconds.
+fn parse_ratelimits_text(text: &str) -> Result<RateLimits, Error> {
+    let bad = || {
+        Error::invalid(
+            "ratelimits",
+            "one limit a line: a name, a number of requests and a duration, e.g. \"requests 100 1m\"",
+        )
+    };
+    let mut list = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let mut parts = line.split_whitespace();
+        let (Some(name), Some(limit)) = (parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let limit: u64 = limit.parse().map_err(|_| bad())?;
+        let duration = parts.collect::<Vec<_>>().join(" ");
+        let given = match duration.parse::<u64>() {
+            Ok(secs) => GivenDuration::Seconds(secs),
+            Err(_) if duration.is_empty() => return Err(bad()),
+            Err(_) => GivenDuration::Text(duration),
+        };
+        list.push(parse_rate_limit(name.to_owned(), limit, given)?);
+    }
+    Ok(RateLimits::parse(list)?)
+}
+
+/// A form that changes a key's limits: the change it asks for.
+trait LimitsForm: serde::de::DeserializeOwned + 'static {
+    fn patch(&self) -> Result<KeyPatch, Error>;
+}
+
+/// `POST …/{id}/ratelimits`, `…/credits`, `…/credits/add`: applies the form's change of
+/// limits (only an admin loosens them) and goes back to the key's page.
+async fn change_limits<F: LimitsForm>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<F>,
+) -> Result<HttpResponse, UiError> {
+    let owner = owner(&req)?;
+    let patch = posted.form.patch()?;
+    let key = state
+        .keyward
+        .update_key(&posted.session.caller, owner, key_id(&req), patch)
+        .await?;
+    Ok(see_other(&format!("{}/{}?done=limits", keys_base(owner), key.id)))
+}
+
+impl LimitsForm for RateLimitsForm {
+    fn patch(&self) -> Result<KeyPatch, Error> {
+        Ok(KeyPatch {
+            ratelimits: Some(parse_ratelimits_text(&self.ratelimits)?),
+            ..KeyPatch::default()
+        })
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CreditsForm {
+    /// Empty: unlimited.
+    #[serde(default)]
+    remaining: String,
+    /// `""` (none), `daily` or `monthly`.
+    #[serde(default)]
+    refill_interval: String,
+    #[serde(default)]
+    refill_amount: String,
+}
+
+fn credits_number(text: &str) -> Result<u64, Error> {
+    text.trim()
+        .parse()
+        .map_err(|_| Error::invalid("credits", "a whole number of credits, 0 or more"))
+}
+
+/// The credits typed into the form: `None` (unlimited) when `remaining` is empty.
+fn parse_credits_form(form: &CreditsForm) -> Result<Option<Credits>, Error> {
+    if form.remaining.trim().is_empty() {
+        return Ok(None);
+    }
+    let refill = match form.refill_interval.trim() {
+        "" => None,
+        interval => Some(Refill {
+            interval: RefillInterval::parse(interval)?,
+            amount: credits_number(&form.refill_amount)?,
+        }),
+    };
+    Ok(Some(Credits::new(credits_number(&form.remaining)?, refill)?))
+}
+
+impl LimitsForm for CreditsForm {
+    fn patch(&self) -> Result<KeyPatch, Error> {
+        Ok(KeyPatch {
+            credits: Some(CreditsChange::Set(parse_credits_form(self)?)),
+            ..KeyPatch::default()
+        })
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AddCreditsForm {
+    #[serde(default)]
+    add: String,
+}
+
+impl LimitsForm for AddCreditsForm {
+    fn patch(&self) -> Result<KeyPatch, Error> {
+        Ok(KeyPatch {
+            credits: Some(CreditsChange::Add(credits_number(&self.add)?)),
+            ..KeyPatch::default()
+        })
+    }
+}
+
+#[derive(Deserialize)]
 pub struct RotateForm {
     #[serde(default)]
     grace: String,
@@ -292,6 +420,28 @@ mod tests {
         assert!(matches!(end_of_day("2027-01-31"), Ok(Expiry::At(t)) if t.rfc3339() == "2027-01-31T23:59:59Z"));
         for bad in ["2027-1-31", "31/01/2027", "2027-01-3x", "", "2027-13-01"] {
             assert!(end_of_day(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_are_read_one_a_line() {
+        let limits = parse_ratelimits_text("requests 100 1m\n\n  daily 5000 1 day\nburst 10 1\n");
+        let limits = limits.unwrap_or_else(|e| panic!("{e}"));
+        let seen: Vec<(&str, u32, u64)> = limits
+            .as_slice()
+            .iter()
+            .map(|l| (l.name(), l.limit(), l.seconds()))
+            .collect();
+        assert_eq!(seen, [("requests", 100, 60), ("daily", 5000, 86_400), ("burst", 10, 1)]);
+        assert!(parse_ratelimits_text("").is_ok_and(|l| l.is_empty()));
+        for bad in [
+            "requests",
+            "requests many 1m",
+            "requests 100",
+            "requests 100 never",
+            "a b c d",
+        ] {
+            assert!(parse_ratelimits_text(bad).is_err(), "{bad}");
         }
     }
 

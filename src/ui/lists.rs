@@ -32,6 +32,7 @@ impl ListQuery {
         Some(match self.done.as_deref()? {
             "revoked" => "The key was revoked. It no longer works.",
             "renamed" => "The key's name was saved.",
+            "limits" => "The key's limits were saved.",
             "disabled" => "The key is disabled. It does not work until you enable it.",
             "enabled" => "The key is enabled again.",
             "user-created" => "The user was created.",

@@ -86,6 +86,14 @@ pub async fn access_log(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
+    // A limited key's accepted request: where its limits stand.
+    let admitted = res
+        .request()
+        .extensions_mut()
+        .remove::<super::ratelimit::AdmittedLimits>();
+    if let Some(admitted) = admitted {
+        super::ratelimit::set_headers(res.headers_mut(), admitted.0.rates());
+    }
     let status = res.status();
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         let route = res.request().match_pattern();

@@ -12,6 +12,7 @@ use super::AppState;
 use super::access_log::AuthenticatedKey;
 use super::client::client_ip;
 use super::problem::ApiError;
+use super::ratelimit::AdmittedLimits;
 use crate::domain::credentials::{Authentication, Presented};
 use crate::domain::{Caller, Error, KeyId, UserId, access};
 
@@ -38,22 +39,28 @@ impl FromRequest for Caller {
         match state.keyward.authenticate_now(presented) {
             // Keys and access tokens: decided from memory, no allocation of a future.
             Authentication::Done(result) => {
-                let result = result.map(|mut caller| {
-                    caller.source = client_ip(req, state);
-                    // Only the request log reads it; skip the allocation when it is off.
-                    if let Some(key_id) = caller.via.key_id()
-                        && log::log_enabled!(target: "keyward::access", log::Level::Info)
-                    {
-                        req.extensions_mut().insert(AuthenticatedKey(key_id));
-                    }
-                    caller
-                });
+                let result = result.map(|caller| admitted(req, state, caller));
                 CallerFuture::Ready(Some(result.map_err(ApiError::from)))
+            }
+            Authentication::Admitted(caller, limits) => {
+                req.extensions_mut().insert(AdmittedLimits(limits));
+                CallerFuture::Ready(Some(Ok(admitted(req, state, caller))))
+            }
+            // A limited key whose credits must be reserved first (once per block).
+            Authentication::NeedsCredits(caller, pending) => {
+                let caller = admitted(req, state, caller);
+                let state = state.clone();
+                let req = req.clone();
+                CallerFuture::Waiting(Box::pin(async move {
+                    let limits = state.keyward.finish_spend(pending).await?;
+                    req.extensions_mut().insert(AdmittedLimits(limits));
+                    Ok(caller)
+                }))
             }
             Authentication::NeedsPassword { username, password } => {
                 let source = client_ip(req, state);
                 let state = state.clone();
-                CallerFuture::Password(Box::pin(async move {
+                CallerFuture::Waiting(Box::pin(async move {
                     Ok(state
                         .keyward
                         .authenticate_password(&username, &password, source)
@@ -64,10 +71,24 @@ impl FromRequest for Caller {
     }
 }
 
-/// Resolves at once for keys and access tokens; waits on argon2 for passwords.
+/// The caller as a request knows it: with the client's address, and the key it used noted
+/// for the request log.
+fn admitted(req: &HttpRequest, state: &AppState, mut caller: Caller) -> Caller {
+    caller.source = client_ip(req, state);
+    // Only the request log reads it; skip the allocation when it is off.
+    if let Some(key_id) = caller.via.key_id()
+        && log::log_enabled!(target: "keyward::access", log::Level::Info)
+    {
+        req.extensions_mut().insert(AuthenticatedKey(key_id));
+    }
+    caller
+}
+
+/// Resolves at once for keys and access tokens; waits on argon2 for passwords, and on a
+/// reservation for a limited key whose block of credits ran out.
 pub enum CallerFuture {
     Ready(Option<Result<Caller, ApiError>>),
-    Password(Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>),
+    Waiting(Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>),
 }
 
 impl Future for CallerFuture {
@@ -80,7 +101,7 @@ impl Future for CallerFuture {
                     .take()
                     .unwrap_or_else(|| Err(Error::internal("caller future polled after completion").into())),
             ),
-            CallerFuture::Password(future) => future.as_mut().poll(cx),
+            CallerFuture::Waiting(future) => future.as_mut().poll(cx),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod client;
 pub mod deadline;
 pub mod metrics;
 pub mod problem;
+pub mod ratelimit;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};

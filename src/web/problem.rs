@@ -59,11 +59,23 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
+        self.response_with(self.status_code())
+    }
+}
+
+impl ApiError {
+    /// The problem response of this error, with its headers, under `status` instead of its
+    /// own (forward-auth's `limited=403` for nginx).
+    pub fn response_with(&self, status: StatusCode) -> HttpResponse {
         if let ApiError::Domain(Error::Internal(cause)) = self {
             log::error!("internal error: {cause}");
         }
-        let mut response = problem_response(status, self.to_string());
+        let kind = match self {
+            ApiError::Domain(Error::RateLimited { .. }) => RATE_LIMITED,
+            ApiError::Domain(Error::UsageExceeded { .. }) => USAGE_EXCEEDED,
+            _ => "about:blank",
+        };
+        let mut response = problem_response_of(kind, status, self.to_string());
         let headers = response.headers_mut();
         match self {
             ApiError::Domain(Error::Unauthenticated { presented }) => {
@@ -95,6 +107,13 @@ impl ResponseError for ApiError {
             ApiError::Domain(Error::Throttled { retry_after } | Error::Stale { retry_after }) => {
                 RetryAfter::new(*retry_after).set(headers)
             }
+            ApiError::Domain(Error::RateLimited { limit, retry_after }) => {
+                RetryAfter::new(*retry_after).set(headers);
+                super::ratelimit::set_headers(headers, [limit.status()]);
+            }
+            ApiError::Domain(Error::UsageExceeded {
+                retry_after: Some(retry_after),
+            }) => RetryAfter::new(*retry_after).set(headers),
             _ => {}
         }
         response
@@ -130,16 +149,28 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Forbidden(_) | Error::InsufficientScope(_) => StatusCode::FORBIDDEN,
         Error::Invalid { .. } | Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
         Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Throttled { .. } | Error::RateLimited { .. } | Error::UsageExceeded { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         Error::Unavailable(_) | Error::Stale { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
+/// The problem `type` of a request refused by one of its key's rate limits.
+pub const RATE_LIMITED: &str = "urn:keyward:problem:rate-limited";
+/// The problem `type` of a request refused because its key has no credits left.
+pub const USAGE_EXCEEDED: &str = "urn:keyward:problem:usage-exceeded";
+
 /// A problem+json response with the status's own title.
 pub fn problem_response(status: StatusCode, detail: String) -> HttpResponse {
+    problem_response_of("about:blank", status, detail)
+}
+
+/// A problem+json response of the given `type`.
+fn problem_response_of(kind: &'static str, status: StatusCode, detail: String) -> HttpResponse {
     let body = Problem {
-        kind: "about:blank",
+        kind,
         title: status.canonical_reason().unwrap_or("Error"),
         status: status.as_u16(),
         detail,

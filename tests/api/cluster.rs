@@ -404,3 +404,40 @@ async fn the_cli_on_the_same_url_acts_on_every_node() {
     );
     assert!(!checked.contains("keyward_test:keyward_test"), "{checked}");
 }
+
+/// Credits are exact across nodes: two nodes spending one key's 300 credits, 16 clients
+/// each, get 300 successes between them, never one more (each node reserves blocks with a
+/// conditional update on the locked row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn credits_are_exact_across_nodes() {
+    let Some(server) = server("cluster::credits_are_exact_across_nodes") else {
+        return;
+    };
+    let db = Database::create(&server).await;
+    let (one, two) = (Node::start(&db.url), Node::start(&db.url));
+    let token = one.login().await;
+    let (_, key) = one.create_key(&token, json!({"credits": {"remaining": 300}})).await;
+    everywhere(&[&one, &two], &key, StatusCode::OK).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let http = if i % 2 == 0 { one.http.clone() } else { two.http.clone() };
+        let key = key.clone();
+        tasks.spawn(async move {
+            let mut ok = 0;
+            for _ in 0..40 {
+                match http.get("/v1/me").api_key(&key).await.status() {
+                    StatusCode::OK => ok += 1,
+                    StatusCode::TOO_MANY_REQUESTS => {}
+                    other => panic!("unexpected {other}"),
+                }
+            }
+            ok
+        });
+    }
+    let mut ok = 0;
+    while let Some(done) = tasks.join_next().await {
+        ok += done.unwrap();
+    }
+    // The two `everywhere` checks spent one credit on each node.
+    assert_eq!(ok + 2, 300, "successes across both nodes");
+}

@@ -923,3 +923,88 @@ async fn the_api_ignores_the_session_cookie() {
         "a cookie is no API credential (no CSRF there)"
     );
 }
+
+/// The key page shows a key's limits and changes them with forms, by the API's rules: an
+/// owner tightens, only an admin loosens or adds credits.
+#[tokio::test]
+async fn the_key_page_shows_and_edits_limits_by_the_same_rules() {
+    let app = spawn_app().await;
+    let (ada, _) = app.user("ada").await;
+    let r = app
+        .post(&format!("/v1/users/{ada}/keys"))
+        .as_(&app.admin)
+        .json(&json!({"name": "metered",
+                      "ratelimits": [{"name": "requests", "limit": 100, "duration": "1m"}],
+                      "credits": {"remaining": 500, "refill": {"interval": "monthly", "amount": 500}}}))
+        .await;
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let key = r.json()["key"].as_str().unwrap().to_owned();
+    let console = Console::new(&app);
+    console.sign_in("ada", "ada-password").await;
+    let here = format!("/ui/keys/{id}");
+    let page = console.get(&here).await;
+    assert!(page.body.contains("requests: 100 per 1m"), "{}", page.body);
+    assert!(page.body.contains("500 left, refilled monthly to 500"));
+    assert_eq!(page.text("#ratelimits"), "requests 100 1m");
+    assert_eq!(page.value("#remaining"), "500");
+    assert!(!page.has("#add-credits"), "adding is an admin's");
+
+    // Tighter: saved, and enforced at once.
+    let saved = console
+        .submit(
+            &here,
+            &format!("{here}/ratelimits"),
+            &[("ratelimits", "requests 1 1h\n")],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    assert_eq!(saved.location(), format!("{here}?done=limits"));
+    assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::OK);
+    assert_eq!(
+        app.me_status(&format!("Bearer {key}")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let saved = console
+        .submit(
+            &here,
+            &format!("{here}/credits"),
+            &[("remaining", "40"), ("refill_interval", ""), ("refill_amount", "")],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    // Looser: refused, nothing changed.
+    for (to, form) in [
+        (format!("{here}/ratelimits"), vec![("ratelimits", "")]),
+        (format!("{here}/credits"), vec![("remaining", "41")]),
+        (format!("{here}/credits/add"), vec![("add", "5")]),
+    ] {
+        let refused = console.submit(&here, &to, &form).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{to}");
+    }
+    let page = console.get(&here).await;
+    assert!(
+        page.body.contains("requests: 1 per 1h") && page.body.contains("40 left"),
+        "{}",
+        page.body
+    );
+
+    // The admin loosens and adds.
+    let admin = Console::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let theirs = format!("/ui/users/{ada}/keys/{id}");
+    let added = admin
+        .submit(&theirs, &format!("{theirs}/credits/add"), &[("add", "1000")])
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER);
+    let cleared = admin
+        .submit(&theirs, &format!("{theirs}/ratelimits"), &[("ratelimits", "")])
+        .await;
+    assert_eq!(cleared.status, StatusCode::SEE_OTHER);
+    let page = admin.get(&theirs).await;
+    assert!(
+        page.body.contains("1040 left") && page.text("#ratelimits").is_empty(),
+        "{}",
+        page.body
+    );
+    assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::OK);
+}

@@ -26,6 +26,7 @@ mod on_postgres;
 mod openapi;
 mod operations;
 mod postgres;
+mod ratelimits;
 mod readme;
 mod revocations;
 mod seed000;

@@ -559,6 +559,51 @@ async fn real_responses_of_every_native_route_match_the_openapi_document() {
     .await;
     r.call(Method::GET, "/v1/forward-auth", "/v1/forward-auth", None, None)
         .await;
+
+    // A limited key: its object, its verify answers, and its refusals (429).
+    let (_, limited) = r
+        .call(
+            Method::POST,
+            "/v1/keys",
+            "/v1/keys",
+            Some(&admin),
+            Some(
+                json!({"ratelimits": [{"name": "requests", "limit": 2, "duration": "1h"}],
+                        "credits": {"remaining": 5, "refill": {"interval": "daily", "amount": 5}}}),
+            ),
+        )
+        .await;
+    let limited_key = limited["key"].as_str().unwrap().to_owned();
+    for cost in [1, 9, 0] {
+        r.call(
+            Method::POST,
+            "/v1/verify",
+            "/v1/verify",
+            Some(&admin),
+            Some(json!({"key": limited_key, "cost": cost})),
+        )
+        .await;
+    }
+    let (status, _) = r
+        .call(Method::GET, "/v1/keys", "/v1/keys", Some(&bearer(&limited_key)), None)
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    r.call(
+        Method::GET,
+        "/v1/forward-auth",
+        "/v1/forward-auth?limited=403",
+        Some(&bearer(&limited_key)),
+        None,
+    )
+    .await;
+    r.call(
+        Method::PATCH,
+        "/v1/keys/{key_id}",
+        &format!("/v1/keys/{}", limited["id"].as_str().unwrap()),
+        Some(&admin),
+        Some(json!({"credits": {"add": 5}, "ratelimits": []})),
+    )
+    .await;
     r.call(
         Method::GET,
         "/v1/revocations",

@@ -3,10 +3,13 @@
 //! verify API and the revocation feeds); who may do which is `access.rs`.
 
 mod operations;
+pub(super) use operations::limits_detail;
 mod verification;
 
 use super::access::Held;
 use super::{Expiry, FeedEntry, KeyId, KeyName, KeyRecord, Meta, Scopes, Secret};
+use crate::model::{Credits, RateLimits};
+pub use crate::store::CreditsChange;
 
 #[derive(Default)]
 pub struct NewKeyRequest {
@@ -18,6 +21,10 @@ pub struct NewKeyRequest {
     /// `None`: the key acts as its user.
     pub scopes: Option<Scopes>,
     pub meta: Option<Meta>,
+    /// Named rate limits (none when empty).
+    pub ratelimits: RateLimits,
+    /// `None`: unlimited.
+    pub credits: Option<Credits>,
     /// The key this one replaces (rotation): its privileged scopes may be carried over,
     /// granted only as they were.
     pub replaces: Option<Held>,
@@ -31,6 +38,9 @@ pub struct KeyPatch {
     pub disabled: Option<bool>,
     /// `Some(None)`: the key acts as its user again.
     pub scopes: Option<Option<Scopes>>,
+    /// Replaces the rate limits (empty: none).
+    pub ratelimits: Option<RateLimits>,
+    pub credits: Option<CreditsChange>,
 }
 
 /// A key just made: its record and the key itself, which is shown this once.
@@ -65,6 +75,10 @@ pub enum VerifyCode {
     Revoked,
     Disabled,
     InsufficientScope,
+    /// One of the key's rate limits refuses it now.
+    RateLimited,
+    /// The key has no credits left (for this cost).
+    UsageExceeded,
 }
 
 impl VerifyCode {
@@ -76,6 +90,8 @@ impl VerifyCode {
             VerifyCode::Revoked => "REVOKED",
             VerifyCode::Disabled => "DISABLED",
             VerifyCode::InsufficientScope => "INSUFFICIENT_SCOPE",
+            VerifyCode::RateLimited => "RATE_LIMITED",
+            VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
         }
     }
 }
@@ -86,4 +102,6 @@ pub struct Verification {
     /// The key's record, when it is one of ours and not revoked.
     pub key: Option<KeyRecord>,
     pub username: Option<String>,
+    /// For a key with rate limits or credits: where they stand after this check.
+    pub limits: Option<super::limits::Admitted>,
 }

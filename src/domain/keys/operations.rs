@@ -2,7 +2,7 @@
 //! once, by `access::owner_for`: a key that is not the caller's (or, for an admin, not the
 //! named user's) is `NotFound`, exactly like one that does not exist.
 
-use super::{KeyPage, KeyPatch, MintedKey, NewKeyRequest};
+use super::{CreditsChange, KeyPage, KeyPatch, MintedKey, NewKeyRequest};
 use crate::domain::access::{self, Held};
 use crate::domain::caller::Caller;
 use crate::domain::keyward::Keyward;
@@ -10,7 +10,7 @@ use crate::domain::paging;
 use crate::domain::{
     Error, Expiry, KeyDigest, KeyId, KeyName, KeyRecord, Lifetime, Meta, Scopes, Secret, Timestamp, UserId,
 };
-use crate::model::ActiveKeyRow;
+use crate::model::{ActiveKeyRow, RateLimits};
 use crate::store::KeyChanges;
 
 /// The audit detail of a key's scopes: which it has and which privileged ones were granted.
@@ -32,10 +32,45 @@ fn create_detail(key: &KeyRecord) -> String {
     if key.meta.as_object().is_some_and(|m| !m.is_empty()) {
         detail.push("meta".to_owned());
     }
+    detail.extend(limits_detail(
+        &key.ratelimits,
+        key.credits.map(|c| CreditsChange::Set(Some(c))).as_ref(),
+    ));
     detail.join(", ")
 }
 
+/// The audit detail of limits given or changed: `ratelimits=requests:100/60s`,
+/// `credits=500 (refill monthly 500)`, `credits+=500`, `credits=unlimited`.
+pub(in crate::domain) fn limits_detail(ratelimits: &RateLimits, credits: Option<&CreditsChange>) -> Vec<String> {
+    let mut detail = Vec::new();
+    if !ratelimits.is_empty() {
+        let list: Vec<String> = ratelimits
+            .as_slice()
+            .iter()
+            .map(|l| format!("{}:{}/{}s", l.name(), l.limit(), l.seconds()))
+            .collect();
+        detail.push(format!("ratelimits={}", list.join(" ")));
+    }
+    match credits {
+        None => {}
+        Some(CreditsChange::Set(None)) => detail.push("credits=unlimited".to_owned()),
+        Some(CreditsChange::Set(Some(c))) => detail.push(match c.refill {
+            None => format!("credits={}", c.remaining),
+            Some(r) => format!("credits={} (refill {} {})", c.remaining, r.interval.as_str(), r.amount),
+        }),
+        Some(CreditsChange::Add(n)) => detail.push(format!("credits+={n}")),
+    }
+    detail
+}
+
 impl Keyward {
+    /// Brings keys read from the database up to what this node knows: uses not yet written,
+    /// and credits as of now (refills due, the block this node holds).
+    fn overlay_usage(&self, keys: &mut [KeyRecord]) {
+        self.view().overlay_last_used(keys);
+        self.view().overlay_credits(keys, self.now());
+    }
+
     /// Makes a key for `owner` (the caller when `None`).
     ///
     /// Refused (400): an expiry in the past, one beyond the configured maximum, and, when the
@@ -49,6 +84,7 @@ impl Keyward {
         let now = self.now();
         let numbered = request.numbered;
         let (record, secret) = self.prepare_key(caller, owner, request, now)?;
+        self.require_limited_like_presenting_key(caller, &record).await?;
         let view = self.view().clone();
         let audit = caller
             .audit("key.create", Some(("key", record.id.to_string())), now)
@@ -61,6 +97,19 @@ impl Keyward {
             .await
             .map_err(|e| e.into_domain("the key could not be stored"))?;
         Ok(MintedKey { record, secret })
+    }
+
+    /// A request made with a key makes only keys at least as limited as that key.
+    async fn require_limited_like_presenting_key(&self, caller: &Caller, new: &KeyRecord) -> Result<(), Error> {
+        let Some(presenting) = caller.via.key_id() else {
+            return Ok(());
+        };
+        let own = self
+            .store()
+            .find_key(caller.user.id, presenting)
+            .await
+            .map_err(|e| e.into_domain("reading the presenting key failed"))?;
+        access::may_make_key_limited(own.as_ref().map(access::Limits::of), access::Limits::of(new))
     }
 
     /// Checks a request for a new key against the caller's rights and the configured
@@ -113,6 +162,12 @@ impl Keyward {
             scopes: request.scopes.map(Scopes::into_vec),
             meta: request.meta.map_or_else(|| serde_json::json!({}), Meta::into_value),
             grants,
+            credits_period: request
+                .credits
+                .and_then(|c| c.refill)
+                .map(|r| r.interval.period_start(now)),
+            ratelimits: request.ratelimits,
+            credits: request.credits,
         };
         Ok((record, secret))
     }
@@ -141,7 +196,7 @@ impl Keyward {
             None
         };
         let mut keys = page.items;
-        self.view().overlay_last_used(&mut keys);
+        self.overlay_usage(&mut keys);
         Ok(KeyPage {
             keys,
             total: page.total,
@@ -159,7 +214,7 @@ impl Keyward {
             .await
             .map_err(|e| e.into_domain("listing keys failed"))?;
         let mut keys = page.items;
-        self.view().overlay_last_used(&mut keys);
+        self.overlay_usage(&mut keys);
         Ok(KeyPage {
             keys,
             total: page.total,
@@ -216,7 +271,7 @@ impl Keyward {
             after = page.items.last().map(|k| k.id).filter(|_| page.more);
             all.extend(page.items);
             if after.is_none() {
-                self.view().overlay_last_used(&mut all);
+                self.overlay_usage(&mut all);
                 return Ok(all);
             }
         }
@@ -231,7 +286,7 @@ impl Keyward {
             .await
             .map_err(|e| e.into_domain("reading the key failed"))?
             .ok_or(Error::NotFound)?;
-        self.view().overlay_last_used(std::slice::from_mut(&mut key));
+        self.overlay_usage(std::slice::from_mut(&mut key));
         Ok(key)
     }
 
@@ -248,12 +303,14 @@ impl Keyward {
         let now = self.now();
         caller.require_scope("keys:write")?;
         let owner = self.owner_for(caller, owner)?;
-        let current = self
+        let mut current = self
             .store()
             .find_key(owner, id)
             .await
             .map_err(|e| e.into_domain("reading the key failed"))?
             .ok_or(Error::NotFound)?;
+        // As the key is shown: an owner may set its credits to what they see (or less).
+        self.overlay_usage(std::slice::from_mut(&mut current));
         let scopes = match patch.scopes {
             None => None,
             Some(scopes) => {
@@ -261,16 +318,22 @@ impl Keyward {
                 Some((scopes.map(Scopes::into_vec), grants))
             }
         };
+        access::may_set_limits(
+            caller,
+            access::Limits::of(&current),
+            patch.ratelimits.as_ref(),
+            patch.credits.as_ref(),
+        )?;
         let changes = KeyChanges {
             name: patch.name.map(|n| n.map(KeyName::into_string)),
             disabled: patch.disabled,
             expires_by: None,
             scopes,
+            ratelimits: patch.ratelimits,
+            credits: patch.credits,
         };
         if changes.is_empty() {
-            let mut key = current;
-            self.view().overlay_last_used(std::slice::from_mut(&mut key));
-            return Ok(key);
+            return Ok(current);
         }
         let target = || Some(("key", id.to_string()));
         let mut audits = Vec::new();
@@ -298,18 +361,31 @@ impl Keyward {
             };
             audits.push(caller.audit("key.update", target(), now).with_detail(detail));
         }
+        if changes.ratelimits.is_some() || changes.credits.is_some() {
+            let ratelimits = changes.ratelimits.clone();
+            let mut detail = limits_detail(
+                ratelimits.as_ref().unwrap_or(&RateLimits::none()),
+                changes.credits.as_ref(),
+            );
+            if ratelimits.as_ref().is_some_and(RateLimits::is_empty) {
+                detail.insert(0, "ratelimits=none".to_owned());
+            }
+            audits.push(caller.audit("key.limits", target(), now).with_detail(detail.join(", ")));
+        }
         let view = self.view().clone();
+        // Credits set or added: this node's block and what it knew of the balance start over.
+        let credits_set = changes.credits.is_some();
         let mut key = self
             .store()
             .update_key(owner, id, changes, now, audits, move |key| {
                 if let Some(key) = key {
-                    view.update_key(key);
+                    view.update_key(key, credits_set);
                 }
             })
             .await
             .map_err(|e| e.into_domain("the key could not be changed"))?
             .ok_or(Error::NotFound)?;
-        self.view().overlay_last_used(std::slice::from_mut(&mut key));
+        self.overlay_usage(std::slice::from_mut(&mut key));
         Ok(key)
     }
 
@@ -368,6 +444,9 @@ impl Keyward {
             expires,
             scopes: old.scopes.clone().map(Scopes::of_record),
             meta: Some(Meta::of_record(old.meta.clone())),
+            ratelimits: old.ratelimits.clone(),
+            // The store moves the balance over, exactly as it is at the rotation.
+            credits: old.credits,
             replaces: Some(Held::of(&old)),
             ..NewKeyRequest::default()
         };
@@ -386,7 +465,8 @@ impl Keyward {
             .rotate_key(old.user_id, old.id, until, record, [create, rotate], move |done| {
                 if let Some((new, old)) = done {
                     view.insert_key(ActiveKeyRow::of(new), true);
-                    view.update_key(old);
+                    // Its balance moved to the new key: what this node held of it goes too.
+                    view.update_key(old, true);
                 }
             })
             .await

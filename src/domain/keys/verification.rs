@@ -6,14 +6,22 @@ use super::{FEED_PAGE, RevocationFeed, Verification, VerifyCode};
 use crate::domain::access;
 use crate::domain::caller::Caller;
 use crate::domain::keyward::Keyward;
+use crate::domain::limits::Charges;
 use crate::domain::view::KeyCheck;
 use crate::domain::{Error, KeyDigest, KeyId, Timestamp};
 
 impl Keyward {
     /// `POST /v1/verify`: what keyward says of a presented key, for a service checking its
     /// callers. Only an admin, or a key with the explicit scope `keys:verify` (a key without
-    /// scopes does not get it implicitly), may ask.
-    pub async fn verify_key(&self, caller: &Caller, token: &str, scopes: &[String]) -> Result<Verification, Error> {
+    /// scopes does not get it implicitly), may ask. A valid key with limits is charged: one
+    /// request against each rate limit and `cost` credits (0: only checks one is left).
+    pub async fn verify_key(
+        &self,
+        caller: &Caller,
+        token: &str,
+        scopes: &[String],
+        cost: u64,
+    ) -> Result<Verification, Error> {
         let now = self.now();
         access::require_verifier(caller)?;
         let check = self.view().check_key(token, now, self.signer());
@@ -22,7 +30,7 @@ impl Keyward {
             .find_key_by_digest(KeyDigest::of(token))
             .await
             .map_err(|e| e.into_domain("reading the key failed"))?;
-        let code = match (&check, &on_file) {
+        let mut code = match (&check, &on_file) {
             (KeyCheck::Valid(k), _) => match &k.scopes {
                 Some(own) if !scopes.iter().all(|s| own.contains(s)) => VerifyCode::InsufficientScope,
                 _ => VerifyCode::Valid,
@@ -33,6 +41,19 @@ impl Keyward {
             (KeyCheck::NotFound, Some((key, false))) if key.expires_at.is_some_and(|t| t <= now) => VerifyCode::Expired,
             (KeyCheck::NotFound, _) => VerifyCode::NotFound,
         };
+        let mut limits = None;
+        if let (VerifyCode::Valid, KeyCheck::Valid(k)) = (code, &check)
+            && let Some(charges) = Charges::of((k.key_id, k.limits.clone()), (k.user.id, k.user_limits.clone()))
+        {
+            let (charged, report) = match self.admit(charges.clone(), cost).await {
+                Ok(admitted) => (VerifyCode::Valid, admitted),
+                Err(Error::RateLimited { .. }) => (VerifyCode::RateLimited, self.limits_now(charges, now)),
+                Err(Error::UsageExceeded { .. }) => (VerifyCode::UsageExceeded, self.limits_now(charges, now)),
+                Err(other) => return Err(other),
+            };
+            code = charged;
+            limits = Some(report);
+        }
         // Say who the key belongs to only when it is one of ours and not revoked.
         let key = match (&code, on_file) {
             (VerifyCode::NotFound | VerifyCode::Revoked, _) => None,
@@ -43,7 +64,12 @@ impl Keyward {
             .as_ref()
             .and_then(|k| self.view().user(k.user_id))
             .map(|u| u.username.clone());
-        Ok(Verification { code, key, username })
+        Ok(Verification {
+            code,
+            key,
+            username,
+            limits,
+        })
     }
 
     /// Revocations since `since` (the older feed, kept for older clients): revoked keys only.

@@ -9,8 +9,12 @@ use super::rows::{
     insert_audit, json_list, key_from_row, key_id, key_state, page, user_id,
 };
 use super::writer::{FeedRow, prepared};
-use crate::model::{ActiveKeyRow, AuditRecord, FeedEntry, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId};
-use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page, StoreError, StoreErrorKind};
+use crate::model::{
+    ActiveKeyRow, AuditRecord, Credits, FeedEntry, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId,
+    credit_block,
+};
+use crate::store::formats::{credit_column, limits_assignments, limits_columns, payer_row};
+use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page, Payer, Reservation, StoreError, StoreErrorKind};
 
 /// Stores a new key (with `numbered`, a missing name becomes `key#N`, N counted in this
 /// transaction: the owner's row is locked first so two creates never get the same N).
@@ -35,9 +39,10 @@ async fn insert_key_row(
         .try_get(0)?;
     let insert = prepared(
         tx,
-        "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta, grants) \
-         VALUES ($1, $2, coalesce($3, CASE WHEN $9 THEN 'key#' || $11::BIGINT END), \
-                 $4, $5, $5, $6, false, $7, $8, $10) RETURNING name",
+        "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta, grants, \
+                           ratelimits, credits_remaining, credits_refill, credits_period) \
+         VALUES ($1, $2, coalesce($3, CASE WHEN $9 THEN 'key#' || $15::BIGINT END), \
+                 $4, $5, $5, $6, false, $7, $8, $10, $11, $12, $13, $14) RETURNING name",
     )
     .await?;
     let row = tx
@@ -54,6 +59,10 @@ async fn insert_key_row(
                 &key.meta.to_string(),
                 &numbered,
                 &(!key.grants.is_empty()).then(|| json_list(&key.grants)),
+                &key.ratelimits.to_column(),
+                &key.credits.map(|c| credit_column(c.remaining)),
+                &key.credits.and_then(|c| c.refill_column()),
+                &key.credits_period.map(Timestamp::millis),
                 &made,
             ],
         )
@@ -80,6 +89,7 @@ async fn update_key_row(
         ),
         None => (false, None, None),
     };
+    let limits = limits_columns(changes.ratelimits.as_ref(), changes.credits, now);
     let row = tx
         .query_opt(
             &format!(
@@ -89,8 +99,10 @@ async fn update_key_row(
                    expires_at = CASE WHEN $6::BIGINT IS NULL THEN expires_at ELSE least(coalesce(expires_at, $6), $6) END, \
                    scopes = CASE WHEN $7 THEN $8 ELSE scopes END, \
                    grants = CASE WHEN $7 THEN $9 ELSE grants END, \
+                   {}, \
                    updated_at = $10 \
-                 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}"
+                 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}",
+                limits_assignments('$', "::BIGINT", 11)
             ),
             &[
                 &id.to_string(),
@@ -103,6 +115,13 @@ async fn update_key_row(
                 &scopes,
                 &grants,
                 &now.millis(),
+                &limits.set_ratelimits,
+                &limits.ratelimits,
+                &limits.set_credits,
+                &limits.remaining,
+                &limits.add,
+                &limits.refill,
+                &limits.period,
             ],
         )
         .await?;
@@ -113,6 +132,7 @@ async fn update_key_row(
         (_, Some(false), ..) => "enabled",
         (_, _, Some(_), _) => "expiry",
         (_, _, _, Some(_)) => "scopes",
+        _ if changes.ratelimits.is_some() || changes.credits.is_some() => "limits",
         _ => "renamed",
     };
     let mut rows = vec![feed("key", id.to_string(), what, now)];
@@ -152,7 +172,7 @@ impl PgStore {
                 )
                 .await?;
             for r in &rows {
-                after = r.try_get(7)?;
+                after = r.try_get(10)?;
                 if let Some(row) = active_key_from_row(r)? {
                     sink(row, expected);
                 }
@@ -178,8 +198,14 @@ impl PgStore {
                 &[&id.to_string(), &now.millis()],
             )
             .await?;
-        row.map(|r| Ok((active_key_from_row(&r)?, r.try_get(7)?, digest(r.try_get(2)?)?.lookup())))
-            .transpose()
+        row.map(|r| {
+            Ok((
+                active_key_from_row(&r)?,
+                r.try_get(10)?,
+                digest(r.try_get(2)?)?.lookup(),
+            ))
+        })
+        .transpose()
     }
 
     pub async fn insert_key(
@@ -222,6 +248,24 @@ impl PgStore {
                             expires_by: Some(until),
                             ..KeyChanges::default()
                         };
+                        let mut new = new;
+                        if new.credits.is_some() {
+                            // The balance moves to the new key: credits are never doubled.
+                            let moved = tx
+                                .query_opt(
+                                    "SELECT credits_remaining, credits_period FROM keys \
+                                     WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND credits_remaining IS NOT NULL \
+                                     FOR UPDATE",
+                                    &[&old.to_string(), &owner.to_string()],
+                                )
+                                .await?;
+                            if let (Some(row), Some(credits)) = (moved, new.credits.as_mut()) {
+                                credits.remaining = u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0);
+                                new.credits_period = row.try_get::<_, Option<i64>>(1)?.map(Timestamp::from_millis);
+                                tx.execute("UPDATE keys SET credits_remaining = 0 WHERE id = $1", &[&old.to_string()])
+                                    .await?;
+                            }
+                        }
                         let Some((old, mut rows)) = update_key_row(tx, owner, old, &changes, now).await? else {
                             return Ok((None, Vec::new()));
                         };
@@ -400,7 +444,7 @@ impl PgStore {
             )
             .await?
             .iter()
-            .map(|r| Ok((key_from_row(r)?, Timestamp::from_millis(r.try_get(12)?))))
+            .map(|r| Ok((key_from_row(r)?, Timestamp::from_millis(r.try_get(16)?))))
             .collect()
     }
 
@@ -426,7 +470,7 @@ impl PgStore {
                 &[&digest.as_bytes().as_slice()],
             )
             .await?
-            .map(|r| Ok((key_from_row(&r)?, r.try_get::<_, Option<i64>>(12)?.is_some())))
+            .map(|r| Ok((key_from_row(&r)?, r.try_get::<_, Option<i64>>(16)?.is_some())))
             .transpose()
     }
 
@@ -473,6 +517,71 @@ impl PgStore {
     }
 
     /// Writes a batch of "key used at" times; the newest wins, whichever node saw it.
+    /// Reserves a block of a key's credits for this node (see `Store::reserve_credits`). The
+    /// row is locked first, so nodes reserving at once take their turns on the balance.
+    pub async fn reserve_credits(
+        &self,
+        payer: Payer,
+        need: u64,
+        most: u64,
+        now: Timestamp,
+    ) -> Result<Option<Reservation>, StoreError> {
+        self.writer
+            .write(
+                move |tx| {
+                    Box::pin(async move {
+                        let (table, live, id) = payer_row(payer);
+                        let row = tx
+                            .query_opt(
+                                &format!(
+                                    "SELECT credits_remaining, credits_refill, credits_period FROM {table} \
+                                     WHERE id = $1 AND {live} AND credits_remaining IS NOT NULL FOR UPDATE"
+                                ),
+                                &[&id],
+                            )
+                            .await?;
+                        let Some(row) = row else { return Ok((None, Vec::new())) };
+                        let remaining: i64 = row.try_get(0)?;
+                        let refill: Option<String> = row.try_get(1)?;
+                        let mut period = row.try_get::<_, Option<i64>>(2)?.map(Timestamp::from_millis);
+                        let mut credits =
+                            Credits::from_columns(Some(remaining), refill.as_deref()).unwrap_or(Credits {
+                                remaining: 0,
+                                refill: None,
+                            });
+                        if credits.refill_due(&mut period, now) {
+                            tx.execute(
+                                &format!(
+                                    "UPDATE {table} SET credits_remaining = $2, credits_period = $3 WHERE id = $1"
+                                ),
+                                &[&id, &credit_column(credits.remaining), &period.map(Timestamp::millis)],
+                            )
+                            .await?;
+                        }
+                        let balance = credits.remaining;
+                        let granted = credit_block(balance, need, most);
+                        let left = if granted == 0 {
+                            balance
+                        } else {
+                            let row = tx
+                                .query_one(
+                                    &format!(
+                                        "UPDATE {table} SET credits_remaining = credits_remaining - $2 \
+                                         WHERE id = $1 AND credits_remaining >= $2 RETURNING credits_remaining"
+                                    ),
+                                    &[&id, &credit_column(granted)],
+                                )
+                                .await?;
+                            u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0)
+                        };
+                        Ok((Some(Reservation { granted, left, period }), Vec::new()))
+                    })
+                },
+                |_| {},
+            )
+            .await
+    }
+
     pub async fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>) -> Result<(), StoreError> {
         self.writer
             .write(

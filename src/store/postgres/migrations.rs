@@ -7,7 +7,10 @@ use tokio_postgres::Client;
 use crate::store::{StoreError, StoreErrorKind};
 
 /// Step N brings the schema from version N to N + 1. Append only; never edit a shipped step.
-const STEPS: &[&str] = &[include_str!("migrations/0001_schema.sql")];
+const STEPS: &[&str] = &[
+    include_str!("migrations/0001_schema.sql"),
+    include_str!("migrations/0002_limits.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;

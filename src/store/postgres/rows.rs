@@ -4,7 +4,9 @@
 use tokio_postgres::{GenericClient, Row, Transaction};
 
 use super::writer::FeedRow;
-use crate::model::{ActiveKeyRow, AuditRecord, KeyDigest, KeyId, KeyRecord, Role, Timestamp, UserId, UserRecord};
+use crate::model::{
+    ActiveKeyRow, AuditRecord, Credits, KeyDigest, KeyId, KeyRecord, RateLimits, Role, Timestamp, UserId, UserRecord,
+};
 use crate::store::formats::{grants_from, meta_from, scopes_from};
 use crate::store::{Page, StoreError, StoreErrorKind};
 
@@ -41,6 +43,12 @@ pub(super) fn user_from_row(r: &Row) -> Result<UserRecord, StoreError> {
         created_at: Timestamp::from_millis(r.try_get(7)?),
         updated_at: Timestamp::from_millis(r.try_get(8)?),
         deleted: r.try_get::<_, Option<i64>>(9)?.is_some(),
+        ratelimits: RateLimits::from_column(r.try_get::<_, Option<String>>(10)?.as_deref()).unwrap_or_else(|e| {
+            log::error!("a user's rate limits cannot be read ({e}); none are applied until they are repaired");
+            RateLimits::none()
+        }),
+        credits: Credits::from_columns(r.try_get(11)?, r.try_get::<_, Option<String>>(12)?.as_deref()),
+        credits_period: millis(r.try_get(13)?),
     })
 }
 
@@ -64,6 +72,10 @@ pub(super) fn key_from_row(r: &Row) -> Result<KeyRecord, StoreError> {
         scopes: scopes_from(r.try_get(9)?).unwrap_or_else(|_| Some(Vec::new())),
         meta: meta_from(&r.try_get::<_, String>(10)?),
         grants: grants_from(r.try_get(11)?),
+        // Unreadable limits show as none here; the view refuses such a key outright.
+        ratelimits: RateLimits::from_column(r.try_get::<_, Option<String>>(12)?.as_deref()).unwrap_or_default(),
+        credits: Credits::from_columns(r.try_get(13)?, r.try_get::<_, Option<String>>(14)?.as_deref()),
+        credits_period: millis(r.try_get(15)?),
     })
 }
 
@@ -77,6 +89,13 @@ pub(super) fn active_key_from_row(r: &Row) -> Result<Option<ActiveKeyRow>, Store
             return Ok(None);
         }
     };
+    let ratelimits = match RateLimits::from_column(r.try_get::<_, Option<String>>(7)?.as_deref()) {
+        Ok(limits) => limits,
+        Err(e) => {
+            log::error!("key {id}: its rate limits cannot be read ({e}); the key is refused until they are repaired");
+            return Ok(None);
+        }
+    };
     Ok(Some(ActiveKeyRow {
         id,
         user_id: user_id(r.try_get(1)?)?,
@@ -85,6 +104,8 @@ pub(super) fn active_key_from_row(r: &Row) -> Result<Option<ActiveKeyRow>, Store
         disabled: r.try_get(4)?,
         scopes,
         grants: grants_from(r.try_get(6)?),
+        ratelimits,
+        credits: Credits::from_columns(r.try_get(8)?, r.try_get::<_, Option<String>>(9)?.as_deref()),
     }))
 }
 

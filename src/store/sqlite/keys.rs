@@ -8,8 +8,11 @@ use super::rows::{
     key_from_row, page_of,
 };
 use super::{SqliteStore, StoreError, StoreErrorKind};
-use crate::model::{ActiveKeyRow, AuditRecord, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId};
-use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page};
+use crate::model::{
+    ActiveKeyRow, AuditRecord, Credits, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId, credit_block,
+};
+use crate::store::formats::{credit_column, limits_assignments, limits_columns, payer_row};
+use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page, Payer, Reservation};
 
 impl SqliteStore {
     pub async fn load_active_keys(
@@ -64,6 +67,25 @@ impl SqliteStore {
         self.write(
             audits.into(),
             move |tx| {
+                let mut new = new;
+                if new.credits.is_some() {
+                    // The balance moves to the new key: credits are never doubled.
+                    let moved = tx
+                        .prepare_cached(
+                            "SELECT credits_remaining, credits_period FROM keys \
+                             WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL AND credits_remaining IS NOT NULL",
+                        )?
+                        .query_row(params![old, owner], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+                        })
+                        .optional()?;
+                    if let (Some((remaining, period)), Some(credits)) = (moved, new.credits.as_mut()) {
+                        credits.remaining = u64::try_from(remaining).unwrap_or(0);
+                        new.credits_period = period.map(Timestamp::from_millis);
+                        tx.prepare_cached("UPDATE keys SET credits_remaining = 0 WHERE id = ?1")?
+                            .execute([old])?;
+                    }
+                }
                 let Some(old) = update_key_row(tx, owner, old, &changes, now)? else {
                     return Ok(None);
                 };
@@ -120,6 +142,70 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn reserve_credits(
+        &self,
+        payer: Payer,
+        need: u64,
+        most: u64,
+        now: Timestamp,
+    ) -> Result<Option<Reservation>, StoreError> {
+        self.write(
+            Vec::new(),
+            move |tx| {
+                let (table, live, id) = payer_row(payer);
+                // The writer's transaction holds the database's write lock: what is read here
+                // is what the update below changes.
+                let row = tx
+                    .prepare_cached(&format!(
+                        "SELECT credits_remaining, credits_refill, credits_period FROM {table} \
+                         WHERE id = ?1 AND {live} AND credits_remaining IS NOT NULL"
+                    ))?
+                    .query_row([&id], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, Option<i64>>(2)?,
+                        ))
+                    })
+                    .optional()?;
+                let Some((remaining, refill, period)) = row else {
+                    return Ok(None);
+                };
+                let mut period = period.map(Timestamp::from_millis);
+                let mut credits = Credits::from_columns(Some(remaining), refill.as_deref()).unwrap_or(Credits {
+                    remaining: 0,
+                    refill: None,
+                });
+                if credits.refill_due(&mut period, now) {
+                    tx.prepare_cached(&format!(
+                        "UPDATE {table} SET credits_remaining = ?2, credits_period = ?3 WHERE id = ?1"
+                    ))?
+                    .execute(params![
+                        id,
+                        credit_column(credits.remaining),
+                        period.map(Timestamp::millis)
+                    ])?;
+                }
+                let balance = credits.remaining;
+                let granted = credit_block(balance, need, most);
+                let left = if granted == 0 {
+                    balance
+                } else {
+                    let left: i64 = tx
+                        .prepare_cached(&format!(
+                            "UPDATE {table} SET credits_remaining = credits_remaining - ?2 \
+                             WHERE id = ?1 AND credits_remaining >= ?2 RETURNING credits_remaining"
+                        ))?
+                        .query_row(params![id, credit_column(granted)], |r| r.get(0))?;
+                    u64::try_from(left).unwrap_or(0)
+                };
+                Ok(Some(Reservation { granted, left, period }))
+            },
+            |_| {},
+        )
+        .await
+    }
+
     pub async fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>) -> Result<(), StoreError> {
         self.write(
             Vec::new(),
@@ -162,7 +248,7 @@ impl SqliteStore {
         self.read(move |c| {
             c.prepare_cached(FIND_KEY_BY_DIGEST)?
                 .query_row([digest], |r| {
-                    Ok((key_from_row(r)?, r.get::<_, Option<i64>>(12)?.is_some()))
+                    Ok((key_from_row(r)?, r.get::<_, Option<i64>>(16)?.is_some()))
                 })
                 .optional()
         })
@@ -224,7 +310,7 @@ impl SqliteStore {
                  ORDER BY revoked_at DESC, seq DESC LIMIT ?3"
             ))?
             .query_map(params![owner, since.millis(), limit], |r| {
-                Ok((key_from_row(r)?, Timestamp::from_millis(r.get(12)?)))
+                Ok((key_from_row(r)?, Timestamp::from_millis(r.get(16)?)))
             })?
             .collect()
         })
@@ -269,9 +355,10 @@ impl SqliteStore {
 fn insert_key_row(tx: &Tx<'_>, mut key: KeyRecord, numbered: bool) -> rusqlite::Result<KeyRecord> {
     key.name = tx
         .prepare_cached(
-            "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta, grants) \
+            "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta, grants, \
+                               ratelimits, credits_remaining, credits_refill, credits_period) \
              VALUES (?1, ?2, coalesce(?3, CASE WHEN ?9 THEN 'key#' || ((SELECT count(*) FROM keys WHERE user_id = ?2) + 1) END), \
-                     ?4, ?5, ?5, ?6, 0, ?7, ?8, ?10) RETURNING name",
+                     ?4, ?5, ?5, ?6, 0, ?7, ?8, ?10, ?11, ?12, ?13, ?14) RETURNING name",
         )?
         .query_row(
             params![
@@ -285,6 +372,10 @@ fn insert_key_row(tx: &Tx<'_>, mut key: KeyRecord, numbered: bool) -> rusqlite::
                 key.meta.to_string(),
                 numbered,
                 (!key.grants.is_empty()).then(|| json_list(&key.grants)),
+                key.ratelimits.to_column(),
+                key.credits.map(|c| credit_column(c.remaining)),
+                key.credits.and_then(|c| c.refill_column()),
+                key.credits_period.map(Timestamp::millis),
             ],
             |r| r.get(0),
         )?;
@@ -309,6 +400,7 @@ fn update_key_row(
         ),
         None => (false, None, None),
     };
+    let limits = limits_columns(changes.ratelimits.as_ref(), changes.credits, now);
     let key = tx
         .prepare_cached(&format!(
             "UPDATE keys SET \
@@ -317,8 +409,10 @@ fn update_key_row(
                expires_at = CASE WHEN ?6 IS NULL THEN expires_at ELSE min(coalesce(expires_at, ?6), ?6) END, \
                scopes = CASE WHEN ?7 THEN ?8 ELSE scopes END, \
                grants = CASE WHEN ?7 THEN ?9 ELSE grants END, \
+               {}, \
                updated_at = ?10 \
-             WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}"
+             WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}",
+            limits_assignments('?', "", 11)
         ))?
         .query_row(
             params![
@@ -331,7 +425,14 @@ fn update_key_row(
                 set_scopes,
                 scopes,
                 grants,
-                now.millis()
+                now.millis(),
+                limits.set_ratelimits,
+                limits.ratelimits,
+                limits.set_credits,
+                limits.remaining,
+                limits.add,
+                limits.refill,
+                limits.period,
             ],
             key_from_row,
         )
@@ -342,6 +443,7 @@ fn update_key_row(
         (_, Some(false), ..) => "enabled",
         (_, _, Some(_), _) => "expiry",
         (_, _, _, Some(_)) => "scopes",
+        _ if changes.ratelimits.is_some() || changes.credits.is_some() => "limits",
         _ => "renamed",
     };
     tx.change("key", &id.to_string(), what, now)?;

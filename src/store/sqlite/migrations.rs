@@ -10,6 +10,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0002_sessions.sql"),
     include_str!("migrations/0003_grants_and_feed.sql"),
     include_str!("migrations/0004_revoked_keys.sql"),
+    include_str!("migrations/0005_limits.sql"),
 ];
 
 /// The schema version this build writes.

@@ -4,7 +4,9 @@
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row};
 
-use crate::model::{ActiveKeyRow, KeyDigest, KeyId, KeyRecord, Role, Timestamp, UserId, UserRecord};
+use crate::model::{
+    ActiveKeyRow, Credits, KeyDigest, KeyId, KeyRecord, RateLimits, Role, Timestamp, UserId, UserRecord,
+};
 
 macro_rules! sql_id {
     ($t:ty) => {
@@ -67,8 +69,8 @@ pub(super) fn page_of<T>(mut items: Vec<T>, total: u64, limit: u32) -> crate::st
     crate::store::Page { items, total, more }
 }
 
-pub(super) const USER_COLUMNS: &str =
-    "id, username, email, password_hash, role, disabled, token_epoch, created_at, updated_at, deleted_at";
+pub(super) const USER_COLUMNS: &str = "id, username, email, password_hash, role, disabled, token_epoch, created_at, updated_at, deleted_at, \
+     ratelimits, credits_remaining, credits_refill, credits_period";
 
 pub(super) fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
     let role: String = r.get(4)?;
@@ -83,12 +85,19 @@ pub(super) fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
         created_at: Timestamp::from_millis(r.get(7)?),
         updated_at: Timestamp::from_millis(r.get(8)?),
         deleted: r.get::<_, Option<i64>>(9)?.is_some(),
+        ratelimits: RateLimits::from_column(r.get::<_, Option<String>>(10)?.as_deref()).unwrap_or_else(|e| {
+            log::error!("a user's rate limits cannot be read ({e}); none are applied until they are repaired");
+            RateLimits::none()
+        }),
+        credits: Credits::from_columns(r.get(11)?, r.get::<_, Option<String>>(12)?.as_deref()),
+        credits_period: r.get::<_, Option<i64>>(13)?.map(Timestamp::from_millis),
     })
 }
 
 macro_rules! key_columns {
     () => {
-        "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, grants"
+        "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, grants, \
+         ratelimits, credits_remaining, credits_refill, credits_period"
     };
 }
 /// The columns [`key_from_row`] reads, in its order.
@@ -116,11 +125,16 @@ pub(super) fn key_from_row(r: &Row<'_>) -> rusqlite::Result<KeyRecord> {
             .and_then(|m| serde_json::from_str(&m).ok())
             .unwrap_or_else(|| serde_json::json!({})),
         grants: grants_from(r.get(11)?),
+        // Unreadable limits show as none here; the view refuses such a key outright.
+        ratelimits: RateLimits::from_column(r.get::<_, Option<String>>(12)?.as_deref()).unwrap_or_default(),
+        credits: Credits::from_columns(r.get(13)?, r.get::<_, Option<String>>(14)?.as_deref()),
+        credits_period: r.get::<_, Option<i64>>(15)?.map(Timestamp::from_millis),
     })
 }
 
 /// Columns of [`active_key_from_row`].
-pub(super) const ACTIVE_KEY_COLUMNS: &str = "id, user_id, hash, expires_at, disabled, scopes, grants";
+pub(super) const ACTIVE_KEY_COLUMNS: &str =
+    "id, user_id, hash, expires_at, disabled, scopes, grants, ratelimits, credits_remaining, credits_refill";
 
 /// A key row as the in-memory view needs it; `None` (logged) when its scopes cannot be
 /// read: such a key is refused rather than given its user's full rights.
@@ -133,6 +147,13 @@ pub(super) fn active_key_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Active
             return Ok(None);
         }
     };
+    let ratelimits = match RateLimits::from_column(r.get::<_, Option<String>>(7)?.as_deref()) {
+        Ok(limits) => limits,
+        Err(e) => {
+            log::error!("key {id}: its rate limits cannot be read ({e}); the key is refused until they are repaired");
+            return Ok(None);
+        }
+    };
     Ok(Some(ActiveKeyRow {
         id,
         user_id: r.get(1)?,
@@ -141,5 +162,7 @@ pub(super) fn active_key_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Active
         disabled: r.get(4)?,
         scopes,
         grants: grants_from(r.get(6)?),
+        ratelimits,
+        credits: Credits::from_columns(r.get(8)?, r.get::<_, Option<String>>(9)?.as_deref()),
     }))
 }

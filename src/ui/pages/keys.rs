@@ -6,6 +6,7 @@ use maud::{Markup, PreEscaped, html};
 
 use super::{Chrome, layout, notice, state_toggle, time, time_or};
 use crate::domain::{KeyRecord, Timestamp};
+use crate::model::GivenDuration;
 
 /// Whose keys a table lists, which says where its rows link.
 pub enum Rows<'a> {
@@ -337,6 +338,94 @@ fn key_facts(k: &KeyRecord, now: Timestamp) -> Markup {
             dt { "Expires" } dd { (time_or(k.expires_at, "never")) }
             dt { "Last used" } dd { (time_or(k.last_used_at, "never")) }
             dt { "Scopes" } dd { (scopes_text(k)) }
+            dt { "Rate limits" } dd { (ratelimits_text(k)) }
+            dt { "Credits" } dd { (credits_text(k)) }
+        }
+    }
+}
+
+/// A key's rate limits as a sentence: `requests: 100 per 1m; burst: 10 per 1 s`.
+fn ratelimits_text(k: &KeyRecord) -> String {
+    if k.ratelimits.is_empty() {
+        return "none".to_owned();
+    }
+    k.ratelimits
+        .as_slice()
+        .iter()
+        .map(|l| format!("{}: {} per {}", l.name(), l.limit(), given_text(l.given())))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn given_text(given: &GivenDuration) -> String {
+    match given {
+        GivenDuration::Text(t) => t.clone(),
+        GivenDuration::Seconds(s) => format!("{s} s"),
+    }
+}
+
+/// A key's credits as a sentence: `9500 left, refilled monthly to 10000`, or `unlimited`.
+fn credits_text(k: &KeyRecord) -> String {
+    match k.credits {
+        None => "unlimited".to_owned(),
+        Some(c) => match c.refill {
+            None => format!("{} left", c.remaining),
+            Some(r) => format!("{} left, refilled {} to {}", c.remaining, r.interval.as_str(), r.amount),
+        },
+    }
+}
+
+/// The rate limits as the form takes them back: one a line, `name limit duration`.
+fn ratelimits_lines(k: &KeyRecord) -> String {
+    k.ratelimits
+        .as_slice()
+        .iter()
+        .map(|l| match l.given() {
+            GivenDuration::Text(t) => format!("{} {} {t}", l.name(), l.limit()),
+            GivenDuration::Seconds(s) => format!("{} {} {s}", l.name(), l.limit()),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The card that changes a key's limits: its rate limits, its credits, and for an admin,
+/// credits added. Only an admin loosens either; the domain refuses anyone else.
+fn limits_card(chrome: &Chrome, k: &KeyRecord, here: &str) -> Markup {
+    let refill = k.credits.and_then(|c| c.refill);
+    let interval = refill.map(|r| r.interval.as_str());
+    html! {
+        section.card {
+            h2 id="limits-heading" { "Limits" }
+            p { "Rate limits apply to every request made with the key: up to the limit at once, refilled evenly over the duration. Each request costs one credit. "
+                @if chrome.admin { "As an admin you may set any limits." } @else { "You may only tighten them: an admin raises them." } }
+            form method="post" action={ (here) "/ratelimits" } aria-labelledby="limits-heading" {
+                input type="hidden" name="csrf" value=(chrome.csrf);
+                label for="ratelimits" { "Rate limits, one a line: name, requests, duration (e.g. " code { "requests 100 1m" } ")" }
+                textarea id="ratelimits" name="ratelimits" rows="3" { (ratelimits_lines(k)) }
+                div.actions { button type="submit" id="save-ratelimits" { "Save rate limits" } }
+            }
+            form method="post" action={ (here) "/credits" } {
+                input type="hidden" name="csrf" value=(chrome.csrf);
+                label for="remaining" { "Credits left (empty: unlimited)" }
+                input type="number" id="remaining" name="remaining" min="0" value=[k.credits.map(|c| c.remaining)];
+                label for="refill-interval" { "Refill" }
+                select id="refill-interval" name="refill_interval" {
+                    option value="" selected[interval.is_none()] { "none" }
+                    option value="daily" selected[interval == Some("daily")] { "daily (UTC)" }
+                    option value="monthly" selected[interval == Some("monthly")] { "monthly (UTC)" }
+                }
+                label for="refill-amount" { "Refill to" }
+                input type="number" id="refill-amount" name="refill_amount" min="0" value=[refill.map(|r| r.amount)];
+                div.actions { button type="submit" id="save-credits" { "Save credits" } }
+            }
+            @if chrome.admin && k.credits.is_some() {
+                form method="post" action={ (here) "/credits/add" } {
+                    input type="hidden" name="csrf" value=(chrome.csrf);
+                    label for="add-credits" { "Add credits" }
+                    input type="number" id="add-credits" name="add" min="1" required;
+                    div.actions { button type="submit" id="add-credits-button" { "Add" } }
+                }
+            }
         }
     }
 }
@@ -384,6 +473,7 @@ pub fn key_detail(chrome: &Chrome, k: &KeyRecord, base: &str, owner: Option<&str
                     div.actions { button type="submit" id="rotate-key" { "Rotate key" } }
                 }
             }
+            (limits_card(chrome, k, &here))
             section.card {
                 h2 { "Disable or revoke" }
                 p { "A disabled key stops working until it is enabled again. A revoked key stops working for good, from the next request." }
@@ -438,6 +528,9 @@ mod tests {
             scopes: None,
             meta: serde_json::json!({}),
             grants: Vec::new(),
+            ratelimits: crate::model::RateLimits::none(),
+            credits: None,
+            credits_period: None,
         }
     }
 

@@ -1,0 +1,39 @@
+//! The rate limit headers (draft-ietf-httpapi-ratelimit-headers, revision 08 and later:
+//! structured fields with named policies): `RateLimit-Policy: "requests";q=100;w=60` says
+//! what a limit is, `RateLimit: "requests";r=0;t=12` where it stands. Refusals name the limit
+//! that refused; accepted requests with a limited key carry every limit.
+
+use std::fmt::Write;
+
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::domain::limits::{Admitted, RateStatus};
+
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// Sets both headers for `limits` (none when empty). Names are tokens of `A-Z a-z 0-9 _ . -`,
+/// safe inside a quoted string.
+pub fn set_headers<'a>(headers: &mut HeaderMap, limits: impl IntoIterator<Item = RateStatus<'a>>) {
+    let (mut policy, mut state) = (String::with_capacity(48), String::with_capacity(48));
+    for l in limits {
+        let separator = if policy.is_empty() { "" } else { ", " };
+        // Writing to a String cannot fail.
+        let _ = write!(policy, "{separator}\"{}\";q={};w={}", l.name, l.limit, l.window);
+        let _ = write!(state, "{separator}\"{}\";r={};t={}", l.name, l.remaining, l.reset);
+    }
+    if policy.is_empty() {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_str(&policy) {
+        headers.insert(RATELIMIT_POLICY, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&state) {
+        headers.insert(RATELIMIT, v);
+    }
+}
+
+/// What a limited key's accepted request leaves in the request's extensions, for the
+/// response's headers (set by the request log middleware, which sees every response).
+#[derive(Clone)]
+pub struct AdmittedLimits(pub Admitted);
