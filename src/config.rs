@@ -396,12 +396,14 @@ mod fine_duration {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = text(d)?;
-        let millis = text.trim().strip_suffix("ms").map(|n| n.trim().parse::<u64>());
-        let duration = match millis {
-            Some(Ok(ms)) => Duration::from_millis(ms),
-            Some(Err(_)) => return Err(D::Error::custom("expected a number of milliseconds such as \"250ms\"")),
-            None => finite(&text).map_err(D::Error::custom)?,
+        const EXPECTED: &str = "expected a duration such as \"250ms\", \"1s\" or \"2m\"";
+        let text = text(d)?.trim().to_ascii_lowercase();
+        let duration = match text.strip_suffix("ms") {
+            Some(n) => Duration::from_millis(n.trim().parse::<u64>().map_err(|_| D::Error::custom(EXPECTED))?),
+            None if text.ends_with(|c: char| c.is_ascii_alphabetic()) && !text.contains(' ') => {
+                finite(&text).map_err(|_| D::Error::custom(EXPECTED))?
+            }
+            None => return Err(D::Error::custom(EXPECTED)),
         };
         if duration < Duration::from_millis(10) {
             return Err(D::Error::custom("must be at least 10ms"));
