@@ -229,20 +229,30 @@ fn quiet_log(settings: &Settings) {
 }
 
 async fn operate_on_database(settings: &Settings, command: Command) -> Result<(), String> {
-    let db = &settings.database.path;
-    // Only `user add` and fixtures may start a database; the rest would act on an empty one.
-    let may_start = matches!(command, Command::User(UserCommand::Add { .. }) | Command::Fixtures(_));
-    if settings.database.url.is_none() && !may_start && !db.exists() {
-        Err(format!(
-            "there is no database at {} (keyward creates it on first start; \
+    // Only `user add` and fixtures may start a database; the rest would act on an empty one
+    // (and a `check` must not make one that `migrate` then finds not empty).
+    if !matches!(command, Command::User(UserCommand::Add { .. }) | Command::Fixtures(_))
+        && !crate::startup::database_exists(settings).await.map_err(show)?
+    {
+        return Err(match &settings.database.url {
+            Some(url) => format!(
+                "keyward has not started on {} yet (the first node creates its tables; \
+                 or `keyward migrate` copies a SQLite database into it)",
+                crate::store::postgres::redact(url.reveal())
+            ),
+            None => {
+                let db = &settings.database.path;
+                format!(
+                    "there is no database at {} (keyward creates it on first start; \
                      set database.path, or --config, to use another)",
-            std::path::absolute(db).unwrap_or_else(|_| db.clone()).display()
-        ))
-    } else {
-        match Application::open_domain(settings).await {
-            Ok(keyward) => operate(&keyward, settings, command).await,
-            Err(e) => Err(e.to_string()),
-        }
+                    std::path::absolute(db).unwrap_or_else(|_| db.clone()).display()
+                )
+            }
+        });
+    }
+    match Application::open_domain(settings).await {
+        Ok(keyward) => operate(&keyward, settings, command).await,
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -273,7 +283,7 @@ async fn migrate(settings: &Settings, to: Option<String>) -> Result<(), String> 
     .await
     .map_err(show)?;
     if let Some(bar) = bar {
-        bar.finish();
+        bar.finish_and_clear();
     }
     let tables: Vec<String> = copied.tables.iter().map(|(table, n)| format!("{table} {n}")).collect();
     println!(

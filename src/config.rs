@@ -184,10 +184,10 @@ impl Default for DatabaseSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSettings {
     /// The change feed is read at least this often (a NOTIFY wakes it sooner).
-    #[serde(with = "finite_duration")]
+    #[serde(with = "fine_duration")]
     pub poll_interval: Duration,
     /// Past this since the last successful read of the feed, the node refuses credentials.
-    #[serde(with = "finite_duration")]
+    #[serde(with = "fine_duration")]
     pub max_staleness: Duration,
     /// Wake on the feed's NOTIFY (off: poll only, to measure the poll alone).
     pub notify: bool,
@@ -397,6 +397,36 @@ mod finite_duration {
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&crate::domain::duration_text(*d))
+    }
+}
+
+/// A duration that may be shorter than a second: `250ms`, or the grammar's `1s`, `2m`, …
+/// (for how often a node reads the change feed).
+mod fine_duration {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        const EXPECTED: &str = "expected a duration such as \"250ms\", \"1s\" or \"2m\"";
+        let text = text(d)?.trim().to_ascii_lowercase();
+        let duration = match text.strip_suffix("ms") {
+            Some(n) => Duration::from_millis(n.trim().parse::<u64>().map_err(|_| D::Error::custom(EXPECTED))?),
+            None if text.ends_with(|c: char| c.is_ascii_alphabetic()) && !text.contains(' ') => {
+                finite(&text).map_err(|_| D::Error::custom(EXPECTED))?
+            }
+            None => return Err(D::Error::custom(EXPECTED)),
+        };
+        if duration < Duration::from_millis(10) {
+            return Err(D::Error::custom("must be at least 10ms"));
+        }
+        Ok(duration)
+    }
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        if d.subsec_millis() == 0 {
+            finite_duration::serialize(d, s)
+        } else {
+            s.serialize_str(&format!("{}ms", d.as_millis()))
+        }
     }
 }
 
@@ -771,6 +801,20 @@ mod tests {
     fn from_toml(text: &str) -> Result<Settings, String> {
         Settings::read(config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml)))
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_feed_can_be_read_more_often_than_once_a_second() {
+        let s = from_toml("[cluster]\npoll_interval = \"250ms\"\nmax_staleness = \"3s\"");
+        let s = s.as_ref().map_err(String::as_str);
+        assert_eq!(s.map(|s| s.cluster.poll_interval), Ok(Duration::from_millis(250)));
+        let printed = s.map(|s| s.to_toml().unwrap_or_default()).unwrap_or_default();
+        assert!(printed.contains("poll_interval = \"250ms\""), "{printed}");
+        assert!(printed.contains("max_staleness = \"3s\""), "{printed}");
+        for refused in ["5ms", "xms", "-1ms"] {
+            let text = format!("[cluster]\npoll_interval = \"{refused}\"");
+            assert!(from_toml(&text).is_err(), "{refused}");
+        }
     }
 
     #[test]

@@ -29,8 +29,12 @@ impl Jobs {
         let kw = keyward.clone();
         let follower = tokio::spawn(async move {
             let mut failing = false;
+            // Reads start at most `follow_interval` apart, however long each takes.
+            let mut next = tokio::time::Instant::now() + follow_interval;
             loop {
-                kw.wait_for_changes(follow_interval, notify).await;
+                let wait = next.saturating_duration_since(tokio::time::Instant::now());
+                kw.wait_for_changes(wait, notify).await;
+                next = tokio::time::Instant::now() + follow_interval;
                 match kw.apply_changes().await {
                     Ok(_) if failing => {
                         log::info!("the change feed is read again");

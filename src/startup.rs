@@ -285,6 +285,21 @@ impl Application {
     }
 }
 
+/// Whether keyward has a database where `settings` point (the SQLite file, or a PostgreSQL
+/// database keyward has started on), finding out without creating anything.
+pub async fn database_exists(settings: &Settings) -> Result<bool, StartError> {
+    match &settings.database.url {
+        Some(url) => crate::store::postgres::schema_version_at(url.reveal())
+            .await
+            .map(|version| version > 0)
+            .map_err(|e| StartError::Database {
+                path: PathBuf::from(crate::store::postgres::redact(url.reveal())),
+                message: e.message,
+            }),
+        None => Ok(settings.database.path.exists()),
+    }
+}
+
 /// `keyward migrate`: brings the SQLite database at `database.path` to this build's schema
 /// (as a start would), then copies it into the empty PostgreSQL database at `url`, telling
 /// `progress` the rows done and the total.

@@ -10,7 +10,7 @@ use crate::model::{Credits, GivenDuration, RateLimits, Refill, RefillInterval};
 /// A limit's window: a duration such as `"1m"` or `"1 day"`, or a number of seconds;
 /// echoed back as given.
 #[derive(Clone, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a number of seconds or a duration such as \"1m\"")]
 pub enum DurationJson {
     Seconds(u64),
     Text(String),
@@ -45,7 +45,10 @@ pub struct CreditsJson {
 /// Credits on create or `PATCH`: set them (`{remaining, refill?}`) or, on `PATCH`, add to
 /// them (`{add}`, an admin only).
 #[derive(Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "{\"remaining\": n, \"refill\"?: {\"interval\": \"daily\" or \"monthly\", \"amount\": n}}, or {\"add\": n} on PATCH"
+)]
 pub enum CreditsRequest {
     Set(SetCredits),
     Add(AddCredits),

@@ -71,7 +71,7 @@ pub async fn verify(
             ratelimits: v
                 .limits
                 .as_ref()
-                .filter(|_| key.is_some_and(|k| !k.ratelimits.is_empty()))
+                .filter(|l| l.charges.has_rate_limits())
                 .map(|l| statuses_json(l.rates(), now)),
             credits: v
                 .limits
@@ -105,9 +105,7 @@ pub async fn forward_auth(
         Err(refused @ ApiError::Domain(Error::RateLimited { .. } | Error::UsageExceeded { .. }))
             if query.limited == Some(403) =>
         {
-            let mut response = actix_web::ResponseError::error_response(&refused);
-            *response.status_mut() = actix_web::http::StatusCode::FORBIDDEN;
-            return Ok(response);
+            return Ok(refused.response_with(actix_web::http::StatusCode::FORBIDDEN));
         }
         Err(other) => return Err(other),
     };

@@ -4,6 +4,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::PageQuery;
+use super::limits::{
+    CreditsJson, CreditsRequest, RateLimitJson, credits_json, parse_credits_change, parse_ratelimits, ratelimits_json,
+};
 use crate::domain::{
     Caller, Email, Error, NewUserRequest, Password, Role, Secret, UserId, UserRecord, UserUpdate, Username, access,
 };
@@ -22,6 +25,10 @@ pub struct UserJson {
     pub disabled: bool,
     pub created_at: String,
     pub updated_at: String,
+    /// Rate limits shared by all the user's keys (empty: none).
+    pub ratelimits: Vec<RateLimitJson>,
+    /// Credits shared by all the user's keys, `remaining` as of now; `null`: unlimited.
+    pub credits: Option<CreditsJson>,
 }
 
 impl From<&UserRecord> for UserJson {
@@ -34,6 +41,8 @@ impl From<&UserRecord> for UserJson {
             disabled: u.disabled,
             created_at: u.created_at.rfc3339(),
             updated_at: u.updated_at.rfc3339(),
+            ratelimits: ratelimits_json(&u.ratelimits),
+            credits: credits_json(u.credits.as_ref()),
         }
     }
 }
@@ -57,6 +66,15 @@ pub struct UpdateUserRequest {
     email: Option<Option<String>>,
     role: Option<String>,
     disabled: Option<bool>,
+    /// Rate limits shared by all the user's keys, replaced; `[]` or `null`: none.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<RateLimitJson>>)]
+    ratelimits: Option<Option<Vec<RateLimitJson>>>,
+    /// Credits shared by all the user's keys: set (`{remaining, refill?}`), clear (`null`)
+    /// or add to (`{add}`).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<CreditsRequest>)]
+    credits: Option<Option<CreditsRequest>>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -132,6 +150,8 @@ pub async fn update(
             .transpose()?,
         role: body.role.as_deref().map(Role::parse).transpose()?,
         disabled: body.disabled,
+        ratelimits: body.ratelimits.map(parse_ratelimits).transpose()?,
+        credits: parse_credits_change(body.credits)?,
     };
     let user = state
         .keyward

@@ -345,6 +345,9 @@ mod tests {
             created_at: Timestamp::from_millis(0),
             updated_at: Timestamp::from_millis(0),
             password_hash: Arc::from(""),
+            ratelimits: RateLimits::none(),
+            credits: None,
+            credits_period: None,
         };
         let key = |scopes: &[&str], grants: &[&str]| Via::ApiKey {
             key_id: KeyId::parse("0123456789abcdef01234567").unwrap_or_else(|| unreachable!()),
@@ -528,5 +531,79 @@ mod tests {
         let key = caller(Role::User, Credential::Key);
         assert!(may_make_key_until(&key, Some(KEY_END)).is_ok());
         assert!(may_make_key_until(&key, Some(KEY_END.plus(std::time::Duration::from_secs(1)))).is_err());
+    }
+
+    fn ratelimits(list: &[(u64, u64)]) -> RateLimits {
+        let list = list
+            .iter()
+            .enumerate()
+            .map(|(i, (n, secs))| {
+                crate::model::RateLimit::new(format!("l{i}"), *n, crate::model::GivenDuration::Seconds(*secs), *secs)
+                    .unwrap_or_else(|_| unreachable!())
+            })
+            .collect();
+        RateLimits::parse(list).unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn only_an_admin_loosens_limits_and_anyone_may_tighten() {
+        let current_limits = ratelimits(&[(100, 60)]);
+        let current_credits = Credits::new(100, None).unwrap_or_else(|_| unreachable!());
+        let current = Limits {
+            ratelimits: &current_limits,
+            credits: Some(&current_credits),
+        };
+        let looser = [
+            (Some(ratelimits(&[])), None),
+            (Some(ratelimits(&[(101, 60)])), None),
+            (Some(ratelimits(&[(100, 59)])), None),
+            (None, Some(CreditsChange::Set(None))),
+            (
+                None,
+                Some(CreditsChange::Set(Some(
+                    Credits::new(101, None).unwrap_or_else(|_| unreachable!()),
+                ))),
+            ),
+            (None, Some(CreditsChange::Add(1))),
+        ];
+        let tighter = [
+            (Some(ratelimits(&[(100, 60)])), None),
+            (Some(ratelimits(&[(10, 60), (1, 1)])), None),
+            (
+                None,
+                Some(CreditsChange::Set(Some(
+                    Credits::new(5, None).unwrap_or_else(|_| unreachable!()),
+                ))),
+            ),
+            (None, Some(CreditsChange::Add(0))),
+        ];
+        for credential in CREDENTIALS {
+            let (admin, user) = (caller(Role::Admin, credential), caller(Role::User, credential));
+            for (rates, credits) in &looser {
+                assert_eq!(
+                    verdict(may_set_limits(&admin, current, rates.as_ref(), credits.as_ref())),
+                    'Y'
+                );
+                assert_eq!(
+                    verdict(may_set_limits(&user, current, rates.as_ref(), credits.as_ref())),
+                    'F'
+                );
+            }
+            for (rates, credits) in &tighter {
+                assert_eq!(
+                    verdict(may_set_limits(&user, current, rates.as_ref(), credits.as_ref())),
+                    'Y'
+                );
+            }
+        }
+        // A key makes only keys as tight as itself, whoever holds it.
+        assert!(may_make_key_limited(Some(current), current).is_ok());
+        let free = RateLimits::none();
+        let unlimited = Limits {
+            ratelimits: &free,
+            credits: None,
+        };
+        assert!(may_make_key_limited(Some(current), unlimited).is_err());
+        assert!(may_make_key_limited(None, unlimited).is_ok());
     }
 }

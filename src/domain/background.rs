@@ -18,6 +18,7 @@ impl Keyward {
     /// revocations, new keys and user changes since the last step reach the in-memory view.
     /// `crate::jobs` runs it every so often; it returns how many changes it applied.
     pub async fn apply_changes(&self) -> Result<usize, Error> {
+        let _one_at_a_time = self.following().await;
         let read_at = self.now();
         let read_started = std::time::Instant::now();
         let changes = self

@@ -16,7 +16,7 @@ use base64::Engine;
 
 use super::caller::{Caller, Via};
 use super::keyward::Keyward;
-use super::limits::{Admission, Admitted, PendingSpend};
+use super::limits::{Admission, Admitted, Charges, PendingSpend};
 use super::throttle::AccountKey;
 pub use super::throttle::{ACCOUNT_FREE_FAILURES, ACCOUNT_SPACING, FREE_FAILURES, MAX_BLOCK, MAX_TRACKED};
 use super::view::{Bearer, KeyCheck};
@@ -214,11 +214,11 @@ impl Keyward {
             },
             source: None,
         };
-        // Keys without limits pay this one branch.
-        let Some(limits) = k.limits else {
+        // Keys without limits (of their own or their user's) pay this one branch.
+        let Some(charges) = Charges::of((k.key_id, k.limits), (caller.user.id, k.user_limits)) else {
             return Authentication::Done(Ok(caller));
         };
-        match self.admit_now(k.key_id, &limits, 1, now) {
+        match self.admit_now(charges, 1, now) {
             Ok(Admission::Admitted(admitted)) => Authentication::Admitted(caller, admitted),
             Ok(Admission::Pending(pending)) => Authentication::NeedsCredits(caller, pending),
             Err(refused) => Authentication::Done(Err(refused)),
@@ -317,7 +317,15 @@ impl Keyward {
     ) -> Result<std::sync::Arc<super::UserRecord>, Error> {
         // A password is a credential too: a stale node may not know the account was disabled.
         self.require_fresh()?;
-        let user = self.view().user_by_login(login);
+        let mut user = self.view().user_by_login(login);
+        if user.is_none() && self.store().shared_by_nodes() {
+            // On several nodes, an account made on another node a moment ago may not have
+            // reached this one yet: read the change feed once before saying there is none.
+            if let Err(e) = self.apply_changes().await {
+                log::warn!("{e}");
+            }
+            user = self.view().user_by_login(login);
+        }
         // Username and email of one account are one count.
         let account = user
             .as_ref()

@@ -54,6 +54,9 @@ struct Inner {
     /// staleness is about how long ago the database answered, whatever the clock says.
     fresh_until: std::sync::atomic::AtomicI64,
     started: std::time::Instant,
+    /// One read-and-apply of the change feed at a time: an older read applied after a newer
+    /// one would put back what the newer one removed.
+    following: tokio::sync::Mutex<()>,
 }
 
 /// The domain: cheap to clone, shared by every handler and protocol.
@@ -141,6 +144,7 @@ impl Keyward {
             config,
             fresh_until: std::sync::atomic::AtomicI64::new(fresh_until),
             started,
+            following: tokio::sync::Mutex::new(()),
             metrics,
             clock,
         })))
@@ -171,6 +175,11 @@ impl Keyward {
                 .fresh_until
                 .fetch_max(until, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// Held while the change feed is read and applied.
+    pub(crate) async fn following(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.0.following.lock().await
     }
 
     /// The time now, by the domain's clock: what every operation uses, and what the
@@ -251,6 +260,9 @@ impl Keyward {
             created_at: now,
             updated_at: now,
             password_hash: Arc::from(""),
+            ratelimits: crate::model::RateLimits::none(),
+            credits: None,
+            credits_period: None,
         };
         Caller {
             user: Arc::new(user),

@@ -25,8 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::keyward::Keyward;
-use super::{Error, KeyId, Timestamp, expiry};
+use super::{Error, KeyId, Timestamp, UserId, expiry};
 use crate::model::{Credits, GivenDuration, RateLimit, RateLimits, Refill};
+use crate::store::Payer;
 
 /// A rate limit from the API: `duration` a string of the duration grammar or a number of
 /// seconds, at least one second.
@@ -139,6 +140,8 @@ struct Purse {
     stored: u64,
     /// The refill period the block belongs to (unix ms); a block of an earlier one is void.
     period: Option<i64>,
+    /// Whether this node has reserved (or tried to) in this period: `stored` is known.
+    reserved: bool,
     /// When a reservation last found too little to reserve (unix ms): for a second after,
     /// requests the block cannot cover are refused without asking the database again.
     dry_at: Option<i64>,
@@ -188,6 +191,21 @@ impl KeyLimits {
             }),
             made_from: (ratelimits.clone(), credits.map(|c| c.refill)),
         })
+    }
+
+    /// The state for a key's (or user's) changed limits: each rate limit keeps the state of
+    /// the limit of the same name in `old` (changing a limit, or the credits, never hands out
+    /// a fresh burst), and the credits start over (nothing held on this node).
+    pub fn changed(old: Option<&KeyLimits>, ratelimits: &RateLimits, credits: Option<&Credits>) -> Option<KeyLimits> {
+        let new = KeyLimits::for_key(ratelimits, credits)?;
+        if let Some(old) = old {
+            for limit in new.rates.iter() {
+                if let Some(before) = old.rates.iter().find(|b| b.name == limit.name) {
+                    limit.tat.store(before.tat.load(Ordering::Acquire), Ordering::Release);
+                }
+            }
+        }
+        Some(new)
     }
 
     /// Whether this state was made for these limits (so it can be kept).
@@ -262,11 +280,19 @@ impl KeyLimits {
         }
     }
 
+    /// Gives back `cost` credits spent from the block (another payer refused the request).
+    pub fn refund(&self, cost: u64) {
+        if let Some(credits) = &self.credits {
+            credits.purse.lock().block += cost;
+        }
+    }
+
     /// Notes a reservation that found too little: the database's balance, and when.
     pub fn mark_dry(&self, stored: u64, now: Timestamp) {
         if let Some(credits) = &self.credits {
             let mut purse = credits.purse.lock();
             purse.stored = stored;
+            purse.reserved = true;
             purse.dry_at = Some(now.millis());
         }
     }
@@ -282,6 +308,7 @@ impl KeyLimits {
             }
             purse.block += granted;
             purse.stored = stored;
+            purse.reserved = true;
             purse.dry_at = None;
         }
     }
@@ -305,6 +332,15 @@ impl KeyLimits {
         } else {
             0
         }
+    }
+
+    /// The credits left, if this node has reserved from the balance in this period (so it
+    /// knows the balance): its block and the balance after its last reservation.
+    pub fn credits_known(&self, now: Timestamp) -> Option<u64> {
+        let credits = self.credits.as_ref()?;
+        let period = credits.refill.map(|r| r.interval.period_start(now).millis());
+        let purse = credits.purse.lock();
+        (purse.period == period && purse.reserved).then_some(purse.block + purse.stored)
     }
 
     /// How long until the credits are refilled, if they are.
@@ -357,30 +393,82 @@ impl RefusedLimit {
     }
 }
 
+/// Who pays for a request: the key's own limits, its user's (shared by all their keys), or
+/// both. Both must admit it.
+#[derive(Clone, Default)]
+pub struct Charges {
+    key: Option<(KeyId, Arc<KeyLimits>)>,
+    user: Option<(UserId, Arc<KeyLimits>)>,
+}
+
+impl Charges {
+    /// `None` when neither the key nor its user has limits: the request pays nothing.
+    pub fn of(key: (KeyId, Option<Arc<KeyLimits>>), user: (UserId, Option<Arc<KeyLimits>>)) -> Option<Charges> {
+        let charges = Charges {
+            key: key.1.map(|l| (key.0, l)),
+            user: user.1.map(|l| (user.0, l)),
+        };
+        (charges.key.is_some() || charges.user.is_some()).then_some(charges)
+    }
+
+    /// Each payer, the key first.
+    fn each(&self) -> impl Iterator<Item = (Payer, &KeyLimits)> {
+        let key = self.key.iter().map(|(id, l)| (Payer::Key(*id), &**l));
+        let user = self.user.iter().map(|(id, l)| (Payer::User(*id), &**l));
+        key.chain(user)
+    }
+
+    /// Whether any payer has rate limits.
+    pub fn has_rate_limits(&self) -> bool {
+        self.each().any(|(_, l)| l.has_rate_limits())
+    }
+
+    /// The credits left, as far as this node knows: the least of the payers'.
+    fn credits_left(&self, now: Timestamp) -> Option<u64> {
+        self.each()
+            .filter(|(_, l)| l.has_credits())
+            .map(|(_, l)| l.credits_left(now))
+            .min()
+    }
+
+    /// Gives every payer's request back to its rate limits, and `cost` credits to the
+    /// first `spent` payers.
+    fn undo(&self, spent: usize, cost: u64) {
+        for (i, (_, limits)) in self.each().enumerate() {
+            limits.give_back();
+            if i < spent {
+                limits.refund(cost);
+            }
+        }
+    }
+}
+
 /// What a limited key's request was admitted with: for the `RateLimit` header and the
-/// verify API (where the limits stand is read from `limits` when it is shown, so the hot
-/// path allocates nothing for it).
+/// verify API (where the limits stand is read from them when it is shown, so the hot path
+/// allocates nothing for it).
 #[derive(Clone)]
 pub struct Admitted {
-    pub limits: Arc<KeyLimits>,
+    pub charges: Charges,
     /// When the request was admitted.
     pub at: Timestamp,
-    /// Credits left after the request; `None` for a key without credits.
+    /// Credits left after the request (the least of the key's and its user's); `None`
+    /// when neither has credits.
     pub credits: Option<u64>,
 }
 
 impl Admitted {
-    /// Where each rate limit stands (as of the admission).
+    /// Where each rate limit stands (as of the admission): the key's, then its user's.
     pub fn rates(&self) -> impl Iterator<Item = RateStatus<'_>> {
-        self.limits.statuses(self.at)
+        self.charges.each().flat_map(move |(_, l)| l.statuses(self.at))
     }
 }
 
-/// A request admitted by the rate limits that waits to spend credits: this node's block ran
-/// out, and the next must be reserved from the database first.
+/// A request admitted by the rate limits that waits to spend credits: a payer's block on
+/// this node ran out, and the next must be reserved from the database first.
 pub struct PendingSpend {
-    key_id: KeyId,
-    limits: Arc<KeyLimits>,
+    charges: Charges,
+    /// Payers before this one have paid already.
+    paid: usize,
     at: Timestamp,
     cost: u64,
 }
@@ -399,70 +487,85 @@ pub enum Refusal {
 }
 
 impl Keyward {
-    /// Admits a request made with a limited key: one from each rate limit (all or none),
-    /// then `cost` credits from this node's block. Refused: `RateLimited`; a block that
-    /// cannot cover the cost: `Pending`, for [`Self::finish_spend`].
-    pub fn admit_now(
-        &self,
-        key_id: KeyId,
-        limits: &Arc<KeyLimits>,
-        cost: u64,
-        now: Timestamp,
-    ) -> Result<Admission, Error> {
-        match limits.take(now) {
-            Ok(()) => {}
-            Err((limit, wait)) => {
+    /// Admits a request made with a limited key (or a key of a limited user): one from each
+    /// rate limit of each payer (all or none), then `cost` credits from each payer's block on
+    /// this node. Refused: `RateLimited`; a block that cannot cover the cost: `Pending`, for
+    /// [`Self::finish_spend`].
+    pub fn admit_now(&self, charges: Charges, cost: u64, now: Timestamp) -> Result<Admission, Error> {
+        for (taken, (_, limits)) in charges.each().enumerate() {
+            if let Err((limit, wait)) = limits.take(now) {
+                for (_, prior) in charges.each().take(taken) {
+                    prior.give_back();
+                }
                 self.metrics().count_refusal(Refusal::RateLimited as usize);
                 return Err(Error::RateLimited {
                     limit,
                     retry_after: Duration::from_secs(wait),
                 });
             }
-        };
-        Ok(match limits.spend(cost, now) {
-            Spend::Spent(left) => Admission::Admitted(Admitted {
-                limits: Arc::clone(limits),
-                at: now,
-                credits: limits.has_credits().then_some(left),
-            }),
-            Spend::Reserve { .. } => Admission::Pending(PendingSpend {
-                key_id,
-                limits: Arc::clone(limits),
-                at: now,
-                cost,
-            }),
-            Spend::Dry => {
-                limits.give_back();
-                self.metrics().count_refusal(Refusal::UsageExceeded as usize);
-                return Err(Error::UsageExceeded {
-                    retry_after: limits.next_refill(now),
-                });
+        }
+        // Where the spending stopped: a block to refill (`Ok`), or a balance found dry.
+        let mut stopped = None;
+        for (paid, (_, limits)) in charges.each().enumerate() {
+            match limits.spend(cost, now) {
+                Spend::Spent(_) => {}
+                Spend::Reserve { .. } => stopped = Some(Ok(paid)),
+                Spend::Dry => stopped = Some(Err((paid, limits.next_refill(now)))),
             }
-        })
+            if stopped.is_some() {
+                break;
+            }
+        }
+        match stopped {
+            None => {}
+            Some(Ok(paid)) => {
+                return Ok(Admission::Pending(PendingSpend {
+                    charges,
+                    paid,
+                    at: now,
+                    cost,
+                }));
+            }
+            Some(Err((paid, retry_after))) => {
+                charges.undo(paid, cost);
+                self.metrics().count_refusal(Refusal::UsageExceeded as usize);
+                return Err(Error::UsageExceeded { retry_after });
+            }
+        }
+        Ok(Admission::Admitted(Admitted {
+            credits: charges.credits_left(now),
+            charges,
+            at: now,
+        }))
     }
 
-    /// Reserves credits for a pending request and spends them; one reservation at a time per
-    /// key, the others waiting for it. Refused (`UsageExceeded`) when the balance cannot
-    /// cover the cost; then the rate limits get the request back.
+    /// Reserves credits for a pending request and spends them, payer by payer; one
+    /// reservation at a time per payer on this node, the others waiting for it. Refused
+    /// (`UsageExceeded`) when a balance cannot cover the cost; then the payers get back what
+    /// the request took.
     pub async fn finish_spend(&self, pending: PendingSpend) -> Result<Admitted, Error> {
         let PendingSpend {
-            key_id,
-            limits,
+            charges,
+            paid,
             at,
             cost,
         } = pending;
-        let spent = self.reserve_and_spend(key_id, &limits, cost).await;
-        if spent.is_err() {
-            limits.give_back();
+        let payers: Vec<(Payer, &KeyLimits)> = charges.each().collect();
+        for (i, (payer, limits)) in payers.iter().enumerate().skip(paid) {
+            if let Err(refused) = self.reserve_and_spend(*payer, limits, cost).await {
+                charges.undo(i, cost);
+                return Err(refused);
+            }
         }
-        spent.map(|left| Admitted {
-            limits,
+        drop(payers);
+        Ok(Admitted {
+            credits: charges.credits_left(self.now()),
+            charges,
             at,
-            credits: Some(left),
         })
     }
 
-    async fn reserve_and_spend(&self, key_id: KeyId, limits: &KeyLimits, cost: u64) -> Result<u64, Error> {
+    async fn reserve_and_spend(&self, payer: Payer, limits: &KeyLimits, cost: u64) -> Result<u64, Error> {
         let _turn = limits.reserving().await;
         // Another request may have reserved while this one waited; a few rounds at most
         // (each block covers the need it was reserved for).
@@ -475,7 +578,7 @@ impl Keyward {
             };
             let reserved = self
                 .store()
-                .reserve_credits(key_id, need, self.config().credit_block, now)
+                .reserve_credits(payer, need, self.config().credit_block, now)
                 .await
                 .map_err(|e| e.into_domain("reserving credits failed"))?;
             match reserved {
@@ -494,10 +597,19 @@ impl Keyward {
     }
 
     /// Admits a limited key's request, waiting for a reservation if need be.
-    pub async fn admit(&self, key_id: KeyId, limits: &Arc<KeyLimits>, cost: u64) -> Result<Admitted, Error> {
-        match self.admit_now(key_id, limits, cost, self.now())? {
+    pub async fn admit(&self, charges: Charges, cost: u64) -> Result<Admitted, Error> {
+        match self.admit_now(charges, cost, self.now())? {
             Admission::Admitted(admitted) => Ok(admitted),
             Admission::Pending(pending) => self.finish_spend(pending).await,
+        }
+    }
+
+    /// Where a key's (and its user's) limits stand, charging nothing.
+    pub fn limits_now(&self, charges: Charges, now: Timestamp) -> Admitted {
+        Admitted {
+            credits: charges.credits_left(now),
+            charges,
+            at: now,
         }
     }
 }

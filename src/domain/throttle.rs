@@ -199,7 +199,7 @@ impl Keyward {
         source: Option<IpAddr>,
         now: Timestamp,
     ) -> Result<bool, Error> {
-        if !self.store().counts_login_failures() {
+        if !self.store().shared_by_nodes() {
             self.throttle().check(account, source, now)?;
             return Ok(true);
         }
@@ -223,7 +223,7 @@ impl Keyward {
     }
 
     pub(super) async fn login_failed(&self, account: AccountKey, source: Option<IpAddr>, now: Timestamp) {
-        if !self.store().counts_login_failures() {
+        if !self.store().shared_by_nodes() {
             self.throttle().failed(account, source, now);
             return;
         }
@@ -240,7 +240,7 @@ impl Keyward {
 
     /// A success ends the counts (only when there were any: a success costs nothing more).
     pub(super) async fn login_succeeded(&self, account: AccountKey, source: Option<IpAddr>, counted: bool) {
-        if !self.store().counts_login_failures() {
+        if !self.store().shared_by_nodes() {
             self.throttle().succeeded(account, source);
             return;
         }

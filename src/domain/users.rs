@@ -26,6 +26,10 @@ pub struct UserUpdate {
     pub email: Option<Option<Email>>,
     pub role: Option<Role>,
     pub disabled: Option<bool>,
+    /// Rate limits shared by all the user's keys (empty: none).
+    pub ratelimits: Option<crate::model::RateLimits>,
+    /// Credits shared by all the user's keys: set, clear or add.
+    pub credits: Option<super::CreditsChange>,
 }
 
 pub struct UserPage {
@@ -96,6 +100,9 @@ impl Keyward {
             created_at: now,
             updated_at: now,
             password_hash,
+            ratelimits: crate::model::RateLimits::none(),
+            credits: None,
+            credits_period: None,
         };
         self.store_new_user(caller, record, now).await
     }
@@ -123,6 +130,9 @@ impl Keyward {
             created_at: now,
             updated_at: now,
             password_hash: password_hash.into(),
+            ratelimits: crate::model::RateLimits::none(),
+            credits: None,
+            credits_period: None,
         };
         self.store_new_user(caller, record, now).await
     }
@@ -171,18 +181,39 @@ impl Keyward {
         } else {
             None
         };
+        let mut users = page.items;
+        self.overlay_user_credits(&mut users);
         Ok(UserPage {
-            users: page.items,
+            users,
             total: page.total,
             next_cursor,
         })
+    }
+
+    /// Shows users' credits as of now: a refill due, or what this node knows of the balance
+    /// since it last reserved from it (the stored record does not follow reservations).
+    fn overlay_user_credits(&self, users: &mut [UserRecord]) {
+        let now = self.now();
+        for user in users {
+            let Some(credits) = user.credits.as_mut() else { continue };
+            if credits.refill_due(&mut user.credits_period, now) {
+                continue;
+            }
+            if let Some(known) = self.view().user_limits(user.id).and_then(|l| l.credits_known(now)) {
+                credits.remaining = known;
+            }
+        }
     }
 
     /// Admin: one live user.
     pub fn get_user(&self, caller: &Caller, id: UserId) -> Result<UserRecord, Error> {
         access::require_admin(caller)?;
         match self.view().user(id) {
-            Some(u) if !u.deleted => Ok((*u).clone()),
+            Some(u) if !u.deleted => {
+                let mut user = (*u).clone();
+                self.overlay_user_credits(std::slice::from_mut(&mut user));
+                Ok(user)
+            }
             _ => Err(Error::NotFound),
         }
     }
@@ -216,6 +247,15 @@ impl Keyward {
         if let Some(disabled) = update.disabled {
             fields.push(format!("disabled={disabled}"));
         }
+        if let Some(ratelimits) = &update.ratelimits
+            && ratelimits.is_empty()
+        {
+            fields.push("ratelimits=none".to_owned());
+        }
+        fields.extend(super::keys::limits_detail(
+            update.ratelimits.as_ref().unwrap_or(&crate::model::RateLimits::none()),
+            update.credits.as_ref(),
+        ));
         let audit = caller
             .audit("user.update", Some(("user", id.to_string())), now)
             .with_detail(fields.join(", "));
@@ -225,6 +265,8 @@ impl Keyward {
             email: update.email.map(|e| e.map(|e| e.as_str().to_owned())),
             role: update.role,
             disabled: update.disabled,
+            ratelimits: update.ratelimits,
+            credits: update.credits,
         };
         self.apply_user_changes(id, changes, now, audit).await
     }
@@ -237,10 +279,15 @@ impl Keyward {
         audit: AuditRecord,
     ) -> Result<UserRecord, Error> {
         let view = self.view().clone();
+        // Credits set or added: this node's block of them starts over.
+        let reset_credits = changes.credits.is_some();
         self.store()
             .update_user(id, changes, now, audit, move |updated| {
                 if let Some(user) = updated {
                     view.put_user(user.clone());
+                    if reset_credits {
+                        view.reset_user_limits(user);
+                    }
                 }
             })
             .await

@@ -113,6 +113,8 @@ struct Users {
     slot: HashMap<UserId, u32>,
     /// Lowercased username and email of every live user.
     by_login: HashMap<String, u32>,
+    /// Rate limit and credit state of the users that have limits, by slot.
+    limits: HashMap<u32, Arc<KeyLimits>>,
 }
 
 /// The verdict on a `Bearer` credential.
@@ -140,6 +142,8 @@ pub struct ValidKey {
     pub scopes: Option<Arc<[String]>>,
     /// `None`: the key has no rate limits and no credits.
     pub limits: Option<Arc<KeyLimits>>,
+    /// `None`: the key's user has no rate limits and no credits (shared by their keys).
+    pub user_limits: Option<Arc<KeyLimits>>,
 }
 
 /// A verified access token: verdicts are cached so a token's signature is checked once.
@@ -340,6 +344,11 @@ impl KeyView {
         {
             self.usage[lookup.shard()].0.lock().push((lookup, entry.id, now));
         }
+        let user_limits = if user.limited() {
+            self.users.read().limits.get(&entry.user).cloned()
+        } else {
+            None
+        };
         KeyCheck::Valid(ValidKey {
             key_id: entry.id,
             user,
@@ -354,6 +363,7 @@ impl KeyView {
             } else {
                 shard.limits.get(&entry.id).cloned()
             },
+            user_limits,
         })
     }
 
@@ -501,10 +511,42 @@ impl KeyView {
                 users.by_login.insert(email.to_ascii_lowercase(), slot);
             }
         }
+        let old = users.limits.get(&slot);
+        let kept = old
+            .filter(|l| l.made_for(&user.ratelimits, user.credits.as_ref()))
+            .cloned();
+        let changed = || KeyLimits::changed(old.map(|l| &**l), &user.ratelimits, user.credits.as_ref()).map(Arc::new);
+        match kept.or_else(changed) {
+            Some(limits) => users.limits.insert(slot, limits),
+            None => users.limits.remove(&slot),
+        };
         if let Some(entry) = users.list.get_mut(slot as usize) {
             *entry = Arc::new(user);
         }
         self.users_generation.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Starts a user's credits over on this node (they were set anew); their rate limits
+    /// keep their state.
+    pub fn reset_user_limits(&self, user: &UserRecord) {
+        let mut users = self.users.write();
+        let Some(slot) = users.slot.get(&user.id).copied() else {
+            return;
+        };
+        match KeyLimits::changed(
+            users.limits.get(&slot).map(|l| &**l),
+            &user.ratelimits,
+            user.credits.as_ref(),
+        ) {
+            Some(limits) => users.limits.insert(slot, Arc::new(limits)),
+            None => users.limits.remove(&slot),
+        };
+    }
+
+    /// The limits' state of a user, if they have limits.
+    pub fn user_limits(&self, id: UserId) -> Option<Arc<KeyLimits>> {
+        let users = self.users.read();
+        users.slot.get(&id).and_then(|s| users.limits.get(s)).cloned()
     }
 
     pub fn user(&self, id: UserId) -> Option<Arc<UserRecord>> {
@@ -547,13 +589,8 @@ impl KeyView {
     pub fn overlay_credits(&self, keys: &mut [KeyRecord], now: Timestamp) {
         for key in keys {
             let Some(credits) = key.credits.as_mut() else { continue };
-            if let Some(refill) = credits.refill {
-                let current = refill.interval.period_start(now);
-                if key.credits_period.is_none_or(|p| p < current) {
-                    credits.remaining = refill.amount;
-                    key.credits_period = Some(current);
-                    continue;
-                }
+            if credits.refill_due(&mut key.credits_period, now) {
+                continue;
             }
             let lookup = Lookup(key.digest.lookup());
             let held = self
@@ -629,12 +666,9 @@ fn set_limits(
     credits: Option<&Credits>,
     reset: bool,
 ) {
-    let kept = shard
-        .limits
-        .get(&entry.id)
-        .filter(|l| !reset && l.made_for(ratelimits, credits))
-        .cloned();
-    match kept.or_else(|| KeyLimits::for_key(ratelimits, credits).map(Arc::new)) {
+    let old = shard.limits.get(&entry.id);
+    let kept = old.filter(|l| !reset && l.made_for(ratelimits, credits)).cloned();
+    match kept.or_else(|| KeyLimits::changed(old.map(|l| &**l), ratelimits, credits).map(Arc::new)) {
         Some(limits) => {
             *entry.flags.get_mut() |= LIMITED;
             shard.limits.insert(entry.id, limits);

@@ -258,6 +258,19 @@ impl Credits {
         }
     }
 
+    /// Applies a refill due by `now` to a balance stored for the refill period that starts
+    /// at `period` (which it then moves on): whether one was due.
+    pub fn refill_due(&mut self, period: &mut Option<Timestamp>, now: Timestamp) -> bool {
+        let Some(refill) = self.refill else { return false };
+        let current = refill.interval.period_start(now);
+        if period.is_some_and(|p| p >= current) {
+            return false;
+        }
+        self.remaining = refill.amount;
+        *period = Some(current);
+        true
+    }
+
     /// The refill as stored: `{"interval","amount"}`, `None` without one.
     pub fn refill_column(&self) -> Option<String> {
         self.refill

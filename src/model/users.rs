@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{ModelError, Timestamp, UserId};
+use super::{Credits, ModelError, RateLimits, Timestamp, UserId};
 
 /// A username: 1 to 64 of `A-Z a-z 0-9 . _ -`. Compared case-insensitively.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,12 +88,23 @@ pub struct UserRecord {
     pub updated_at: Timestamp,
     /// The argon2id PHC string. Only the password check and the store read it.
     pub(crate) password_hash: Arc<str>,
+    /// Rate limits shared by all of the user's keys (empty: none).
+    pub ratelimits: RateLimits,
+    /// Credits shared by all of the user's keys; `None`: unlimited.
+    pub credits: Option<Credits>,
+    /// The start of the refill period the stored balance belongs to.
+    pub credits_period: Option<Timestamp>,
 }
 
 impl UserRecord {
     /// Whether this user may authenticate at all.
     pub fn active(&self) -> bool {
         !self.disabled && !self.deleted
+    }
+
+    /// Whether the user's keys share rate limits or credits.
+    pub fn limited(&self) -> bool {
+        !self.ratelimits.is_empty() || self.credits.is_some()
     }
 }
 

@@ -52,6 +52,10 @@ const TABLES: &[Table] = &[
             ("created_at", Kind::Int),
             ("updated_at", Kind::Int),
             ("deleted_at", Kind::Int),
+            ("ratelimits", Kind::Text),
+            ("credits_remaining", Kind::Int),
+            ("credits_refill", Kind::Text),
+            ("credits_period", Kind::Int),
         ],
         order: "seq",
     },
@@ -241,6 +245,9 @@ pub async fn sqlite_to_postgres(
         .await?;
     }
     tx.batch_execute("UPDATE feed_head SET position = coalesce((SELECT max(position) FROM changes), 0)")
+        .await?;
+    // What `key#N` counts on PostgreSQL (SQLite counts the keys each time).
+    tx.batch_execute("UPDATE users SET keys_made = (SELECT count(*) FROM keys WHERE keys.user_id = users.id)")
         .await?;
     tx.commit().await?;
     let _ = sqlite.execute_batch("COMMIT");

@@ -2,8 +2,9 @@
 //! detail as a JSON object holding the detail and the target's name, the signing keys as a
 //! JSON list of hex seeds, and the column lists the row readers expect.
 
+use crate::model::RateLimits;
 use crate::model::{SigningKey, Timestamp};
-use crate::store::{CreditsChange, KeyChanges};
+use crate::store::{CreditsChange, Payer};
 
 /// The columns of a key record, in the order the row readers read them.
 pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, grants, \
@@ -14,8 +15,8 @@ pub(crate) const ACTIVE_KEY_COLUMNS: &str =
     "id, user_id, hash, expires_at, disabled, scopes, grants, ratelimits, credits_remaining, credits_refill";
 
 /// The columns of a user record.
-pub(crate) const USER_COLUMNS: &str =
-    "id, username, email, password_hash, role, disabled, token_epoch, created_at, updated_at, deleted_at";
+pub(crate) const USER_COLUMNS: &str = "id, username, email, password_hash, role, disabled, token_epoch, created_at, updated_at, deleted_at, \
+     ratelimits, credits_remaining, credits_refill, credits_period";
 
 /// The setting that holds the signing keys.
 pub(crate) const SIGNING_KEYS: &str = "ed25519_signing_keys";
@@ -95,17 +96,21 @@ pub(crate) struct LimitsColumns {
     pub period: Option<i64>,
 }
 
-/// The values of the limits columns `changes` sets (credits set now start their refill
+/// The values of the limits columns a change sets (credits set now start their refill
 /// period now).
-pub(crate) fn limits_columns(changes: &KeyChanges, now: Timestamp) -> LimitsColumns {
-    let (set_credits, credits, add) = match changes.credits {
+pub(crate) fn limits_columns(
+    ratelimits: Option<&RateLimits>,
+    credits: Option<CreditsChange>,
+    now: Timestamp,
+) -> LimitsColumns {
+    let (set_credits, credits, add) = match credits {
         None => (false, None, None),
         Some(CreditsChange::Set(credits)) => (true, credits, None),
         Some(CreditsChange::Add(n)) => (false, None, Some(credit_column(n))),
     };
     LimitsColumns {
-        set_ratelimits: changes.ratelimits.is_some(),
-        ratelimits: changes.ratelimits.as_ref().and_then(|l| l.to_column()),
+        set_ratelimits: ratelimits.is_some(),
+        ratelimits: ratelimits.and_then(RateLimits::to_column),
         set_credits,
         remaining: credits.map(|c| credit_column(c.remaining)),
         add,
@@ -114,4 +119,33 @@ pub(crate) fn limits_columns(changes: &KeyChanges, now: Timestamp) -> LimitsColu
             .and_then(|c| c.refill)
             .map(|r| r.interval.period_start(now).millis()),
     }
+}
+
+/// The table, the condition for a live row and the id of a payer's credits.
+pub(crate) fn payer_row(payer: Payer) -> (&'static str, &'static str, String) {
+    match payer {
+        Payer::Key(id) => ("keys", "revoked_at IS NULL", id.to_string()),
+        Payer::User(id) => ("users", "deleted_at IS NULL", id.to_string()),
+    }
+}
+
+/// The SQL text of the `UPDATE … SET` limits columns, with the placeholders of a backend
+/// (`?` or `$`, and the cast an untyped number needs there) numbered from `first`, bound
+/// to the fields of [`LimitsColumns`] in their order.
+pub(crate) fn limits_assignments(mark: char, cast: &str, first: usize) -> String {
+    let p = |i: usize| format!("{mark}{}", first + i);
+    format!(
+        "ratelimits = CASE WHEN {0} THEN {1} ELSE ratelimits END, \
+         credits_remaining = CASE WHEN {2} THEN {3}{cast} \
+           WHEN {4}{cast} IS NOT NULL THEN credits_remaining + {4} ELSE credits_remaining END, \
+         credits_refill = CASE WHEN {2} THEN {5} ELSE credits_refill END, \
+         credits_period = CASE WHEN {2} THEN {6}{cast} ELSE credits_period END",
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        p(6)
+    )
 }

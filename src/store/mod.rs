@@ -96,6 +96,16 @@ pub struct UserChanges {
     pub disabled: Option<bool>,
     /// Move the token epoch on, ending every access token of the user.
     pub bump_epoch: bool,
+    /// New rate limits shared by the user's keys (empty: none).
+    pub ratelimits: Option<RateLimits>,
+    pub credits: Option<CreditsChange>,
+}
+
+/// Whose credits a reservation takes: a key's own, or its user's (shared by their keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payer {
+    Key(KeyId),
+    User(UserId),
 }
 
 /// Changes to a live key, made together in one transaction by [`Store::update_key`];
@@ -222,14 +232,15 @@ impl Store {
         }
     }
 
-    /// Whether failed logins are counted in the database, shared by every node (PostgreSQL),
-    /// rather than in the memory of the one process that serves a SQLite database.
-    pub fn counts_login_failures(&self) -> bool {
+    /// Whether several nodes serve this database (PostgreSQL): failed logins are then
+    /// counted in it rather than in the memory of the one process that serves a SQLite
+    /// database, and an account unknown to this node's view may be a moment old elsewhere.
+    pub fn shared_by_nodes(&self) -> bool {
         matches!(self, Store::Postgres(_))
     }
 
     /// Whether `account` may try a password from `source` now; see
-    /// [`postgres::PgStore::check_login`]. Only where [`Store::counts_login_failures`].
+    /// [`postgres::PgStore::check_login`]. Only where [`Store::shared_by_nodes`].
     pub async fn check_login(
         &self,
         account: [u8; 16],
@@ -243,7 +254,7 @@ impl Store {
         }
     }
 
-    /// Counts a failed password; only where [`Store::counts_login_failures`].
+    /// Counts a failed password; only where [`Store::shared_by_nodes`].
     pub async fn count_login_failure(
         &self,
         account: [u8; 16],
@@ -258,7 +269,7 @@ impl Store {
     }
 
     /// Ends an account's failure counts after a success; only where
-    /// [`Store::counts_login_failures`].
+    /// [`Store::shared_by_nodes`].
     pub async fn clear_login_failures(&self, account: [u8; 16], source: String) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(_) => Err(counted_in_memory()),
@@ -387,12 +398,12 @@ operations! {
     fn revoke_key(&self, owner: UserId, id: KeyId, now: Timestamp, audit: AuditRecord,
         after_commit: impl AfterCommit<Option<[u8; 32]>>) -> Option<[u8; 32]>;
 
-    /// Reserves credits of a live key for this node to spend: `credit_block(balance, need,
+    /// Reserves credits of a live key (or user) for this node to spend: `credit_block(balance, need,
     /// most)` of them, taken with one conditional update (`… WHERE credits_remaining >= n`),
     /// so nodes together never take more than the balance. A balance whose refill period
     /// started after the stored one (by `now`, in UTC) is refilled first. `None` for a key
-    /// that is revoked, gone or unlimited.
-    fn reserve_credits(&self, id: KeyId, need: u64, most: u64, now: Timestamp) -> Option<Reservation>;
+    /// (or user) that is revoked (deleted), gone or unlimited.
+    fn reserve_credits(&self, payer: Payer, need: u64, most: u64, now: Timestamp) -> Option<Reservation>;
 
     /// Writes a batch of "key used at" times; a time never moves backwards.
     fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>) -> ();

@@ -59,7 +59,14 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
+        self.response_with(self.status_code())
+    }
+}
+
+impl ApiError {
+    /// The problem response of this error, with its headers, under `status` instead of its
+    /// own (forward-auth's `limited=403` for nginx).
+    pub fn response_with(&self, status: StatusCode) -> HttpResponse {
         if let ApiError::Domain(Error::Internal(cause)) = self {
             log::error!("internal error: {cause}");
         }

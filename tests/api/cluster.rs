@@ -124,15 +124,13 @@ async fn what_one_node_does_every_node_enforces() {
         .json(&json!({"username": "ada", "password": "ada's password"}))
         .await;
     let ada_id = r.json()["id"].as_str().unwrap().to_owned();
-    let ada_token = two
+    let r = two
         .http
         .post("/v1/auth/token")
         .json(&json!({"username": "ada", "password": "ada's password"}))
-        .await
-        .json()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{}\n{}", r.text(), two.log());
+    let ada_token = r.json()["access_token"].as_str().unwrap().to_owned();
     let (_, ada_key) = two.create_key(&ada_token, json!({})).await;
     everywhere(&[&one, &two, &three], &ada_key, StatusCode::OK).await;
     let token_three = three.login().await;

@@ -197,3 +197,29 @@ async fn migrate_refuses_a_database_a_node_has_started_on() {
     assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("keyward_test:keyward_test"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn the_cli_creates_nothing_in_a_database_keyward_never_started_on() {
+    let Some(server) = server("the_cli_creates_nothing_in_a_database_keyward_never_started_on") else {
+        return;
+    };
+    let target = Database::create(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["check"][..], &["key", "list"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .current_dir(dir.path())
+            .env("KEYWARD__DATABASE__URL", &target.url)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("has not started on"), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("keyward_test:keyward_test"), "{}", stderr(&out));
+    }
+    // So migrate still finds it empty.
+    let source = spawn_with(|_| {}).await;
+    let db = source.db_path();
+    let _source = source.stop().await;
+    let out = migrate(&db, &["--to", &target.url], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -102,7 +102,13 @@ async fn malformed_limits_are_400_naming_the_field() {
         json!({"credits": {"remaining": -1}}),
     ] {
         let r = app.post("/v1/keys").as_(&app.admin).json(&body).await;
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let problem = r.problem(StatusCode::BAD_REQUEST);
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("ratelimits") || detail.contains("credits"),
+            "{body}: {detail}"
+        );
+        assert!(!detail.contains("enum"), "no Rust in the message: {detail}");
     }
 }
 
@@ -414,7 +420,11 @@ async fn forward_auth_answers_429_with_the_headers_or_403_when_asked() {
     assert!(r.header("retry-after").is_some());
     assert_eq!(r.header("ratelimit-policy"), Some(r#""requests";q=1;w=3600"#));
     let r = app.get("/v1/forward-auth?limited=403").api_key(&key).await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let problem = r.problem(StatusCode::FORBIDDEN);
+    assert_eq!(
+        (problem["type"].as_str(), problem["status"].as_u64()),
+        (Some(RATE_LIMITED), Some(403))
+    );
     assert!(r.header("retry-after").is_some());
     assert!(r.header("ratelimit").unwrap().starts_with(r#""requests";r=0;"#));
 }
@@ -481,4 +491,102 @@ async fn credits_are_never_overspent_across_kill_9() {
     assert_eq!(other, 0);
     assert!(total <= 500, "spent {total} of 500");
     assert!(total >= 500 - 3 * 64, "a kill loses at most one block: {total}");
+}
+
+/// A user's limits are shared by all of their keys: minting more keys buys no more quota.
+/// Only an admin sets them (`PATCH /v1/users/{id}`); the user object shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_users_limits_are_shared_by_all_their_keys() {
+    let app = spawn_app().await;
+    let (ada, ada_token) = app.user("ada").await;
+    let r = app
+        .patch(&format!("/v1/users/{ada}"))
+        .as_(&app.admin)
+        .json(
+            &json!({"ratelimits": [{"name": "user-requests", "limit": 30, "duration": "1h"}],
+                      "credits": {"remaining": 20}}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json()["credits"]["remaining"], 20);
+    assert_eq!(r.json()["ratelimits"][0]["name"], "user-requests");
+    // Not for the user themself.
+    let r = app
+        .patch(&format!("/v1/users/{ada}"))
+        .as_(&ada_token)
+        .json(&json!({"credits": {"add": 100}}))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let first = app.create_key(&ada_token, json!({"name": "one"})).await;
+    let second = app.create_key(&ada_token, json!({"name": "two"})).await;
+    let (one, two) = (first["key"].as_str().unwrap(), second["key"].as_str().unwrap());
+    let (ok_one, _, _) = hammer(&app.http, one, 16, 40).await;
+    let (ok_two, _, _) = hammer(&app.http, two, 16, 40).await;
+    assert_eq!(
+        ok_one + ok_two,
+        20,
+        "{ok_one} + {ok_two}: the user's 20 credits, shared"
+    );
+    let r = app.get("/v1/me").api_key(two).await;
+    assert_eq!(r.problem(StatusCode::TOO_MANY_REQUESTS)["type"], USAGE_EXCEEDED);
+    let shown = app.get_json(&format!("/v1/users/{ada}"), &app.admin).await;
+    assert_eq!(shown["credits"]["remaining"], 0);
+
+    // More credits for the user; the user's rate limit (30 an hour) is shared too, and an
+    // accepted request names it in `RateLimit`.
+    app.patch(&format!("/v1/users/{ada}"))
+        .as_(&app.admin)
+        .json(&json!({"credits": {"add": 1000}}))
+        .await
+        .expect_status(StatusCode::OK);
+    let r = app.get("/v1/me").api_key(one).await.expect_status(StatusCode::OK);
+    assert!(r.header("ratelimit").unwrap().starts_with(r#""user-requests";r="#));
+    let (ok_one, _, _) = hammer(&app.http, one, 16, 40).await;
+    let (ok_two, _, _) = hammer(&app.http, two, 16, 40).await;
+    // 20 and the one above were the first 21 requests of the hour.
+    assert_eq!(1 + ok_one + ok_two, 30 - 20, "the hour's remaining requests");
+
+    // Cleared: unlimited again.
+    app.patch(&format!("/v1/users/{ada}"))
+        .as_(&app.admin)
+        .json(&json!({"ratelimits": null, "credits": null}))
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(hammer(&app.http, one, 8, 50).await, (50, 0, 0));
+}
+
+/// Changing a key's limits or credits never hands out a fresh burst: a limit keeps its
+/// state by name.
+#[tokio::test]
+async fn changing_limits_or_credits_does_not_reset_a_rate_limit() {
+    let app = spawn_app().await;
+    let (ada, ada_token) = app.user("ada").await;
+    let made = app
+        .post(&format!("/v1/users/{ada}/keys"))
+        .as_(&app.admin)
+        .json(
+            &json!({"ratelimits": [{"name": "requests", "limit": 2, "duration": "1h"}], "credits": {"remaining": 100}}),
+        )
+        .await
+        .json();
+    let (id, key) = (made["id"].as_str().unwrap(), made["key"].as_str().unwrap());
+    assert_eq!(hammer(&app.http, key, 1, 3).await, (2, 1, 0));
+    for body in [
+        json!({"credits": {"remaining": 50}}),
+        json!({"ratelimits": [{"name": "requests", "limit": 1, "duration": "1h"}]}),
+        json!({"name": "renamed"}),
+    ] {
+        app.patch(&format!("/v1/keys/{id}"))
+            .as_(&ada_token)
+            .json(&body)
+            .await
+            .expect_status(StatusCode::OK);
+        let r = app.get("/v1/me").api_key(key).await;
+        assert_eq!(
+            r.problem(StatusCode::TOO_MANY_REQUESTS)["type"],
+            RATE_LIMITED,
+            "after {body}"
+        );
+    }
 }

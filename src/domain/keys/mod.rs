@@ -4,6 +4,7 @@
 
 mod import;
 mod operations;
+pub(super) use operations::limits_detail;
 mod verification;
 
 use super::access::Held;

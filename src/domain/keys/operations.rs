@@ -41,7 +41,7 @@ fn create_detail(key: &KeyRecord) -> String {
 
 /// The audit detail of limits given or changed: `ratelimits=requests:100/60s`,
 /// `credits=500 (refill monthly 500)`, `credits+=500`, `credits=unlimited`.
-fn limits_detail(ratelimits: &RateLimits, credits: Option<&CreditsChange>) -> Vec<String> {
+pub(in crate::domain) fn limits_detail(ratelimits: &RateLimits, credits: Option<&CreditsChange>) -> Vec<String> {
     let mut detail = Vec::new();
     if !ratelimits.is_empty() {
         let list: Vec<String> = ratelimits
@@ -108,8 +108,12 @@ impl Keyward {
             .store()
             .find_key(caller.user.id, presenting)
             .await
-            .map_err(|e| e.into_domain("reading the presenting key failed"))?;
-        access::may_make_key_limited(own.as_ref().map(access::Limits::of), access::Limits::of(new))
+            .map_err(|e| e.into_domain("reading the presenting key failed"))?
+            // Revoked since this node's view let it in (another node, a moment ago): it
+            // makes nothing.
+            .filter(|k| !k.disabled)
+            .ok_or(Error::Unauthenticated { presented: true })?;
+        access::may_make_key_limited(Some(access::Limits::of(&own)), access::Limits::of(new))
     }
 
     /// Checks a request for a new key against the caller's rights and the configured
@@ -462,6 +466,9 @@ impl Keyward {
             ..NewKeyRequest::default()
         };
         let (record, secret) = self.prepare_key(caller, Some(old.user_id), request, now)?;
+        // A request made with a key rotates only keys at least as limited as that key: the
+        // successor's secret is as good as a new key.
+        self.require_limited_like_presenting_key(caller, &record).await?;
         // To the millisecond: never shorter than asked.
         let until = now.plus(grace);
         let create = caller

@@ -6,9 +6,7 @@ use super::{FEED_PAGE, RevocationFeed, Verification, VerifyCode};
 use crate::domain::access;
 use crate::domain::caller::Caller;
 use crate::domain::keyward::Keyward;
-use std::sync::Arc;
-
-use crate::domain::limits::{Admitted, KeyLimits};
+use crate::domain::limits::Charges;
 use crate::domain::view::KeyCheck;
 use crate::domain::{Error, KeyDigest, KeyId, Timestamp};
 use crate::model::Sha256Hash;
@@ -54,12 +52,12 @@ impl Keyward {
         };
         let mut limits = None;
         if let (VerifyCode::Valid, KeyCheck::Valid(k)) = (code, &check)
-            && let Some(state) = &k.limits
+            && let Some(charges) = Charges::of((k.key_id, k.limits.clone()), (k.user.id, k.user_limits.clone()))
         {
-            let (charged, report) = match self.admit(k.key_id, state, cost).await {
+            let (charged, report) = match self.admit(charges.clone(), cost).await {
                 Ok(admitted) => (VerifyCode::Valid, admitted),
-                Err(Error::RateLimited { .. }) => (VerifyCode::RateLimited, self.limits_now(state, now)),
-                Err(Error::UsageExceeded { .. }) => (VerifyCode::UsageExceeded, self.limits_now(state, now)),
+                Err(Error::RateLimited { .. }) => (VerifyCode::RateLimited, self.limits_now(charges, now)),
+                Err(Error::UsageExceeded { .. }) => (VerifyCode::UsageExceeded, self.limits_now(charges, now)),
                 Err(other) => return Err(other),
             };
             code = charged;
@@ -81,15 +79,6 @@ impl Keyward {
             username,
             limits,
         })
-    }
-
-    /// Where a key's limits stand, charging nothing.
-    fn limits_now(&self, state: &Arc<KeyLimits>, now: Timestamp) -> Admitted {
-        Admitted {
-            limits: Arc::clone(state),
-            at: now,
-            credits: state.has_credits().then(|| state.credits_left(now)),
-        }
     }
 
     /// Revocations since `since` (the older feed, kept for older clients): revoked keys only.

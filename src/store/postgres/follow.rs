@@ -60,7 +60,7 @@ async fn listen(config: tokio_postgres::Config, hints: mpsc::Sender<()>) {
                             }
                             Some(Ok(_)) => {}
                             Some(Err(e)) => {
-                                log::warn!("the feed listener's connection failed: {e}");
+                                log::warn!("the feed listener's connection failed: {}", super::describe(&e));
                                 return;
                             }
                             None => return,
@@ -119,18 +119,23 @@ impl PgStore {
     pub async fn poll_changes(&self, now: Timestamp) -> Result<Vec<Change>, StoreError> {
         let mut state = self.follow.lock().await;
         let mut changes = Vec::new();
+        // Moved on only once every row up to it is resolved: a read that fails part way
+        // leaves the position where it was, and the next poll reads those rows again.
+        let mut position = state.position;
         loop {
-            let rows = self.changes_after(state.position, PAGE).await?;
+            let rows = self.changes_after(position, PAGE).await?;
             let full = rows.len() as i64 == PAGE;
-            for (position, entity, id, origin) in rows {
-                if origin != self.origin()
-                    && let Some(change) = self.resolve(&entity, &id, now).await?
-                {
+            for (at, entity, id, _origin) in rows {
+                // This node's own writes too: its view already has them, but a row of another
+                // node resolved a moment before one of ours committed (a rename read as
+                // "active" just before our revoke) must not be the last word on the key.
+                if let Some(change) = self.resolve(&entity, &id, now).await? {
                     changes.push(change);
                 }
-                state.position = position;
+                position = at;
             }
             if !full {
+                state.position = position;
                 return Ok(changes);
             }
         }

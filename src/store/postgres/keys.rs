@@ -8,13 +8,13 @@ use super::rows::{
     ACTIVE_KEY_COLUMNS, KEY_COLUMNS, active_key_from_row, count, cursor_seq, digest, effective_states, feed,
     insert_audit, json_list, key_from_row, key_id, key_state, page, user_id,
 };
-use super::writer::FeedRow;
+use super::writer::{FeedRow, prepared};
 use crate::model::{
     ActiveKeyRow, AuditRecord, Credits, FeedEntry, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId,
     credit_block,
 };
-use crate::store::formats::{credit_column, limits_columns};
-use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page, Reservation, StoreError};
+use crate::store::formats::{credit_column, limits_assignments, limits_columns, payer_row};
+use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page, Payer, Reservation, StoreError, StoreErrorKind};
 
 /// Stores a new key (with `numbered`, a missing name becomes `key#N`, N counted in this
 /// transaction: the owner's row is locked first so two creates never get the same N).
@@ -24,16 +24,30 @@ async fn insert_key_row(
     numbered: bool,
 ) -> Result<(KeyRecord, FeedRow), StoreError> {
     let owner = key.user_id.to_string();
-    if numbered && key.name.is_none() {
-        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner])
-            .await?;
-    }
+    // Locks the owner's row (two creates never get the same N) and counts the key.
+    let made: i64 = tx
+        .query_opt(
+            &prepared(
+                tx,
+                "UPDATE users SET keys_made = keys_made + 1 WHERE id = $1 RETURNING keys_made",
+            )
+            .await?,
+            &[&owner],
+        )
+        .await?
+        .ok_or_else(|| StoreError::new(StoreErrorKind::Conflict, "the key's owner does not exist"))?
+        .try_get(0)?;
+    let insert = prepared(
+        tx,
+        "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta, grants, \
+                           ratelimits, credits_remaining, credits_refill, credits_period, sha256) \
+         VALUES ($1, $2, coalesce($3, CASE WHEN $9 THEN 'key#' || $17::BIGINT END), \
+                 $4, $5, $5, $6, $16, $7, $8, $10, $11, $12, $13, $14, $15) RETURNING name",
+    )
+    .await?;
     let row = tx
         .query_one(
-            "INSERT INTO keys (id, user_id, name, hash, created_at, updated_at, expires_at, disabled, scopes, meta, grants, \
-                               ratelimits, credits_remaining, credits_refill, credits_period, sha256) \
-             VALUES ($1, $2, coalesce($3, CASE WHEN $9 THEN 'key#' || ((SELECT count(*) FROM keys WHERE user_id = $2) + 1) END), \
-                     $4, $5, $5, $6, $16, $7, $8, $10, $11, $12, $13, $14, $15) RETURNING name",
+            &insert,
             &[
                 &key.id.to_string(),
                 &owner,
@@ -51,6 +65,7 @@ async fn insert_key_row(
                 &key.credits_period.map(Timestamp::millis),
                 &key.digest.sha256().map(|h| h.as_bytes().to_vec()),
                 &key.disabled,
+                &made,
             ],
         )
         .await?;
@@ -76,7 +91,7 @@ async fn update_key_row(
         ),
         None => (false, None, None),
     };
-    let limits = limits_columns(changes, now);
+    let limits = limits_columns(changes.ratelimits.as_ref(), changes.credits, now);
     let row = tx
         .query_opt(
             &format!(
@@ -86,13 +101,10 @@ async fn update_key_row(
                    expires_at = CASE WHEN $6::BIGINT IS NULL THEN expires_at ELSE least(coalesce(expires_at, $6), $6) END, \
                    scopes = CASE WHEN $7 THEN $8 ELSE scopes END, \
                    grants = CASE WHEN $7 THEN $9 ELSE grants END, \
-                   ratelimits = CASE WHEN $11 THEN $12 ELSE ratelimits END, \
-                   credits_remaining = CASE WHEN $13 THEN $14::BIGINT \
-                     WHEN $15::BIGINT IS NOT NULL THEN credits_remaining + $15 ELSE credits_remaining END, \
-                   credits_refill = CASE WHEN $13 THEN $16 ELSE credits_refill END, \
-                   credits_period = CASE WHEN $13 THEN $17::BIGINT ELSE credits_period END, \
+                   {}, \
                    updated_at = $10 \
-                 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}"
+                 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}",
+                limits_assignments('$', "::BIGINT", 11)
             ),
             &[
                 &id.to_string(),
@@ -540,7 +552,7 @@ impl PgStore {
     /// row is locked first, so nodes reserving at once take their turns on the balance.
     pub async fn reserve_credits(
         &self,
-        id: KeyId,
+        payer: Payer,
         need: u64,
         most: u64,
         now: Timestamp,
@@ -549,40 +561,45 @@ impl PgStore {
             .write(
                 move |tx| {
                     Box::pin(async move {
-                        let id = id.to_string();
+                        let (table, live, id) = payer_row(payer);
                         let row = tx
                             .query_opt(
-                                "SELECT credits_remaining, credits_refill, credits_period FROM keys \
-                                 WHERE id = $1 AND revoked_at IS NULL AND credits_remaining IS NOT NULL FOR UPDATE",
+                                &format!(
+                                    "SELECT credits_remaining, credits_refill, credits_period FROM {table} \
+                                     WHERE id = $1 AND {live} AND credits_remaining IS NOT NULL FOR UPDATE"
+                                ),
                                 &[&id],
                             )
                             .await?;
                         let Some(row) = row else { return Ok((None, Vec::new())) };
                         let remaining: i64 = row.try_get(0)?;
                         let refill: Option<String> = row.try_get(1)?;
-                        let credits = Credits::from_columns(Some(remaining), refill.as_deref());
-                        let mut balance = u64::try_from(remaining).unwrap_or(0);
                         let mut period = row.try_get::<_, Option<i64>>(2)?.map(Timestamp::from_millis);
-                        if let Some(refill) = credits.and_then(|c| c.refill) {
-                            let current = refill.interval.period_start(now);
-                            if period.is_none_or(|p| p < current) {
-                                tx.execute(
-                                    "UPDATE keys SET credits_remaining = $2, credits_period = $3 WHERE id = $1",
-                                    &[&id, &credit_column(refill.amount), &current.millis()],
-                                )
-                                .await?;
-                                balance = refill.amount;
-                                period = Some(current);
-                            }
+                        let mut credits =
+                            Credits::from_columns(Some(remaining), refill.as_deref()).unwrap_or(Credits {
+                                remaining: 0,
+                                refill: None,
+                            });
+                        if credits.refill_due(&mut period, now) {
+                            tx.execute(
+                                &format!(
+                                    "UPDATE {table} SET credits_remaining = $2, credits_period = $3 WHERE id = $1"
+                                ),
+                                &[&id, &credit_column(credits.remaining), &period.map(Timestamp::millis)],
+                            )
+                            .await?;
                         }
+                        let balance = credits.remaining;
                         let granted = credit_block(balance, need, most);
                         let left = if granted == 0 {
                             balance
                         } else {
                             let row = tx
                                 .query_one(
-                                    "UPDATE keys SET credits_remaining = credits_remaining - $2 \
-                                     WHERE id = $1 AND credits_remaining >= $2 RETURNING credits_remaining",
+                                    &format!(
+                                        "UPDATE {table} SET credits_remaining = credits_remaining - $2 \
+                                         WHERE id = $1 AND credits_remaining >= $2 RETURNING credits_remaining"
+                                    ),
                                     &[&id, &credit_column(granted)],
                                 )
                                 .await?;

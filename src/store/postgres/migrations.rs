@@ -21,6 +21,8 @@ const LOCK: i64 = 0x6b65_7977_6172_6401;
 
 pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await?;
+    // "relation already exists, skipping" on every start is not news.
+    tx.batch_execute("SET LOCAL client_min_messages = warning").await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK]).await?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS keyward_schema (version BIGINT NOT NULL)")
         .await?;

@@ -97,13 +97,40 @@ pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "(not a postgres:// url)".into();
     };
-    match rest.rsplit_once('@') {
+    // The query first (a password there may hold an '@'), then the user info before the path.
+    let (main, query) = match rest.split_once('?') {
+        Some((main, query)) => (main, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, path) = match main.rsplit_once('@') {
         Some((credentials, host)) => {
             let user = credentials.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
+            let masked = if credentials.contains(':') { ":***" } else { "" };
+            (format!("{user}{masked}@"), host)
         }
-        None => url.to_owned(),
-    }
+        None => (String::new(), main),
+    };
+    let query = query.map(|query| {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                // A parameter other than a few harmless ones is shown without its value
+                // (`password`, however it is spelt or encoded, included).
+                Some((name, value))
+                    if matches!(
+                        name,
+                        "sslmode" | "connect_timeout" | "application_name" | "target_session_attrs" | "dbname" | "user"
+                    ) =>
+                {
+                    format!("{name}={value}")
+                }
+                Some((name, _)) => format!("{name}=***"),
+                None => pair.to_owned(),
+            })
+            .collect();
+        format!("?{}", pairs.join("&"))
+    });
+    format!("{scheme}://{authority}{path}{}", query.unwrap_or_default())
 }
 
 #[derive(Clone)]
@@ -126,6 +153,16 @@ async fn connect_one(config: &tokio_postgres::Config) -> Result<tokio_postgres::
         }
     });
     Ok(client)
+}
+
+/// The schema version of the database at `url` (0: keyward has never started there),
+/// changing nothing.
+pub async fn schema_version_at(url: &str) -> Result<i64, StoreError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("{}: {e}", redact(url))))?;
+    let client = connect_one(&config).await?;
+    migrations::version(&client).await
 }
 
 /// One connection to `url` with the schema brought up to date: for `keyward migrate`, which
@@ -222,8 +259,9 @@ impl PgStore {
         Err(StoreError::new(
             StoreErrorKind::Other,
             format!(
-                "keyward backup copies a SQLite database; on PostgreSQL use pg_dump, which is consistent while keyward runs: \
-                 pg_dump --format=custom --file=keyward.dump '{}' (restore into an empty database with pg_restore --dbname=<url> keyward.dump)",
+                "keyward backup copies a SQLite database; on PostgreSQL ({}) use pg_dump, which is consistent while keyward runs: \
+                 (umask 077; pg_dump --format=custom --file=keyward.dump \"$KEYWARD__DATABASE__URL\") \
+                 (restore into an empty database with pg_restore --dbname=<url> keyward.dump; the dump holds the master secret)",
                 redact(&self.url())
             ),
         ))
@@ -489,6 +527,20 @@ mod tests {
     #[test]
     fn passwords_never_show() {
         assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=disable&password=secret"),
+            "postgres://u@h/db?sslmode=disable&password=***"
+        );
+        assert_eq!(redact("postgresql://u:p@ss@h/db"), "postgresql://u:***@h/db");
+        assert_eq!(
+            redact("postgres://u@h/db?password=p@ss"),
+            "postgres://u@h/db?password=***"
+        );
+        assert_eq!(
+            redact("postgres://h/db?pass%77ord=s&sslmode=disable"),
+            "postgres://h/db?pass%77ord=***&sslmode=disable"
+        );
         assert!(
             !format!(
                 "{:?}",

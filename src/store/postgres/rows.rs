@@ -43,6 +43,12 @@ pub(super) fn user_from_row(r: &Row) -> Result<UserRecord, StoreError> {
         created_at: Timestamp::from_millis(r.try_get(7)?),
         updated_at: Timestamp::from_millis(r.try_get(8)?),
         deleted: r.try_get::<_, Option<i64>>(9)?.is_some(),
+        ratelimits: RateLimits::from_column(r.try_get::<_, Option<String>>(10)?.as_deref()).unwrap_or_else(|e| {
+            log::error!("a user's rate limits cannot be read ({e}); none are applied until they are repaired");
+            RateLimits::none()
+        }),
+        credits: Credits::from_columns(r.try_get(11)?, r.try_get::<_, Option<String>>(12)?.as_deref()),
+        credits_period: millis(r.try_get(13)?),
     })
 }
 
@@ -164,13 +170,18 @@ pub(super) async fn effective_states(
         .collect()
 }
 
-pub(super) async fn insert_audit(tx: &impl GenericClient, a: &AuditRecord) -> Result<i64, StoreError> {
+pub(super) async fn insert_audit(tx: &Transaction<'_>, a: &AuditRecord) -> Result<i64, StoreError> {
+    let insert = super::writer::prepared(
+        tx,
+        "INSERT INTO audit (at, actor_id, actor, action, target_type, target_id, source_ip, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, json_build_object('detail', $8::TEXT, 'target_name', \
+           CASE $5::TEXT WHEN 'key' THEN (SELECT name FROM keys WHERE id = $6) \
+                         WHEN 'user' THEN (SELECT username FROM users WHERE id = $6) END)::TEXT) RETURNING seq",
+    )
+    .await?;
     let row = tx
         .query_one(
-            "INSERT INTO audit (at, actor_id, actor, action, target_type, target_id, source_ip, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, json_build_object('detail', $8::TEXT, 'target_name', \
-               CASE $5::TEXT WHEN 'key' THEN (SELECT name FROM keys WHERE id = $6) \
-                             WHEN 'user' THEN (SELECT username FROM users WHERE id = $6) END)::TEXT) RETURNING seq",
+            &insert,
             &[
                 &a.at.millis(),
                 &a.actor_id.map(|id| id.to_string()),

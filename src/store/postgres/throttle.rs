@@ -104,7 +104,7 @@ impl PgStore {
             .await?;
         client
             .execute(
-                "DELETE FROM login_failures WHERE last + $2 <= $1",
+                "DELETE FROM login_failures WHERE last <= $1::BIGINT - $2::BIGINT",
                 &[&now.millis(), &millis(rules.forget_after)],
             )
             .await?;

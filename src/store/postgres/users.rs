@@ -6,6 +6,7 @@ use super::rows::{
     user_from_row,
 };
 use crate::model::{AuditRecord, KeyId, Role, Timestamp, UserId, UserRecord};
+use crate::store::formats::{limits_assignments, limits_columns};
 use crate::store::{AfterCommit, Page, StoreError, UserChanges};
 
 impl PgStore {
@@ -126,6 +127,7 @@ impl PgStore {
                             .await?
                             .map(|r| r.try_get(0))
                             .transpose()?;
+                        let limits = limits_columns(changes.ratelimits.as_ref(), changes.credits, now);
                         let row = tx
                             .query_opt(
                                 &format!(
@@ -135,8 +137,10 @@ impl PgStore {
                                        role = coalesce($5, role), \
                                        disabled = coalesce($6, disabled), \
                                        token_epoch = token_epoch + $7, \
+                                       {}, \
                                        updated_at = $8 \
-                                     WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+                                     WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}",
+                                    limits_assignments('$', "::BIGINT", 9)
                                 ),
                                 &[
                                     &id_text,
@@ -147,6 +151,13 @@ impl PgStore {
                                     &changes.disabled,
                                     &i64::from(changes.bump_epoch),
                                     &now.millis(),
+                                    &limits.set_ratelimits,
+                                    &limits.ratelimits,
+                                    &limits.set_credits,
+                                    &limits.remaining,
+                                    &limits.add,
+                                    &limits.refill,
+                                    &limits.period,
                                 ],
                             )
                             .await?;

@@ -12,11 +12,13 @@
 //! takes its positions only after this transaction is visible: positions become visible in
 //! order, and a follower reading "position > last seen" never passes one that commits later.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, Statement, Transaction};
 
 use crate::store::StoreError;
 
@@ -69,15 +71,18 @@ impl Writer {
         batch_sizes: Option<prometheus::Histogram>,
     ) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>(4096);
-        tokio::spawn(run(
-            Connection {
-                client,
-                config,
-                read_only,
-            },
-            rx,
-            origin,
-            batch_sizes,
+        tokio::spawn(PREPARED.scope(
+            RefCell::new(HashMap::new()),
+            run(
+                Connection {
+                    client,
+                    config,
+                    read_only,
+                },
+                rx,
+                origin,
+                batch_sizes,
+            ),
         ));
         Writer { jobs: tx }
     }
@@ -137,6 +142,7 @@ impl Connection {
                     .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
                     .await?;
             }
+            let _ = PREPARED.try_with(|cache| cache.borrow_mut().clear());
             log::info!("the database writer is connected again");
             self.client = client;
         }
@@ -188,6 +194,24 @@ async fn run(
     }
 }
 
+tokio::task_local! {
+    /// The statements the writer's connection has prepared, by their SQL: a hot write
+    /// (a key's insert, its audit line, the feed) is parsed and planned once per connection
+    /// rather than once per write. Emptied when the connection is made again.
+    static PREPARED: RefCell<HashMap<&'static str, Statement>>;
+}
+
+/// `sql` prepared on the writer's connection (once: later calls reuse it). Outside the
+/// writer task, prepared anew each time.
+pub(crate) async fn prepared(tx: &Transaction<'_>, sql: &'static str) -> Result<Statement, StoreError> {
+    if let Ok(Some(statement)) = PREPARED.try_with(|cache| cache.borrow().get(sql).cloned()) {
+        return Ok(statement);
+    }
+    let statement = tx.prepare(sql).await?;
+    let _ = PREPARED.try_with(|cache| cache.borrow_mut().insert(sql, statement.clone()));
+    Ok(statement)
+}
+
 /// Runs the jobs of `batch` in one transaction, each in a savepoint, writes their feed rows
 /// and commits; `ran` receives each job's finish as it runs (whether its SQL succeeded).
 async fn run_batch(
@@ -226,18 +250,18 @@ async fn write_feed(tx: &Transaction<'_>, feed: &[FeedRow], origin: &str) -> Res
     let count = i64::try_from(feed.len()).unwrap_or(i64::MAX);
     let last: i64 = tx
         .query_one(
-            "UPDATE feed_head SET position = position + $1 RETURNING position",
+            &prepared(tx, "UPDATE feed_head SET position = position + $1 RETURNING position").await?,
             &[&count],
         )
         .await?
         .get(0);
     let first = last - count + 1;
-    let insert = tx
-        .prepare(
-            "INSERT INTO changes (position, entity, id, what, at, origin, state, not_after) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .await?;
+    let insert = prepared(
+        tx,
+        "INSERT INTO changes (position, entity, id, what, at, origin, state, not_after) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .await?;
     for (position, row) in (first..).zip(feed) {
         tx.execute(
             &insert,

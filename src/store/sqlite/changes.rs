@@ -172,7 +172,8 @@ impl ChangeWatcher {
         if version == self.data_version {
             return Ok(Vec::new());
         }
-        self.data_version = version;
+        // Both marks move only once the read went through: a failed read is read again.
+        let mut last_seq = self.last_seq;
         let tx = self.conn.unchecked_transaction()?;
         let rows: Vec<(i64, String, String, String)> = tx
             .prepare_cached("SELECT seq, entity, id, origin FROM changes WHERE seq > ?1 ORDER BY seq")?
@@ -180,7 +181,7 @@ impl ChangeWatcher {
             .collect::<Result<_, _>>()?;
         let mut changes = Vec::new();
         for (seq, entity, id, origin) in rows {
-            self.last_seq = seq;
+            last_seq = seq;
             if origin == self.origin {
                 continue;
             }
@@ -216,6 +217,8 @@ impl ChangeWatcher {
             }
         }
         tx.commit()?;
+        self.last_seq = last_seq;
+        self.data_version = version;
         Ok(changes)
     }
 }

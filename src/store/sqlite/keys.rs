@@ -11,8 +11,8 @@ use super::{SqliteStore, StoreError, StoreErrorKind};
 use crate::model::{
     ActiveKeyRow, AuditRecord, Credits, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId, credit_block,
 };
-use crate::store::formats::{credit_column, limits_columns};
-use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page, Reservation};
+use crate::store::formats::{credit_column, limits_assignments, limits_columns, payer_row};
+use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page, Payer, Reservation};
 
 impl SqliteStore {
     pub async fn load_active_keys(
@@ -162,7 +162,7 @@ impl SqliteStore {
 
     pub async fn reserve_credits(
         &self,
-        id: KeyId,
+        payer: Payer,
         need: u64,
         most: u64,
         now: Timestamp,
@@ -170,14 +170,15 @@ impl SqliteStore {
         self.write(
             Vec::new(),
             move |tx| {
+                let (table, live, id) = payer_row(payer);
                 // The writer's transaction holds the database's write lock: what is read here
                 // is what the update below changes.
                 let row = tx
-                    .prepare_cached(
-                        "SELECT credits_remaining, credits_refill, credits_period FROM keys \
-                         WHERE id = ?1 AND revoked_at IS NULL AND credits_remaining IS NOT NULL",
-                    )?
-                    .query_row([id], |r| {
+                    .prepare_cached(&format!(
+                        "SELECT credits_remaining, credits_refill, credits_period FROM {table} \
+                         WHERE id = ?1 AND {live} AND credits_remaining IS NOT NULL"
+                    ))?
+                    .query_row([&id], |r| {
                         Ok((
                             r.get::<_, i64>(0)?,
                             r.get::<_, Option<String>>(1)?,
@@ -188,27 +189,31 @@ impl SqliteStore {
                 let Some((remaining, refill, period)) = row else {
                     return Ok(None);
                 };
-                let credits = Credits::from_columns(Some(remaining), refill.as_deref());
-                let mut balance = u64::try_from(remaining).unwrap_or(0);
                 let mut period = period.map(Timestamp::from_millis);
-                if let Some(refill) = credits.and_then(|c| c.refill) {
-                    let current = refill.interval.period_start(now);
-                    if period.is_none_or(|p| p < current) {
-                        tx.prepare_cached("UPDATE keys SET credits_remaining = ?2, credits_period = ?3 WHERE id = ?1")?
-                            .execute(params![id, credit_column(refill.amount), current.millis()])?;
-                        balance = refill.amount;
-                        period = Some(current);
-                    }
+                let mut credits = Credits::from_columns(Some(remaining), refill.as_deref()).unwrap_or(Credits {
+                    remaining: 0,
+                    refill: None,
+                });
+                if credits.refill_due(&mut period, now) {
+                    tx.prepare_cached(&format!(
+                        "UPDATE {table} SET credits_remaining = ?2, credits_period = ?3 WHERE id = ?1"
+                    ))?
+                    .execute(params![
+                        id,
+                        credit_column(credits.remaining),
+                        period.map(Timestamp::millis)
+                    ])?;
                 }
+                let balance = credits.remaining;
                 let granted = credit_block(balance, need, most);
                 let left = if granted == 0 {
                     balance
                 } else {
                     let left: i64 = tx
-                        .prepare_cached(
-                            "UPDATE keys SET credits_remaining = credits_remaining - ?2 \
-                             WHERE id = ?1 AND credits_remaining >= ?2 RETURNING credits_remaining",
-                        )?
+                        .prepare_cached(&format!(
+                            "UPDATE {table} SET credits_remaining = credits_remaining - ?2 \
+                             WHERE id = ?1 AND credits_remaining >= ?2 RETURNING credits_remaining"
+                        ))?
                         .query_row(params![id, credit_column(granted)], |r| r.get(0))?;
                     u64::try_from(left).unwrap_or(0)
                 };
@@ -415,7 +420,7 @@ fn update_key_row(
         ),
         None => (false, None, None),
     };
-    let limits = limits_columns(changes, now);
+    let limits = limits_columns(changes.ratelimits.as_ref(), changes.credits, now);
     let key = tx
         .prepare_cached(&format!(
             "UPDATE keys SET \
@@ -424,13 +429,10 @@ fn update_key_row(
                expires_at = CASE WHEN ?6 IS NULL THEN expires_at ELSE min(coalesce(expires_at, ?6), ?6) END, \
                scopes = CASE WHEN ?7 THEN ?8 ELSE scopes END, \
                grants = CASE WHEN ?7 THEN ?9 ELSE grants END, \
-               ratelimits = CASE WHEN ?11 THEN ?12 ELSE ratelimits END, \
-               credits_remaining = CASE WHEN ?13 THEN ?14 \
-                 WHEN ?15 IS NOT NULL THEN credits_remaining + ?15 ELSE credits_remaining END, \
-               credits_refill = CASE WHEN ?13 THEN ?16 ELSE credits_refill END, \
-               credits_period = CASE WHEN ?13 THEN ?17 ELSE credits_period END, \
+               {}, \
                updated_at = ?10 \
-             WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}"
+             WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}",
+            limits_assignments('?', "", 11)
         ))?
         .query_row(
             params![

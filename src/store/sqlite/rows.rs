@@ -69,8 +69,8 @@ pub(super) fn page_of<T>(mut items: Vec<T>, total: u64, limit: u32) -> crate::st
     crate::store::Page { items, total, more }
 }
 
-pub(super) const USER_COLUMNS: &str =
-    "id, username, email, password_hash, role, disabled, token_epoch, created_at, updated_at, deleted_at";
+pub(super) const USER_COLUMNS: &str = "id, username, email, password_hash, role, disabled, token_epoch, created_at, updated_at, deleted_at, \
+     ratelimits, credits_remaining, credits_refill, credits_period";
 
 pub(super) fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
     let role: String = r.get(4)?;
@@ -85,6 +85,12 @@ pub(super) fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
         created_at: Timestamp::from_millis(r.get(7)?),
         updated_at: Timestamp::from_millis(r.get(8)?),
         deleted: r.get::<_, Option<i64>>(9)?.is_some(),
+        ratelimits: RateLimits::from_column(r.get::<_, Option<String>>(10)?.as_deref()).unwrap_or_else(|e| {
+            log::error!("a user's rate limits cannot be read ({e}); none are applied until they are repaired");
+            RateLimits::none()
+        }),
+        credits: Credits::from_columns(r.get(11)?, r.get::<_, Option<String>>(12)?.as_deref()),
+        credits_period: r.get::<_, Option<i64>>(13)?.map(Timestamp::from_millis),
     })
 }
 

@@ -6,6 +6,7 @@ use super::changes::KeysOf;
 use super::rows::{USER_COLUMNS, count, cursor_seq, page_of, user_from_row};
 use super::{SqliteStore, StoreError};
 use crate::model::{AuditRecord, FeedState, KeyDigest, KeyId, Role, Timestamp, UserId, UserRecord};
+use crate::store::formats::{limits_assignments, limits_columns};
 use crate::store::{AfterCommit, Page, UserChanges};
 
 impl SqliteStore {
@@ -84,6 +85,7 @@ impl SqliteStore {
                     .prepare_cached("SELECT disabled FROM users WHERE id = ?1 AND deleted_at IS NULL")?
                     .query_row([id], |r| r.get(0))
                     .optional()?;
+                let limits = limits_columns(changes.ratelimits.as_ref(), changes.credits, now);
                 let updated = tx
                     .prepare_cached(&format!(
                         "UPDATE users SET \
@@ -92,8 +94,10 @@ impl SqliteStore {
                            role = coalesce(?5, role), \
                            disabled = coalesce(?6, disabled), \
                            token_epoch = token_epoch + ?7, \
+                           {}, \
                            updated_at = ?8 \
-                         WHERE id = ?1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}"
+                         WHERE id = ?1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}",
+                        limits_assignments('?', "", 9)
                     ))?
                     .query_row(
                         params![
@@ -104,7 +108,14 @@ impl SqliteStore {
                             changes.role.map(Role::as_str),
                             changes.disabled,
                             i64::from(changes.bump_epoch),
-                            now.millis()
+                            now.millis(),
+                            limits.set_ratelimits,
+                            limits.ratelimits,
+                            limits.set_credits,
+                            limits.remaining,
+                            limits.add,
+                            limits.refill,
+                            limits.period,
                         ],
                         user_from_row,
                     )

@@ -12,6 +12,9 @@ CREATE TABLE users (
     role          TEXT    NOT NULL CHECK (role IN ('admin', 'user')),
     disabled      BOOLEAN NOT NULL DEFAULT false,
     token_epoch   BIGINT  NOT NULL DEFAULT 0,
+    -- Keys ever made for this user: what a new unnamed key's `key#N` counts, without
+    -- counting the user's keys on every create (SQLite counts them).
+    keys_made     BIGINT  NOT NULL DEFAULT 0,
     created_at    BIGINT  NOT NULL,
     updated_at    BIGINT  NOT NULL,
     deleted_at    BIGINT

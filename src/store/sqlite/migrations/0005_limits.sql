@@ -1,4 +1,4 @@
--- keyward schema, version 5: per-key rate limits and credits.
+-- keyward schema, version 5: rate limits and credits of keys and of users.
 
 -- Named rate limits, a JSON list of {name, limit, duration (as given), seconds}; NULL: none.
 ALTER TABLE keys ADD COLUMN ratelimits TEXT;
@@ -9,3 +9,9 @@ ALTER TABLE keys ADD COLUMN credits_remaining INTEGER CHECK (credits_remaining >
 ALTER TABLE keys ADD COLUMN credits_refill TEXT;
 -- The start (unix ms, UTC) of the refill period the balance belongs to.
 ALTER TABLE keys ADD COLUMN credits_period INTEGER;
+
+-- The same on a user: shared by all of the user's keys (so more keys buy no more quota).
+ALTER TABLE users ADD COLUMN ratelimits TEXT;
+ALTER TABLE users ADD COLUMN credits_remaining INTEGER CHECK (credits_remaining >= 0);
+ALTER TABLE users ADD COLUMN credits_refill TEXT;
+ALTER TABLE users ADD COLUMN credits_period INTEGER;
