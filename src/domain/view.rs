@@ -721,6 +721,9 @@ mod tests {
             created_at: now,
             updated_at: now,
             password_hash: Arc::from(""),
+            ratelimits: crate::model::RateLimits::none(),
+            credits: None,
+            credits_period: None,
         }
     }
 
