@@ -633,6 +633,13 @@ fn insert_locked(shard: &mut KeyShard, slot: u32, key: ActiveKeyRow, signature_c
     if key.imported {
         *entry.flags.get_mut() |= IMPORTED | SIGNATURE_CHECKED;
     }
+    // The same key read again (another node's change, or this node's own read back from the
+    // feed): what this process knows of it stays, its last use above all.
+    if let Some(old) = shard.keys.get(&Lookup(key.lookup)).filter(|old| old.id == key.id) {
+        let known = old.flags.load(Ordering::Relaxed) & (SIGNATURE_CHECKED | USED);
+        *entry.flags.get_mut() |= known;
+        *entry.last_used.get_mut() = old.last_used.load(Ordering::Relaxed);
+    }
     set_scopes(shard, &mut entry, key.scopes, &key.grants);
     set_limits(shard, &mut entry, &key.ratelimits, key.credits.as_ref(), false);
     let replaced = shard.keys.insert(Lookup(key.lookup), entry);
