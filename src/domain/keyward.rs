@@ -249,21 +249,7 @@ impl Keyward {
     /// The operator under another name in the audit trail (`fixtures`, `import`).
     pub fn operator_named(&self, name: &str) -> Caller {
         let now = self.now();
-        let user = UserRecord {
-            id: UserId::nil(),
-            username: name.into(),
-            email: None,
-            role: Role::Admin,
-            disabled: false,
-            deleted: false,
-            token_epoch: 0,
-            created_at: now,
-            updated_at: now,
-            password_hash: Arc::from(""),
-            ratelimits: crate::model::RateLimits::none(),
-            credits: None,
-            credits_period: None,
-        };
+        let user = UserRecord::new(UserId::nil(), name.into(), None, Role::Admin, Arc::from(""), now);
         Caller {
             user: Arc::new(user),
             via: Via::Password,

@@ -89,21 +89,14 @@ impl Keyward {
         now: Timestamp,
     ) -> Result<UserRecord, Error> {
         let password_hash: Arc<str> = self.passwords().hash(&request.password).await?.into();
-        let record = UserRecord {
+        let record = UserRecord::new(
             id,
-            username: request.username.as_str().to_owned(),
-            email: request.email.map(|e| e.as_str().to_owned()),
-            role: request.role,
-            disabled: false,
-            deleted: false,
-            token_epoch: 0,
-            created_at: now,
-            updated_at: now,
+            request.username.as_str().to_owned(),
+            request.email.map(|e| e.as_str().to_owned()),
+            request.role,
             password_hash,
-            ratelimits: crate::model::RateLimits::none(),
-            credits: None,
-            credits_period: None,
-        };
+            now,
+        );
         self.store_new_user(caller, record, now).await
     }
 
@@ -119,21 +112,14 @@ impl Keyward {
     ) -> Result<UserRecord, Error> {
         let now = self.now();
         access::require_admin(caller)?;
-        let record = UserRecord {
-            id: UserId::generate()?,
-            username: username.as_str().to_owned(),
-            email: email.map(|e| e.as_str().to_owned()),
-            role: Role::User,
-            disabled: false,
-            deleted: false,
-            token_epoch: 0,
-            created_at: now,
-            updated_at: now,
-            password_hash: password_hash.into(),
-            ratelimits: crate::model::RateLimits::none(),
-            credits: None,
-            credits_period: None,
-        };
+        let record = UserRecord::new(
+            UserId::generate()?,
+            username.as_str().to_owned(),
+            email.map(|e| e.as_str().to_owned()),
+            Role::User,
+            password_hash.into(),
+            now,
+        );
         self.store_new_user(caller, record, now).await
     }
 

@@ -717,21 +717,14 @@ mod tests {
 
     fn user() -> UserRecord {
         let now = Timestamp::from_secs(1_800_000_000);
-        UserRecord {
-            id: UserId::from_bytes([7; 12]),
-            username: "ada".into(),
-            email: None,
-            role: crate::model::Role::User,
-            disabled: false,
-            deleted: false,
-            token_epoch: 0,
-            created_at: now,
-            updated_at: now,
-            password_hash: Arc::from(""),
-            ratelimits: crate::model::RateLimits::none(),
-            credits: None,
-            credits_period: None,
-        }
+        UserRecord::new(
+            UserId::from_bytes([7; 12]),
+            "ada".into(),
+            None,
+            crate::model::Role::User,
+            Arc::from(""),
+            now,
+        )
     }
 
     fn imported_row(key: &str, id: u8) -> ActiveKeyRow {

@@ -97,6 +97,32 @@ pub struct UserRecord {
 }
 
 impl UserRecord {
+    /// A user as made at `now`: active, at token epoch 0, without limits of its own.
+    pub fn new(
+        id: UserId,
+        username: String,
+        email: Option<String>,
+        role: Role,
+        password_hash: Arc<str>,
+        now: Timestamp,
+    ) -> UserRecord {
+        UserRecord {
+            id,
+            username,
+            email,
+            role,
+            disabled: false,
+            deleted: false,
+            token_epoch: 0,
+            created_at: now,
+            updated_at: now,
+            password_hash,
+            ratelimits: RateLimits::none(),
+            credits: None,
+            credits_period: None,
+        }
+    }
+
     /// Whether this user may authenticate at all.
     pub fn active(&self) -> bool {
         !self.disabled && !self.deleted
