@@ -34,7 +34,25 @@ pub struct Settings {
     pub log: LogSettings,
     pub metrics: MetricsSettings,
     pub ui: UiSettings,
+    pub usage: UsageSettings,
     pub dev: DevSettings,
+}
+
+/// Keys' hourly usage (`GET /v1/keys/{id}/usage`, the console's chart).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsageSettings {
+    /// How long hourly usage is kept; older hours are deleted.
+    #[serde(with = "finite_duration")]
+    pub retention: Duration,
+}
+
+impl Default for UsageSettings {
+    fn default() -> Self {
+        UsageSettings {
+            retention: Duration::from_secs(90 * 86_400),
+        }
+    }
 }
 
 /// Local development.

@@ -104,6 +104,7 @@ impl Application {
                 eddsa: settings.keys.eddsa,
                 credit_block: settings.keys.credit_block,
                 session_ttl: settings.ui.session_ttl,
+                usage_retention: settings.usage.retention,
                 max_staleness: settings.database.url.as_ref().map(|_| settings.cluster.max_staleness),
             },
             metrics,

@@ -9,7 +9,8 @@ use super::limits::{
     parse_ratelimits, ratelimits_json,
 };
 use crate::domain::{
-    Caller, Error, Expiry, KeyName, KeyPatch, KeyRecord, Meta, MintedKey, NewKeyRequest, Scopes, Timestamp, parse_grace,
+    Caller, Error, Expiry, Granularity, KeyName, KeyPatch, KeyRecord, KeyUsage, Meta, MintedKey, NewKeyRequest,
+    Outcome, Scopes, Timestamp, parse_grace,
 };
 use crate::web::AppState;
 use crate::web::body::{Json, Query};
@@ -24,6 +25,7 @@ pub fn scope(path: &str) -> actix_web::Scope {
         .route("/{key_id}", web::patch().to(update))
         .route("/{key_id}", web::delete().to(revoke))
         .route("/{key_id}/rotate", web::post().to(rotate))
+        .route("/{key_id}/usage", web::get().to(usage))
 }
 
 /// The key object of the native API. Never holds the key itself.
@@ -266,4 +268,94 @@ pub async fn rotate(
     // `…/keys/{id}/rotate` -> the collection `…/keys`.
     let base = req.path().trim_end_matches("/rotate");
     Ok(created(base.rsplit_once('/').map_or(base, |(b, _)| b), &minted))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// RFC 3339; default `to` minus 30 days. Widened to the start of its bucket.
+    from: Option<String>,
+    /// RFC 3339, exclusive; default now. Widened to the end of its bucket.
+    to: Option<String>,
+    /// `hour` (default) or `day` (UTC).
+    granularity: Option<String>,
+}
+
+/// A key's uses and refusals in one hour or day.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UsageBucketJson {
+    /// RFC 3339, the start of the hour or day (UTC).
+    start: String,
+    valid: i64,
+    rate_limited: i64,
+    usage_exceeded: i64,
+    expired: i64,
+    disabled: i64,
+    revoked: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct KeyUsageJson {
+    key_id: String,
+    /// `hour` or `day`.
+    granularity: &'static str,
+    /// Every bucket of the window, oldest first; hours without uses are zeros.
+    buckets: Vec<UsageBucketJson>,
+}
+
+impl From<&KeyUsage> for KeyUsageJson {
+    fn from(u: &KeyUsage) -> Self {
+        KeyUsageJson {
+            key_id: u.key_id.to_string(),
+            granularity: u.granularity.name(),
+            buckets: u
+                .buckets
+                .iter()
+                .map(|(start, c)| UsageBucketJson {
+                    start: start.rfc3339(),
+                    valid: c.get(Outcome::Valid),
+                    rate_limited: c.get(Outcome::RateLimited),
+                    usage_exceeded: c.get(Outcome::UsageExceeded),
+                    expired: c.get(Outcome::Expired),
+                    disabled: c.get(Outcome::Disabled),
+                    revoked: c.get(Outcome::Revoked),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An RFC 3339 time from the query; a `+` of an offset left unescaped arrives as a space.
+fn instant(field: &'static str, text: Option<&str>) -> Result<Option<Timestamp>, Error> {
+    text.map(|t| {
+        Timestamp::parse_rfc3339(&t.replace(' ', "+")).ok_or_else(|| Error::invalid(field, "must be an RFC 3339 time"))
+    })
+    .transpose()
+}
+
+/// `GET /v1/keys/{id}/usage`: the key's successful uses and refusals by reason, per hour or
+/// day (the owner or an admin; a revoked key's too).
+#[utoipa::path(get, path = "/v1/keys/{key_id}/usage", tag = "keys", params(("key_id" = String, Path), UsageQuery),
+    responses((status = 200, body = KeyUsageJson), (status = 400, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem)))]
+pub async fn usage(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    Owner(owner): Owner,
+    query: Query<UsageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let granularity = match query.granularity.as_deref() {
+        None => Granularity::Hour,
+        Some(text) => {
+            Granularity::parse(text).ok_or_else(|| Error::invalid("granularity", "must be `hour` or `day`"))?
+        }
+    };
+    let from = instant("from", query.from.as_deref())?;
+    let to = instant("to", query.to.as_deref())?;
+    let usage = state
+        .keyward
+        .key_usage(&caller, owner, key_id(&req), from, to, granularity)
+        .await?;
+    Ok(HttpResponse::Ok().json(KeyUsageJson::from(&usage)))
 }

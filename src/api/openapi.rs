@@ -27,6 +27,9 @@ fn revoke_for_user() {}
 #[utoipa::path(post, path = "/v1/users/{user_id}/keys/{key_id}/rotate", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::RotateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn rotate_for_user() {}
+#[utoipa::path(get, path = "/v1/users/{user_id}/keys/{key_id}/usage", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path), keys::UsageQuery), responses((status = 200, body = keys::KeyUsageJson), (status = 400, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem)))]
+#[allow(dead_code)]
+fn usage_for_user() {}
 
 struct Credentials;
 
@@ -145,6 +148,7 @@ impl utoipa::Modify for Problems {
         create_for_user, list_for_user, get_for_user, rename_for_user, revoke_for_user,
         users::create, users::list, users::get, users::update, users::delete, audit::audit,
         services::verify, services::forward_auth, services::revocations, keys::rotate, rotate_for_user,
+        keys::usage, usage_for_user,
         health::healthz, health::readyz, crate::web::metrics::metrics, super::jwks,
     ),
     modifiers(&Credentials, &Problems),

@@ -53,21 +53,48 @@ impl Keyward {
         }
     }
 
-    /// Writes the key uses seen since the last call.
+    /// Writes the key uses seen since the last call: last-use times and hourly counts.
     ///
-    /// In chunks of [`USAGE_CHUNK`], each its own write: ten thousand keys in use would
-    /// otherwise hold the writer (and, on a small box, the CPU) for tens of milliseconds at
-    /// once, which shows as a latency spike for everyone; chunks let other writes in between.
+    /// In chunks of [`USAGE_CHUNK`] of each, each its own write: ten thousand keys in use
+    /// would otherwise hold the writer (and, on a small box, the CPU) for tens of
+    /// milliseconds at once, which shows as a latency spike for everyone; chunks let other
+    /// writes in between.
     pub async fn flush_usage(&self) -> Result<(), Error> {
-        let mut uses = self.view().take_usage();
+        let (mut uses, mut buckets) = self.view().take_usage();
         uses.sort_unstable_by_key(|(id, _)| *id);
-        for chunk in uses.chunks(USAGE_CHUNK) {
-            self.store()
-                .record_key_usage(chunk.to_vec())
-                .await
-                .map_err(|e| e.into_domain("recording key use failed"))?;
+        buckets.sort_unstable_by_key(|b| (b.key_id, b.start));
+        let (mut uses, mut buckets) = (uses.as_slice(), buckets.as_slice());
+        while !uses.is_empty() || !buckets.is_empty() {
+            let (these_uses, more_uses) = uses.split_at(uses.len().min(USAGE_CHUNK));
+            let (these_buckets, more_buckets) = buckets.split_at(buckets.len().min(USAGE_CHUNK));
+            (uses, buckets) = (more_uses, more_buckets);
+            let written = self
+                .store()
+                .record_key_usage(these_uses.to_vec(), these_buckets.to_vec())
+                .await;
+            if let Err(e) = written {
+                // Counts not written go back, for the next flush; a last-use time is
+                // queued again by the key's next use.
+                self.view().put_back_usage(these_buckets.iter().chain(buckets));
+                return Err(e.into_domain("recording key use failed"));
+            }
             tokio::time::sleep(USAGE_PAUSE).await;
         }
+        self.sweep_old_usage().await
+    }
+
+    /// Deletes usage buckets past `usage.retention`, at most once an hour (of the domain's
+    /// clock).
+    async fn sweep_old_usage(&self) -> Result<(), Error> {
+        let now = self.now();
+        if !self.usage_sweep_due(now) {
+            return Ok(());
+        }
+        let before = now.minus(self.config().usage_retention);
+        self.store()
+            .sweep_usage(before)
+            .await
+            .map_err(|e| e.into_domain("deleting old key usage failed"))?;
         Ok(())
     }
 }

@@ -21,6 +21,7 @@ use super::throttle::AccountKey;
 pub use super::throttle::{ACCOUNT_FREE_FAILURES, ACCOUNT_SPACING, FREE_FAILURES, MAX_BLOCK, MAX_TRACKED};
 use super::view::{Bearer, KeyCheck};
 use super::{AuditRecord, Error, Secret, Timestamp};
+use crate::model::Outcome;
 
 /// A credential as presented, not yet checked. Keys and tokens borrow the header they came
 /// in (the hot path copies nothing); a Basic pair is decoded, so it is owned.
@@ -250,18 +251,22 @@ impl Keyward {
                     self.count_verification(&check, started);
                     self.key_authentication(check, now)
                 }
-                Bearer::AccessToken(user) => Authentication::Done(
-                    user.map(|user| Caller {
-                        user,
-                        via: Via::AccessToken,
-                        source: None,
-                    })
-                    .ok_or_else(refused),
-                ),
+                Bearer::AccessToken(Some(user)) => Authentication::Done(Ok(Caller {
+                    user,
+                    via: Via::AccessToken,
+                    source: None,
+                })),
+                Bearer::AccessToken(None) => {
+                    self.count_revoked_use(token, now);
+                    Authentication::Done(Err(refused()))
+                }
             },
             Credential::RawKey(token) | Credential::ApiKeyHeader(token) => {
                 let check = self.view().check_key(token, now, self.signer());
                 self.count_verification(&check, started);
+                if matches!(check, KeyCheck::NotFound) {
+                    self.count_revoked_use(token, now);
+                }
                 self.key_authentication(check, now)
             }
             Credential::Basic { username, password } => {
@@ -274,6 +279,15 @@ impl Keyward {
                     }
                 }
             }
+        }
+    }
+
+    /// Counts, in the key's usage, a use of a key that is one of ours (signed by this server
+    /// and not expired) but no longer held: revoked, or gone with its user. Only on the way
+    /// to a 401, where a forged token costs one signature check.
+    pub(super) fn count_revoked_use(&self, token: &str, now: Timestamp) {
+        if let Some(id) = self.signer().minted_key_id(token) {
+            self.view().record_outcome(id, now, Outcome::Revoked);
         }
     }
 

@@ -33,6 +33,8 @@ pub struct DomainConfig {
     pub credit_block: u64,
     /// How long a web console session lasts after sign-in.
     pub session_ttl: Duration,
+    /// How long keys' hourly usage is kept (`usage.retention`).
+    pub usage_retention: Duration,
     /// Several nodes (PostgreSQL): past this since the last successful read of the change
     /// feed, credentials are refused (503) rather than checked against a view that may have
     /// missed a revocation. `None` on SQLite, where there is no one to miss.
@@ -57,6 +59,8 @@ struct Inner {
     /// One read-and-apply of the change feed at a time: an older read applied after a newer
     /// one would put back what the newer one removed.
     following: tokio::sync::Mutex<()>,
+    /// When (domain clock, ms) old usage buckets were last swept.
+    usage_swept_at: std::sync::atomic::AtomicI64,
 }
 
 /// The domain: cheap to clone, shared by every handler and protocol.
@@ -145,6 +149,7 @@ impl Keyward {
             fresh_until: std::sync::atomic::AtomicI64::new(fresh_until),
             started,
             following: tokio::sync::Mutex::new(()),
+            usage_swept_at: std::sync::atomic::AtomicI64::new(i64::MIN),
             metrics,
             clock,
         })))
@@ -223,6 +228,19 @@ impl Keyward {
 
     pub(crate) fn config(&self) -> &DomainConfig {
         &self.0.config
+    }
+
+    /// Whether an hour has passed since old usage was last swept; if so, the sweep is this
+    /// caller's.
+    pub(crate) fn usage_sweep_due(&self, now: Timestamp) -> bool {
+        use std::sync::atomic::Ordering;
+        let last = self.0.usage_swept_at.load(Ordering::Relaxed);
+        now.millis().saturating_sub(last) >= crate::model::HOUR_MS
+            && self
+                .0
+                .usage_swept_at
+                .compare_exchange(last, now.millis(), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// How many keys can authenticate right now (the size of the in-memory view).

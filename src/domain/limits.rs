@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use super::keyward::Keyward;
 use super::{Error, KeyId, Timestamp, UserId, expiry};
-use crate::model::{Credits, GivenDuration, RateLimit, RateLimits, Refill};
+use crate::model::{Credits, GivenDuration, Outcome, RateLimit, RateLimits, Refill};
 use crate::store::Payer;
 
 /// A rate limit from the API: `duration` a string of the duration grammar or a number of
@@ -395,8 +395,10 @@ impl RefusedLimit {
 
 /// Who pays for a request: the key's own limits, its user's (shared by all their keys), or
 /// both. Both must admit it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Charges {
+    /// The key the request was made with (whoever pays): its uses are counted.
+    used: KeyId,
     key: Option<(KeyId, Arc<KeyLimits>)>,
     user: Option<(UserId, Arc<KeyLimits>)>,
 }
@@ -405,6 +407,7 @@ impl Charges {
     /// `None` when neither the key nor its user has limits: the request pays nothing.
     pub fn of(key: (KeyId, Option<Arc<KeyLimits>>), user: (UserId, Option<Arc<KeyLimits>>)) -> Option<Charges> {
         let charges = Charges {
+            used: key.0,
             key: key.1.map(|l| (key.0, l)),
             user: user.1.map(|l| (user.0, l)),
         };
@@ -498,6 +501,7 @@ impl Keyward {
                     prior.give_back();
                 }
                 self.metrics().count_refusal(Refusal::RateLimited as usize);
+                self.view().record_outcome(charges.used, now, Outcome::RateLimited);
                 return Err(Error::RateLimited {
                     limit,
                     retry_after: Duration::from_secs(wait),
@@ -529,9 +533,11 @@ impl Keyward {
             Some(Err((paid, retry_after))) => {
                 charges.undo(paid, cost);
                 self.metrics().count_refusal(Refusal::UsageExceeded as usize);
+                self.view().record_outcome(charges.used, now, Outcome::UsageExceeded);
                 return Err(Error::UsageExceeded { retry_after });
             }
         }
+        self.view().record_outcome(charges.used, now, Outcome::Valid);
         Ok(Admission::Admitted(Admitted {
             credits: charges.credits_left(now),
             charges,
@@ -554,10 +560,15 @@ impl Keyward {
         for (i, (payer, limits)) in payers.iter().enumerate().skip(paid) {
             if let Err(refused) = self.reserve_and_spend(*payer, limits, cost).await {
                 charges.undo(i, cost);
+                // A database that fails to answer refused nothing: not counted.
+                if matches!(refused, Error::UsageExceeded { .. }) {
+                    self.view().record_outcome(charges.used, at, Outcome::UsageExceeded);
+                }
                 return Err(refused);
             }
         }
         drop(payers);
+        self.view().record_outcome(charges.used, at, Outcome::Valid);
         Ok(Admitted {
             credits: charges.credits_left(self.now()),
             charges,

@@ -26,12 +26,14 @@ mod secret;
 pub mod sessions;
 mod throttle;
 mod tokens;
+mod usage;
 mod users;
 mod view;
 
 pub use crate::model::{
     AuditLine, AuditRecord, Email, FeedEntry, FeedState, HashEncoding, KeyDigest, KeyId, KeyName, KeyRecord,
-    LiteralKey, Meta, ModelError, Role, Scopes, Sha256Hash, Timestamp, UserId, UserRecord, Username, hex,
+    LiteralKey, Meta, ModelError, Outcome, Role, Scopes, Sha256Hash, Timestamp, UsageCounts, UserId, UserRecord,
+    Username, hex,
 };
 pub use access::{PRIVILEGED_SCOPES, is_privileged};
 pub use caller::{Caller, Via};
@@ -39,8 +41,8 @@ pub use clock::{Clock, TestClock};
 pub use error::Error;
 pub use expiry::{EXPIRES_ACCEPTS, Expiry, Lifetime, byte_size_text, duration_text, parse_byte_size, parse_grace};
 pub use keys::{
-    CreditsChange, ImportKeyRequest, KeyOwner, KeyPage, KeyPatch, MAX_IMPORT, MintedKey, NewKeyRequest, RevocationFeed,
-    Verification, VerifyCode,
+    CreditsChange, Granularity, ImportKeyRequest, KeyOwner, KeyPage, KeyPatch, KeyUsage, MAX_IMPORT, MintedKey,
+    NewKeyRequest, RevocationFeed, Verification, VerifyCode,
 };
 pub use keyward::{DomainConfig, Keyward};
 pub use passwords::Password;

@@ -221,10 +221,19 @@ impl TokenSigner {
 
     /// Whether `token` is an API key this signer made for exactly this key id and user.
     pub fn key_signature_valid(&self, token: &str, id: KeyId, user: UserId) -> bool {
-        let Some(kid) = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid) else {
-            return false;
-        };
-        let claims = match self.keys.iter().find(|k| k.kid == kid) {
+        self.key_claims(token)
+            .is_some_and(|c| KeyId::parse(&c.jti) == Some(id) && UserId::parse(&c.sub) == Some(user))
+    }
+
+    /// The id of the key `token` is, if this signer made it and it has not expired (whether
+    /// the key still exists is not its business).
+    pub fn minted_key_id(&self, token: &str) -> Option<KeyId> {
+        self.key_claims(token).and_then(|c| KeyId::parse(&c.jti))
+    }
+
+    fn key_claims(&self, token: &str) -> Option<KeyClaims> {
+        let kid = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid)?;
+        match self.keys.iter().find(|k| k.kid == kid) {
             Some(k) => k.verify::<KeyClaims>(token),
             None => self
                 .learned
@@ -232,8 +241,7 @@ impl TokenSigner {
                 .iter()
                 .find(|k| k.kid == kid)
                 .and_then(|k| k.verify::<KeyClaims>(token)),
-        };
-        claims.is_some_and(|c| KeyId::parse(&c.jti) == Some(id) && UserId::parse(&c.sub) == Some(user))
+        }
     }
 
     /// Learns the Ed25519 signing keys in `all` that it does not know yet: keys signed with

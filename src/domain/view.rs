@@ -22,7 +22,11 @@ use parking_lot::{Mutex, RwLock};
 
 use super::limits::KeyLimits;
 use super::tokens::TokenSigner;
-use crate::model::{ActiveKeyRow, Credits, KeyId, KeyRecord, RateLimits, Sha256Hash, Timestamp, UserId, UserRecord};
+use super::usage::{HourCounter, Outcomes, hour_index};
+use crate::model::{
+    ActiveKeyRow, Credits, KeyDigest, KeyId, KeyRecord, Outcome, RateLimits, Sha256Hash, Timestamp, UsageBucket,
+    UsageCounts, UserId, UserRecord,
+};
 
 /// Longest token the hot path will hash; keyward's keys are about 250 bytes.
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -86,7 +90,7 @@ impl Lookup {
     }
 }
 
-/// 32 bytes a key: a million keys fit in well under 200 MB.
+/// 40 bytes a key: a million keys fit in well under 200 MB.
 struct KeyEntry {
     id: KeyId,
     /// Index into `Users::list`.
@@ -94,8 +98,10 @@ struct KeyEntry {
     /// Unix ms; `i64::MAX` for never.
     expires_at: i64,
     flags: AtomicU8,
-    /// Unix seconds of the last use seen, so a use is queued at most once a second.
+    /// Unix seconds of the last use seen.
     last_used: AtomicU32,
+    /// Valid uses of a key without limits, in the current hour, not yet written.
+    uses: HourCounter,
 }
 
 #[derive(Default)]
@@ -174,6 +180,8 @@ pub struct KeyView {
     /// Keys used since their last use was written, per shard, with the time of the use
     /// that queued them.
     usage: Box<[Padded<Mutex<Vec<QueuedUse>>>]>,
+    /// Uses counted outside the entries: refusals, limited keys' uses, closed hours.
+    outcomes: Outcomes,
     /// How many imported keys the view holds: while none, a credential that misses is not
     /// hashed a second time (the one check a store without imported keys pays).
     imported: Padded<AtomicUsize>,
@@ -188,6 +196,7 @@ impl Default for KeyView {
             users_generation: Padded::default(),
             tokens: RwLock::default(),
             usage: (0..SHARDS).map(|_| Padded::default()).collect(),
+            outcomes: Outcomes::default(),
             imported: Padded::default(),
         }
     }
@@ -328,20 +337,30 @@ impl KeyView {
             entry.flags.fetch_or(SIGNATURE_CHECKED, Ordering::AcqRel);
         }
         if now.millis() >= entry.expires_at {
+            self.record_outcome(entry.id, now, Outcome::Expired);
             return KeyCheck::Expired;
         }
         if flags & DISABLED != 0 || !user.active() {
+            self.record_outcome(entry.id, now, Outcome::Disabled);
             return KeyCheck::Disabled;
         }
         let secs = u32::try_from(now.secs()).unwrap_or(u32::MAX);
         // Read before writing: most uses fall in a second already recorded, and a load
-        // leaves the entry's cache line clean. The key is queued for the database once until
-        // its use is written, however often it is used meanwhile.
-        if entry.last_used.load(Ordering::Relaxed) != secs
-            && entry.last_used.swap(secs, Ordering::Relaxed) != secs
-            && flags & USED == 0
-            && entry.flags.fetch_or(USED, Ordering::AcqRel) & USED == 0
+        // leaves the entry's cache line clean.
+        if entry.last_used.load(Ordering::Relaxed) != secs {
+            entry.last_used.store(secs, Ordering::Relaxed);
+        }
+        // A use of a key without limits is counted here; a limited key's once the domain
+        // has decided on its limits.
+        if flags & LIMITED == 0
+            && !user.limited()
+            && let Some((hour, n)) = entry.uses.count(hour_index(now))
         {
+            self.outcomes.record(entry.id, hour, Outcome::Valid, n);
+        }
+        // The key is queued for the database once until its use is written, however often
+        // it is used meanwhile.
+        if flags & USED == 0 && entry.flags.fetch_or(USED, Ordering::AcqRel) & USED == 0 {
             self.usage[lookup.shard()].0.lock().push((lookup, entry.id, now));
         }
         let user_limits = if user.limited() {
@@ -484,6 +503,9 @@ impl KeyView {
                 shard.scopes.remove(&entry.id);
                 shard.limits.remove(&entry.id);
                 drop(shard);
+                if let Some((hour, n)) = entry.uses.take() {
+                    self.outcomes.record(entry.id, hour, Outcome::Valid, n);
+                }
                 if *entry.flags.get_mut() & IMPORTED != 0 {
                     self.count_imported(-1);
                 }
@@ -604,8 +626,9 @@ impl KeyView {
     }
 
     /// Takes the uses recorded since the last call: each key used since, with the second of
-    /// its last use (uses after this call queue the key again).
-    pub fn take_usage(&self) -> Vec<(KeyId, Timestamp)> {
+    /// its last use (uses after this call queue the key again), and the uses counted by
+    /// hour and outcome.
+    pub fn take_usage(&self) -> (Vec<(KeyId, Timestamp)>, Vec<UsageBucket>) {
         let mut uses = Vec::new();
         for (queue, shard) in self.usage.iter().zip(self.shards.iter()) {
             let queued = std::mem::take(&mut *queue.0.lock());
@@ -613,16 +636,53 @@ impl KeyView {
             for (lookup, id, queued_at) in queued {
                 match shard.keys.get(&lookup) {
                     Some(entry) => {
+                        // Unmarked before the count is taken: a use in between queues the
+                        // key again, and at worst the next flush finds nothing to add.
                         entry.flags.fetch_and(!USED, Ordering::AcqRel);
+                        if let Some((hour, n)) = entry.uses.take() {
+                            self.outcomes.record(id, hour, Outcome::Valid, n);
+                        }
                         let secs = entry.last_used.load(Ordering::Relaxed);
                         uses.push((id, Timestamp::from_secs(i64::from(secs)).max(queued_at)));
                     }
-                    // Revoked since: the use that queued it is the last one known.
+                    // Revoked since (its count went to `outcomes` then): the use that queued
+                    // it is the last one known.
                     None => uses.push((id, queued_at)),
                 }
             }
         }
-        uses
+        (uses, self.outcomes.take())
+    }
+
+    /// Puts back counts taken by [`Self::take_usage`] that could not be written.
+    pub fn put_back_usage<'a>(&self, buckets: impl Iterator<Item = &'a UsageBucket>) {
+        for bucket in buckets {
+            self.outcomes.put_back(bucket);
+        }
+    }
+
+    /// Counts a use of key `id` at `now` that ended in `outcome`.
+    pub fn record_outcome(&self, id: KeyId, now: Timestamp, outcome: Outcome) {
+        self.outcomes.record(id, hour_index(now), outcome, 1);
+    }
+
+    /// The uses of key `id` (held under `digest` while live) counted in memory and not yet
+    /// written: (hour, counts).
+    pub fn pending_usage(&self, id: KeyId, digest: Option<&KeyDigest>) -> Vec<(u32, UsageCounts)> {
+        let mut pending = self.outcomes.pending(id);
+        let counted = digest.and_then(|digest| {
+            let lookup = Lookup(digest.lookup());
+            let shard = self.shard(&lookup).read();
+            shard
+                .keys
+                .get(&lookup)
+                .filter(|e| e.id == id)
+                .and_then(|e| e.uses.peek())
+        });
+        if let Some((hour, n)) = counted {
+            pending.push((hour, UsageCounts::one(Outcome::Valid, i64::from(n))));
+        }
+        pending
     }
 }
 
@@ -639,6 +699,7 @@ fn insert_locked(shard: &mut KeyShard, slot: u32, key: ActiveKeyRow, signature_c
         let known = old.flags.load(Ordering::Relaxed) & (SIGNATURE_CHECKED | USED);
         *entry.flags.get_mut() |= known;
         *entry.last_used.get_mut() = old.last_used.load(Ordering::Relaxed);
+        entry.uses.carry(&old.uses);
     }
     set_scopes(shard, &mut entry, key.scopes, &key.grants);
     set_limits(shard, &mut entry, &key.ratelimits, key.credits.as_ref(), false);
@@ -701,6 +762,7 @@ fn entry(id: KeyId, user: u32, expires_at: Option<Timestamp>, disabled: bool, si
         expires_at: expires_at.map_or(i64::MAX, Timestamp::millis),
         flags: AtomicU8::new(flags),
         last_used: AtomicU32::new(0),
+        uses: HourCounter::default(),
     }
 }
 

@@ -17,6 +17,7 @@ mod sessions;
 mod signing;
 mod throttle;
 mod time;
+mod usage;
 mod users;
 
 pub use audit::{AuditLine, AuditRecord};
@@ -33,4 +34,5 @@ pub use sessions::SessionRecord;
 pub use signing::SigningKey;
 pub use throttle::{ThrottleCheck, ThrottleRules};
 pub use time::Timestamp;
+pub use usage::{HOUR_MS, Outcome, UsageBucket, UsageCounts, hour_of};
 pub use users::{Email, Role, UserRecord, Username};

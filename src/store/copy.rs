@@ -85,6 +85,20 @@ const TABLES: &[Table] = &[
         order: "seq",
     },
     Table {
+        name: "key_usage",
+        columns: &[
+            ("key_id", Kind::Text),
+            ("start", Kind::Int),
+            ("valid", Kind::Int),
+            ("rate_limited", Kind::Int),
+            ("usage_exceeded", Kind::Int),
+            ("expired", Kind::Int),
+            ("disabled", Kind::Int),
+            ("revoked", Kind::Int),
+        ],
+        order: "key_id, start",
+    },
+    Table {
         name: "fixtures",
         columns: &[("kind", Kind::Text), ("id", Kind::Text)],
         order: "kind, id",

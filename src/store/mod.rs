@@ -27,7 +27,7 @@ use std::path::Path;
 
 use crate::model::{
     ActiveKeyRow, AuditLine, AuditRecord, Credits, FeedEntry, FixtureItem, KeyDigest, KeyId, KeyRecord, RateLimits,
-    Role, SessionRecord, SigningKey, ThrottleCheck, ThrottleRules, Timestamp, UserId, UserRecord,
+    Role, SessionRecord, SigningKey, ThrottleCheck, ThrottleRules, Timestamp, UsageBucket, UserId, UserRecord,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -405,8 +405,20 @@ operations! {
     /// (or user) that is revoked (deleted), gone or unlimited.
     fn reserve_credits(&self, payer: Payer, need: u64, most: u64, now: Timestamp) -> Option<Reservation>;
 
-    /// Writes a batch of "key used at" times; a time never moves backwards.
-    fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>) -> ();
+    /// Writes a batch of "key used at" times (a time never moves backwards) and adds a
+    /// batch of counts to the keys' hourly usage buckets, in one transaction.
+    fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>, buckets: Vec<UsageBucket>) -> ();
+
+    /// The hourly usage buckets of key `id` that start in `[from, to)`, oldest first (hours
+    /// with no use have no bucket).
+    fn key_usage(&self, id: KeyId, from: Timestamp, to: Timestamp) -> Vec<UsageBucket>;
+
+    /// Every key's valid uses in the buckets that start at `since` or later (keys with
+    /// none are left out).
+    fn valid_uses_since(&self, since: Timestamp) -> Vec<(KeyId, i64)>;
+
+    /// Deletes the usage buckets that start before `before`; how many.
+    fn sweep_usage(&self, before: Timestamp) -> u64;
 
     /// One live (not revoked) key of `owner`.
     fn find_key(&self, owner: UserId, id: KeyId) -> Option<KeyRecord>;

@@ -40,4 +40,5 @@ mod shutdown;
 mod tls;
 mod token_matrix;
 mod uniqueness;
+mod usage;
 mod users;

@@ -28,6 +28,7 @@ const CORE: &[&str] = &[
     "hygiene::",
     "operations::",
     "openapi::",
+    "usage::",
     "limits::a_read_only_database_serves_reads_and_refuses_writes",
 ];
 

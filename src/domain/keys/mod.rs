@@ -5,6 +5,7 @@
 mod import;
 mod operations;
 pub(super) use operations::limits_detail;
+mod usage;
 mod verification;
 
 use super::access::Held;
@@ -12,6 +13,7 @@ use super::{Expiry, FeedEntry, KeyId, KeyName, KeyRecord, Meta, Scopes, Secret};
 use crate::model::{Credits, RateLimits};
 pub use crate::store::CreditsChange;
 pub use import::{ImportKeyRequest, KeyOwner, MAX_IMPORT};
+pub use usage::{Granularity, KeyUsage};
 
 #[derive(Default)]
 pub struct NewKeyRequest {

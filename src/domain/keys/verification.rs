@@ -9,7 +9,7 @@ use crate::domain::keyward::Keyward;
 use crate::domain::limits::Charges;
 use crate::domain::view::KeyCheck;
 use crate::domain::{Error, KeyDigest, KeyId, Timestamp};
-use crate::model::Sha256Hash;
+use crate::model::{Outcome, Sha256Hash};
 
 impl Keyward {
     /// `POST /v1/verify`: what keyward says of a presented key, for a service checking its
@@ -50,6 +50,9 @@ impl Keyward {
             (KeyCheck::NotFound, Some((key, false))) if key.expires_at.is_some_and(|t| t <= now) => VerifyCode::Expired,
             (KeyCheck::NotFound, _) => VerifyCode::NotFound,
         };
+        if let (VerifyCode::Revoked, Some((key, _))) = (code, &on_file) {
+            self.view().record_outcome(key.id, now, Outcome::Revoked);
+        }
         let mut limits = None;
         if let (VerifyCode::Valid, KeyCheck::Valid(k)) = (code, &check)
             && let Some(charges) = Charges::of((k.key_id, k.limits.clone()), (k.user.id, k.user_limits.clone()))

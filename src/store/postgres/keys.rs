@@ -612,25 +612,4 @@ impl PgStore {
             )
             .await
     }
-
-    pub async fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>) -> Result<(), StoreError> {
-        self.writer
-            .write(
-                move |tx| {
-                    Box::pin(async move {
-                        let ids: Vec<String> = uses.iter().map(|(id, _)| id.to_string()).collect();
-                        let times: Vec<i64> = uses.iter().map(|(_, at)| at.millis()).collect();
-                        tx.execute(
-                            "UPDATE keys SET last_used_at = greatest(coalesce(last_used_at, 0), u.at) \
-                             FROM unnest($1::TEXT[], $2::BIGINT[]) AS u(id, at) WHERE keys.id = u.id",
-                            &[&ids, &times],
-                        )
-                        .await?;
-                        Ok(((), Vec::new()))
-                    })
-                },
-                |_| {},
-            )
-            .await
-    }
 }

@@ -13,6 +13,7 @@ mod rows;
 mod sessions;
 mod settings;
 mod throttle;
+mod usage;
 mod users;
 mod writer;
 

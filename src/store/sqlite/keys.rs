@@ -224,23 +224,6 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn record_key_usage(&self, uses: Vec<(KeyId, Timestamp)>) -> Result<(), StoreError> {
-        self.write(
-            Vec::new(),
-            move |tx| {
-                let mut stmt = tx.prepare_cached(
-                    "UPDATE keys SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE id = ?1",
-                )?;
-                for (id, at) in &uses {
-                    stmt.execute(params![id, at.millis()])?;
-                }
-                Ok(())
-            },
-            |()| {},
-        )
-        .await
-    }
-
     pub async fn find_key(&self, owner: UserId, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
         self.read(move |c| {
             c.prepare_cached(&format!(

@@ -17,6 +17,7 @@ mod migrations;
 mod rows;
 mod sessions;
 mod settings;
+mod usage;
 mod users;
 mod writer;
 
@@ -108,6 +109,7 @@ macro_rules! always_changed {
 always_changed!(
     (),
     i64,
+    u64,
     String,
     crate::model::KeyRecord,
     Vec<crate::model::KeyRecord>,
