@@ -16,8 +16,9 @@ use super::{
     StoreOptions, UserChanges,
 };
 use crate::model::{
-    AuditRecord, Credits, FeedState, FixtureItem, GivenDuration, KeyDigest, KeyId, KeyRecord, RateLimit, RateLimits,
-    Refill, RefillInterval, Role, SessionRecord, Sha256Hash, SigningKey, Timestamp, UserId, UserRecord,
+    AuditRecord, Credits, FeedState, FixtureItem, GivenDuration, HOUR_MS, KeyDigest, KeyId, KeyRecord, Outcome,
+    RateLimit, RateLimits, Refill, RefillInterval, Role, SessionRecord, Sha256Hash, SigningKey, Timestamp, UsageBucket,
+    UsageCounts, UserId, UserRecord,
 };
 
 type Checked = Result<(), Box<dyn std::error::Error>>;
@@ -108,6 +109,7 @@ macro_rules! suite {
             active_keys_are_the_live_unexpired_ones,
             rotation_shortens_the_old_key_and_stores_the_new_one_together,
             key_uses_never_move_backwards,
+            usage_buckets_add_up_by_key_and_hour_and_are_swept,
             the_revocation_feed_is_in_commit_order_with_cursors,
             user_changes_put_each_of_their_keys_on_the_feed,
             the_older_revocation_list_is_by_time,
@@ -964,14 +966,75 @@ async fn key_uses_never_move_backwards(db: &TestDb) -> Checked {
     let ada = add_user(s, "ada").await?;
     let a = add_key(s, ada.id, "a").await?;
     let b = add_key(s, ada.id, "b").await?;
-    s.record_key_usage(vec![(a.id, t(50)), (b.id, t(20))]).await?;
-    s.record_key_usage(vec![(a.id, t(40)), (b.id, t(30))]).await?;
-    s.record_key_usage(vec![(KeyId::generate()?, t(60))]).await?;
-    s.record_key_usage(Vec::new()).await?;
+    s.record_key_usage(vec![(a.id, t(50)), (b.id, t(20))], Vec::new())
+        .await?;
+    s.record_key_usage(vec![(a.id, t(40)), (b.id, t(30))], Vec::new())
+        .await?;
+    s.record_key_usage(vec![(KeyId::generate()?, t(60))], Vec::new())
+        .await?;
+    s.record_key_usage(Vec::new(), Vec::new()).await?;
     let a = s.find_key(ada.id, a.id).await?.ok_or("a")?;
     let b = s.find_key(ada.id, b.id).await?.ok_or("b")?;
     assert_eq!(a.last_used_at, Some(t(50)), "an older use does not overwrite");
     assert_eq!(b.last_used_at, Some(t(30)));
+    Ok(())
+}
+
+async fn usage_buckets_add_up_by_key_and_hour_and_are_swept(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let (a, b) = (add_key(s, ada.id, "a").await?, add_key(s, ada.id, "b").await?);
+    let hour = |n: i64| Timestamp::from_millis(n * HOUR_MS);
+    let bucket = |key: &KeyRecord, h: i64, outcome: Outcome, n: i64| UsageBucket {
+        key_id: key.id,
+        start: hour(h),
+        counts: UsageCounts::one(outcome, n),
+    };
+    s.record_key_usage(
+        Vec::new(),
+        vec![
+            bucket(&a, 10, Outcome::Valid, 5),
+            bucket(&a, 12, Outcome::RateLimited, 2),
+            bucket(&b, 10, Outcome::Valid, 7),
+        ],
+    )
+    .await?;
+    s.record_key_usage(
+        vec![(a.id, hour(10))],
+        vec![bucket(&a, 10, Outcome::Valid, 3), bucket(&a, 10, Outcome::Revoked, 1)],
+    )
+    .await?;
+    let used = s.key_usage(a.id, hour(0), hour(100)).await?;
+    let mut ten = UsageCounts::one(Outcome::Valid, 8);
+    ten.add(&UsageCounts::one(Outcome::Revoked, 1));
+    assert_eq!(
+        used,
+        vec![
+            UsageBucket {
+                key_id: a.id,
+                start: hour(10),
+                counts: ten
+            },
+            bucket(&a, 12, Outcome::RateLimited, 2),
+        ],
+        "counts add up in their bucket, oldest first"
+    );
+    assert_eq!(
+        s.key_usage(a.id, hour(11), hour(12)).await?,
+        Vec::new(),
+        "`to` is exclusive"
+    );
+    let mut recent = s.valid_uses_since(hour(10)).await?;
+    recent.sort();
+    let mut expected = vec![(a.id, 8), (b.id, 7)];
+    expected.sort();
+    assert_eq!(recent, expected);
+    assert_eq!(s.sweep_usage(hour(11)).await?, 2, "the buckets of hour 10 go");
+    assert_eq!(
+        s.key_usage(a.id, hour(0), hour(100)).await?,
+        vec![bucket(&a, 12, Outcome::RateLimited, 2)]
+    );
+    assert!(s.valid_uses_since(hour(0)).await?.iter().all(|(_, n)| *n == 0));
     Ok(())
 }
 
@@ -1283,7 +1346,9 @@ async fn a_read_only_store_reads_and_refuses_writes(db: &TestDb) -> Checked {
         .insert_user(user("bob")?, audit("user.create", None), || {})
         .await;
     assert_eq!(refused.map_err(|e| e.kind), Err(StoreErrorKind::ReadOnly));
-    let refused = reader.record_key_usage(vec![(KeyId::generate()?, t(1))]).await;
+    let refused = reader
+        .record_key_usage(vec![(KeyId::generate()?, t(1))], Vec::new())
+        .await;
     assert_eq!(refused.map_err(|e| e.kind), Err(StoreErrorKind::ReadOnly));
     assert_eq!(db.store.count_users().await?, 1);
     Ok(())

@@ -9,6 +9,8 @@ use crate::store::StoreError;
 const COUNT_COLUMNS: &str = "valid, rate_limited, usage_exceeded, expired, disabled, revoked";
 
 impl PgStore {
+    /// Counts for one (key, hour) given twice in a batch add up (one row each, summed first:
+    /// an upsert may not touch a row twice).
     pub async fn record_key_usage(
         &self,
         uses: Vec<(KeyId, Timestamp)>,
@@ -36,8 +38,10 @@ impl PgStore {
                             tx.execute(
                                 &format!(
                                     "INSERT INTO key_usage (key_id, start, {COUNT_COLUMNS}) \
-                                     SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
-                                     $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], $8::BIGINT[]) \
+                                     SELECT k, s, sum(v), sum(r), sum(u), sum(e), sum(d), sum(x) \
+                                     FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
+                                     $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], $8::BIGINT[]) AS b(k, s, v, r, u, e, d, x) \
+                                     GROUP BY k, s \
                                      ON CONFLICT (key_id, start) DO UPDATE SET \
                                      valid = key_usage.valid + excluded.valid, \
                                      rate_limited = key_usage.rate_limited + excluded.rate_limited, \
