@@ -10,7 +10,8 @@ use super::session::{NoFields, Posted, Session, StateForm};
 use super::{UiError, owner, page, page_with, see_other};
 use crate::domain::limits::parse_rate_limit;
 use crate::domain::{
-    CreditsChange, Error, Expiry, KeyName, KeyPatch, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId, parse_grace,
+    CreditsChange, Error, Expiry, Granularity, KeyName, KeyPatch, MintedKey, NewKeyRequest, Scopes, Timestamp, UserId,
+    parse_grace,
 };
 use crate::model::{Credits, GivenDuration, RateLimits, Refill, RefillInterval};
 use crate::web::AppState;
@@ -192,13 +193,22 @@ fn owner_name(state: &AppState, session: &Session, owner: Option<UserId>) -> Res
         .transpose()
 }
 
+/// The key page's chart: today and the 29 days before it.
+const CHART_DAYS: std::time::Duration = std::time::Duration::from_secs(29 * 86_400);
+
 async fn show(req: HttpRequest, state: web::Data<AppState>, session: Session) -> Result<HttpResponse, UiError> {
     let owner = owner(&req)?;
     let key = state.keyward.get_key(&session.caller, owner, key_id(&req)).await?;
     let owner_name = owner_name(&state, &session, owner)?;
+    let since = state.keyward.now().minus(CHART_DAYS);
+    let usage = state
+        .keyward
+        .key_usage(&session.caller, owner, key.id, Some(since), None, Granularity::Day)
+        .await?;
     Ok(page(pages::key_detail(
         &session.chrome(section(owner)),
         &key,
+        &usage.buckets,
         &keys_base(owner),
         owner_name.as_deref(),
         ListQuery::from(&req).notice(),

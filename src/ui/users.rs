@@ -223,12 +223,14 @@ pub async fn all_keys(req: HttpRequest, state: web::Data<AppState>, session: Ses
                 .map(|u| (id, u.username.clone()))
         })
         .collect();
+    let uses = state.keyward.uses_in_last_day(&session.caller, &keys).await?;
     let sort = ListQuery::from(&req).sort();
-    sort.apply(&mut keys);
+    sort.apply_with(&mut keys, &uses);
     Ok(page(pages::all_keys(
         &session.chrome(Section::AllKeys),
         &keys,
         &owners,
+        &uses,
         page_of_keys.total,
         sort,
     )))

@@ -1008,3 +1008,57 @@ async fn the_key_page_shows_and_edits_limits_by_the_same_rules() {
     );
     assert_eq!(app.me_status(&format!("Bearer {key}")).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_key_page_charts_30_days_of_use_and_all_keys_sort_by_uses_today() {
+    let app = spawn_app().await;
+    let quiet = app.create_key(&app.admin, json!({"name": "quiet"})).await;
+    let busy = app
+        .create_key(
+            &app.admin,
+            json!({"name": "busy", "ratelimits": [{"name": "r", "limit": 3, "duration": "1h"}]}),
+        )
+        .await;
+    let (quiet_id, busy_id) = (quiet["id"].as_str().unwrap(), busy["id"].as_str().unwrap());
+    let busy_key = format!("Bearer {}", busy["key"].as_str().unwrap());
+    for _ in 0..5 {
+        app.me_status(&busy_key).await;
+    }
+    app.me_status(&format!("Bearer {}", quiet["key"].as_str().unwrap()))
+        .await;
+
+    let console = Console::new(&app);
+    console.sign_in("admin", ADMIN_PASSWORD).await;
+    let page = console.get(&format!("/ui/keys/{busy_id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let chart = page.outer_html("#usage svg");
+    assert!(
+        chart.contains(r#"role="img""#) && chart.contains("3 uses and 2 refused in the last 30 days"),
+        "{chart}"
+    );
+    assert_eq!(chart.matches("<g>").count(), 30, "a bar a day: {chart}");
+    assert_eq!(chart.matches(r#"class="refused""#).count(), 1, "{chart}");
+    assert!(page.text("#usage figcaption").contains("busiest day 5"));
+
+    // Most used first, then the other way round; the counts are shown.
+    let rows = |page: &Page| {
+        page.select("#keys tr[data-key-id]", |r| {
+            r.value().attr("data-key-id").unwrap().to_owned()
+        })
+    };
+    let most = console.get("/ui/all-keys?sort=uses&order=desc").await;
+    let order = rows(&most);
+    let (b, q) = (
+        order.iter().position(|id| id == busy_id).unwrap(),
+        order.iter().position(|id| id == quiet_id).unwrap(),
+    );
+    assert!(b < q, "{order:?}");
+    assert_eq!(most.text(&format!("tr[data-key-id='{busy_id}'] td.uses")), "3");
+    assert_eq!(most.text(&format!("tr[data-key-id='{quiet_id}'] td.uses")), "1");
+    let least = rows(&console.get("/ui/all-keys?sort=uses&order=asc").await);
+    assert!(least.iter().position(|id| id == quiet_id) < least.iter().position(|id| id == busy_id));
+    // The same once written to the database.
+    app.keyward.flush_usage().await.unwrap();
+    let most = console.get("/ui/all-keys?sort=uses&order=desc").await;
+    assert_eq!(most.text(&format!("tr[data-key-id='{busy_id}'] td.uses")), "3");
+}

@@ -1,14 +1,15 @@
 //! A key's usage over time: hourly buckets from the database, with what this node has
 //! counted in memory and not yet written added on top (a use shows at once).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use crate::domain::access;
 use crate::domain::caller::Caller;
 use crate::domain::keyward::Keyward;
 use crate::domain::usage::hour_start;
-use crate::domain::{Error, KeyId, Timestamp, UserId};
-use crate::model::{HOUR_MS, KeyDigest, UsageCounts};
+use crate::domain::{Error, KeyId, KeyRecord, Timestamp, UserId};
+use crate::model::{HOUR_MS, KeyDigest, Outcome, UsageCounts};
 
 /// How finely usage is reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +129,37 @@ impl Keyward {
             granularity,
             buckets,
         })
+    }
+
+    /// Each of `keys`' valid uses in the last 24 hours (by whole hours: the current one and
+    /// the 23 before it), written or only counted in memory so far. Admins only (the
+    /// all-keys page sorts by it).
+    pub async fn uses_in_last_day(&self, caller: &Caller, keys: &[KeyRecord]) -> Result<HashMap<KeyId, i64>, Error> {
+        caller.require_scope("keys:read")?;
+        access::require_admin(caller)?;
+        let since = Granularity::Hour
+            .floor(self.now())
+            .minus(Duration::from_secs(23 * 3600));
+        let mut uses: HashMap<KeyId, i64> = self
+            .store()
+            .valid_uses_since(since)
+            .await
+            .map_err(|e| e.into_domain("reading key usage failed"))?
+            .into_iter()
+            .collect();
+        for key in keys {
+            let pending: i64 = self
+                .view()
+                .pending_usage(key.id, Some(&key.digest))
+                .iter()
+                .filter(|(hour, _)| hour_start(*hour) >= since)
+                .map(|(_, counts)| counts.get(Outcome::Valid))
+                .sum();
+            *uses.entry(key.id).or_default() += pending;
+        }
+        let shown: std::collections::HashSet<KeyId> = keys.iter().map(|k| k.id).collect();
+        uses.retain(|id, _| shown.contains(id));
+        Ok(uses)
     }
 
     /// Whether `owner` has (or had: revoked) key `id`, and its digest while it is live.

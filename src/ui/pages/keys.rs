@@ -5,7 +5,7 @@
 use maud::{Markup, PreEscaped, html};
 
 use super::{Chrome, layout, notice, state_toggle, time, time_or};
-use crate::domain::{KeyRecord, Timestamp};
+use crate::domain::{KeyRecord, Timestamp, UsageCounts};
 use crate::model::GivenDuration;
 
 /// Whose keys a table lists, which says where its rows link.
@@ -22,7 +22,12 @@ pub enum SortBy {
     Created,
     Expires,
     LastUsed,
+    /// Uses in the last 24 hours (the all-keys page).
+    Uses,
 }
+
+/// Keys' uses in the last 24 hours, where a table shows them.
+pub type Uses = std::collections::HashMap<crate::domain::KeyId, i64>;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Sort {
@@ -31,11 +36,12 @@ pub struct Sort {
 }
 
 impl Sort {
-    /// `?sort=created|expires|last_used&order=asc|desc`; anything else: newest first.
+    /// `?sort=created|expires|last_used|uses&order=asc|desc`; anything else: newest first.
     pub fn parse(sort: Option<&str>, order: Option<&str>) -> Sort {
         let by = match sort {
             Some("expires") => SortBy::Expires,
             Some("last_used") => SortBy::LastUsed,
+            Some("uses") => SortBy::Uses,
             _ => SortBy::Created,
         };
         Sort {
@@ -49,17 +55,24 @@ impl Sort {
             SortBy::Created => "created",
             SortBy::Expires => "expires",
             SortBy::LastUsed => "last_used",
+            SortBy::Uses => "uses",
         }
     }
 
     /// Orders `keys`; keys without the date (never expires, never used) come last
     /// descending and first ascending, as if their date were infinitely late... or early.
     pub fn apply(self, keys: &mut [KeyRecord]) {
+        self.apply_with(keys, &Uses::new());
+    }
+
+    /// [`Self::apply`], with the keys' recent uses to sort by (a key not in `uses`: none).
+    pub fn apply_with(self, keys: &mut [KeyRecord], uses: &Uses) {
         let date = |k: &KeyRecord| match self.by {
-            SortBy::Created => Some(k.created_at),
+            SortBy::Created => Some(k.created_at.millis()),
             // Never expiring sorts as the latest expiry.
-            SortBy::Expires => Some(k.expires_at.unwrap_or(Timestamp::from_millis(i64::MAX))),
-            SortBy::LastUsed => k.last_used_at,
+            SortBy::Expires => Some(k.expires_at.map_or(i64::MAX, Timestamp::millis)),
+            SortBy::LastUsed => k.last_used_at.map(Timestamp::millis),
+            SortBy::Uses => Some(uses.get(&k.id).copied().unwrap_or(0)),
         };
         keys.sort_by(|a, b| {
             let order = date(a).cmp(&date(b)).then_with(|| a.created_at.cmp(&b.created_at));
@@ -81,6 +94,19 @@ fn key_status(k: &KeyRecord, now: Timestamp) -> &'static str {
 /// A table of keys (`rows` says whose), `page` is where the sort links point, `empty` what
 /// to say when there is none. On a phone each row is a card of labelled fields.
 fn key_table(keys: &[KeyRecord], rows: &Rows, page: &str, sort: Sort, now: Timestamp, empty: &str) -> Markup {
+    key_table_with(keys, rows, page, sort, now, empty, None)
+}
+
+/// [`key_table`], with a column of the keys' uses in the last 24 hours when `uses` is given.
+fn key_table_with(
+    keys: &[KeyRecord],
+    rows: &Rows,
+    page: &str,
+    sort: Sort,
+    now: Timestamp,
+    empty: &str,
+    uses: Option<&Uses>,
+) -> Markup {
     let href = |k: &KeyRecord| match rows {
         Rows::Of(base) => format!("{base}/{}", k.id),
         Rows::Everyone(_) => format!("/ui/users/{}/keys/{}", k.user_id, k.id),
@@ -116,6 +142,7 @@ fn key_table(keys: &[KeyRecord], rows: &Rows, page: &str, sort: Sort, now: Times
                             (header("Created", SortBy::Created))
                             (header("Expires", SortBy::Expires))
                             (header("Last used", SortBy::LastUsed))
+                            @if uses.is_some() { (header("Uses (24 h)", SortBy::Uses)) }
                             th scope="col" { "Scopes" }
                             th scope="col" { "Status" }
                         }
@@ -128,6 +155,7 @@ fn key_table(keys: &[KeyRecord], rows: &Rows, page: &str, sort: Sort, now: Times
                                 td data-label="Created" { (time(k.created_at)) }
                                 td data-label="Expires" { (time_or(k.expires_at, "never")) }
                                 td data-label="Last used" { (time_or(k.last_used_at, "never")) }
+                                @if let Some(uses) = uses { td.uses data-label="Uses (24 h)" { (uses.get(&k.id).copied().unwrap_or(0)) } }
                                 td.wrap data-label="Scopes" { (scopes_text(k)) }
                                 td data-label="Status" { span class={ "status " (key_status(k, now)) } { (key_status(k, now)) } }
                             }
@@ -149,6 +177,7 @@ pub fn all_keys(
     chrome: &Chrome,
     keys: &[KeyRecord],
     owners: &std::collections::HashMap<crate::domain::UserId, String>,
+    uses: &Uses,
     total: u64,
     sort: Sort,
 ) -> Markup {
@@ -161,7 +190,7 @@ pub fn all_keys(
                 p.muted { "The " (keys.len()) " newest of " (total) " live keys." }
             }
             section.card {
-                (key_table(keys, &Rows::Everyone(owners), "/ui/all-keys", sort, chrome.now, "No keys yet."))
+                (key_table_with(keys, &Rows::Everyone(owners), "/ui/all-keys", sort, chrome.now, "No keys yet.", Some(uses)))
             }
         },
     )
@@ -438,7 +467,16 @@ const GRACE_CHOICES: [(&str, &str); 4] = [
     ("7d", "7 days"),
 ];
 
-pub fn key_detail(chrome: &Chrome, k: &KeyRecord, base: &str, owner: Option<&str>, note: Option<&str>) -> Markup {
+/// A key's page: its facts, its use over the last 30 days (`usage`, a bucket a day), and the
+/// forms that change it.
+pub fn key_detail(
+    chrome: &Chrome,
+    k: &KeyRecord,
+    usage: &[(Timestamp, UsageCounts)],
+    base: &str,
+    owner: Option<&str>,
+    note: Option<&str>,
+) -> Markup {
     let now = chrome.now;
     let here = format!("{base}/{}", k.id);
     layout(
@@ -449,6 +487,10 @@ pub fn key_detail(chrome: &Chrome, k: &KeyRecord, base: &str, owner: Option<&str
             h1 { "Key " (k.name.as_deref().unwrap_or("(no name)")) }
             (notice(note))
             section.card { (key_facts(k, now)) }
+            section.card {
+                h2 id="usage-heading" { "Last 30 days" }
+                (super::chart::usage_chart(usage))
+            }
             div.grid {
             section.card {
                 h2 id="rename-heading" { "Relabel" }

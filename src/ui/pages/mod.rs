@@ -6,6 +6,7 @@
 
 mod account;
 mod audit;
+mod chart;
 mod keys;
 mod users;
 
