@@ -4,7 +4,7 @@
 
 mod import;
 mod operations;
-pub(super) use operations::limits_detail;
+pub(super) use operations::{create_detail, limits_detail};
 mod verification;
 
 use super::access::Held;
