@@ -786,10 +786,17 @@ async fn a_key_update_applies_every_change_in_one_write(db: &TestDb) -> Checked 
     );
     let renamed = KeyChanges {
         name: Some(Some("again".into())),
+        meta: Some(serde_json::json!({"env": "staging"})),
         ..KeyChanges::default()
     };
-    let updated = s.update_key(ada.id, k.id, renamed, t(32), Vec::new(), |_| {}).await?;
-    assert_eq!(updated.and_then(|k| k.name).as_deref(), Some("again"));
+    let updated = s
+        .update_key(ada.id, k.id, renamed, t(32), Vec::new(), |_| {})
+        .await?
+        .ok_or("the key is live")?;
+    assert_eq!(
+        (updated.name.as_deref(), updated.meta),
+        (Some("again"), serde_json::json!({"env": "staging"}))
+    );
     assert_eq!(feed(s).await?.len(), 2, "a rename is no feed entry");
     revoke(s, &k, t(33)).await?;
     let late = KeyChanges {

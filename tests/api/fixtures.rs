@@ -184,14 +184,11 @@ async fn apply_twice_reports_no_change_and_prune_removes_only_what_fixtures_made
     drop(server);
 }
 
-const LIMITED: &str = r#"
-[[users]]
-username = "ada"
-password = "ada-dev-password"
-email = "ada@example.com"
-role = "admin"
-
-[[keys]]
+/// The file's ada, with a literal key that has meta, an expiry, a rate limit and credits.
+fn limited() -> String {
+    let ada = FILE.split("[[users]]\nusername = \"bob\"").next().unwrap_or_default();
+    ada.to_owned()
+        + r#"[[keys]]
 user = "ada"
 name = "frontend"
 key = "dev_ada_frontend_key"
@@ -199,7 +196,8 @@ meta = { env = "dev" }
 expires = "2099-01-01T00:00:00Z"
 ratelimits = [{ name = "requests", limit = 100, duration = "1m" }]
 credits = { remaining = 10 }
-"#;
+"#
+}
 
 /// A fixture key's state as the API shows it: meta, rate limit, credits, expiry.
 async fn shown(http: &Http) -> (Value, Value, Value, Value) {
@@ -234,7 +232,8 @@ async fn an_edited_file_is_applied_and_a_third_apply_changes_nothing_nor_resets_
     let path = dir.path();
     let write = |text: &str| std::fs::write(path.join("dev.toml"), text).unwrap();
     let apply = || ok(&keyward(path, &["fixtures", "apply", "dev.toml"], &[]));
-    write(LIMITED);
+    let file = limited();
+    write(&file);
     assert!(apply().contains("created key frontend"));
     let (server, url) = start_binary_with_args(path, &["serve"], &[]);
     let http = Http::new(&url);
@@ -255,7 +254,7 @@ async fn an_edited_file_is_applied_and_a_third_apply_changes_nothing_nor_resets_
 
     // Every kind of change in the file is applied, and the output names it.
     write(
-        &LIMITED
+        &file
             .replace("ada@example.com", "ada@example.org")
             .replace("env = \"dev\"", "env = \"staging\"")
             .replace("2099-01-01", "2098-01-01")
@@ -279,13 +278,16 @@ async fn an_edited_file_is_applied_and_a_third_apply_changes_nothing_nor_resets_
         "{:?}",
         shown(&http).await
     );
-    let me = http
-        .get("/v1/me")
-        .authorization(basic("ada", "ada-dev-password"))
-        .await
-        .expect_status(StatusCode::OK)
-        .json();
-    assert_eq!(me["user"]["email"], "ada@example.org");
+    // The server learns of the user's change from the change feed (within a second).
+    let email = || async {
+        let me = http.get("/v1/me").authorization(basic("ada", "ada-dev-password")).await;
+        me.expect_status(StatusCode::OK).json()["user"]["email"].clone()
+    };
+    assert!(
+        crate::helpers::eventually(|| async { email().await == "ada@example.org" }).await,
+        "{}",
+        email().await
+    );
     spend(&http, 2).await;
 
     let third = apply();
@@ -298,7 +300,7 @@ async fn an_edited_file_is_applied_and_a_third_apply_changes_nothing_nor_resets_
 
     // An expiry only moves earlier: a later one is reported and left.
     write(
-        &LIMITED
+        &file
             .replace("2099-01-01", "2097-01-01")
             .replace("ada@example.com", "ada@example.org"),
     );
@@ -307,7 +309,7 @@ async fn an_edited_file_is_applied_and_a_third_apply_changes_nothing_nor_resets_
         earlier.contains("updated key frontend (expires, meta, ratelimits, credits)"),
         "{earlier}"
     );
-    write(LIMITED);
+    write(&file);
     let later = apply();
     assert!(later.contains("later expiry, left as it is"), "{later}");
     // Every change is audited as `fixtures`, naming what changed.
