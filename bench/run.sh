@@ -127,7 +127,7 @@ keyward bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 | GET /v1/me, API key ($SMALL keys) | $KEY req/s, server CPU $KEYCPU us/request, p50 $(col "$S/key.txt" 2) us, p99 $KEY99 us |
 | GET /v1/me, access token (20 tokens) | $TOK req/s, server CPU $TOKCPU us/request, p50 $(col "$S/token.txt" 2) us, p99 $TOK99 us |
 | GET /v1/me, API key with one rate limit and credits ($LIMITED keys) | $LIM req/s, server CPU $LIMCPU us/request, p50 $(col "$S/lim.txt" 2 2>/dev/null) us, p99 $LIM99 us, $LIMBAD non-2xx |
-| GET /v1/me, imported key ($IMPORTED keys, SHA-256 after a blake3 miss) | $IMP req/s, server CPU $IMPCPU us/request, p50 $(col "$S/imp.txt" 2 2>/dev/null) us, p99 $IMP99 us, $IMPBAD non-2xx |
+| GET /v1/me, imported key ($IMPORTED keys sk_bench_..., SHA-256 only: not a JWT, no blake3) | $IMP req/s, server CPU $IMPCPU us/request, p50 $(col "$S/imp.txt" 2 2>/dev/null) us, p99 $IMP99 us, $IMPBAD non-2xx |
 | key / no-op server CPU per request | $(ratio "$KEYCPU" "$NOOPCPU") (target <= 1.10) |
 | imported key / no-op server CPU per request | $([ "$IMPCPU" = - ] && echo - || ratio "$IMPCPU" "$NOOPCPU") (target <= 1.10) |
 | limited key / no-op server CPU per request | $([ "$LIMCPU" = - ] && echo - || ratio "$LIMCPU" "$NOOPCPU") (target <= 1.20) |

@@ -12,12 +12,18 @@
 //! name = "frontend"
 //! key = "dev_ada_frontend"    # a literal key; without one, `id` is required and the key
 //!                             # is a JWT minted from it and the configured [auth] secret
+//! ratelimits = [{ name = "requests", limit = 100, duration = "1m" }]
+//! credits = { remaining = 1000, refill = { interval = "monthly", amount = 1000 } }
 //! ```
+//!
+//! `ratelimits` and `credits` have the shapes of the native API's key create, and are read
+//! by its functions (`crate::api::limits`): one parser, the same errors.
 
 use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::api::limits::{CreditsRequest, RateLimitJson, parse_new_credits, parse_ratelimits};
 use crate::config::Settings;
 use crate::domain::fixtures::{FixtureKey, FixtureSecret, FixtureUser, Fixtures, fixture_key_id};
 use crate::domain::{Email, KeyId, KeyName, LiteralKey, Meta, Password, Role, Scopes, Secret, Timestamp, Username};
@@ -50,6 +56,8 @@ struct KeyEntry {
     scopes: Option<Vec<String>>,
     meta: Option<toml::Value>,
     expires: Option<String>,
+    ratelimits: Option<Vec<RateLimitJson>>,
+    credits: Option<CreditsRequest>,
 }
 
 /// Reads and checks a fixtures file.
@@ -123,6 +131,8 @@ fn key(k: KeyEntry) -> Result<FixtureKey, String> {
         secret,
         scopes: k.scopes.map(Scopes::parse).transpose().map_err(|e| show(&e))?,
         meta,
+        ratelimits: parse_ratelimits(k.ratelimits).map_err(|e| show(&e))?,
+        credits: parse_new_credits(k.credits).map_err(|e| show(&e))?,
         expires_at: match k.expires.as_deref() {
             None => None,
             Some(never) if never.eq_ignore_ascii_case("never") => None,
@@ -181,6 +191,34 @@ mod tests {
                      [[keys]]\nuser = \"a\"\nname = \"y\"\nkey = \"dev_key_long_enough\"\n";
         assert!(parse(twice).is_err());
         let credits = "[[keys]]\nuser = \"a\"\nname = \"x\"\nkey = \"dev_key_long_enough\"\ncredits = 5\n";
-        assert!(parse(credits).is_err(), "ratelimits and credits are not taken yet");
+        assert!(parse(credits).err().is_some_and(|e| e.contains("remaining")));
+        let add = "[[keys]]\nuser = \"a\"\nname = \"x\"\nkey = \"dev_key_long_enough\"\ncredits = { add = 5 }\n";
+        assert!(parse(add).err().is_some_and(|e| e.starts_with("keys[0]: ")));
+        let slow = "[[keys]]\nuser = \"a\"\nname = \"x\"\nkey = \"dev_key_long_enough\"\n\
+                    ratelimits = [{ name = \"r\", limit = 1, duration = \"0s\" }]\n";
+        assert!(parse(slow).err().is_some_and(|e| e.contains("duration")));
+    }
+
+    #[test]
+    fn ratelimits_and_credits_read_as_the_api_reads_them() {
+        let text = "[[keys]]\nuser = \"a\"\nname = \"x\"\nkey = \"dev_key_long_enough\"\n\
+                    ratelimits = [{ name = \"requests\", limit = 100, duration = \"1m\" }, \
+                                  { name = \"burst\", limit = 5, duration = 1 }]\n\
+                    credits = { remaining = 1000, refill = { interval = \"monthly\", amount = 500 } }\n";
+        let fixtures = parse(text).unwrap_or_else(|e| panic!("{e}"));
+        let key = &fixtures.keys[0];
+        let limits: Vec<(&str, u32, u64)> = key
+            .ratelimits
+            .as_slice()
+            .iter()
+            .map(|l| (l.name(), l.limit(), l.seconds()))
+            .collect();
+        assert_eq!(limits, vec![("requests", 100, 60), ("burst", 5, 1)]);
+        let credits = key.credits.unwrap_or_else(|| panic!("credits"));
+        assert_eq!(credits.remaining, 1000);
+        assert_eq!(
+            credits.refill.map(|r| (r.interval.as_str(), r.amount)),
+            Some(("monthly", 500))
+        );
     }
 }

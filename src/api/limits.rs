@@ -1,5 +1,6 @@
 //! The wire shapes of a key's rate limits and credits (create, `PATCH`, the key object, the
-//! verify API), and their reading into the model's validated values.
+//! verify API), and their reading into the model's validated values. Fixture keys
+//! (`crate::fixtures`) take the same shapes, read by the same functions.
 
 use serde::{Deserialize, Serialize};
 

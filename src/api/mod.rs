@@ -2,14 +2,15 @@
 //! types, and the glue to the domain. Handlers are thin: extract, validate into domain
 //! types, make one domain call, map the result to a wire type. The plumbing they stand on
 //! (state, extractors, bodies, problem+json) is `crate::web`'s, shared with the dialects and
-//! the console; nothing outside `startup` names this module.
+//! the console; nothing outside `startup` names this module, but for the wire shapes the
+//! CLI reads too (`import`: `keyward key import`; `limits`: a fixture key's limits).
 
 mod audit;
 mod auth;
 mod health;
 pub mod import;
 mod keys;
-mod limits;
+pub mod limits;
 pub mod openapi;
 mod services;
 mod users;

@@ -16,8 +16,8 @@ use super::keyward::Keyward;
 use super::users::UserUpdate;
 use super::{Email, Error, KeyDigest, KeyId, KeyName, KeyRecord, Meta, Password, Role, Scopes, Secret, Timestamp};
 use super::{UserId, UserRecord, Username};
-use crate::model::{ActiveKeyRow, FixtureItem, LiteralKey, RateLimits};
-use crate::store::KeyChanges;
+use crate::model::{ActiveKeyRow, Credits, FixtureItem, LiteralKey, RateLimits};
+use crate::store::{CreditsChange, KeyChanges};
 
 /// The `iat` of every minted fixture key: 2025-01-01T00:00:00Z.
 pub const FIXTURE_IAT: i64 = 1_735_689_600;
@@ -45,6 +45,9 @@ pub struct FixtureKey {
     pub meta: Option<Meta>,
     /// `None`: never.
     pub expires_at: Option<Timestamp>,
+    pub ratelimits: RateLimits,
+    /// `None`: unlimited.
+    pub credits: Option<Credits>,
 }
 
 #[derive(Default)]
@@ -231,14 +234,16 @@ impl Keyward {
         let Some(existing) = on_file else {
             return self.insert_fixture_key(caller, key, &owner, digest, changes).await;
         };
-        if existing.user_id != owner.id || existing.digest != digest || existing.expires_at != key.expires_at {
+        if existing.user_id != owner.id || existing.digest != digest {
             changes.push(format!(
-                "key {name} ({}) is on file with another owner, key or expiry: left as it is (revoke it and give the fixture another id)",
+                "key {name} ({}) is on file with another owner or key (a minted key's owner and expiry are part of it): \
+                 left as it is (revoke it and give the fixture another id)",
                 key.id
             ));
             return Ok(());
         }
         let scopes = key.scopes.clone().map(Scopes::into_vec);
+        let meta = key.meta.clone().map_or_else(|| serde_json::json!({}), Meta::into_value);
         let mut patch = KeyChanges::default();
         let mut what = Vec::new();
         if existing.name.as_deref() != Some(name) {
@@ -250,16 +255,46 @@ impl Keyward {
             patch.scopes = Some((scopes, grants));
             what.push("scopes");
         }
+        // Only a literal key gets here with another expiry (a minted key's is in its JWT).
+        if existing.expires_at != key.expires_at {
+            match key.expires_at {
+                Some(at) if existing.expires_at.is_none_or(|e| at < e) => {
+                    patch.expires_by = Some(at);
+                    what.push("expires");
+                }
+                _ => changes.push(format!(
+                    "key {name} ({}): the file gives it a later expiry, left as it is (a key's expiry only moves \
+                     earlier: revoke it and give the fixture another id)",
+                    key.id
+                )),
+            }
+        }
+        if existing.meta != meta {
+            patch.meta = Some(meta);
+            what.push("meta");
+        }
+        if existing.ratelimits != key.ratelimits {
+            patch.ratelimits = Some(key.ratelimits.clone());
+            what.push("ratelimits");
+        }
+        // Credits are spent: they are set only when the file's value changed since the
+        // apply that last set them, so an unchanged file never resets a spent balance.
+        let credits_changed = self
+            .store()
+            .fixture_credits(key.id)
+            .await
+            .map_err(|e| e.into_domain("reading the fixture's credits failed"))?
+            != key.credits;
+        if credits_changed {
+            patch.credits = Some(CreditsChange::Set(key.credits));
+            what.push("credits");
+        }
         if !patch.is_empty() {
-            self.change_fixture_key(caller, &existing, patch).await?;
+            self.change_fixture_key(caller, &existing, patch, &what).await?;
             changes.push(format!("updated key {name} ({})", what.join(", ")));
         }
-        let meta = key.meta.clone().map_or_else(|| serde_json::json!({}), Meta::into_value);
-        if existing.meta != meta {
-            changes.push(format!(
-                "key {name} ({}): its meta differs from the file and is left as it is (meta is set when a key is made)",
-                key.id
-            ));
+        if credits_changed {
+            self.remember_fixture_credits(key).await?;
         }
         Ok(())
     }
@@ -286,16 +321,13 @@ impl Keyward {
             scopes: key.scopes.clone().map(Scopes::into_vec),
             meta: key.meta.clone().map_or_else(|| serde_json::json!({}), Meta::into_value),
             grants: super::access::grants_for(caller, key.scopes.as_ref(), None)?,
-            ratelimits: RateLimits::default(),
-            credits: None,
-            credits_period: None,
+            ratelimits: key.ratelimits.clone(),
+            credits: key.credits,
+            credits_period: key.credits.and_then(|c| c.refill).map(|r| r.interval.period_start(now)),
         };
         let audit = caller
             .audit("key.create", Some(("key", key.id.to_string())), now)
-            .with_detail(format!(
-                "fixture, expires_at={}",
-                key.expires_at.map_or_else(|| "never".to_owned(), Timestamp::rfc3339)
-            ));
+            .with_detail(format!("fixture, {}", super::keys::create_detail(&record)));
         let view = self.view().clone();
         self.store()
             .insert_key(record, false, audit, move |k| {
@@ -312,20 +344,47 @@ impl Keyward {
                 )
             })?;
         self.record_fixture(FixtureItem::Key(key.id), true).await?;
+        if key.credits.is_some() {
+            self.remember_fixture_credits(key).await?;
+        }
         changes.push(format!("created key {} ({})", key.name.as_str(), key.id));
         Ok(())
     }
 
-    async fn change_fixture_key(&self, caller: &Caller, key: &KeyRecord, patch: KeyChanges) -> Result<(), Error> {
+    /// Remembers the credits the file gives a key, to tell at the next apply whether they
+    /// changed.
+    async fn remember_fixture_credits(&self, key: &FixtureKey) -> Result<(), Error> {
+        self.store()
+            .set_fixture_credits(key.id, key.credits)
+            .await
+            .map_err(|e| e.into_domain("recording the fixture's credits failed"))
+    }
+
+    /// Brings a key in line with its fixture: one write, one audit line naming what changed
+    /// (`what`, with the limits as given).
+    async fn change_fixture_key(
+        &self,
+        caller: &Caller,
+        key: &KeyRecord,
+        patch: KeyChanges,
+        what: &[&str],
+    ) -> Result<(), Error> {
         let now = self.now();
+        let mut detail = vec![format!("fixture: {}", what.join(" "))];
+        detail.extend(super::keys::limits_detail(
+            patch.ratelimits.as_ref().unwrap_or(&RateLimits::none()),
+            patch.credits.as_ref(),
+        ));
         let audit = caller
             .audit("key.update", Some(("key", key.id.to_string())), now)
-            .with_detail("fixture".to_owned());
+            .with_detail(detail.join(", "));
         let view = self.view().clone();
+        // Credits set anew: what this node held of the old balance starts over.
+        let credits_set = patch.credits.is_some();
         self.store()
             .update_key(key.user_id, key.id, patch, now, vec![audit], move |k| {
                 if let Some(k) = k {
-                    view.update_key(k, false);
+                    view.update_key(k, credits_set);
                 }
             })
             .await
@@ -335,7 +394,13 @@ impl Keyward {
 
     async fn prune_fixture(&self, caller: &Caller, item: FixtureItem, changes: &mut Vec<String>) -> Result<(), Error> {
         let gone = match item {
-            FixtureItem::Key(id) => self.revoke_any_key(caller, id).await,
+            FixtureItem::Key(id) => {
+                self.store()
+                    .set_fixture_credits(id, None)
+                    .await
+                    .map_err(|e| e.into_domain("forgetting the fixture's credits failed"))?;
+                self.revoke_any_key(caller, id).await
+            }
             FixtureItem::User(id) => self.delete_user(caller, id).await,
         };
         match gone {

@@ -27,6 +27,13 @@ const KEY_SIGNING_CONTEXT: &str = "keyward 2026-11-23 api key signing";
 const ACCESS_SIGNING_CONTEXT: &str = "keyward 2026-11-23 access token signing";
 const KID_CONTEXT: &str = "keyward 2026-11-23 key id of a signing key";
 
+/// Whether `token` may be a JWT keyward signed (a key or an access token): each begins with
+/// its header, a JSON object, so `{"` in base64url. Anything else cannot be looked up by
+/// blake3 (keyward's keys) and is at most an imported key.
+pub fn may_be_ours(token: &str) -> bool {
+    token.as_bytes().starts_with(b"eyJ")
+}
+
 /// Claims of an API key: seed 001's `sub, iss, iat, exp`, plus `jti` (the key id).
 #[derive(Serialize, Deserialize)]
 struct KeyClaims {

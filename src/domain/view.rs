@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use super::limits::KeyLimits;
-use super::tokens::TokenSigner;
+use super::tokens::{self, TokenSigner};
 use super::usage::{HourCounter, Outcomes, hour_index};
 use crate::model::{
     ActiveKeyRow, Credits, KeyDigest, KeyId, KeyRecord, Outcome, RateLimits, Sha256Hash, Timestamp, UsageBucket,
@@ -218,11 +218,13 @@ thread_local! {
 /// Shortest token worth hashing: a JWT has a header, a payload and a signature.
 const MIN_TOKEN_LEN: usize = 20;
 
-/// The lookup hash of a token, or `None` for one whose length rules it out. Nothing more
-/// is checked before the lookup: the map is authoritative, so garbage simply misses.
+/// The blake3 lookup hash of a token that may be one of keyward's JWTs, or `None` for one
+/// whose length or start rules it out. Nothing more is checked before the lookup: the map
+/// is authoritative, so garbage simply misses. A token that cannot be keyward's (most
+/// imported keys: `sk_live_…`) pays neither this hash nor the lookup: it goes straight to
+/// the SHA-256 lookup of imported keys.
 fn lookup_of(token: &str) -> Option<Lookup> {
-    (MIN_TOKEN_LEN..=MAX_TOKEN_LEN)
-        .contains(&token.len())
+    ((MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&token.len()) && tokens::may_be_ours(token))
         .then(|| Lookup(*blake3::hash(token.as_bytes()).as_bytes()))
 }
 
@@ -771,10 +773,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_of_impossible_length_are_not_hashed() {
-        assert!(lookup_of("short").is_none());
-        assert!(lookup_of(&"c".repeat(MAX_TOKEN_LEN + 1)).is_none());
-        assert!(lookup_of(&"c".repeat(200)).is_some());
+    fn tokens_of_impossible_length_or_start_are_not_hashed() {
+        assert!(lookup_of("eyJshort").is_none());
+        assert!(lookup_of(&format!("eyJ{}", "c".repeat(MAX_TOKEN_LEN))).is_none());
+        assert!(lookup_of(&format!("eyJ{}", "c".repeat(200))).is_some());
+        assert!(lookup_of(&"c".repeat(200)).is_none(), "not a JWT: not keyward's");
+        assert!(lookup_of(&format!("eyj{}", "c".repeat(200))).is_none());
     }
 
     fn user() -> UserRecord {
@@ -840,6 +844,67 @@ mod tests {
         ));
         view.remove_keys(&[*Sha256Hash::of("short_key_16byte").as_bytes()]);
         assert_eq!(view.imported.0.load(Ordering::Acquire), 0);
+    }
+
+    fn minted_row(token: &str, id: u8) -> ActiveKeyRow {
+        ActiveKeyRow {
+            lookup: *blake3::hash(token.as_bytes()).as_bytes(),
+            imported: false,
+            ..imported_row(token, id)
+        }
+    }
+
+    /// A credential that cannot be keyward's JWT skips the blake3 lookup (an entry held
+    /// under its blake3 hash is not even looked at) and is found by SHA-256; keyward's own
+    /// keys, access tokens, and imported keys that are JWTs of another issuer still are.
+    #[test]
+    fn only_what_may_be_keywards_jwt_is_looked_up_by_blake3() {
+        let Ok(signer) = TokenSigner::new(
+            &crate::domain::Secret::new("a view test secret of at least 32 bytes"),
+            "keyward",
+            std::time::Duration::from_secs(60),
+            &[],
+        ) else {
+            panic!("the signer is made");
+        };
+        let now = Timestamp::from_secs(1_800_000_000);
+        let owner = user();
+        let view = KeyView::with_users(vec![owner.clone()]);
+        let Ok(minted) = signer.sign_key(KeyId::from_bytes([1; 12]), owner.id, now, None) else {
+            panic!("a key is signed");
+        };
+        let minted = minted.reveal().to_owned();
+        view.insert_key(minted_row(&minted, 1), false);
+        // An entry under the blake3 hash of something no keyward JWT looks like.
+        view.insert_key(minted_row("sk_live_not_a_jwt_0001", 2), true);
+        view.insert_key(imported_row("sk_live_imported_0001", 3), false);
+        let foreign_jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJl";
+        view.insert_key(imported_row(foreign_jwt, 4), false);
+
+        let id_of = |check: KeyCheck| match check {
+            KeyCheck::Valid(k) => Some(k.key_id),
+            _ => None,
+        };
+        assert_eq!(
+            id_of(view.check_key(&minted, now, &signer)),
+            Some(KeyId::from_bytes([1; 12]))
+        );
+        assert!(matches!(
+            view.check_bearer(&minted, now, &signer),
+            Bearer::Key(KeyCheck::Valid(_))
+        ));
+        assert_eq!(id_of(view.check_key("sk_live_not_a_jwt_0001", now, &signer)), None);
+        for (token, id) in [("sk_live_imported_0001", 3), (foreign_jwt, 4)] {
+            assert_eq!(
+                id_of(view.check_key(token, now, &signer)),
+                Some(KeyId::from_bytes([id; 12])),
+                "{token}"
+            );
+            assert!(matches!(
+                view.check_bearer(token, now, &signer),
+                Bearer::Key(KeyCheck::Valid(_))
+            ));
+        }
     }
 
     #[test]

@@ -126,6 +126,7 @@ macro_rules! suite {
             rotation_moves_the_credits_to_the_new_key,
             imported_keys_are_stored_all_or_none_and_travel_like_minted_ones,
             fixture_items_are_recorded_once_and_forgotten,
+            fixture_credits_are_remembered_replaced_and_forgotten,
             a_users_limits_are_stored_changed_and_reserved_from,
         );
     };
@@ -787,10 +788,17 @@ async fn a_key_update_applies_every_change_in_one_write(db: &TestDb) -> Checked 
     );
     let renamed = KeyChanges {
         name: Some(Some("again".into())),
+        meta: Some(serde_json::json!({"env": "staging"})),
         ..KeyChanges::default()
     };
-    let updated = s.update_key(ada.id, k.id, renamed, t(32), Vec::new(), |_| {}).await?;
-    assert_eq!(updated.and_then(|k| k.name).as_deref(), Some("again"));
+    let updated = s
+        .update_key(ada.id, k.id, renamed, t(32), Vec::new(), |_| {})
+        .await?
+        .ok_or("the key is live")?;
+    assert_eq!(
+        (updated.name.as_deref(), updated.meta),
+        (Some("again"), serde_json::json!({"env": "staging"}))
+    );
     assert_eq!(feed(s).await?.len(), 2, "a rename is no feed entry");
     revoke(s, &k, t(33)).await?;
     let late = KeyChanges {
@@ -1685,6 +1693,33 @@ async fn fixture_items_are_recorded_once_and_forgotten(db: &TestDb) -> Checked {
     store.set_fixture_item(key, false).await?;
     store.set_fixture_item(key, false).await?;
     assert_eq!(store.fixture_items().await?, vec![user]);
+    Ok(())
+}
+
+async fn fixture_credits_are_remembered_replaced_and_forgotten(db: &TestDb) -> Checked {
+    let store = &db.store;
+    let (a, b) = (KeyId::generate()?, KeyId::generate()?);
+    assert_eq!(store.fixture_credits(a).await?, None);
+    let monthly = Credits::new(
+        1000,
+        Some(Refill {
+            interval: RefillInterval::Monthly,
+            amount: 500,
+        }),
+    )?;
+    store.set_fixture_credits(a, Some(monthly)).await?;
+    store.set_fixture_credits(b, Some(Credits::new(7, None)?)).await?;
+    assert_eq!(store.fixture_credits(a).await?, Some(monthly));
+    store.set_fixture_credits(a, Some(Credits::new(5, None)?)).await?;
+    assert_eq!(store.fixture_credits(a).await?, Some(Credits::new(5, None)?));
+    store.set_fixture_credits(a, None).await?;
+    store.set_fixture_credits(a, None).await?;
+    assert_eq!(store.fixture_credits(a).await?, None);
+    assert_eq!(
+        store.fixture_credits(b).await?,
+        Some(Credits::new(7, None)?),
+        "each key its own"
+    );
     Ok(())
 }
 /// A user's limits (shared by their keys) are stored with the user, changed by an update,

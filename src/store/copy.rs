@@ -104,6 +104,11 @@ const TABLES: &[Table] = &[
         order: "kind, id",
     },
     Table {
+        name: "fixture_credits",
+        columns: &[("key_id", Kind::Text), ("remaining", Kind::Int), ("refill", Kind::Text)],
+        order: "key_id",
+    },
+    Table {
         name: "settings",
         columns: &[("name", Kind::Text), ("value", Kind::Text)],
         order: "name",

@@ -121,6 +121,8 @@ pub struct KeyChanges {
     /// New rate limits (empty: none).
     pub ratelimits: Option<RateLimits>,
     pub credits: Option<CreditsChange>,
+    /// New metadata (a JSON object), replacing the old.
+    pub meta: Option<serde_json::Value>,
 }
 
 impl KeyChanges {
@@ -131,6 +133,7 @@ impl KeyChanges {
             && self.scopes.is_none()
             && self.ratelimits.is_none()
             && self.credits.is_none()
+            && self.meta.is_none()
     }
 }
 
@@ -462,6 +465,13 @@ operations! {
 
     /// Records that fixtures created `item` (`made`), or that it is gone.
     fn set_fixture_item(&self, item: FixtureItem, made: bool) -> ();
+
+    /// The credits a fixtures file gave key `id` at the apply that last set them (`None`:
+    /// the file gave none, or no apply set them).
+    fn fixture_credits(&self, id: KeyId) -> Option<Credits>;
+
+    /// Remembers the credits the file gives key `id` (`None`: forgets them).
+    fn set_fixture_credits(&self, id: KeyId, credits: Option<Credits>) -> ();
 
     // ---- audit -------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{Http, basic, ok, start_binary_with_args};
 
@@ -179,6 +179,156 @@ async fn apply_twice_reports_no_change_and_prune_removes_only_what_fixtures_made
         lines
             .iter()
             .any(|l| l["actor"] == "fixtures" && l["action"] == "key.create"),
+        "{audit}"
+    );
+    drop(server);
+}
+
+/// The file's ada, with a literal key that has meta, an expiry, a rate limit and credits.
+fn limited() -> String {
+    let ada = FILE.split("[[users]]\nusername = \"bob\"").next().unwrap_or_default();
+    ada.to_owned()
+        + r#"[[keys]]
+user = "ada"
+name = "frontend"
+key = "dev_ada_frontend_key"
+meta = { env = "dev" }
+expires = "2099-01-01T00:00:00Z"
+ratelimits = [{ name = "requests", limit = 100, duration = "1m" }]
+credits = { remaining = 10 }
+"#
+}
+
+/// A fixture key's state as the API shows it: meta, rate limit, credits, expiry.
+async fn shown(http: &Http) -> (Value, Value, Value, Value) {
+    let admin = basic("ada", "ada-dev-password");
+    let keys = http
+        .get("/v1/keys")
+        .authorization(&admin)
+        .await
+        .expect_status(StatusCode::OK)
+        .json();
+    let key = keys["data"][0].clone();
+    (
+        key["meta"].clone(),
+        key["ratelimits"][0]["limit"].clone(),
+        key["credits"]["remaining"].clone(),
+        key["expires_at"].clone(),
+    )
+}
+
+async fn spend(http: &Http, n: usize) {
+    for _ in 0..n {
+        http.get("/v1/me")
+            .api_key("dev_ada_frontend_key")
+            .await
+            .expect_status(StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn an_edited_file_is_applied_and_a_third_apply_changes_nothing_nor_resets_credits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let write = |text: &str| std::fs::write(path.join("dev.toml"), text).unwrap();
+    let apply = || ok(&keyward(path, &["fixtures", "apply", "dev.toml"], &[]));
+    let file = limited();
+    write(&file);
+    assert!(apply().contains("created key frontend"));
+    let (server, url) = start_binary_with_args(path, &["serve"], &[]);
+    let http = Http::new(&url);
+    assert_eq!(
+        shown(&http).await,
+        (
+            json!({"env": "dev"}),
+            json!(100),
+            json!(10),
+            json!("2099-01-01T00:00:00Z")
+        )
+    );
+    spend(&http, 3).await;
+    // Unchanged: nothing is applied, and the spent balance stays spent.
+    let again = apply();
+    assert!(again.starts_with("no changes"), "{again}");
+    assert_eq!(shown(&http).await.2, json!(7));
+
+    // Every kind of change in the file is applied, and the output names it.
+    write(
+        &file
+            .replace("ada@example.com", "ada@example.org")
+            .replace("env = \"dev\"", "env = \"staging\"")
+            .replace("2099-01-01", "2098-01-01")
+            .replace("limit = 100", "limit = 50")
+            .replace("remaining = 10", "remaining = 20"),
+    );
+    let edited = apply();
+    assert!(
+        edited.contains("updated user ada (email)")
+            && edited.contains("updated key frontend (expires, meta, ratelimits, credits)"),
+        "{edited}"
+    );
+    let expected = (
+        json!({"env": "staging"}),
+        json!(50),
+        json!(20),
+        json!("2098-01-01T00:00:00Z"),
+    );
+    assert!(
+        crate::helpers::eventually(|| async { shown(&http).await == expected }).await,
+        "{:?}",
+        shown(&http).await
+    );
+    // The server learns of the user's change from the change feed (within a second).
+    let email = || async {
+        let me = http.get("/v1/me").authorization(basic("ada", "ada-dev-password")).await;
+        me.expect_status(StatusCode::OK).json()["user"]["email"].clone()
+    };
+    assert!(
+        crate::helpers::eventually(|| async { email().await == "ada@example.org" }).await,
+        "{}",
+        email().await
+    );
+    spend(&http, 2).await;
+
+    let third = apply();
+    assert!(third.starts_with("no changes"), "{third}");
+    assert_eq!(
+        shown(&http).await.2,
+        json!(18),
+        "a re-apply does not reset a balance spent down"
+    );
+
+    // An expiry only moves earlier: a later one is reported and left.
+    write(
+        &file
+            .replace("2099-01-01", "2097-01-01")
+            .replace("ada@example.com", "ada@example.org"),
+    );
+    let earlier = apply();
+    assert!(
+        earlier.contains("updated key frontend (expires, meta, ratelimits, credits)"),
+        "{earlier}"
+    );
+    write(&file);
+    let later = apply();
+    assert!(later.contains("later expiry, left as it is"), "{later}");
+    // Every change is audited as `fixtures`, naming what changed.
+    let audit = http
+        .get("/v1/audit?limit=100")
+        .authorization(basic("ada", "ada-dev-password"))
+        .await
+        .expect_status(StatusCode::OK)
+        .json();
+    assert!(
+        audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["actor"] == "fixtures"
+                && l["action"] == "key.update"
+                && l["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("fixture: expires meta ratelimits credits"))),
         "{audit}"
     );
     drop(server);

@@ -4,8 +4,9 @@
 
 mod import;
 mod operations;
-pub(super) use operations::limits_detail;
+
 mod usage;
+pub(super) use operations::{create_detail, limits_detail};
 mod verification;
 
 use super::access::Held;

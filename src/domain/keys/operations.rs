@@ -23,7 +23,7 @@ fn scopes_detail(key: &KeyRecord) -> Vec<String> {
 }
 
 /// The audit detail of a new key: what it was given (never the key).
-fn create_detail(key: &KeyRecord) -> String {
+pub(in crate::domain) fn create_detail(key: &KeyRecord) -> String {
     let mut detail = vec![format!(
         "expires_at={}",
         key.expires_at.map_or_else(|| "never".to_owned(), Timestamp::rfc3339)
@@ -346,6 +346,7 @@ impl Keyward {
             scopes,
             ratelimits: patch.ratelimits,
             credits: patch.credits,
+            meta: None,
         };
         if changes.is_empty() {
             return Ok(current);

@@ -7,6 +7,7 @@ use crate::domain::access;
 use crate::domain::caller::Caller;
 use crate::domain::keyward::Keyward;
 use crate::domain::limits::Charges;
+use crate::domain::tokens;
 use crate::domain::view::KeyCheck;
 use crate::domain::{Error, KeyDigest, KeyId, Timestamp};
 use crate::model::{Outcome, Sha256Hash};
@@ -26,11 +27,15 @@ impl Keyward {
         let now = self.now();
         access::require_verifier(caller)?;
         let check = self.view().check_key(token, now, self.signer());
-        let mut on_file = self
-            .store()
-            .find_key_by_digest(KeyDigest::of(token))
-            .await
-            .map_err(|e| e.into_domain("reading the key failed"))?;
+        // A token that cannot be keyward's JWT is at most an imported key: one read, not two.
+        let mut on_file = if tokens::may_be_ours(token) {
+            self.store()
+                .find_key_by_digest(KeyDigest::of(token))
+                .await
+                .map_err(|e| e.into_domain("reading the key failed"))?
+        } else {
+            None
+        };
         if on_file.is_none() {
             // Maybe an imported key (held under its SHA-256).
             on_file = self

@@ -102,7 +102,8 @@ async fn update_key_row(
                    scopes = CASE WHEN $7 THEN $8 ELSE scopes END, \
                    grants = CASE WHEN $7 THEN $9 ELSE grants END, \
                    {}, \
-                   updated_at = $10 \
+                   meta = coalesce($18, meta), \
+               updated_at = $10 \
                  WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}",
                 limits_assignments('$', "::BIGINT", 11)
             ),
@@ -124,6 +125,7 @@ async fn update_key_row(
                 &limits.add,
                 &limits.refill,
                 &limits.period,
+                &changes.meta.as_ref().map(serde_json::Value::to_string),
             ],
         )
         .await?;
@@ -135,6 +137,7 @@ async fn update_key_row(
         (_, _, Some(_), _) => "expiry",
         (_, _, _, Some(_)) => "scopes",
         _ if changes.ratelimits.is_some() || changes.credits.is_some() => "limits",
+        _ if changes.name.is_none() && changes.meta.is_some() => "meta",
         _ => "renamed",
     };
     let mut rows = vec![feed("key", id.to_string(), what, now)];

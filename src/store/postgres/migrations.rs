@@ -12,6 +12,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0002_limits.sql"),
     include_str!("migrations/0003_imported_keys_and_fixtures.sql"),
     include_str!("migrations/0005_key_usage.sql"),
+    include_str!("migrations/0006_fixture_credits.sql"),
 ];
 
 /// The schema version this build writes.
