@@ -268,10 +268,10 @@ async fn a_bad_usage_query_is_a_400_naming_the_parameter() {
 #[tokio::test]
 async fn usage_older_than_the_retention_is_deleted() {
     let app = spawn_with(|s| s.usage.retention = Duration::from_secs(2 * 86_400)).await;
-    to_ten_past(&app);
     let (id, key) = app.admin_key().await;
     // Another key reads the usage (a read with `key` would be a use of it).
     let (_, reader) = app.admin_key().await;
+    to_ten_past(&app);
     use_key(&app, &key, 2).await;
     app.keyward.flush_usage().await.unwrap();
     let path = format!("/v1/keys/{id}/usage");
