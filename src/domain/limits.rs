@@ -27,7 +27,7 @@ use std::time::Duration;
 use super::keyward::Keyward;
 use super::{Error, KeyId, Timestamp, UserId, expiry};
 use crate::model::{Credits, GivenDuration, RateLimit, RateLimits, Refill};
-use crate::store::Payer;
+use crate::store::{CreditsChange, Payer};
 
 /// A rate limit from the API: `duration` a string of the duration grammar or a number of
 /// seconds, at least one second.
@@ -46,6 +46,15 @@ pub fn parse_rate_limit(name: String, limit: u64, duration: GivenDuration) -> Re
             })?,
     };
     Ok(RateLimit::new(name, limit, duration, seconds)?)
+}
+
+/// An addition to credits keeps the balance within the most it may hold (`current`: the
+/// balance as shown; `None`, unlimited, takes nothing from an addition).
+pub fn check_credits_change(current: Option<&Credits>, change: Option<&CreditsChange>) -> Result<(), Error> {
+    match (current, change) {
+        (Some(c), Some(CreditsChange::Add(n))) => Ok(c.check_add(*n)?),
+        _ => Ok(()),
+    }
 }
 
 const NANOS: u64 = 1_000_000_000;

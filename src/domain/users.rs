@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::access::{self, SelfChange};
 use super::caller::Caller;
 use super::keyward::Keyward;
+use super::limits::check_credits_change;
 use super::paging;
 use super::{
     AuditLine, AuditRecord, Email, Error, KeyId, Password, Role, Secret, Timestamp, UserId, UserRecord, Username,
@@ -215,6 +216,9 @@ impl Keyward {
         }
         if update.disabled == Some(true) || update.role == Some(Role::User) {
             access::may_change_self(caller, id, SelfChange::DisableOrDemote)?;
+        }
+        if let Some(user) = self.view().user(id) {
+            check_credits_change(user.credits.as_ref(), update.credits.as_ref())?;
         }
         let password_hash = match &update.password {
             Some(p) => Some(Arc::from(self.passwords().hash(p).await?)),

@@ -231,15 +231,50 @@ pub struct Credits {
     pub refill: Option<Refill>,
 }
 
-/// Largest number that may be given as credits (so sums never overflow the columns).
+/// Most credits a balance, a refill amount or an addition may be, and a balance with an
+/// addition: 2^50 (1,125,899,906,842,624, about 10^15). Both backends store it exactly in
+/// a 64-bit integer column, and a balance plus an addition (each at most this) cannot
+/// overflow one, so the store never sees a sum it cannot hold.
 pub const MAX_CREDITS: u64 = 1 << 50;
 
+fn at_most_max(field: &'static str, n: u64) -> Result<u64, ModelError> {
+    if n > MAX_CREDITS {
+        return Err(ModelError::invalid(
+            field,
+            format!("at most {MAX_CREDITS} (2^50) credits"),
+        ));
+    }
+    Ok(n)
+}
+
 impl Credits {
+    /// `remaining` and the refill's `amount` at most [`MAX_CREDITS`].
     pub fn new(remaining: u64, refill: Option<Refill>) -> Result<Self, ModelError> {
-        if remaining > MAX_CREDITS || refill.is_some_and(|r| r.amount > MAX_CREDITS) {
-            return Err(ModelError::invalid("credits", "at most 2^50"));
+        at_most_max("credits.remaining", remaining)?;
+        if let Some(r) = refill {
+            at_most_max("credits.refill.amount", r.amount)?;
         }
         Ok(Credits { remaining, refill })
+    }
+
+    /// An addition to a balance: at most [`MAX_CREDITS`].
+    pub fn addition(n: u64) -> Result<u64, ModelError> {
+        at_most_max("credits.add", n)
+    }
+
+    /// Whether `n` more credits keep this balance within [`MAX_CREDITS`].
+    pub fn check_add(&self, n: u64) -> Result<(), ModelError> {
+        at_most_max("credits.add", n)?;
+        if self.remaining.saturating_add(n) > MAX_CREDITS {
+            return Err(ModelError::invalid(
+                "credits.add",
+                format!(
+                    "the balance ({}) with this addition would pass the most a balance may hold, {MAX_CREDITS} (2^50)",
+                    self.remaining
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether `new` (`None`: unlimited) gives no more than `old` (`None`: unlimited).

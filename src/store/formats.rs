@@ -2,7 +2,7 @@
 //! detail as a JSON object holding the detail and the target's name, the signing keys as a
 //! JSON list of hex seeds, and the column lists the row readers expect.
 
-use crate::model::RateLimits;
+use crate::model::{MAX_CREDITS, RateLimits};
 use crate::model::{SigningKey, Timestamp};
 use crate::store::{CreditsChange, Payer};
 
@@ -131,13 +131,17 @@ pub(crate) fn payer_row(payer: Payer) -> (&'static str, &'static str, String) {
 
 /// The SQL text of the `UPDATE … SET` limits columns, with the placeholders of a backend
 /// (`?` or `$`, and the cast an untyped number needs there) numbered from `first`, bound
-/// to the fields of [`LimitsColumns`] in their order.
+/// to the fields of [`LimitsColumns`] in their order. An addition stops at
+/// [`MAX_CREDITS`] (the domain refuses one that would pass it; two racing additions that
+/// together would are capped there, never wrapped or failed).
 pub(crate) fn limits_assignments(mark: char, cast: &str, first: usize) -> String {
     let p = |i: usize| format!("{mark}{}", first + i);
     format!(
         "ratelimits = CASE WHEN {0} THEN {1} ELSE ratelimits END, \
          credits_remaining = CASE WHEN {2} THEN {3}{cast} \
-           WHEN {4}{cast} IS NOT NULL THEN credits_remaining + {4} ELSE credits_remaining END, \
+           WHEN {4}{cast} IS NOT NULL THEN \
+             CASE WHEN credits_remaining > {MAX_CREDITS} - {4}{cast} THEN {MAX_CREDITS} ELSE credits_remaining + {4}{cast} END \
+           ELSE credits_remaining END, \
          credits_refill = CASE WHEN {2} THEN {5} ELSE credits_refill END, \
          credits_period = CASE WHEN {2} THEN {6}{cast} ELSE credits_period END",
         p(0),

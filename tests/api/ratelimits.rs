@@ -590,3 +590,63 @@ async fn changing_limits_or_credits_does_not_reset_a_rate_limit() {
         );
     }
 }
+
+/// Credits are bounded by 2^50 (held exactly by both backends' 64-bit columns): a balance,
+/// a refill amount, an addition, and a balance with an addition past it are each a 400
+/// naming the field, never a 500, and the balance never wraps or rounds. Runs on
+/// PostgreSQL too (`on_postgres`).
+#[tokio::test]
+async fn credits_past_the_maximum_are_400_naming_the_field() {
+    const MAX: u64 = 1 << 50;
+    let app = spawn_app().await;
+    for (body, field) in [
+        (json!({"credits": {"remaining": MAX + 1}}), "credits.remaining"),
+        (
+            json!({"credits": {"remaining": 1, "refill": {"interval": "daily", "amount": MAX + 1}}}),
+            "credits.refill.amount",
+        ),
+    ] {
+        let r = app.post("/v1/keys").as_(&app.admin).json(&body).await;
+        let detail = r.problem(StatusCode::BAD_REQUEST)["detail"].to_string();
+        assert!(detail.contains(field), "{body}: {detail}");
+    }
+    let (id, _, _) = limited_key(&app, json!({"credits": {"remaining": MAX - 10}})).await;
+    let path = format!("/v1/keys/{id}");
+    for add in [u64::MAX, 1 << 63, MAX + 1, 11] {
+        let r = app
+            .patch(&path)
+            .as_(&app.admin)
+            .json(&json!({"credits": {"add": add}}))
+            .await;
+        let detail = r.problem(StatusCode::BAD_REQUEST)["detail"].to_string();
+        assert!(detail.contains("credits.add"), "add {add}: {detail}");
+    }
+    let r = app
+        .patch(&path)
+        .as_(&app.admin)
+        .json(&json!({"credits": {"add": 10}}))
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(r.json()["credits"]["remaining"], MAX);
+    assert_eq!(app.get_json(&path, &app.admin).await["credits"]["remaining"], MAX);
+
+    // The same bound on a user's credits.
+    let (ada, _) = app.user("ada").await;
+    let user = format!("/v1/users/{ada}");
+    app.patch(&user)
+        .as_(&app.admin)
+        .json(&json!({"credits": {"remaining": MAX}}))
+        .await
+        .expect_status(StatusCode::OK);
+    let r = app
+        .patch(&user)
+        .as_(&app.admin)
+        .json(&json!({"credits": {"add": 1}}))
+        .await;
+    assert!(
+        r.problem(StatusCode::BAD_REQUEST)["detail"]
+            .to_string()
+            .contains("credits.add")
+    );
+    assert_eq!(app.get_json(&user, &app.admin).await["credits"]["remaining"], MAX);
+}

@@ -6,6 +6,7 @@ use super::{CreditsChange, KeyPage, KeyPatch, MintedKey, NewKeyRequest};
 use crate::domain::access::{self, Held};
 use crate::domain::caller::Caller;
 use crate::domain::keyward::Keyward;
+use crate::domain::limits::check_credits_change;
 use crate::domain::paging;
 use crate::domain::{
     Error, Expiry, KeyDigest, KeyId, KeyName, KeyRecord, Lifetime, Meta, Scopes, Secret, Timestamp, UserId,
@@ -339,6 +340,7 @@ impl Keyward {
             patch.ratelimits.as_ref(),
             patch.credits.as_ref(),
         )?;
+        check_credits_change(current.credits.as_ref(), patch.credits.as_ref())?;
         let changes = KeyChanges {
             name: patch.name.map(|n| n.map(KeyName::into_string)),
             disabled: patch.disabled,
