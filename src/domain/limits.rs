@@ -116,6 +116,43 @@ impl Gcra {
         }
     }
 
+    /// How far ahead of `now` this limit's state runs: how much of its window is spent.
+    fn ahead(&self, now: u64) -> u64 {
+        self.tat.load(Ordering::Acquire).saturating_sub(now).min(self.window)
+    }
+
+    /// Starts this (new) limit at least as spent as the old limits it replaces.
+    ///
+    /// The rule: a new limit starts as spent, as a share of its window, as the most-spent
+    /// of the old limits it replaces: the old one of the same name, and every old one it is
+    /// at least as tight as (no larger burst, no faster refill; an owner's change keeps each
+    /// old limit only through such a tighter one, see `RateLimits::within`). Why it is
+    /// sound: a limit of L per W that is a share s spent admits (1 − s)·L now and refills
+    /// at L/W; a limit of L' ≤ L per W' ≥ W equally spent admits (1 − s)·L' now and refills
+    /// no faster, so at no moment after the change does it admit more than the old one
+    /// would have. A new limit that replaces none starts full: it only adds a constraint
+    /// beside the ones that do. Why not by name alone: renaming "requests" to "requests2"
+    /// would start full, a free burst. Why not the absolute state (the same time ahead): a
+    /// longer window with the same time ahead is mostly unspent, a free burst again. The
+    /// cost: a new long limit tighter than a spent short burst starts spent too, and
+    /// under-serves until it refills; never over-serves.
+    fn inherit(&self, old: &[Gcra], now: u64) {
+        let replaces = |o: &&Gcra| o.name == self.name || (self.limit <= o.limit && self.window >= o.window);
+        let ahead = old
+            .iter()
+            .filter(replaces)
+            .map(|o| {
+                // The same share of this window, rounded up (never less spent).
+                let scaled = (u128::from(o.ahead(now)) * u128::from(self.window)).div_ceil(u128::from(o.window.max(1)));
+                u64::try_from(scaled).unwrap_or(u64::MAX).min(self.window)
+            })
+            .max()
+            .unwrap_or(0);
+        if ahead > 0 {
+            self.tat.store(now + ahead, Ordering::Release);
+        }
+    }
+
     /// Returns a request taken by [`Self::take`] (another limit refused it).
     fn give_back(&self) {
         self.tat.fetch_sub(self.interval, Ordering::AcqRel);
@@ -202,16 +239,21 @@ impl KeyLimits {
         })
     }
 
-    /// The state for a key's (or user's) changed limits: each rate limit keeps the state of
-    /// the limit of the same name in `old` (changing a limit, or the credits, never hands out
-    /// a fresh burst), and the credits start over (nothing held on this node).
-    pub fn changed(old: Option<&KeyLimits>, ratelimits: &RateLimits, credits: Option<&Credits>) -> Option<KeyLimits> {
+    /// The state for a key's (or user's) changed limits: each rate limit starts at least as
+    /// spent as the old limits it replaces (changing, renaming or adding a limit, or the
+    /// credits, never hands out a fresh burst; the rule is at `Gcra::inherit`), and the
+    /// credits start over (nothing held on this node).
+    pub fn changed(
+        old: Option<&KeyLimits>,
+        ratelimits: &RateLimits,
+        credits: Option<&Credits>,
+        now: Timestamp,
+    ) -> Option<KeyLimits> {
         let new = KeyLimits::for_key(ratelimits, credits)?;
         if let Some(old) = old {
+            let now = nanos(now);
             for limit in new.rates.iter() {
-                if let Some(before) = old.rates.iter().find(|b| b.name == limit.name) {
-                    limit.tat.store(before.tat.load(Ordering::Acquire), Ordering::Release);
-                }
+                limit.inherit(&old.rates, now);
             }
         }
         Some(new)
@@ -620,5 +662,60 @@ impl Keyward {
             charges,
             at: now,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(list: &[(&str, u64, u64)]) -> RateLimits {
+        let list = list
+            .iter()
+            .map(|(name, n, secs)| {
+                RateLimit::new((*name).into(), *n, GivenDuration::Seconds(*secs), *secs)
+                    .unwrap_or_else(|_| unreachable!())
+            })
+            .collect();
+        RateLimits::parse(list).unwrap_or_else(|_| unreachable!())
+    }
+
+    fn state(ratelimits: &RateLimits) -> KeyLimits {
+        KeyLimits::for_key(ratelimits, None).unwrap_or_else(|| unreachable!())
+    }
+
+    /// How many requests the limits admit at `now`, taking them.
+    fn drain(limits: &KeyLimits, now: Timestamp) -> usize {
+        (0..10_000).take_while(|_| limits.take(now).is_ok()).count()
+    }
+
+    #[test]
+    fn a_changed_limit_starts_at_least_as_spent_as_the_limits_it_replaces() {
+        let now = Timestamp::from_secs(1_800_000_000);
+        let old_limits = limits(&[("requests", 10, 60)]);
+        let old = state(&old_limits);
+        assert_eq!(drain(&old, now), 10);
+        for (new, admitted) in [
+            // Renamed: no fresh burst.
+            (limits(&[("requests2", 10, 60)]), 0),
+            // Tighter under another name, or a longer window: still spent.
+            (limits(&[("slow", 5, 3600)]), 0),
+            (limits(&[("requests", 10, 3600)]), 0),
+            // An unrelated extra limit beside a renamed one adds a constraint only.
+            (limits(&[("renamed", 10, 60), ("daily", 1000, 86_400)]), 0),
+        ] {
+            let changed = KeyLimits::changed(Some(&old), &new, None, now).unwrap_or_else(|| unreachable!());
+            assert_eq!(drain(&changed, now), admitted, "{new:?}");
+        }
+        // Half spent: a renamed limit of twice the window is half spent too.
+        let half = state(&old_limits);
+        assert_eq!((0..5).filter(|_| half.take(now).is_ok()).count(), 5);
+        let longer = KeyLimits::changed(Some(&half), &limits(&[("other", 10, 120)]), None, now)
+            .unwrap_or_else(|| unreachable!());
+        assert_eq!(drain(&longer, now), 5);
+        // A limit nothing replaces starts full.
+        let fresh =
+            KeyLimits::changed(Some(&old), &limits(&[("big", 100, 1)]), None, now).unwrap_or_else(|| unreachable!());
+        assert_eq!(drain(&fresh, now), 100);
     }
 }

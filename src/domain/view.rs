@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
+use super::clock::Clock;
 use super::limits::KeyLimits;
 use super::tokens::TokenSigner;
 use crate::model::{ActiveKeyRow, Credits, KeyId, KeyRecord, RateLimits, Sha256Hash, Timestamp, UserId, UserRecord};
@@ -177,6 +178,8 @@ pub struct KeyView {
     /// How many imported keys the view holds: while none, a credential that misses is not
     /// hashed a second time (the one check a store without imported keys pays).
     imported: Padded<AtomicUsize>,
+    /// The domain's clock: a changed rate limit's state is carried over as of now.
+    clock: Clock,
 }
 
 impl Default for KeyView {
@@ -189,6 +192,7 @@ impl Default for KeyView {
             tokens: RwLock::default(),
             usage: (0..SHARDS).map(|_| Padded::default()).collect(),
             imported: Padded::default(),
+            clock: Clock::default(),
         }
     }
 }
@@ -220,8 +224,11 @@ fn lookup_of(token: &str) -> Option<Lookup> {
 impl KeyView {
     /// Builds the view from the store's users and active keys. Loaded keys have their
     /// signature checked on first use, so a key signed with an old secret fails.
-    pub fn with_users(users: Vec<UserRecord>) -> Self {
-        let view = KeyView::default();
+    pub fn with_users(users: Vec<UserRecord>, clock: Clock) -> Self {
+        let view = KeyView {
+            clock,
+            ..KeyView::default()
+        };
         for user in users {
             view.put_user(user);
         }
@@ -245,7 +252,7 @@ impl KeyView {
             let more = per_shard.saturating_sub(shard.keys.len());
             shard.keys.reserve(more);
         }
-        let imported = insert_locked(&mut shard, slot, k, false);
+        let imported = insert_locked(&mut shard, slot, k, false, self.clock.now());
         drop(shard);
         self.count_imported(imported);
     }
@@ -444,7 +451,8 @@ impl KeyView {
         let Some(slot) = self.users.read().slot.get(&key.user_id).copied() else {
             return;
         };
-        let imported = insert_locked(&mut self.shard(&lookup).write(), slot, key, signature_checked);
+        let now = self.clock.now();
+        let imported = insert_locked(&mut self.shard(&lookup).write(), slot, key, signature_checked, now);
         self.count_imported(imported);
     }
 
@@ -471,6 +479,7 @@ impl KeyView {
             &key.ratelimits,
             key.credits.as_ref(),
             reset_credits,
+            self.clock.now(),
         );
         shard.keys.insert(lookup, entry);
     }
@@ -515,7 +524,9 @@ impl KeyView {
         let kept = old
             .filter(|l| l.made_for(&user.ratelimits, user.credits.as_ref()))
             .cloned();
-        let changed = || KeyLimits::changed(old.map(|l| &**l), &user.ratelimits, user.credits.as_ref()).map(Arc::new);
+        let now = self.clock.now();
+        let changed =
+            || KeyLimits::changed(old.map(|l| &**l), &user.ratelimits, user.credits.as_ref(), now).map(Arc::new);
         match kept.or_else(changed) {
             Some(limits) => users.limits.insert(slot, limits),
             None => users.limits.remove(&slot),
@@ -537,6 +548,7 @@ impl KeyView {
             users.limits.get(&slot).map(|l| &**l),
             &user.ratelimits,
             user.credits.as_ref(),
+            self.clock.now(),
         ) {
             Some(limits) => users.limits.insert(slot, Arc::new(limits)),
             None => users.limits.remove(&slot),
@@ -628,7 +640,7 @@ impl KeyView {
 
 /// Adds (or replaces) a key of the user in `slot` under its shard's write lock; how the
 /// count of imported keys moves.
-fn insert_locked(shard: &mut KeyShard, slot: u32, key: ActiveKeyRow, signature_checked: bool) -> isize {
+fn insert_locked(shard: &mut KeyShard, slot: u32, key: ActiveKeyRow, signature_checked: bool, now: Timestamp) -> isize {
     let mut entry = entry(key.id, slot, key.expires_at, key.disabled, signature_checked);
     if key.imported {
         *entry.flags.get_mut() |= IMPORTED | SIGNATURE_CHECKED;
@@ -641,7 +653,7 @@ fn insert_locked(shard: &mut KeyShard, slot: u32, key: ActiveKeyRow, signature_c
         *entry.last_used.get_mut() = old.last_used.load(Ordering::Relaxed);
     }
     set_scopes(shard, &mut entry, key.scopes, &key.grants);
-    set_limits(shard, &mut entry, &key.ratelimits, key.credits.as_ref(), false);
+    set_limits(shard, &mut entry, &key.ratelimits, key.credits.as_ref(), false, now);
     let replaced = shard.keys.insert(Lookup(key.lookup), entry);
     let was_imported = replaced.is_some_and(|mut e| *e.flags.get_mut() & IMPORTED != 0);
     isize::from(key.imported) - isize::from(was_imported)
@@ -664,18 +676,20 @@ fn set_scopes(shard: &mut KeyShard, entry: &mut KeyEntry, scopes: Option<Vec<Str
     }
 }
 
-/// Records a key's limits: their state is kept while they stay the same (a rename, another
-/// node's change), made anew when they change or `reset` says the credits were set anew.
+/// Records a key's limits: their state is kept while they stay the same (a rename of the
+/// key, another node's change), made anew (as of `now`) when they change or `reset` says the
+/// credits were set anew.
 fn set_limits(
     shard: &mut KeyShard,
     entry: &mut KeyEntry,
     ratelimits: &RateLimits,
     credits: Option<&Credits>,
     reset: bool,
+    now: Timestamp,
 ) {
     let old = shard.limits.get(&entry.id);
     let kept = old.filter(|l| !reset && l.made_for(ratelimits, credits)).cloned();
-    match kept.or_else(|| KeyLimits::changed(old.map(|l| &**l), ratelimits, credits).map(Arc::new)) {
+    match kept.or_else(|| KeyLimits::changed(old.map(|l| &**l), ratelimits, credits, now).map(Arc::new)) {
         Some(limits) => {
             *entry.flags.get_mut() |= LIMITED;
             shard.limits.insert(entry.id, limits);
@@ -753,7 +767,7 @@ mod tests {
         assert!(signer.is_ok(), "the signer is made");
         let Ok(signer) = signer else { return };
         let now = Timestamp::from_secs(1_800_000_000);
-        let view = KeyView::with_users(vec![user()]);
+        let view = KeyView::with_users(vec![user()], Clock::default());
         assert_eq!(view.imported.0.load(Ordering::Acquire), 0, "none: no second hash");
         view.load_key(imported_row("legacy_key_0001", 1), 2);
         view.insert_key(imported_row("short_key_16byte", 2), false);

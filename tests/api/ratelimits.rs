@@ -650,3 +650,40 @@ async fn credits_past_the_maximum_are_400_naming_the_field() {
     );
     assert_eq!(app.get_json(&user, &app.admin).await["credits"]["remaining"], MAX);
 }
+
+/// An owner's change of a key's rate limits never gives more than the old state allowed:
+/// renaming a spent limit, or tightening it under a new name or over a longer window,
+/// starts the new limit as spent as the old one (no fresh burst).
+#[tokio::test]
+async fn renaming_or_tightening_a_spent_rate_limit_gives_no_fresh_burst() {
+    let app = spawn_app().await;
+    let (ada, ada_token) = app.user("ada").await;
+    let made = app
+        .post(&format!("/v1/users/{ada}/keys"))
+        .as_(&app.admin)
+        .json(&json!({"ratelimits": [{"name": "requests", "limit": 3, "duration": "1m"}]}))
+        .await
+        .json();
+    let (id, key) = (made["id"].as_str().unwrap(), made["key"].as_str().unwrap());
+    assert_eq!(hammer(&app.http, key, 1, 4).await, (3, 1, 0));
+    for limits in [
+        json!([{"name": "requests2", "limit": 3, "duration": "1m"}]),
+        json!([{"name": "requests3", "limit": 2, "duration": "1h"}]),
+        json!([{"name": "requests4", "limit": 2, "duration": "1h"}, {"name": "daily", "limit": 100, "duration": 86400}]),
+    ] {
+        app.patch(&format!("/v1/keys/{id}"))
+            .as_(&ada_token)
+            .json(&json!({ "ratelimits": limits }))
+            .await
+            .expect_status(StatusCode::OK);
+        let r = app.get("/v1/me").api_key(key).await;
+        assert_eq!(
+            r.problem(StatusCode::TOO_MANY_REQUESTS)["type"],
+            RATE_LIMITED,
+            "after {limits}"
+        );
+    }
+    // And it refills as the new limit says: 2 an hour, one every 30 minutes.
+    app.advance(Duration::from_secs(30 * 60));
+    assert_eq!(hammer(&app.http, key, 1, 3).await, (1, 2, 0));
+}
