@@ -273,6 +273,7 @@ pub fn may_set_limits(
     let credits_ok = match credits {
         None => true,
         Some(CreditsChange::Set(new)) => Credits::within(new.as_ref(), current.credits),
+        Some(CreditsChange::SetAtMost { credits, .. }) => Credits::within(Some(credits), current.credits),
         Some(CreditsChange::Add(n)) => *n == 0,
     };
     if rates_ok && credits_ok {

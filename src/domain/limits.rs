@@ -191,6 +191,9 @@ struct Purse {
     /// When a reservation last found too little to reserve (unix ms): for a second after,
     /// requests the block cannot cover are refused without asking the database again.
     dry_at: Option<i64>,
+    /// The credits' generation the block was reserved under (set anew since: the block is
+    /// void; see `Credits::generation`).
+    generation: u64,
 }
 
 /// How long a key found out of credits is refused from memory before the database is asked
@@ -208,7 +211,8 @@ struct CreditState {
 pub struct KeyLimits {
     rates: Box<[Gcra]>,
     credits: Option<CreditState>,
-    /// What the state was made from: the state is kept across a change that keeps these.
+    /// What the state was made from: the state is kept across a change that keeps these
+    /// (and the credits' generation, which the purse holds).
     made_from: (RateLimits, Option<Option<Refill>>),
 }
 
@@ -231,7 +235,10 @@ impl KeyLimits {
         Some(KeyLimits {
             rates: ratelimits.as_slice().iter().map(Gcra::new).collect(),
             credits: credits.map(|c| CreditState {
-                purse: parking_lot::Mutex::default(),
+                purse: parking_lot::Mutex::new(Purse {
+                    generation: c.generation,
+                    ..Purse::default()
+                }),
                 refill: c.refill,
                 reserving: tokio::sync::Mutex::new(()),
             }),
@@ -259,9 +266,37 @@ impl KeyLimits {
         Some(new)
     }
 
-    /// Whether this state was made for these limits (so it can be kept).
+    /// Whether this state was made for these limits (so it can be kept): the same limits,
+    /// the same refill, and credits not set anew since the block this node holds was
+    /// reserved (a newer generation voids it: another node, or this one, set them).
     pub fn made_for(&self, ratelimits: &RateLimits, credits: Option<&Credits>) -> bool {
-        self.made_from.0 == *ratelimits && self.made_from.1 == credits.map(|c| c.refill)
+        let current = match (&self.credits, credits) {
+            (Some(state), Some(c)) => c.generation <= state.purse.lock().generation,
+            _ => true,
+        };
+        self.made_from.0 == *ratelimits && self.made_from.1 == credits.map(|c| c.refill) && current
+    }
+
+    /// Forgets what this node knew of the balance (credits were added to it): the next
+    /// request that the block cannot cover asks the database again. The block is kept.
+    pub fn forget_balance(&self) {
+        if let Some(credits) = &self.credits {
+            let mut purse = credits.purse.lock();
+            purse.dry_at = None;
+            purse.reserved = false;
+        }
+    }
+
+    /// Takes the unspent block this node holds, if it is of the refill period of `now`
+    /// (a block of an earlier period belongs to a balance refilled since): what to give
+    /// back to the database at a graceful stop. The block is this node's no more.
+    pub fn take_held(&self, now: Timestamp) -> Option<(u64, u64, Option<Timestamp>)> {
+        let credits = self.credits.as_ref()?;
+        let period = credits.refill.map(|r| r.interval.period_start(now).millis());
+        let mut purse = credits.purse.lock();
+        let unspent = std::mem::take(&mut purse.block);
+        (unspent > 0 && purse.period == period)
+            .then(|| (unspent, purse.generation, purse.period.map(Timestamp::from_millis)))
     }
 
     pub fn has_credits(&self) -> bool {
@@ -311,6 +346,7 @@ impl KeyLimits {
             // A new refill period: the block of the last one is void; the store refills.
             *purse = Purse {
                 period,
+                generation: purse.generation,
                 ..Purse::default()
             };
             return Spend::Reserve { need: cost.max(1) };
@@ -348,14 +384,16 @@ impl KeyLimits {
         }
     }
 
-    /// Adds a block just reserved (of the period the store says the balance is in).
-    pub fn add_block(&self, granted: u64, stored: u64, period: Option<Timestamp>) {
+    /// Adds a block just reserved (of the period and the credits' generation the store
+    /// says the balance is in: a block held of another is void).
+    pub fn add_block(&self, granted: u64, stored: u64, period: Option<Timestamp>, generation: u64) {
         if let Some(credits) = &self.credits {
             let mut purse = credits.purse.lock();
             let period = period.map(Timestamp::millis);
-            if purse.period != period {
+            if purse.period != period || purse.generation != generation {
                 purse.block = 0;
                 purse.period = period;
+                purse.generation = generation;
             }
             purse.block += granted;
             purse.stored = stored;
@@ -633,7 +671,7 @@ impl Keyward {
                 .await
                 .map_err(|e| e.into_domain("reserving credits failed"))?;
             match reserved {
-                Some(r) if r.granted > 0 => limits.add_block(r.granted, r.left, r.period),
+                Some(r) if r.granted > 0 => limits.add_block(r.granted, r.left, r.period, r.generation),
                 Some(r) => {
                     limits.mark_dry(r.left, now);
                     break;

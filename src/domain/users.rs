@@ -11,7 +11,7 @@ use super::paging;
 use super::{
     AuditLine, AuditRecord, Email, Error, KeyId, Password, Role, Secret, Timestamp, UserId, UserRecord, Username,
 };
-use crate::store::UserChanges;
+use crate::store::{CreditsChange, UserChanges};
 
 pub struct NewUserRequest {
     pub username: Username,
@@ -269,14 +269,15 @@ impl Keyward {
         audit: AuditRecord,
     ) -> Result<UserRecord, Error> {
         let view = self.view().clone();
-        // Credits set or added: this node's block of them starts over.
-        let reset_credits = changes.credits.is_some();
+        // Credits added: what this node knew of the balance is forgotten (its block stays);
+        // set anew, the credits' generation moves on and the block is void.
+        let added_credits = matches!(changes.credits, Some(CreditsChange::Add(_)));
         self.store()
             .update_user(id, changes, now, audit, move |updated| {
                 if let Some(user) = updated {
                     view.put_user(user.clone());
-                    if reset_credits {
-                        view.reset_user_limits(user);
+                    if added_credits {
+                        view.forget_user_balance(user.id);
                     }
                 }
             })

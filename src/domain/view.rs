@@ -24,6 +24,7 @@ use super::clock::Clock;
 use super::limits::KeyLimits;
 use super::tokens::TokenSigner;
 use crate::model::{ActiveKeyRow, Credits, KeyId, KeyRecord, RateLimits, Sha256Hash, Timestamp, UserId, UserRecord};
+use crate::store::{HeldBlock, Payer};
 
 /// Longest token the hot path will hash; keyward's keys are about 250 bytes.
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -458,8 +459,9 @@ impl KeyView {
 
     /// Brings a key's entry up to its record just committed (expiry, disabled, scopes,
     /// limits), keeping what this process knows of it (signature checked, last use, and the
-    /// limits' state unless they changed or `reset_credits`: its credits were set anew).
-    pub fn update_key(&self, key: &KeyRecord, reset_credits: bool) {
+    /// limits' state unless they changed or the credits were set anew; `added_credits`:
+    /// what it knew of the balance is forgotten, credits were added).
+    pub fn update_key(&self, key: &KeyRecord, added_credits: bool) {
         let lookup = Lookup(key.digest.lookup());
         let mut shard = self.shard(&lookup).write();
         let Some(mut entry) = shard.keys.remove(&lookup) else {
@@ -478,7 +480,7 @@ impl KeyView {
             &mut entry,
             &key.ratelimits,
             key.credits.as_ref(),
-            reset_credits,
+            added_credits,
             self.clock.now(),
         );
         shard.keys.insert(lookup, entry);
@@ -537,22 +539,46 @@ impl KeyView {
         self.users_generation.0.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Starts a user's credits over on this node (they were set anew); their rate limits
-    /// keep their state.
-    pub fn reset_user_limits(&self, user: &UserRecord) {
-        let mut users = self.users.write();
-        let Some(slot) = users.slot.get(&user.id).copied() else {
-            return;
+    /// Forgets what this node knew of a user's balance (credits were added to it); the
+    /// block it holds stays.
+    pub fn forget_user_balance(&self, id: UserId) {
+        if let Some(limits) = self.user_limits(id) {
+            limits.forget_balance();
+        }
+    }
+
+    /// Takes every unspent block of credits this node holds (keys' and users'), of the
+    /// refill period of now: to give back to the database at a graceful stop. From here on
+    /// this node holds none (a request after it reserves anew).
+    pub fn take_held_blocks(&self) -> Vec<HeldBlock> {
+        let now = self.clock.now();
+        let block = |payer: Payer, limits: &KeyLimits| {
+            limits.take_held(now).map(|(unspent, generation, period)| HeldBlock {
+                payer,
+                unspent,
+                generation,
+                period,
+            })
         };
-        match KeyLimits::changed(
-            users.limits.get(&slot).map(|l| &**l),
-            &user.ratelimits,
-            user.credits.as_ref(),
-            self.clock.now(),
-        ) {
-            Some(limits) => users.limits.insert(slot, Arc::new(limits)),
-            None => users.limits.remove(&slot),
-        };
+        let mut blocks: Vec<HeldBlock> = self
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                let shard = shard.0.read();
+                shard
+                    .limits
+                    .iter()
+                    .filter_map(|(id, limits)| block(Payer::Key(*id), limits))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let users = self.users.read();
+        for (slot, limits) in &users.limits {
+            if let Some(user) = users.list.get(*slot as usize) {
+                blocks.extend(block(Payer::User(user.id), limits));
+            }
+        }
+        blocks
     }
 
     /// The limits' state of a user, if they have limits.
@@ -677,18 +703,22 @@ fn set_scopes(shard: &mut KeyShard, entry: &mut KeyEntry, scopes: Option<Vec<Str
 }
 
 /// Records a key's limits: their state is kept while they stay the same (a rename of the
-/// key, another node's change), made anew (as of `now`) when they change or `reset` says the
-/// credits were set anew.
+/// key, another node's change), made anew (as of `now`) when they change or the credits
+/// were set anew (a newer generation: the block held is void). `added_credits`: a kept
+/// state forgets what it knew of the balance.
 fn set_limits(
     shard: &mut KeyShard,
     entry: &mut KeyEntry,
     ratelimits: &RateLimits,
     credits: Option<&Credits>,
-    reset: bool,
+    added_credits: bool,
     now: Timestamp,
 ) {
     let old = shard.limits.get(&entry.id);
-    let kept = old.filter(|l| !reset && l.made_for(ratelimits, credits)).cloned();
+    let kept = old.filter(|l| l.made_for(ratelimits, credits)).cloned();
+    if added_credits && let Some(kept) = &kept {
+        kept.forget_balance();
+    }
     match kept.or_else(|| KeyLimits::changed(old.map(|l| &**l), ratelimits, credits, now).map(Arc::new)) {
         Some(limits) => {
             *entry.flags.get_mut() |= LIMITED;

@@ -229,6 +229,10 @@ pub struct Refill {
 pub struct Credits {
     pub remaining: u64,
     pub refill: Option<Refill>,
+    /// How many times the credits were set or cleared (never moved by an addition, a
+    /// reservation or a refill): a block a node reserved under an older generation is void.
+    /// 0 for credits as given.
+    pub generation: u64,
 }
 
 /// Most credits a balance, a refill amount or an addition may be, and a balance with an
@@ -254,7 +258,11 @@ impl Credits {
         if let Some(r) = refill {
             at_most_max("credits.refill.amount", r.amount)?;
         }
-        Ok(Credits { remaining, refill })
+        Ok(Credits {
+            remaining,
+            refill,
+            generation: 0,
+        })
     }
 
     /// An addition to a balance: at most [`MAX_CREDITS`].
@@ -313,7 +321,7 @@ impl Credits {
     }
 
     /// From the columns: `remaining` `None` is unlimited; an unreadable refill is none.
-    pub fn from_columns(remaining: Option<i64>, refill: Option<&str>) -> Option<Credits> {
+    pub fn from_columns(remaining: Option<i64>, refill: Option<&str>, generation: i64) -> Option<Credits> {
         let remaining = u64::try_from(remaining?).unwrap_or(0);
         let refill = refill
             .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
@@ -323,7 +331,11 @@ impl Credits {
                     amount: v.get("amount")?.as_u64()?,
                 })
             });
-        Some(Credits { remaining, refill })
+        Some(Credits {
+            remaining,
+            refill,
+            generation: u64::try_from(generation).unwrap_or(0),
+        })
     }
 }
 
@@ -384,6 +396,7 @@ mod tests {
         let c = |remaining, refill: Option<(RefillInterval, u64)>| Credits {
             remaining,
             refill: refill.map(|(interval, amount)| Refill { interval, amount }),
+            generation: 0,
         };
         let old = c(100, Some((RefillInterval::Daily, 100)));
         assert!(Credits::within(Some(&c(50, None)), Some(&old)));

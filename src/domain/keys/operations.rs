@@ -11,7 +11,7 @@ use crate::domain::paging;
 use crate::domain::{
     Error, Expiry, KeyDigest, KeyId, KeyName, KeyRecord, Lifetime, Meta, Scopes, Secret, Timestamp, UserId,
 };
-use crate::model::{ActiveKeyRow, RateLimits};
+use crate::model::{ActiveKeyRow, Credits, RateLimits};
 use crate::store::KeyChanges;
 
 /// The audit detail of a key's scopes: which it has and which privileged ones were granted.
@@ -55,10 +55,12 @@ pub(in crate::domain) fn limits_detail(ratelimits: &RateLimits, credits: Option<
     match credits {
         None => {}
         Some(CreditsChange::Set(None)) => detail.push("credits=unlimited".to_owned()),
-        Some(CreditsChange::Set(Some(c))) => detail.push(match c.refill {
-            None => format!("credits={}", c.remaining),
-            Some(r) => format!("credits={} (refill {} {})", c.remaining, r.interval.as_str(), r.amount),
-        }),
+        Some(CreditsChange::Set(Some(c)) | CreditsChange::SetAtMost { credits: c, .. }) => {
+            detail.push(match c.refill {
+                None => format!("credits={}", c.remaining),
+                Some(r) => format!("credits={} (refill {} {})", c.remaining, r.interval.as_str(), r.amount),
+            })
+        }
         Some(CreditsChange::Add(n)) => detail.push(format!("credits+={n}")),
     }
     detail
@@ -341,13 +343,25 @@ impl Keyward {
             patch.credits.as_ref(),
         )?;
         check_credits_change(current.credits.as_ref(), patch.credits.as_ref())?;
+        let credits = match patch.credits {
+            // An owner only lowers the balance: the store makes it the least of this and the
+            // balance at the write, so spends since the check above never make it a raise.
+            Some(CreditsChange::Set(Some(credits))) if !caller.is_admin() => Some(CreditsChange::SetAtMost {
+                credits,
+                since: current
+                    .credits
+                    .and_then(|c| c.refill)
+                    .map(|r| r.interval.period_start(now)),
+            }),
+            other => other,
+        };
         let changes = KeyChanges {
             name: patch.name.map(|n| n.map(KeyName::into_string)),
             disabled: patch.disabled,
             expires_by: None,
             scopes,
             ratelimits: patch.ratelimits,
-            credits: patch.credits,
+            credits,
         };
         if changes.is_empty() {
             return Ok(current);
@@ -390,13 +404,14 @@ impl Keyward {
             audits.push(caller.audit("key.limits", target(), now).with_detail(detail.join(", ")));
         }
         let view = self.view().clone();
-        // Credits set or added: this node's block and what it knew of the balance start over.
-        let credits_set = changes.credits.is_some();
+        // Credits added: what this node knew of the balance is forgotten (its block stays);
+        // set anew, the credits' generation moves on and the block is void.
+        let added_credits = matches!(changes.credits, Some(CreditsChange::Add(_)));
         let mut key = self
             .store()
             .update_key(owner, id, changes, now, audits, move |key| {
                 if let Some(key) = key {
-                    view.update_key(key, credits_set);
+                    view.update_key(key, added_credits);
                 }
             })
             .await
@@ -462,8 +477,9 @@ impl Keyward {
             scopes: old.scopes.clone().map(Scopes::of_record),
             meta: Some(Meta::of_record(old.meta.clone())),
             ratelimits: old.ratelimits.clone(),
-            // The store moves the balance over, exactly as it is at the rotation.
-            credits: old.credits,
+            // The store moves the balance over, exactly as it is at the rotation (a new
+            // key's credits start at generation 0).
+            credits: old.credits.map(|c| Credits { generation: 0, ..c }),
             replaces: Some(Held::of(&old)),
             ..NewKeyRequest::default()
         };
@@ -485,8 +501,9 @@ impl Keyward {
             .rotate_key(old.user_id, old.id, until, record, [create, rotate], move |done| {
                 if let Some((new, old)) = done {
                     view.insert_key(ActiveKeyRow::of(new), true);
-                    // Its balance moved to the new key: what this node held of it goes too.
-                    view.update_key(old, true);
+                    // Its balance moved to the new key (the old credits set anew): what this
+                    // node held of it goes too.
+                    view.update_key(old, false);
                 }
             })
             .await

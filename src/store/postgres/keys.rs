@@ -9,12 +9,15 @@ use super::rows::{
     insert_audit, json_list, key_from_row, key_id, key_state, page, user_id,
 };
 use super::writer::{FeedRow, prepared};
+use crate::model::MAX_CREDITS;
 use crate::model::{
     ActiveKeyRow, AuditRecord, Credits, FeedEntry, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId,
     credit_block,
 };
 use crate::store::formats::{credit_column, limits_assignments, limits_columns, payer_row};
-use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page, Payer, Reservation, StoreError, StoreErrorKind};
+use crate::store::{
+    AfterCommit, HeldBlock, KeyChanges, KeyDescription, Page, Payer, Reservation, StoreError, StoreErrorKind,
+};
 
 /// Stores a new key (with `numbered`, a missing name becomes `key#N`, N counted in this
 /// transaction: the owner's row is locked first so two creates never get the same N).
@@ -124,6 +127,7 @@ async fn update_key_row(
                 &limits.add,
                 &limits.refill,
                 &limits.period,
+                &limits.at_most_since,
             ],
         )
         .await?;
@@ -174,7 +178,7 @@ impl PgStore {
                 )
                 .await?;
             for r in &rows {
-                after = r.try_get(10)?;
+                after = r.try_get(11)?;
                 if let Some(row) = active_key_from_row(r)? {
                     sink(row, expected);
                 }
@@ -203,7 +207,7 @@ impl PgStore {
         row.map(|r| {
             Ok((
                 active_key_from_row(&r)?,
-                r.try_get(10)?,
+                r.try_get(11)?,
                 digest(r.try_get(2)?)?.lookup(),
             ))
         })
@@ -293,8 +297,13 @@ impl PgStore {
                             if let (Some(row), Some(credits)) = (moved, new.credits.as_mut()) {
                                 credits.remaining = u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0);
                                 new.credits_period = row.try_get::<_, Option<i64>>(1)?.map(Timestamp::from_millis);
-                                tx.execute("UPDATE keys SET credits_remaining = 0 WHERE id = $1", &[&old.to_string()])
-                                    .await?;
+                                // Set anew (a new generation): blocks held of the old key are void.
+                                tx.execute(
+                                    "UPDATE keys SET credits_remaining = 0, credits_generation = credits_generation + 1 \
+                                     WHERE id = $1",
+                                    &[&old.to_string()],
+                                )
+                                .await?;
                             }
                         }
                         let Some((old, mut rows)) = update_key_row(tx, owner, old, &changes, now).await? else {
@@ -475,7 +484,7 @@ impl PgStore {
             )
             .await?
             .iter()
-            .map(|r| Ok((key_from_row(r)?, Timestamp::from_millis(r.try_get(16)?))))
+            .map(|r| Ok((key_from_row(r)?, Timestamp::from_millis(r.try_get(17)?))))
             .collect()
     }
 
@@ -501,7 +510,7 @@ impl PgStore {
                 &[&digest.as_bytes().as_slice()],
             )
             .await?
-            .map(|r| Ok((key_from_row(&r)?, r.try_get::<_, Option<i64>>(16)?.is_some())))
+            .map(|r| Ok((key_from_row(&r)?, r.try_get::<_, Option<i64>>(17)?.is_some())))
             .transpose()
     }
 
@@ -565,7 +574,7 @@ impl PgStore {
                         let row = tx
                             .query_opt(
                                 &format!(
-                                    "SELECT credits_remaining, credits_refill, credits_period FROM {table} \
+                                    "SELECT credits_remaining, credits_refill, credits_period, credits_generation FROM {table} \
                                      WHERE id = $1 AND {live} AND credits_remaining IS NOT NULL FOR UPDATE"
                                 ),
                                 &[&id],
@@ -575,11 +584,11 @@ impl PgStore {
                         let remaining: i64 = row.try_get(0)?;
                         let refill: Option<String> = row.try_get(1)?;
                         let mut period = row.try_get::<_, Option<i64>>(2)?.map(Timestamp::from_millis);
-                        let mut credits =
-                            Credits::from_columns(Some(remaining), refill.as_deref()).unwrap_or(Credits {
-                                remaining: 0,
-                                refill: None,
-                            });
+                        let Some(mut credits) =
+                            Credits::from_columns(Some(remaining), refill.as_deref(), row.try_get(3)?)
+                        else {
+                            return Ok((None, Vec::new()));
+                        };
                         if credits.refill_due(&mut period, now) {
                             tx.execute(
                                 &format!(
@@ -605,7 +614,49 @@ impl PgStore {
                                 .await?;
                             u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0)
                         };
-                        Ok((Some(Reservation { granted, left, period }), Vec::new()))
+                        let reservation = Reservation {
+                            granted,
+                            left,
+                            period,
+                            generation: credits.generation,
+                        };
+                        Ok((Some(reservation), Vec::new()))
+                    })
+                },
+                |_| {},
+            )
+            .await
+    }
+
+    /// Gives unspent blocks back (see `Store::return_credits`).
+    pub async fn return_credits(&self, blocks: Vec<HeldBlock>) -> Result<u64, StoreError> {
+        self.writer
+            .write(
+                move |tx| {
+                    Box::pin(async move {
+                        let mut returned = 0;
+                        for block in &blocks {
+                            let (table, live, id) = payer_row(block.payer);
+                            let changed = tx
+                                .execute(
+                                    &format!(
+                                        "UPDATE {table} SET credits_remaining = least(credits_remaining + $2, {MAX_CREDITS}) \
+                                         WHERE id = $1 AND {live} AND credits_remaining IS NOT NULL \
+                                           AND credits_generation = $3 AND credits_period IS NOT DISTINCT FROM $4::BIGINT"
+                                    ),
+                                    &[
+                                        &id,
+                                        &credit_column(block.unspent),
+                                        &credit_column(block.generation),
+                                        &block.period.map(Timestamp::millis),
+                                    ],
+                                )
+                                .await?;
+                            if changed > 0 {
+                                returned += block.unspent;
+                            }
+                        }
+                        Ok((returned, Vec::new()))
                     })
                 },
                 |_| {},

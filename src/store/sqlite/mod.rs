@@ -108,6 +108,7 @@ macro_rules! always_changed {
 always_changed!(
     (),
     i64,
+    u64,
     String,
     crate::model::KeyRecord,
     Vec<crate::model::KeyRecord>,
