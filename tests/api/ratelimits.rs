@@ -687,3 +687,72 @@ async fn renaming_or_tightening_a_spent_rate_limit_gives_no_fresh_burst() {
     app.advance(Duration::from_secs(30 * 60));
     assert_eq!(hammer(&app.http, key, 1, 3).await, (1, 2, 0));
 }
+
+/// The built binary: a graceful stop (SIGTERM) gives the unspent part of every block of
+/// credits it reserved back to the database, so after a restart the balance is exactly what
+/// was not spent (a crash, by contrast, loses the block: see `kill -9` above). Credits set
+/// anew while a block was held are not topped up by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_unspent_reserved_credits_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let (mut server, url) = start_binary(dir.path(), &[]);
+    let http = Http::new(&url);
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let created = http
+            .post("/v1/keys")
+            .authorization(&admin)
+            .json(&json!({"credits": {"remaining": 500}}))
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let made = created.json();
+        keys.push((
+            made["id"].as_str().unwrap().to_owned(),
+            made["key"].as_str().unwrap().to_owned(),
+        ));
+    }
+    for (_, key) in &keys {
+        assert_eq!(hammer(&http, key, 4, 10).await, (10, 0, 0));
+    }
+    // The second key's credits are set anew while this node holds a block of them.
+    http.patch(&format!("/v1/keys/{}", keys[1].0))
+        .authorization(&admin)
+        .json(&json!({"credits": {"remaining": 100}}))
+        .await
+        .expect_status(StatusCode::OK);
+
+    let pid = server.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || server.wait_for_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(status, Some(0), "a clean exit");
+
+    let (_server, url) = start_binary(dir.path(), &[]);
+    let http = Http::new(&url);
+    let remaining = |id: String| {
+        let (http, admin) = (&http, &admin);
+        async move {
+            http.get(&format!("/v1/keys/{id}")).authorization(admin).await.json()["credits"]["remaining"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        remaining(keys[0].0.clone()).await,
+        490,
+        "500 less the 10 spent, exactly"
+    );
+    assert_eq!(
+        remaining(keys[1].0.clone()).await,
+        100,
+        "set anew: the old block is not added"
+    );
+}
