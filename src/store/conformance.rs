@@ -127,6 +127,7 @@ macro_rules! suite {
             a_users_limits_are_stored_changed_and_reserved_from,
             an_owners_set_never_raises_the_balance_at_the_write,
             unspent_blocks_go_back_only_to_their_generation_and_period,
+            a_childs_credits_are_carved_out_of_its_parents_balance,
         );
     };
 }
@@ -1672,6 +1673,37 @@ async fn unspent_blocks_go_back_only_to_their_generation_and_period(db: &TestDb)
     s.update_key(ada.id, m.id, add, t(3), Vec::new(), |_| {}).await?;
     s.return_credits(vec![held(Payer::Key(m.id), r.granted, r)]).await?;
     assert_eq!(balance(m.id).await?, Some(MAX_CREDITS));
+    Ok(())
+}
+
+/// A key made by a key with credits takes its credits out of the parent's balance in the
+/// same write; a balance that cannot cover them stores nothing.
+async fn a_childs_credits_are_carved_out_of_its_parents_balance(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let parent = add_limited_key(s, ada.id, "parent", Some(Credits::new(100, None)?)).await?;
+    let child = |token: &str, n: u64| -> Result<KeyRecord, Box<dyn std::error::Error>> {
+        let mut k = key(ada.id, token)?;
+        k.credits = Some(Credits::new(n, None)?);
+        Ok(k)
+    };
+    let made = s
+        .insert_key_carved(child("a", 60)?, false, parent.id, audit("key.create", None), |_| {})
+        .await?
+        .ok_or("carved")?;
+    assert_eq!(made.credits.map(|c| c.remaining), Some(60));
+    let too_many = child("b", 41)?;
+    let refused_id = too_many.id;
+    let refused = s
+        .insert_key_carved(too_many, false, parent.id, audit("key.create", None), |_| {})
+        .await?;
+    assert!(refused.is_none());
+    assert!(s.find_key(ada.id, refused_id).await?.is_none(), "nothing stored");
+    s.insert_key_carved(child("c", 40)?, false, parent.id, audit("key.create", None), |_| {})
+        .await?
+        .ok_or("carved")?;
+    let left = s.find_key(ada.id, parent.id).await?.and_then(|k| k.credits);
+    assert_eq!(left.map(|c| c.remaining), Some(0));
     Ok(())
 }
 

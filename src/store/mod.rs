@@ -398,6 +398,13 @@ operations! {
     fn insert_key(&self, key: KeyRecord, numbered: bool, audit: AuditRecord,
         after_commit: impl AfterCommit<KeyRecord>) -> KeyRecord;
 
+    /// Stores a key made by a request with key `parent`, its credits (`remaining`) carved out
+    /// of the parent's balance in the same transaction (`… SET credits_remaining =
+    /// credits_remaining - n WHERE credits_remaining >= n`): `None`, and nothing written,
+    /// when the parent is no longer live or its balance cannot cover them.
+    fn insert_key_carved(&self, key: KeyRecord, numbered: bool, parent: KeyId, audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<KeyRecord>>) -> Option<KeyRecord>;
+
     /// Stores new keys in one transaction, all or none (an id or hash already on file is a
     /// `Conflict` and nothing is written). The keys as stored, in the order given.
     fn insert_keys(&self, keys: Vec<KeyRecord>, audits: Vec<AuditRecord>,

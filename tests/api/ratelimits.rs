@@ -756,3 +756,57 @@ async fn sigterm_gives_unspent_reserved_credits_back() {
         "set anew: the old block is not added"
     );
 }
+
+/// A key with credits cannot mint quota: the credits of a key it makes are carved out of its
+/// own balance in the write that stores the new key (409 and nothing stored when it cannot
+/// cover them), and such a key may not have a refill (new quota every period). So the
+/// children together never hold more than the parent had.
+#[tokio::test]
+async fn a_key_with_credits_carves_its_childrens_credits_out_of_its_own() {
+    let app = spawn_app().await;
+    let (parent_id, parent, _) = limited_key(&app, json!({"credits": {"remaining": 100}})).await;
+    let child = |credits: Value| {
+        let (app, parent) = (&app, parent.clone());
+        async move {
+            app.post("/v1/keys")
+                .api_key(&parent)
+                .json(&json!({ "credits": credits }))
+                .await
+        }
+    };
+    // Each request made with the parent costs it a credit too (one here, and one per child
+    // below); the parent's node holds a block of its balance reserved.
+    let first = child(json!({"remaining": 60})).await;
+    assert_eq!(first.status(), StatusCode::CREATED, "{}", first.text());
+    assert_eq!(first.json()["credits"]["remaining"], 60);
+    // Past what is left: refused up front (403, looser than the parent as stored), or 409
+    // when spending races the carve; either way nothing is stored.
+    let r = child(json!({"remaining": 60})).await;
+    assert!(
+        [StatusCode::FORBIDDEN, StatusCode::CONFLICT].contains(&r.status()),
+        "{}",
+        r.text()
+    );
+    let r = child(json!({"remaining": 1, "refill": {"interval": "daily", "amount": 1}})).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let parent_left = app.get_json(&format!("/v1/keys/{parent_id}"), &app.admin).await["credits"]["remaining"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        parent_left <= 40 - 3,
+        "60 carved out and 3 requests spent: {parent_left}"
+    );
+    // Minting more children never adds up to more than the parent had.
+    let mut carved = 60;
+    for _ in 0..10 {
+        let r = child(json!({"remaining": 10})).await;
+        if r.status() == StatusCode::CREATED {
+            carved += 10;
+        }
+    }
+    assert!(carved <= 100, "{carved} carved out of 100");
+    let left = app.get_json(&format!("/v1/keys/{parent_id}"), &app.admin).await["credits"]["remaining"]
+        .as_u64()
+        .unwrap();
+    assert!(carved + left <= 100, "{carved} carved, {left} left, of 100");
+}

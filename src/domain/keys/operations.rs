@@ -87,25 +87,49 @@ impl Keyward {
         let now = self.now();
         let numbered = request.numbered;
         let (record, secret) = self.prepare_key(caller, owner, request, now)?;
-        self.require_limited_like_presenting_key(caller, &record).await?;
+        let presenting = self.require_limited_like_presenting_key(caller, &record).await?;
         let view = self.view().clone();
         let audit = caller
             .audit("key.create", Some(("key", record.id.to_string())), now)
             .with_detail(create_detail(&record));
-        let record = self
-            .store()
-            .insert_key(record, numbered, audit, move |key| {
-                view.insert_key(ActiveKeyRow::of(key), true)
-            })
-            .await
-            .map_err(|e| e.into_domain("the key could not be stored"))?;
+        let after_commit = move |key: &KeyRecord| view.insert_key(ActiveKeyRow::of(key), true);
+        // A key with credits makes keys whose credits are carved out of its own balance, in
+        // the write that stores the new key: minting keys never multiplies its quota.
+        let record = match presenting.filter(|p| p.credits.is_some()) {
+            None => self
+                .store()
+                .insert_key(record, numbered, audit, after_commit)
+                .await
+                .map_err(|e| e.into_domain("the key could not be stored"))?,
+            Some(parent) => {
+                access::may_carve_credits(&record)?;
+                self.store()
+                    .insert_key_carved(record, numbered, parent.id, audit, move |key| {
+                        if let Some(key) = key {
+                            after_commit(key);
+                        }
+                    })
+                    .await
+                    .map_err(|e| e.into_domain("the key could not be stored"))?
+                    .ok_or_else(|| {
+                        Error::Conflict(
+                            "the presenting key has fewer credits left than the new key's credits; a key's credits are carved out of the key that makes it".into(),
+                        )
+                    })?
+            }
+        };
         Ok(MintedKey { record, secret })
     }
 
-    /// A request made with a key makes only keys at least as limited as that key.
-    async fn require_limited_like_presenting_key(&self, caller: &Caller, new: &KeyRecord) -> Result<(), Error> {
+    /// A request made with a key makes only keys at least as limited as that key: that key
+    /// as stored (`None` for a request made otherwise).
+    async fn require_limited_like_presenting_key(
+        &self,
+        caller: &Caller,
+        new: &KeyRecord,
+    ) -> Result<Option<KeyRecord>, Error> {
         let Some(presenting) = caller.via.key_id() else {
-            return Ok(());
+            return Ok(None);
         };
         let own = self
             .store()
@@ -116,7 +140,8 @@ impl Keyward {
             // makes nothing.
             .filter(|k| !k.disabled)
             .ok_or(Error::Unauthenticated { presented: true })?;
-        access::may_make_key_limited(Some(access::Limits::of(&own)), access::Limits::of(new))
+        access::may_make_key_limited(Some(access::Limits::of(&own)), access::Limits::of(new))?;
+        Ok(Some(own))
     }
 
     /// Checks a request for a new key against the caller's rights and the configured

@@ -235,6 +235,40 @@ impl PgStore {
             .await
     }
 
+    /// Stores a key with its credits carved out of `parent`'s (see `Store::insert_key_carved`).
+    pub async fn insert_key_carved(
+        &self,
+        key: KeyRecord,
+        numbered: bool,
+        parent: KeyId,
+        audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<KeyRecord>>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.writer
+            .write(
+                move |tx| {
+                    Box::pin(async move {
+                        let n = credit_column(key.credits.map_or(0, |c| c.remaining));
+                        let taken = tx
+                            .execute(
+                                "UPDATE keys SET credits_remaining = credits_remaining - $2 \
+                                 WHERE id = $1 AND revoked_at IS NULL AND credits_remaining >= $2",
+                                &[&parent.to_string(), &n],
+                            )
+                            .await?;
+                        if taken == 0 {
+                            return Ok((None, Vec::new()));
+                        }
+                        let (key, created) = insert_key_row(tx, key, numbered).await?;
+                        insert_audit(tx, &audit).await?;
+                        Ok((Some(key), vec![created]))
+                    })
+                },
+                after_commit,
+            )
+            .await
+    }
+
     /// Stores keys all together or none of them (imports).
     pub async fn insert_keys(
         &self,

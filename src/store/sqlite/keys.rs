@@ -69,6 +69,34 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn insert_key_carved(
+        &self,
+        key: KeyRecord,
+        numbered: bool,
+        parent: KeyId,
+        audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<KeyRecord>>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.write(
+            vec![audit],
+            move |tx| {
+                let n = credit_column(key.credits.map_or(0, |c| c.remaining));
+                let taken = tx
+                    .prepare_cached(
+                        "UPDATE keys SET credits_remaining = credits_remaining - ?2 \
+                         WHERE id = ?1 AND revoked_at IS NULL AND credits_remaining >= ?2",
+                    )?
+                    .execute(params![parent, n])?;
+                if taken == 0 {
+                    return Ok(None);
+                }
+                insert_key_row(tx, key, numbered).map(Some)
+            },
+            after_commit,
+        )
+        .await
+    }
+
     pub async fn rotate_key(
         &self,
         owner: UserId,
