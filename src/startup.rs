@@ -263,7 +263,7 @@ impl Application {
 
     /// Serves until SIGINT (Ctrl-C) or SIGTERM, which both stop it gracefully: no new
     /// connections, requests in flight finish (up to `server.shutdown_timeout`), then pending
-    /// key uses are written. For the binary; tests stop servers through [`Self::handle`]
+    /// key uses are written and unspent reserved credits given back. For the binary; tests stop servers through [`Self::handle`]
     /// (a test process keeps its own Ctrl-C).
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         let signals = tokio::spawn(stop_on_signal(self.server.handle(), self.shutdown_timeout));
@@ -272,7 +272,8 @@ impl Application {
         result
     }
 
-    /// Serves until the server is stopped through its handle, then writes pending key uses.
+    /// Serves until the server is stopped through its handle, then writes pending key uses
+    /// and gives the unspent credits of the blocks this node reserved back to the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.jobs.stop();
@@ -281,6 +282,11 @@ impl Application {
         }
         if let Err(e) = self.keyward.flush_usage().await {
             log::warn!("writing key use times at shutdown failed: {e}");
+        }
+        match self.keyward.return_held_credits().await {
+            Ok(0) => {}
+            Ok(n) => log::info!("gave {n} reserved and unspent credits back to their balances"),
+            Err(e) => log::warn!("giving reserved credits back at shutdown failed: {e}"),
         }
         result
     }

@@ -115,7 +115,7 @@ pub fn parse_credits_change(credits: Option<Option<CreditsRequest>>) -> Result<O
         None => Ok(None),
         Some(None) => Ok(Some(CreditsChange::Set(None))),
         Some(Some(CreditsRequest::Set(set))) => Ok(Some(CreditsChange::Set(Some(parse_set(set)?)))),
-        Some(Some(CreditsRequest::Add(add))) => Ok(Some(CreditsChange::Add(add.add))),
+        Some(Some(CreditsRequest::Add(add))) => Ok(Some(CreditsChange::Add(Credits::addition(add.add)?))),
     }
 }
 

@@ -20,7 +20,8 @@
 //!   granted ([`grants_for`], [`may_make_key_until`]).
 //! - **Rate limits and credits** are loosened (a higher limit, one removed, more credits)
 //!   only by an admin; anyone else may only tighten them, and a key never makes a key
-//!   looser than itself ([`may_set_limits`], [`may_make_key_limited`]).
+//!   looser than itself ([`may_set_limits`], [`may_make_key_limited`]); a key with credits
+//!   gives a key it makes credits out of its own, never a refill ([`may_carve_credits`]).
 
 use std::sync::Arc;
 
@@ -273,6 +274,7 @@ pub fn may_set_limits(
     let credits_ok = match credits {
         None => true,
         Some(CreditsChange::Set(new)) => Credits::within(new.as_ref(), current.credits),
+        Some(CreditsChange::SetAtMost { credits, .. }) => Credits::within(Some(credits), current.credits),
         Some(CreditsChange::Add(n)) => *n == 0,
     };
     if rates_ok && credits_ok {
@@ -280,6 +282,18 @@ pub fn may_set_limits(
     } else {
         Err(Error::Forbidden(LOOSEN.into()))
     }
+}
+
+/// A key made by a request with a key that has credits takes its credits out of that key's
+/// balance (the store carves them in the write), so it may not have a refill: a refill would
+/// be new quota every period, beyond what the presenting key holds.
+pub fn may_carve_credits(new: &KeyRecord) -> Result<(), Error> {
+    if new.credits.is_some_and(|c| c.refill.is_some()) {
+        return Err(Error::Forbidden(
+            "a key with credits makes keys without a refill: their credits are carved out of its own".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A request made with a key (`presenting`: that key's limits) makes only keys at least as

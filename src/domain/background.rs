@@ -97,4 +97,20 @@ impl Keyward {
             .map_err(|e| e.into_domain("deleting old key usage failed"))?;
         Ok(())
     }
+
+    /// Gives the unspent part of every block of credits this node holds back to the
+    /// database (at a graceful stop, once no request is served): in one transaction, each
+    /// only to the credits' generation and refill period it was reserved from, so a block
+    /// is never added to credits set anew since nor to a refilled balance. How many credits
+    /// went back. (A crash skips this: its blocks are lost, under-serving, never over.)
+    pub async fn return_held_credits(&self) -> Result<u64, Error> {
+        let blocks = self.view().take_held_blocks();
+        if blocks.is_empty() {
+            return Ok(0);
+        }
+        self.store()
+            .return_credits(blocks)
+            .await
+            .map_err(|e| e.into_domain("giving back reserved credits failed"))
+    }
 }

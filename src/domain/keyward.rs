@@ -129,7 +129,7 @@ impl Keyward {
             .load_users()
             .await
             .map_err(|e| e.into_domain("loading users failed"))?;
-        let view = Arc::new(KeyView::with_users(users));
+        let view = Arc::new(KeyView::with_users(users, clock.clone()));
         let loading = Arc::clone(&view);
         store
             .load_active_keys(clock.now(), move |row, expected| loading.load_key(row, expected))

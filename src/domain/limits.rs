@@ -27,7 +27,7 @@ use std::time::Duration;
 use super::keyward::Keyward;
 use super::{Error, KeyId, Timestamp, UserId, expiry};
 use crate::model::{Credits, GivenDuration, Outcome, RateLimit, RateLimits, Refill};
-use crate::store::Payer;
+use crate::store::{CreditsChange, Payer};
 
 /// A rate limit from the API: `duration` a string of the duration grammar or a number of
 /// seconds, at least one second.
@@ -46,6 +46,15 @@ pub fn parse_rate_limit(name: String, limit: u64, duration: GivenDuration) -> Re
             })?,
     };
     Ok(RateLimit::new(name, limit, duration, seconds)?)
+}
+
+/// An addition to credits keeps the balance within the most it may hold (`current`: the
+/// balance as shown; `None`, unlimited, takes nothing from an addition).
+pub fn check_credits_change(current: Option<&Credits>, change: Option<&CreditsChange>) -> Result<(), Error> {
+    match (current, change) {
+        (Some(c), Some(CreditsChange::Add(n))) => Ok(c.check_add(*n)?),
+        _ => Ok(()),
+    }
 }
 
 const NANOS: u64 = 1_000_000_000;
@@ -107,6 +116,43 @@ impl Gcra {
         }
     }
 
+    /// How far ahead of `now` this limit's state runs: how much of its window is spent.
+    fn ahead(&self, now: u64) -> u64 {
+        self.tat.load(Ordering::Acquire).saturating_sub(now).min(self.window)
+    }
+
+    /// Starts this (new) limit at least as spent as the old limits it replaces.
+    ///
+    /// The rule: a new limit starts as spent, as a share of its window, as the most-spent
+    /// of the old limits it replaces: the old one of the same name, and every old one it is
+    /// at least as tight as (no larger burst, no faster refill; an owner's change keeps each
+    /// old limit only through such a tighter one, see `RateLimits::within`). Why it is
+    /// sound: a limit of L per W that is a share s spent admits (1 − s)·L now and refills
+    /// at L/W; a limit of L' ≤ L per W' ≥ W equally spent admits (1 − s)·L' now and refills
+    /// no faster, so at no moment after the change does it admit more than the old one
+    /// would have. A new limit that replaces none starts full: it only adds a constraint
+    /// beside the ones that do. Why not by name alone: renaming "requests" to "requests2"
+    /// would start full, a free burst. Why not the absolute state (the same time ahead): a
+    /// longer window with the same time ahead is mostly unspent, a free burst again. The
+    /// cost: a new long limit tighter than a spent short burst starts spent too, and
+    /// under-serves until it refills; never over-serves.
+    fn inherit(&self, old: &[Gcra], now: u64) {
+        let replaces = |o: &&Gcra| o.name == self.name || (self.limit <= o.limit && self.window >= o.window);
+        let ahead = old
+            .iter()
+            .filter(replaces)
+            .map(|o| {
+                // The same share of this window, rounded up (never less spent).
+                let scaled = (u128::from(o.ahead(now)) * u128::from(self.window)).div_ceil(u128::from(o.window.max(1)));
+                u64::try_from(scaled).unwrap_or(u64::MAX).min(self.window)
+            })
+            .max()
+            .unwrap_or(0);
+        if ahead > 0 {
+            self.tat.store(now + ahead, Ordering::Release);
+        }
+    }
+
     /// Returns a request taken by [`Self::take`] (another limit refused it).
     fn give_back(&self) {
         self.tat.fetch_sub(self.interval, Ordering::AcqRel);
@@ -145,6 +191,9 @@ struct Purse {
     /// When a reservation last found too little to reserve (unix ms): for a second after,
     /// requests the block cannot cover are refused without asking the database again.
     dry_at: Option<i64>,
+    /// The credits' generation the block was reserved under (set anew since: the block is
+    /// void; see `Credits::generation`).
+    generation: u64,
 }
 
 /// How long a key found out of credits is refused from memory before the database is asked
@@ -162,7 +211,8 @@ struct CreditState {
 pub struct KeyLimits {
     rates: Box<[Gcra]>,
     credits: Option<CreditState>,
-    /// What the state was made from: the state is kept across a change that keeps these.
+    /// What the state was made from: the state is kept across a change that keeps these
+    /// (and the credits' generation, which the purse holds).
     made_from: (RateLimits, Option<Option<Refill>>),
 }
 
@@ -185,7 +235,10 @@ impl KeyLimits {
         Some(KeyLimits {
             rates: ratelimits.as_slice().iter().map(Gcra::new).collect(),
             credits: credits.map(|c| CreditState {
-                purse: parking_lot::Mutex::default(),
+                purse: parking_lot::Mutex::new(Purse {
+                    generation: c.generation,
+                    ..Purse::default()
+                }),
                 refill: c.refill,
                 reserving: tokio::sync::Mutex::new(()),
             }),
@@ -193,24 +246,57 @@ impl KeyLimits {
         })
     }
 
-    /// The state for a key's (or user's) changed limits: each rate limit keeps the state of
-    /// the limit of the same name in `old` (changing a limit, or the credits, never hands out
-    /// a fresh burst), and the credits start over (nothing held on this node).
-    pub fn changed(old: Option<&KeyLimits>, ratelimits: &RateLimits, credits: Option<&Credits>) -> Option<KeyLimits> {
+    /// The state for a key's (or user's) changed limits: each rate limit starts at least as
+    /// spent as the old limits it replaces (changing, renaming or adding a limit, or the
+    /// credits, never hands out a fresh burst; the rule is at `Gcra::inherit`), and the
+    /// credits start over (nothing held on this node).
+    pub fn changed(
+        old: Option<&KeyLimits>,
+        ratelimits: &RateLimits,
+        credits: Option<&Credits>,
+        now: Timestamp,
+    ) -> Option<KeyLimits> {
         let new = KeyLimits::for_key(ratelimits, credits)?;
         if let Some(old) = old {
+            let now = nanos(now);
             for limit in new.rates.iter() {
-                if let Some(before) = old.rates.iter().find(|b| b.name == limit.name) {
-                    limit.tat.store(before.tat.load(Ordering::Acquire), Ordering::Release);
-                }
+                limit.inherit(&old.rates, now);
             }
         }
         Some(new)
     }
 
-    /// Whether this state was made for these limits (so it can be kept).
+    /// Whether this state was made for these limits (so it can be kept): the same limits,
+    /// the same refill, and credits not set anew since the block this node holds was
+    /// reserved (a newer generation voids it: another node, or this one, set them).
     pub fn made_for(&self, ratelimits: &RateLimits, credits: Option<&Credits>) -> bool {
-        self.made_from.0 == *ratelimits && self.made_from.1 == credits.map(|c| c.refill)
+        let current = match (&self.credits, credits) {
+            (Some(state), Some(c)) => c.generation <= state.purse.lock().generation,
+            _ => true,
+        };
+        self.made_from.0 == *ratelimits && self.made_from.1 == credits.map(|c| c.refill) && current
+    }
+
+    /// Forgets what this node knew of the balance (credits were added to it): the next
+    /// request that the block cannot cover asks the database again. The block is kept.
+    pub fn forget_balance(&self) {
+        if let Some(credits) = &self.credits {
+            let mut purse = credits.purse.lock();
+            purse.dry_at = None;
+            purse.reserved = false;
+        }
+    }
+
+    /// Takes the unspent block this node holds, if it is of the refill period of `now`
+    /// (a block of an earlier period belongs to a balance refilled since): what to give
+    /// back to the database at a graceful stop. The block is this node's no more.
+    pub fn take_held(&self, now: Timestamp) -> Option<(u64, u64, Option<Timestamp>)> {
+        let credits = self.credits.as_ref()?;
+        let period = credits.refill.map(|r| r.interval.period_start(now).millis());
+        let mut purse = credits.purse.lock();
+        let unspent = std::mem::take(&mut purse.block);
+        (unspent > 0 && purse.period == period)
+            .then(|| (unspent, purse.generation, purse.period.map(Timestamp::from_millis)))
     }
 
     pub fn has_credits(&self) -> bool {
@@ -260,6 +346,7 @@ impl KeyLimits {
             // A new refill period: the block of the last one is void; the store refills.
             *purse = Purse {
                 period,
+                generation: purse.generation,
                 ..Purse::default()
             };
             return Spend::Reserve { need: cost.max(1) };
@@ -297,14 +384,16 @@ impl KeyLimits {
         }
     }
 
-    /// Adds a block just reserved (of the period the store says the balance is in).
-    pub fn add_block(&self, granted: u64, stored: u64, period: Option<Timestamp>) {
+    /// Adds a block just reserved (of the period and the credits' generation the store
+    /// says the balance is in: a block held of another is void).
+    pub fn add_block(&self, granted: u64, stored: u64, period: Option<Timestamp>, generation: u64) {
         if let Some(credits) = &self.credits {
             let mut purse = credits.purse.lock();
             let period = period.map(Timestamp::millis);
-            if purse.period != period {
+            if purse.period != period || purse.generation != generation {
                 purse.block = 0;
                 purse.period = period;
+                purse.generation = generation;
             }
             purse.block += granted;
             purse.stored = stored;
@@ -593,7 +682,7 @@ impl Keyward {
                 .await
                 .map_err(|e| e.into_domain("reserving credits failed"))?;
             match reserved {
-                Some(r) if r.granted > 0 => limits.add_block(r.granted, r.left, r.period),
+                Some(r) if r.granted > 0 => limits.add_block(r.granted, r.left, r.period, r.generation),
                 Some(r) => {
                     limits.mark_dry(r.left, now);
                     break;
@@ -622,5 +711,60 @@ impl Keyward {
             charges,
             at: now,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(list: &[(&str, u64, u64)]) -> RateLimits {
+        let list = list
+            .iter()
+            .map(|(name, n, secs)| {
+                RateLimit::new((*name).into(), *n, GivenDuration::Seconds(*secs), *secs)
+                    .unwrap_or_else(|_| unreachable!())
+            })
+            .collect();
+        RateLimits::parse(list).unwrap_or_else(|_| unreachable!())
+    }
+
+    fn state(ratelimits: &RateLimits) -> KeyLimits {
+        KeyLimits::for_key(ratelimits, None).unwrap_or_else(|| unreachable!())
+    }
+
+    /// How many requests the limits admit at `now`, taking them.
+    fn drain(limits: &KeyLimits, now: Timestamp) -> usize {
+        (0..10_000).take_while(|_| limits.take(now).is_ok()).count()
+    }
+
+    #[test]
+    fn a_changed_limit_starts_at_least_as_spent_as_the_limits_it_replaces() {
+        let now = Timestamp::from_secs(1_800_000_000);
+        let old_limits = limits(&[("requests", 10, 60)]);
+        let old = state(&old_limits);
+        assert_eq!(drain(&old, now), 10);
+        for (new, admitted) in [
+            // Renamed: no fresh burst.
+            (limits(&[("requests2", 10, 60)]), 0),
+            // Tighter under another name, or a longer window: still spent.
+            (limits(&[("slow", 5, 3600)]), 0),
+            (limits(&[("requests", 10, 3600)]), 0),
+            // An unrelated extra limit beside a renamed one adds a constraint only.
+            (limits(&[("renamed", 10, 60), ("daily", 1000, 86_400)]), 0),
+        ] {
+            let changed = KeyLimits::changed(Some(&old), &new, None, now).unwrap_or_else(|| unreachable!());
+            assert_eq!(drain(&changed, now), admitted, "{new:?}");
+        }
+        // Half spent: a renamed limit of twice the window is half spent too.
+        let half = state(&old_limits);
+        assert_eq!((0..5).filter(|_| half.take(now).is_ok()).count(), 5);
+        let longer = KeyLimits::changed(Some(&half), &limits(&[("other", 10, 120)]), None, now)
+            .unwrap_or_else(|| unreachable!());
+        assert_eq!(drain(&longer, now), 5);
+        // A limit nothing replaces starts full.
+        let fresh =
+            KeyLimits::changed(Some(&old), &limits(&[("big", 100, 1)]), None, now).unwrap_or_else(|| unreachable!());
+        assert_eq!(drain(&fresh, now), 100);
     }
 }

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use super::access::{self, SelfChange};
 use super::caller::Caller;
 use super::keyward::Keyward;
+use super::limits::check_credits_change;
 use super::paging;
 use super::{
     AuditLine, AuditRecord, Email, Error, KeyId, Password, Role, Secret, Timestamp, UserId, UserRecord, Username,
 };
-use crate::store::UserChanges;
+use crate::store::{CreditsChange, UserChanges};
 
 pub struct NewUserRequest {
     pub username: Username,
@@ -216,6 +217,9 @@ impl Keyward {
         if update.disabled == Some(true) || update.role == Some(Role::User) {
             access::may_change_self(caller, id, SelfChange::DisableOrDemote)?;
         }
+        if let Some(user) = self.view().user(id) {
+            check_credits_change(user.credits.as_ref(), update.credits.as_ref())?;
+        }
         let password_hash = match &update.password {
             Some(p) => Some(Arc::from(self.passwords().hash(p).await?)),
             None => None,
@@ -265,14 +269,15 @@ impl Keyward {
         audit: AuditRecord,
     ) -> Result<UserRecord, Error> {
         let view = self.view().clone();
-        // Credits set or added: this node's block of them starts over.
-        let reset_credits = changes.credits.is_some();
+        // Credits added: what this node knew of the balance is forgotten (its block stays);
+        // set anew, the credits' generation moves on and the block is void.
+        let added_credits = matches!(changes.credits, Some(CreditsChange::Add(_)));
         self.store()
             .update_user(id, changes, now, audit, move |updated| {
                 if let Some(user) = updated {
                     view.put_user(user.clone());
-                    if reset_credits {
-                        view.reset_user_limits(user);
+                    if added_credits {
+                        view.forget_user_balance(user.id);
                     }
                 }
             })

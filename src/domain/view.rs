@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
+use super::clock::Clock;
 use super::limits::KeyLimits;
 use super::tokens::{self, TokenSigner};
 use super::usage::{HourCounter, Outcomes, hour_index};
@@ -27,6 +28,7 @@ use crate::model::{
     ActiveKeyRow, Credits, KeyDigest, KeyId, KeyRecord, Outcome, RateLimits, Sha256Hash, Timestamp, UsageBucket,
     UsageCounts, UserId, UserRecord,
 };
+use crate::store::{HeldBlock, Payer};
 
 /// Longest token the hot path will hash; keyward's keys are about 250 bytes.
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -185,6 +187,8 @@ pub struct KeyView {
     /// How many imported keys the view holds: while none, a credential that misses is not
     /// hashed a second time (the one check a store without imported keys pays).
     imported: Padded<AtomicUsize>,
+    /// The domain's clock: a changed rate limit's state is carried over as of now.
+    clock: Clock,
 }
 
 impl Default for KeyView {
@@ -198,6 +202,7 @@ impl Default for KeyView {
             usage: (0..SHARDS).map(|_| Padded::default()).collect(),
             outcomes: Outcomes::default(),
             imported: Padded::default(),
+            clock: Clock::default(),
         }
     }
 }
@@ -231,8 +236,11 @@ fn lookup_of(token: &str) -> Option<Lookup> {
 impl KeyView {
     /// Builds the view from the store's users and active keys. Loaded keys have their
     /// signature checked on first use, so a key signed with an old secret fails.
-    pub fn with_users(users: Vec<UserRecord>) -> Self {
-        let view = KeyView::default();
+    pub fn with_users(users: Vec<UserRecord>, clock: Clock) -> Self {
+        let view = KeyView {
+            clock,
+            ..KeyView::default()
+        };
         for user in users {
             view.put_user(user);
         }
@@ -256,7 +264,7 @@ impl KeyView {
             let more = per_shard.saturating_sub(shard.keys.len());
             shard.keys.reserve(more);
         }
-        let imported = insert_locked(&mut shard, slot, k, false);
+        let imported = insert_locked(&mut shard, slot, k, false, self.clock.now());
         drop(shard);
         self.count_imported(imported);
     }
@@ -465,14 +473,16 @@ impl KeyView {
         let Some(slot) = self.users.read().slot.get(&key.user_id).copied() else {
             return;
         };
-        let imported = insert_locked(&mut self.shard(&lookup).write(), slot, key, signature_checked);
+        let now = self.clock.now();
+        let imported = insert_locked(&mut self.shard(&lookup).write(), slot, key, signature_checked, now);
         self.count_imported(imported);
     }
 
     /// Brings a key's entry up to its record just committed (expiry, disabled, scopes,
     /// limits), keeping what this process knows of it (signature checked, last use, and the
-    /// limits' state unless they changed or `reset_credits`: its credits were set anew).
-    pub fn update_key(&self, key: &KeyRecord, reset_credits: bool) {
+    /// limits' state unless they changed or the credits were set anew; `added_credits`:
+    /// what it knew of the balance is forgotten, credits were added).
+    pub fn update_key(&self, key: &KeyRecord, added_credits: bool) {
         let lookup = Lookup(key.digest.lookup());
         let mut shard = self.shard(&lookup).write();
         let Some(mut entry) = shard.keys.remove(&lookup) else {
@@ -491,7 +501,8 @@ impl KeyView {
             &mut entry,
             &key.ratelimits,
             key.credits.as_ref(),
-            reset_credits,
+            added_credits,
+            self.clock.now(),
         );
         shard.keys.insert(lookup, entry);
     }
@@ -539,7 +550,9 @@ impl KeyView {
         let kept = old
             .filter(|l| l.made_for(&user.ratelimits, user.credits.as_ref()))
             .cloned();
-        let changed = || KeyLimits::changed(old.map(|l| &**l), &user.ratelimits, user.credits.as_ref()).map(Arc::new);
+        let now = self.clock.now();
+        let changed =
+            || KeyLimits::changed(old.map(|l| &**l), &user.ratelimits, user.credits.as_ref(), now).map(Arc::new);
         match kept.or_else(changed) {
             Some(limits) => users.limits.insert(slot, limits),
             None => users.limits.remove(&slot),
@@ -550,21 +563,46 @@ impl KeyView {
         self.users_generation.0.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Starts a user's credits over on this node (they were set anew); their rate limits
-    /// keep their state.
-    pub fn reset_user_limits(&self, user: &UserRecord) {
-        let mut users = self.users.write();
-        let Some(slot) = users.slot.get(&user.id).copied() else {
-            return;
+    /// Forgets what this node knew of a user's balance (credits were added to it); the
+    /// block it holds stays.
+    pub fn forget_user_balance(&self, id: UserId) {
+        if let Some(limits) = self.user_limits(id) {
+            limits.forget_balance();
+        }
+    }
+
+    /// Takes every unspent block of credits this node holds (keys' and users'), of the
+    /// refill period of now: to give back to the database at a graceful stop. From here on
+    /// this node holds none (a request after it reserves anew).
+    pub fn take_held_blocks(&self) -> Vec<HeldBlock> {
+        let now = self.clock.now();
+        let block = |payer: Payer, limits: &KeyLimits| {
+            limits.take_held(now).map(|(unspent, generation, period)| HeldBlock {
+                payer,
+                unspent,
+                generation,
+                period,
+            })
         };
-        match KeyLimits::changed(
-            users.limits.get(&slot).map(|l| &**l),
-            &user.ratelimits,
-            user.credits.as_ref(),
-        ) {
-            Some(limits) => users.limits.insert(slot, Arc::new(limits)),
-            None => users.limits.remove(&slot),
-        };
+        let mut blocks: Vec<HeldBlock> = self
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                let shard = shard.0.read();
+                shard
+                    .limits
+                    .iter()
+                    .filter_map(|(id, limits)| block(Payer::Key(*id), limits))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let users = self.users.read();
+        for (slot, limits) in &users.limits {
+            if let Some(user) = users.list.get(*slot as usize) {
+                blocks.extend(block(Payer::User(user.id), limits));
+            }
+        }
+        blocks
     }
 
     /// The limits' state of a user, if they have limits.
@@ -690,7 +728,7 @@ impl KeyView {
 
 /// Adds (or replaces) a key of the user in `slot` under its shard's write lock; how the
 /// count of imported keys moves.
-fn insert_locked(shard: &mut KeyShard, slot: u32, key: ActiveKeyRow, signature_checked: bool) -> isize {
+fn insert_locked(shard: &mut KeyShard, slot: u32, key: ActiveKeyRow, signature_checked: bool, now: Timestamp) -> isize {
     let mut entry = entry(key.id, slot, key.expires_at, key.disabled, signature_checked);
     if key.imported {
         *entry.flags.get_mut() |= IMPORTED | SIGNATURE_CHECKED;
@@ -704,7 +742,7 @@ fn insert_locked(shard: &mut KeyShard, slot: u32, key: ActiveKeyRow, signature_c
         entry.uses.carry(&old.uses);
     }
     set_scopes(shard, &mut entry, key.scopes, &key.grants);
-    set_limits(shard, &mut entry, &key.ratelimits, key.credits.as_ref(), false);
+    set_limits(shard, &mut entry, &key.ratelimits, key.credits.as_ref(), false, now);
     let replaced = shard.keys.insert(Lookup(key.lookup), entry);
     let was_imported = replaced.is_some_and(|mut e| *e.flags.get_mut() & IMPORTED != 0);
     isize::from(key.imported) - isize::from(was_imported)
@@ -727,18 +765,24 @@ fn set_scopes(shard: &mut KeyShard, entry: &mut KeyEntry, scopes: Option<Vec<Str
     }
 }
 
-/// Records a key's limits: their state is kept while they stay the same (a rename, another
-/// node's change), made anew when they change or `reset` says the credits were set anew.
+/// Records a key's limits: their state is kept while they stay the same (a rename of the
+/// key, another node's change), made anew (as of `now`) when they change or the credits
+/// were set anew (a newer generation: the block held is void). `added_credits`: a kept
+/// state forgets what it knew of the balance.
 fn set_limits(
     shard: &mut KeyShard,
     entry: &mut KeyEntry,
     ratelimits: &RateLimits,
     credits: Option<&Credits>,
-    reset: bool,
+    added_credits: bool,
+    now: Timestamp,
 ) {
     let old = shard.limits.get(&entry.id);
-    let kept = old.filter(|l| !reset && l.made_for(ratelimits, credits)).cloned();
-    match kept.or_else(|| KeyLimits::changed(old.map(|l| &**l), ratelimits, credits).map(Arc::new)) {
+    let kept = old.filter(|l| l.made_for(ratelimits, credits)).cloned();
+    if added_credits && let Some(kept) = &kept {
+        kept.forget_balance();
+    }
+    match kept.or_else(|| KeyLimits::changed(old.map(|l| &**l), ratelimits, credits, now).map(Arc::new)) {
         Some(limits) => {
             *entry.flags.get_mut() |= LIMITED;
             shard.limits.insert(entry.id, limits);
@@ -819,7 +863,7 @@ mod tests {
         assert!(signer.is_ok(), "the signer is made");
         let Ok(signer) = signer else { return };
         let now = Timestamp::from_secs(1_800_000_000);
-        let view = KeyView::with_users(vec![user()]);
+        let view = KeyView::with_users(vec![user()], Clock::default());
         assert_eq!(view.imported.0.load(Ordering::Acquire), 0, "none: no second hash");
         view.load_key(imported_row("legacy_key_0001", 1), 2);
         view.insert_key(imported_row("short_key_16byte", 2), false);
@@ -869,7 +913,7 @@ mod tests {
         };
         let now = Timestamp::from_secs(1_800_000_000);
         let owner = user();
-        let view = KeyView::with_users(vec![owner.clone()]);
+        let view = KeyView::with_users(vec![owner.clone()], Clock::default());
         let Ok(minted) = signer.sign_key(KeyId::from_bytes([1; 12]), owner.id, now, None) else {
             panic!("a key is signed");
         };

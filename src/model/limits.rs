@@ -229,17 +229,60 @@ pub struct Refill {
 pub struct Credits {
     pub remaining: u64,
     pub refill: Option<Refill>,
+    /// How many times the credits were set or cleared (never moved by an addition, a
+    /// reservation or a refill): a block a node reserved under an older generation is void.
+    /// 0 for credits as given.
+    pub generation: u64,
 }
 
-/// Largest number that may be given as credits (so sums never overflow the columns).
+/// Most credits a balance, a refill amount or an addition may be, and a balance with an
+/// addition: 2^50 (1,125,899,906,842,624, about 10^15). Both backends store it exactly in
+/// a 64-bit integer column, and a balance plus an addition (each at most this) cannot
+/// overflow one, so the store never sees a sum it cannot hold.
 pub const MAX_CREDITS: u64 = 1 << 50;
 
+fn at_most_max(field: &'static str, n: u64) -> Result<u64, ModelError> {
+    if n > MAX_CREDITS {
+        return Err(ModelError::invalid(
+            field,
+            format!("at most {MAX_CREDITS} (2^50) credits"),
+        ));
+    }
+    Ok(n)
+}
+
 impl Credits {
+    /// `remaining` and the refill's `amount` at most [`MAX_CREDITS`].
     pub fn new(remaining: u64, refill: Option<Refill>) -> Result<Self, ModelError> {
-        if remaining > MAX_CREDITS || refill.is_some_and(|r| r.amount > MAX_CREDITS) {
-            return Err(ModelError::invalid("credits", "at most 2^50"));
+        at_most_max("credits.remaining", remaining)?;
+        if let Some(r) = refill {
+            at_most_max("credits.refill.amount", r.amount)?;
         }
-        Ok(Credits { remaining, refill })
+        Ok(Credits {
+            remaining,
+            refill,
+            generation: 0,
+        })
+    }
+
+    /// An addition to a balance: at most [`MAX_CREDITS`].
+    pub fn addition(n: u64) -> Result<u64, ModelError> {
+        at_most_max("credits.add", n)
+    }
+
+    /// Whether `n` more credits keep this balance within [`MAX_CREDITS`].
+    pub fn check_add(&self, n: u64) -> Result<(), ModelError> {
+        at_most_max("credits.add", n)?;
+        if self.remaining.saturating_add(n) > MAX_CREDITS {
+            return Err(ModelError::invalid(
+                "credits.add",
+                format!(
+                    "the balance ({}) with this addition would pass the most a balance may hold, {MAX_CREDITS} (2^50)",
+                    self.remaining
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether `new` (`None`: unlimited) gives no more than `old` (`None`: unlimited).
@@ -278,7 +321,7 @@ impl Credits {
     }
 
     /// From the columns: `remaining` `None` is unlimited; an unreadable refill is none.
-    pub fn from_columns(remaining: Option<i64>, refill: Option<&str>) -> Option<Credits> {
+    pub fn from_columns(remaining: Option<i64>, refill: Option<&str>, generation: i64) -> Option<Credits> {
         let remaining = u64::try_from(remaining?).unwrap_or(0);
         let refill = refill
             .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
@@ -288,7 +331,11 @@ impl Credits {
                     amount: v.get("amount")?.as_u64()?,
                 })
             });
-        Some(Credits { remaining, refill })
+        Some(Credits {
+            remaining,
+            refill,
+            generation: u64::try_from(generation).unwrap_or(0),
+        })
     }
 }
 
@@ -349,6 +396,7 @@ mod tests {
         let c = |remaining, refill: Option<(RefillInterval, u64)>| Credits {
             remaining,
             refill: refill.map(|(interval, amount)| Refill { interval, amount }),
+            generation: 0,
         };
         let old = c(100, Some((RefillInterval::Daily, 100)));
         assert!(Credits::within(Some(&c(50, None)), Some(&old)));

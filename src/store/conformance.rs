@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{
-    Change, CreditsChange, KeyChanges, KeyDescription, Payer, Reservation, Store, StoreError, StoreErrorKind,
-    StoreOptions, UserChanges,
+    Change, CreditsChange, HeldBlock, KeyChanges, KeyDescription, Payer, Reservation, Store, StoreError,
+    StoreErrorKind, StoreOptions, UserChanges,
 };
 use crate::model::{
-    AuditRecord, Credits, FeedState, FixtureItem, GivenDuration, HOUR_MS, KeyDigest, KeyId, KeyRecord, Outcome,
-    RateLimit, RateLimits, Refill, RefillInterval, Role, SessionRecord, Sha256Hash, SigningKey, Timestamp, UsageBucket,
-    UsageCounts, UserId, UserRecord,
+    AuditRecord, Credits, FeedState, FixtureItem, GivenDuration, HOUR_MS, KeyDigest, KeyId, KeyRecord, MAX_CREDITS,
+    Outcome, RateLimit, RateLimits, Refill, RefillInterval, Role, SessionRecord, Sha256Hash, SigningKey, Timestamp,
+    UsageBucket, UsageCounts, UserId, UserRecord,
 };
 
 type Checked = Result<(), Box<dyn std::error::Error>>;
@@ -128,6 +128,9 @@ macro_rules! suite {
             fixture_items_are_recorded_once_and_forgotten,
             fixture_credits_are_remembered_replaced_and_forgotten,
             a_users_limits_are_stored_changed_and_reserved_from,
+            an_owners_set_never_raises_the_balance_at_the_write,
+            unspent_blocks_go_back_only_to_their_generation_and_period,
+            a_childs_credits_are_carved_out_of_its_parents_balance,
         );
     };
 }
@@ -1434,7 +1437,19 @@ async fn limits_are_stored_with_the_key_changed_and_cleared(db: &TestDb) -> Chec
         .await?
         .ok_or("live")?;
     assert_eq!(replaced.ratelimits.as_slice().len(), 2);
-    assert_eq!(replaced.credits, Some(Credits::new(7, None)?));
+    assert_eq!(
+        replaced.credits,
+        Some(Credits {
+            generation: 1,
+            ..Credits::new(7, None)?
+        }),
+        "set anew: the next generation"
+    );
+    assert_eq!(
+        added.credits.map(|c| c.generation),
+        Some(0),
+        "an addition keeps the generation"
+    );
 
     let clear = KeyChanges {
         ratelimits: Some(RateLimits::none()),
@@ -1493,7 +1508,8 @@ async fn credits_are_reserved_in_blocks_never_past_the_balance(db: &TestDb) -> C
         Some(Reservation {
             granted: 0,
             left: 10,
-            period: None
+            period: None,
+            generation: 0,
         }),
         "a need past the balance takes nothing"
     );
@@ -1503,7 +1519,8 @@ async fn credits_are_reserved_in_blocks_never_past_the_balance(db: &TestDb) -> C
         Some(Reservation {
             granted: 6,
             left: 4,
-            period: None
+            period: None,
+            generation: 0,
         })
     );
 
@@ -1573,6 +1590,193 @@ async fn a_refill_restores_the_balance_at_the_period_start(db: &TestDb) -> Check
     assert_eq!(r.period, Some(RefillInterval::Daily.period_start(later)));
     let stored = s.find_key(ada.id, k.id).await?.ok_or("live")?;
     assert_eq!(stored.credits_period, r.period);
+    Ok(())
+}
+
+/// An owner's set (`SetAtMost`) is the least of what was asked and the balance at the
+/// write: credits reserved (spent) between the owner's check and the write never make it a
+/// raise. A balance due a refill takes what was asked.
+async fn an_owners_set_never_raises_the_balance_at_the_write(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let k = add_limited_key(s, ada.id, "k", Some(Credits::new(100, None)?)).await?;
+    let set_at_most = |n: u64, since: Option<Timestamp>| -> Result<KeyChanges, Box<dyn std::error::Error>> {
+        Ok(KeyChanges {
+            credits: Some(CreditsChange::SetAtMost {
+                credits: Credits::new(n, None)?,
+                since,
+            }),
+            ..KeyChanges::default()
+        })
+    };
+    // The owner saw 100 and asks for 95; meanwhile 40 were reserved (spent).
+    s.reserve_credits(Payer::Key(k.id), 40, 64, t(2)).await?;
+    let set = s
+        .update_key(ada.id, k.id, set_at_most(95, None)?, t(3), Vec::new(), |_| {})
+        .await?
+        .ok_or("live")?;
+    let credits = set.credits.ok_or("limited")?;
+    assert_eq!(
+        (credits.remaining, credits.generation),
+        (60, 1),
+        "never above the balance"
+    );
+    let set = s
+        .update_key(ada.id, k.id, set_at_most(10, None)?, t(4), Vec::new(), |_| {})
+        .await?
+        .ok_or("live")?;
+    assert_eq!(set.credits.map(|c| c.remaining), Some(10), "lowered");
+
+    // A daily refill of 50, spent to 0 yesterday: today's balance is the refill's.
+    let refill = Refill {
+        interval: RefillInterval::Daily,
+        amount: 50,
+    };
+    let r = add_limited_key(s, ada.id, "r", Some(Credits::new(2, Some(refill))?)).await?;
+    s.reserve_credits(Payer::Key(r.id), 2, 64, t(2)).await?;
+    let tomorrow = Timestamp::from_millis(t(2).millis() + 86_400_000);
+    let today = Some(RefillInterval::Daily.period_start(tomorrow));
+    let changes = KeyChanges {
+        credits: Some(CreditsChange::SetAtMost {
+            credits: Credits::new(30, Some(refill))?,
+            since: today,
+        }),
+        ..KeyChanges::default()
+    };
+    let set = s
+        .update_key(ada.id, r.id, changes, tomorrow, Vec::new(), |_| {})
+        .await?
+        .ok_or("live")?;
+    assert_eq!(set.credits.map(|c| c.remaining), Some(30));
+    Ok(())
+}
+
+/// A block given back at a graceful stop goes back to its balance, but not to credits set
+/// anew since it was reserved (another generation), nor to a balance refilled since (another
+/// period), nor past the most a balance may hold.
+async fn unspent_blocks_go_back_only_to_their_generation_and_period(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let k = add_limited_key(s, ada.id, "k", Some(Credits::new(500, None)?)).await?;
+    let r = s
+        .reserve_credits(Payer::Key(k.id), 1, 64, t(2))
+        .await?
+        .ok_or("limited")?;
+    assert_eq!((r.granted, r.left, r.generation), (62, 438, 0));
+    let held = |payer, unspent, r: Reservation| HeldBlock {
+        payer,
+        unspent,
+        generation: r.generation,
+        period: r.period,
+    };
+    assert_eq!(s.return_credits(vec![held(Payer::Key(k.id), 52, r)]).await?, 52);
+    let balance = |id| async move {
+        Ok::<_, Box<dyn std::error::Error>>(
+            s.find_key(ada.id, id)
+                .await?
+                .and_then(|k| k.credits)
+                .map(|c| c.remaining),
+        )
+    };
+    assert_eq!(balance(k.id).await?, Some(490), "500 less the 10 spent");
+
+    // Set anew after the reservation: the old block is void.
+    let r = s
+        .reserve_credits(Payer::Key(k.id), 1, 64, t(3))
+        .await?
+        .ok_or("limited")?;
+    let set = KeyChanges {
+        credits: Some(CreditsChange::Set(Some(Credits::new(100, None)?))),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, k.id, set, t(4), Vec::new(), |_| {}).await?;
+    assert_eq!(s.return_credits(vec![held(Payer::Key(k.id), r.granted, r)]).await?, 0);
+    assert_eq!(balance(k.id).await?, Some(100));
+    // An addition is no set: a block reserved before it still goes back.
+    let r = s
+        .reserve_credits(Payer::Key(k.id), 1, 64, t(5))
+        .await?
+        .ok_or("limited")?;
+    let add = KeyChanges {
+        credits: Some(CreditsChange::Add(5)),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, k.id, add, t(6), Vec::new(), |_| {}).await?;
+    assert_eq!(
+        s.return_credits(vec![held(Payer::Key(k.id), r.granted, r)]).await?,
+        r.granted
+    );
+    assert_eq!(balance(k.id).await?, Some(105));
+
+    // Refilled since: the block of yesterday is not added to today's balance.
+    let refill = Refill {
+        interval: RefillInterval::Daily,
+        amount: 50,
+    };
+    let d = add_limited_key(s, ada.id, "d", Some(Credits::new(40, Some(refill))?)).await?;
+    let yesterday = s
+        .reserve_credits(Payer::Key(d.id), 1, 64, t(2))
+        .await?
+        .ok_or("limited")?;
+    let tomorrow = Timestamp::from_millis(t(2).millis() + 86_400_000);
+    let today = s
+        .reserve_credits(Payer::Key(d.id), 1, 64, tomorrow)
+        .await?
+        .ok_or("limited")?;
+    assert_eq!(today.left, 44, "refilled to 50, an eighth taken");
+    let back = s
+        .return_credits(vec![
+            held(Payer::Key(d.id), yesterday.granted, yesterday),
+            held(Payer::Key(d.id), today.granted, today),
+        ])
+        .await?;
+    assert_eq!(back, today.granted);
+    assert_eq!(balance(d.id).await?, Some(50));
+
+    // Never past the most a balance may hold.
+    let m = add_limited_key(s, ada.id, "m", Some(Credits::new(MAX_CREDITS, None)?)).await?;
+    let r = s
+        .reserve_credits(Payer::Key(m.id), 1, 64, t(2))
+        .await?
+        .ok_or("limited")?;
+    let add = KeyChanges {
+        credits: Some(CreditsChange::Add(r.granted)),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, m.id, add, t(3), Vec::new(), |_| {}).await?;
+    s.return_credits(vec![held(Payer::Key(m.id), r.granted, r)]).await?;
+    assert_eq!(balance(m.id).await?, Some(MAX_CREDITS));
+    Ok(())
+}
+
+/// A key made by a key with credits takes its credits out of the parent's balance in the
+/// same write; a balance that cannot cover them stores nothing.
+async fn a_childs_credits_are_carved_out_of_its_parents_balance(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let parent = add_limited_key(s, ada.id, "parent", Some(Credits::new(100, None)?)).await?;
+    let child = |token: &str, n: u64| -> Result<KeyRecord, Box<dyn std::error::Error>> {
+        let mut k = key(ada.id, token)?;
+        k.credits = Some(Credits::new(n, None)?);
+        Ok(k)
+    };
+    let made = s
+        .insert_key_carved(child("a", 60)?, false, parent.id, audit("key.create", None), |_| {})
+        .await?
+        .ok_or("carved")?;
+    assert_eq!(made.credits.map(|c| c.remaining), Some(60));
+    let too_many = child("b", 41)?;
+    let refused_id = too_many.id;
+    let refused = s
+        .insert_key_carved(too_many, false, parent.id, audit("key.create", None), |_| {})
+        .await?;
+    assert!(refused.is_none());
+    assert!(s.find_key(ada.id, refused_id).await?.is_none(), "nothing stored");
+    s.insert_key_carved(child("c", 40)?, false, parent.id, audit("key.create", None), |_| {})
+        .await?
+        .ok_or("carved")?;
+    let left = s.find_key(ada.id, parent.id).await?.and_then(|k| k.credits);
+    assert_eq!(left.map(|c| c.remaining), Some(0));
     Ok(())
 }
 
@@ -1737,10 +1941,14 @@ async fn a_users_limits_are_stored_changed_and_reserved_from(db: &TestDb) -> Che
         .await?
         .ok_or("live")?;
     assert_eq!(updated.ratelimits, limits(&[("requests", 10, 60)])?);
-    assert_eq!(updated.credits, Some(Credits::new(30, None)?));
+    let set_anew = Credits {
+        generation: 1,
+        ..Credits::new(30, None)?
+    };
+    assert_eq!(updated.credits, Some(set_anew));
     let loaded = s.load_users().await?;
     let loaded = loaded.iter().find(|u| u.id == ada.id).ok_or("loaded")?;
-    assert_eq!(loaded.credits, Some(Credits::new(30, None)?));
+    assert_eq!(loaded.credits, Some(set_anew));
 
     let r = s
         .reserve_credits(Payer::User(ada.id), 1, 64, t(4))

@@ -2,21 +2,20 @@
 //! detail as a JSON object holding the detail and the target's name, the signing keys as a
 //! JSON list of hex seeds, and the column lists the row readers expect.
 
-use crate::model::RateLimits;
+use crate::model::{MAX_CREDITS, RateLimits};
 use crate::model::{SigningKey, Timestamp};
 use crate::store::{CreditsChange, Payer};
 
 /// The columns of a key record, in the order the row readers read them.
 pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, grants, \
-         ratelimits, credits_remaining, credits_refill, credits_period";
+         ratelimits, credits_remaining, credits_refill, credits_period, credits_generation";
 
 /// The columns of a key as the in-memory view needs it.
-pub(crate) const ACTIVE_KEY_COLUMNS: &str =
-    "id, user_id, hash, expires_at, disabled, scopes, grants, ratelimits, credits_remaining, credits_refill";
+pub(crate) const ACTIVE_KEY_COLUMNS: &str = "id, user_id, hash, expires_at, disabled, scopes, grants, ratelimits, credits_remaining, credits_refill, credits_generation";
 
 /// The columns of a user record.
 pub(crate) const USER_COLUMNS: &str = "id, username, email, password_hash, role, disabled, token_epoch, created_at, updated_at, deleted_at, \
-     ratelimits, credits_remaining, credits_refill, credits_period";
+     ratelimits, credits_remaining, credits_refill, credits_period, credits_generation";
 
 /// The setting that holds the signing keys.
 pub(crate) const SIGNING_KEYS: &str = "ed25519_signing_keys";
@@ -94,6 +93,9 @@ pub(crate) struct LimitsColumns {
     pub add: Option<i64>,
     pub refill: Option<String>,
     pub period: Option<i64>,
+    /// A set that never raises the balance: the least of `remaining` and the balance, if
+    /// the balance's period started at or after this (unix ms; `i64::MIN` without a refill).
+    pub at_most_since: Option<i64>,
 }
 
 /// The values of the limits columns a change sets (credits set now start their refill
@@ -103,10 +105,16 @@ pub(crate) fn limits_columns(
     credits: Option<CreditsChange>,
     now: Timestamp,
 ) -> LimitsColumns {
-    let (set_credits, credits, add) = match credits {
-        None => (false, None, None),
-        Some(CreditsChange::Set(credits)) => (true, credits, None),
-        Some(CreditsChange::Add(n)) => (false, None, Some(credit_column(n))),
+    let (set_credits, credits, add, at_most_since) = match credits {
+        None => (false, None, None, None),
+        Some(CreditsChange::Set(credits)) => (true, credits, None, None),
+        Some(CreditsChange::SetAtMost { credits, since }) => (
+            true,
+            Some(credits),
+            None,
+            Some(since.map_or(i64::MIN, Timestamp::millis)),
+        ),
+        Some(CreditsChange::Add(n)) => (false, None, Some(credit_column(n)), None),
     };
     LimitsColumns {
         set_ratelimits: ratelimits.is_some(),
@@ -118,6 +126,7 @@ pub(crate) fn limits_columns(
         period: credits
             .and_then(|c| c.refill)
             .map(|r| r.interval.period_start(now).millis()),
+        at_most_since,
     }
 }
 
@@ -131,21 +140,30 @@ pub(crate) fn payer_row(payer: Payer) -> (&'static str, &'static str, String) {
 
 /// The SQL text of the `UPDATE … SET` limits columns, with the placeholders of a backend
 /// (`?` or `$`, and the cast an untyped number needs there) numbered from `first`, bound
-/// to the fields of [`LimitsColumns`] in their order.
+/// to the fields of [`LimitsColumns`] in their order. An addition stops at
+/// [`MAX_CREDITS`] (the domain refuses one that would pass it; two racing additions that
+/// together would are capped there, never wrapped or failed).
 pub(crate) fn limits_assignments(mark: char, cast: &str, first: usize) -> String {
     let p = |i: usize| format!("{mark}{}", first + i);
     format!(
         "ratelimits = CASE WHEN {0} THEN {1} ELSE ratelimits END, \
-         credits_remaining = CASE WHEN {2} THEN {3}{cast} \
-           WHEN {4}{cast} IS NOT NULL THEN credits_remaining + {4} ELSE credits_remaining END, \
+         credits_remaining = CASE \
+           WHEN {2} AND {7}{cast} IS NOT NULL AND credits_remaining IS NOT NULL AND credits_remaining < {3}{cast} \
+             AND coalesce(credits_period, {7}{cast}) >= {7}{cast} THEN credits_remaining \
+           WHEN {2} THEN {3}{cast} \
+           WHEN {4}{cast} IS NOT NULL THEN \
+             CASE WHEN credits_remaining > {MAX_CREDITS} - {4}{cast} THEN {MAX_CREDITS} ELSE credits_remaining + {4}{cast} END \
+           ELSE credits_remaining END, \
          credits_refill = CASE WHEN {2} THEN {5} ELSE credits_refill END, \
-         credits_period = CASE WHEN {2} THEN {6}{cast} ELSE credits_period END",
+         credits_period = CASE WHEN {2} THEN {6}{cast} ELSE credits_period END, \
+         credits_generation = CASE WHEN {2} THEN credits_generation + 1 ELSE credits_generation END",
         p(0),
         p(1),
         p(2),
         p(3),
         p(4),
         p(5),
-        p(6)
+        p(6),
+        p(7)
     )
 }

@@ -142,8 +142,26 @@ impl KeyChanges {
 pub enum CreditsChange {
     /// Replace them (`None`: unlimited); the refill period starts at the given instant's.
     Set(Option<Credits>),
+    /// Replace them, but never raise the balance (an owner's tightening): `remaining`
+    /// becomes the least of the given and the balance at the write, in the write itself, so
+    /// spends between the owner's check and the write cannot make it a raise. A stored
+    /// balance of a refill period that started before `since` was due a refill (its
+    /// balance is the refill's, which the owner's check saw), and the given stands.
+    SetAtMost { credits: Credits, since: Option<Timestamp> },
     /// Add to the balance of a key that has credits (nothing for an unlimited one).
     Add(u64),
+}
+
+/// A block of credits a node reserved and did not spend, to give back to the balance (at a
+/// graceful stop): only to the generation and refill period it was reserved from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldBlock {
+    pub payer: Payer,
+    pub unspent: u64,
+    /// The credits' generation the block was reserved under.
+    pub generation: u64,
+    /// The refill period the block was reserved in (`None`: the credits do not refill).
+    pub period: Option<Timestamp>,
 }
 
 /// What [`Store::reserve_credits`] took from a key's balance.
@@ -155,6 +173,8 @@ pub struct Reservation {
     pub left: u64,
     /// The start of the refill period the balance belongs to (unix ms), if it refills.
     pub period: Option<Timestamp>,
+    /// The credits' generation the block was reserved under.
+    pub generation: u64,
 }
 
 /// What another process (the CLI, another server) committed, ready for the key view.
@@ -381,6 +401,13 @@ operations! {
     fn insert_key(&self, key: KeyRecord, numbered: bool, audit: AuditRecord,
         after_commit: impl AfterCommit<KeyRecord>) -> KeyRecord;
 
+    /// Stores a key made by a request with key `parent`, its credits (`remaining`) carved out
+    /// of the parent's balance in the same transaction (`… SET credits_remaining =
+    /// credits_remaining - n WHERE credits_remaining >= n`): `None`, and nothing written,
+    /// when the parent is no longer live or its balance cannot cover them.
+    fn insert_key_carved(&self, key: KeyRecord, numbered: bool, parent: KeyId, audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<KeyRecord>>) -> Option<KeyRecord>;
+
     /// Stores new keys in one transaction, all or none (an id or hash already on file is a
     /// `Conflict` and nothing is written). The keys as stored, in the order given.
     fn insert_keys(&self, keys: Vec<KeyRecord>, audits: Vec<AuditRecord>,
@@ -407,6 +434,12 @@ operations! {
     /// started after the stored one (by `now`, in UTC) is refilled first. `None` for a key
     /// (or user) that is revoked (deleted), gone or unlimited.
     fn reserve_credits(&self, payer: Payer, need: u64, most: u64, now: Timestamp) -> Option<Reservation>;
+
+    /// Gives unspent blocks back to their balances in one transaction (`remaining +=
+    /// unspent`, at most `MAX_CREDITS`), each only if the credits are still of the
+    /// generation and refill period it was reserved from (never to credits set anew since,
+    /// nor to a refilled balance). How many credits went back.
+    fn return_credits(&self, blocks: Vec<HeldBlock>) -> u64;
 
     /// Writes a batch of "key used at" times (a time never moves backwards) and adds a
     /// batch of counts to the keys' hourly usage buckets, in one transaction.

@@ -365,7 +365,7 @@ pub struct AddCreditsForm {
 impl LimitsForm for AddCreditsForm {
     fn patch(&self) -> Result<KeyPatch, Error> {
         Ok(KeyPatch {
-            credits: Some(CreditsChange::Add(credits_number(&self.add)?)),
+            credits: Some(CreditsChange::Add(Credits::addition(credits_number(&self.add)?)?)),
             ..KeyPatch::default()
         })
     }

@@ -441,3 +441,43 @@ async fn credits_are_exact_across_nodes() {
     // The two `everywhere` checks spent one credit on each node.
     assert_eq!(ok + 2, 300, "successes across both nodes");
 }
+
+/// Credits set anew on one node void the blocks other nodes reserved before the change: once
+/// the change reaches them (the feed, within a second), they spend only the new balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn credits_set_on_one_node_void_blocks_held_by_another() {
+    let Some(server) = server("cluster::credits_set_on_one_node_void_blocks_held_by_another") else {
+        return;
+    };
+    let db = Database::create(&server).await;
+    let (one, two) = (Node::start(&db.url), Node::start(&db.url));
+    let token = one.login().await;
+    let (id, key) = one.create_key(&token, json!({"credits": {"remaining": 1000}})).await;
+    // Node two spends one and holds the rest of a block of 64.
+    everywhere(&[&two], &key, StatusCode::OK).await;
+    let r = one
+        .http
+        .patch(&format!("/v1/keys/{id}"))
+        .as_(&token)
+        .json(&json!({"credits": {"remaining": 5}}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text());
+    let token_two = two.login().await;
+    let shown = || async {
+        two.http.get(&format!("/v1/keys/{id}")).as_(&token_two).await.json()["credits"]["remaining"].as_u64()
+    };
+    assert!(
+        eventually(|| async { shown().await == Some(5) }).await,
+        "node two still shows {:?}, its old block with the new balance; its log:\n{}",
+        shown().await,
+        two.log()
+    );
+    let mut ok = 0;
+    for _ in 0..20 {
+        if two.me(&key).await == StatusCode::OK {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 5, "only the new balance is spent on node two");
+    assert_eq!(one.me(&key).await, StatusCode::TOO_MANY_REQUESTS);
+}

@@ -30,6 +30,7 @@ const CORE: &[&str] = &[
     "openapi::",
     "usage::",
     "limits::a_read_only_database_serves_reads_and_refuses_writes",
+    "ratelimits::credits_past_the_maximum_are_400_naming_the_field",
 ];
 
 /// Tests in those modules that look inside the SQLite file (or start the binary on one).

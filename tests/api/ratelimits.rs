@@ -590,3 +590,223 @@ async fn changing_limits_or_credits_does_not_reset_a_rate_limit() {
         );
     }
 }
+
+/// Credits are bounded by 2^50 (held exactly by both backends' 64-bit columns): a balance,
+/// a refill amount, an addition, and a balance with an addition past it are each a 400
+/// naming the field, never a 500, and the balance never wraps or rounds. Runs on
+/// PostgreSQL too (`on_postgres`).
+#[tokio::test]
+async fn credits_past_the_maximum_are_400_naming_the_field() {
+    const MAX: u64 = 1 << 50;
+    let app = spawn_app().await;
+    for (body, field) in [
+        (json!({"credits": {"remaining": MAX + 1}}), "credits.remaining"),
+        (
+            json!({"credits": {"remaining": 1, "refill": {"interval": "daily", "amount": MAX + 1}}}),
+            "credits.refill.amount",
+        ),
+    ] {
+        let r = app.post("/v1/keys").as_(&app.admin).json(&body).await;
+        let detail = r.problem(StatusCode::BAD_REQUEST)["detail"].to_string();
+        assert!(detail.contains(field), "{body}: {detail}");
+    }
+    let (id, _, _) = limited_key(&app, json!({"credits": {"remaining": MAX - 10}})).await;
+    let path = format!("/v1/keys/{id}");
+    for add in [u64::MAX, 1 << 63, MAX + 1, 11] {
+        let r = app
+            .patch(&path)
+            .as_(&app.admin)
+            .json(&json!({"credits": {"add": add}}))
+            .await;
+        let detail = r.problem(StatusCode::BAD_REQUEST)["detail"].to_string();
+        assert!(detail.contains("credits.add"), "add {add}: {detail}");
+    }
+    let r = app
+        .patch(&path)
+        .as_(&app.admin)
+        .json(&json!({"credits": {"add": 10}}))
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(r.json()["credits"]["remaining"], MAX);
+    assert_eq!(app.get_json(&path, &app.admin).await["credits"]["remaining"], MAX);
+
+    // The same bound on a user's credits.
+    let (ada, _) = app.user("ada").await;
+    let user = format!("/v1/users/{ada}");
+    app.patch(&user)
+        .as_(&app.admin)
+        .json(&json!({"credits": {"remaining": MAX}}))
+        .await
+        .expect_status(StatusCode::OK);
+    let r = app
+        .patch(&user)
+        .as_(&app.admin)
+        .json(&json!({"credits": {"add": 1}}))
+        .await;
+    assert!(
+        r.problem(StatusCode::BAD_REQUEST)["detail"]
+            .to_string()
+            .contains("credits.add")
+    );
+    assert_eq!(app.get_json(&user, &app.admin).await["credits"]["remaining"], MAX);
+}
+
+/// An owner's change of a key's rate limits never gives more than the old state allowed:
+/// renaming a spent limit, or tightening it under a new name or over a longer window,
+/// starts the new limit as spent as the old one (no fresh burst).
+#[tokio::test]
+async fn renaming_or_tightening_a_spent_rate_limit_gives_no_fresh_burst() {
+    let app = spawn_app().await;
+    let (ada, ada_token) = app.user("ada").await;
+    let made = app
+        .post(&format!("/v1/users/{ada}/keys"))
+        .as_(&app.admin)
+        .json(&json!({"ratelimits": [{"name": "requests", "limit": 3, "duration": "1m"}]}))
+        .await
+        .json();
+    let (id, key) = (made["id"].as_str().unwrap(), made["key"].as_str().unwrap());
+    assert_eq!(hammer(&app.http, key, 1, 4).await, (3, 1, 0));
+    for limits in [
+        json!([{"name": "requests2", "limit": 3, "duration": "1m"}]),
+        json!([{"name": "requests3", "limit": 2, "duration": "1h"}]),
+        json!([{"name": "requests4", "limit": 2, "duration": "1h"}, {"name": "daily", "limit": 100, "duration": 86400}]),
+    ] {
+        app.patch(&format!("/v1/keys/{id}"))
+            .as_(&ada_token)
+            .json(&json!({ "ratelimits": limits }))
+            .await
+            .expect_status(StatusCode::OK);
+        let r = app.get("/v1/me").api_key(key).await;
+        assert_eq!(
+            r.problem(StatusCode::TOO_MANY_REQUESTS)["type"],
+            RATE_LIMITED,
+            "after {limits}"
+        );
+    }
+    // And it refills as the new limit says: 2 an hour, one every 30 minutes.
+    app.advance(Duration::from_secs(30 * 60));
+    assert_eq!(hammer(&app.http, key, 1, 3).await, (1, 2, 0));
+}
+
+/// The built binary: a graceful stop (SIGTERM) gives the unspent part of every block of
+/// credits it reserved back to the database, so after a restart the balance is exactly what
+/// was not spent (a crash, by contrast, loses the block: see `kill -9` above). Credits set
+/// anew while a block was held are not topped up by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_unspent_reserved_credits_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let (mut server, url) = start_binary(dir.path(), &[]);
+    let http = Http::new(&url);
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let created = http
+            .post("/v1/keys")
+            .authorization(&admin)
+            .json(&json!({"credits": {"remaining": 500}}))
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let made = created.json();
+        keys.push((
+            made["id"].as_str().unwrap().to_owned(),
+            made["key"].as_str().unwrap().to_owned(),
+        ));
+    }
+    for (_, key) in &keys {
+        assert_eq!(hammer(&http, key, 4, 10).await, (10, 0, 0));
+    }
+    // The second key's credits are set anew while this node holds a block of them.
+    http.patch(&format!("/v1/keys/{}", keys[1].0))
+        .authorization(&admin)
+        .json(&json!({"credits": {"remaining": 100}}))
+        .await
+        .expect_status(StatusCode::OK);
+
+    let pid = server.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || server.wait_for_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(status, Some(0), "a clean exit");
+
+    let (_server, url) = start_binary(dir.path(), &[]);
+    let http = Http::new(&url);
+    let remaining = |id: String| {
+        let (http, admin) = (&http, &admin);
+        async move {
+            http.get(&format!("/v1/keys/{id}")).authorization(admin).await.json()["credits"]["remaining"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        remaining(keys[0].0.clone()).await,
+        490,
+        "500 less the 10 spent, exactly"
+    );
+    assert_eq!(
+        remaining(keys[1].0.clone()).await,
+        100,
+        "set anew: the old block is not added"
+    );
+}
+
+/// A key with credits cannot mint quota: the credits of a key it makes are carved out of its
+/// own balance in the write that stores the new key (409 and nothing stored when it cannot
+/// cover them), and such a key may not have a refill (new quota every period). So the
+/// children together never hold more than the parent had.
+#[tokio::test]
+async fn a_key_with_credits_carves_its_childrens_credits_out_of_its_own() {
+    let app = spawn_app().await;
+    let (parent_id, parent, _) = limited_key(&app, json!({"credits": {"remaining": 100}})).await;
+    let child = |credits: Value| {
+        let (app, parent) = (&app, parent.clone());
+        async move {
+            app.post("/v1/keys")
+                .api_key(&parent)
+                .json(&json!({ "credits": credits }))
+                .await
+        }
+    };
+    // Each request made with the parent costs it a credit too (one here, and one per child
+    // below); the parent's node holds a block of its balance reserved.
+    let first = child(json!({"remaining": 60})).await;
+    assert_eq!(first.status(), StatusCode::CREATED, "{}", first.text());
+    assert_eq!(first.json()["credits"]["remaining"], 60);
+    // Past what is left: refused up front (403, looser than the parent as stored), or 409
+    // when spending races the carve; either way nothing is stored.
+    let r = child(json!({"remaining": 60})).await;
+    assert!(
+        [StatusCode::FORBIDDEN, StatusCode::CONFLICT].contains(&r.status()),
+        "{}",
+        r.text()
+    );
+    let r = child(json!({"remaining": 1, "refill": {"interval": "daily", "amount": 1}})).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let parent_left = app.get_json(&format!("/v1/keys/{parent_id}"), &app.admin).await["credits"]["remaining"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        parent_left <= 40 - 3,
+        "60 carved out and 3 requests spent: {parent_left}"
+    );
+    // Minting more children never adds up to more than the parent had.
+    let mut carved = 60;
+    for _ in 0..10 {
+        let r = child(json!({"remaining": 10})).await;
+        if r.status() == StatusCode::CREATED {
+            carved += 10;
+        }
+    }
+    assert!(carved <= 100, "{carved} carved out of 100");
+    let left = app.get_json(&format!("/v1/keys/{parent_id}"), &app.admin).await["credits"]["remaining"]
+        .as_u64()
+        .unwrap();
+    assert!(carved + left <= 100, "{carved} carved, {left} left, of 100");
+}

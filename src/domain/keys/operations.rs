@@ -6,11 +6,12 @@ use super::{CreditsChange, KeyPage, KeyPatch, MintedKey, NewKeyRequest};
 use crate::domain::access::{self, Held};
 use crate::domain::caller::Caller;
 use crate::domain::keyward::Keyward;
+use crate::domain::limits::check_credits_change;
 use crate::domain::paging;
 use crate::domain::{
     Error, Expiry, KeyDigest, KeyId, KeyName, KeyRecord, Lifetime, Meta, Scopes, Secret, Timestamp, UserId,
 };
-use crate::model::{ActiveKeyRow, RateLimits};
+use crate::model::{ActiveKeyRow, Credits, RateLimits};
 use crate::store::KeyChanges;
 
 /// The audit detail of a key's scopes: which it has and which privileged ones were granted.
@@ -54,10 +55,12 @@ pub(in crate::domain) fn limits_detail(ratelimits: &RateLimits, credits: Option<
     match credits {
         None => {}
         Some(CreditsChange::Set(None)) => detail.push("credits=unlimited".to_owned()),
-        Some(CreditsChange::Set(Some(c))) => detail.push(match c.refill {
-            None => format!("credits={}", c.remaining),
-            Some(r) => format!("credits={} (refill {} {})", c.remaining, r.interval.as_str(), r.amount),
-        }),
+        Some(CreditsChange::Set(Some(c)) | CreditsChange::SetAtMost { credits: c, .. }) => {
+            detail.push(match c.refill {
+                None => format!("credits={}", c.remaining),
+                Some(r) => format!("credits={} (refill {} {})", c.remaining, r.interval.as_str(), r.amount),
+            })
+        }
         Some(CreditsChange::Add(n)) => detail.push(format!("credits+={n}")),
     }
     detail
@@ -84,25 +87,49 @@ impl Keyward {
         let now = self.now();
         let numbered = request.numbered;
         let (record, secret) = self.prepare_key(caller, owner, request, now)?;
-        self.require_limited_like_presenting_key(caller, &record).await?;
+        let presenting = self.require_limited_like_presenting_key(caller, &record).await?;
         let view = self.view().clone();
         let audit = caller
             .audit("key.create", Some(("key", record.id.to_string())), now)
             .with_detail(create_detail(&record));
-        let record = self
-            .store()
-            .insert_key(record, numbered, audit, move |key| {
-                view.insert_key(ActiveKeyRow::of(key), true)
-            })
-            .await
-            .map_err(|e| e.into_domain("the key could not be stored"))?;
+        let after_commit = move |key: &KeyRecord| view.insert_key(ActiveKeyRow::of(key), true);
+        // A key with credits makes keys whose credits are carved out of its own balance, in
+        // the write that stores the new key: minting keys never multiplies its quota.
+        let record = match presenting.filter(|p| p.credits.is_some()) {
+            None => self
+                .store()
+                .insert_key(record, numbered, audit, after_commit)
+                .await
+                .map_err(|e| e.into_domain("the key could not be stored"))?,
+            Some(parent) => {
+                access::may_carve_credits(&record)?;
+                self.store()
+                    .insert_key_carved(record, numbered, parent.id, audit, move |key| {
+                        if let Some(key) = key {
+                            after_commit(key);
+                        }
+                    })
+                    .await
+                    .map_err(|e| e.into_domain("the key could not be stored"))?
+                    .ok_or_else(|| {
+                        Error::Conflict(
+                            "the presenting key has fewer credits left than the new key's credits; a key's credits are carved out of the key that makes it".into(),
+                        )
+                    })?
+            }
+        };
         Ok(MintedKey { record, secret })
     }
 
-    /// A request made with a key makes only keys at least as limited as that key.
-    async fn require_limited_like_presenting_key(&self, caller: &Caller, new: &KeyRecord) -> Result<(), Error> {
+    /// A request made with a key makes only keys at least as limited as that key: that key
+    /// as stored (`None` for a request made otherwise).
+    async fn require_limited_like_presenting_key(
+        &self,
+        caller: &Caller,
+        new: &KeyRecord,
+    ) -> Result<Option<KeyRecord>, Error> {
         let Some(presenting) = caller.via.key_id() else {
-            return Ok(());
+            return Ok(None);
         };
         let own = self
             .store()
@@ -113,7 +140,8 @@ impl Keyward {
             // makes nothing.
             .filter(|k| !k.disabled)
             .ok_or(Error::Unauthenticated { presented: true })?;
-        access::may_make_key_limited(Some(access::Limits::of(&own)), access::Limits::of(new))
+        access::may_make_key_limited(Some(access::Limits::of(&own)), access::Limits::of(new))?;
+        Ok(Some(own))
     }
 
     /// Checks a request for a new key against the caller's rights and the configured
@@ -339,13 +367,26 @@ impl Keyward {
             patch.ratelimits.as_ref(),
             patch.credits.as_ref(),
         )?;
+        check_credits_change(current.credits.as_ref(), patch.credits.as_ref())?;
+        let credits = match patch.credits {
+            // An owner only lowers the balance: the store makes it the least of this and the
+            // balance at the write, so spends since the check above never make it a raise.
+            Some(CreditsChange::Set(Some(credits))) if !caller.is_admin() => Some(CreditsChange::SetAtMost {
+                credits,
+                since: current
+                    .credits
+                    .and_then(|c| c.refill)
+                    .map(|r| r.interval.period_start(now)),
+            }),
+            other => other,
+        };
         let changes = KeyChanges {
             name: patch.name.map(|n| n.map(KeyName::into_string)),
             disabled: patch.disabled,
             expires_by: None,
             scopes,
             ratelimits: patch.ratelimits,
-            credits: patch.credits,
+            credits,
             meta: None,
         };
         if changes.is_empty() {
@@ -389,13 +430,14 @@ impl Keyward {
             audits.push(caller.audit("key.limits", target(), now).with_detail(detail.join(", ")));
         }
         let view = self.view().clone();
-        // Credits set or added: this node's block and what it knew of the balance start over.
-        let credits_set = changes.credits.is_some();
+        // Credits added: what this node knew of the balance is forgotten (its block stays);
+        // set anew, the credits' generation moves on and the block is void.
+        let added_credits = matches!(changes.credits, Some(CreditsChange::Add(_)));
         let mut key = self
             .store()
             .update_key(owner, id, changes, now, audits, move |key| {
                 if let Some(key) = key {
-                    view.update_key(key, credits_set);
+                    view.update_key(key, added_credits);
                 }
             })
             .await
@@ -461,8 +503,9 @@ impl Keyward {
             scopes: old.scopes.clone().map(Scopes::of_record),
             meta: Some(Meta::of_record(old.meta.clone())),
             ratelimits: old.ratelimits.clone(),
-            // The store moves the balance over, exactly as it is at the rotation.
-            credits: old.credits,
+            // The store moves the balance over, exactly as it is at the rotation (a new
+            // key's credits start at generation 0).
+            credits: old.credits.map(|c| Credits { generation: 0, ..c }),
             replaces: Some(Held::of(&old)),
             ..NewKeyRequest::default()
         };
@@ -484,8 +527,9 @@ impl Keyward {
             .rotate_key(old.user_id, old.id, until, record, [create, rotate], move |done| {
                 if let Some((new, old)) = done {
                     view.insert_key(ActiveKeyRow::of(new), true);
-                    // Its balance moved to the new key: what this node held of it goes too.
-                    view.update_key(old, true);
+                    // Its balance moved to the new key (the old credits set anew): what this
+                    // node held of it goes too.
+                    view.update_key(old, false);
                 }
             })
             .await

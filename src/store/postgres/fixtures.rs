@@ -48,7 +48,7 @@ impl PgStore {
                 &[&id.to_string()],
             )
             .await?;
-        Ok(row.and_then(|r| Credits::from_columns(Some(r.get::<_, i64>(0)), r.get::<_, Option<&str>>(1))))
+        Ok(row.and_then(|r| Credits::from_columns(Some(r.get::<_, i64>(0)), r.get::<_, Option<&str>>(1), 0)))
     }
 
     pub async fn set_fixture_credits(&self, id: KeyId, credits: Option<Credits>) -> Result<(), StoreError> {

@@ -9,12 +9,15 @@ use super::rows::{
     insert_audit, json_list, key_from_row, key_id, key_state, page, user_id,
 };
 use super::writer::{FeedRow, prepared};
+use crate::model::MAX_CREDITS;
 use crate::model::{
     ActiveKeyRow, AuditRecord, Credits, FeedEntry, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId,
     credit_block,
 };
 use crate::store::formats::{credit_column, limits_assignments, limits_columns, payer_row};
-use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page, Payer, Reservation, StoreError, StoreErrorKind};
+use crate::store::{
+    AfterCommit, HeldBlock, KeyChanges, KeyDescription, Page, Payer, Reservation, StoreError, StoreErrorKind,
+};
 
 /// Stores a new key (with `numbered`, a missing name becomes `key#N`, N counted in this
 /// transaction: the owner's row is locked first so two creates never get the same N).
@@ -102,7 +105,7 @@ async fn update_key_row(
                    scopes = CASE WHEN $7 THEN $8 ELSE scopes END, \
                    grants = CASE WHEN $7 THEN $9 ELSE grants END, \
                    {}, \
-                   meta = coalesce($18, meta), \
+                   meta = coalesce($19, meta), \
                updated_at = $10 \
                  WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}",
                 limits_assignments('$', "::BIGINT", 11)
@@ -125,6 +128,7 @@ async fn update_key_row(
                 &limits.add,
                 &limits.refill,
                 &limits.period,
+                &limits.at_most_since,
                 &changes.meta.as_ref().map(serde_json::Value::to_string),
             ],
         )
@@ -177,7 +181,7 @@ impl PgStore {
                 )
                 .await?;
             for r in &rows {
-                after = r.try_get(10)?;
+                after = r.try_get(11)?;
                 if let Some(row) = active_key_from_row(r)? {
                     sink(row, expected);
                 }
@@ -206,7 +210,7 @@ impl PgStore {
         row.map(|r| {
             Ok((
                 active_key_from_row(&r)?,
-                r.try_get(10)?,
+                r.try_get(11)?,
                 digest(r.try_get(2)?)?.lookup(),
             ))
         })
@@ -227,6 +231,40 @@ impl PgStore {
                         let (key, created) = insert_key_row(tx, key, numbered).await?;
                         insert_audit(tx, &audit).await?;
                         Ok((key, vec![created]))
+                    })
+                },
+                after_commit,
+            )
+            .await
+    }
+
+    /// Stores a key with its credits carved out of `parent`'s (see `Store::insert_key_carved`).
+    pub async fn insert_key_carved(
+        &self,
+        key: KeyRecord,
+        numbered: bool,
+        parent: KeyId,
+        audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<KeyRecord>>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.writer
+            .write(
+                move |tx| {
+                    Box::pin(async move {
+                        let n = credit_column(key.credits.map_or(0, |c| c.remaining));
+                        let taken = tx
+                            .execute(
+                                "UPDATE keys SET credits_remaining = credits_remaining - $2 \
+                                 WHERE id = $1 AND revoked_at IS NULL AND credits_remaining >= $2",
+                                &[&parent.to_string(), &n],
+                            )
+                            .await?;
+                        if taken == 0 {
+                            return Ok((None, Vec::new()));
+                        }
+                        let (key, created) = insert_key_row(tx, key, numbered).await?;
+                        insert_audit(tx, &audit).await?;
+                        Ok((Some(key), vec![created]))
                     })
                 },
                 after_commit,
@@ -296,8 +334,13 @@ impl PgStore {
                             if let (Some(row), Some(credits)) = (moved, new.credits.as_mut()) {
                                 credits.remaining = u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0);
                                 new.credits_period = row.try_get::<_, Option<i64>>(1)?.map(Timestamp::from_millis);
-                                tx.execute("UPDATE keys SET credits_remaining = 0 WHERE id = $1", &[&old.to_string()])
-                                    .await?;
+                                // Set anew (a new generation): blocks held of the old key are void.
+                                tx.execute(
+                                    "UPDATE keys SET credits_remaining = 0, credits_generation = credits_generation + 1 \
+                                     WHERE id = $1",
+                                    &[&old.to_string()],
+                                )
+                                .await?;
                             }
                         }
                         let Some((old, mut rows)) = update_key_row(tx, owner, old, &changes, now).await? else {
@@ -478,7 +521,7 @@ impl PgStore {
             )
             .await?
             .iter()
-            .map(|r| Ok((key_from_row(r)?, Timestamp::from_millis(r.try_get(16)?))))
+            .map(|r| Ok((key_from_row(r)?, Timestamp::from_millis(r.try_get(17)?))))
             .collect()
     }
 
@@ -504,7 +547,7 @@ impl PgStore {
                 &[&digest.as_bytes().as_slice()],
             )
             .await?
-            .map(|r| Ok((key_from_row(&r)?, r.try_get::<_, Option<i64>>(16)?.is_some())))
+            .map(|r| Ok((key_from_row(&r)?, r.try_get::<_, Option<i64>>(17)?.is_some())))
             .transpose()
     }
 
@@ -568,7 +611,7 @@ impl PgStore {
                         let row = tx
                             .query_opt(
                                 &format!(
-                                    "SELECT credits_remaining, credits_refill, credits_period FROM {table} \
+                                    "SELECT credits_remaining, credits_refill, credits_period, credits_generation FROM {table} \
                                      WHERE id = $1 AND {live} AND credits_remaining IS NOT NULL FOR UPDATE"
                                 ),
                                 &[&id],
@@ -578,11 +621,11 @@ impl PgStore {
                         let remaining: i64 = row.try_get(0)?;
                         let refill: Option<String> = row.try_get(1)?;
                         let mut period = row.try_get::<_, Option<i64>>(2)?.map(Timestamp::from_millis);
-                        let mut credits =
-                            Credits::from_columns(Some(remaining), refill.as_deref()).unwrap_or(Credits {
-                                remaining: 0,
-                                refill: None,
-                            });
+                        let Some(mut credits) =
+                            Credits::from_columns(Some(remaining), refill.as_deref(), row.try_get(3)?)
+                        else {
+                            return Ok((None, Vec::new()));
+                        };
                         if credits.refill_due(&mut period, now) {
                             tx.execute(
                                 &format!(
@@ -608,7 +651,49 @@ impl PgStore {
                                 .await?;
                             u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0)
                         };
-                        Ok((Some(Reservation { granted, left, period }), Vec::new()))
+                        let reservation = Reservation {
+                            granted,
+                            left,
+                            period,
+                            generation: credits.generation,
+                        };
+                        Ok((Some(reservation), Vec::new()))
+                    })
+                },
+                |_| {},
+            )
+            .await
+    }
+
+    /// Gives unspent blocks back (see `Store::return_credits`).
+    pub async fn return_credits(&self, blocks: Vec<HeldBlock>) -> Result<u64, StoreError> {
+        self.writer
+            .write(
+                move |tx| {
+                    Box::pin(async move {
+                        let mut returned = 0;
+                        for block in &blocks {
+                            let (table, live, id) = payer_row(block.payer);
+                            let changed = tx
+                                .execute(
+                                    &format!(
+                                        "UPDATE {table} SET credits_remaining = least(credits_remaining + $2, {MAX_CREDITS}) \
+                                         WHERE id = $1 AND {live} AND credits_remaining IS NOT NULL \
+                                           AND credits_generation = $3 AND credits_period IS NOT DISTINCT FROM $4::BIGINT"
+                                    ),
+                                    &[
+                                        &id,
+                                        &credit_column(block.unspent),
+                                        &credit_column(block.generation),
+                                        &block.period.map(Timestamp::millis),
+                                    ],
+                                )
+                                .await?;
+                            if changed > 0 {
+                                returned += block.unspent;
+                            }
+                        }
+                        Ok((returned, Vec::new()))
                     })
                 },
                 |_| {},

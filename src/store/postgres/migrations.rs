@@ -11,6 +11,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0001_schema.sql"),
     include_str!("migrations/0002_limits.sql"),
     include_str!("migrations/0003_imported_keys_and_fixtures.sql"),
+    include_str!("migrations/0004_credits_generation.sql"),
     include_str!("migrations/0005_key_usage.sql"),
     include_str!("migrations/0006_fixture_credits.sql"),
 ];

@@ -47,7 +47,11 @@ pub(super) fn user_from_row(r: &Row) -> Result<UserRecord, StoreError> {
             log::error!("a user's rate limits cannot be read ({e}); none are applied until they are repaired");
             RateLimits::none()
         }),
-        credits: Credits::from_columns(r.try_get(11)?, r.try_get::<_, Option<String>>(12)?.as_deref()),
+        credits: Credits::from_columns(
+            r.try_get(11)?,
+            r.try_get::<_, Option<String>>(12)?.as_deref(),
+            r.try_get(14)?,
+        ),
         credits_period: millis(r.try_get(13)?),
     })
 }
@@ -74,7 +78,11 @@ pub(super) fn key_from_row(r: &Row) -> Result<KeyRecord, StoreError> {
         grants: grants_from(r.try_get(11)?),
         // Unreadable limits show as none here; the view refuses such a key outright.
         ratelimits: RateLimits::from_column(r.try_get::<_, Option<String>>(12)?.as_deref()).unwrap_or_default(),
-        credits: Credits::from_columns(r.try_get(13)?, r.try_get::<_, Option<String>>(14)?.as_deref()),
+        credits: Credits::from_columns(
+            r.try_get(13)?,
+            r.try_get::<_, Option<String>>(14)?.as_deref(),
+            r.try_get(16)?,
+        ),
         credits_period: millis(r.try_get(15)?),
     })
 }
@@ -107,7 +115,11 @@ pub(super) fn active_key_from_row(r: &Row) -> Result<Option<ActiveKeyRow>, Store
         scopes,
         grants: grants_from(r.try_get(6)?),
         ratelimits,
-        credits: Credits::from_columns(r.try_get(8)?, r.try_get::<_, Option<String>>(9)?.as_deref()),
+        credits: Credits::from_columns(
+            r.try_get(8)?,
+            r.try_get::<_, Option<String>>(9)?.as_deref(),
+            r.try_get(10)?,
+        ),
     }))
 }
 

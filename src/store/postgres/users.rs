@@ -158,6 +158,7 @@ impl PgStore {
                                     &limits.add,
                                     &limits.refill,
                                     &limits.period,
+                                    &limits.at_most_since,
                                 ],
                             )
                             .await?;

@@ -193,7 +193,7 @@ impl ChangeWatcher {
                             "SELECT {ACTIVE_KEY_COLUMNS}, revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2) FROM keys WHERE id = ?1"
                         ))?
                         .query_row(params![id, now.millis()], |r| {
-                            Ok((active_key_from_row(r)?, r.get::<_, bool>(10)?, r.get::<_, KeyDigest>(2)?))
+                            Ok((active_key_from_row(r)?, r.get::<_, bool>(11)?, r.get::<_, KeyDigest>(2)?))
                         })
                         .optional()?;
                     if let Some((row, live, digest)) = key {

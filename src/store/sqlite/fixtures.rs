@@ -47,7 +47,7 @@ impl SqliteStore {
                 .prepare_cached("SELECT remaining, refill FROM fixture_credits WHERE key_id = ?1")?
                 .query_row([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)))
                 .optional()?;
-            Ok(row.and_then(|(remaining, refill)| Credits::from_columns(Some(remaining), refill.as_deref())))
+            Ok(row.and_then(|(remaining, refill)| Credits::from_columns(Some(remaining), refill.as_deref(), 0)))
         })
         .await
     }

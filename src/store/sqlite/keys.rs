@@ -8,11 +8,12 @@ use super::rows::{
     key_from_row, page_of,
 };
 use super::{SqliteStore, StoreError, StoreErrorKind};
+use crate::model::MAX_CREDITS;
 use crate::model::{
     ActiveKeyRow, AuditRecord, Credits, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId, credit_block,
 };
 use crate::store::formats::{credit_column, limits_assignments, limits_columns, payer_row};
-use crate::store::{AfterCommit, KeyChanges, KeyDescription, Page, Payer, Reservation};
+use crate::store::{AfterCommit, HeldBlock, KeyChanges, KeyDescription, Page, Payer, Reservation};
 
 impl SqliteStore {
     pub async fn load_active_keys(
@@ -68,6 +69,34 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn insert_key_carved(
+        &self,
+        key: KeyRecord,
+        numbered: bool,
+        parent: KeyId,
+        audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<KeyRecord>>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.write(
+            vec![audit],
+            move |tx| {
+                let n = credit_column(key.credits.map_or(0, |c| c.remaining));
+                let taken = tx
+                    .prepare_cached(
+                        "UPDATE keys SET credits_remaining = credits_remaining - ?2 \
+                         WHERE id = ?1 AND revoked_at IS NULL AND credits_remaining >= ?2",
+                    )?
+                    .execute(params![parent, n])?;
+                if taken == 0 {
+                    return Ok(None);
+                }
+                insert_key_row(tx, key, numbered).map(Some)
+            },
+            after_commit,
+        )
+        .await
+    }
+
     pub async fn rotate_key(
         &self,
         owner: UserId,
@@ -100,7 +129,10 @@ impl SqliteStore {
                     if let (Some((remaining, period)), Some(credits)) = (moved, new.credits.as_mut()) {
                         credits.remaining = u64::try_from(remaining).unwrap_or(0);
                         new.credits_period = period.map(Timestamp::from_millis);
-                        tx.prepare_cached("UPDATE keys SET credits_remaining = 0 WHERE id = ?1")?
+                        // Set anew (a new generation): blocks held of the old key are void.
+                        tx.prepare_cached(
+                            "UPDATE keys SET credits_remaining = 0, credits_generation = credits_generation + 1 WHERE id = ?1",
+                        )?
                             .execute([old])?;
                     }
                 }
@@ -175,7 +207,7 @@ impl SqliteStore {
                 // is what the update below changes.
                 let row = tx
                     .prepare_cached(&format!(
-                        "SELECT credits_remaining, credits_refill, credits_period FROM {table} \
+                        "SELECT credits_remaining, credits_refill, credits_period, credits_generation FROM {table} \
                          WHERE id = ?1 AND {live} AND credits_remaining IS NOT NULL"
                     ))?
                     .query_row([&id], |r| {
@@ -183,17 +215,17 @@ impl SqliteStore {
                             r.get::<_, i64>(0)?,
                             r.get::<_, Option<String>>(1)?,
                             r.get::<_, Option<i64>>(2)?,
+                            r.get::<_, i64>(3)?,
                         ))
                     })
                     .optional()?;
-                let Some((remaining, refill, period)) = row else {
+                let Some((remaining, refill, period, generation)) = row else {
                     return Ok(None);
                 };
                 let mut period = period.map(Timestamp::from_millis);
-                let mut credits = Credits::from_columns(Some(remaining), refill.as_deref()).unwrap_or(Credits {
-                    remaining: 0,
-                    refill: None,
-                });
+                let Some(mut credits) = Credits::from_columns(Some(remaining), refill.as_deref(), generation) else {
+                    return Ok(None);
+                };
                 if credits.refill_due(&mut period, now) {
                     tx.prepare_cached(&format!(
                         "UPDATE {table} SET credits_remaining = ?2, credits_period = ?3 WHERE id = ?1"
@@ -217,7 +249,43 @@ impl SqliteStore {
                         .query_row(params![id, credit_column(granted)], |r| r.get(0))?;
                     u64::try_from(left).unwrap_or(0)
                 };
-                Ok(Some(Reservation { granted, left, period }))
+                Ok(Some(Reservation {
+                    granted,
+                    left,
+                    period,
+                    generation: credits.generation,
+                }))
+            },
+            |_| {},
+        )
+        .await
+    }
+
+    pub async fn return_credits(&self, blocks: Vec<HeldBlock>) -> Result<u64, StoreError> {
+        self.write(
+            Vec::new(),
+            move |tx| {
+                let mut returned = 0;
+                for block in &blocks {
+                    let (table, live, id) = payer_row(block.payer);
+                    let n = credit_column(block.unspent);
+                    let changed = tx
+                        .prepare_cached(&format!(
+                            "UPDATE {table} SET credits_remaining = min(credits_remaining + ?2, {MAX_CREDITS}) \
+                             WHERE id = ?1 AND {live} AND credits_remaining IS NOT NULL \
+                               AND credits_generation = ?3 AND credits_period IS ?4"
+                        ))?
+                        .execute(params![
+                            id,
+                            n,
+                            credit_column(block.generation),
+                            block.period.map(Timestamp::millis)
+                        ])?;
+                    if changed > 0 {
+                        returned += block.unspent;
+                    }
+                }
+                Ok(returned)
             },
             |_| {},
         )
@@ -249,7 +317,7 @@ impl SqliteStore {
         self.read(move |c| {
             c.prepare_cached(FIND_KEY_BY_DIGEST)?
                 .query_row([digest], |r| {
-                    Ok((key_from_row(r)?, r.get::<_, Option<i64>>(16)?.is_some()))
+                    Ok((key_from_row(r)?, r.get::<_, Option<i64>>(17)?.is_some()))
                 })
                 .optional()
         })
@@ -311,7 +379,7 @@ impl SqliteStore {
                  ORDER BY revoked_at DESC, seq DESC LIMIT ?3"
             ))?
             .query_map(params![owner, since.millis(), limit], |r| {
-                Ok((key_from_row(r)?, Timestamp::from_millis(r.get(16)?)))
+                Ok((key_from_row(r)?, Timestamp::from_millis(r.get(17)?)))
             })?
             .collect()
         })
@@ -413,7 +481,7 @@ fn update_key_row(
                scopes = CASE WHEN ?7 THEN ?8 ELSE scopes END, \
                grants = CASE WHEN ?7 THEN ?9 ELSE grants END, \
                {}, \
-               meta = coalesce(?18, meta), \
+               meta = coalesce(?19, meta), \
                updated_at = ?10 \
              WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL RETURNING {KEY_COLUMNS}",
             limits_assignments('?', "", 11)
@@ -437,6 +505,7 @@ fn update_key_row(
                 limits.add,
                 limits.refill,
                 limits.period,
+                limits.at_most_since,
                 changes.meta.as_ref().map(serde_json::Value::to_string),
             ],
             key_from_row,

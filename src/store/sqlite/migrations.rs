@@ -12,6 +12,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0004_revoked_keys.sql"),
     include_str!("migrations/0005_limits.sql"),
     include_str!("migrations/0006_imported_keys_and_fixtures.sql"),
+    include_str!("migrations/0007_credits_generation.sql"),
     include_str!("migrations/0008_key_usage.sql"),
     include_str!("migrations/0009_fixture_credits.sql"),
 ];

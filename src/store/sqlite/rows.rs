@@ -70,7 +70,7 @@ pub(super) fn page_of<T>(mut items: Vec<T>, total: u64, limit: u32) -> crate::st
 }
 
 pub(super) const USER_COLUMNS: &str = "id, username, email, password_hash, role, disabled, token_epoch, created_at, updated_at, deleted_at, \
-     ratelimits, credits_remaining, credits_refill, credits_period";
+     ratelimits, credits_remaining, credits_refill, credits_period, credits_generation";
 
 pub(super) fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
     let role: String = r.get(4)?;
@@ -89,7 +89,7 @@ pub(super) fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
             log::error!("a user's rate limits cannot be read ({e}); none are applied until they are repaired");
             RateLimits::none()
         }),
-        credits: Credits::from_columns(r.get(11)?, r.get::<_, Option<String>>(12)?.as_deref()),
+        credits: Credits::from_columns(r.get(11)?, r.get::<_, Option<String>>(12)?.as_deref(), r.get(14)?),
         credits_period: r.get::<_, Option<i64>>(13)?.map(Timestamp::from_millis),
     })
 }
@@ -97,7 +97,7 @@ pub(super) fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
 macro_rules! key_columns {
     () => {
         "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, grants, \
-         ratelimits, credits_remaining, credits_refill, credits_period"
+         ratelimits, credits_remaining, credits_refill, credits_period, credits_generation"
     };
 }
 /// The columns [`key_from_row`] reads, in its order.
@@ -127,14 +127,13 @@ pub(super) fn key_from_row(r: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         grants: grants_from(r.get(11)?),
         // Unreadable limits show as none here; the view refuses such a key outright.
         ratelimits: RateLimits::from_column(r.get::<_, Option<String>>(12)?.as_deref()).unwrap_or_default(),
-        credits: Credits::from_columns(r.get(13)?, r.get::<_, Option<String>>(14)?.as_deref()),
+        credits: Credits::from_columns(r.get(13)?, r.get::<_, Option<String>>(14)?.as_deref(), r.get(16)?),
         credits_period: r.get::<_, Option<i64>>(15)?.map(Timestamp::from_millis),
     })
 }
 
 /// Columns of [`active_key_from_row`].
-pub(super) const ACTIVE_KEY_COLUMNS: &str =
-    "id, user_id, hash, expires_at, disabled, scopes, grants, ratelimits, credits_remaining, credits_refill";
+pub(super) const ACTIVE_KEY_COLUMNS: &str = "id, user_id, hash, expires_at, disabled, scopes, grants, ratelimits, credits_remaining, credits_refill, credits_generation";
 
 /// A key row as the in-memory view needs it; `None` (logged) when its scopes cannot be
 /// read: such a key is refused rather than given its user's full rights.
@@ -165,6 +164,6 @@ pub(super) fn active_key_from_row(r: &Row<'_>) -> rusqlite::Result<Option<Active
         scopes,
         grants: grants_from(r.get(6)?),
         ratelimits,
-        credits: Credits::from_columns(r.get(8)?, r.get::<_, Option<String>>(9)?.as_deref()),
+        credits: Credits::from_columns(r.get(8)?, r.get::<_, Option<String>>(9)?.as_deref(), r.get(10)?),
     }))
 }

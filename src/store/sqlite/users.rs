@@ -116,6 +116,7 @@ impl SqliteStore {
                             limits.add,
                             limits.refill,
                             limits.period,
+                            limits.at_most_since,
                         ],
                         user_from_row,
                     )
