@@ -257,6 +257,30 @@ async fn real_responses_of_every_native_route_match_the_openapi_document() {
         Some(json!({"name": "x"})),
     )
     .await;
+    r.call(
+        Method::GET,
+        "/v1/keys/{key_id}/usage",
+        &format!("/v1/keys/{id}/usage?granularity=day"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    r.call(
+        Method::GET,
+        "/v1/keys/{key_id}/usage",
+        &format!("/v1/keys/{id}/usage?granularity=minute"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    r.call(
+        Method::GET,
+        "/v1/keys/{key_id}/usage",
+        &format!("/v1/keys/{none}/usage"),
+        Some(&ada),
+        None,
+    )
+    .await;
     let rotate = format!("/v1/keys/{id}/rotate");
     let (_, rotated) = r
         .call(
@@ -350,6 +374,14 @@ async fn real_responses_of_every_native_route_match_the_openapi_document() {
         &their_one,
         Some(&admin),
         Some(json!({"scopes": []})),
+    )
+    .await;
+    r.call(
+        Method::GET,
+        "/v1/users/{user_id}/keys/{key_id}/usage",
+        &format!("{their_one}/usage"),
+        Some(&admin),
+        None,
     )
     .await;
     r.call(

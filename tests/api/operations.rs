@@ -280,8 +280,10 @@ async fn the_audit_trail_records_a_scripted_sequence() {
 }
 
 /// Every native route, as the router knows it.
-const NATIVE_ROUTES: [(&str, &str); 29] = [
+const NATIVE_ROUTES: [(&str, &str); 31] = [
     ("get", "/.well-known/jwks.json"),
+    ("get", "/v1/keys/{key_id}/usage"),
+    ("get", "/v1/users/{user_id}/keys/{key_id}/usage"),
     ("post", "/v1/keys/import"),
     ("get", "/v1/revocations"),
     ("post", "/v1/keys/{key_id}/rotate"),

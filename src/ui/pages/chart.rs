@@ -92,14 +92,14 @@ mod tests {
         assert!(html.contains("25 uses and 5 refused in the last 3 days"), "{html}");
         // The busiest day (20) is full height; the 10-use day half of it.
         assert!(
-            html.contains(r#"class="valid" x="200.00" y="20.00" width="80.00" height="60.00""#),
+            html.contains(r#"class="valid" x="210.00" y="20.00" width="80.00" height="60.00""#),
             "{html}"
         );
         assert!(
-            html.contains(r#"class="refused" x="200.00" y="0.00" width="80.00" height="20.00""#),
+            html.contains(r#"class="refused" x="210.00" y="0.00" width="80.00" height="20.00""#),
             "{html}"
         );
-        assert!(html.contains(r#"y="40.00" width="80.00" height="40.00""#), "{html}");
+        assert!(html.contains(r#"x="110.00" y="40.00" width="80.00" height="40.00""#), "{html}");
         assert_eq!(html.matches(r#"class="valid""#).count(), 2, "an empty day has no bar");
         assert!(html.contains("<title>1970-01-02: 10 uses, 0 refused</title>"), "{html}");
     }
