@@ -4,7 +4,7 @@
 
 use super::{CreditsChange, KeyPage, KeyPatch, MintedKey, NewKeyRequest};
 use crate::domain::access::{self, Held};
-use crate::domain::caller::{Caller, Via};
+use crate::domain::caller::Caller;
 use crate::domain::keyward::Keyward;
 use crate::domain::limits::check_credits_change;
 use crate::domain::paging;
@@ -131,12 +131,6 @@ impl Keyward {
         let Some(presenting) = caller.via.key_id() else {
             return Ok(None);
         };
-        // A key with no limits of its own may make any key, and on one node the view that
-        // just let it in is the database's word that it is live: no read. (With several
-        // nodes, another may have revoked it a moment ago, so the database decides.)
-        if !matches!(caller.via, Via::ApiKey { limited: true, .. }) && !self.store().shared_by_nodes() {
-            return Ok(None);
-        }
         let own = self
             .store()
             .find_key(caller.user.id, presenting)
