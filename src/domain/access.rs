@@ -287,7 +287,15 @@ pub fn may_set_limits(
 /// A key made by a request with a key that has credits takes its credits out of that key's
 /// balance (the store carves them in the write), so it may not have a refill: a refill would
 /// be new quota every period, beyond what the presenting key holds.
-pub fn may_carve_credits(new: &KeyRecord) -> Result<(), Error> {
+pub fn may_carve_credits(parent: &KeyRecord, new: &KeyRecord) -> Result<(), Error> {
+    // Carving from a balance that refills would bank each period's credits in children, so
+    // over months a key could spend many periods' quota at once: such a key makes no keys
+    // with credits (a user's shared credits are the way to meter many keys together).
+    if parent.credits.is_some_and(|c| c.refill.is_some()) {
+        return Err(Error::Forbidden(
+            "a key whose credits refill cannot make keys with credits: its children would bank each period's credits; give the user credits instead".into(),
+        ));
+    }
     if new.credits.is_some_and(|c| c.refill.is_some()) {
         return Err(Error::Forbidden(
             "a key with credits makes keys without a refill: their credits are carved out of its own".into(),

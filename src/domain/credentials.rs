@@ -21,7 +21,6 @@ use super::throttle::AccountKey;
 pub use super::throttle::{ACCOUNT_FREE_FAILURES, ACCOUNT_SPACING, FREE_FAILURES, MAX_BLOCK, MAX_TRACKED};
 use super::view::{Bearer, KeyCheck};
 use super::{AuditRecord, Error, Secret, Timestamp};
-use crate::model::Outcome;
 
 /// A credential as presented, not yet checked. Keys and tokens borrow the header they came
 /// in (the hot path copies nothing); a Basic pair is decoded, so it is owned.
@@ -282,13 +281,10 @@ impl Keyward {
         }
     }
 
-    /// Counts, in the key's usage, a use of a key that is one of ours (signed by this server
-    /// and not expired) but no longer held: revoked, or gone with its user. Only on the way
-    /// to a 401, where a forged token costs one signature check.
+    /// Counts, in the key's usage, a use of a key this node saw revoked (or gone with its
+    /// user). Only on the way to a 401; no signature is checked.
     pub(super) fn count_revoked_use(&self, token: &str, now: Timestamp) {
-        if let Some(id) = self.signer().minted_key_id(token) {
-            self.view().record_outcome(id, now, Outcome::Revoked);
-        }
+        self.view().count_revoked_use(token, now);
     }
 
     /// Counts a key verification by result, with its latency. A revoked key has left the

@@ -232,12 +232,6 @@ impl TokenSigner {
             .is_some_and(|c| KeyId::parse(&c.jti) == Some(id) && UserId::parse(&c.sub) == Some(user))
     }
 
-    /// The id of the key `token` is, if this signer made it and it has not expired (whether
-    /// the key still exists is not its business).
-    pub fn minted_key_id(&self, token: &str) -> Option<KeyId> {
-        self.key_claims(token).and_then(|c| KeyId::parse(&c.jti))
-    }
-
     fn key_claims(&self, token: &str) -> Option<KeyClaims> {
         let kid = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid)?;
         match self.keys.iter().find(|k| k.kid == kid) {

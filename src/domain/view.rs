@@ -77,6 +77,9 @@ impl Hasher for LookupHasher {
     }
 }
 
+/// Most revoked keys remembered for counting their later uses (about 3 MB).
+const REVOKED_REMEMBERED: usize = 65_536;
+
 /// How many parts the key map is split into.
 const SHARDS: usize = 16;
 
@@ -184,6 +187,12 @@ pub struct KeyView {
     usage: Box<[Padded<Mutex<Vec<QueuedUse>>>]>,
     /// Uses counted outside the entries: refusals, limited keys' uses, closed hours.
     outcomes: Outcomes,
+    /// Keys this process saw revoked (or gone with their user), by lookup: a later use of
+    /// one counts as `revoked` in its usage, with no signature check. At most
+    /// [`REVOKED_REMEMBERED`]; past that it starts over.
+    revoked: RwLock<HashMap<Lookup, KeyId, BuildHasherDefault<LookupHasher>>>,
+    /// Whether `revoked` holds any: while it does not, a failed credential is not hashed again.
+    any_revoked: Padded<std::sync::atomic::AtomicBool>,
     /// How many imported keys the view holds: while none, a credential that misses is not
     /// hashed a second time (the one check a store without imported keys pays).
     imported: Padded<AtomicUsize>,
@@ -201,6 +210,8 @@ impl Default for KeyView {
             tokens: RwLock::default(),
             usage: (0..SHARDS).map(|_| Padded::default()).collect(),
             outcomes: Outcomes::default(),
+            revoked: RwLock::default(),
+            any_revoked: Padded::default(),
             imported: Padded::default(),
             clock: Clock::default(),
         }
@@ -519,6 +530,7 @@ impl KeyView {
                 if let Some((hour, n)) = entry.uses.take() {
                     self.outcomes.record(entry.id, hour, Outcome::Valid, n);
                 }
+                self.remember_revoked(lookup, entry.id);
                 if *entry.flags.get_mut() & IMPORTED != 0 {
                     self.count_imported(-1);
                 }
@@ -698,6 +710,29 @@ impl KeyView {
     pub fn put_back_usage<'a>(&self, buckets: impl Iterator<Item = &'a UsageBucket>) {
         for bucket in buckets {
             self.outcomes.put_back(bucket);
+        }
+    }
+
+    fn remember_revoked(&self, lookup: Lookup, id: KeyId) {
+        let mut revoked = self.revoked.write();
+        if revoked.len() >= REVOKED_REMEMBERED {
+            revoked.clear();
+        }
+        revoked.insert(lookup, id);
+        self.any_revoked.0.store(true, Ordering::Release);
+    }
+
+    /// Counts a use of a credential that failed, if it is a key this process saw revoked:
+    /// one more hash of it (blake3, or SHA-256 for an imported key's shape), only while any
+    /// key was seen revoked.
+    pub fn count_revoked_use(&self, token: &str, now: Timestamp) {
+        if !self.any_revoked.0.load(Ordering::Acquire) || token.len() > MAX_TOKEN_LEN {
+            return;
+        }
+        let lookup = lookup_of(token).unwrap_or_else(|| Lookup(*Sha256Hash::of(token).as_bytes()));
+        let id = self.revoked.read().get(&lookup).copied();
+        if let Some(id) = id {
+            self.record_outcome(id, now, Outcome::Revoked);
         }
     }
 

@@ -809,4 +809,19 @@ async fn a_key_with_credits_carves_its_childrens_credits_out_of_its_own() {
         .as_u64()
         .unwrap();
     assert!(carved + left <= 100, "{carved} carved, {left} left, of 100");
+
+    // A key whose credits refill makes no keys with credits: carving each period's balance
+    // into children would bank period after period.
+    let (_, monthly, _) = limited_key(
+        &app,
+        json!({"credits": {"remaining": 100, "refill": {"interval": "monthly", "amount": 100}}}),
+    )
+    .await;
+    let r = app
+        .post("/v1/keys")
+        .api_key(&monthly)
+        .json(&json!({"credits": {"remaining": 10}}))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.text().contains("refill"), "{}", r.text());
 }

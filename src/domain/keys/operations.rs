@@ -102,7 +102,7 @@ impl Keyward {
                 .await
                 .map_err(|e| e.into_domain("the key could not be stored"))?,
             Some(parent) => {
-                access::may_carve_credits(&record)?;
+                access::may_carve_credits(&parent, &record)?;
                 self.store()
                     .insert_key_carved(record, numbered, parent.id, audit, move |key| {
                         if let Some(key) = key {

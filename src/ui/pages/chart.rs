@@ -99,7 +99,10 @@ mod tests {
             html.contains(r#"class="refused" x="210.00" y="0.00" width="80.00" height="20.00""#),
             "{html}"
         );
-        assert!(html.contains(r#"x="110.00" y="40.00" width="80.00" height="40.00""#), "{html}");
+        assert!(
+            html.contains(r#"x="110.00" y="40.00" width="80.00" height="40.00""#),
+            "{html}"
+        );
         assert_eq!(html.matches(r#"class="valid""#).count(), 2, "an empty day has no bar");
         assert!(html.contains("<title>1970-01-02: 10 uses, 0 refused</title>"), "{html}");
     }
