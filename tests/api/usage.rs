@@ -243,6 +243,10 @@ async fn a_bad_usage_query_is_a_400_naming_the_parameter() {
         ("to=2026-13-01T00:00:00Z", "to"),
         ("from=2026-06-02T00:00:00Z&to=2026-06-01T00:00:00Z", "from"),
         ("from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "from"),
+        (
+            "granularity=day&from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "ask for a shorter window",
+        ),
         ("bucket=hour", ""),
     ] {
         let body = app

@@ -85,17 +85,22 @@ impl Keyward {
         let to = to.unwrap_or(now);
         let from = from.unwrap_or_else(|| to.minus(DEFAULT_USAGE_WINDOW));
         if from >= to {
-            return Err(Error::invalid("from", "must be before `to`"));
+            return Err(Error::invalid(
+                "from",
+                "must be before `to` (which is now when not given)",
+            ));
         }
         let first = granularity.floor(from);
         let end = granularity.ceil(to);
         let count = (end.millis() - first.millis()) / granularity.millis();
         if count > MAX_USAGE_BUCKETS {
+            let hint = match granularity {
+                Granularity::Hour => "use `granularity=day`, or a shorter window",
+                Granularity::Day => "ask for a shorter window",
+            };
             return Err(Error::invalid(
                 "from",
-                format!(
-                    "the window holds {count} buckets; at most {MAX_USAGE_BUCKETS} (use `granularity=day`, or a shorter window)"
-                ),
+                format!("the window holds {count} buckets; at most {MAX_USAGE_BUCKETS} ({hint})"),
             ));
         }
         let stored = self
