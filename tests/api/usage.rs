@@ -10,6 +10,16 @@ use crate::helpers::{TestApp, spawn_app, spawn_with};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// The counts of a usage bucket.
+const FIELDS: [&str; 6] = [
+    "valid",
+    "rate_limited",
+    "usage_exceeded",
+    "expired",
+    "disabled",
+    "revoked",
+];
+
 /// Moves the server's clock to ten minutes past an hour, so a test has fifty minutes of
 /// real time before its uses could fall in another hour than it expects.
 fn to_ten_past(app: &TestApp) {
@@ -28,18 +38,7 @@ async fn used_buckets(app: &TestApp, token: &str, path: &str) -> Vec<(String, Va
         .as_array()
         .unwrap()
         .iter()
-        .filter(|b| {
-            [
-                "valid",
-                "rate_limited",
-                "usage_exceeded",
-                "expired",
-                "disabled",
-                "revoked",
-            ]
-            .iter()
-            .any(|f| b[f].as_i64().unwrap() != 0)
-        })
+        .filter(|b| FIELDS.iter().any(|f| b[f].as_i64().unwrap() != 0))
         .map(|b| (b["start"].as_str().unwrap().to_owned(), b.clone()))
         .collect()
 }
@@ -164,14 +163,7 @@ async fn refusals_are_counted_by_reason() {
 
     let totals = |used: Vec<(String, Value)>| {
         let mut sum = json!({});
-        for field in [
-            "valid",
-            "rate_limited",
-            "usage_exceeded",
-            "expired",
-            "disabled",
-            "revoked",
-        ] {
+        for field in FIELDS {
             sum[field] = used.iter().map(|(_, b)| count(b, field)).sum::<i64>().into();
         }
         sum
