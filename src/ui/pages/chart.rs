@@ -35,7 +35,8 @@ pub fn usage_chart(days: &[(Timestamp, UsageCounts)]) -> Markup {
         .max(1);
     let slot = WIDTH / days.len().max(1) as f64;
     let scale = |n: i64| n as f64 * HEIGHT / peak as f64;
-    let summary = format!("{valid} uses and {refusals} refused in the last {} days", days.len());
+    let uses = if valid == 1 { "use" } else { "uses" };
+    let summary = format!("{valid} {uses} and {refusals} refused in the last {} days", days.len());
     html! {
         figure.usage id="usage" {
             svg.chart viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } preserveAspectRatio="none" role="img" aria-label=(summary) {
