@@ -374,6 +374,7 @@ mod tests {
         let key = |scopes: &[&str], grants: &[&str]| Via::ApiKey {
             key_id: KeyId::parse("0123456789abcdef01234567").unwrap_or_else(|| unreachable!()),
             expires_at: Some(KEY_END),
+            limited: false,
             scopes: (!scopes.is_empty()).then(|| {
                 let grants: Vec<String> = grants.iter().map(|g| (*g).to_owned()).collect();
                 honoured_scopes(scopes.iter().map(|s| (*s).to_owned()).collect(), &grants)

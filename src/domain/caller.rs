@@ -16,6 +16,8 @@ pub enum Via {
         expires_at: Option<Timestamp>,
         /// `None`: the key acts as its user.
         scopes: Option<Arc<[String]>>,
+        /// The key has rate limits or credits of its own (its user's are not counted).
+        limited: bool,
     },
     Password,
 }

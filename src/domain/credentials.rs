@@ -211,6 +211,7 @@ impl Keyward {
                 key_id: k.key_id,
                 expires_at: k.expires_at,
                 scopes: k.scopes,
+                limited: k.limits.is_some(),
             },
             source: None,
         };

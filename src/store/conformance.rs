@@ -110,6 +110,7 @@ macro_rules! suite {
             rotation_shortens_the_old_key_and_stores_the_new_one_together,
             key_uses_never_move_backwards,
             usage_buckets_add_up_by_key_and_hour_and_are_swept,
+            a_key_made_by_a_key_is_stored_only_while_that_key_is_live_and_unlimited,
             the_revocation_feed_is_in_commit_order_with_cursors,
             user_changes_put_each_of_their_keys_on_the_feed,
             the_older_revocation_list_is_by_time,
@@ -988,6 +989,53 @@ async fn key_uses_never_move_backwards(db: &TestDb) -> Checked {
     let b = s.find_key(ada.id, b.id).await?.ok_or("b")?;
     assert_eq!(a.last_used_at, Some(t(50)), "an older use does not overwrite");
     assert_eq!(b.last_used_at, Some(t(30)));
+    Ok(())
+}
+
+async fn a_key_made_by_a_key_is_stored_only_while_that_key_is_live_and_unlimited(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let (ada, bob) = (add_user(s, "ada").await?, add_user(s, "bob").await?);
+    let maker = add_key(s, ada.id, "maker").await?;
+    let made = |token: &str| key(ada.id, token);
+    let store = |k: KeyRecord, maker: KeyId| async move {
+        s.insert_key_made_by(k, false, maker, audit("key.create", None), |_| {})
+            .await
+    };
+    let child = made("child")?;
+    assert_eq!(
+        store(child.clone(), maker.id).await?.map(|k| k.id),
+        Some(child.id),
+        "stored"
+    );
+    assert!(s.find_key(ada.id, child.id).await?.is_some());
+    // Another user's key makes nothing for ada; nor does a key that does not exist.
+    let bobs = add_key(s, bob.id, "bob's").await?;
+    assert!(store(made("c2")?, bobs.id).await?.is_none());
+    assert!(store(made("c3")?, KeyId::generate()?).await?.is_none());
+    // Nor a key with limits of its own, a disabled one, or a revoked one.
+    let limited = add_key(s, ada.id, "limited").await?;
+    let limits = KeyChanges {
+        credits: Some(CreditsChange::Set(Some(Credits::new(5, None)?))),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, limited.id, limits, t(2), Vec::new(), |_| {})
+        .await?;
+    let disabled = add_key(s, ada.id, "disabled").await?;
+    let off = KeyChanges {
+        disabled: Some(true),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, disabled.id, off, t(2), Vec::new(), |_| {}).await?;
+    revoke(s, &maker, t(3)).await?;
+    for (maker, why) in [
+        (limited.id, "limited"),
+        (disabled.id, "disabled"),
+        (maker.id, "revoked"),
+    ] {
+        let refused = made(why)?;
+        assert!(store(refused.clone(), maker).await?.is_none(), "{why}");
+        assert!(s.find_key(ada.id, refused.id).await?.is_none(), "{why}: nothing stored");
+    }
     Ok(())
 }
 

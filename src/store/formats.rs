@@ -98,6 +98,18 @@ pub(crate) struct LimitsColumns {
     pub at_most_since: Option<i64>,
 }
 
+/// The key `?1`/`$1` is a live, enabled key of user `?2`/`$2` with no limits of its own (one
+/// row), the same text on both backends.
+macro_rules! maker_is_live_and_unlimited {
+    () => {
+        "SELECT 1 FROM keys WHERE id = $1 AND user_id = $2 \
+         AND revoked_at IS NULL AND NOT disabled AND ratelimits IS NULL AND credits_remaining IS NULL"
+    };
+}
+pub(crate) const MAKER_IS_LIVE_AND_UNLIMITED: &str = maker_is_live_and_unlimited!();
+/// The same, locking the row (PostgreSQL): a revocation or new limits commit before or after.
+pub(crate) const MAKER_IS_LIVE_AND_UNLIMITED_LOCKED: &str = concat!(maker_is_live_and_unlimited!(), " FOR UPDATE");
+
 /// The values of the limits columns a change sets (credits set now start their refill
 /// period now).
 pub(crate) fn limits_columns(

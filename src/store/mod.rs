@@ -401,6 +401,12 @@ operations! {
     fn insert_key(&self, key: KeyRecord, numbered: bool, audit: AuditRecord,
         after_commit: impl AfterCommit<KeyRecord>) -> KeyRecord;
 
+    /// Stores a key made by a request with key `maker`, only if `maker` is still a live,
+    /// enabled key of the new key's owner with no limits of its own (checked in the same
+    /// transaction): `None`, and nothing written, otherwise.
+    fn insert_key_made_by(&self, key: KeyRecord, numbered: bool, maker: KeyId, audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<KeyRecord>>) -> Option<KeyRecord>;
+
     /// Stores a key made by a request with key `parent`, its credits (`remaining`) carved out
     /// of the parent's balance in the same transaction (`… SET credits_remaining =
     /// credits_remaining - n WHERE credits_remaining >= n`): `None`, and nothing written,

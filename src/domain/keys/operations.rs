@@ -4,7 +4,7 @@
 
 use super::{CreditsChange, KeyPage, KeyPatch, MintedKey, NewKeyRequest};
 use crate::domain::access::{self, Held};
-use crate::domain::caller::Caller;
+use crate::domain::caller::{Caller, Via};
 use crate::domain::keyward::Keyward;
 use crate::domain::limits::check_credits_change;
 use crate::domain::paging;
@@ -87,12 +87,37 @@ impl Keyward {
         let now = self.now();
         let numbered = request.numbered;
         let (record, secret) = self.prepare_key(caller, owner, request, now)?;
-        let presenting = self.require_limited_like_presenting_key(caller, &record).await?;
         let view = self.view().clone();
         let audit = caller
             .audit("key.create", Some(("key", record.id.to_string())), now)
             .with_detail(create_detail(&record));
         let after_commit = move |key: &KeyRecord| view.insert_key(ActiveKeyRow::of(key), true);
+        // Made with a key that has no limits of its own (as the view saw it): one write that
+        // stores the new key only if that key is still live and unlimited, instead of a read
+        // before it. If it is not, the slow path below says why (or carves, or stores).
+        if let Via::ApiKey {
+            key_id: maker,
+            limited: false,
+            ..
+        } = caller.via
+        {
+            let made = self
+                .store()
+                .insert_key_made_by(record.clone(), numbered, maker, audit.clone(), {
+                    let after_commit = after_commit.clone();
+                    move |key: &Option<KeyRecord>| {
+                        if let Some(key) = key {
+                            after_commit(key);
+                        }
+                    }
+                })
+                .await
+                .map_err(|e| e.into_domain("the key could not be stored"))?;
+            if let Some(record) = made {
+                return Ok(MintedKey { record, secret });
+            }
+        }
+        let presenting = self.require_limited_like_presenting_key(caller, &record).await?;
         // A key with credits makes keys whose credits are carved out of its own balance, in
         // the write that stores the new key: minting keys never multiplies its quota.
         let record = match presenting.filter(|p| p.credits.is_some()) {

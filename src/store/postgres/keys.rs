@@ -14,7 +14,9 @@ use crate::model::{
     ActiveKeyRow, AuditRecord, Credits, FeedEntry, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId,
     credit_block,
 };
-use crate::store::formats::{credit_column, limits_assignments, limits_columns, payer_row};
+use crate::store::formats::{
+    MAKER_IS_LIVE_AND_UNLIMITED_LOCKED, credit_column, limits_assignments, limits_columns, payer_row,
+};
 use crate::store::{
     AfterCommit, HeldBlock, KeyChanges, KeyDescription, Page, Payer, Reservation, StoreError, StoreErrorKind,
 };
@@ -239,6 +241,38 @@ impl PgStore {
     }
 
     /// Stores a key with its credits carved out of `parent`'s (see `Store::insert_key_carved`).
+    pub async fn insert_key_made_by(
+        &self,
+        key: KeyRecord,
+        numbered: bool,
+        maker: KeyId,
+        audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<KeyRecord>>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.writer
+            .write(
+                move |tx| {
+                    Box::pin(async move {
+                        let maker_ok = tx
+                            .query_opt(
+                                &prepared(tx, MAKER_IS_LIVE_AND_UNLIMITED_LOCKED).await?,
+                                &[&maker.to_string(), &key.user_id.to_string()],
+                            )
+                            .await?
+                            .is_some();
+                        if !maker_ok {
+                            return Ok((None, Vec::new()));
+                        }
+                        let (key, created) = insert_key_row(tx, key, numbered).await?;
+                        insert_audit(tx, &audit).await?;
+                        Ok((Some(key), vec![created]))
+                    })
+                },
+                after_commit,
+            )
+            .await
+    }
+
     pub async fn insert_key_carved(
         &self,
         key: KeyRecord,

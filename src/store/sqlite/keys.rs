@@ -12,7 +12,9 @@ use crate::model::MAX_CREDITS;
 use crate::model::{
     ActiveKeyRow, AuditRecord, Credits, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId, credit_block,
 };
-use crate::store::formats::{credit_column, limits_assignments, limits_columns, payer_row};
+use crate::store::formats::{
+    MAKER_IS_LIVE_AND_UNLIMITED, credit_column, limits_assignments, limits_columns, payer_row,
+};
 use crate::store::{AfterCommit, HeldBlock, KeyChanges, KeyDescription, Page, Payer, Reservation};
 
 impl SqliteStore {
@@ -63,6 +65,30 @@ impl SqliteStore {
                 keys.into_iter()
                     .map(|key| insert_key_row(tx, key, false))
                     .collect::<rusqlite::Result<Vec<_>>>()
+            },
+            after_commit,
+        )
+        .await
+    }
+
+    pub async fn insert_key_made_by(
+        &self,
+        key: KeyRecord,
+        numbered: bool,
+        maker: KeyId,
+        audit: AuditRecord,
+        after_commit: impl AfterCommit<Option<KeyRecord>>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.write(
+            vec![audit],
+            move |tx| {
+                let maker_ok = tx
+                    .prepare_cached(MAKER_IS_LIVE_AND_UNLIMITED)?
+                    .exists(params![maker, key.user_id])?;
+                if !maker_ok {
+                    return Ok(None);
+                }
+                insert_key_row(tx, key, numbered).map(Some)
             },
             after_commit,
         )
