@@ -590,7 +590,7 @@ impl Keyward {
                     prior.give_back();
                 }
                 self.metrics().count_refusal(Refusal::RateLimited as usize);
-                self.view().record_outcome(charges.used, now, Outcome::RateLimited);
+                self.view().record_refusal(charges.used, now, Outcome::RateLimited);
                 return Err(Error::RateLimited {
                     limit,
                     retry_after: Duration::from_secs(wait),
@@ -622,11 +622,10 @@ impl Keyward {
             Some(Err((paid, retry_after))) => {
                 charges.undo(paid, cost);
                 self.metrics().count_refusal(Refusal::UsageExceeded as usize);
-                self.view().record_outcome(charges.used, now, Outcome::UsageExceeded);
+                self.view().record_refusal(charges.used, now, Outcome::UsageExceeded);
                 return Err(Error::UsageExceeded { retry_after });
             }
         }
-        self.view().record_outcome(charges.used, now, Outcome::Valid);
         Ok(Admission::Admitted(Admitted {
             credits: charges.credits_left(now),
             charges,
@@ -651,13 +650,12 @@ impl Keyward {
                 charges.undo(i, cost);
                 // A database that fails to answer refused nothing: not counted.
                 if matches!(refused, Error::UsageExceeded { .. }) {
-                    self.view().record_outcome(charges.used, at, Outcome::UsageExceeded);
+                    self.view().record_refusal(charges.used, at, Outcome::UsageExceeded);
                 }
                 return Err(refused);
             }
         }
         drop(payers);
-        self.view().record_outcome(charges.used, at, Outcome::Valid);
         Ok(Admitted {
             credits: charges.credits_left(self.now()),
             charges,

@@ -1,9 +1,9 @@
 //! Counting key uses by the hour in memory, for the key view: never a write per request.
 //!
-//! A plain valid use (a key with no limits) is counted in its view entry by one atomic add
-//! ([`HourCounter`]); every other outcome (refusals, and the uses of limited keys, which
-//! pay for a lock anyway) goes to [`Outcomes`], a small locked map. Both are emptied by the
-//! usage flush into hourly buckets of the database, with the key-use times.
+//! A valid use is counted in the key's view entry by one atomic add ([`HourCounter`]); a
+//! refusal goes to [`Outcomes`], a small locked map (a limited key's refusal also takes its
+//! use back from valid there). Both are emptied by the usage flush into hourly buckets of the
+//! database, with the key-use times.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
@@ -137,6 +137,13 @@ impl Outcomes {
             return;
         }
         let counts = UsageCounts::one(outcome, i64::from(n));
+        self.shard(id).lock().entry((id, hour)).or_default().add(&counts);
+    }
+
+    /// Moves one use of `id` in `hour` from valid to `outcome`.
+    pub fn refuse(&self, id: KeyId, hour: u32, outcome: Outcome) {
+        let mut counts = UsageCounts::one(outcome, 1);
+        counts.add(&UsageCounts::one(Outcome::Valid, -1));
         self.shard(id).lock().entry((id, hour)).or_default().add(&counts);
     }
 

@@ -371,12 +371,10 @@ impl KeyView {
         if entry.last_used.load(Ordering::Relaxed) != secs {
             entry.last_used.store(secs, Ordering::Relaxed);
         }
-        // A use of a key without limits is counted here; a limited key's once the domain
-        // has decided on its limits.
-        if flags & LIMITED == 0
-            && !user.limited()
-            && let Some((hour, n)) = entry.uses.count(hour_index(now))
-        {
+        // Counted as valid here, limited keys too: a request their limits then refuse is
+        // moved from valid to its refusal by [`Self::record_refusal`], so the hot path of a
+        // limited key pays one atomic add too, not a lock.
+        if let Some((hour, n)) = entry.uses.count(hour_index(now)) {
             self.outcomes.record(entry.id, hour, Outcome::Valid, n);
         }
         // The key is queued for the database once until its use is written, however often
@@ -739,6 +737,13 @@ impl KeyView {
     /// Counts a use of key `id` at `now` that ended in `outcome`.
     pub fn record_outcome(&self, id: KeyId, now: Timestamp, outcome: Outcome) {
         self.outcomes.record(id, hour_index(now), outcome, 1);
+    }
+
+    /// Moves a use of key `id` that the key check counted as valid to the refusal its limits
+    /// made of it (`RateLimited`, `UsageExceeded`): the hour's counts add up once both are
+    /// written (a flush between the two writes the valid use first, then takes it back).
+    pub fn record_refusal(&self, id: KeyId, now: Timestamp, outcome: Outcome) {
+        self.outcomes.refuse(id, hour_index(now), outcome);
     }
 
     /// The uses of key `id` (held under `digest` while live) counted in memory and not yet
