@@ -257,8 +257,9 @@ pub struct KeySettings {
     /// Sign keys with Ed25519 (`algorithm = "EdDSA"`) instead of HS256.
     #[serde(rename = "algorithm", with = "algorithm")]
     pub eddsa: bool,
-    /// Most credits a node reserves for a key at once: what a crash can lose of a key's
-    /// balance (under-serving it), and how many uses one database write covers.
+    /// Most credits a node reserves for a key at once (blocks start at 64 and grow while a
+    /// key spends them fast): what a crash can lose of a key's balance at most (under-serving
+    /// it), and how many uses one database write covers at most.
     pub credit_block: u64,
 }
 
@@ -269,7 +270,7 @@ impl Default for KeySettings {
             default_lifetime: Lifetime::Never,
             max_lifetime: None,
             eddsa: false,
-            credit_block: 64,
+            credit_block: 1024,
         }
     }
 }

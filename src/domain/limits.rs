@@ -14,11 +14,14 @@
 //! **Credits: blocks reserved ahead.** A key's balance lives in the database. A node
 //! reserves a block of it with one conditional update (`… WHERE credits_remaining >= n`)
 //! and spends the block in memory; when the block runs out, one request reserves the next
-//! while the others wait for it. Blocks are an eighth of the balance, at most
-//! `keys.credit_block` (64), so they shrink as the balance nears zero. A crash loses at most
-//! the unspent block of each key on that node: it under-serves by at most `credit_block`
-//! credits a key, and never over-serves, since nothing is spent that was not reserved
-//! durably.
+//! while the others wait for it. A block is 64 credits at first, twice the last while each
+//! is spent within five seconds, half after one that lasted over a minute, at most
+//! `keys.credit_block` (1024), and never more than an eighth of the balance, so blocks
+//! shrink as the balance nears zero. So a busy key pays one durable write per about five
+//! seconds of its traffic. A crash loses at most the unspent block of each key on that node:
+//! it under-serves by at most about five seconds of the key's spending, never more than
+//! `credit_block` credits, and never over-serves, since nothing is spent that was not
+//! reserved durably.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +29,7 @@ use std::time::Duration;
 
 use super::keyward::Keyward;
 use super::{Error, KeyId, Timestamp, UserId, expiry};
-use crate::model::{Credits, GivenDuration, Outcome, RateLimit, RateLimits, Refill};
+use crate::model::{Credits, GivenDuration, Outcome, RateLimit, RateLimits, Refill, next_block_size};
 use crate::store::{CreditsChange, Payer};
 
 /// A rate limit from the API: `duration` a string of the duration grammar or a number of
@@ -194,6 +197,10 @@ struct Purse {
     /// The credits' generation the block was reserved under (set anew since: the block is
     /// void; see `Credits::generation`).
     generation: u64,
+    /// The most this node asked for at its last reservation (`0`: none yet), and when (unix
+    /// ms): the next block's size follows how fast the last was spent (`next_block_size`).
+    asked: u64,
+    asked_at: i64,
 }
 
 /// How long a key found out of credits is refused from memory before the database is asked
@@ -218,8 +225,9 @@ pub struct KeyLimits {
 
 /// The outcome of spending from the block in memory.
 pub enum Spend {
-    /// Spent; the credits left (this node's block plus the database's balance).
-    Spent(u64),
+    /// Spent; the credits left (this node's block plus the database's balance), `None`
+    /// without credits.
+    Spent(Option<u64>),
     /// The block cannot cover it: reserve more (`need` at least).
     Reserve { need: u64 },
     /// The block cannot cover it and the balance could not a moment ago.
@@ -338,7 +346,7 @@ impl KeyLimits {
     /// Spends `cost` from the block in memory (`0`: only checks that a credit is there).
     pub fn spend(&self, cost: u64, now: Timestamp) -> Spend {
         let Some(credits) = &self.credits else {
-            return Spend::Spent(u64::MAX);
+            return Spend::Spent(None);
         };
         let period = credits.refill.map(|r| r.interval.period_start(now).millis());
         let mut purse = credits.purse.lock();
@@ -347,6 +355,8 @@ impl KeyLimits {
             *purse = Purse {
                 period,
                 generation: purse.generation,
+                asked: purse.asked,
+                asked_at: purse.asked_at,
                 ..Purse::default()
             };
             return Spend::Reserve { need: cost.max(1) };
@@ -354,7 +364,7 @@ impl KeyLimits {
         let need = cost.max(1);
         if purse.block >= need {
             purse.block -= cost;
-            Spend::Spent(purse.block + purse.stored)
+            Spend::Spent(Some(purse.block + purse.stored))
         } else if purse
             .dry_at
             .is_some_and(|at| now.millis() - at < DRY_FOR_MS && purse.block + purse.stored < need)
@@ -439,6 +449,17 @@ impl KeyLimits {
         Some(Duration::from_millis(
             u64::try_from(next.millis() - now.millis()).unwrap_or(0),
         ))
+    }
+
+    /// The most to reserve next, at most `most` (`keys.credit_block`): larger while blocks
+    /// are spent fast, smaller when they last (see [`next_block_size`]). Noted as asked now.
+    pub fn next_block(&self, now: Timestamp, most: u64) -> u64 {
+        let Some(credits) = &self.credits else { return most };
+        let mut purse = credits.purse.lock();
+        let size = next_block_size(purse.asked, now.millis() - purse.asked_at, most);
+        purse.asked = size;
+        purse.asked_at = now.millis();
+        size
     }
 
     /// Waits for this key's turn to reserve credits on this node.
@@ -599,9 +620,11 @@ impl Keyward {
         }
         // Where the spending stopped: a block to refill (`Ok`), or a balance found dry.
         let mut stopped = None;
+        // The least of the payers' credits left, as their spending found them.
+        let mut credits: Option<u64> = None;
         for (paid, (_, limits)) in charges.each().enumerate() {
             match limits.spend(cost, now) {
-                Spend::Spent(_) => {}
+                Spend::Spent(left) => credits = credits.into_iter().chain(left).min(),
                 Spend::Reserve { .. } => stopped = Some(Ok(paid)),
                 Spend::Dry => stopped = Some(Err((paid, limits.next_refill(now)))),
             }
@@ -627,7 +650,7 @@ impl Keyward {
             }
         }
         Ok(Admission::Admitted(Admitted {
-            credits: charges.credits_left(now),
+            credits,
             charges,
             at: now,
         }))
@@ -663,10 +686,12 @@ impl Keyward {
         })
     }
 
-    async fn reserve_and_spend(&self, payer: Payer, limits: &KeyLimits, cost: u64) -> Result<u64, Error> {
+    async fn reserve_and_spend(&self, payer: Payer, limits: &KeyLimits, cost: u64) -> Result<Option<u64>, Error> {
         let _turn = limits.reserving().await;
-        // Another request may have reserved while this one waited; a few rounds at most
-        // (each block covers the need it was reserved for).
+        // Sized once per turn; another request may have reserved while this one waited (then
+        // nothing is asked, and the size stands as noted).
+        let mut most = None;
+        // A few rounds at most (each block covers the need it was reserved for).
         for _ in 0..4 {
             let now = self.now();
             let need = match limits.spend(cost, now) {
@@ -674,9 +699,10 @@ impl Keyward {
                 Spend::Reserve { need } => need,
                 Spend::Dry => break,
             };
+            let most = *most.get_or_insert_with(|| limits.next_block(now, self.config().credit_block));
             let reserved = self
                 .store()
-                .reserve_credits(payer, need, self.config().credit_block, now)
+                .reserve_credits(payer, need, most, now)
                 .await
                 .map_err(|e| e.into_domain("reserving credits failed"))?;
             match reserved {

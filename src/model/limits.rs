@@ -339,6 +339,36 @@ impl Credits {
     }
 }
 
+/// The first block a node reserves of a payer's credits, and the smallest while
+/// `keys.credit_block` allows it.
+pub const FIRST_CREDIT_BLOCK: u64 = 64;
+/// A block spent sooner than this (ms) makes the next one twice as large.
+const BLOCK_BUSY_MS: i64 = 5_000;
+/// A block that lasted longer than this (ms) makes the next one half as large.
+const BLOCK_IDLE_MS: i64 = 60_000;
+
+/// The most a node reserves of a payer's credits next, from the size it asked for last
+/// (`0`: never) and how long ago (ms): twice as much after a block spent within 5 s, half
+/// after one that lasted over a minute, else the same; never less than [`FIRST_CREDIT_BLOCK`]
+/// nor more than `most` (`keys.credit_block`). So a busy key pays one durable write per about
+/// five seconds of its traffic, and what a crash loses of its balance (the unspent block) is
+/// at most about five seconds of its spending, and never more than `most`; a key spending
+/// slowly keeps blocks of 64.
+pub fn next_block_size(last: u64, since_ms: i64, most: u64) -> u64 {
+    let most = most.max(1);
+    let least = FIRST_CREDIT_BLOCK.min(most);
+    let next = if last == 0 {
+        least
+    } else if since_ms < BLOCK_BUSY_MS {
+        last.saturating_mul(2)
+    } else if since_ms > BLOCK_IDLE_MS {
+        last / 2
+    } else {
+        last
+    };
+    next.clamp(least, most)
+}
+
 /// How many credits a node reserves at once from a balance of `remaining`, `need` at least:
 /// an eighth of the balance, at most `most`, so blocks shrink as the balance nears zero and
 /// the last credits are exact. 0 when the balance cannot cover `need`.
@@ -434,5 +464,25 @@ mod tests {
         assert_eq!(credit_block(0, 1, 64), 0);
         assert_eq!(credit_block(5, 6, 64), 0);
         assert_eq!(credit_block(100, 30, 64), 30);
+    }
+
+    #[test]
+    fn blocks_grow_for_a_busy_key_and_shrink_for_an_idle_one_within_their_bounds() {
+        // The first block, then doubling while each lasts under 5 s, up to the most allowed.
+        assert_eq!(next_block_size(0, 0, 1024), 64);
+        assert_eq!(next_block_size(64, 700, 1024), 128);
+        assert_eq!(next_block_size(512, 4_999, 1024), 1024);
+        assert_eq!(next_block_size(1024, 10, 1024), 1024);
+        // Kept while a block lasts 5 s to a minute; halved after a longer one, down to 64.
+        assert_eq!(next_block_size(512, 5_000, 1024), 512);
+        assert_eq!(next_block_size(512, 60_000, 1024), 512);
+        assert_eq!(next_block_size(512, 60_001, 1024), 256);
+        assert_eq!(next_block_size(64, 3_600_000, 1024), 64);
+        // A smaller `keys.credit_block` bounds every block, the first included.
+        assert_eq!(next_block_size(0, 0, 10), 10);
+        assert_eq!(next_block_size(10, 1, 10), 10);
+        assert_eq!(next_block_size(0, 0, 0), 1);
+        // A clock moved back counts as busy: never larger than the most allowed.
+        assert_eq!(next_block_size(1024, -5, 1024), 1024);
     }
 }

@@ -29,6 +29,7 @@ pub use ids::{KeyId, UserId, hex, os_random, push_hex};
 pub use keys::{ActiveKeyRow, HashEncoding, KeyDigest, KeyName, KeyRecord, LiteralKey, Meta, Scopes, Sha256Hash};
 pub use limits::{
     Credits, GivenDuration, MAX_CREDITS, MAX_RATE_LIMITS, RateLimit, RateLimits, Refill, RefillInterval, credit_block,
+    next_block_size,
 };
 pub use sessions::SessionRecord;
 pub use signing::SigningKey;

@@ -4,6 +4,7 @@
 //! that refused; accepted requests with a limited key carry every limit.
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::web::Bytes;
 
 use crate::domain::limits::{Admitted, RateStatus};
 
@@ -38,10 +39,11 @@ pub fn set_headers<'a>(headers: &mut HeaderMap, limits: impl IntoIterator<Item =
     if policy.is_empty() {
         return;
     }
-    if let Ok(v) = HeaderValue::from_str(&policy) {
+    // Handed over, not copied: a header value can hold the string's own buffer.
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(policy)) {
         headers.insert(RATELIMIT_POLICY, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&state) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(state)) {
         headers.insert(RATELIMIT, v);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_PASSWORD, Http, TestApp, basic, spawn_app, start_binary};
+use crate::helpers::{ADMIN_PASSWORD, Http, TestApp, basic, spawn_app, spawn_with, start_binary};
 
 const RATE_LIMITED: &str = "urn:keyward:problem:rate-limited";
 const USAGE_EXCEEDED: &str = "urn:keyward:problem:usage-exceeded";
@@ -824,4 +824,61 @@ async fn a_key_with_credits_carves_its_childrens_credits_out_of_its_own() {
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "{}", r.text());
     assert!(r.text().contains("refill"), "{}", r.text());
+}
+
+/// Blocks of credits follow how fast a key spends them: 64 first, twice the last while each
+/// is spent within five seconds, half after one that lasted over a minute, never more than
+/// `keys.credit_block` (so a busy key pays one durable write per some seconds of its
+/// traffic, and a slow one risks at most 64 in a crash). Seen in the database's balance: what
+/// it lacks is what the node reserved.
+#[tokio::test]
+async fn credit_blocks_grow_while_spent_fast_and_shrink_after_an_idle_minute() {
+    /// A key with a million credits: its id and key.
+    async fn rich_key(app: &TestApp) -> (String, String) {
+        let (id, key, _) = limited_key(app, json!({"credits": {"remaining": 1_000_000}})).await;
+        (id, key)
+    }
+    /// What `n` requests with `key` leave of its balance in the database (the server's clock
+    /// stands still: each block is spent "at once").
+    async fn stored_after(app: &TestApp, (id, key): &(String, String), n: usize) -> i64 {
+        for _ in 0..n {
+            app.get("/v1/me").api_key(key).await.expect_status(StatusCode::OK);
+        }
+        let db =
+            rusqlite::Connection::open_with_flags(app.db_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        db.query_row("SELECT credits_remaining FROM keys WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap()
+    }
+    const ALL: i64 = 1_000_000;
+    let app = spawn_app().await;
+    let key = rich_key(&app).await;
+    assert_eq!(stored_after(&app, &key, 1).await, ALL - 64, "the first block is 64");
+    assert_eq!(
+        stored_after(&app, &key, 64).await,
+        ALL - 64 - 128,
+        "spent fast: twice as large"
+    );
+    assert_eq!(stored_after(&app, &key, 128).await, ALL - 64 - 128 - 256);
+    assert_eq!(
+        stored_after(&app, &key, 255).await,
+        ALL - 448,
+        "nothing reserved while a block lasts"
+    );
+    // The rest of the block of 256 is spent past an idle minute: the next is half as large.
+    app.advance(Duration::from_secs(61));
+    assert_eq!(
+        stored_after(&app, &key, 1).await,
+        ALL - 448 - 128,
+        "after a minute: half"
+    );
+
+    let app = spawn_with(|s| s.keys.credit_block = 100).await;
+    let key = rich_key(&app).await;
+    assert_eq!(stored_after(&app, &key, 1).await, ALL - 64);
+    assert_eq!(
+        stored_after(&app, &key, 64).await,
+        ALL - 164,
+        "never more than credit_block"
+    );
+    assert_eq!(stored_after(&app, &key, 100).await, ALL - 264);
 }
