@@ -258,8 +258,8 @@ pub struct KeySettings {
     #[serde(rename = "algorithm", with = "algorithm")]
     pub eddsa: bool,
     /// Most credits a node reserves for a key at once (blocks start at 64 and grow while a
-    /// key spends them fast): what a crash can lose of a key's balance at most (under-serving
-    /// it), and how many uses one database write covers at most.
+    /// key spends them fast): what a crash can lose of a key's balance at most, per node
+    /// (under-serving it), and how many uses one database write covers at most.
     pub credit_block: u64,
 }
 

@@ -54,6 +54,9 @@ impl Jobs {
             if let Err(e) = kw.flush_usage().await {
                 log::warn!("writing key use times failed: {e:?}");
             }
+            if let Err(e) = kw.return_idle_credits().await {
+                log::warn!("giving back idle blocks of credits failed: {e:?}");
+            }
         });
         Jobs {
             tasks: vec![follower, flusher],

@@ -12,6 +12,8 @@ use crate::store::Change;
 /// transactions: small writes with room between them keep the flush out of request latency.
 const USAGE_CHUNK: usize = 32;
 const USAGE_PAUSE: Duration = Duration::from_millis(2);
+/// A block of credits reserved this long ago is given back by [`Keyward::return_idle_credits`].
+pub const IDLE_BLOCK: Duration = Duration::from_secs(60);
 
 impl Keyward {
     /// One step of following what other processes (the CLI, another server) write: their
@@ -104,7 +106,20 @@ impl Keyward {
     /// is never added to credits set anew since nor to a refilled balance. How many credits
     /// went back. (A crash skips this: its blocks are lost, under-serving, never over.)
     pub async fn return_held_credits(&self) -> Result<u64, Error> {
-        let blocks = self.view().take_held_blocks();
+        self.return_credits(None).await
+    }
+
+    /// Gives back the blocks of credits this node has held for over a minute ([`IDLE_BLOCK`]):
+    /// a key that slowed down (or stopped) after a burst does not keep a large block, which a
+    /// crash would lose and other nodes could not spend. Run with the usage flush. Its next
+    /// request reserves anew, a smaller block. (If the write fails, those credits are lost
+    /// as in a crash: under-served, never over.)
+    pub async fn return_idle_credits(&self) -> Result<u64, Error> {
+        self.return_credits(Some(IDLE_BLOCK)).await
+    }
+
+    async fn return_credits(&self, held_for: Option<Duration>) -> Result<u64, Error> {
+        let blocks = self.view().take_held_blocks(held_for);
         if blocks.is_empty() {
             return Ok(0);
         }

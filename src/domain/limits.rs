@@ -17,11 +17,12 @@
 //! while the others wait for it. A block is 64 credits at first, twice the last while each
 //! is spent within five seconds, half after one that lasted over a minute, at most
 //! `keys.credit_block` (1024), and never more than an eighth of the balance, so blocks
-//! shrink as the balance nears zero. So a busy key pays one durable write per about five
-//! seconds of its traffic. A crash loses at most the unspent block of each key on that node:
-//! it under-serves by at most about five seconds of the key's spending, never more than
-//! `credit_block` credits, and never over-serves, since nothing is spent that was not
-//! reserved durably.
+//! shrink as the balance nears zero. So a busy key pays one durable write per five to ten
+//! seconds of its traffic. A block held over a minute is given back to the database every
+//! 30 s (`Keyward::return_idle_credits`), so what a node holds is what it reserved in the
+//! last minute and a half. A crash loses at most the unspent block of each key on that
+//! node: it under-serves by at most `credit_block` credits (and an eighth of the balance),
+//! and never over-serves, since nothing is spent that was not reserved durably.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -298,10 +299,16 @@ impl KeyLimits {
     /// Takes the unspent block this node holds, if it is of the refill period of `now`
     /// (a block of an earlier period belongs to a balance refilled since): what to give
     /// back to the database at a graceful stop. The block is this node's no more.
-    pub fn take_held(&self, now: Timestamp) -> Option<(u64, u64, Option<Timestamp>)> {
+    ///
+    /// `reserved_before` (unix ms): only a block reserved before then (one a key has been
+    /// spending slowly, or not at all); `None`: any.
+    pub fn take_held(&self, now: Timestamp, reserved_before: Option<i64>) -> Option<(u64, u64, Option<Timestamp>)> {
         let credits = self.credits.as_ref()?;
         let period = credits.refill.map(|r| r.interval.period_start(now).millis());
         let mut purse = credits.purse.lock();
+        if reserved_before.is_some_and(|before| purse.asked_at >= before) {
+            return None;
+        }
         let unspent = std::mem::take(&mut purse.block);
         (unspent > 0 && purse.period == period)
             .then(|| (unspent, purse.generation, purse.period.map(Timestamp::from_millis)))
@@ -396,7 +403,16 @@ impl KeyLimits {
 
     /// Adds a block just reserved (of the period and the credits' generation the store
     /// says the balance is in: a block held of another is void).
-    pub fn add_block(&self, granted: u64, stored: u64, period: Option<Timestamp>, generation: u64) {
+    /// `asked`: the size asked for (`next_block`), noted with the time for the next one's
+    /// (only a granted block counts: refusals of an empty balance do not grow blocks).
+    pub fn add_block(
+        &self,
+        granted: u64,
+        stored: u64,
+        period: Option<Timestamp>,
+        generation: u64,
+        asked: (u64, Timestamp),
+    ) {
         if let Some(credits) = &self.credits {
             let mut purse = credits.purse.lock();
             let period = period.map(Timestamp::millis);
@@ -409,6 +425,7 @@ impl KeyLimits {
             purse.stored = stored;
             purse.reserved = true;
             purse.dry_at = None;
+            (purse.asked, purse.asked_at) = (asked.0, asked.1.millis());
         }
     }
 
@@ -452,14 +469,11 @@ impl KeyLimits {
     }
 
     /// The most to reserve next, at most `most` (`keys.credit_block`): larger while blocks
-    /// are spent fast, smaller when they last (see [`next_block_size`]). Noted as asked now.
+    /// are spent fast, smaller when they last (see [`next_block_size`]).
     pub fn next_block(&self, now: Timestamp, most: u64) -> u64 {
         let Some(credits) = &self.credits else { return most };
-        let mut purse = credits.purse.lock();
-        let size = next_block_size(purse.asked, now.millis() - purse.asked_at, most);
-        purse.asked = size;
-        purse.asked_at = now.millis();
-        size
+        let purse = credits.purse.lock();
+        next_block_size(purse.asked, now.millis() - purse.asked_at, most)
     }
 
     /// Waits for this key's turn to reserve credits on this node.
@@ -689,7 +703,7 @@ impl Keyward {
     async fn reserve_and_spend(&self, payer: Payer, limits: &KeyLimits, cost: u64) -> Result<Option<u64>, Error> {
         let _turn = limits.reserving().await;
         // Sized once per turn; another request may have reserved while this one waited (then
-        // nothing is asked, and the size stands as noted).
+        // nothing is asked).
         let mut most = None;
         // A few rounds at most (each block covers the need it was reserved for).
         for _ in 0..4 {
@@ -706,7 +720,7 @@ impl Keyward {
                 .await
                 .map_err(|e| e.into_domain("reserving credits failed"))?;
             match reserved {
-                Some(r) if r.granted > 0 => limits.add_block(r.granted, r.left, r.period, r.generation),
+                Some(r) if r.granted > 0 => limits.add_block(r.granted, r.left, r.period, r.generation, (most, now)),
                 Some(r) => {
                     limits.mark_dry(r.left, now);
                     break;

@@ -585,18 +585,22 @@ impl KeyView {
         }
     }
 
-    /// Takes every unspent block of credits this node holds (keys' and users'), of the
-    /// refill period of now: to give back to the database at a graceful stop. From here on
-    /// this node holds none (a request after it reserves anew).
-    pub fn take_held_blocks(&self) -> Vec<HeldBlock> {
+    /// Takes the unspent blocks of credits this node holds (keys' and users'), of the refill
+    /// period of now: every block (`held_for: None`), to give back to the database at a
+    /// graceful stop, or those reserved at least `held_for` ago. A payer whose block is taken
+    /// reserves anew at its next request.
+    pub fn take_held_blocks(&self, held_for: Option<std::time::Duration>) -> Vec<HeldBlock> {
         let now = self.clock.now();
+        let before = held_for.map(|d| now.millis() - i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let block = |payer: Payer, limits: &KeyLimits| {
-            limits.take_held(now).map(|(unspent, generation, period)| HeldBlock {
-                payer,
-                unspent,
-                generation,
-                period,
-            })
+            limits
+                .take_held(now, before)
+                .map(|(unspent, generation, period)| HeldBlock {
+                    payer,
+                    unspent,
+                    generation,
+                    period,
+                })
         };
         let mut blocks: Vec<HeldBlock> = self
             .shards

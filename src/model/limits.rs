@@ -350,10 +350,9 @@ const BLOCK_IDLE_MS: i64 = 60_000;
 /// The most a node reserves of a payer's credits next, from the size it asked for last
 /// (`0`: never) and how long ago (ms): twice as much after a block spent within 5 s, half
 /// after one that lasted over a minute, else the same; never less than [`FIRST_CREDIT_BLOCK`]
-/// nor more than `most` (`keys.credit_block`). So a busy key pays one durable write per about
-/// five seconds of its traffic, and what a crash loses of its balance (the unspent block) is
-/// at most about five seconds of its spending, and never more than `most`; a key spending
-/// slowly keeps blocks of 64.
+/// nor more than `most` (`keys.credit_block`). So a busy key pays one durable write per five
+/// to ten seconds of its traffic; what a crash loses of its balance (the unspent block) is
+/// never more than `most`.
 pub fn next_block_size(last: u64, since_ms: i64, most: u64) -> u64 {
     let most = most.max(1);
     let least = FIRST_CREDIT_BLOCK.min(most);

@@ -826,30 +826,32 @@ async fn a_key_with_credits_carves_its_childrens_credits_out_of_its_own() {
     assert!(r.text().contains("refill"), "{}", r.text());
 }
 
+const ALL: i64 = 1_000_000;
+
+/// A key with a million credits: its id and key.
+async fn rich_key(app: &TestApp) -> (String, String) {
+    let (id, key, _) = limited_key(app, json!({"credits": {"remaining": 1_000_000}})).await;
+    (id, key)
+}
+
+/// What `n` requests with `key` leave of its balance in the database (the server's clock
+/// stands still: each block is spent "at once").
+async fn stored_after(app: &TestApp, (id, key): &(String, String), n: usize) -> i64 {
+    for _ in 0..n {
+        app.get("/v1/me").api_key(key).await.expect_status(StatusCode::OK);
+    }
+    let db = rusqlite::Connection::open_with_flags(app.db_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    db.query_row("SELECT credits_remaining FROM keys WHERE id = ?1", [id], |r| r.get(0))
+        .unwrap()
+}
+
 /// Blocks of credits follow how fast a key spends them: 64 first, twice the last while each
 /// is spent within five seconds, half after one that lasted over a minute, never more than
 /// `keys.credit_block` (so a busy key pays one durable write per some seconds of its
-/// traffic, and a slow one risks at most 64 in a crash). Seen in the database's balance: what
+/// traffic, and a key that never spends fast keeps blocks of 64). Seen in the database's balance: what
 /// it lacks is what the node reserved.
 #[tokio::test]
 async fn credit_blocks_grow_while_spent_fast_and_shrink_after_an_idle_minute() {
-    /// A key with a million credits: its id and key.
-    async fn rich_key(app: &TestApp) -> (String, String) {
-        let (id, key, _) = limited_key(app, json!({"credits": {"remaining": 1_000_000}})).await;
-        (id, key)
-    }
-    /// What `n` requests with `key` leave of its balance in the database (the server's clock
-    /// stands still: each block is spent "at once").
-    async fn stored_after(app: &TestApp, (id, key): &(String, String), n: usize) -> i64 {
-        for _ in 0..n {
-            app.get("/v1/me").api_key(key).await.expect_status(StatusCode::OK);
-        }
-        let db =
-            rusqlite::Connection::open_with_flags(app.db_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-        db.query_row("SELECT credits_remaining FROM keys WHERE id = ?1", [id], |r| r.get(0))
-            .unwrap()
-    }
-    const ALL: i64 = 1_000_000;
     let app = spawn_app().await;
     let key = rich_key(&app).await;
     assert_eq!(stored_after(&app, &key, 1).await, ALL - 64, "the first block is 64");
@@ -881,4 +883,38 @@ async fn credit_blocks_grow_while_spent_fast_and_shrink_after_an_idle_minute() {
         "never more than credit_block"
     );
     assert_eq!(stored_after(&app, &key, 100).await, ALL - 264);
+}
+
+/// A block a node has held for over a minute goes back to the balance with the usage flush
+/// (a key that slowed down after a burst keeps nothing a crash would lose for long, nor
+/// what other nodes could spend); a younger block stays, and the key's next request
+/// reserves anew.
+#[tokio::test]
+async fn blocks_held_over_a_minute_go_back_to_the_balance() {
+    let app = spawn_app().await;
+    let key = rich_key(&app).await;
+    assert_eq!(stored_after(&app, &key, 1).await, ALL - 64);
+    app.advance(Duration::from_secs(30));
+    assert_eq!(
+        app.keyward.return_idle_credits().await.unwrap(),
+        0,
+        "held for 30 s: kept"
+    );
+    assert_eq!(stored_after(&app, &key, 0).await, ALL - 64);
+    app.advance(Duration::from_secs(31));
+    assert_eq!(
+        app.keyward.return_idle_credits().await.unwrap(),
+        63,
+        "held over a minute: given back"
+    );
+    assert_eq!(
+        stored_after(&app, &key, 0).await,
+        ALL - 1,
+        "only the one credit spent is gone"
+    );
+    assert_eq!(
+        stored_after(&app, &key, 1).await,
+        ALL - 1 - 64,
+        "the next request reserves anew"
+    );
 }
