@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{
-    Change, CreditsChange, HeldBlock, KeyChanges, KeyDescription, Payer, Reservation, Store, StoreError,
+    Change, CreditsChange, HeldBlock, KeyChanges, KeyDescription, KeyGuard, Payer, Reservation, Store, StoreError,
     StoreErrorKind, StoreOptions, UserChanges,
 };
 use crate::model::{
@@ -998,8 +998,14 @@ async fn a_key_made_by_a_key_is_stored_only_while_that_key_is_live_and_unlimited
     let maker = add_key(s, ada.id, "maker").await?;
     let made = |token: &str| key(ada.id, token);
     let store = |k: KeyRecord, maker: KeyId| async move {
-        s.insert_key_made_by(k, false, maker, audit("key.create", None), |_| {})
-            .await
+        s.insert_key_guarded(
+            k,
+            false,
+            KeyGuard::MakerUnlimited(maker),
+            audit("key.create", None),
+            |_| {},
+        )
+        .await
     };
     let child = made("child")?;
     assert_eq!(
@@ -1809,20 +1815,38 @@ async fn a_childs_credits_are_carved_out_of_its_parents_balance(db: &TestDb) -> 
         Ok(k)
     };
     let made = s
-        .insert_key_carved(child("a", 60)?, false, parent.id, audit("key.create", None), |_| {})
+        .insert_key_guarded(
+            child("a", 60)?,
+            false,
+            KeyGuard::CarvedFrom(parent.id),
+            audit("key.create", None),
+            |_| {},
+        )
         .await?
         .ok_or("carved")?;
     assert_eq!(made.credits.map(|c| c.remaining), Some(60));
     let too_many = child("b", 41)?;
     let refused_id = too_many.id;
     let refused = s
-        .insert_key_carved(too_many, false, parent.id, audit("key.create", None), |_| {})
+        .insert_key_guarded(
+            too_many,
+            false,
+            KeyGuard::CarvedFrom(parent.id),
+            audit("key.create", None),
+            |_| {},
+        )
         .await?;
     assert!(refused.is_none());
     assert!(s.find_key(ada.id, refused_id).await?.is_none(), "nothing stored");
-    s.insert_key_carved(child("c", 40)?, false, parent.id, audit("key.create", None), |_| {})
-        .await?
-        .ok_or("carved")?;
+    s.insert_key_guarded(
+        child("c", 40)?,
+        false,
+        KeyGuard::CarvedFrom(parent.id),
+        audit("key.create", None),
+        |_| {},
+    )
+    .await?
+    .ok_or("carved")?;
     let left = s.find_key(ada.id, parent.id).await?.and_then(|k| k.credits);
     assert_eq!(left.map(|c| c.remaining), Some(0));
     Ok(())

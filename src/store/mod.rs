@@ -137,6 +137,18 @@ impl KeyChanges {
     }
 }
 
+/// What must hold, in the transaction that stores a key made with another key, for it to be
+/// stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyGuard {
+    /// The maker is still a live, enabled key of the new key's owner with no limits of its
+    /// own.
+    MakerUnlimited(KeyId),
+    /// The new key's credits (`remaining`) are carved out of this live key's balance (`… SET
+    /// credits_remaining = credits_remaining - n WHERE credits_remaining >= n`).
+    CarvedFrom(KeyId),
+}
+
 /// A change to a key's credits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CreditsChange {
@@ -401,17 +413,9 @@ operations! {
     fn insert_key(&self, key: KeyRecord, numbered: bool, audit: AuditRecord,
         after_commit: impl AfterCommit<KeyRecord>) -> KeyRecord;
 
-    /// Stores a key made by a request with key `maker`, only if `maker` is still a live,
-    /// enabled key of the new key's owner with no limits of its own (checked in the same
-    /// transaction): `None`, and nothing written, otherwise.
-    fn insert_key_made_by(&self, key: KeyRecord, numbered: bool, maker: KeyId, audit: AuditRecord,
-        after_commit: impl AfterCommit<Option<KeyRecord>>) -> Option<KeyRecord>;
-
-    /// Stores a key made by a request with key `parent`, its credits (`remaining`) carved out
-    /// of the parent's balance in the same transaction (`… SET credits_remaining =
-    /// credits_remaining - n WHERE credits_remaining >= n`): `None`, and nothing written,
-    /// when the parent is no longer live or its balance cannot cover them.
-    fn insert_key_carved(&self, key: KeyRecord, numbered: bool, parent: KeyId, audit: AuditRecord,
+    /// Stores a key made by a request with a key, only if `guard` holds in the same
+    /// transaction: `None`, and nothing written, otherwise (see [`KeyGuard`]).
+    fn insert_key_guarded(&self, key: KeyRecord, numbered: bool, guard: KeyGuard, audit: AuditRecord,
         after_commit: impl AfterCommit<Option<KeyRecord>>) -> Option<KeyRecord>;
 
     /// Stores new keys in one transaction, all or none (an id or hash already on file is a

@@ -12,7 +12,7 @@ use crate::domain::{
     Error, Expiry, KeyDigest, KeyId, KeyName, KeyRecord, Lifetime, Meta, Scopes, Secret, Timestamp, UserId,
 };
 use crate::model::{ActiveKeyRow, Credits, RateLimits};
-use crate::store::KeyChanges;
+use crate::store::{KeyChanges, KeyGuard};
 
 /// The audit detail of a key's scopes: which it has and which privileged ones were granted.
 fn scopes_detail(key: &KeyRecord) -> Vec<String> {
@@ -103,14 +103,20 @@ impl Keyward {
         {
             let made = self
                 .store()
-                .insert_key_made_by(record.clone(), numbered, maker, audit.clone(), {
-                    let after_commit = after_commit.clone();
-                    move |key: &Option<KeyRecord>| {
-                        if let Some(key) = key {
-                            after_commit(key);
+                .insert_key_guarded(
+                    record.clone(),
+                    numbered,
+                    KeyGuard::MakerUnlimited(maker),
+                    audit.clone(),
+                    {
+                        let after_commit = after_commit.clone();
+                        move |key: &Option<KeyRecord>| {
+                            if let Some(key) = key {
+                                after_commit(key);
+                            }
                         }
-                    }
-                })
+                    },
+                )
                 .await
                 .map_err(|e| e.into_domain("the key could not be stored"))?;
             if let Some(record) = made {
@@ -129,7 +135,7 @@ impl Keyward {
             Some(parent) => {
                 access::may_carve_credits(&parent, &record)?;
                 self.store()
-                    .insert_key_carved(record, numbered, parent.id, audit, move |key| {
+                    .insert_key_guarded(record, numbered, KeyGuard::CarvedFrom(parent.id), audit, move |key| {
                         if let Some(key) = key {
                             after_commit(key);
                         }

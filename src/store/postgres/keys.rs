@@ -18,7 +18,7 @@ use crate::store::formats::{
     MAKER_IS_LIVE_AND_UNLIMITED_LOCKED, credit_column, limits_assignments, limits_columns, payer_row,
 };
 use crate::store::{
-    AfterCommit, HeldBlock, KeyChanges, KeyDescription, Page, Payer, Reservation, StoreError, StoreErrorKind,
+    AfterCommit, HeldBlock, KeyChanges, KeyDescription, KeyGuard, Page, Payer, Reservation, StoreError, StoreErrorKind,
 };
 
 /// Stores a new key (with `numbered`, a missing name becomes `key#N`, N counted in this
@@ -240,12 +240,12 @@ impl PgStore {
             .await
     }
 
-    /// Stores a key with its credits carved out of `parent`'s (see `Store::insert_key_carved`).
-    pub async fn insert_key_made_by(
+    /// Stores a key made with another key while `guard` holds (see `Store::insert_key_guarded`).
+    pub async fn insert_key_guarded(
         &self,
         key: KeyRecord,
         numbered: bool,
-        maker: KeyId,
+        guard: KeyGuard,
         audit: AuditRecord,
         after_commit: impl AfterCommit<Option<KeyRecord>>,
     ) -> Result<Option<KeyRecord>, StoreError> {
@@ -253,47 +253,26 @@ impl PgStore {
             .write(
                 move |tx| {
                     Box::pin(async move {
-                        let maker_ok = tx
-                            .query_opt(
-                                &prepared(tx, MAKER_IS_LIVE_AND_UNLIMITED_LOCKED).await?,
-                                &[&maker.to_string(), &key.user_id.to_string()],
-                            )
-                            .await?
-                            .is_some();
-                        if !maker_ok {
-                            return Ok((None, Vec::new()));
-                        }
-                        let (key, created) = insert_key_row(tx, key, numbered).await?;
-                        insert_audit(tx, &audit).await?;
-                        Ok((Some(key), vec![created]))
-                    })
-                },
-                after_commit,
-            )
-            .await
-    }
-
-    pub async fn insert_key_carved(
-        &self,
-        key: KeyRecord,
-        numbered: bool,
-        parent: KeyId,
-        audit: AuditRecord,
-        after_commit: impl AfterCommit<Option<KeyRecord>>,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.writer
-            .write(
-                move |tx| {
-                    Box::pin(async move {
-                        let n = credit_column(key.credits.map_or(0, |c| c.remaining));
-                        let taken = tx
-                            .execute(
-                                "UPDATE keys SET credits_remaining = credits_remaining - $2 \
-                                 WHERE id = $1 AND revoked_at IS NULL AND credits_remaining >= $2",
-                                &[&parent.to_string(), &n],
-                            )
-                            .await?;
-                        if taken == 0 {
+                        let holds = match guard {
+                            KeyGuard::MakerUnlimited(maker) => tx
+                                .query_opt(
+                                    &prepared(tx, MAKER_IS_LIVE_AND_UNLIMITED_LOCKED).await?,
+                                    &[&maker.to_string(), &key.user_id.to_string()],
+                                )
+                                .await?
+                                .is_some(),
+                            KeyGuard::CarvedFrom(parent) => {
+                                let n = credit_column(key.credits.map_or(0, |c| c.remaining));
+                                tx.execute(
+                                    "UPDATE keys SET credits_remaining = credits_remaining - $2 \
+                                     WHERE id = $1 AND revoked_at IS NULL AND credits_remaining >= $2",
+                                    &[&parent.to_string(), &n],
+                                )
+                                .await?
+                                    > 0
+                            }
+                        };
+                        if !holds {
                             return Ok((None, Vec::new()));
                         }
                         let (key, created) = insert_key_row(tx, key, numbered).await?;

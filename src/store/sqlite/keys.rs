@@ -15,7 +15,7 @@ use crate::model::{
 use crate::store::formats::{
     MAKER_IS_LIVE_AND_UNLIMITED, credit_column, limits_assignments, limits_columns, payer_row,
 };
-use crate::store::{AfterCommit, HeldBlock, KeyChanges, KeyDescription, Page, Payer, Reservation};
+use crate::store::{AfterCommit, HeldBlock, KeyChanges, KeyDescription, KeyGuard, Page, Payer, Reservation};
 
 impl SqliteStore {
     pub async fn load_active_keys(
@@ -71,49 +71,32 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn insert_key_made_by(
+    pub async fn insert_key_guarded(
         &self,
         key: KeyRecord,
         numbered: bool,
-        maker: KeyId,
+        guard: KeyGuard,
         audit: AuditRecord,
         after_commit: impl AfterCommit<Option<KeyRecord>>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         self.write(
             vec![audit],
             move |tx| {
-                let maker_ok = tx
-                    .prepare_cached(MAKER_IS_LIVE_AND_UNLIMITED)?
-                    .exists(params![maker, key.user_id])?;
-                if !maker_ok {
-                    return Ok(None);
-                }
-                insert_key_row(tx, key, numbered).map(Some)
-            },
-            after_commit,
-        )
-        .await
-    }
-
-    pub async fn insert_key_carved(
-        &self,
-        key: KeyRecord,
-        numbered: bool,
-        parent: KeyId,
-        audit: AuditRecord,
-        after_commit: impl AfterCommit<Option<KeyRecord>>,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.write(
-            vec![audit],
-            move |tx| {
-                let n = credit_column(key.credits.map_or(0, |c| c.remaining));
-                let taken = tx
-                    .prepare_cached(
-                        "UPDATE keys SET credits_remaining = credits_remaining - ?2 \
-                         WHERE id = ?1 AND revoked_at IS NULL AND credits_remaining >= ?2",
-                    )?
-                    .execute(params![parent, n])?;
-                if taken == 0 {
+                let holds = match guard {
+                    KeyGuard::MakerUnlimited(maker) => tx
+                        .prepare_cached(MAKER_IS_LIVE_AND_UNLIMITED)?
+                        .exists(params![maker, key.user_id])?,
+                    KeyGuard::CarvedFrom(parent) => {
+                        let n = credit_column(key.credits.map_or(0, |c| c.remaining));
+                        tx.prepare_cached(
+                            "UPDATE keys SET credits_remaining = credits_remaining - ?2 \
+                             WHERE id = ?1 AND revoked_at IS NULL AND credits_remaining >= ?2",
+                        )?
+                        .execute(params![parent, n])?
+                            > 0
+                    }
+                };
+                if !holds {
                     return Ok(None);
                 }
                 insert_key_row(tx, key, numbered).map(Some)
