@@ -24,3 +24,10 @@ load() {
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 col() { awk -v c="$2" '{print $c}' "$1" | median; } # file column -> its median
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+# paired A B COL -> "median (min-max)" of the per-round ratios B/A of column COL: line r of
+# each file is round r, so each ratio compares two rows measured seconds apart, and a VM
+# that gets slower or faster between rounds moves both sides of it alike.
+paired() {
+  paste -d' ' "$1" "$2" | awk -v c="$3" '{n = NF / 2; if ($c > 0) printf "%.4f\n", $(n + c) / $c}' | sort -n |
+    awk '{a[NR] = $1} END {if (NR == 0) {print "-"; exit} printf "%.2f (rounds %.2f-%.2f)", a[int((NR + 1) / 2)], a[1], a[NR]}'
+}

@@ -11,7 +11,9 @@
 # the table shows medians. wrk with a Lua script can saturate its own core before the server
 # does, and then requests/s measures wrk: so each round also reads the server's CPU time
 # (utime + stime from /proc/<pid>/stat) before and after, and the table gives the server's
-# CPU time per request beside requests/s. SERVER_CPU=0-1 lets the server use every core
+# CPU time per request beside requests/s. Rows are medians over the rounds; each ratio to the
+# no-op is the median of the rounds' own ratios (each round's rows run seconds apart), with
+# their range. SERVER_CPU=0-1 lets the server use every core
 # (sharing one with wrk); WORKERS=1 runs one worker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,20 +69,21 @@ stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERV
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$SERVER_PID/status"; }
 
-round_robin() { # name -> files noop.txt key.txt token.txt (limited.txt) with one line per round
+round_robin() { # name -> files noop.txt key.txt (lim.txt imp.txt) token.txt, one line per round;
+  # the rows with targets run just after the no-op they are compared with
   local dir=$WORK/$1
   for r in $(seq 1 "$ROUNDS"); do
     # The no-op gets the very same requests (same script, same key header) but the path:
     # the load generator does equal work, and only the server's handling differs.
     CRED_FILE=$dir/keys.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/healthz load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/noop.txt"
     CRED_FILE=$dir/keys.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/v1/me load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/key.txt"
-    CRED_FILE=$dir/tokens.txt CRED_HEADER=Authorization CRED_PREFIX="Bearer " TARGET_PATH=/v1/me load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/token.txt"
     if [ -s "$dir/limited.txt" ]; then
       CRED_FILE=$dir/limited.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/v1/me load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/lim.txt"
     fi
     if [ -s "$dir/imported.txt" ]; then
       CRED_FILE=$dir/imported.txt CRED_HEADER=X-API-Key CRED_PREFIX="" TARGET_PATH=/v1/me load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/imp.txt"
     fi
+    CRED_FILE=$dir/tokens.txt CRED_HEADER=Authorization CRED_PREFIX="Bearer " TARGET_PATH=/v1/me load "$SERVER_PID" "http://127.0.0.1:$PORT/" bench/me.lua >>"$dir/token.txt"
     echo "bench: $1 round $r/$ROUNDS done" >&2
   done
 }
@@ -128,14 +131,14 @@ keyward bench: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 | GET /v1/me, access token (20 tokens) | $TOK req/s, server CPU $TOKCPU us/request, p50 $(col "$S/token.txt" 2) us, p99 $TOK99 us |
 | GET /v1/me, API key with one rate limit and credits ($LIMITED keys) | $LIM req/s, server CPU $LIMCPU us/request, p50 $(col "$S/lim.txt" 2 2>/dev/null) us, p99 $LIM99 us, $LIMBAD non-2xx |
 | GET /v1/me, imported key ($IMPORTED keys sk_bench_..., SHA-256 only: not a JWT, no blake3) | $IMP req/s, server CPU $IMPCPU us/request, p50 $(col "$S/imp.txt" 2 2>/dev/null) us, p99 $IMP99 us, $IMPBAD non-2xx |
-| key / no-op server CPU per request | $(ratio "$KEYCPU" "$NOOPCPU") (target <= 1.10) |
-| imported key / no-op server CPU per request | $([ "$IMPCPU" = - ] && echo - || ratio "$IMPCPU" "$NOOPCPU") (target <= 1.10) |
-| limited key / no-op server CPU per request | $([ "$LIMCPU" = - ] && echo - || ratio "$LIMCPU" "$NOOPCPU") (target <= 1.20) |
-| token / no-op server CPU per request | $(ratio "$TOKCPU" "$NOOPCPU") |
-| key / no-op rps | $(ratio "$KEY" "$NOOP") (target >= 0.90) |
-| key / no-op p99 | $(ratio "$KEY99" "$NOOP99") (target <= 1.5) |
-| token / no-op rps | $(ratio "$TOK" "$NOOP") (target >= 0.90) |
-| token / no-op p99 | $(ratio "$TOK99" "$NOOP99") (target <= 1.5) |
+| key / no-op server CPU per request | $(paired "$S/noop.txt" "$S/key.txt" 5) (target <= 1.10) |
+| imported key / no-op server CPU per request | $([ -s "$S/imp.txt" ] && paired "$S/noop.txt" "$S/imp.txt" 5 || echo -) (target <= 1.10) |
+| limited key / no-op server CPU per request | $([ -s "$S/lim.txt" ] && paired "$S/noop.txt" "$S/lim.txt" 5 || echo -) (target <= 1.20) |
+| token / no-op server CPU per request | $(paired "$S/noop.txt" "$S/token.txt" 5) |
+| key / no-op rps | $(paired "$S/noop.txt" "$S/key.txt" 1) (target >= 0.90) |
+| key / no-op p99 | $(paired "$S/noop.txt" "$S/key.txt" 3) (target <= 1.5) |
+| token / no-op rps | $(paired "$S/noop.txt" "$S/token.txt" 1) (target >= 0.90) |
+| token / no-op p99 | $(paired "$S/noop.txt" "$S/token.txt" 3) (target <= 1.5) |
 | GET /v1/me, API key, $BIG keys stored | $KEYBIG req/s |
 | rps at $BIG / at $SMALL keys | $(ratio "$KEYBIG" "$KEY") (target >= 0.95) |
 | key creation, $CONNS clients, synchronous=FULL | $CREATE keys/s ($CREATE_BAD non-2xx) |

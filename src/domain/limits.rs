@@ -217,7 +217,9 @@ struct CreditState {
 
 /// A key's limits and their state, in its entry of the in-memory view.
 pub struct KeyLimits {
-    rates: Box<[Gcra]>,
+    /// Inline for up to two (most keys have one or two): the hot path reaches them in the
+    /// state's own allocation.
+    rates: smallvec::SmallVec<[Gcra; 2]>,
     credits: Option<CreditState>,
     /// What the state was made from: the state is kept across a change that keeps these
     /// (and the credits' generation, which the purse holds).
