@@ -14,10 +14,10 @@
 //! **Credits: blocks reserved ahead.** A key's balance lives in the database. A node
 //! reserves a block of it with one conditional update (`… WHERE credits_remaining >= n`)
 //! and spends the block in memory; when the block runs out, one request reserves the next
-//! while the others wait for it. A block is 64 credits at first, twice the last while each
-//! is spent within five seconds, half after one that lasted over a minute, at most
+//! while the others wait for it. A block is 64 credits at first, then what the key would
+//! spend in ten seconds at the pace it spent the last (`next_block_size`), at most
 //! `keys.credit_block` (1024), and never more than an eighth of the balance, so blocks
-//! shrink as the balance nears zero. So a busy key pays one durable write per five to ten
+//! shrink as the balance nears zero. So a busy key pays about one durable write per ten
 //! seconds of its traffic. A block held over a minute is given back to the database every
 //! 30 s (`Keyward::return_idle_credits`), so what a node holds is what it reserved in the
 //! last minute and a half. A crash loses at most the unspent block of each key on that

@@ -342,28 +342,29 @@ impl Credits {
 /// The first block a node reserves of a payer's credits, and the smallest while
 /// `keys.credit_block` allows it.
 pub const FIRST_CREDIT_BLOCK: u64 = 64;
-/// A block spent sooner than this (ms) makes the next one twice as large.
-const BLOCK_BUSY_MS: i64 = 5_000;
-/// A block that lasted longer than this (ms) makes the next one half as large.
-const BLOCK_IDLE_MS: i64 = 60_000;
+/// How long (ms) a block is sized to last, at the pace the last one was spent.
+const BLOCK_LASTS_MS: u64 = 10_000;
 
 /// The most a node reserves of a payer's credits next, from the size it asked for last
-/// (`0`: never) and how long ago (ms): twice as much after a block spent within 5 s, half
-/// after one that lasted over a minute, else the same; never less than [`FIRST_CREDIT_BLOCK`]
-/// nor more than `most` (`keys.credit_block`). So a busy key pays one durable write per five
-/// to ten seconds of its traffic; what a crash loses of its balance (the unspent block) is
-/// never more than `most`.
+/// (`0`: never) and how long ago (ms): what the payer would spend in 10 s at the pace it
+/// spent that block (a block of 64 spent in 1.3 s: 500 next; a block of 512 that lasted a
+/// minute: 85); never less than [`FIRST_CREDIT_BLOCK`] nor more than `most`
+/// (`keys.credit_block`). So a busy key pays about one durable write per ten seconds of
+/// its traffic, and reaches that pace at its second block; what a crash loses of its
+/// balance (the unspent block) is never more than `most`. A clock moved back counts as
+/// spent at once.
 pub fn next_block_size(last: u64, since_ms: i64, most: u64) -> u64 {
     let most = most.max(1);
     let least = FIRST_CREDIT_BLOCK.min(most);
-    let next = if last == 0 {
-        least
-    } else if since_ms < BLOCK_BUSY_MS {
-        last.saturating_mul(2)
-    } else if since_ms > BLOCK_IDLE_MS {
-        last / 2
-    } else {
-        last
+    if last == 0 {
+        return least;
+    }
+    let next = match u64::try_from(since_ms) {
+        Ok(since) if since > 0 => {
+            let paced = u128::from(last) * u128::from(BLOCK_LASTS_MS) / u128::from(since);
+            u64::try_from(paced).unwrap_or(u64::MAX)
+        }
+        _ => most,
     };
     next.clamp(least, most)
 }
@@ -466,22 +467,25 @@ mod tests {
     }
 
     #[test]
-    fn blocks_grow_for_a_busy_key_and_shrink_for_an_idle_one_within_their_bounds() {
-        // The first block, then doubling while each lasts under 5 s, up to the most allowed.
+    fn blocks_follow_the_pace_of_the_last_within_their_bounds() {
+        // The first block; then what the last block's pace spends in 10 s.
         assert_eq!(next_block_size(0, 0, 1024), 64);
-        assert_eq!(next_block_size(64, 700, 1024), 128);
+        assert_eq!(next_block_size(64, 1_280, 1024), 500);
+        assert_eq!(next_block_size(500, 10_000, 1024), 500);
         assert_eq!(next_block_size(512, 4_999, 1024), 1024);
         assert_eq!(next_block_size(1024, 10, 1024), 1024);
-        // Kept while a block lasts 5 s to a minute; halved after a longer one, down to 64.
-        assert_eq!(next_block_size(512, 5_000, 1024), 512);
-        assert_eq!(next_block_size(512, 60_000, 1024), 512);
-        assert_eq!(next_block_size(512, 60_001, 1024), 256);
+        // A block that lasted long makes the next smaller, down to 64.
+        assert_eq!(next_block_size(512, 60_000, 1024), 85);
+        assert_eq!(next_block_size(512, 20_000, 1024), 256);
         assert_eq!(next_block_size(64, 3_600_000, 1024), 64);
         // A smaller `keys.credit_block` bounds every block, the first included.
         assert_eq!(next_block_size(0, 0, 10), 10);
         assert_eq!(next_block_size(10, 1, 10), 10);
         assert_eq!(next_block_size(0, 0, 0), 1);
-        // A clock moved back counts as busy: never larger than the most allowed.
+        // A clock moved back (or not moved) counts as spent at once: never larger than the
+        // most allowed.
         assert_eq!(next_block_size(1024, -5, 1024), 1024);
+        assert_eq!(next_block_size(64, 0, 1024), 1024);
+        assert_eq!(next_block_size(u64::MAX, 1, u64::MAX), u64::MAX);
     }
 }
