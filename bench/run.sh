@@ -70,7 +70,7 @@ stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERV
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$SERVER_PID/status"; }
 
 round_robin() { # name -> files noop.txt key.txt (lim.txt imp.txt) token.txt, one line per round;
-  # the rows with targets run just after the no-op they are compared with
+  # the rows with CPU targets (key, limited, imported) run next after the no-op, tokens last
   local dir=$WORK/$1
   for r in $(seq 1 "$ROUNDS"); do
     # The no-op gets the very same requests (same script, same key header) but the path:

@@ -257,9 +257,10 @@ pub struct KeySettings {
     /// Sign keys with Ed25519 (`algorithm = "EdDSA"`) instead of HS256.
     #[serde(rename = "algorithm", with = "algorithm")]
     pub eddsa: bool,
-    /// Most credits a node reserves for a key at once (blocks start at 64 and grow while a
-    /// key spends them fast): what a crash can lose of a key's balance at most, per node
-    /// (under-serving it), and how many uses one database write covers at most.
+    /// Most credits a node reserves for a key at once (blocks start at 64, then are sized to
+    /// last 10 s at the key's pace, between 64 and this): what a crash can lose of a key's
+    /// balance at most, per node (under-serving it), and how many uses one database write
+    /// covers at most.
     pub credit_block: u64,
 }
 

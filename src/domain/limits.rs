@@ -18,7 +18,8 @@
 //! spend in ten seconds at the pace it spent the last (`next_block_size`), at most
 //! `keys.credit_block` (1024), and never more than an eighth of the balance, so blocks
 //! shrink as the balance nears zero. So a busy key pays about one durable write per ten
-//! seconds of its traffic. A block held over a minute is given back to the database every
+//! seconds of its traffic (one per `credit_block` requests for a key faster than a tenth of
+//! it a second). A block held over a minute is given back to the database every
 //! 30 s (`Keyward::return_idle_credits`), so what a node holds is what it reserved in the
 //! last minute and a half. A crash loses at most the unspent block of each key on that
 //! node: it under-serves by at most `credit_block` credits (and an eighth of the balance),
@@ -405,8 +406,10 @@ impl KeyLimits {
 
     /// Adds a block just reserved (of the period and the credits' generation the store
     /// says the balance is in: a block held of another is void).
-    /// `asked`: the size asked for (`next_block`), noted with the time for the next one's
-    /// (only a granted block counts: refusals of an empty balance do not grow blocks).
+    /// `asked`: the size asked for (`next_block`), noted with the time for the next one's;
+    /// a smaller grant (an eighth of a low balance) is noted as what was got, so the pace it
+    /// is spent at is not overstated (only a granted block counts: refusals of an empty
+    /// balance do not grow blocks).
     pub fn add_block(
         &self,
         granted: u64,
@@ -427,7 +430,7 @@ impl KeyLimits {
             purse.stored = stored;
             purse.reserved = true;
             purse.dry_at = None;
-            (purse.asked, purse.asked_at) = (asked.0, asked.1.millis());
+            (purse.asked, purse.asked_at) = (asked.0.min(granted), asked.1.millis());
         }
     }
 

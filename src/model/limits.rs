@@ -347,12 +347,12 @@ const BLOCK_LASTS_MS: u64 = 10_000;
 
 /// The most a node reserves of a payer's credits next, from the size it asked for last
 /// (`0`: never) and how long ago (ms): what the payer would spend in 10 s at the pace it
-/// spent that block (a block of 64 spent in 1.3 s: 500 next; a block of 512 that lasted a
+/// spent that block (a block of 64 spent in 1.28 s: 500 next; a block of 512 that lasted a
 /// minute: 85); never less than [`FIRST_CREDIT_BLOCK`] nor more than `most`
 /// (`keys.credit_block`). So a busy key pays about one durable write per ten seconds of
-/// its traffic, and reaches that pace at its second block; what a crash loses of its
-/// balance (the unspent block) is never more than `most`. A clock moved back counts as
-/// spent at once.
+/// its traffic (one per `most` requests past `most` / 10 a second), from its second block; what a crash loses of its
+/// balance (the unspent block) is never more than `most`. A block spent within the same
+/// millisecond makes the next the most allowed; a clock moved back keeps the last size.
 pub fn next_block_size(last: u64, since_ms: i64, most: u64) -> u64 {
     let most = most.max(1);
     let least = FIRST_CREDIT_BLOCK.min(most);
@@ -360,11 +360,12 @@ pub fn next_block_size(last: u64, since_ms: i64, most: u64) -> u64 {
         return least;
     }
     let next = match u64::try_from(since_ms) {
-        Ok(since) if since > 0 => {
+        Ok(0) => most,
+        Ok(since) => {
             let paced = u128::from(last) * u128::from(BLOCK_LASTS_MS) / u128::from(since);
             u64::try_from(paced).unwrap_or(u64::MAX)
         }
-        _ => most,
+        Err(_) => last,
     };
     next.clamp(least, most)
 }
@@ -482,10 +483,11 @@ mod tests {
         assert_eq!(next_block_size(0, 0, 10), 10);
         assert_eq!(next_block_size(10, 1, 10), 10);
         assert_eq!(next_block_size(0, 0, 0), 1);
-        // A clock moved back (or not moved) counts as spent at once: never larger than the
-        // most allowed.
-        assert_eq!(next_block_size(1024, -5, 1024), 1024);
+        // Spent within the same millisecond: the most allowed. A clock moved back keeps the
+        // last size, within the bounds.
         assert_eq!(next_block_size(64, 0, 1024), 1024);
+        assert_eq!(next_block_size(128, -5, 1024), 128);
+        assert_eq!(next_block_size(4096, -5, 1024), 1024);
         assert_eq!(next_block_size(u64::MAX, 1, u64::MAX), u64::MAX);
     }
 }
