@@ -207,7 +207,7 @@ pub struct UpdateKeyRequest {
 
 /// `PATCH /v1/keys/{id}`: every field given changes, in one transaction.
 #[utoipa::path(patch, path = "/v1/keys/{key_id}", tag = "keys", params(("key_id" = String, Path)), request_body = UpdateKeyRequest,
-    responses((status = 200, body = KeyJson), (status = 400, body = crate::web::problem::Problem), (status = 403, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem)))]
+    responses((status = 200, body = KeyJson), (status = 400, body = crate::web::problem::Problem), (status = 403, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem), (status = 409, body = crate::web::problem::Problem)))]
 pub async fn update(
     req: HttpRequest,
     state: web::Data<AppState>,

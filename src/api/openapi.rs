@@ -17,7 +17,7 @@ fn list_for_user() {}
 #[utoipa::path(get, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 200, body = keys::KeyJson), (status = 404, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn get_for_user() {}
-#[utoipa::path(patch, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::UpdateKeyRequest, responses((status = 200, body = keys::KeyJson), (status = 404, body = crate::web::problem::Problem)))]
+#[utoipa::path(patch, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::UpdateKeyRequest, responses((status = 200, body = keys::KeyJson), (status = 404, body = crate::web::problem::Problem), (status = 409, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn rename_for_user() {}
 #[utoipa::path(delete, path = "/v1/users/{user_id}/keys/{key_id}", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), responses((status = 204), (status = 404, body = crate::web::problem::Problem)))]

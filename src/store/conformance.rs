@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{
-    Change, CreditsChange, HeldBlock, KeyChanges, KeyDescription, KeyGuard, Payer, Reservation, Store, StoreError,
-    StoreErrorKind, StoreOptions, UserChanges,
+    Change, CreditsChange, HeldBlock, KeyChanges, KeyDescription, KeyGuard, LimitsSeen, Payer, Reservation, Store,
+    StoreError, StoreErrorKind, StoreOptions, UserChanges,
 };
 use crate::model::{
     AuditRecord, Credits, FeedState, FixtureItem, GivenDuration, HOUR_MS, KeyDigest, KeyId, KeyRecord, MAX_CREDITS,
@@ -130,6 +130,7 @@ macro_rules! suite {
             fixture_credits_are_remembered_replaced_and_forgotten,
             a_users_limits_are_stored_changed_and_reserved_from,
             an_owners_set_never_raises_the_balance_at_the_write,
+            a_change_checked_against_limits_changed_since_is_refused,
             unspent_blocks_go_back_only_to_their_generation_and_period,
             a_childs_credits_are_carved_out_of_its_parents_balance,
         );
@@ -1705,6 +1706,85 @@ async fn an_owners_set_never_raises_the_balance_at_the_write(db: &TestDb) -> Che
     Ok(())
 }
 
+/// A change written only while the limits it was checked against stand (`limits_seen`, an
+/// owner's tightening): refused with a conflict, nothing written, once an admin's change
+/// moved them (a refill removed, a rate limit lowered); written while only the balance moved.
+async fn a_change_checked_against_limits_changed_since_is_refused(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let refill = Refill {
+        interval: RefillInterval::Daily,
+        amount: 50,
+    };
+    let k = add_limited_key(s, ada.id, "k", Some(Credits::new(50, Some(refill))?)).await?;
+    let seen = LimitsSeen::of(&k);
+    // The owner asks for 40 with the refill, checked against what they read.
+    let owners = || -> Result<KeyChanges, Box<dyn std::error::Error>> {
+        Ok(KeyChanges {
+            credits: Some(CreditsChange::SetAtMost {
+                credits: Credits::new(40, Some(refill))?,
+                since: None,
+            }),
+            limits_seen: Some(seen.clone()),
+            ..KeyChanges::default()
+        })
+    };
+    // Only the balance moved (a spend, an addition): still written.
+    s.reserve_credits(Payer::Key(k.id), 5, 64, t(2)).await?;
+    let added = KeyChanges {
+        credits: Some(CreditsChange::Add(10)),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, k.id, added, t(2), Vec::new(), |_| {}).await?;
+    let set = s
+        .update_key(ada.id, k.id, owners()?, t(3), Vec::new(), |_| {})
+        .await?
+        .ok_or("live")?;
+    assert_eq!(set.credits.map(|c| (c.remaining, c.refill)), Some((40, Some(refill))));
+
+    // An admin removes the refill: the owner's change, checked before, is refused.
+    let seen_now = LimitsSeen::of(&set);
+    let admins = KeyChanges {
+        credits: Some(CreditsChange::Set(Some(Credits::new(1000, None)?))),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, k.id, admins, t(4), Vec::new(), |_| {}).await?;
+    let stale = KeyChanges {
+        credits: Some(CreditsChange::SetAtMost {
+            credits: Credits::new(10, Some(refill))?,
+            since: None,
+        }),
+        limits_seen: Some(seen_now),
+        ..KeyChanges::default()
+    };
+    let refused = s.update_key(ada.id, k.id, stale, t(5), Vec::new(), |_| {}).await;
+    assert_eq!(refused.map(|_| ()).map_err(|e| e.kind), Err(StoreErrorKind::Conflict));
+    let stored = s.find_key(ada.id, k.id).await?.ok_or("live")?;
+    assert_eq!(
+        stored.credits.map(|c| (c.remaining, c.refill)),
+        Some((1000, None)),
+        "nothing written"
+    );
+
+    // An admin lowers a rate limit: an owner's limit checked against the old one is refused.
+    let seen_then = LimitsSeen::of(&stored);
+    let lowered = KeyChanges {
+        ratelimits: Some(limits(&[("requests", 10, 60)])?),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, k.id, lowered, t(6), Vec::new(), |_| {}).await?;
+    let stale = KeyChanges {
+        ratelimits: Some(limits(&[("requests", 90, 60)])?),
+        limits_seen: Some(seen_then),
+        ..KeyChanges::default()
+    };
+    let refused = s.update_key(ada.id, k.id, stale, t(7), Vec::new(), |_| {}).await;
+    assert_eq!(refused.map(|_| ()).map_err(|e| e.kind), Err(StoreErrorKind::Conflict));
+    let stored = s.find_key(ada.id, k.id).await?.ok_or("live")?;
+    assert_eq!(stored.ratelimits, limits(&[("requests", 10, 60)])?, "nothing written");
+    Ok(())
+}
+
 /// A block given back at a graceful stop goes back to its balance, but not to credits set
 /// anew since it was reserved (another generation), nor to a balance refilled since (another
 /// period), nor past the most a balance may hold.
@@ -1873,6 +1953,31 @@ async fn rotation_moves_the_credits_to_the_new_key(db: &TestDb) -> Checked {
     );
     assert_eq!(old.credits.map(|c| c.remaining), Some(0));
     assert_eq!(new.ratelimits, old.ratelimits);
+
+    // The new key carries the old one's limits as they are at the write: a rotation prepared
+    // before an admin lowered a limit and removed the credits' refill does not undo that.
+    let refill = Refill {
+        interval: RefillInterval::Daily,
+        amount: 50,
+    };
+    let before = add_limited_key(s, ada.id, "before", Some(Credits::new(50, Some(refill))?)).await?;
+    let mut rotated = key(ada.id, "rotated")?;
+    rotated.ratelimits = before.ratelimits.clone();
+    rotated.credits = before.credits;
+    let admins = KeyChanges {
+        ratelimits: Some(limits(&[("requests", 10, 60)])?),
+        credits: Some(CreditsChange::Set(Some(Credits::new(20, None)?))),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, before.id, admins, t(3), Vec::new(), |_| {})
+        .await?;
+    let audits = [audit("key.create", None), audit("key.rotate", None)];
+    let (rotated, _) = s
+        .rotate_key(ada.id, before.id, t(10), rotated, audits, |_| {})
+        .await?
+        .ok_or("rotated")?;
+    assert_eq!(rotated.ratelimits, limits(&[("requests", 10, 60)])?);
+    assert_eq!(rotated.credits.map(|c| (c.remaining, c.refill)), Some((20, None)));
     Ok(())
 }
 

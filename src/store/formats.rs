@@ -2,7 +2,7 @@
 //! detail as a JSON object holding the detail and the target's name, the signing keys as a
 //! JSON list of hex seeds, and the column lists the row readers expect.
 
-use crate::model::{MAX_CREDITS, RateLimits};
+use crate::model::{Credits, KeyRecord, MAX_CREDITS, RateLimits};
 use crate::model::{SigningKey, Timestamp};
 use crate::store::{CreditsChange, Payer};
 
@@ -178,4 +178,14 @@ pub(crate) fn limits_assignments(mark: char, cast: &str, first: usize) -> String
         p(6),
         p(7)
     )
+}
+
+/// A rotation's new key with the limits and balance its old key has at the write: its rate
+/// limits, its credits (the balance moves, as credits given: generation 0) and their refill
+/// period.
+pub(crate) fn carried_over(mut new: KeyRecord, old: &KeyRecord) -> KeyRecord {
+    new.ratelimits = old.ratelimits.clone();
+    new.credits = old.credits.map(|c| Credits { generation: 0, ..c });
+    new.credits_period = old.credits_period;
+    new
 }

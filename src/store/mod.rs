@@ -123,7 +123,32 @@ pub struct KeyChanges {
     pub credits: Option<CreditsChange>,
     /// New metadata (a JSON object), replacing the old.
     pub meta: Option<serde_json::Value>,
+    /// Write only if the key's limits are still these, read in the write's own transaction
+    /// (else a conflict, [`LIMITS_CHANGED`], and nothing written): an owner's tightening was
+    /// checked against them, and must not undo an admin's change made since.
+    pub limits_seen: Option<LimitsSeen>,
 }
+
+/// What a key's limits were when a change to them was checked: its rate limits, and its
+/// credits' refill and generation (moved by every set or clear of the credits, not by an
+/// addition or a spend).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitsSeen {
+    pub ratelimits: RateLimits,
+    pub credits: Option<(Option<crate::model::Refill>, u64)>,
+}
+
+impl LimitsSeen {
+    pub fn of(key: &KeyRecord) -> LimitsSeen {
+        LimitsSeen {
+            ratelimits: key.ratelimits.clone(),
+            credits: key.credits.map(|c| (c.refill, c.generation)),
+        }
+    }
+}
+
+/// The conflict of a change whose [`LimitsSeen`] no longer hold.
+pub const LIMITS_CHANGED: &str = "the key's limits changed while this change was checked; read the key and try again";
 
 impl KeyChanges {
     pub fn is_empty(&self) -> bool {

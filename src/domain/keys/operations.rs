@@ -12,7 +12,7 @@ use crate::domain::{
     Error, Expiry, KeyDigest, KeyId, KeyName, KeyRecord, Lifetime, Meta, Scopes, Secret, Timestamp, UserId,
 };
 use crate::model::{ActiveKeyRow, Credits, RateLimits};
-use crate::store::{KeyChanges, KeyGuard};
+use crate::store::{KeyChanges, KeyGuard, LIMITS_CHANGED, LimitsSeen};
 
 /// The audit detail of a key's scopes: which it has and which privileged ones were granted.
 fn scopes_detail(key: &KeyRecord) -> Vec<String> {
@@ -411,7 +411,12 @@ impl Keyward {
             }),
             other => other,
         };
+        // An owner's change to the limits was checked against those read above: it is written
+        // only while they stand, never over an admin's change made since.
+        let limits_seen = (!caller.is_admin() && (patch.ratelimits.is_some() || patch.credits.is_some()))
+            .then(|| LimitsSeen::of(&current));
         let changes = KeyChanges {
+            limits_seen,
             name: patch.name.map(|n| n.map(KeyName::into_string)),
             disabled: patch.disabled,
             expires_by: None,
@@ -472,7 +477,7 @@ impl Keyward {
                 }
             })
             .await
-            .map_err(|e| e.into_domain("the key could not be changed"))?
+            .map_err(|e| e.conflict_as(LIMITS_CHANGED, "the key could not be changed"))?
             .ok_or(Error::NotFound)?;
         self.overlay_usage(std::slice::from_mut(&mut key));
         Ok(key)

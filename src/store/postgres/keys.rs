@@ -15,10 +15,11 @@ use crate::model::{
     credit_block,
 };
 use crate::store::formats::{
-    MAKER_IS_LIVE_AND_UNLIMITED_LOCKED, credit_column, limits_assignments, limits_columns, payer_row,
+    MAKER_IS_LIVE_AND_UNLIMITED_LOCKED, carried_over, credit_column, limits_assignments, limits_columns, payer_row,
 };
 use crate::store::{
-    AfterCommit, HeldBlock, KeyChanges, KeyDescription, KeyGuard, Page, Payer, Reservation, StoreError, StoreErrorKind,
+    AfterCommit, HeldBlock, KeyChanges, KeyDescription, KeyGuard, LIMITS_CHANGED, LimitsSeen, Page, Payer, Reservation,
+    StoreError, StoreErrorKind,
 };
 
 /// Stores a new key (with `numbered`, a missing name becomes `key#N`, N counted in this
@@ -88,6 +89,24 @@ async fn update_key_row(
     changes: &KeyChanges,
     now: Timestamp,
 ) -> Result<Option<(KeyRecord, Vec<FeedRow>)>, StoreError> {
+    if let Some(seen) = &changes.limits_seen {
+        // Locked until the commit: the limits read here are those the update below changes.
+        let current = tx
+            .query_opt(
+                &format!(
+                    "SELECT {KEY_COLUMNS} FROM keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL FOR UPDATE"
+                ),
+                &[&id.to_string(), &owner.to_string()],
+            )
+            .await?;
+        match current {
+            None => return Ok(None),
+            Some(row) if LimitsSeen::of(&key_from_row(&row)?) != *seen => {
+                return Err(StoreError::new(StoreErrorKind::Conflict, LIMITS_CHANGED));
+            }
+            Some(_) => {}
+        }
+    }
     let (set_scopes, scopes, grants) = match &changes.scopes {
         Some((scopes, grants)) => (
             true,
@@ -333,28 +352,30 @@ impl PgStore {
                             expires_by: Some(until),
                             ..KeyChanges::default()
                         };
-                        let mut new = new;
-                        if new.credits.is_some() {
-                            // The balance moves to the new key: credits are never doubled.
-                            let moved = tx
-                                .query_opt(
-                                    "SELECT credits_remaining, credits_period FROM keys \
-                                     WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND credits_remaining IS NOT NULL \
-                                     FOR UPDATE",
-                                    &[&old.to_string(), &owner.to_string()],
-                                )
-                                .await?;
-                            if let (Some(row), Some(credits)) = (moved, new.credits.as_mut()) {
-                                credits.remaining = u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0);
-                                new.credits_period = row.try_get::<_, Option<i64>>(1)?.map(Timestamp::from_millis);
-                                // Set anew (a new generation): blocks held of the old key are void.
-                                tx.execute(
-                                    "UPDATE keys SET credits_remaining = 0, credits_generation = credits_generation + 1 \
-                                     WHERE id = $1",
-                                    &[&old.to_string()],
-                                )
-                                .await?;
-                            }
+                        // The new key carries the old one's limits and balance as they are at
+                        // this write (the row locked), not as the caller read them: an admin's
+                        // change made since is kept, and credits are never doubled.
+                        let Some(row) = tx
+                            .query_opt(
+                                &format!(
+                                    "SELECT {KEY_COLUMNS} FROM keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL FOR UPDATE"
+                                ),
+                                &[&old.to_string(), &owner.to_string()],
+                            )
+                            .await?
+                        else {
+                            return Ok((None, Vec::new()));
+                        };
+                        let current = key_from_row(&row)?;
+                        let new = carried_over(new, &current);
+                        if current.credits.is_some() {
+                            // Set anew (a new generation): blocks held of the old key are void.
+                            tx.execute(
+                                "UPDATE keys SET credits_remaining = 0, credits_generation = credits_generation + 1 \
+                                 WHERE id = $1",
+                                &[&old.to_string()],
+                            )
+                            .await?;
                         }
                         let Some((old, mut rows)) = update_key_row(tx, owner, old, &changes, now).await? else {
                             return Ok((None, Vec::new()));

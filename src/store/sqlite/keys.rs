@@ -13,9 +13,11 @@ use crate::model::{
     ActiveKeyRow, AuditRecord, Credits, FeedState, KeyDigest, KeyId, KeyRecord, Timestamp, UserId, credit_block,
 };
 use crate::store::formats::{
-    MAKER_IS_LIVE_AND_UNLIMITED, credit_column, limits_assignments, limits_columns, payer_row,
+    MAKER_IS_LIVE_AND_UNLIMITED, carried_over, credit_column, limits_assignments, limits_columns, payer_row,
 };
-use crate::store::{AfterCommit, HeldBlock, KeyChanges, KeyDescription, KeyGuard, Page, Payer, Reservation};
+use crate::store::{
+    AfterCommit, HeldBlock, KeyChanges, KeyDescription, KeyGuard, LIMITS_CHANGED, LimitsSeen, Page, Payer, Reservation,
+};
 
 impl SqliteStore {
     pub async fn load_active_keys(
@@ -123,27 +125,25 @@ impl SqliteStore {
         self.write(
             audits.into(),
             move |tx| {
-                let mut new = new;
-                if new.credits.is_some() {
-                    // The balance moves to the new key: credits are never doubled.
-                    let moved = tx
-                        .prepare_cached(
-                            "SELECT credits_remaining, credits_period FROM keys \
-                             WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL AND credits_remaining IS NOT NULL",
-                        )?
-                        .query_row(params![old, owner], |r| {
-                            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
-                        })
-                        .optional()?;
-                    if let (Some((remaining, period)), Some(credits)) = (moved, new.credits.as_mut()) {
-                        credits.remaining = u64::try_from(remaining).unwrap_or(0);
-                        new.credits_period = period.map(Timestamp::from_millis);
-                        // Set anew (a new generation): blocks held of the old key are void.
-                        tx.prepare_cached(
-                            "UPDATE keys SET credits_remaining = 0, credits_generation = credits_generation + 1 WHERE id = ?1",
-                        )?
-                            .execute([old])?;
-                    }
+                // The new key carries the old one's limits and balance as they are at this
+                // write (the writer holds the write lock), not as the caller read them: an
+                // admin's change made since is kept, and credits are never doubled.
+                let Some(current) = tx
+                    .prepare_cached(&format!(
+                        "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL"
+                    ))?
+                    .query_row(params![old, owner], key_from_row)
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                let new = carried_over(new, &current);
+                if current.credits.is_some() {
+                    // Set anew (a new generation): blocks held of the old key are void.
+                    tx.prepare_cached(
+                        "UPDATE keys SET credits_remaining = 0, credits_generation = credits_generation + 1 WHERE id = ?1",
+                    )?
+                    .execute([old])?;
                 }
                 let Some(old) = update_key_row(tx, owner, old, &changes, now)? else {
                     return Ok(None);
@@ -472,6 +472,26 @@ fn update_key_row(
     changes: &KeyChanges,
     now: Timestamp,
 ) -> rusqlite::Result<Option<KeyRecord>> {
+    if let Some(seen) = &changes.limits_seen {
+        // The writer's transaction holds the database's write lock: the limits read here
+        // are those the update below changes.
+        let current = tx
+            .prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL"
+            ))?
+            .query_row(params![id, owner], key_from_row)
+            .optional()?;
+        match current {
+            None => return Ok(None),
+            Some(current) if LimitsSeen::of(&current) != *seen => {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                    Some(LIMITS_CHANGED.into()),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
     let (set_scopes, scopes, grants) = match &changes.scopes {
         Some((scopes, grants)) => (
             true,
