@@ -250,7 +250,7 @@ pub struct RotateKeyRequest {
 /// `POST /v1/keys/{id}/rotate {grace}`: a new key with the same name, scopes and meta (201,
 /// shown once); the old one keeps working until the grace period ends.
 #[utoipa::path(post, path = "/v1/keys/{key_id}/rotate", tag = "keys", params(("key_id" = String, Path)), request_body = RotateKeyRequest,
-    responses((status = 201, body = CreatedKeyJson), (status = 400, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem)))]
+    responses((status = 201, body = CreatedKeyJson), (status = 400, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem), (status = 409, body = crate::web::problem::Problem)))]
 pub async fn rotate(
     req: HttpRequest,
     state: web::Data<AppState>,

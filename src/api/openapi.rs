@@ -24,7 +24,7 @@ fn rename_for_user() {}
 #[allow(dead_code)]
 fn revoke_for_user() {}
 
-#[utoipa::path(post, path = "/v1/users/{user_id}/keys/{key_id}/rotate", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::RotateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = crate::web::problem::Problem)))]
+#[utoipa::path(post, path = "/v1/users/{user_id}/keys/{key_id}/rotate", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path)), request_body = keys::RotateKeyRequest, responses((status = 201, body = keys::CreatedKeyJson), (status = 404, body = crate::web::problem::Problem), (status = 409, body = crate::web::problem::Problem)))]
 #[allow(dead_code)]
 fn rotate_for_user() {}
 #[utoipa::path(get, path = "/v1/users/{user_id}/keys/{key_id}/usage", tag = "keys", params(("user_id" = String, Path), ("key_id" = String, Path), keys::UsageQuery), responses((status = 200, body = keys::KeyUsageJson), (status = 400, body = crate::web::problem::Problem), (status = 404, body = crate::web::problem::Problem)))]

@@ -1758,7 +1758,10 @@ async fn a_change_checked_against_limits_changed_since_is_refused(db: &TestDb) -
         ..KeyChanges::default()
     };
     let refused = s.update_key(ada.id, k.id, stale, t(5), Vec::new(), |_| {}).await;
-    assert_eq!(refused.map(|_| ()).map_err(|e| e.kind), Err(StoreErrorKind::Conflict));
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.kind),
+        Err(StoreErrorKind::LimitsChanged)
+    );
     let stored = s.find_key(ada.id, k.id).await?.ok_or("live")?;
     assert_eq!(
         stored.credits.map(|c| (c.remaining, c.refill)),
@@ -1779,7 +1782,10 @@ async fn a_change_checked_against_limits_changed_since_is_refused(db: &TestDb) -
         ..KeyChanges::default()
     };
     let refused = s.update_key(ada.id, k.id, stale, t(7), Vec::new(), |_| {}).await;
-    assert_eq!(refused.map(|_| ()).map_err(|e| e.kind), Err(StoreErrorKind::Conflict));
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.kind),
+        Err(StoreErrorKind::LimitsChanged)
+    );
     let stored = s.find_key(ada.id, k.id).await?.ok_or("live")?;
     assert_eq!(stored.ratelimits, limits(&[("requests", 10, 60)])?, "nothing written");
     Ok(())
@@ -1954,30 +1960,58 @@ async fn rotation_moves_the_credits_to_the_new_key(db: &TestDb) -> Checked {
     assert_eq!(old.credits.map(|c| c.remaining), Some(0));
     assert_eq!(new.ratelimits, old.ratelimits);
 
-    // The new key carries the old one's limits as they are at the write: a rotation prepared
-    // before an admin lowered a limit and removed the credits' refill does not undo that.
+    // A rotation prepared before an admin lowered a limit and removed the credits' refill is
+    // refused, nothing written; prepared after, it carries them. The old key keeps no refill.
     let refill = Refill {
         interval: RefillInterval::Daily,
         amount: 50,
     };
     let before = add_limited_key(s, ada.id, "before", Some(Credits::new(50, Some(refill))?)).await?;
-    let mut rotated = key(ada.id, "rotated")?;
-    rotated.ratelimits = before.ratelimits.clone();
-    rotated.credits = before.credits;
+    let successor = |of: &KeyRecord, token: &str| -> Result<KeyRecord, Box<dyn std::error::Error>> {
+        let mut k = key(ada.id, token)?;
+        k.ratelimits = of.ratelimits.clone();
+        k.credits = of.credits;
+        Ok(k)
+    };
+    let stale = successor(&before, "stale")?;
     let admins = KeyChanges {
         ratelimits: Some(limits(&[("requests", 10, 60)])?),
-        credits: Some(CreditsChange::Set(Some(Credits::new(20, None)?))),
+        credits: Some(CreditsChange::Set(Some(Credits::new(20, Some(refill))?))),
         ..KeyChanges::default()
     };
-    s.update_key(ada.id, before.id, admins, t(3), Vec::new(), |_| {})
-        .await?;
-    let audits = [audit("key.create", None), audit("key.rotate", None)];
-    let (rotated, _) = s
-        .rotate_key(ada.id, before.id, t(10), rotated, audits, |_| {})
+    let changed = s
+        .update_key(ada.id, before.id, admins, t(3), Vec::new(), |_| {})
+        .await?
+        .ok_or("live")?;
+    let audits = || [audit("key.create", None), audit("key.rotate", None)];
+    let refused = s.rotate_key(ada.id, before.id, t(10), stale, audits(), |_| {}).await;
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.kind),
+        Err(StoreErrorKind::LimitsChanged)
+    );
+    let kept = s.find_key(ada.id, before.id).await?.ok_or("live")?;
+    assert_eq!(kept.credits.map(|c| c.remaining), Some(20), "nothing written");
+    let (rotated, old) = s
+        .rotate_key(
+            ada.id,
+            before.id,
+            t(10),
+            successor(&changed, "fresh")?,
+            audits(),
+            |_| {},
+        )
         .await?
         .ok_or("rotated")?;
     assert_eq!(rotated.ratelimits, limits(&[("requests", 10, 60)])?);
-    assert_eq!(rotated.credits.map(|c| (c.remaining, c.refill)), Some((20, None)));
+    assert_eq!(
+        rotated.credits.map(|c| (c.remaining, c.refill)),
+        Some((20, Some(refill)))
+    );
+    assert_eq!(
+        old.credits.map(|c| (c.remaining, c.refill)),
+        Some((0, None)),
+        "no refill left"
+    );
     Ok(())
 }
 

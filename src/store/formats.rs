@@ -180,12 +180,16 @@ pub(crate) fn limits_assignments(mark: char, cast: &str, first: usize) -> String
     )
 }
 
-/// A rotation's new key with the limits and balance its old key has at the write: its rate
-/// limits, its credits (the balance moves, as credits given: generation 0) and their refill
-/// period.
-pub(crate) fn carried_over(mut new: KeyRecord, old: &KeyRecord) -> KeyRecord {
-    new.ratelimits = old.ratelimits.clone();
+/// A rotation's new key, made with the old key's limits as the rotation read them, with the
+/// balance the old key has at the write (as credits given: generation 0) and its refill
+/// period; `None` when the old key's rate limits or credits' refill changed since (an
+/// admin's change, which the rotation must neither undo nor skip checking).
+pub(crate) fn carried_over(mut new: KeyRecord, old: &KeyRecord) -> Option<KeyRecord> {
+    let refill = |c: Option<Credits>| c.map(|c| c.refill);
+    if new.ratelimits != old.ratelimits || refill(new.credits) != refill(old.credits) {
+        return None;
+    }
     new.credits = old.credits.map(|c| Credits { generation: 0, ..c });
     new.credits_period = old.credits_period;
-    new
+    Some(new)
 }

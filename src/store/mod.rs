@@ -34,6 +34,9 @@ use crate::model::{
 pub enum StoreErrorKind {
     /// A unique constraint refused the write.
     Conflict,
+    /// The key's limits a change was checked against changed before its write
+    /// ([`LIMITS_CHANGED`]); nothing was written.
+    LimitsChanged,
     /// The database or its disk is full (or at `database.max_size`).
     Full,
     /// The database was opened read-only, or its file cannot be written.

@@ -12,7 +12,7 @@ use crate::domain::{
     Error, Expiry, KeyDigest, KeyId, KeyName, KeyRecord, Lifetime, Meta, Scopes, Secret, Timestamp, UserId,
 };
 use crate::model::{ActiveKeyRow, Credits, RateLimits};
-use crate::store::{KeyChanges, KeyGuard, LIMITS_CHANGED, LimitsSeen};
+use crate::store::{KeyChanges, KeyGuard, LimitsSeen};
 
 /// The audit detail of a key's scopes: which it has and which privileged ones were granted.
 fn scopes_detail(key: &KeyRecord) -> Vec<String> {
@@ -477,7 +477,7 @@ impl Keyward {
                 }
             })
             .await
-            .map_err(|e| e.conflict_as(LIMITS_CHANGED, "the key could not be changed"))?
+            .map_err(|e| e.into_domain("the key could not be changed"))?
             .ok_or(Error::NotFound)?;
         self.overlay_usage(std::slice::from_mut(&mut key));
         Ok(key)

@@ -102,7 +102,7 @@ async fn update_key_row(
         match current {
             None => return Ok(None),
             Some(row) if LimitsSeen::of(&key_from_row(&row)?) != *seen => {
-                return Err(StoreError::new(StoreErrorKind::Conflict, LIMITS_CHANGED));
+                return Err(StoreError::new(StoreErrorKind::LimitsChanged, LIMITS_CHANGED));
             }
             Some(_) => {}
         }
@@ -352,9 +352,9 @@ impl PgStore {
                             expires_by: Some(until),
                             ..KeyChanges::default()
                         };
-                        // The new key carries the old one's limits and balance as they are at
-                        // this write (the row locked), not as the caller read them: an admin's
-                        // change made since is kept, and credits are never doubled.
+                        // The new key carries the old one's limits as the rotation was checked
+                        // with them (the row locked: changed since, nothing is written), and
+                        // its balance as it is at this write: credits are never doubled.
                         let Some(row) = tx
                             .query_opt(
                                 &format!(
@@ -367,12 +367,16 @@ impl PgStore {
                             return Ok((None, Vec::new()));
                         };
                         let current = key_from_row(&row)?;
-                        let new = carried_over(new, &current);
+                        let Some(new) = carried_over(new, &current) else {
+                            return Err(StoreError::new(StoreErrorKind::LimitsChanged, LIMITS_CHANGED));
+                        };
                         if current.credits.is_some() {
-                            // Set anew (a new generation): blocks held of the old key are void.
+                            // The old key keeps none, and no refill (it stays live through the
+                            // grace, where a refill would be new credits twice over); set anew
+                            // (a new generation): blocks held of it are void.
                             tx.execute(
-                                "UPDATE keys SET credits_remaining = 0, credits_generation = credits_generation + 1 \
-                                 WHERE id = $1",
+                                "UPDATE keys SET credits_remaining = 0, credits_refill = NULL, credits_period = NULL, \
+                                 credits_generation = credits_generation + 1 WHERE id = $1",
                                 &[&old.to_string()],
                             )
                             .await?;

@@ -125,9 +125,9 @@ impl SqliteStore {
         self.write(
             audits.into(),
             move |tx| {
-                // The new key carries the old one's limits and balance as they are at this
-                // write (the writer holds the write lock), not as the caller read them: an
-                // admin's change made since is kept, and credits are never doubled.
+                // The new key carries the old one's limits as the rotation was checked with
+                // them (the writer holds the write lock: changed since, nothing is written),
+                // and its balance as it is at this write: credits are never doubled.
                 let Some(current) = tx
                     .prepare_cached(&format!(
                         "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL"
@@ -137,11 +137,16 @@ impl SqliteStore {
                 else {
                     return Ok(None);
                 };
-                let new = carried_over(new, &current);
+                let Some(new) = carried_over(new, &current) else {
+                    return Err(limits_changed());
+                };
                 if current.credits.is_some() {
-                    // Set anew (a new generation): blocks held of the old key are void.
+                    // The old key keeps none, and no refill (it stays live through the grace,
+                    // where a refill would be new credits twice over); set anew (a new
+                    // generation): blocks held of it are void.
                     tx.prepare_cached(
-                        "UPDATE keys SET credits_remaining = 0, credits_generation = credits_generation + 1 WHERE id = ?1",
+                        "UPDATE keys SET credits_remaining = 0, credits_refill = NULL, credits_period = NULL, \
+                         credits_generation = credits_generation + 1 WHERE id = ?1",
                     )?
                     .execute([old])?;
                 }
@@ -465,6 +470,15 @@ fn insert_key_row(tx: &Tx<'_>, mut key: KeyRecord, numbered: bool) -> rusqlite::
 
 /// Applies `changes` to a live key of `owner` with its change and feed rows; the key as it
 /// is now, `None` if there is none.
+/// The failure of a write whose limits changed since its check: no row is written, and the
+/// store reports it as [`crate::store::StoreErrorKind::LimitsChanged`].
+fn limits_changed() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+        Some(LIMITS_CHANGED.into()),
+    )
+}
+
 fn update_key_row(
     tx: &Tx<'_>,
     owner: UserId,
@@ -483,12 +497,7 @@ fn update_key_row(
             .optional()?;
         match current {
             None => return Ok(None),
-            Some(current) if LimitsSeen::of(&current) != *seen => {
-                return Err(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
-                    Some(LIMITS_CHANGED.into()),
-                ));
-            }
+            Some(current) if LimitsSeen::of(&current) != *seen => return Err(limits_changed()),
             Some(_) => {}
         }
     }

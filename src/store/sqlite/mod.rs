@@ -40,6 +40,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        // The one failure a write makes itself (see `limits_changed`).
+        if let rusqlite::Error::SqliteFailure(_, Some(message)) = &e
+            && message == crate::store::LIMITS_CHANGED
+        {
+            return StoreError::new(StoreErrorKind::LimitsChanged, message.clone());
+        }
         let kind = match e.sqlite_error_code() {
             Some(ErrorCode::ConstraintViolation) => StoreErrorKind::Conflict,
             Some(ErrorCode::DiskFull) => StoreErrorKind::Full,
