@@ -112,7 +112,7 @@ impl StoreError {
                 Error::Unavailable("the database cannot take this request now; try again later".into())
             }
             StoreErrorKind::Conflict => Error::Conflict("that conflicts with an existing record".into()),
-            StoreErrorKind::LimitsChanged => Error::Conflict(crate::store::LIMITS_CHANGED.into()),
+            StoreErrorKind::AccessChanged => Error::Conflict(crate::store::ACCESS_CHANGED.into()),
             StoreErrorKind::Other => Error::Internal(format!("{what}: {}", self.message)),
         }
     }

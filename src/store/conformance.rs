@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{
-    Change, CreditsChange, HeldBlock, KeyChanges, KeyDescription, KeyGuard, LimitsSeen, Payer, Reservation, Store,
-    StoreError, StoreErrorKind, StoreOptions, UserChanges,
+    AccessSeen, Change, CreditsChange, HeldBlock, KeyChanges, KeyDescription, KeyGuard, Payer, Reservation, Store,
+    StoreError, StoreErrorKind, StoreOptions, Successor, UserChanges,
 };
 use crate::model::{
     AuditRecord, Credits, FeedState, FixtureItem, GivenDuration, HOUR_MS, KeyDigest, KeyId, KeyRecord, MAX_CREDITS,
@@ -130,7 +130,7 @@ macro_rules! suite {
             fixture_credits_are_remembered_replaced_and_forgotten,
             a_users_limits_are_stored_changed_and_reserved_from,
             an_owners_set_never_raises_the_balance_at_the_write,
-            a_change_checked_against_limits_changed_since_is_refused,
+            a_change_checked_against_access_changed_since_is_refused,
             unspent_blocks_go_back_only_to_their_generation_and_period,
             a_childs_credits_are_carved_out_of_its_parents_balance,
         );
@@ -944,7 +944,17 @@ async fn rotation_shortens_the_old_key_and_stores_the_new_one_together(db: &Test
     let audits = [audit("key.create", None), audit("key.rotate", None)];
     let lines = audit_count(s).await?;
     let (stored, before) = s
-        .rotate_key(ada.id, old.id, t(100), new.clone(), audits.clone(), |_| {})
+        .rotate_key(
+            ada.id,
+            old.id,
+            t(100),
+            Successor {
+                key: new.clone(),
+                made_from: AccessSeen::of(&old),
+            },
+            audits.clone(),
+            |_| {},
+        )
         .await?
         .ok_or("the old key is live")?;
     assert_eq!(
@@ -958,12 +968,32 @@ async fn rotation_shortens_the_old_key_and_stores_the_new_one_together(db: &Test
 
     let refused = key(ada.id, "refused")?;
     let not_bobs = s
-        .rotate_key(bob.id, old.id, t(100), refused.clone(), audits.clone(), |_| {})
+        .rotate_key(
+            bob.id,
+            old.id,
+            t(100),
+            Successor {
+                key: refused.clone(),
+                made_from: AccessSeen::of(&old),
+            },
+            audits.clone(),
+            |_| {},
+        )
         .await?;
     assert!(not_bobs.is_none());
     revoke(s, &old, t(50)).await?;
     let gone = s
-        .rotate_key(ada.id, old.id, t(100), refused.clone(), audits, |_| {})
+        .rotate_key(
+            ada.id,
+            old.id,
+            t(100),
+            Successor {
+                key: refused.clone(),
+                made_from: AccessSeen::of(&old),
+            },
+            audits,
+            |_| {},
+        )
         .await?;
     assert!(gone.is_none(), "a revoked key is not rotated");
     assert!(
@@ -1706,10 +1736,11 @@ async fn an_owners_set_never_raises_the_balance_at_the_write(db: &TestDb) -> Che
     Ok(())
 }
 
-/// A change written only while the limits it was checked against stand (`limits_seen`, an
-/// owner's tightening): refused with a conflict, nothing written, once an admin's change
-/// moved them (a refill removed, a rate limit lowered); written while only the balance moved.
-async fn a_change_checked_against_limits_changed_since_is_refused(db: &TestDb) -> Checked {
+/// A change written only while the scopes, grants and limits it was checked against stand
+/// (`access_seen`, an owner's change): refused, nothing written, once an admin's change moved
+/// them (a refill removed, a rate limit lowered, a grant withdrawn); written while only the
+/// balance moved.
+async fn a_change_checked_against_access_changed_since_is_refused(db: &TestDb) -> Checked {
     let s = &db.store;
     let ada = add_user(s, "ada").await?;
     let refill = Refill {
@@ -1717,7 +1748,7 @@ async fn a_change_checked_against_limits_changed_since_is_refused(db: &TestDb) -
         amount: 50,
     };
     let k = add_limited_key(s, ada.id, "k", Some(Credits::new(50, Some(refill))?)).await?;
-    let seen = LimitsSeen::of(&k);
+    let seen = AccessSeen::of(&k);
     // The owner asks for 40 with the refill, checked against what they read.
     let owners = || -> Result<KeyChanges, Box<dyn std::error::Error>> {
         Ok(KeyChanges {
@@ -1725,7 +1756,7 @@ async fn a_change_checked_against_limits_changed_since_is_refused(db: &TestDb) -
                 credits: Credits::new(40, Some(refill))?,
                 since: None,
             }),
-            limits_seen: Some(seen.clone()),
+            access_seen: Some(seen.clone()),
             ..KeyChanges::default()
         })
     };
@@ -1743,7 +1774,7 @@ async fn a_change_checked_against_limits_changed_since_is_refused(db: &TestDb) -
     assert_eq!(set.credits.map(|c| (c.remaining, c.refill)), Some((40, Some(refill))));
 
     // An admin removes the refill: the owner's change, checked before, is refused.
-    let seen_now = LimitsSeen::of(&set);
+    let seen_now = AccessSeen::of(&set);
     let admins = KeyChanges {
         credits: Some(CreditsChange::Set(Some(Credits::new(1000, None)?))),
         ..KeyChanges::default()
@@ -1754,13 +1785,13 @@ async fn a_change_checked_against_limits_changed_since_is_refused(db: &TestDb) -
             credits: Credits::new(10, Some(refill))?,
             since: None,
         }),
-        limits_seen: Some(seen_now),
+        access_seen: Some(seen_now),
         ..KeyChanges::default()
     };
     let refused = s.update_key(ada.id, k.id, stale, t(5), Vec::new(), |_| {}).await;
     assert_eq!(
         refused.map(|_| ()).map_err(|e| e.kind),
-        Err(StoreErrorKind::LimitsChanged)
+        Err(StoreErrorKind::AccessChanged)
     );
     let stored = s.find_key(ada.id, k.id).await?.ok_or("live")?;
     assert_eq!(
@@ -1770,7 +1801,7 @@ async fn a_change_checked_against_limits_changed_since_is_refused(db: &TestDb) -
     );
 
     // An admin lowers a rate limit: an owner's limit checked against the old one is refused.
-    let seen_then = LimitsSeen::of(&stored);
+    let seen_then = AccessSeen::of(&stored);
     let lowered = KeyChanges {
         ratelimits: Some(limits(&[("requests", 10, 60)])?),
         ..KeyChanges::default()
@@ -1778,16 +1809,44 @@ async fn a_change_checked_against_limits_changed_since_is_refused(db: &TestDb) -
     s.update_key(ada.id, k.id, lowered, t(6), Vec::new(), |_| {}).await?;
     let stale = KeyChanges {
         ratelimits: Some(limits(&[("requests", 90, 60)])?),
-        limits_seen: Some(seen_then),
+        access_seen: Some(seen_then),
         ..KeyChanges::default()
     };
     let refused = s.update_key(ada.id, k.id, stale, t(7), Vec::new(), |_| {}).await;
     assert_eq!(
         refused.map(|_| ()).map_err(|e| e.kind),
-        Err(StoreErrorKind::LimitsChanged)
+        Err(StoreErrorKind::AccessChanged)
     );
     let stored = s.find_key(ada.id, k.id).await?.ok_or("live")?;
     assert_eq!(stored.ratelimits, limits(&[("requests", 10, 60)])?, "nothing written");
+
+    // An admin withdraws a granted scope: an owner's change of scopes checked against the
+    // grant is refused, and the grant stays withdrawn.
+    let granted = KeyChanges {
+        scopes: Some((Some(vec!["keys:verify".into()]), vec!["keys:verify".into()])),
+        ..KeyChanges::default()
+    };
+    let granted = s
+        .update_key(ada.id, k.id, granted, t(8), Vec::new(), |_| {})
+        .await?
+        .ok_or("live")?;
+    let withdrawn = KeyChanges {
+        scopes: Some((Some(vec!["keys:read".into()]), Vec::new())),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, k.id, withdrawn, t(9), Vec::new(), |_| {}).await?;
+    let stale = KeyChanges {
+        scopes: Some((Some(vec!["keys:verify".into()]), vec!["keys:verify".into()])),
+        access_seen: Some(AccessSeen::of(&granted)),
+        ..KeyChanges::default()
+    };
+    let refused = s.update_key(ada.id, k.id, stale, t(10), Vec::new(), |_| {}).await;
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.kind),
+        Err(StoreErrorKind::AccessChanged)
+    );
+    let stored = s.find_key(ada.id, k.id).await?.ok_or("live")?;
+    assert_eq!(stored.grants, Vec::<String>::new(), "nothing written");
     Ok(())
 }
 
@@ -1949,7 +2008,17 @@ async fn rotation_moves_the_credits_to_the_new_key(db: &TestDb) -> Checked {
     new.credits = Some(Credits::new(100, None)?);
     let audits = [audit("key.create", None), audit("key.rotate", None)];
     let (new, old) = s
-        .rotate_key(ada.id, old.id, t(10), new, audits, |_| {})
+        .rotate_key(
+            ada.id,
+            old.id,
+            t(10),
+            Successor {
+                key: new,
+                made_from: AccessSeen::of(&old),
+            },
+            audits,
+            |_| {},
+        )
         .await?
         .ok_or("rotated")?;
     assert_eq!(
@@ -1984,10 +2053,22 @@ async fn rotation_moves_the_credits_to_the_new_key(db: &TestDb) -> Checked {
         .await?
         .ok_or("live")?;
     let audits = || [audit("key.create", None), audit("key.rotate", None)];
-    let refused = s.rotate_key(ada.id, before.id, t(10), stale, audits(), |_| {}).await;
+    let refused = s
+        .rotate_key(
+            ada.id,
+            before.id,
+            t(10),
+            Successor {
+                key: stale,
+                made_from: AccessSeen::of(&before),
+            },
+            audits(),
+            |_| {},
+        )
+        .await;
     assert_eq!(
         refused.map(|_| ()).map_err(|e| e.kind),
-        Err(StoreErrorKind::LimitsChanged)
+        Err(StoreErrorKind::AccessChanged)
     );
     let kept = s.find_key(ada.id, before.id).await?.ok_or("live")?;
     assert_eq!(kept.credits.map(|c| c.remaining), Some(20), "nothing written");
@@ -1996,7 +2077,10 @@ async fn rotation_moves_the_credits_to_the_new_key(db: &TestDb) -> Checked {
             ada.id,
             before.id,
             t(10),
-            successor(&changed, "fresh")?,
+            Successor {
+                key: successor(&changed, "fresh")?,
+                made_from: AccessSeen::of(&changed),
+            },
             audits(),
             |_| {},
         )

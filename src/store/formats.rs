@@ -4,7 +4,7 @@
 
 use crate::model::{Credits, KeyRecord, MAX_CREDITS, RateLimits};
 use crate::model::{SigningKey, Timestamp};
-use crate::store::{CreditsChange, Payer};
+use crate::store::{AccessSeen, CreditsChange, Payer};
 
 /// The columns of a key record, in the order the row readers read them.
 pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, grants, \
@@ -180,13 +180,12 @@ pub(crate) fn limits_assignments(mark: char, cast: &str, first: usize) -> String
     )
 }
 
-/// A rotation's new key, made with the old key's limits as the rotation read them, with the
-/// balance the old key has at the write (as credits given: generation 0) and its refill
-/// period; `None` when the old key's rate limits or credits' refill changed since (an
-/// admin's change, which the rotation must neither undo nor skip checking).
-pub(crate) fn carried_over(mut new: KeyRecord, old: &KeyRecord) -> Option<KeyRecord> {
-    let refill = |c: Option<Credits>| c.map(|c| c.refill);
-    if new.ratelimits != old.ratelimits || refill(new.credits) != refill(old.credits) {
+/// A rotation's new key, made from the old key as `seen` when the rotation was checked, with
+/// the balance the old key has at the write (as credits given: generation 0) and its refill
+/// period; `None` when the old key's scopes, grants or limits changed since (an admin's
+/// change, which the rotation must neither undo nor skip checking).
+pub(crate) fn carried_over(mut new: KeyRecord, old: &KeyRecord, seen: &AccessSeen) -> Option<KeyRecord> {
+    if AccessSeen::of(old) != *seen {
         return None;
     }
     new.credits = old.credits.map(|c| Credits { generation: 0, ..c });

@@ -34,9 +34,9 @@ use crate::model::{
 pub enum StoreErrorKind {
     /// A unique constraint refused the write.
     Conflict,
-    /// The key's limits a change was checked against changed before its write
-    /// ([`LIMITS_CHANGED`]); nothing was written.
-    LimitsChanged,
+    /// The key's scopes or limits a change was checked against changed before its write
+    /// ([`ACCESS_CHANGED`]); nothing was written.
+    AccessChanged,
     /// The database or its disk is full (or at `database.max_size`).
     Full,
     /// The database was opened read-only, or its file cannot be written.
@@ -126,32 +126,44 @@ pub struct KeyChanges {
     pub credits: Option<CreditsChange>,
     /// New metadata (a JSON object), replacing the old.
     pub meta: Option<serde_json::Value>,
-    /// Write only if the key's limits are still these, read in the write's own transaction
-    /// (else a conflict, [`LIMITS_CHANGED`], and nothing written): an owner's tightening was
-    /// checked against them, and must not undo an admin's change made since.
-    pub limits_seen: Option<LimitsSeen>,
+    /// Write only if the key's scopes, grants and limits are still these, read in the write's
+    /// own transaction (else [`StoreErrorKind::AccessChanged`], and nothing written): an
+    /// owner's change was checked against them, and must not undo an admin's change made since.
+    pub access_seen: Option<AccessSeen>,
 }
 
-/// What a key's limits were when a change to them was checked: its rate limits, and its
-/// credits' refill and generation (moved by every set or clear of the credits, not by an
-/// addition or a spend).
+/// What a key could do when a change to it was checked: its scopes and the privileged ones
+/// an admin granted, its rate limits, and its credits' refill and generation (moved by every
+/// set or clear of the credits, not by an addition or a spend).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LimitsSeen {
+pub struct AccessSeen {
+    pub scopes: Option<Vec<String>>,
+    pub grants: Vec<String>,
     pub ratelimits: RateLimits,
     pub credits: Option<(Option<crate::model::Refill>, u64)>,
 }
 
-impl LimitsSeen {
-    pub fn of(key: &KeyRecord) -> LimitsSeen {
-        LimitsSeen {
+impl AccessSeen {
+    pub fn of(key: &KeyRecord) -> AccessSeen {
+        AccessSeen {
+            scopes: key.scopes.clone(),
+            grants: key.grants.clone(),
             ratelimits: key.ratelimits.clone(),
             credits: key.credits.map(|c| (c.refill, c.generation)),
         }
     }
 }
 
-/// The conflict of a change whose [`LimitsSeen`] no longer hold.
-pub const LIMITS_CHANGED: &str = "the key's limits changed while this change was checked; read the key and try again";
+/// A rotation's new key, made from the old key as it was when the rotation was checked
+/// (`made_from`: changed since, [`StoreErrorKind::AccessChanged`] and nothing written).
+pub struct Successor {
+    pub key: KeyRecord,
+    pub made_from: AccessSeen,
+}
+
+/// The conflict of a change whose [`AccessSeen`] no longer hold.
+pub const ACCESS_CHANGED: &str =
+    "the key's scopes or limits changed while this change was checked; read the key and try again";
 
 impl KeyChanges {
     pub fn is_empty(&self) -> bool {
@@ -452,9 +464,10 @@ operations! {
         after_commit: impl AfterCommit<Vec<KeyRecord>>) -> Vec<KeyRecord>;
 
     /// A rotation, in one transaction: brings the old key's expiry forward to `until` and
-    /// stores its replacement. `None` (and nothing written) if the old key is no longer a
-    /// live key of `owner`. The new key and the old one as they are now.
-    fn rotate_key(&self, owner: UserId, old: KeyId, until: Timestamp, new: KeyRecord, audits: [AuditRecord; 2],
+    /// stores its replacement (see [`Successor`]), with the old key's balance as it is at the
+    /// write. `None` (and nothing written) if the old key is no longer a live key of `owner`.
+    /// The new key and the old one as they are now.
+    fn rotate_key(&self, owner: UserId, old: KeyId, until: Timestamp, successor: Successor, audits: [AuditRecord; 2],
         after_commit: impl AfterCommit<Option<(KeyRecord, KeyRecord)>>) -> Option<(KeyRecord, KeyRecord)>;
 
     /// Changes a live key of `owner` (with its feed and audit rows) in one transaction; the

@@ -12,7 +12,7 @@ use crate::domain::{
     Error, Expiry, KeyDigest, KeyId, KeyName, KeyRecord, Lifetime, Meta, Scopes, Secret, Timestamp, UserId,
 };
 use crate::model::{ActiveKeyRow, Credits, RateLimits};
-use crate::store::{KeyChanges, KeyGuard, LimitsSeen};
+use crate::store::{AccessSeen, KeyChanges, KeyGuard, Successor};
 
 /// The audit detail of a key's scopes: which it has and which privileged ones were granted.
 fn scopes_detail(key: &KeyRecord) -> Vec<String> {
@@ -411,12 +411,13 @@ impl Keyward {
             }),
             other => other,
         };
-        // An owner's change to the limits was checked against those read above: it is written
-        // only while they stand, never over an admin's change made since.
-        let limits_seen = (!caller.is_admin() && (patch.ratelimits.is_some() || patch.credits.is_some()))
-            .then(|| LimitsSeen::of(&current));
+        // An owner's change to the scopes or limits was checked against those read above: it
+        // is written only while they stand, never over an admin's change made since.
+        let access_seen = (!caller.is_admin()
+            && (scopes.is_some() || patch.ratelimits.is_some() || patch.credits.is_some()))
+        .then(|| AccessSeen::of(&current));
         let changes = KeyChanges {
-            limits_seen,
+            access_seen,
             name: patch.name.map(|n| n.map(KeyName::into_string)),
             disabled: patch.disabled,
             expires_by: None,
@@ -560,14 +561,24 @@ impl Keyward {
         let view = self.view().clone();
         let (record, _) = self
             .store()
-            .rotate_key(old.user_id, old.id, until, record, [create, rotate], move |done| {
-                if let Some((new, old)) = done {
-                    view.insert_key(ActiveKeyRow::of(new), true);
-                    // Its balance moved to the new key (the old credits set anew): what this
-                    // node held of it goes too.
-                    view.update_key(old, false);
-                }
-            })
+            .rotate_key(
+                old.user_id,
+                old.id,
+                until,
+                Successor {
+                    key: record,
+                    made_from: AccessSeen::of(&old),
+                },
+                [create, rotate],
+                move |done| {
+                    if let Some((new, old)) = done {
+                        view.insert_key(ActiveKeyRow::of(new), true);
+                        // Its balance moved to the new key (the old credits set anew): what this
+                        // node held of it goes too.
+                        view.update_key(old, false);
+                    }
+                },
+            )
             .await
             .map_err(|e| e.into_domain("the key could not be rotated"))?
             .ok_or(Error::NotFound)?;

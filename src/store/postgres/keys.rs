@@ -18,8 +18,8 @@ use crate::store::formats::{
     MAKER_IS_LIVE_AND_UNLIMITED_LOCKED, carried_over, credit_column, limits_assignments, limits_columns, payer_row,
 };
 use crate::store::{
-    AfterCommit, HeldBlock, KeyChanges, KeyDescription, KeyGuard, LIMITS_CHANGED, LimitsSeen, Page, Payer, Reservation,
-    StoreError, StoreErrorKind,
+    ACCESS_CHANGED, AccessSeen, AfterCommit, HeldBlock, KeyChanges, KeyDescription, KeyGuard, Page, Payer, Reservation,
+    StoreError, StoreErrorKind, Successor,
 };
 
 /// Stores a new key (with `numbered`, a missing name becomes `key#N`, N counted in this
@@ -89,7 +89,7 @@ async fn update_key_row(
     changes: &KeyChanges,
     now: Timestamp,
 ) -> Result<Option<(KeyRecord, Vec<FeedRow>)>, StoreError> {
-    if let Some(seen) = &changes.limits_seen {
+    if let Some(seen) = &changes.access_seen {
         // Locked until the commit: the limits read here are those the update below changes.
         let current = tx
             .query_opt(
@@ -101,8 +101,8 @@ async fn update_key_row(
             .await?;
         match current {
             None => return Ok(None),
-            Some(row) if LimitsSeen::of(&key_from_row(&row)?) != *seen => {
-                return Err(StoreError::new(StoreErrorKind::LimitsChanged, LIMITS_CHANGED));
+            Some(row) if AccessSeen::of(&key_from_row(&row)?) != *seen => {
+                return Err(StoreError::new(StoreErrorKind::AccessChanged, ACCESS_CHANGED));
             }
             Some(_) => {}
         }
@@ -339,10 +339,14 @@ impl PgStore {
         owner: UserId,
         old: KeyId,
         until: Timestamp,
-        new: KeyRecord,
+        successor: Successor,
         audits: [AuditRecord; 2],
         after_commit: impl AfterCommit<Option<(KeyRecord, KeyRecord)>>,
     ) -> Result<Option<(KeyRecord, KeyRecord)>, StoreError> {
+        let Successor {
+            key: new,
+            made_from: seen,
+        } = successor;
         let now = new.created_at;
         self.writer
             .write(
@@ -352,9 +356,9 @@ impl PgStore {
                             expires_by: Some(until),
                             ..KeyChanges::default()
                         };
-                        // The new key carries the old one's limits as the rotation was checked
-                        // with them (the row locked: changed since, nothing is written), and
-                        // its balance as it is at this write: credits are never doubled.
+                        // The new key is made from the old one as the rotation was checked with
+                        // it (the row locked: changed since, nothing is written), with its
+                        // balance as it is at this write: credits are never doubled.
                         let Some(row) = tx
                             .query_opt(
                                 &format!(
@@ -367,8 +371,8 @@ impl PgStore {
                             return Ok((None, Vec::new()));
                         };
                         let current = key_from_row(&row)?;
-                        let Some(new) = carried_over(new, &current) else {
-                            return Err(StoreError::new(StoreErrorKind::LimitsChanged, LIMITS_CHANGED));
+                        let Some(new) = carried_over(new, &current, &seen) else {
+                            return Err(StoreError::new(StoreErrorKind::AccessChanged, ACCESS_CHANGED));
                         };
                         if current.credits.is_some() {
                             // The old key keeps none, and no refill (it stays live through the

@@ -16,7 +16,8 @@ use crate::store::formats::{
     MAKER_IS_LIVE_AND_UNLIMITED, carried_over, credit_column, limits_assignments, limits_columns, payer_row,
 };
 use crate::store::{
-    AfterCommit, HeldBlock, KeyChanges, KeyDescription, KeyGuard, LIMITS_CHANGED, LimitsSeen, Page, Payer, Reservation,
+    ACCESS_CHANGED, AccessSeen, AfterCommit, HeldBlock, KeyChanges, KeyDescription, KeyGuard, Page, Payer, Reservation,
+    Successor,
 };
 
 impl SqliteStore {
@@ -113,10 +114,14 @@ impl SqliteStore {
         owner: UserId,
         old: KeyId,
         until: Timestamp,
-        new: KeyRecord,
+        successor: Successor,
         audits: [AuditRecord; 2],
         after_commit: impl AfterCommit<Option<(KeyRecord, KeyRecord)>>,
     ) -> Result<Option<(KeyRecord, KeyRecord)>, StoreError> {
+        let Successor {
+            key: new,
+            made_from: seen,
+        } = successor;
         let now = new.created_at;
         let changes = KeyChanges {
             expires_by: Some(until),
@@ -125,9 +130,9 @@ impl SqliteStore {
         self.write(
             audits.into(),
             move |tx| {
-                // The new key carries the old one's limits as the rotation was checked with
-                // them (the writer holds the write lock: changed since, nothing is written),
-                // and its balance as it is at this write: credits are never doubled.
+                // The new key is made from the old one as the rotation was checked with it (the
+                // writer holds the write lock: changed since, nothing is written), with its
+                // balance as it is at this write: credits are never doubled.
                 let Some(current) = tx
                     .prepare_cached(&format!(
                         "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL"
@@ -137,7 +142,7 @@ impl SqliteStore {
                 else {
                     return Ok(None);
                 };
-                let Some(new) = carried_over(new, &current) else {
+                let Some(new) = carried_over(new, &current, &seen) else {
                     return Err(limits_changed());
                 };
                 if current.credits.is_some() {
@@ -471,11 +476,11 @@ fn insert_key_row(tx: &Tx<'_>, mut key: KeyRecord, numbered: bool) -> rusqlite::
 /// Applies `changes` to a live key of `owner` with its change and feed rows; the key as it
 /// is now, `None` if there is none.
 /// The failure of a write whose limits changed since its check: no row is written, and the
-/// store reports it as [`crate::store::StoreErrorKind::LimitsChanged`].
+/// store reports it as [`crate::store::StoreErrorKind::AccessChanged`].
 fn limits_changed() -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
-        Some(LIMITS_CHANGED.into()),
+        Some(ACCESS_CHANGED.into()),
     )
 }
 
@@ -486,7 +491,7 @@ fn update_key_row(
     changes: &KeyChanges,
     now: Timestamp,
 ) -> rusqlite::Result<Option<KeyRecord>> {
-    if let Some(seen) = &changes.limits_seen {
+    if let Some(seen) = &changes.access_seen {
         // The writer's transaction holds the database's write lock: the limits read here
         // are those the update below changes.
         let current = tx
@@ -497,7 +502,7 @@ fn update_key_row(
             .optional()?;
         match current {
             None => return Ok(None),
-            Some(current) if LimitsSeen::of(&current) != *seen => return Err(limits_changed()),
+            Some(current) if AccessSeen::of(&current) != *seen => return Err(limits_changed()),
             Some(_) => {}
         }
     }

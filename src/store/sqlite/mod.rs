@@ -42,9 +42,9 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         // The one failure a write makes itself (see `limits_changed`).
         if let rusqlite::Error::SqliteFailure(_, Some(message)) = &e
-            && message == crate::store::LIMITS_CHANGED
+            && message == crate::store::ACCESS_CHANGED
         {
-            return StoreError::new(StoreErrorKind::LimitsChanged, message.clone());
+            return StoreError::new(StoreErrorKind::AccessChanged, message.clone());
         }
         let kind = match e.sqlite_error_code() {
             Some(ErrorCode::ConstraintViolation) => StoreErrorKind::Conflict,
