@@ -1963,7 +1963,7 @@ async fn a_childs_credits_are_carved_out_of_its_parents_balance(db: &TestDb) -> 
         .insert_key_guarded(
             child("a", 60)?,
             false,
-            KeyGuard::CarvedFrom(parent.id),
+            KeyGuard::CarvedFrom(parent.id, AccessSeen::of(&parent)),
             audit("key.create", None),
             |_| {},
         )
@@ -1976,7 +1976,7 @@ async fn a_childs_credits_are_carved_out_of_its_parents_balance(db: &TestDb) -> 
         .insert_key_guarded(
             too_many,
             false,
-            KeyGuard::CarvedFrom(parent.id),
+            KeyGuard::CarvedFrom(parent.id, AccessSeen::of(&parent)),
             audit("key.create", None),
             |_| {},
         )
@@ -1986,7 +1986,7 @@ async fn a_childs_credits_are_carved_out_of_its_parents_balance(db: &TestDb) -> 
     s.insert_key_guarded(
         child("c", 40)?,
         false,
-        KeyGuard::CarvedFrom(parent.id),
+        KeyGuard::CarvedFrom(parent.id, AccessSeen::of(&parent)),
         audit("key.create", None),
         |_| {},
     )
@@ -1994,6 +1994,61 @@ async fn a_childs_credits_are_carved_out_of_its_parents_balance(db: &TestDb) -> 
     .ok_or("carved")?;
     let left = s.find_key(ada.id, parent.id).await?.and_then(|k| k.credits);
     assert_eq!(left.map(|c| c.remaining), Some(0));
+
+    // A maker whose limits or scopes an admin changed after the new key was checked against
+    // them makes nothing; one revoked or disabled since makes nothing either.
+    let maker = add_limited_key(s, ada.id, "maker", None).await?;
+    let seen = AccessSeen::of(&maker);
+    let lowered = KeyChanges {
+        ratelimits: Some(limits(&[("requests", 10, 60)])?),
+        ..KeyChanges::default()
+    };
+    let lowered = s
+        .update_key(ada.id, maker.id, lowered, t(3), Vec::new(), |_| {})
+        .await?
+        .ok_or("live")?;
+    let late = key(ada.id, "late")?;
+    let late_id = late.id;
+    let refused = s
+        .insert_key_guarded(
+            late,
+            false,
+            KeyGuard::MadeBy(maker.id, seen),
+            audit("key.create", None),
+            |_| {},
+        )
+        .await;
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.kind),
+        Err(StoreErrorKind::AccessChanged)
+    );
+    assert!(s.find_key(ada.id, late_id).await?.is_none(), "nothing stored");
+    let made = s
+        .insert_key_guarded(
+            key(ada.id, "in time")?,
+            false,
+            KeyGuard::MadeBy(maker.id, AccessSeen::of(&lowered)),
+            audit("key.create", None),
+            |_| {},
+        )
+        .await?;
+    assert!(made.is_some(), "made while the maker is as it was checked");
+    let disabled = KeyChanges {
+        disabled: Some(true),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, maker.id, disabled, t(4), Vec::new(), |_| {})
+        .await?;
+    let made = s
+        .insert_key_guarded(
+            key(ada.id, "disabled")?,
+            false,
+            KeyGuard::MadeBy(maker.id, AccessSeen::of(&lowered)),
+            audit("key.create", None),
+            |_| {},
+        )
+        .await?;
+    assert!(made.is_none(), "a disabled maker makes nothing");
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 
 use crate::model::{Credits, KeyRecord, MAX_CREDITS, RateLimits};
 use crate::model::{SigningKey, Timestamp};
-use crate::store::{AccessSeen, CreditsChange, Payer};
+use crate::store::{CreditsChange, Payer};
 
 /// The columns of a key record, in the order the row readers read them.
 pub(crate) const KEY_COLUMNS: &str = "id, user_id, name, hash, created_at, updated_at, expires_at, last_used_at, disabled, scopes, meta, grants, \
@@ -180,15 +180,10 @@ pub(crate) fn limits_assignments(mark: char, cast: &str, first: usize) -> String
     )
 }
 
-/// A rotation's new key, made from the old key as `seen` when the rotation was checked, with
-/// the balance the old key has at the write (as credits given: generation 0) and its refill
-/// period; `None` when the old key's scopes, grants or limits changed since (an admin's
-/// change, which the rotation must neither undo nor skip checking).
-pub(crate) fn carried_over(mut new: KeyRecord, old: &KeyRecord, seen: &AccessSeen) -> Option<KeyRecord> {
-    if AccessSeen::of(old) != *seen {
-        return None;
-    }
+/// A rotation's new key with the balance its old key has at the write (as credits given:
+/// generation 0) and its refill period.
+pub(crate) fn carried_over(mut new: KeyRecord, old: &KeyRecord) -> KeyRecord {
     new.credits = old.credits.map(|c| Credits { generation: 0, ..c });
     new.credits_period = old.credits_period;
-    Some(new)
+    new
 }

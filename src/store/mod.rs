@@ -179,14 +179,18 @@ impl KeyChanges {
 
 /// What must hold, in the transaction that stores a key made with another key, for it to be
 /// stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyGuard {
     /// The maker is still a live, enabled key of the new key's owner with no limits of its
     /// own.
     MakerUnlimited(KeyId),
-    /// The new key's credits (`remaining`) are carved out of this live key's balance (`… SET
-    /// credits_remaining = credits_remaining - n WHERE credits_remaining >= n`).
-    CarvedFrom(KeyId),
+    /// The maker is still a live, enabled key of the new key's owner, with the scopes,
+    /// grants and limits the new key was checked against (changed: [`StoreErrorKind::AccessChanged`]).
+    MadeBy(KeyId, AccessSeen),
+    /// The same of this live key, and the new key's credits (`remaining`) are carved out of
+    /// its balance (`… SET credits_remaining = credits_remaining - n WHERE credits_remaining
+    /// >= n`).
+    CarvedFrom(KeyId, AccessSeen),
 }
 
 /// A change to a key's credits.

@@ -124,29 +124,42 @@ impl Keyward {
             }
         }
         let presenting = self.require_limited_like_presenting_key(caller, &record).await?;
-        // A key with credits makes keys whose credits are carved out of its own balance, in
-        // the write that stores the new key: minting keys never multiplies its quota.
-        let record = match presenting.filter(|p| p.credits.is_some()) {
+        let record = match presenting {
             None => self
                 .store()
                 .insert_key(record, numbered, audit, after_commit)
                 .await
                 .map_err(|e| e.into_domain("the key could not be stored"))?,
-            Some(parent) => {
-                access::may_carve_credits(&parent, &record)?;
+            // Stored only while the presenting key is as it was checked against (an admin's
+            // change since refuses it). A key with credits makes keys whose credits are carved
+            // out of its own balance, in the write that stores the new key: minting keys never
+            // multiplies its quota.
+            Some(maker) => {
+                let seen = AccessSeen::of(&maker);
+                let (guard, refused) = if maker.credits.is_some() {
+                    access::may_carve_credits(&maker, &record)?;
+                    (
+                        KeyGuard::CarvedFrom(maker.id, seen),
+                        Error::Conflict(
+                            "the presenting key has fewer credits left than the new key's credits; a key's credits are carved out of the key that makes it".into(),
+                        ),
+                    )
+                } else {
+                    // Revoked or disabled since it was read: it makes nothing.
+                    (
+                        KeyGuard::MadeBy(maker.id, seen),
+                        Error::Unauthenticated { presented: true },
+                    )
+                };
                 self.store()
-                    .insert_key_guarded(record, numbered, KeyGuard::CarvedFrom(parent.id), audit, move |key| {
+                    .insert_key_guarded(record, numbered, guard, audit, move |key| {
                         if let Some(key) = key {
                             after_commit(key);
                         }
                     })
                     .await
                     .map_err(|e| e.into_domain("the key could not be stored"))?
-                    .ok_or_else(|| {
-                        Error::Conflict(
-                            "the presenting key has fewer credits left than the new key's credits; a key's credits are carved out of the key that makes it".into(),
-                        )
-                    })?
+                    .ok_or(refused)?
             }
         };
         Ok(MintedKey { record, secret })

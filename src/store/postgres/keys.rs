@@ -80,6 +80,30 @@ async fn insert_key_row(
     Ok((key, created))
 }
 
+/// A live key of `owner` as it is in this write (its row locked until the commit), `None` if
+/// there is none; with `seen`, what a change was checked against, it must still have those
+/// scopes, grants and limits, else the write fails ([`StoreErrorKind::AccessChanged`],
+/// nothing written).
+async fn key_as_seen(
+    tx: &Transaction<'_>,
+    owner: UserId,
+    id: KeyId,
+    seen: Option<&AccessSeen>,
+) -> Result<Option<KeyRecord>, StoreError> {
+    let row = tx
+        .query_opt(
+            &format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL FOR UPDATE"),
+            &[&id.to_string(), &owner.to_string()],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let key = key_from_row(&row)?;
+    if seen.is_some_and(|seen| AccessSeen::of(&key) != *seen) {
+        return Err(StoreError::new(StoreErrorKind::AccessChanged, ACCESS_CHANGED));
+    }
+    Ok(Some(key))
+}
+
 /// Applies `changes` to a live key of `owner`; the key as it is now and its feed rows, or
 /// `None` if there is none.
 async fn update_key_row(
@@ -89,23 +113,10 @@ async fn update_key_row(
     changes: &KeyChanges,
     now: Timestamp,
 ) -> Result<Option<(KeyRecord, Vec<FeedRow>)>, StoreError> {
-    if let Some(seen) = &changes.access_seen {
-        // Locked until the commit: the limits read here are those the update below changes.
-        let current = tx
-            .query_opt(
-                &format!(
-                    "SELECT {KEY_COLUMNS} FROM keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL FOR UPDATE"
-                ),
-                &[&id.to_string(), &owner.to_string()],
-            )
-            .await?;
-        match current {
-            None => return Ok(None),
-            Some(row) if AccessSeen::of(&key_from_row(&row)?) != *seen => {
-                return Err(StoreError::new(StoreErrorKind::AccessChanged, ACCESS_CHANGED));
-            }
-            Some(_) => {}
-        }
+    if let Some(seen) = &changes.access_seen
+        && key_as_seen(tx, owner, id, Some(seen)).await?.is_none()
+    {
+        return Ok(None);
     }
     let (set_scopes, scopes, grants) = match &changes.scopes {
         Some((scopes, grants)) => (
@@ -280,7 +291,11 @@ impl PgStore {
                                 )
                                 .await?
                                 .is_some(),
-                            KeyGuard::CarvedFrom(parent) => {
+                            KeyGuard::MadeBy(maker, seen) => key_as_seen(tx, key.user_id, maker, Some(&seen))
+                                .await?
+                                .is_some_and(|m| !m.disabled),
+                            KeyGuard::CarvedFrom(parent, seen) => {
+                                key_as_seen(tx, key.user_id, parent, Some(&seen)).await?;
                                 let n = credit_column(key.credits.map_or(0, |c| c.remaining));
                                 tx.execute(
                                     "UPDATE keys SET credits_remaining = credits_remaining - $2 \
@@ -359,21 +374,10 @@ impl PgStore {
                         // The new key is made from the old one as the rotation was checked with
                         // it (the row locked: changed since, nothing is written), with its
                         // balance as it is at this write: credits are never doubled.
-                        let Some(row) = tx
-                            .query_opt(
-                                &format!(
-                                    "SELECT {KEY_COLUMNS} FROM keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL FOR UPDATE"
-                                ),
-                                &[&old.to_string(), &owner.to_string()],
-                            )
-                            .await?
-                        else {
+                        let Some(current) = key_as_seen(tx, owner, old, Some(&seen)).await? else {
                             return Ok((None, Vec::new()));
                         };
-                        let current = key_from_row(&row)?;
-                        let Some(new) = carried_over(new, &current, &seen) else {
-                            return Err(StoreError::new(StoreErrorKind::AccessChanged, ACCESS_CHANGED));
-                        };
+                        let new = carried_over(new, &current);
                         if current.credits.is_some() {
                             // The old key keeps none, and no refill (it stays live through the
                             // grace, where a refill would be new credits twice over); set anew

@@ -89,7 +89,11 @@ impl SqliteStore {
                     KeyGuard::MakerUnlimited(maker) => tx
                         .prepare_cached(MAKER_IS_LIVE_AND_UNLIMITED)?
                         .exists(params![maker, key.user_id])?,
-                    KeyGuard::CarvedFrom(parent) => {
+                    KeyGuard::MadeBy(maker, seen) => {
+                        key_as_seen(tx, key.user_id, maker, Some(&seen))?.is_some_and(|m| !m.disabled)
+                    }
+                    KeyGuard::CarvedFrom(parent, seen) => {
+                        key_as_seen(tx, key.user_id, parent, Some(&seen))?;
                         let n = credit_column(key.credits.map_or(0, |c| c.remaining));
                         tx.prepare_cached(
                             "UPDATE keys SET credits_remaining = credits_remaining - ?2 \
@@ -133,18 +137,10 @@ impl SqliteStore {
                 // The new key is made from the old one as the rotation was checked with it (the
                 // writer holds the write lock: changed since, nothing is written), with its
                 // balance as it is at this write: credits are never doubled.
-                let Some(current) = tx
-                    .prepare_cached(&format!(
-                        "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL"
-                    ))?
-                    .query_row(params![old, owner], key_from_row)
-                    .optional()?
-                else {
+                let Some(current) = key_as_seen(tx, owner, old, Some(&seen))? else {
                     return Ok(None);
                 };
-                let Some(new) = carried_over(new, &current, &seen) else {
-                    return Err(limits_changed());
-                };
+                let new = carried_over(new, &current);
                 if current.credits.is_some() {
                     // The old key keeps none, and no refill (it stays live through the grace,
                     // where a refill would be new credits twice over); set anew (a new
@@ -473,17 +469,34 @@ fn insert_key_row(tx: &Tx<'_>, mut key: KeyRecord, numbered: bool) -> rusqlite::
     Ok(key)
 }
 
-/// Applies `changes` to a live key of `owner` with its change and feed rows; the key as it
-/// is now, `None` if there is none.
-/// The failure of a write whose limits changed since its check: no row is written, and the
-/// store reports it as [`crate::store::StoreErrorKind::AccessChanged`].
-fn limits_changed() -> rusqlite::Error {
-    rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
-        Some(ACCESS_CHANGED.into()),
-    )
+/// A live key of `owner` as it is in this write (the writer's transaction holds the
+/// database's write lock: what is read here is what the write changes), `None` if there is
+/// none; with `seen`, what a change was checked against, it must still have those scopes,
+/// grants and limits, else the write fails ([`StoreErrorKind::AccessChanged`], nothing
+/// written).
+fn key_as_seen(
+    tx: &Tx<'_>,
+    owner: UserId,
+    id: KeyId,
+    seen: Option<&AccessSeen>,
+) -> rusqlite::Result<Option<KeyRecord>> {
+    let key = tx
+        .prepare_cached(&format!(
+            "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL"
+        ))?
+        .query_row(params![id, owner], key_from_row)
+        .optional()?;
+    match (key, seen) {
+        (Some(key), Some(seen)) if AccessSeen::of(&key) != *seen => Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+            Some(ACCESS_CHANGED.into()),
+        )),
+        (key, _) => Ok(key),
+    }
 }
 
+/// Applies `changes` to a live key of `owner` with its change and feed rows; the key as it
+/// is now, `None` if there is none.
 fn update_key_row(
     tx: &Tx<'_>,
     owner: UserId,
@@ -491,20 +504,10 @@ fn update_key_row(
     changes: &KeyChanges,
     now: Timestamp,
 ) -> rusqlite::Result<Option<KeyRecord>> {
-    if let Some(seen) = &changes.access_seen {
-        // The writer's transaction holds the database's write lock: the limits read here
-        // are those the update below changes.
-        let current = tx
-            .prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL"
-            ))?
-            .query_row(params![id, owner], key_from_row)
-            .optional()?;
-        match current {
-            None => return Ok(None),
-            Some(current) if AccessSeen::of(&current) != *seen => return Err(limits_changed()),
-            Some(_) => {}
-        }
+    if let Some(seen) = &changes.access_seen
+        && key_as_seen(tx, owner, id, Some(seen))?.is_none()
+    {
+        return Ok(None);
     }
     let (set_scopes, scopes, grants) = match &changes.scopes {
         Some((scopes, grants)) => (
