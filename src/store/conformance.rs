@@ -2049,6 +2049,26 @@ async fn a_childs_credits_are_carved_out_of_its_parents_balance(db: &TestDb) -> 
         )
         .await?;
     assert!(made.is_none(), "a disabled maker makes nothing");
+    let rich = add_limited_key(s, ada.id, "rich", Some(Credits::new(100, None)?)).await?;
+    let rich_seen = AccessSeen::of(&rich);
+    let disabled = KeyChanges {
+        disabled: Some(true),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, rich.id, disabled, t(5), Vec::new(), |_| {})
+        .await?;
+    let carved = s
+        .insert_key_guarded(
+            child("d", 10)?,
+            false,
+            KeyGuard::CarvedFrom(rich.id, rich_seen),
+            audit("key.create", None),
+            |_| {},
+        )
+        .await?;
+    assert!(carved.is_none(), "a disabled parent carves nothing");
+    let left = s.find_key(ada.id, rich.id).await?.and_then(|k| k.credits);
+    assert_eq!(left.map(|c| c.remaining), Some(100));
     Ok(())
 }
 

@@ -88,7 +88,7 @@ async fn key_as_seen(
     tx: &Transaction<'_>,
     owner: UserId,
     id: KeyId,
-    seen: Option<&AccessSeen>,
+    seen: &AccessSeen,
 ) -> Result<Option<KeyRecord>, StoreError> {
     let row = tx
         .query_opt(
@@ -98,7 +98,7 @@ async fn key_as_seen(
         .await?;
     let Some(row) = row else { return Ok(None) };
     let key = key_from_row(&row)?;
-    if seen.is_some_and(|seen| AccessSeen::of(&key) != *seen) {
+    if AccessSeen::of(&key) != *seen {
         return Err(StoreError::new(StoreErrorKind::AccessChanged, ACCESS_CHANGED));
     }
     Ok(Some(key))
@@ -114,7 +114,7 @@ async fn update_key_row(
     now: Timestamp,
 ) -> Result<Option<(KeyRecord, Vec<FeedRow>)>, StoreError> {
     if let Some(seen) = &changes.access_seen
-        && key_as_seen(tx, owner, id, Some(seen)).await?.is_none()
+        && key_as_seen(tx, owner, id, seen).await?.is_none()
     {
         return Ok(None);
     }
@@ -291,19 +291,22 @@ impl PgStore {
                                 )
                                 .await?
                                 .is_some(),
-                            KeyGuard::MadeBy(maker, seen) => key_as_seen(tx, key.user_id, maker, Some(&seen))
+                            KeyGuard::MadeBy(maker, seen) => key_as_seen(tx, key.user_id, maker, &seen)
                                 .await?
                                 .is_some_and(|m| !m.disabled),
                             KeyGuard::CarvedFrom(parent, seen) => {
-                                key_as_seen(tx, key.user_id, parent, Some(&seen)).await?;
                                 let n = credit_column(key.credits.map_or(0, |c| c.remaining));
-                                tx.execute(
-                                    "UPDATE keys SET credits_remaining = credits_remaining - $2 \
+                                key_as_seen(tx, key.user_id, parent, &seen)
+                                    .await?
+                                    .is_some_and(|p| !p.disabled)
+                                    && tx
+                                        .execute(
+                                            "UPDATE keys SET credits_remaining = credits_remaining - $2 \
                                      WHERE id = $1 AND revoked_at IS NULL AND credits_remaining >= $2",
-                                    &[&parent.to_string(), &n],
-                                )
-                                .await?
-                                    > 0
+                                            &[&parent.to_string(), &n],
+                                        )
+                                        .await?
+                                        > 0
                             }
                         };
                         if !holds {
@@ -374,7 +377,7 @@ impl PgStore {
                         // The new key is made from the old one as the rotation was checked with
                         // it (the row locked: changed since, nothing is written), with its
                         // balance as it is at this write: credits are never doubled.
-                        let Some(current) = key_as_seen(tx, owner, old, Some(&seen)).await? else {
+                        let Some(current) = key_as_seen(tx, owner, old, &seen).await? else {
                             return Ok((None, Vec::new()));
                         };
                         let new = carried_over(new, &current);

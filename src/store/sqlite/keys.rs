@@ -90,17 +90,18 @@ impl SqliteStore {
                         .prepare_cached(MAKER_IS_LIVE_AND_UNLIMITED)?
                         .exists(params![maker, key.user_id])?,
                     KeyGuard::MadeBy(maker, seen) => {
-                        key_as_seen(tx, key.user_id, maker, Some(&seen))?.is_some_and(|m| !m.disabled)
+                        key_as_seen(tx, key.user_id, maker, &seen)?.is_some_and(|m| !m.disabled)
                     }
                     KeyGuard::CarvedFrom(parent, seen) => {
-                        key_as_seen(tx, key.user_id, parent, Some(&seen))?;
                         let n = credit_column(key.credits.map_or(0, |c| c.remaining));
-                        tx.prepare_cached(
-                            "UPDATE keys SET credits_remaining = credits_remaining - ?2 \
-                             WHERE id = ?1 AND revoked_at IS NULL AND credits_remaining >= ?2",
-                        )?
-                        .execute(params![parent, n])?
-                            > 0
+                        key_as_seen(tx, key.user_id, parent, &seen)?.is_some_and(|p| !p.disabled)
+                            && tx
+                                .prepare_cached(
+                                    "UPDATE keys SET credits_remaining = credits_remaining - ?2 \
+                                     WHERE id = ?1 AND revoked_at IS NULL AND credits_remaining >= ?2",
+                                )?
+                                .execute(params![parent, n])?
+                                > 0
                     }
                 };
                 if !holds {
@@ -137,7 +138,7 @@ impl SqliteStore {
                 // The new key is made from the old one as the rotation was checked with it (the
                 // writer holds the write lock: changed since, nothing is written), with its
                 // balance as it is at this write: credits are never doubled.
-                let Some(current) = key_as_seen(tx, owner, old, Some(&seen))? else {
+                let Some(current) = key_as_seen(tx, owner, old, &seen)? else {
                     return Ok(None);
                 };
                 let new = carried_over(new, &current);
@@ -474,24 +475,19 @@ fn insert_key_row(tx: &Tx<'_>, mut key: KeyRecord, numbered: bool) -> rusqlite::
 /// none; with `seen`, what a change was checked against, it must still have those scopes,
 /// grants and limits, else the write fails ([`StoreErrorKind::AccessChanged`], nothing
 /// written).
-fn key_as_seen(
-    tx: &Tx<'_>,
-    owner: UserId,
-    id: KeyId,
-    seen: Option<&AccessSeen>,
-) -> rusqlite::Result<Option<KeyRecord>> {
+fn key_as_seen(tx: &Tx<'_>, owner: UserId, id: KeyId, seen: &AccessSeen) -> rusqlite::Result<Option<KeyRecord>> {
     let key = tx
         .prepare_cached(&format!(
             "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL"
         ))?
         .query_row(params![id, owner], key_from_row)
         .optional()?;
-    match (key, seen) {
-        (Some(key), Some(seen)) if AccessSeen::of(&key) != *seen => Err(rusqlite::Error::SqliteFailure(
+    match key {
+        Some(key) if AccessSeen::of(&key) != *seen => Err(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
             Some(ACCESS_CHANGED.into()),
         )),
-        (key, _) => Ok(key),
+        key => Ok(key),
     }
 }
 
@@ -505,7 +501,7 @@ fn update_key_row(
     now: Timestamp,
 ) -> rusqlite::Result<Option<KeyRecord>> {
     if let Some(seen) = &changes.access_seen
-        && key_as_seen(tx, owner, id, Some(seen))?.is_none()
+        && key_as_seen(tx, owner, id, seen)?.is_none()
     {
         return Ok(None);
     }
