@@ -348,6 +348,7 @@ async fn serve(settings: Settings, fixtures: Option<PathBuf>) -> Result<(), Stri
             changes.len()
         );
     }
+    let signals = crate::startup::StopSignals::listen();
     let base = format!("{scheme}://{}:{}", bind.ip(), app.port());
     log::info!(
         "keyward {} serving on {base} with database {}",
@@ -357,7 +358,7 @@ async fn serve(settings: Settings, fixtures: Option<PathBuf>) -> Result<(), Stri
     if console {
         log::info!("web console at {base}/ui");
     }
-    app.run_until_signalled()
+    app.run_until_signalled(signals)
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     log::info!("stopped");

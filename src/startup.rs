@@ -261,12 +261,13 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT (Ctrl-C) or SIGTERM, which both stop it gracefully: no new
-    /// connections, requests in flight finish (up to `server.shutdown_timeout`), then pending
-    /// key uses are written and unspent reserved credits given back. For the binary; tests stop servers through [`Self::handle`]
-    /// (a test process keeps its own Ctrl-C).
-    pub async fn run_until_signalled(self) -> std::io::Result<()> {
-        let signals = tokio::spawn(stop_on_signal(self.server.handle(), self.shutdown_timeout));
+    /// Serves until SIGINT (Ctrl-C) or SIGTERM, caught by `signals`, which both stop it
+    /// gracefully: no new connections, requests in flight finish (up to
+    /// `server.shutdown_timeout`), then pending key uses are written and unspent reserved
+    /// credits given back. For the binary; tests stop servers through [`Self::handle`] (a test
+    /// process keeps its own Ctrl-C).
+    pub async fn run_until_signalled(self, signals: StopSignals) -> std::io::Result<()> {
+        let signals = tokio::spawn(stop_on_signal(signals, self.server.handle(), self.shutdown_timeout));
         let result = self.run_until_stopped().await;
         signals.abort();
         result
@@ -386,15 +387,30 @@ fn warn_if_few_files(max_connections: usize) {
     }
 }
 
-/// Waits for SIGINT or SIGTERM, then stops the server gracefully.
-async fn stop_on_signal(server: actix_web::dev::ServerHandle, grace: Duration) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (mut interrupt, mut terminate) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-        (Ok(i), Ok(t)) => (i, t),
-        (Err(e), _) | (_, Err(e)) => {
-            log::warn!("cannot listen for SIGINT/SIGTERM ({e}); stop keyward with SIGKILL");
-            return;
+/// SIGINT and SIGTERM, caught from [`StopSignals::listen`] on: listen before saying the
+/// server is up, so a signal sent as soon as it says so stops it gracefully rather than
+/// killing it.
+pub struct StopSignals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl StopSignals {
+    /// Catches SIGINT and SIGTERM from now on (within a Tokio runtime). If the OS refuses,
+    /// says so and goes on: the server then stops only when killed.
+    pub fn listen() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(i), Ok(t)) => Self(Some((i, t))),
+            (Err(e), _) | (_, Err(e)) => {
+                log::warn!("cannot listen for SIGINT/SIGTERM ({e}); stop keyward with SIGKILL");
+                Self(None)
+            }
         }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM, then stops the server gracefully.
+async fn stop_on_signal(signals: StopSignals, server: actix_web::dev::ServerHandle, grace: Duration) {
+    let Some((mut interrupt, mut terminate)) = signals.0 else {
+        return;
     };
     let name = tokio::select! {
         _ = interrupt.recv() => "SIGINT",

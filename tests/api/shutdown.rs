@@ -63,9 +63,25 @@ async fn sigterm_finishes_requests_in_flight_loses_nothing_and_exits_0() {
     );
 }
 
+#[tokio::test]
+async fn a_sigterm_as_soon_as_the_server_says_it_serves_stops_it_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    // `start_binary` returns as soon as the log says "serving on": the signal handlers are
+    // in place by then, so this signal stops it gracefully instead of killing it.
+    let (mut server, _url) = start_binary(dir.path(), &[]);
+    let pid = server.pid().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || server.wait_for_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+    assert_eq!(status, Some(0), "a clean exit, not death by the signal: {log}");
+}
+
 /// Reads one HTTP/1.1 response (an interim one included) from `stream`, its body by its
-/// `Content-Length`: (status, body).
-fn read_response(stream: &mut std::net::TcpStream) -> (u16, String) {
+/// `Content-Length`: (status, body). A connection closed first panics with what was read and
+/// the server's log (`log`), which says why.
+fn read_response(stream: &mut std::net::TcpStream, log: &std::path::Path) -> (u16, String) {
     use std::io::Read;
     let mut bytes = Vec::new();
     let mut buf = [0u8; 4096];
@@ -85,8 +101,17 @@ fn read_response(stream: &mut std::net::TcpStream) -> (u16, String) {
                 return (status, body.to_owned());
             }
         }
-        let n = stream.read(&mut buf).unwrap();
-        assert!(n > 0, "the connection closed before a whole response: {text}");
+        let n = stream.read(&mut buf).unwrap_or_else(|e| {
+            panic!(
+                "reading the response failed ({e}) after {text:?}; the server's log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        });
+        assert!(
+            n > 0,
+            "the connection closed before a whole response, after {text:?}; the server's log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
         bytes.extend_from_slice(&buf[..n]);
     }
 }
@@ -112,7 +137,7 @@ async fn sigint_like_sigterm_finishes_the_request_in_flight_and_exits_0() {
         body.len()
     )
     .unwrap();
-    assert_eq!(read_response(&mut stream).0, 100);
+    assert_eq!(read_response(&mut stream, &log).0, 100);
 
     let pid = server.pid().to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
@@ -127,7 +152,8 @@ async fn sigint_like_sigterm_finishes_the_request_in_flight_and_exits_0() {
     );
 
     stream.write_all(body.as_bytes()).unwrap();
-    let (status, answer) = tokio::task::spawn_blocking(move || read_response(&mut stream))
+    let read_log = log.clone();
+    let (status, answer) = tokio::task::spawn_blocking(move || read_response(&mut stream, &read_log))
         .await
         .unwrap();
     assert_eq!(status, 201, "the request in flight was finished: {answer}");
