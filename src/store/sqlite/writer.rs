@@ -5,6 +5,10 @@
 //! undo the others), commits once (`synchronous=FULL`: the fsync is the durability), runs each
 //! job's after-commit step (the in-memory key view learns of the change here, before anyone
 //! is answered), then answers. A 201 or 204 therefore means durable and already enforced.
+//!
+//! A failed job whose savepoint cannot be rolled back (or a done one whose savepoint cannot
+//! be released) leaves the transaction in a state nobody can vouch for: then nothing of the
+//! batch is committed, and every job in it is answered with the failure.
 
 use std::thread;
 
@@ -17,10 +21,13 @@ use super::{StoreError, StoreErrorKind};
 const MAX_BATCH: usize = 512;
 
 /// Runs a job's SQL (or, when no transaction could be begun, skips it with that error) and
-/// returns what to do once the transaction's fate is known.
-type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) -> Finish + Send>;
+/// returns what to do once the transaction's fate is known, and whether the transaction is
+/// still sound: what it holds is exactly the jobs that succeeded.
+type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) -> (Finish, Sound) + Send>;
 /// Told whether the commit succeeded; applies after-commit effects and answers the caller.
 type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// `Err`: the job's own savepoint could not be undone or released; the batch must not commit.
+type Sound = Result<(), StoreError>;
 
 #[derive(Clone)]
 pub(super) struct Writer {
@@ -50,8 +57,11 @@ impl Writer {
     {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let outcome = conn.and_then(|conn| in_savepoint(conn, work));
-            Box::new(move |committed| {
+            let (outcome, sound) = match conn {
+                Ok(conn) => in_savepoint(conn, work),
+                Err(e) => (Err(e), Ok(())),
+            };
+            let finish: Finish = Box::new(move |committed| {
                 let result = match (outcome, committed) {
                     (Ok(value), Ok(())) => {
                         after_commit(&value);
@@ -61,24 +71,40 @@ impl Writer {
                 };
                 // The caller may have gone away; the write stands either way.
                 let _ = reply.send(result);
-            })
+            });
+            (finish, sound)
         });
         self.jobs.send(job).await.map_err(|_| StoreError::stopped())?;
         answer.await.map_err(|_| StoreError::stopped())?
     }
 }
 
-fn in_savepoint<R>(conn: &Connection, work: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, StoreError> {
-    conn.execute_batch("SAVEPOINT job")?;
+/// Runs `work` in a savepoint of its own: its value, and whether the transaction is sound
+/// after it (a failure undone, or a success kept, as asked).
+fn in_savepoint<R>(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+) -> (Result<R, StoreError>, Sound) {
+    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        // Nothing of this job ran; the transaction is as the jobs before left it.
+        return (Err(e.into()), Ok(()));
+    }
     match work(conn) {
-        Ok(value) => {
-            conn.execute_batch("RELEASE job")?;
-            Ok(value)
-        }
+        Ok(value) => match conn.execute_batch("RELEASE job") {
+            Ok(()) => (Ok(value), Ok(())),
+            Err(e) => {
+                let e = StoreError::from(e);
+                (Err(e.clone()), Err(e))
+            }
+        },
         Err(e) => {
-            // If even the rollback fails the whole transaction is rolled back below.
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
-            Err(e.into())
+            let undone = conn.execute_batch("ROLLBACK TO job; RELEASE job").map_err(|undo| {
+                StoreError::new(
+                    StoreErrorKind::Other,
+                    format!("undoing a failed write failed: {}", StoreError::from(undo).message),
+                )
+            });
+            (Err(e.into()), undone)
         }
     }
 }
@@ -99,10 +125,25 @@ fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, batch_sizes: Option<prom
         }
         match conn.execute_batch("BEGIN IMMEDIATE") {
             Ok(()) => {
-                let finishes: Vec<Finish> = batch.drain(..).map(|job| job(Ok(&conn))).collect();
-                let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+                let mut unsound: Option<StoreError> = None;
+                let finishes: Vec<Finish> = batch
+                    .drain(..)
+                    .map(|job| match &unsound {
+                        // No more SQL in a transaction that will be rolled back.
+                        Some(e) => job(Err(e.clone())).0,
+                        None => {
+                            let (finish, sound) = job(Ok(&conn));
+                            unsound = sound.err();
+                            finish
+                        }
+                    })
+                    .collect();
+                let committed = match unsound {
+                    None => conn.execute_batch("COMMIT").map_err(StoreError::from),
+                    Some(e) => Err(e),
+                };
                 if let Err(e) = &committed {
-                    log::error!("commit of {size} writes failed: {e}");
+                    log::error!("a batch of {size} writes was not committed: {e}");
                     let _ = conn.execute_batch("ROLLBACK");
                 }
                 for finish in finishes {
@@ -114,10 +155,78 @@ fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, batch_sizes: Option<prom
                 log::error!("could not begin a write transaction: {e}");
                 for job in batch.drain(..) {
                     // Every caller is answered with the failure; no SQL runs.
-                    job(Err(e.clone()))(Err(e.clone()));
+                    job(Err(e.clone())).0(Err(e.clone()));
                 }
             }
         }
         log::trace!("write batch of {size} done");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Outcome<T> = Result<T, Box<dyn std::error::Error>>;
+
+    fn rows(path: &std::path::Path) -> Outcome<Vec<i64>> {
+        let conn = Connection::open(path)?;
+        let mut statement = conn.prepare("SELECT n FROM t ORDER BY n")?;
+        let rows = statement.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Three jobs in one batch, the second as `second` does; what each was answered.
+    fn batch_of_three(
+        path: &std::path::Path,
+        second: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Outcome<[Result<(), StoreError>; 3]> {
+        let conn = Connection::open(path)?;
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS t (n INTEGER)")?;
+        let (tx, rx) = mpsc::channel::<Job>(8);
+        let writer = Writer { jobs: tx };
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+        let insert = |n: i64| move |c: &Connection| c.execute("INSERT INTO t VALUES (?1)", [n]).map(|_| ());
+        Ok(runtime.block_on(async {
+            // Queued before the writer starts, so all three share its first transaction.
+            let start = async {
+                thread::spawn(move || run(conn, rx, None));
+            };
+            let (first, second, third, ()) = tokio::join!(
+                writer.write(insert(1), |_| {}),
+                writer.write(second, |_| {}),
+                writer.write(insert(3), |_| {}),
+                start
+            );
+            [first, second, third]
+        }))
+    }
+
+    #[test]
+    fn a_failed_job_is_undone_and_the_others_commit() -> Outcome<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("w.db");
+        let answers = batch_of_three(&path, |c| {
+            c.execute("INSERT INTO t VALUES (2)", [])?;
+            Err(rusqlite::Error::QueryReturnedNoRows)
+        })?;
+        assert!(answers[0].is_ok() && answers[1].is_err() && answers[2].is_ok());
+        assert_eq!(rows(&path)?, [1, 3]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_job_that_cannot_be_undone_fails_its_whole_batch() -> Outcome<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("w.db");
+        // It writes, releases its own savepoint (so "ROLLBACK TO job" fails), then fails.
+        let answers = batch_of_three(&path, |c| {
+            c.execute("INSERT INTO t VALUES (2)", [])?;
+            c.execute_batch("RELEASE job")?;
+            Err(rusqlite::Error::QueryReturnedNoRows)
+        })?;
+        assert!(answers.iter().all(Result::is_err), "every job is told it failed");
+        assert_eq!(rows(&path)?, Vec::<i64>::new(), "nothing of the batch was committed");
+        Ok(())
     }
 }
