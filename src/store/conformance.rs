@@ -1049,7 +1049,14 @@ async fn a_key_made_by_a_key_is_stored_only_while_that_key_is_live_and_unlimited
     let bobs = add_key(s, bob.id, "bob's").await?;
     assert!(store(made("c2")?, bobs.id).await?.is_none());
     assert!(store(made("c3")?, KeyId::generate()?).await?.is_none());
-    // Nor a key with limits of its own, a disabled one, or a revoked one.
+    // Nor a key with limits or scopes of its own, a disabled one, or a revoked one.
+    let scoped = add_key(s, ada.id, "scoped").await?;
+    let narrowed = KeyChanges {
+        scopes: Some((Some(vec!["keys:read".into()]), Vec::new())),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, scoped.id, narrowed, t(2), Vec::new(), |_| {})
+        .await?;
     let limited = add_key(s, ada.id, "limited").await?;
     let limits = KeyChanges {
         credits: Some(CreditsChange::Set(Some(Credits::new(5, None)?))),
@@ -1065,6 +1072,7 @@ async fn a_key_made_by_a_key_is_stored_only_while_that_key_is_live_and_unlimited
     s.update_key(ada.id, disabled.id, off, t(2), Vec::new(), |_| {}).await?;
     revoke(s, &maker, t(3)).await?;
     for (maker, why) in [
+        (scoped.id, "scoped"),
         (limited.id, "limited"),
         (disabled.id, "disabled"),
         (maker.id, "revoked"),

@@ -181,8 +181,9 @@ impl KeyChanges {
 /// stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyGuard {
-    /// The maker is still a live, enabled key of the new key's owner with no limits of its
-    /// own.
+    /// The maker is still a live, enabled key of the new key's owner with no limits and no
+    /// scopes of its own (it acts as its user): nothing the new key was checked against
+    /// can have been narrowed since without this failing.
     MakerUnlimited(KeyId),
     /// The maker is still a live, enabled key of the new key's owner, with the scopes,
     /// grants and limits the new key was checked against (changed: [`StoreErrorKind::AccessChanged`]).

@@ -92,12 +92,14 @@ impl Keyward {
             .audit("key.create", Some(("key", record.id.to_string())), now)
             .with_detail(create_detail(&record));
         let after_commit = move |key: &KeyRecord| view.insert_key(ActiveKeyRow::of(key), true);
-        // Made with a key that has no limits of its own (as the view saw it): one write that
-        // stores the new key only if that key is still live and unlimited, instead of a read
-        // before it. If it is not, the slow path below says why (or carves, or stores).
+        // Made with a key that has no limits and no scopes of its own (as the view saw it):
+        // one write that stores the new key only if that key is still live, unlimited and
+        // unscoped, instead of a read before it. If it is not (an admin's change since
+        // included), the slow path below says why (or carves, or stores as checked then).
         if let Via::ApiKey {
             key_id: maker,
             limited: false,
+            scopes: None,
             ..
         } = caller.via
         {
@@ -184,6 +186,21 @@ impl Keyward {
             // makes nothing.
             .filter(|k| !k.disabled)
             .ok_or(Error::Unauthenticated { presented: true })?;
+        // The new key's scopes were checked against the presenting key's as this node's view
+        // had them; the write is guarded from this read on (`AccessSeen`). Narrowed in
+        // between (an admin's change, or one this node has not followed yet): nothing is
+        // made, rather than a key with the scopes taken away.
+        let honoured = own
+            .scopes
+            .clone()
+            .map(|scopes| access::honoured_scopes(scopes, &own.grants));
+        let checked = match &caller.via {
+            Via::ApiKey { scopes, .. } => scopes.as_deref(),
+            _ => None,
+        };
+        if honoured.as_deref() != checked {
+            return Err(Error::Conflict(crate::store::ACCESS_CHANGED.into()));
+        }
         access::may_make_key_limited(Some(access::Limits::of(&own)), access::Limits::of(new))?;
         Ok(Some(own))
     }
