@@ -119,7 +119,8 @@ pub struct KeyList {
 }
 
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
-    responses((status = 201, body = CreatedKeyJson), (status = 400, body = crate::web::problem::Problem), (status = 401, body = crate::web::problem::Problem)))]
+    responses((status = 201, body = CreatedKeyJson), (status = 400, body = crate::web::problem::Problem), (status = 401, body = crate::web::problem::Problem),
+        (status = 403, body = crate::web::problem::Problem), (status = 409, description = "Made with a key whose credits cannot cover the new key's, or whose scopes or limits changed while the request was checked", body = crate::web::problem::Problem)))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
