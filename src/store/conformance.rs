@@ -108,6 +108,7 @@ macro_rules! suite {
             revoking_is_once_and_only_for_the_owner,
             active_keys_are_the_live_unexpired_ones,
             rotation_shortens_the_old_key_and_stores_the_new_one_together,
+            a_rotation_asked_with_a_key_needs_that_key_as_it_was_checked,
             key_uses_never_move_backwards,
             usage_buckets_add_up_by_key_and_hour_and_are_swept,
             a_key_made_by_a_key_is_stored_only_while_that_key_is_live_and_unlimited,
@@ -951,6 +952,7 @@ async fn rotation_shortens_the_old_key_and_stores_the_new_one_together(db: &Test
             Successor {
                 key: new.clone(),
                 made_from: AccessSeen::of(&old),
+                presenting: None,
             },
             audits.clone(),
             |_| {},
@@ -975,6 +977,7 @@ async fn rotation_shortens_the_old_key_and_stores_the_new_one_together(db: &Test
             Successor {
                 key: refused.clone(),
                 made_from: AccessSeen::of(&old),
+                presenting: None,
             },
             audits.clone(),
             |_| {},
@@ -990,6 +993,7 @@ async fn rotation_shortens_the_old_key_and_stores_the_new_one_together(db: &Test
             Successor {
                 key: refused.clone(),
                 made_from: AccessSeen::of(&old),
+                presenting: None,
             },
             audits,
             |_| {},
@@ -1001,6 +1005,71 @@ async fn rotation_shortens_the_old_key_and_stores_the_new_one_together(db: &Test
         "and its replacement is not stored"
     );
     assert_eq!(audit_count(s).await?, lines + 3, "only the revocation's line since");
+    Ok(())
+}
+
+async fn a_rotation_asked_with_a_key_needs_that_key_as_it_was_checked(db: &TestDb) -> Checked {
+    let s = &db.store;
+    let ada = add_user(s, "ada").await?;
+    let target = add_key(s, ada.id, "target").await?;
+    let rotate = |asker: &KeyRecord, seen: AccessSeen, token: &'static str| {
+        let (asker, target_seen) = (asker.id, AccessSeen::of(&target));
+        async move {
+            let new = key(ada.id, token)?;
+            let id = new.id;
+            let rotated = s
+                .rotate_key(
+                    ada.id,
+                    target.id,
+                    t(100),
+                    Successor {
+                        key: new,
+                        made_from: target_seen,
+                        presenting: Some((ada.id, asker, seen)),
+                    },
+                    [audit("key.create", None), audit("key.rotate", None)],
+                    |_| {},
+                )
+                .await;
+            let stored = s.find_key(ada.id, id).await?.is_some();
+            Ok::<_, Box<dyn std::error::Error>>((rotated.map(|r| r.is_some()).map_err(|e| e.kind), stored))
+        }
+    };
+    let refused = (Err(StoreErrorKind::AccessChanged), false);
+    // Narrowed since the rotation was checked.
+    let narrowed = add_key(s, ada.id, "narrowed").await?;
+    let seen = AccessSeen::of(&narrowed);
+    let narrowing = KeyChanges {
+        scopes: Some((Some(vec!["keys:read".into()]), Vec::new())),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, narrowed.id, narrowing, t(2), Vec::new(), |_| {})
+        .await?;
+    assert_eq!(rotate(&narrowed, seen, "r1").await?, refused, "narrowed");
+    // Disabled, or revoked, since.
+    let disabled = add_key(s, ada.id, "disabled").await?;
+    let off = KeyChanges {
+        disabled: Some(true),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, disabled.id, off, t(2), Vec::new(), |_| {}).await?;
+    assert_eq!(
+        rotate(&disabled, AccessSeen::of(&disabled), "r2").await?,
+        refused,
+        "disabled"
+    );
+    let revoked = add_key(s, ada.id, "revoked").await?;
+    revoke(s, &revoked, t(3)).await?;
+    assert_eq!(
+        rotate(&revoked, AccessSeen::of(&revoked), "r3").await?,
+        refused,
+        "revoked"
+    );
+    let still = s.find_key(ada.id, target.id).await?.ok_or("target")?;
+    assert_eq!(still.expires_at, target.expires_at, "the target was not rotated");
+    // As it was checked: rotated.
+    let asker = add_key(s, ada.id, "asker").await?;
+    assert_eq!(rotate(&asker, AccessSeen::of(&asker), "r4").await?, (Ok(true), true));
     Ok(())
 }
 
@@ -2098,6 +2167,7 @@ async fn rotation_moves_the_credits_to_the_new_key(db: &TestDb) -> Checked {
             Successor {
                 key: new,
                 made_from: AccessSeen::of(&old),
+                presenting: None,
             },
             audits,
             |_| {},
@@ -2144,6 +2214,7 @@ async fn rotation_moves_the_credits_to_the_new_key(db: &TestDb) -> Checked {
             Successor {
                 key: stale,
                 made_from: AccessSeen::of(&before),
+                presenting: None,
             },
             audits(),
             |_| {},
@@ -2163,6 +2234,7 @@ async fn rotation_moves_the_credits_to_the_new_key(db: &TestDb) -> Checked {
             Successor {
                 key: successor(&changed, "fresh")?,
                 made_from: AccessSeen::of(&changed),
+                presenting: None,
             },
             audits(),
             |_| {},

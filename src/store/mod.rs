@@ -137,6 +137,8 @@ pub struct KeyChanges {
 /// set or clear of the credits, not by an addition or a spend).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessSeen {
+    /// A rotation moves it (to the end of the grace): a key rotated away since is not as seen.
+    pub expires_at: Option<Timestamp>,
     pub scopes: Option<Vec<String>>,
     pub grants: Vec<String>,
     pub ratelimits: RateLimits,
@@ -146,6 +148,7 @@ pub struct AccessSeen {
 impl AccessSeen {
     pub fn of(key: &KeyRecord) -> AccessSeen {
         AccessSeen {
+            expires_at: key.expires_at,
             scopes: key.scopes.clone(),
             grants: key.grants.clone(),
             ratelimits: key.ratelimits.clone(),
@@ -159,6 +162,11 @@ impl AccessSeen {
 pub struct Successor {
     pub key: KeyRecord,
     pub made_from: AccessSeen,
+    /// The key the rotation was asked with (its owner, id, and as it was checked), `None` for
+    /// a password or an access token: it must still be live, enabled and as seen at the
+    /// write (else [`StoreErrorKind::AccessChanged`], nothing written), so a key revoked,
+    /// disabled or narrowed meanwhile gets no fresh secret.
+    pub presenting: Option<(UserId, KeyId, AccessSeen)>,
 }
 
 /// The conflict of a change whose [`AccessSeen`] no longer hold.

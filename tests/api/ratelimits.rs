@@ -454,6 +454,18 @@ async fn rotation_carries_the_limits_and_moves_the_credits() {
     assert!((45 - 8..=45).contains(&remaining), "{remaining}");
     let r = app.get("/v1/me").api_key(&old).await;
     assert_eq!(r.problem(StatusCode::TOO_MANY_REQUESTS)["type"], USAGE_EXCEEDED);
+    // Its grace serves nothing, not even a check that costs nothing (README says so).
+    let v = app
+        .post("/v1/verify")
+        .as_(&app.admin)
+        .json(&json!({"key": old, "cost": 0}))
+        .await
+        .json();
+    assert_eq!(
+        (v["valid"].clone(), v["code"].clone()),
+        (json!(false), json!("USAGE_EXCEEDED")),
+        "{v}"
+    );
     let new_key = new["key"].as_str().unwrap();
     app.get("/v1/me").api_key(new_key).await.expect_status(StatusCode::OK);
 }

@@ -186,19 +186,19 @@ impl Keyward {
             // makes nothing.
             .filter(|k| !k.disabled)
             .ok_or(Error::Unauthenticated { presented: true })?;
-        // The new key's scopes were checked against the presenting key's as this node's view
-        // had them; the write is guarded from this read on (`AccessSeen`). Narrowed in
-        // between (an admin's change, or one this node has not followed yet): nothing is
-        // made, rather than a key with the scopes taken away.
+        // The new key's scopes and expiry were checked against the presenting key's as this
+        // node's view had them; the write is guarded from this read on (`AccessSeen`).
+        // Changed in between (an admin's narrowing, a rotation, or a change this node has not
+        // followed yet): nothing is made, rather than a key with rights taken away.
         let honoured = own
             .scopes
             .clone()
             .map(|scopes| access::honoured_scopes(scopes, &own.grants));
-        let checked = match &caller.via {
-            Via::ApiKey { scopes, .. } => scopes.as_deref(),
-            _ => None,
+        let (checked, checked_expiry) = match &caller.via {
+            Via::ApiKey { scopes, expires_at, .. } => (scopes.as_deref(), *expires_at),
+            _ => (None, None),
         };
-        if honoured.as_deref() != checked {
+        if honoured.as_deref() != checked || own.expires_at != checked_expiry {
             return Err(Error::Conflict(crate::store::ACCESS_CHANGED.into()));
         }
         access::may_make_key_limited(Some(access::Limits::of(&own)), access::Limits::of(new))?;
@@ -578,8 +578,12 @@ impl Keyward {
         };
         let (record, secret) = self.prepare_key(caller, Some(old.user_id), request, now)?;
         // A request made with a key rotates only keys at least as limited as that key: the
-        // successor's secret is as good as a new key.
-        self.require_limited_like_presenting_key(caller, &record).await?;
+        // successor's secret is as good as a new key. That key must stay as it was checked
+        // until the write (revoked, disabled or narrowed since: nothing is written).
+        let presenting = self
+            .require_limited_like_presenting_key(caller, &record)
+            .await?
+            .map(|k| (k.user_id, k.id, AccessSeen::of(&k)));
         // To the millisecond: never shorter than asked.
         let until = now.plus(grace);
         let create = caller
@@ -598,6 +602,7 @@ impl Keyward {
                 Successor {
                     key: record,
                     made_from: AccessSeen::of(&old),
+                    presenting,
                 },
                 [create, rotate],
                 move |done| {

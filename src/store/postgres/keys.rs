@@ -287,7 +287,7 @@ impl PgStore {
                             KeyGuard::MakerUnlimited(maker) => tx
                                 .query_opt(
                                     &prepared(tx, MAKER_IS_LIVE_AND_UNLIMITED_LOCKED).await?,
-                                    &[&maker.to_string(), &key.user_id.to_string()],
+                                    &[&maker.to_string(), &key.user_id.to_string(), &key.created_at.millis()],
                                 )
                                 .await?
                                 .is_some(),
@@ -364,6 +364,7 @@ impl PgStore {
         let Successor {
             key: new,
             made_from: seen,
+            presenting,
         } = successor;
         let now = new.created_at;
         self.writer
@@ -377,6 +378,12 @@ impl PgStore {
                         // The new key is made from the old one as the rotation was checked with
                         // it (the row locked: changed since, nothing is written), with its
                         // balance as it is at this write: credits are never doubled.
+                        if let Some((presenter, id, presenting)) = &presenting {
+                            let still = key_as_seen(tx, *presenter, *id, presenting).await?;
+                            if still.is_none_or(|k| k.disabled) {
+                                return Err(StoreError::new(StoreErrorKind::AccessChanged, ACCESS_CHANGED));
+                            }
+                        }
                         let Some(current) = key_as_seen(tx, owner, old, &seen).await? else {
                             return Ok((None, Vec::new()));
                         };

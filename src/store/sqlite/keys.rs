@@ -88,7 +88,7 @@ impl SqliteStore {
                 let holds = match guard {
                     KeyGuard::MakerUnlimited(maker) => tx
                         .prepare_cached(MAKER_IS_LIVE_AND_UNLIMITED)?
-                        .exists(params![maker, key.user_id])?,
+                        .exists(params![maker, key.user_id, key.created_at.millis()])?,
                     KeyGuard::MadeBy(maker, seen) => {
                         key_as_seen(tx, key.user_id, maker, &seen)?.is_some_and(|m| !m.disabled)
                     }
@@ -126,6 +126,7 @@ impl SqliteStore {
         let Successor {
             key: new,
             made_from: seen,
+            presenting,
         } = successor;
         let now = new.created_at;
         let changes = KeyChanges {
@@ -138,6 +139,9 @@ impl SqliteStore {
                 // The new key is made from the old one as the rotation was checked with it (the
                 // writer holds the write lock: changed since, nothing is written), with its
                 // balance as it is at this write: credits are never doubled.
+                if let Some((presenter, id, presenting)) = &presenting {
+                    still_as_seen(tx, *presenter, *id, presenting)?;
+                }
                 let Some(current) = key_as_seen(tx, owner, old, &seen)? else {
                     return Ok(None);
                 };
@@ -483,12 +487,26 @@ fn key_as_seen(tx: &Tx<'_>, owner: UserId, id: KeyId, seen: &AccessSeen) -> rusq
         .query_row(params![id, owner], key_from_row)
         .optional()?;
     match key {
-        Some(key) if AccessSeen::of(&key) != *seen => Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
-            Some(ACCESS_CHANGED.into()),
-        )),
+        Some(key) if AccessSeen::of(&key) != *seen => Err(access_changed()),
         key => Ok(key),
     }
+}
+
+/// A key a request was made with is live, enabled and as `seen`; else the write fails
+/// ([`StoreErrorKind::AccessChanged`](crate::store::StoreErrorKind), nothing written).
+fn still_as_seen(tx: &Tx<'_>, owner: UserId, id: KeyId, seen: &AccessSeen) -> rusqlite::Result<()> {
+    match key_as_seen(tx, owner, id, seen)? {
+        Some(key) if !key.disabled => Ok(()),
+        _ => Err(access_changed()),
+    }
+}
+
+/// The error that makes the writer refuse a change checked against what changed since.
+fn access_changed() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+        Some(ACCESS_CHANGED.into()),
+    )
 }
 
 /// Applies `changes` to a live key of `owner` with its change and feed rows; the key as it

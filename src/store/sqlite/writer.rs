@@ -93,20 +93,29 @@ fn in_savepoint<R>(
         Ok(value) => match conn.execute_batch("RELEASE job") {
             Ok(()) => (Ok(value), Ok(())),
             Err(e) => {
-                let e = StoreError::from(e);
+                let e = unsound("keeping a write", e);
                 (Err(e.clone()), Err(e))
             }
         },
         Err(e) => {
-            let undone = conn.execute_batch("ROLLBACK TO job; RELEASE job").map_err(|undo| {
-                StoreError::new(
-                    StoreErrorKind::Other,
-                    format!("undoing a failed write failed: {}", StoreError::from(undo).message),
-                )
-            });
+            let undone = conn
+                .execute_batch("ROLLBACK TO job; RELEASE job")
+                .map_err(|undo| unsound("undoing a failed write", undo));
             (Err(e.into()), undone)
         }
     }
+}
+
+/// What every job of a batch that cannot be committed is told: nothing of it was written,
+/// so asking again is safe (503).
+fn unsound(doing: &str, e: rusqlite::Error) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Unavailable,
+        format!(
+            "{doing} failed, so the batch was not committed: {}",
+            StoreError::from(e).message
+        ),
+    )
 }
 
 fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, batch_sizes: Option<prometheus::Histogram>) {
