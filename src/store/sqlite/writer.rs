@@ -235,6 +235,25 @@ mod tests {
             Err(rusqlite::Error::QueryReturnedNoRows)
         })?;
         assert!(answers.iter().all(Result::is_err), "every job is told it failed");
+        assert!(
+            answers[2]
+                .as_ref()
+                .is_err_and(|e| e.kind == StoreErrorKind::Unavailable)
+        );
+        assert_eq!(rows(&path)?, Vec::<i64>::new(), "nothing of the batch was committed");
+        Ok(())
+    }
+
+    #[test]
+    fn a_done_job_that_cannot_be_kept_fails_its_whole_batch() -> Outcome<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("w.db");
+        // It writes and releases its own savepoint, so "RELEASE job" after it fails.
+        let answers = batch_of_three(&path, |c| {
+            c.execute("INSERT INTO t VALUES (2)", [])?;
+            c.execute_batch("RELEASE job")
+        })?;
+        assert!(answers.iter().all(Result::is_err), "every job is told it failed");
         assert_eq!(rows(&path)?, Vec::<i64>::new(), "nothing of the batch was committed");
         Ok(())
     }
