@@ -21,7 +21,8 @@ load() {
     END { printf "%s %s %s %s %.2f\n", rps, p50, p99, (bad==""?0:bad), (total > 0 ? ticks / hz * 1000000 / total : 0) }'
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# The median: the middle value, or the mean of the two middle ones for an even count.
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 col() { awk -v c="$2" '{print $c}' "$1" | median; } # file column -> its median
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 # paired A B COL -> "median (min-max)" of the per-round ratios B/A of column COL: line r of
@@ -29,5 +30,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 # that gets slower or faster between rounds moves both sides of it alike.
 paired() {
   paste -d' ' "$1" "$2" | awk -v c="$3" '{n = NF / 2; if ($c > 0) printf "%.4f\n", $(n + c) / $c}' | sort -n |
-    awk '{a[NR] = $1} END {if (NR == 0) {print "-"; exit} printf "%.2f (rounds %.2f-%.2f)", a[int((NR + 1) / 2)], a[1], a[NR]}'
+    awk '{a[NR] = $1} END {if (NR == 0) {print "-"; exit} m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+      printf "%.2f (rounds %.2f-%.2f)", m, a[1], a[NR]}'
 }
