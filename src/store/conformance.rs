@@ -1065,11 +1065,44 @@ async fn a_rotation_asked_with_a_key_needs_that_key_as_it_was_checked(db: &TestD
         refused,
         "revoked"
     );
+    // Rotated away since (its expiry moved).
+    let rotated = add_key(s, ada.id, "rotated").await?;
+    let shortened = KeyChanges {
+        expires_by: Some(t(500)),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, rotated.id, shortened, t(2), Vec::new(), |_| {})
+        .await?;
+    assert_eq!(
+        rotate(&rotated, AccessSeen::of(&rotated), "r5").await?,
+        refused,
+        "rotated away"
+    );
     let still = s.find_key(ada.id, target.id).await?.ok_or("target")?;
     assert_eq!(still.expires_at, target.expires_at, "the target was not rotated");
     // As it was checked: rotated.
     let asker = add_key(s, ada.id, "asker").await?;
     assert_eq!(rotate(&asker, AccessSeen::of(&asker), "r4").await?, (Ok(true), true));
+    // A key rotating itself: the presenting key is the old one, read twice in one write.
+    let itself = add_key(s, ada.id, "itself").await?;
+    let seen = AccessSeen::of(&itself);
+    let new = key(ada.id, "r6")?;
+    let rotated = s
+        .rotate_key(
+            ada.id,
+            itself.id,
+            t(100),
+            Successor {
+                key: new.clone(),
+                made_from: seen.clone(),
+                presenting: Some((ada.id, itself.id, seen)),
+            },
+            [audit("key.create", None), audit("key.rotate", None)],
+            |_| {},
+        )
+        .await?;
+    assert!(rotated.is_some(), "a key rotates itself");
+    assert!(s.find_key(ada.id, new.id).await?.is_some());
     Ok(())
 }
 
@@ -1097,11 +1130,12 @@ async fn a_key_made_by_a_key_is_stored_only_while_that_key_is_live_and_unlimited
     let (ada, bob) = (add_user(s, "ada").await?, add_user(s, "bob").await?);
     let maker = add_key(s, ada.id, "maker").await?;
     let made = |token: &str| key(ada.id, token);
+    // Made as checked against a maker that never expires (as `key` makes them).
     let store = |k: KeyRecord, maker: KeyId| async move {
         s.insert_key_guarded(
             k,
             false,
-            KeyGuard::MakerUnlimited(maker),
+            KeyGuard::MakerUnlimited(maker, None),
             audit("key.create", None),
             |_| {},
         )
@@ -1118,6 +1152,30 @@ async fn a_key_made_by_a_key_is_stored_only_while_that_key_is_live_and_unlimited
     let bobs = add_key(s, bob.id, "bob's").await?;
     assert!(store(made("c2")?, bobs.id).await?.is_none());
     assert!(store(made("c3")?, KeyId::generate()?).await?.is_none());
+    // Nor a key rotated away since (its expiry moved, here to t(500)), nor an expired one.
+    let rotated = add_key(s, ada.id, "rotated").await?;
+    let shortened = KeyChanges {
+        expires_by: Some(t(500)),
+        ..KeyChanges::default()
+    };
+    s.update_key(ada.id, rotated.id, shortened, t(2), Vec::new(), |_| {})
+        .await?;
+    let refused = made("rotated")?;
+    assert!(store(refused.clone(), rotated.id).await?.is_none(), "rotated since");
+    let mut later = made("later")?;
+    later.created_at = t(600);
+    let as_checked = |k: KeyRecord| {
+        s.insert_key_guarded(
+            k,
+            false,
+            KeyGuard::MakerUnlimited(rotated.id, Some(t(500))),
+            audit("key.create", None),
+            |_| {},
+        )
+    };
+    assert!(as_checked(later).await?.is_none(), "expired at the write");
+    let within = made("within")?;
+    assert!(as_checked(within).await?.is_some(), "as checked and within its grace");
     // Nor a key with limits or scopes of its own, a disabled one, or a revoked one.
     let scoped = add_key(s, ada.id, "scoped").await?;
     let narrowed = KeyChanges {

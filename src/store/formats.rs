@@ -98,13 +98,14 @@ pub(crate) struct LimitsColumns {
     pub at_most_since: Option<i64>,
 }
 
-/// The key `$1` is a live, enabled key of user `$2`, not expired at `$3` (unix ms: a key
-/// rotated away meanwhile makes nothing), with no limits and no scopes of its own (one row),
-/// the same text on both backends.
+/// The key `$1` is a live, enabled key of user `$2`, not expired at `$3` and still expiring
+/// when it did as the new key was checked, `$4` (unix ms, `NULL` for never: a key rotated
+/// away meanwhile makes nothing), with no limits and no scopes of its own (one row), the
+/// same text on both backends.
 macro_rules! maker_is_live_and_unlimited {
     () => {
         "SELECT 1 FROM keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND NOT disabled \
-         AND (expires_at IS NULL OR expires_at > $3) \
+         AND (expires_at IS NULL OR expires_at > $3) AND expires_at IS NOT DISTINCT FROM $4 \
          AND scopes IS NULL AND ratelimits IS NULL AND credits_remaining IS NULL"
     };
 }

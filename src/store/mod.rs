@@ -190,9 +190,10 @@ impl KeyChanges {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyGuard {
     /// The maker is still a live, enabled key of the new key's owner with no limits and no
-    /// scopes of its own (it acts as its user): nothing the new key was checked against
-    /// can have been narrowed since without this failing.
-    MakerUnlimited(KeyId),
+    /// scopes of its own (it acts as its user), and still expires when it did as the new key
+    /// was checked (the `Option`; a rotation moves it): nothing the new key was checked
+    /// against can have been narrowed since without this failing.
+    MakerUnlimited(KeyId, Option<Timestamp>),
     /// The maker is still a live, enabled key of the new key's owner, with the scopes,
     /// grants and limits the new key was checked against (changed: [`StoreErrorKind::AccessChanged`]).
     MadeBy(KeyId, AccessSeen),

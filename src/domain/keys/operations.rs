@@ -100,7 +100,7 @@ impl Keyward {
             key_id: maker,
             limited: false,
             scopes: None,
-            ..
+            expires_at,
         } = caller.via
         {
             let made = self
@@ -108,7 +108,7 @@ impl Keyward {
                 .insert_key_guarded(
                     record.clone(),
                     numbered,
-                    KeyGuard::MakerUnlimited(maker),
+                    KeyGuard::MakerUnlimited(maker, expires_at),
                     audit.clone(),
                     {
                         let after_commit = after_commit.clone();

@@ -284,10 +284,15 @@ impl PgStore {
                 move |tx| {
                     Box::pin(async move {
                         let holds = match guard {
-                            KeyGuard::MakerUnlimited(maker) => tx
+                            KeyGuard::MakerUnlimited(maker, expires_at) => tx
                                 .query_opt(
                                     &prepared(tx, MAKER_IS_LIVE_AND_UNLIMITED_LOCKED).await?,
-                                    &[&maker.to_string(), &key.user_id.to_string(), &key.created_at.millis()],
+                                    &[
+                                        &maker.to_string(),
+                                        &key.user_id.to_string(),
+                                        &key.created_at.millis(),
+                                        &expires_at.map(Timestamp::millis),
+                                    ],
                                 )
                                 .await?
                                 .is_some(),

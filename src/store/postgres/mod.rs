@@ -37,6 +37,11 @@ impl From<tokio_postgres::Error> for StoreError {
                 StoreErrorKind::Full
             }
             Some(code) if *code == SqlState::READ_ONLY_SQL_TRANSACTION => StoreErrorKind::ReadOnly,
+            // Two nodes' writes that locked rows in opposite orders: one is undone whole, and
+            // asking again is safe.
+            Some(code) if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE => {
+                StoreErrorKind::Unavailable
+            }
             Some(code) if code.code().starts_with("08") || code.code().starts_with("57P") => {
                 StoreErrorKind::Unavailable
             }

@@ -86,9 +86,14 @@ impl SqliteStore {
             vec![audit],
             move |tx| {
                 let holds = match guard {
-                    KeyGuard::MakerUnlimited(maker) => tx
-                        .prepare_cached(MAKER_IS_LIVE_AND_UNLIMITED)?
-                        .exists(params![maker, key.user_id, key.created_at.millis()])?,
+                    KeyGuard::MakerUnlimited(maker, expires_at) => {
+                        tx.prepare_cached(MAKER_IS_LIVE_AND_UNLIMITED)?.exists(params![
+                            maker,
+                            key.user_id,
+                            key.created_at.millis(),
+                            expires_at.map(Timestamp::millis)
+                        ])?
+                    }
                     KeyGuard::MadeBy(maker, seen) => {
                         key_as_seen(tx, key.user_id, maker, &seen)?.is_some_and(|m| !m.disabled)
                     }
