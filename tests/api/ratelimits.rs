@@ -470,6 +470,31 @@ async fn rotation_carries_the_limits_and_moves_the_credits() {
     app.get("/v1/me").api_key(new_key).await.expect_status(StatusCode::OK);
 }
 
+#[tokio::test]
+async fn a_key_with_credits_in_use_rotates_itself() {
+    let app = spawn_app().await;
+    let (id, old, _) = limited_key(&app, json!({"expires": "never", "credits": {"remaining": 100}})).await;
+    // Used: this node holds a block of its credits, which the key as shown counts.
+    for _ in 0..3 {
+        app.get("/v1/me").api_key(&old).await.expect_status(StatusCode::OK);
+    }
+    let r = app.post(&format!("/v1/keys/{id}/rotate")).api_key(&old).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text());
+    let new = r.json();
+    let remaining = new["credits"]["remaining"].as_u64().unwrap();
+    assert!(
+        (100 - 64..=96).contains(&remaining),
+        "the balance moved, never more: {remaining}"
+    );
+    let new_key = new["key"].as_str().unwrap();
+    app.get("/v1/me").api_key(new_key).await.expect_status(StatusCode::OK);
+    // Without a grace, the old key ends at once.
+    app.get("/v1/me")
+        .api_key(&old)
+        .await
+        .expect_status(StatusCode::UNAUTHORIZED);
+}
+
 /// The built binary, `kill -9` while 16 clients spend a key's 500 credits, twice: after each
 /// restart the key keeps spending what is left, and the total of successes never passes
 /// 500. What a crash loses is at most one block (64) a kill.

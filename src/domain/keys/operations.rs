@@ -125,7 +125,7 @@ impl Keyward {
                 return Ok(MintedKey { record, secret });
             }
         }
-        let presenting = self.require_limited_like_presenting_key(caller, &record).await?;
+        let presenting = self.require_limited_like_presenting_key(caller, &record, None).await?;
         let record = match presenting {
             None => self
                 .store()
@@ -168,11 +168,15 @@ impl Keyward {
     }
 
     /// A request made with a key makes only keys at least as limited as that key: that key
-    /// as stored (`None` for a request made otherwise).
+    /// as stored (`None` for a request made otherwise). A key rotating itself (`rotating` is
+    /// its id) is not compared with its successor, which gets its very limits and the
+    /// balance it has at the write (the successor's as read here counts this node's held
+    /// block and a refill due, which the stored balance does not yet).
     async fn require_limited_like_presenting_key(
         &self,
         caller: &Caller,
         new: &KeyRecord,
+        rotating: Option<KeyId>,
     ) -> Result<Option<KeyRecord>, Error> {
         let Some(presenting) = caller.via.key_id() else {
             return Ok(None);
@@ -201,7 +205,9 @@ impl Keyward {
         if honoured.as_deref() != checked || own.expires_at != checked_expiry {
             return Err(Error::Conflict(crate::store::ACCESS_CHANGED.into()));
         }
-        access::may_make_key_limited(Some(access::Limits::of(&own)), access::Limits::of(new))?;
+        if rotating != Some(own.id) {
+            access::may_make_key_limited(Some(access::Limits::of(&own)), access::Limits::of(new))?;
+        }
         Ok(Some(own))
     }
 
@@ -581,7 +587,7 @@ impl Keyward {
         // successor's secret is as good as a new key. That key must stay as it was checked
         // until the write (revoked, disabled or narrowed since: nothing is written).
         let presenting = self
-            .require_limited_like_presenting_key(caller, &record)
+            .require_limited_like_presenting_key(caller, &record, Some(old.id))
             .await?
             .map(|k| (k.user_id, k.id, AccessSeen::of(&k)));
         // To the millisecond: never shorter than asked.
