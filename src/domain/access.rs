@@ -304,6 +304,26 @@ pub fn may_carve_credits(parent: &KeyRecord, new: &KeyRecord) -> Result<(), Erro
     Ok(())
 }
 
+/// Whether a key's rights now (its honoured scopes, `None`: those of its user; its expiry,
+/// `None`: never) are narrower than they were when a request was checked against them: a
+/// scope taken away, scopes set on a key that acted as its user, or an earlier expiry.
+pub fn narrowed_since(
+    (checked, checked_expiry): (Option<&[String]>, Option<Timestamp>),
+    (now, now_expiry): (Option<&[String]>, Option<Timestamp>),
+) -> bool {
+    let scopes = match (checked, now) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(checked), Some(now)) => !checked.iter().all(|s| now.contains(s)),
+    };
+    let expiry = match (checked_expiry, now_expiry) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(checked), Some(now)) => now < checked,
+    };
+    scopes || expiry
+}
+
 /// A request made with a key (`presenting`: that key's limits) makes only keys at least as
 /// limited as itself, whoever the caller is.
 pub fn may_make_key_limited(presenting: Option<Limits>, new: Limits) -> Result<(), Error> {
@@ -428,6 +448,25 @@ mod tests {
     /// Every action against every caller. Each row: the action, then its verdict for an
     /// admin and for a user, one letter per credential in the order of [`CREDENTIALS`]:
     /// access token, session, password, key, scoped key, granted key, ungranted key.
+    #[test]
+    fn only_a_narrowing_since_the_check_counts() {
+        let s = |list: &[&str]| list.iter().map(|x| (*x).to_owned()).collect::<Vec<String>>();
+        let (read, both) = (s(&["keys:read"]), s(&["keys:read", "keys:write"]));
+        let at = Timestamp::from_secs;
+        let narrowed = |checked: (Option<&[String]>, Option<Timestamp>), now| narrowed_since(checked, now);
+        // The same, or wider: scopes added, scopes cleared (acts as its user), no expiry.
+        assert!(!narrowed((Some(&read), Some(at(10))), (Some(&read), Some(at(10)))));
+        assert!(!narrowed((Some(&read), Some(at(10))), (Some(&both), Some(at(20)))));
+        assert!(!narrowed((Some(&read), Some(at(10))), (None, None)));
+        assert!(!narrowed((None, None), (None, None)));
+        // Narrower: a scope taken away, scopes set on a key that acted as its user, an
+        // expiry set or brought forward (a rotation).
+        assert!(narrowed((Some(&both), None), (Some(&read), None)));
+        assert!(narrowed((None, None), (Some(&both), None)));
+        assert!(narrowed((None, None), (None, Some(at(10)))));
+        assert!(narrowed((None, Some(at(20))), (None, Some(at(10)))));
+    }
+
     #[test]
     fn who_may_do_what() {
         let table: [(&str, Rule, &str, &str); 20] = [

@@ -192,17 +192,16 @@ impl Keyward {
             .ok_or(Error::Unauthenticated { presented: true })?;
         // The new key's scopes and expiry were checked against the presenting key's as this
         // node's view had them; the write is guarded from this read on (`AccessSeen`).
-        // Changed in between (an admin's narrowing, a rotation, or a change this node has not
-        // followed yet): nothing is made, rather than a key with rights taken away.
+        // Narrowed in between (an admin's change, a rotation, or a change this node has not
+        // followed yet): nothing is made, rather than a key with rights taken away. (Widened:
+        // what was checked holds all the more.)
         let honoured = own
             .scopes
             .clone()
             .map(|scopes| access::honoured_scopes(scopes, &own.grants));
-        let (checked, checked_expiry) = match &caller.via {
-            Via::ApiKey { scopes, expires_at, .. } => (scopes.as_deref(), *expires_at),
-            _ => (None, None),
-        };
-        if honoured.as_deref() != checked || own.expires_at != checked_expiry {
+        if let Via::ApiKey { scopes, expires_at, .. } = &caller.via
+            && access::narrowed_since((scopes.as_deref(), *expires_at), (honoured.as_deref(), own.expires_at))
+        {
             return Err(Error::Conflict(crate::store::ACCESS_CHANGED.into()));
         }
         if rotating != Some(own.id) {
