@@ -256,6 +256,35 @@ async fn add_key(store: &Store, owner: UserId, token: &str) -> Result<KeyRecord,
     Ok(store.insert_key(key, false, audit, |_| {}).await?)
 }
 
+/// The changes that narrow a key as the guards' tests need: scopes set, credits set,
+/// disabled, or its expiry brought forward to t(500) (as a rotation does).
+fn narrowing(how: &str) -> Result<KeyChanges, Box<dyn std::error::Error>> {
+    let mut changes = KeyChanges::default();
+    match how {
+        "scoped" => changes.scopes = Some((Some(vec!["keys:read".into()]), Vec::new())),
+        "limited" => changes.credits = Some(CreditsChange::Set(Some(Credits::new(5, None)?))),
+        "disabled" => changes.disabled = Some(true),
+        "rotated" => changes.expires_by = Some(t(500)),
+        other => return Err(format!("no narrowing {other}").into()),
+    }
+    Ok(changes)
+}
+
+/// A key of `owner` as it was stored (what a request was checked against), then narrowed
+/// by [`narrowing`]`(how)`.
+async fn add_key_then_narrow(
+    store: &Store,
+    owner: UserId,
+    how: &'static str,
+) -> Result<KeyRecord, Box<dyn std::error::Error>> {
+    let key = add_key(store, owner, how).await?;
+    store
+        .update_key(owner, key.id, narrowing(how)?, t(2), Vec::new(), |_| {})
+        .await?
+        .ok_or("the key is live")?;
+    Ok(key)
+}
+
 async fn revoke(store: &Store, key: &KeyRecord, at: Timestamp) -> Result<Option<[u8; 32]>, StoreError> {
     let audit = audit("key.revoke", Some(("key", key.id.to_string())));
     store.revoke_key(key.user_id, key.id, at, audit, |_| {}).await
@@ -1036,47 +1065,18 @@ async fn a_rotation_asked_with_a_key_needs_that_key_as_it_was_checked(db: &TestD
         }
     };
     let refused = (Err(StoreErrorKind::AccessChanged), false);
-    // Narrowed since the rotation was checked.
-    let narrowed = add_key(s, ada.id, "narrowed").await?;
-    let seen = AccessSeen::of(&narrowed);
-    let narrowing = KeyChanges {
-        scopes: Some((Some(vec!["keys:read".into()]), Vec::new())),
-        ..KeyChanges::default()
-    };
-    s.update_key(ada.id, narrowed.id, narrowing, t(2), Vec::new(), |_| {})
-        .await?;
-    assert_eq!(rotate(&narrowed, seen, "r1").await?, refused, "narrowed");
-    // Disabled, or revoked, since.
-    let disabled = add_key(s, ada.id, "disabled").await?;
-    let off = KeyChanges {
-        disabled: Some(true),
-        ..KeyChanges::default()
-    };
-    s.update_key(ada.id, disabled.id, off, t(2), Vec::new(), |_| {}).await?;
-    assert_eq!(
-        rotate(&disabled, AccessSeen::of(&disabled), "r2").await?,
-        refused,
-        "disabled"
-    );
+    // Narrowed, disabled or rotated away since the rotation was checked.
+    for (how, token) in [("scoped", "r1"), ("disabled", "r2"), ("rotated", "r5")] {
+        let asker = add_key_then_narrow(s, ada.id, how).await?;
+        assert_eq!(rotate(&asker, AccessSeen::of(&asker), token).await?, refused, "{how}");
+    }
+    // Revoked since.
     let revoked = add_key(s, ada.id, "revoked").await?;
     revoke(s, &revoked, t(3)).await?;
     assert_eq!(
         rotate(&revoked, AccessSeen::of(&revoked), "r3").await?,
         refused,
         "revoked"
-    );
-    // Rotated away since (its expiry moved).
-    let rotated = add_key(s, ada.id, "rotated").await?;
-    let shortened = KeyChanges {
-        expires_by: Some(t(500)),
-        ..KeyChanges::default()
-    };
-    s.update_key(ada.id, rotated.id, shortened, t(2), Vec::new(), |_| {})
-        .await?;
-    assert_eq!(
-        rotate(&rotated, AccessSeen::of(&rotated), "r5").await?,
-        refused,
-        "rotated away"
     );
     let still = s.find_key(ada.id, target.id).await?.ok_or("target")?;
     assert_eq!(still.expires_at, target.expires_at, "the target was not rotated");
@@ -1153,13 +1153,7 @@ async fn a_key_made_by_a_key_is_stored_only_while_that_key_is_live_and_unlimited
     assert!(store(made("c2")?, bobs.id).await?.is_none());
     assert!(store(made("c3")?, KeyId::generate()?).await?.is_none());
     // Nor a key rotated away since (its expiry moved, here to t(500)), nor an expired one.
-    let rotated = add_key(s, ada.id, "rotated").await?;
-    let shortened = KeyChanges {
-        expires_by: Some(t(500)),
-        ..KeyChanges::default()
-    };
-    s.update_key(ada.id, rotated.id, shortened, t(2), Vec::new(), |_| {})
-        .await?;
+    let rotated = add_key_then_narrow(s, ada.id, "rotated").await?;
     let refused = made("rotated")?;
     assert!(store(refused.clone(), rotated.id).await?.is_none(), "rotated since");
     let mut later = made("later")?;
@@ -1177,26 +1171,9 @@ async fn a_key_made_by_a_key_is_stored_only_while_that_key_is_live_and_unlimited
     let within = made("within")?;
     assert!(as_checked(within).await?.is_some(), "as checked and within its grace");
     // Nor a key with limits or scopes of its own, a disabled one, or a revoked one.
-    let scoped = add_key(s, ada.id, "scoped").await?;
-    let narrowed = KeyChanges {
-        scopes: Some((Some(vec!["keys:read".into()]), Vec::new())),
-        ..KeyChanges::default()
-    };
-    s.update_key(ada.id, scoped.id, narrowed, t(2), Vec::new(), |_| {})
-        .await?;
-    let limited = add_key(s, ada.id, "limited").await?;
-    let limits = KeyChanges {
-        credits: Some(CreditsChange::Set(Some(Credits::new(5, None)?))),
-        ..KeyChanges::default()
-    };
-    s.update_key(ada.id, limited.id, limits, t(2), Vec::new(), |_| {})
-        .await?;
-    let disabled = add_key(s, ada.id, "disabled").await?;
-    let off = KeyChanges {
-        disabled: Some(true),
-        ..KeyChanges::default()
-    };
-    s.update_key(ada.id, disabled.id, off, t(2), Vec::new(), |_| {}).await?;
+    let scoped = add_key_then_narrow(s, ada.id, "scoped").await?;
+    let limited = add_key_then_narrow(s, ada.id, "limited").await?;
+    let disabled = add_key_then_narrow(s, ada.id, "disabled").await?;
     revoke(s, &maker, t(3)).await?;
     for (maker, why) in [
         (scoped.id, "scoped"),
