@@ -32,7 +32,7 @@ impl Keyward {
         let view = self.view();
         for change in changes {
             match change {
-                Change::KeyActive(k) => view.insert_key(k, false),
+                Change::KeyActive(k) => view.insert_followed_key(k),
                 Change::KeyGone(lookup) => view.remove_keys(&[lookup]),
                 Change::User(user) => view.put_user(user),
                 Change::SigningKeys(keys) => self.signer().learn_keys(&keys),

@@ -489,6 +489,26 @@ impl KeyView {
         self.count_imported(imported);
     }
 
+    /// Adds a key as the change feed found it live, unless this process has seen it
+    /// removed since (revoked, or gone with its user: for good). The feed's state may have
+    /// been read just before a revocation of ours committed and left the view; put back
+    /// after it, the revoked key would be let in until the next poll. Checked and inserted
+    /// under the shard's lock, under which [`Self::remove_keys`] remembers what it removes.
+    pub fn insert_followed_key(&self, key: ActiveKeyRow) {
+        let lookup = Lookup(key.lookup);
+        let Some(slot) = self.users.read().slot.get(&key.user_id).copied() else {
+            return;
+        };
+        let now = self.clock.now();
+        let mut shard = self.shard(&lookup).write();
+        if self.revoked.read().get(&lookup) == Some(&key.id) {
+            return;
+        }
+        let imported = insert_locked(&mut shard, slot, key, false, now);
+        drop(shard);
+        self.count_imported(imported);
+    }
+
     /// Brings a key's entry up to its record just committed (expiry, disabled, scopes,
     /// limits), keeping what this process knows of it (signature checked, last use, and the
     /// limits' state unless they changed or the credits were set anew; `added_credits`:
@@ -526,11 +546,12 @@ impl KeyView {
             if let Some(mut entry) = shard.keys.remove(&lookup) {
                 shard.scopes.remove(&entry.id);
                 shard.limits.remove(&entry.id);
+                // Remembered before the shard is let go: see `insert_followed_key`.
+                self.remember_revoked(lookup, entry.id);
                 drop(shard);
                 if let Some((hour, n)) = entry.uses.take() {
                     self.outcomes.record(entry.id, hour, Outcome::Valid, n);
                 }
-                self.remember_revoked(lookup, entry.id);
                 if *entry.flags.get_mut() & IMPORTED != 0 {
                     self.count_imported(-1);
                 }
@@ -948,6 +969,31 @@ mod tests {
     /// A credential that cannot be keyward's JWT skips the blake3 lookup (an entry held
     /// under its blake3 hash is not even looked at) and is found by SHA-256; keyward's own
     /// keys, access tokens, and imported keys that are JWTs of another issuer still are.
+    #[test]
+    fn a_key_removed_here_is_not_put_back_by_an_older_read_of_the_feed() {
+        let Ok(signer) = TokenSigner::new(
+            &crate::domain::Secret::new("a view test secret of at least 32 bytes"),
+            "keyward",
+            std::time::Duration::from_secs(60),
+            &[],
+        ) else {
+            panic!("the signer is made");
+        };
+        let now = Timestamp::from_secs(1_800_000_000);
+        let view = KeyView::with_users(vec![user()], Clock::default());
+        let valid = |key: &str| matches!(view.check_key(key, now, &signer), KeyCheck::Valid(_));
+        view.insert_key(imported_row("revoked_key_0001", 1), true);
+        view.insert_followed_key(imported_row("other_key_00002", 2));
+        assert!(valid("revoked_key_0001") && valid("other_key_00002"));
+        // Revoked here; then the feed's state of it, read before that, arrives.
+        view.remove_keys(&[*Sha256Hash::of("revoked_key_0001").as_bytes()]);
+        view.insert_followed_key(imported_row("revoked_key_0001", 1));
+        assert!(!valid("revoked_key_0001"), "a revoked key stays out");
+        // The feed still brings back a key removed nowhere, and the same state again.
+        view.insert_followed_key(imported_row("other_key_00002", 2));
+        assert!(valid("other_key_00002"));
+    }
+
     #[test]
     fn only_what_may_be_keywards_jwt_is_looked_up_by_blake3() {
         let Ok(signer) = TokenSigner::new(
