@@ -966,9 +966,6 @@ mod tests {
         }
     }
 
-    /// A credential that cannot be keyward's JWT skips the blake3 lookup (an entry held
-    /// under its blake3 hash is not even looked at) and is found by SHA-256; keyward's own
-    /// keys, access tokens, and imported keys that are JWTs of another issuer still are.
     #[test]
     fn a_key_removed_here_is_not_put_back_by_an_older_read_of_the_feed() {
         let Ok(signer) = TokenSigner::new(
@@ -994,6 +991,9 @@ mod tests {
         assert!(valid("other_key_00002"));
     }
 
+    /// A credential that cannot be keyward's JWT skips the blake3 lookup (an entry held
+    /// under its blake3 hash is not even looked at) and is found by SHA-256; keyward's own
+    /// keys, access tokens, and imported keys that are JWTs of another issuer still are.
     #[test]
     fn only_what_may_be_keywards_jwt_is_looked_up_by_blake3() {
         let Ok(signer) = TokenSigner::new(
