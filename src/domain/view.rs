@@ -893,6 +893,19 @@ mod tests {
         assert!(lookup_of(&format!("eyj{}", "c".repeat(200))).is_none());
     }
 
+    /// The signer the view's tests check keys with.
+    fn signer() -> TokenSigner {
+        let Ok(signer) = TokenSigner::new(
+            &crate::domain::Secret::new("a view test secret of at least 32 bytes"),
+            "keyward",
+            std::time::Duration::from_secs(60),
+            &[],
+        ) else {
+            panic!("the signer is made");
+        };
+        signer
+    }
+
     fn user() -> UserRecord {
         let now = Timestamp::from_secs(1_800_000_000);
         UserRecord::new(
@@ -922,14 +935,7 @@ mod tests {
 
     #[test]
     fn imported_keys_are_found_by_sha256_and_counted() {
-        let signer = TokenSigner::new(
-            &crate::domain::Secret::new("a view test secret of at least 32 bytes"),
-            "keyward",
-            std::time::Duration::from_secs(60),
-            &[],
-        );
-        assert!(signer.is_ok(), "the signer is made");
-        let Ok(signer) = signer else { return };
+        let signer = signer();
         let now = Timestamp::from_secs(1_800_000_000);
         let view = KeyView::with_users(vec![user()], Clock::default());
         assert_eq!(view.imported.0.load(Ordering::Acquire), 0, "none: no second hash");
@@ -968,14 +974,7 @@ mod tests {
 
     #[test]
     fn a_key_removed_here_is_not_put_back_by_an_older_read_of_the_feed() {
-        let Ok(signer) = TokenSigner::new(
-            &crate::domain::Secret::new("a view test secret of at least 32 bytes"),
-            "keyward",
-            std::time::Duration::from_secs(60),
-            &[],
-        ) else {
-            panic!("the signer is made");
-        };
+        let signer = signer();
         let now = Timestamp::from_secs(1_800_000_000);
         let view = KeyView::with_users(vec![user()], Clock::default());
         let valid = |key: &str| matches!(view.check_key(key, now, &signer), KeyCheck::Valid(_));
@@ -996,14 +995,7 @@ mod tests {
     /// keys, access tokens, and imported keys that are JWTs of another issuer still are.
     #[test]
     fn only_what_may_be_keywards_jwt_is_looked_up_by_blake3() {
-        let Ok(signer) = TokenSigner::new(
-            &crate::domain::Secret::new("a view test secret of at least 32 bytes"),
-            "keyward",
-            std::time::Duration::from_secs(60),
-            &[],
-        ) else {
-            panic!("the signer is made");
-        };
+        let signer = signer();
         let now = Timestamp::from_secs(1_800_000_000);
         let owner = user();
         let view = KeyView::with_users(vec![owner.clone()], Clock::default());

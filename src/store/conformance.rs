@@ -2064,6 +2064,9 @@ async fn unspent_blocks_go_back_only_to_their_generation_and_period(db: &TestDb)
 /// same write; a balance that cannot cover them stores nothing.
 async fn a_childs_credits_are_carved_out_of_its_parents_balance(db: &TestDb) -> Checked {
     let s = &db.store;
+    // Stores `k` made by a key, as `guard` says.
+    let guarded =
+        |k: KeyRecord, guard: KeyGuard| s.insert_key_guarded(k, false, guard, audit("key.create", None), |_| {});
     let ada = add_user(s, "ada").await?;
     let parent = add_limited_key(s, ada.id, "parent", Some(Credits::new(100, None)?)).await?;
     let child = |token: &str, n: u64| -> Result<KeyRecord, Box<dyn std::error::Error>> {
@@ -2071,36 +2074,21 @@ async fn a_childs_credits_are_carved_out_of_its_parents_balance(db: &TestDb) -> 
         k.credits = Some(Credits::new(n, None)?);
         Ok(k)
     };
-    let made = s
-        .insert_key_guarded(
-            child("a", 60)?,
-            false,
-            KeyGuard::CarvedFrom(parent.id, AccessSeen::of(&parent)),
-            audit("key.create", None),
-            |_| {},
-        )
-        .await?
-        .ok_or("carved")?;
+    let made = guarded(
+        child("a", 60)?,
+        KeyGuard::CarvedFrom(parent.id, AccessSeen::of(&parent)),
+    )
+    .await?
+    .ok_or("carved")?;
     assert_eq!(made.credits.map(|c| c.remaining), Some(60));
     let too_many = child("b", 41)?;
     let refused_id = too_many.id;
-    let refused = s
-        .insert_key_guarded(
-            too_many,
-            false,
-            KeyGuard::CarvedFrom(parent.id, AccessSeen::of(&parent)),
-            audit("key.create", None),
-            |_| {},
-        )
-        .await?;
+    let refused = guarded(too_many, KeyGuard::CarvedFrom(parent.id, AccessSeen::of(&parent))).await?;
     assert!(refused.is_none());
     assert!(s.find_key(ada.id, refused_id).await?.is_none(), "nothing stored");
-    s.insert_key_guarded(
+    guarded(
         child("c", 40)?,
-        false,
         KeyGuard::CarvedFrom(parent.id, AccessSeen::of(&parent)),
-        audit("key.create", None),
-        |_| {},
     )
     .await?
     .ok_or("carved")?;
@@ -2121,63 +2109,31 @@ async fn a_childs_credits_are_carved_out_of_its_parents_balance(db: &TestDb) -> 
         .ok_or("live")?;
     let late = key(ada.id, "late")?;
     let late_id = late.id;
-    let refused = s
-        .insert_key_guarded(
-            late,
-            false,
-            KeyGuard::MadeBy(maker.id, seen),
-            audit("key.create", None),
-            |_| {},
-        )
-        .await;
+    let refused = guarded(late, KeyGuard::MadeBy(maker.id, seen)).await;
     assert_eq!(
         refused.map(|_| ()).map_err(|e| e.kind),
         Err(StoreErrorKind::AccessChanged)
     );
     assert!(s.find_key(ada.id, late_id).await?.is_none(), "nothing stored");
-    let made = s
-        .insert_key_guarded(
-            key(ada.id, "in time")?,
-            false,
-            KeyGuard::MadeBy(maker.id, AccessSeen::of(&lowered)),
-            audit("key.create", None),
-            |_| {},
-        )
-        .await?;
+    let made = guarded(
+        key(ada.id, "in time")?,
+        KeyGuard::MadeBy(maker.id, AccessSeen::of(&lowered)),
+    )
+    .await?;
     assert!(made.is_some(), "made while the maker is as it was checked");
-    let disabled = KeyChanges {
-        disabled: Some(true),
-        ..KeyChanges::default()
-    };
-    s.update_key(ada.id, maker.id, disabled, t(4), Vec::new(), |_| {})
+    s.update_key(ada.id, maker.id, narrowing("disabled")?, t(4), Vec::new(), |_| {})
         .await?;
-    let made = s
-        .insert_key_guarded(
-            key(ada.id, "disabled")?,
-            false,
-            KeyGuard::MadeBy(maker.id, AccessSeen::of(&lowered)),
-            audit("key.create", None),
-            |_| {},
-        )
-        .await?;
+    let made = guarded(
+        key(ada.id, "disabled")?,
+        KeyGuard::MadeBy(maker.id, AccessSeen::of(&lowered)),
+    )
+    .await?;
     assert!(made.is_none(), "a disabled maker makes nothing");
     let rich = add_limited_key(s, ada.id, "rich", Some(Credits::new(100, None)?)).await?;
     let rich_seen = AccessSeen::of(&rich);
-    let disabled = KeyChanges {
-        disabled: Some(true),
-        ..KeyChanges::default()
-    };
-    s.update_key(ada.id, rich.id, disabled, t(5), Vec::new(), |_| {})
+    s.update_key(ada.id, rich.id, narrowing("disabled")?, t(5), Vec::new(), |_| {})
         .await?;
-    let carved = s
-        .insert_key_guarded(
-            child("d", 10)?,
-            false,
-            KeyGuard::CarvedFrom(rich.id, rich_seen),
-            audit("key.create", None),
-            |_| {},
-        )
-        .await?;
+    let carved = guarded(child("d", 10)?, KeyGuard::CarvedFrom(rich.id, rich_seen)).await?;
     assert!(carved.is_none(), "a disabled parent carves nothing");
     let left = s.find_key(ada.id, rich.id).await?.and_then(|k| k.credits);
     assert_eq!(left.map(|c| c.remaining), Some(100));
