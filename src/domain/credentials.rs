@@ -109,7 +109,7 @@ impl Credential<'_> {
 }
 
 fn parse_api_key(value: &[u8]) -> Option<Credential<'_>> {
-    let v = std::str::from_utf8(value).ok()?.trim();
+    let v = text(value)?.trim();
     (!v.is_empty() && !has_space(v)).then_some(Credential::ApiKeyHeader(v))
 }
 
@@ -121,8 +121,14 @@ fn has_space(s: &str) -> bool {
     })
 }
 
+/// A header's value as text, if it is UTF-8: checked with SIMD (a key is ~270 bytes, checked
+/// on every request; already built for actix).
+fn text(value: &[u8]) -> Option<&str> {
+    simdutf8::basic::from_utf8(value).ok()
+}
+
 fn parse_authorization(value: &[u8]) -> Option<Credential<'_>> {
-    let value = std::str::from_utf8(value).ok()?.trim();
+    let value = text(value)?.trim();
     let (scheme, rest) = match value.split_once(' ') {
         Some((scheme, rest)) => (scheme, rest.trim()),
         None => ("", value),

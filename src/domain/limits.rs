@@ -25,9 +25,11 @@
 //! node: it under-serves by at most `credit_block` credits (and an eighth of the balance),
 //! and never over-serves, since nothing is spent that was not reserved durably.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use super::keyward::Keyward;
 use super::{Error, KeyId, Timestamp, UserId, expiry};
@@ -225,6 +227,10 @@ pub struct KeyLimits {
     /// What the state was made from: the state is kept across a change that keeps these
     /// (and the credits' generation, which the purse holds).
     made_from: (RateLimits, Option<Option<Refill>>),
+    /// What an adapter renders of these rate limits, as they are and not where they stand
+    /// (the HTTP API: the `RateLimit-Policy` header's value), rendered at the first request
+    /// that needs it and kept: a state's limits never change (a change makes a new state).
+    rendered: OnceLock<Bytes>,
 }
 
 /// The outcome of spending from the block in memory.
@@ -255,6 +261,7 @@ impl KeyLimits {
                 reserving: tokio::sync::Mutex::new(()),
             }),
             made_from: (ratelimits.clone(), credits.map(|c| c.refill)),
+            rendered: OnceLock::new(),
         })
     }
 
@@ -345,6 +352,11 @@ impl KeyLimits {
         for limit in self.rates.iter() {
             limit.give_back();
         }
+    }
+
+    /// What `render` makes of these limits, made once and then shared (see `rendered`).
+    pub fn rendered(&self, render: impl FnOnce(&KeyLimits) -> Bytes) -> Bytes {
+        self.rendered.get_or_init(|| render(self)).clone()
     }
 
     /// The status of every limit, taking nothing.
@@ -592,6 +604,11 @@ impl Admitted {
     /// Where each rate limit stands (as of the admission): the key's, then its user's.
     pub fn rates(&self) -> impl Iterator<Item = RateStatus<'_>> {
         self.charges.each().flat_map(move |(_, l)| l.statuses(self.at))
+    }
+
+    /// The payers with rate limits, the key first.
+    pub fn rated(&self) -> impl Iterator<Item = &KeyLimits> {
+        self.charges.each().map(|(_, l)| l).filter(|l| l.has_rate_limits())
     }
 }
 

@@ -92,7 +92,7 @@ pub async fn access_log(
         .extensions_mut()
         .remove::<super::ratelimit::AdmittedLimits>();
     if let Some(admitted) = admitted {
-        super::ratelimit::set_headers(res.headers_mut(), admitted.0.rates());
+        super::ratelimit::set_admitted_headers(res.headers_mut(), &admitted.0);
     }
     let status = res.status();
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {

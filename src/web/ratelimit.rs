@@ -27,25 +27,58 @@ fn push_member(out: &mut String, name: &str, (a, x): (&str, u64), (b, y): (&str,
     out.push_str(digits.format(y));
 }
 
-/// Sets both headers for `limits` (none when empty). Names are tokens of `A-Z a-z 0-9 _ . -`,
-/// safe inside a quoted string. Written with pushes, not `format!`: every answer to a limited
-/// key carries them.
-pub fn set_headers<'a>(headers: &mut HeaderMap, limits: impl IntoIterator<Item = RateStatus<'a>>) {
-    let (mut policy, mut state) = (String::with_capacity(48), String::with_capacity(48));
+/// `RateLimit-Policy`'s value for `limits`: what each is.
+fn policy_text<'a>(limits: impl IntoIterator<Item = RateStatus<'a>>) -> String {
+    let mut policy = String::with_capacity(48);
     for l in limits {
         push_member(&mut policy, l.name, ("q=", u64::from(l.limit)), ("w=", l.window));
+    }
+    policy
+}
+
+/// `RateLimit`'s value for `limits`: where each stands.
+fn state_text<'a>(limits: impl IntoIterator<Item = RateStatus<'a>>) -> String {
+    let mut state = String::with_capacity(48);
+    for l in limits {
         push_member(&mut state, l.name, ("r=", l.remaining), ("t=", l.reset));
     }
-    if policy.is_empty() {
+    state
+}
+
+/// Sets a header to `value` (none when empty). Names are tokens of `A-Z a-z 0-9 _ . -`,
+/// safe inside a quoted string. Handed over, not copied: a header value can hold the bytes'
+/// own buffer.
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: Bytes) {
+    if value.is_empty() {
         return;
     }
-    // Handed over, not copied: a header value can hold the string's own buffer.
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(policy)) {
-        headers.insert(RATELIMIT_POLICY, v);
+    if let Ok(v) = HeaderValue::from_maybe_shared(value) {
+        headers.insert(name, v);
     }
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(state)) {
-        headers.insert(RATELIMIT, v);
-    }
+}
+
+/// Sets both headers for `limits` (a refusal: the limit that refused). Written with pushes,
+/// not `format!`.
+pub fn set_headers<'a>(headers: &mut HeaderMap, limits: impl IntoIterator<Item = RateStatus<'a>> + Clone) {
+    insert(headers, RATELIMIT_POLICY, Bytes::from(policy_text(limits.clone())));
+    insert(headers, RATELIMIT, Bytes::from(state_text(limits)));
+}
+
+/// Sets both headers for a limited key's accepted request: every answer to that key
+/// carries them. `RateLimit-Policy` says only what the limits are, so it is rendered once
+/// per key's state and shared by its answers; `RateLimit` is written for each.
+pub fn set_admitted_headers(headers: &mut HeaderMap, admitted: &Admitted) {
+    let mut rated = admitted.rated();
+    let Some(first) = rated.next() else {
+        return;
+    };
+    let policy = match rated.next() {
+        None => first.rendered(|limits| Bytes::from(policy_text(limits.statuses(admitted.at)))),
+        // A key and its user both with rate limits (rare): one list of both, per answer.
+        Some(_) => Bytes::from(policy_text(admitted.rates())),
+    };
+    insert(headers, RATELIMIT_POLICY, policy);
+    insert(headers, RATELIMIT, Bytes::from(state_text(admitted.rates())));
 }
 
 /// What a limited key's accepted request leaves in the request's extensions, for the

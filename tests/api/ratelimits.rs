@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_PASSWORD, Http, TestApp, basic, spawn_app, spawn_with, start_binary};
+use crate::helpers::{ADMIN_PASSWORD, Http, Reply, TestApp, basic, spawn_app, spawn_with, start_binary};
 
 const RATE_LIMITED: &str = "urn:keyward:problem:rate-limited";
 const USAGE_EXCEEDED: &str = "urn:keyward:problem:usage-exceeded";
@@ -282,6 +282,59 @@ async fn accepted_requests_of_a_limited_key_carry_ratelimit_and_unlimited_keys_n
     // Every route counts: a list made with the key is one more request.
     let r = app.get("/v1/keys").api_key(&key).await;
     assert!(r.header("ratelimit").unwrap().starts_with(r#""requests";r=98;"#));
+}
+
+/// `RateLimit-Policy` is rendered once per key's limits and shared by its answers: a
+/// change of the limits shows at the next answer, and a key of a limited user names both
+/// its own limits and its user's, the key's first.
+#[tokio::test]
+async fn the_ratelimit_policy_follows_changes_to_the_limits_of_a_key_and_its_user() {
+    let app = spawn_app().await;
+    let (id, key, _) = limited_key(
+        &app,
+        json!({"ratelimits": [{"name": "requests", "limit": 100, "duration": "1h"}]}),
+    )
+    .await;
+    let policy = |r: &Reply| r.header("ratelimit-policy").map(str::to_owned);
+    let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
+    assert_eq!(policy(&r).as_deref(), Some(r#""requests";q=100;w=3600"#));
+    let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
+    assert_eq!(policy(&r).as_deref(), Some(r#""requests";q=100;w=3600"#));
+
+    app.patch(&format!("/v1/keys/{id}"))
+        .as_(&app.admin)
+        .json(&json!({"ratelimits": [{"name": "requests", "limit": 50, "duration": "1m"}]}))
+        .await
+        .expect_status(StatusCode::OK);
+    let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
+    assert_eq!(policy(&r).as_deref(), Some(r#""requests";q=50;w=60"#));
+
+    let me = app.get_json("/v1/me", &app.admin).await;
+    let admin = me["user"]["id"].as_str().unwrap().to_owned();
+    app.patch(&format!("/v1/users/{admin}"))
+        .as_(&app.admin)
+        .json(&json!({"ratelimits": [{"name": "user-requests", "limit": 1000, "duration": "1d"}]}))
+        .await
+        .expect_status(StatusCode::OK);
+    let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
+    assert_eq!(
+        policy(&r).as_deref(),
+        Some(r#""requests";q=50;w=60, "user-requests";q=1000;w=86400"#)
+    );
+    let state = r.header("ratelimit").unwrap();
+    assert!(
+        state.starts_with(r#""requests";r="#) && state.contains(r#", "user-requests";r=999;t="#),
+        "{state}"
+    );
+
+    // Limits taken off the key: only its user's are left to name.
+    app.patch(&format!("/v1/keys/{id}"))
+        .as_(&app.admin)
+        .json(&json!({"ratelimits": null}))
+        .await
+        .expect_status(StatusCode::OK);
+    let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
+    assert_eq!(policy(&r).as_deref(), Some(r#""user-requests";q=1000;w=86400"#));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
