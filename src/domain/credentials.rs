@@ -121,8 +121,8 @@ fn has_space(s: &str) -> bool {
     })
 }
 
-/// A header's value as text, if it is UTF-8: checked with SIMD (a key is ~270 bytes, checked
-/// on every request; already built for actix).
+/// A header's value as text, if it is UTF-8: checked with SIMD (a key is 250-270 bytes,
+/// checked on every request; already built for actix).
 fn text(value: &[u8]) -> Option<&str> {
     simdutf8::basic::from_utf8(value).ok()
 }

@@ -227,8 +227,8 @@ pub struct KeyLimits {
     /// What the state was made from: the state is kept across a change that keeps these
     /// (and the credits' generation, which the purse holds).
     made_from: (RateLimits, Option<Option<Refill>>),
-    /// What an adapter renders of these rate limits, as they are and not where they stand
-    /// (the HTTP API: the `RateLimit-Policy` header's value), rendered at the first request
+    /// What the HTTP adapter renders of these rate limits, as they are and not where they
+    /// stand (the `RateLimit-Policy` header's value), rendered at the first request
     /// that needs it and kept: a state's limits never change (a change makes a new state).
     rendered: OnceLock<Bytes>,
 }

@@ -66,7 +66,8 @@ pub fn set_headers<'a>(headers: &mut HeaderMap, limits: impl IntoIterator<Item =
 
 /// Sets both headers for a limited key's accepted request: every answer to that key
 /// carries them. `RateLimit-Policy` says only what the limits are, so it is rendered once
-/// per key's state and shared by its answers; `RateLimit` is written for each.
+/// per payer's state (the key's, or its user's when only the user has rate limits) and
+/// shared by its answers; `RateLimit` is written for each.
 pub fn set_admitted_headers(headers: &mut HeaderMap, admitted: &Admitted) {
     let mut rated = admitted.rated();
     let Some(first) = rated.next() else {

@@ -327,14 +327,22 @@ async fn the_ratelimit_policy_follows_changes_to_the_limits_of_a_key_and_its_use
         "{state}"
     );
 
-    // Limits taken off the key: only its user's are left to name.
+    // Rate limits taken off the key, credits given: only its user's limits are left to name.
     app.patch(&format!("/v1/keys/{id}"))
         .as_(&app.admin)
-        .json(&json!({"ratelimits": null}))
+        .json(&json!({"ratelimits": null, "credits": {"remaining": 100}}))
         .await
         .expect_status(StatusCode::OK);
     let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
     assert_eq!(policy(&r).as_deref(), Some(r#""user-requests";q=1000;w=86400"#));
+    // And the user's changed: the next answer says so.
+    app.patch(&format!("/v1/users/{admin}"))
+        .as_(&app.admin)
+        .json(&json!({"ratelimits": [{"name": "user-requests", "limit": 500, "duration": "1d"}]}))
+        .await
+        .expect_status(StatusCode::OK);
+    let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
+    assert_eq!(policy(&r).as_deref(), Some(r#""user-requests";q=500;w=86400"#));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
