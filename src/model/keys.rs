@@ -282,6 +282,14 @@ pub struct KeyRecord {
     pub credits_period: Option<Timestamp>,
 }
 
+impl KeyRecord {
+    /// Whether the key (read as live) may act at `at`: enabled and unexpired. What a write
+    /// made with a key checks of it in the write itself.
+    pub fn usable_at(&self, at: Timestamp) -> bool {
+        !self.disabled && self.expires_at.is_none_or(|e| e > at)
+    }
+}
+
 /// A key that can authenticate: what the in-memory view is built from.
 #[derive(Clone, Debug)]
 pub struct ActiveKeyRow {

@@ -1078,6 +1078,15 @@ async fn a_rotation_asked_with_a_key_needs_that_key_as_it_was_checked(db: &TestD
         refused,
         "revoked"
     );
+    // Expired by the rotation's write (made at t(1)), though as it was checked.
+    let mut expiring = key(ada.id, "expiring")?;
+    expiring.expires_at = Some(t(1));
+    let expiring = s.insert_key(expiring, false, audit("key.create", None), |_| {}).await?;
+    assert_eq!(
+        rotate(&expiring, AccessSeen::of(&expiring), "r7").await?,
+        refused,
+        "expired at the write"
+    );
     let still = s.find_key(ada.id, target.id).await?.ok_or("target")?;
     assert_eq!(still.expires_at, target.expires_at, "the target was not rotated");
     // As it was checked: rotated.
@@ -1170,6 +1179,20 @@ async fn a_key_made_by_a_key_is_stored_only_while_that_key_is_live_and_unlimited
     assert!(as_checked(later).await?.is_none(), "expired at the write");
     let within = made("within")?;
     assert!(as_checked(within).await?.is_some(), "as checked and within its grace");
+    // The same of a maker read in the write (a limited or scoped maker's guard), as it is
+    // stored now (rotated away: expiring at t(500)).
+    let seen = AccessSeen::of(&s.find_key(ada.id, rotated.id).await?.ok_or("rotated")?);
+    for (guard, why) in [
+        (KeyGuard::MadeBy(rotated.id, seen.clone()), "made by"),
+        (KeyGuard::CarvedFrom(rotated.id, seen), "carved from"),
+    ] {
+        let mut later = made(why)?;
+        later.created_at = t(600);
+        let stored = s
+            .insert_key_guarded(later, false, guard, audit("key.create", None), |_| {})
+            .await?;
+        assert!(stored.is_none(), "{why}: expired at the write");
+    }
     // Nor a key with limits or scopes of its own, a disabled one, or a revoked one.
     let scoped = add_key_then_narrow(s, ada.id, "scoped").await?;
     let limited = add_key_then_narrow(s, ada.id, "limited").await?;

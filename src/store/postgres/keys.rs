@@ -298,12 +298,12 @@ impl PgStore {
                                 .is_some(),
                             KeyGuard::MadeBy(maker, seen) => key_as_seen(tx, key.user_id, maker, &seen)
                                 .await?
-                                .is_some_and(|m| !m.disabled),
+                                .is_some_and(|m| m.usable_at(key.created_at)),
                             KeyGuard::CarvedFrom(parent, seen) => {
                                 let n = credit_column(key.credits.map_or(0, |c| c.remaining));
                                 key_as_seen(tx, key.user_id, parent, &seen)
                                     .await?
-                                    .is_some_and(|p| !p.disabled)
+                                    .is_some_and(|p| p.usable_at(key.created_at))
                                     && tx
                                         .execute(
                                             "UPDATE keys SET credits_remaining = credits_remaining - $2 \
@@ -385,7 +385,7 @@ impl PgStore {
                         // balance as it is at this write: credits are never doubled.
                         if let Some((presenter, id, presenting)) = &presenting {
                             let still = key_as_seen(tx, *presenter, *id, presenting).await?;
-                            if still.is_none_or(|k| k.disabled) {
+                            if !still.is_some_and(|k| k.usable_at(now)) {
                                 return Err(StoreError::new(StoreErrorKind::AccessChanged, ACCESS_CHANGED));
                             }
                         }

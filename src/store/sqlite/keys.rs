@@ -95,11 +95,11 @@ impl SqliteStore {
                         ])?
                     }
                     KeyGuard::MadeBy(maker, seen) => {
-                        key_as_seen(tx, key.user_id, maker, &seen)?.is_some_and(|m| !m.disabled)
+                        key_as_seen(tx, key.user_id, maker, &seen)?.is_some_and(|m| m.usable_at(key.created_at))
                     }
                     KeyGuard::CarvedFrom(parent, seen) => {
                         let n = credit_column(key.credits.map_or(0, |c| c.remaining));
-                        key_as_seen(tx, key.user_id, parent, &seen)?.is_some_and(|p| !p.disabled)
+                        key_as_seen(tx, key.user_id, parent, &seen)?.is_some_and(|p| p.usable_at(key.created_at))
                             && tx
                                 .prepare_cached(
                                     "UPDATE keys SET credits_remaining = credits_remaining - ?2 \
@@ -145,7 +145,7 @@ impl SqliteStore {
                 // writer holds the write lock: changed since, nothing is written), with its
                 // balance as it is at this write: credits are never doubled.
                 if let Some((presenter, id, presenting)) = &presenting {
-                    still_as_seen(tx, *presenter, *id, presenting)?;
+                    still_as_seen(tx, *presenter, *id, presenting, now)?;
                 }
                 let Some(current) = key_as_seen(tx, owner, old, &seen)? else {
                     return Ok(None);
@@ -497,11 +497,12 @@ fn key_as_seen(tx: &Tx<'_>, owner: UserId, id: KeyId, seen: &AccessSeen) -> rusq
     }
 }
 
-/// A key a request was made with is live, enabled and as `seen`; else the write fails
+/// A key a request was made with is live, enabled, unexpired at `now` (the write's time) and
+/// as `seen`; else the write fails
 /// ([`StoreErrorKind::AccessChanged`](crate::store::StoreErrorKind), nothing written).
-fn still_as_seen(tx: &Tx<'_>, owner: UserId, id: KeyId, seen: &AccessSeen) -> rusqlite::Result<()> {
+fn still_as_seen(tx: &Tx<'_>, owner: UserId, id: KeyId, seen: &AccessSeen, now: Timestamp) -> rusqlite::Result<()> {
     match key_as_seen(tx, owner, id, seen)? {
-        Some(key) if !key.disabled => Ok(()),
+        Some(key) if key.usable_at(now) => Ok(()),
         _ => Err(access_changed()),
     }
 }
