@@ -1179,19 +1179,27 @@ async fn a_key_made_by_a_key_is_stored_only_while_that_key_is_live_and_unlimited
     assert!(as_checked(later).await?.is_none(), "expired at the write");
     let within = made("within")?;
     assert!(as_checked(within).await?.is_some(), "as checked and within its grace");
-    // The same of a maker read in the write (a limited or scoped maker's guard), as it is
-    // stored now (rotated away: expiring at t(500)).
-    let seen = AccessSeen::of(&s.find_key(ada.id, rotated.id).await?.ok_or("rotated")?);
+    // The same of a maker read in the write (a limited or scoped maker's guard): one with
+    // credits to carve from, expiring at t(500), makes a key at t(1) and none at t(600).
+    let mut parent = key(ada.id, "parent")?;
+    (parent.expires_at, parent.credits) = (Some(t(500)), Some(Credits::new(10, None)?));
+    let parent = s.insert_key(parent, false, audit("key.create", None), |_| {}).await?;
+    let seen = AccessSeen::of(&parent);
     for (guard, why) in [
-        (KeyGuard::MadeBy(rotated.id, seen.clone()), "made by"),
-        (KeyGuard::CarvedFrom(rotated.id, seen), "carved from"),
+        (KeyGuard::MadeBy(parent.id, seen.clone()), "made by"),
+        (KeyGuard::CarvedFrom(parent.id, seen), "carved from"),
     ] {
-        let mut later = made(why)?;
-        later.created_at = t(600);
-        let stored = s
-            .insert_key_guarded(later, false, guard, audit("key.create", None), |_| {})
-            .await?;
-        assert!(stored.is_none(), "{why}: expired at the write");
+        let guarded = |created_at: Timestamp| {
+            let guard = guard.clone();
+            async move {
+                let mut k = made(why)?;
+                (k.created_at, k.credits) = (created_at, Some(Credits::new(1, None)?));
+                let stored = s.insert_key_guarded(k, false, guard, audit("key.create", None), |_| {});
+                Ok::<_, Box<dyn std::error::Error>>(stored.await?.is_some())
+            }
+        };
+        assert!(!guarded(t(600)).await?, "{why}: expired at the write");
+        assert!(guarded(t(1)).await?, "{why}: before its expiry");
     }
     // Nor a key with limits or scopes of its own, a disabled one, or a revoked one.
     let scoped = add_key_then_narrow(s, ada.id, "scoped").await?;
