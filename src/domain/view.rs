@@ -480,13 +480,7 @@ impl KeyView {
 
     /// Adds a key just committed. `signature_checked`: this process signed it.
     pub fn insert_key(&self, key: ActiveKeyRow, signature_checked: bool) {
-        let lookup = Lookup(key.lookup);
-        let Some(slot) = self.users.read().slot.get(&key.user_id).copied() else {
-            return;
-        };
-        let now = self.clock.now();
-        let imported = insert_locked(&mut self.shard(&lookup).write(), slot, key, signature_checked, now);
-        self.count_imported(imported);
+        self.insert(key, signature_checked, false);
     }
 
     /// Adds a key as the change feed found it live, unless this process has seen it
@@ -495,16 +489,20 @@ impl KeyView {
     /// after it, the revoked key would be let in until the next poll. Checked and inserted
     /// under the shard's lock, under which [`Self::remove_keys`] remembers what it removes.
     pub fn insert_followed_key(&self, key: ActiveKeyRow) {
+        self.insert(key, false, true);
+    }
+
+    fn insert(&self, key: ActiveKeyRow, signature_checked: bool, unless_removed_here: bool) {
         let lookup = Lookup(key.lookup);
         let Some(slot) = self.users.read().slot.get(&key.user_id).copied() else {
             return;
         };
         let now = self.clock.now();
         let mut shard = self.shard(&lookup).write();
-        if self.revoked.read().get(&lookup) == Some(&key.id) {
+        if unless_removed_here && self.revoked.read().get(&lookup) == Some(&key.id) {
             return;
         }
-        let imported = insert_locked(&mut shard, slot, key, false, now);
+        let imported = insert_locked(&mut shard, slot, key, signature_checked, now);
         drop(shard);
         self.count_imported(imported);
     }

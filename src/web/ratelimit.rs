@@ -27,22 +27,27 @@ fn push_member(out: &mut String, name: &str, (a, x): (&str, u64), (b, y): (&str,
     out.push_str(digits.format(y));
 }
 
+/// The two parameters of a member, each a prefix (`q=`) and its number.
+type Params = ((&'static str, u64), (&'static str, u64));
+
+/// A header's value for `limits`: one member per limit, with the parameters `member` picks.
+fn header_text<'a>(limits: impl IntoIterator<Item = RateStatus<'a>>, member: fn(&RateStatus<'a>) -> Params) -> String {
+    let mut text = String::with_capacity(48);
+    for l in limits {
+        let (a, b) = member(&l);
+        push_member(&mut text, l.name, a, b);
+    }
+    text
+}
+
 /// `RateLimit-Policy`'s value for `limits`: what each is.
 fn policy_text<'a>(limits: impl IntoIterator<Item = RateStatus<'a>>) -> String {
-    let mut policy = String::with_capacity(48);
-    for l in limits {
-        push_member(&mut policy, l.name, ("q=", u64::from(l.limit)), ("w=", l.window));
-    }
-    policy
+    header_text(limits, |l| (("q=", u64::from(l.limit)), ("w=", l.window)))
 }
 
 /// `RateLimit`'s value for `limits`: where each stands.
 fn state_text<'a>(limits: impl IntoIterator<Item = RateStatus<'a>>) -> String {
-    let mut state = String::with_capacity(48);
-    for l in limits {
-        push_member(&mut state, l.name, ("r=", l.remaining), ("t=", l.reset));
-    }
-    state
+    header_text(limits, |l| (("r=", l.remaining), ("t=", l.reset)))
 }
 
 /// Sets a header to `value` (none when empty). Names are tokens of `A-Z a-z 0-9 _ . -`,

@@ -296,27 +296,40 @@ async fn the_ratelimit_policy_follows_changes_to_the_limits_of_a_key_and_its_use
     )
     .await;
     let policy = |r: &Reply| r.header("ratelimit-policy").map(str::to_owned);
+    let me = app.get_json("/v1/me", &app.admin).await;
+    let (key_path, user_path) = (
+        format!("/v1/keys/{id}"),
+        format!("/v1/users/{}", me["user"]["id"].as_str().unwrap()),
+    );
+    // The admin changes `path` with `body`; then the key asks: its answer.
+    let changed = |path: &str, body: Value| {
+        let (app, key, path) = (&app, &key, path.to_owned());
+        async move {
+            app.patch(&path)
+                .as_(&app.admin)
+                .json(&body)
+                .await
+                .expect_status(StatusCode::OK);
+            app.get("/v1/me").api_key(key).await.expect_status(StatusCode::OK)
+        }
+    };
     let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
     assert_eq!(policy(&r).as_deref(), Some(r#""requests";q=100;w=3600"#));
     let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
     assert_eq!(policy(&r).as_deref(), Some(r#""requests";q=100;w=3600"#));
 
-    app.patch(&format!("/v1/keys/{id}"))
-        .as_(&app.admin)
-        .json(&json!({"ratelimits": [{"name": "requests", "limit": 50, "duration": "1m"}]}))
-        .await
-        .expect_status(StatusCode::OK);
-    let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
+    let r = changed(
+        &key_path,
+        json!({"ratelimits": [{"name": "requests", "limit": 50, "duration": "1m"}]}),
+    )
+    .await;
     assert_eq!(policy(&r).as_deref(), Some(r#""requests";q=50;w=60"#));
 
-    let me = app.get_json("/v1/me", &app.admin).await;
-    let admin = me["user"]["id"].as_str().unwrap().to_owned();
-    app.patch(&format!("/v1/users/{admin}"))
-        .as_(&app.admin)
-        .json(&json!({"ratelimits": [{"name": "user-requests", "limit": 1000, "duration": "1d"}]}))
-        .await
-        .expect_status(StatusCode::OK);
-    let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
+    let r = changed(
+        &user_path,
+        json!({"ratelimits": [{"name": "user-requests", "limit": 1000, "duration": "1d"}]}),
+    )
+    .await;
     assert_eq!(
         policy(&r).as_deref(),
         Some(r#""requests";q=50;w=60, "user-requests";q=1000;w=86400"#)
@@ -328,20 +341,14 @@ async fn the_ratelimit_policy_follows_changes_to_the_limits_of_a_key_and_its_use
     );
 
     // Rate limits taken off the key, credits given: only its user's limits are left to name.
-    app.patch(&format!("/v1/keys/{id}"))
-        .as_(&app.admin)
-        .json(&json!({"ratelimits": null, "credits": {"remaining": 100}}))
-        .await
-        .expect_status(StatusCode::OK);
-    let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
+    let r = changed(&key_path, json!({"ratelimits": null, "credits": {"remaining": 100}})).await;
     assert_eq!(policy(&r).as_deref(), Some(r#""user-requests";q=1000;w=86400"#));
     // And the user's changed: the next answer says so.
-    app.patch(&format!("/v1/users/{admin}"))
-        .as_(&app.admin)
-        .json(&json!({"ratelimits": [{"name": "user-requests", "limit": 500, "duration": "1d"}]}))
-        .await
-        .expect_status(StatusCode::OK);
-    let r = app.get("/v1/me").api_key(&key).await.expect_status(StatusCode::OK);
+    let r = changed(
+        &user_path,
+        json!({"ratelimits": [{"name": "user-requests", "limit": 500, "duration": "1d"}]}),
+    )
+    .await;
     assert_eq!(policy(&r).as_deref(), Some(r#""user-requests";q=500;w=86400"#));
 }
 

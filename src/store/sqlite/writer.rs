@@ -177,26 +177,21 @@ mod tests {
     use super::*;
 
     type Outcome<T> = Result<T, Box<dyn std::error::Error>>;
+    /// What each of a batch's three jobs was answered, and the rows committed.
+    type Batch = ([Result<(), StoreError>; 3], Vec<i64>);
 
-    fn rows(path: &std::path::Path) -> Outcome<Vec<i64>> {
-        let conn = Connection::open(path)?;
-        let mut statement = conn.prepare("SELECT n FROM t ORDER BY n")?;
-        let rows = statement.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        Ok(rows)
-    }
-
-    /// Three jobs in one batch, the second as `second` does; what each was answered.
-    fn batch_of_three(
-        path: &std::path::Path,
-        second: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
-    ) -> Outcome<[Result<(), StoreError>; 3]> {
-        let conn = Connection::open(path)?;
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS t (n INTEGER)")?;
+    /// Three jobs in one batch on a new database, the second as `second` does: what each
+    /// was answered, and the rows committed.
+    fn batch_of_three(second: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static) -> Outcome<Batch> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("w.db");
+        let conn = Connection::open(&path)?;
+        conn.execute_batch("CREATE TABLE t (n INTEGER)")?;
         let (tx, rx) = mpsc::channel::<Job>(8);
         let writer = Writer { jobs: tx };
         let runtime = tokio::runtime::Builder::new_current_thread().build()?;
         let insert = |n: i64| move |c: &Connection| c.execute("INSERT INTO t VALUES (?1)", [n]).map(|_| ());
-        Ok(runtime.block_on(async {
+        let answers = runtime.block_on(async {
             // Queued before the writer starts, so all three share its first transaction.
             let start = async {
                 thread::spawn(move || run(conn, rx, None));
@@ -208,28 +203,28 @@ mod tests {
                 start
             );
             [first, second, third]
-        }))
+        });
+        let conn = Connection::open(&path)?;
+        let mut statement = conn.prepare("SELECT n FROM t ORDER BY n")?;
+        let rows = statement.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok((answers, rows))
     }
 
     #[test]
     fn a_failed_job_is_undone_and_the_others_commit() -> Outcome<()> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("w.db");
-        let answers = batch_of_three(&path, |c| {
+        let (answers, rows) = batch_of_three(|c| {
             c.execute("INSERT INTO t VALUES (2)", [])?;
             Err(rusqlite::Error::QueryReturnedNoRows)
         })?;
         assert!(answers[0].is_ok() && answers[1].is_err() && answers[2].is_ok());
-        assert_eq!(rows(&path)?, [1, 3]);
+        assert_eq!(rows, [1, 3]);
         Ok(())
     }
 
     #[test]
     fn a_failed_job_that_cannot_be_undone_fails_its_whole_batch() -> Outcome<()> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("w.db");
         // It writes, releases its own savepoint (so "ROLLBACK TO job" fails), then fails.
-        let answers = batch_of_three(&path, |c| {
+        let (answers, rows) = batch_of_three(|c| {
             c.execute("INSERT INTO t VALUES (2)", [])?;
             c.execute_batch("RELEASE job")?;
             Err(rusqlite::Error::QueryReturnedNoRows)
@@ -240,21 +235,19 @@ mod tests {
                 .as_ref()
                 .is_err_and(|e| e.kind == StoreErrorKind::Unavailable)
         );
-        assert_eq!(rows(&path)?, Vec::<i64>::new(), "nothing of the batch was committed");
+        assert_eq!(rows, Vec::<i64>::new(), "nothing of the batch was committed");
         Ok(())
     }
 
     #[test]
     fn a_done_job_that_cannot_be_kept_fails_its_whole_batch() -> Outcome<()> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("w.db");
         // It writes and releases its own savepoint, so "RELEASE job" after it fails.
-        let answers = batch_of_three(&path, |c| {
+        let (answers, rows) = batch_of_three(|c| {
             c.execute("INSERT INTO t VALUES (2)", [])?;
             c.execute_batch("RELEASE job")
         })?;
         assert!(answers.iter().all(Result::is_err), "every job is told it failed");
-        assert_eq!(rows(&path)?, Vec::<i64>::new(), "nothing of the batch was committed");
+        assert_eq!(rows, Vec::<i64>::new(), "nothing of the batch was committed");
         Ok(())
     }
 }
