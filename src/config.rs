@@ -258,7 +258,7 @@ pub struct KeySettings {
     #[serde(rename = "algorithm", with = "algorithm")]
     pub eddsa: bool,
     /// Most credits a node reserves for a key at once (blocks start at 64, then are sized to
-    /// last 10 s at the key's pace, between 64 and this): what a crash can lose of a key's
+    /// last 30 s at the key's pace, between 64 and this): what a crash can lose of a key's
     /// balance at most, per node (under-serving it), and how many uses one database write
     /// covers at most.
     pub credit_block: u64,

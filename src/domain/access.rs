@@ -390,6 +390,7 @@ mod tests {
             ratelimits: RateLimits::none(),
             credits: None,
             credits_period: None,
+            rendered: Default::default(),
         };
         let key = |scopes: &[&str], grants: &[&str]| Via::ApiKey {
             key_id: KeyId::parse("0123456789abcdef01234567").unwrap_or_else(|| unreachable!()),

@@ -15,21 +15,20 @@
 //! reserves a block of it with one conditional update (`… WHERE credits_remaining >= n`)
 //! and spends the block in memory; when the block runs out, one request reserves the next
 //! while the others wait for it. A block is 64 credits at first, then what the key would
-//! spend in ten seconds at the pace it spent the last (`next_block_size`), at most
+//! spend in 30 seconds at the pace it spent the last (`next_block_size`), at most
 //! `keys.credit_block` (1024), and never more than an eighth of the balance, so blocks
-//! shrink as the balance nears zero. So a busy key pays about one durable write per ten
-//! seconds of its traffic (one per `credit_block` requests for a key faster than a tenth of
-//! it a second). A block held over a minute is given back to the database every
+//! shrink as the balance nears zero. So a busy key pays about one durable write per 30
+//! seconds of its traffic (one per `credit_block` requests for a key faster than a
+//! thirtieth of it a second). A block held over a minute is given back to the database every
 //! 30 s (`Keyward::return_idle_credits`), so what a node holds is what it reserved in the
 //! last minute and a half. A crash loses at most the unspent block of each key on that
 //! node: it under-serves by at most `credit_block` credits (and an eighth of the balance),
 //! and never over-serves, since nothing is spent that was not reserved durably.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-
-use bytes::Bytes;
 
 use super::keyward::Keyward;
 use super::{Error, KeyId, Timestamp, UserId, expiry};
@@ -230,7 +229,8 @@ pub struct KeyLimits {
     /// What the HTTP adapter renders of these rate limits, as they are and not where they
     /// stand (the `RateLimit-Policy` header's value), rendered at the first request
     /// that needs it and kept: a state's limits never change (a change makes a new state).
-    rendered: OnceLock<Bytes>,
+    /// Of a type the domain does not know (a header value).
+    rendered: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
 /// The outcome of spending from the block in memory.
@@ -354,13 +354,17 @@ impl KeyLimits {
         }
     }
 
-    /// What `render` makes of these limits, made once and then shared (see `rendered`).
-    pub fn rendered(&self, render: impl FnOnce(&KeyLimits) -> Bytes) -> Bytes {
-        self.rendered.get_or_init(|| render(self)).clone()
+    /// What `render` makes of these limits, made once and then shared (see `rendered`);
+    /// `None` if asked for another type than the one it was made as.
+    pub fn rendered<T: Any + Clone + Send + Sync>(&self, render: impl FnOnce(&KeyLimits) -> T) -> Option<T> {
+        self.rendered
+            .get_or_init(|| Box::new(render(self)))
+            .downcast_ref::<T>()
+            .cloned()
     }
 
     /// The status of every limit, taking nothing.
-    pub fn statuses(&self, now: Timestamp) -> impl Iterator<Item = RateStatus<'_>> {
+    pub fn statuses(&self, now: Timestamp) -> impl Iterator<Item = RateStatus<'_>> + Clone {
         let now = nanos(now);
         self.rates.iter().map(move |l| l.status(now))
     }
@@ -556,7 +560,7 @@ impl Charges {
     }
 
     /// Each payer, the key first.
-    fn each(&self) -> impl Iterator<Item = (Payer, &KeyLimits)> {
+    fn each(&self) -> impl Iterator<Item = (Payer, &KeyLimits)> + Clone {
         let key = self.key.iter().map(|(id, l)| (Payer::Key(*id), &**l));
         let user = self.user.iter().map(|(id, l)| (Payer::User(*id), &**l));
         key.chain(user)
@@ -602,7 +606,7 @@ pub struct Admitted {
 
 impl Admitted {
     /// Where each rate limit stands (as of the admission): the key's, then its user's.
-    pub fn rates(&self) -> impl Iterator<Item = RateStatus<'_>> {
+    pub fn rates(&self) -> impl Iterator<Item = RateStatus<'_>> + Clone {
         self.charges.each().flat_map(move |(_, l)| l.statuses(self.at))
     }
 

@@ -342,16 +342,18 @@ impl Credits {
 /// The first block a node reserves of a payer's credits, and the smallest while
 /// `keys.credit_block` allows it.
 pub const FIRST_CREDIT_BLOCK: u64 = 64;
-/// How long (ms) a block is sized to last, at the pace the last one was spent.
-const BLOCK_LASTS_MS: u64 = 10_000;
+/// How long (ms) a block is sized to last, at the pace the last one was spent: long enough
+/// that a key used in bursts does not reserve (a durable write) in each burst, and well
+/// under the minute after which a node gives an unspent block back.
+const BLOCK_LASTS_MS: u64 = 30_000;
 
 /// The most a node reserves of a payer's credits next, from the size it asked for last
-/// (`0`: never) and how long ago (ms): what the payer would spend in 10 s at the pace it
-/// spent that block (a block of 64 spent in 1.28 s: 500 next; a block of 512 that lasted a
-/// minute: 85); never less than [`FIRST_CREDIT_BLOCK`] nor more than `most`
-/// (`keys.credit_block`). So a busy key pays about one durable write per ten seconds of
-/// its traffic (one per `most` requests past `most` / 10 a second), from its second block; what a crash loses of its
-/// balance (the unspent block) is never more than `most`. A block spent within the same
+/// (`0`: never) and how long ago (ms): what the payer would spend in 30 s at the pace it
+/// spent that block (a block of 64 spent in 3.84 s: 500 next; a block of 512 that lasted a
+/// minute: 256); never less than [`FIRST_CREDIT_BLOCK`] nor more than `most`
+/// (`keys.credit_block`). So a busy key pays about one durable write per 30 seconds of
+/// its traffic (one per `most` requests past `most` / 30 a second), from its second block;
+/// what a crash loses of its balance (the unspent block) is never more than `most`. A block spent within the same
 /// millisecond makes the next the most allowed; a clock moved back keeps the last size.
 pub fn next_block_size(last: u64, since_ms: i64, most: u64) -> u64 {
     let most = most.max(1);
@@ -469,15 +471,16 @@ mod tests {
 
     #[test]
     fn blocks_follow_the_pace_of_the_last_within_their_bounds() {
-        // The first block; then what the last block's pace spends in 10 s.
+        // The first block; then what the last block's pace spends in 30 s.
         assert_eq!(next_block_size(0, 0, 1024), 64);
-        assert_eq!(next_block_size(64, 1_280, 1024), 500);
-        assert_eq!(next_block_size(500, 10_000, 1024), 500);
+        assert_eq!(next_block_size(64, 3_840, 1024), 500);
+        assert_eq!(next_block_size(500, 30_000, 1024), 500);
+        assert_eq!(next_block_size(64, 1_280, 1024), 1024);
         assert_eq!(next_block_size(512, 4_999, 1024), 1024);
         assert_eq!(next_block_size(1024, 10, 1024), 1024);
         // A block that lasted long makes the next smaller, down to 64.
-        assert_eq!(next_block_size(512, 60_000, 1024), 85);
-        assert_eq!(next_block_size(512, 20_000, 1024), 256);
+        assert_eq!(next_block_size(512, 60_000, 1024), 256);
+        assert_eq!(next_block_size(512, 180_000, 1024), 85);
         assert_eq!(next_block_size(64, 3_600_000, 1024), 64);
         // A smaller `keys.credit_block` bounds every block, the first included.
         assert_eq!(next_block_size(0, 0, 10), 10);

@@ -13,6 +13,7 @@ mod foreign;
 mod ids;
 mod keys;
 mod limits;
+mod rendered;
 mod sessions;
 mod signing;
 mod throttle;
@@ -31,6 +32,7 @@ pub use limits::{
     Credits, GivenDuration, MAX_CREDITS, MAX_RATE_LIMITS, RateLimit, RateLimits, Refill, RefillInterval, credit_block,
     next_block_size,
 };
+pub use rendered::Rendered;
 pub use sessions::SessionRecord;
 pub use signing::SigningKey;
 pub use throttle::{ThrottleCheck, ThrottleRules};

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Credits, ModelError, RateLimits, Timestamp, UserId};
+use super::{Credits, ModelError, RateLimits, Rendered, Timestamp, UserId};
 
 /// A username: 1 to 64 of `A-Z a-z 0-9 . _ -`. Compared case-insensitively.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +94,8 @@ pub struct UserRecord {
     pub credits: Option<Credits>,
     /// The start of the refill period the stored balance belongs to.
     pub credits_period: Option<Timestamp>,
+    /// The user as `GET /v1/me` writes it, made at its first request (empty in a clone).
+    pub rendered: Rendered<Box<str>>,
 }
 
 impl UserRecord {
@@ -120,6 +122,7 @@ impl UserRecord {
             ratelimits: RateLimits::none(),
             credits: None,
             credits_period: None,
+            rendered: Rendered::default(),
         }
     }
 

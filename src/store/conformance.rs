@@ -202,6 +202,7 @@ fn user(name: &str) -> Result<UserRecord, Box<dyn std::error::Error>> {
         ratelimits: RateLimits::none(),
         credits: None,
         credits_period: None,
+        rendered: Default::default(),
     })
 }
 

@@ -53,6 +53,7 @@ pub(super) fn user_from_row(r: &Row) -> Result<UserRecord, StoreError> {
             r.try_get(14)?,
         ),
         credits_period: millis(r.try_get(13)?),
+        rendered: Default::default(),
     })
 }
 

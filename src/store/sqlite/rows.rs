@@ -91,6 +91,7 @@ pub(super) fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
         }),
         credits: Credits::from_columns(r.get(11)?, r.get::<_, Option<String>>(12)?.as_deref(), r.get(14)?),
         credits_period: r.get::<_, Option<i64>>(13)?.map(Timestamp::from_millis),
+        rendered: Default::default(),
     })
 }
 
