@@ -96,9 +96,10 @@ pub fn set_admitted_headers(headers: &mut HeaderMap, admitted: &Admitted) {
         return;
     };
     let policy = match rated.next() {
+        // Kept with the state; made per answer only if the slot held another type.
         None => first
             .rendered(|limits| policy_value(limits.statuses(admitted.at)))
-            .flatten(),
+            .unwrap_or_else(|| policy_value(first.statuses(admitted.at))),
         // A key and its user both with rate limits (rare): one list of both, per answer.
         Some(_) => policy_value(admitted.rates()),
     };

@@ -950,20 +950,20 @@ async fn stored_after(app: &TestApp, (id, key): &(String, String), n: usize) -> 
 }
 
 /// Blocks follow the pace they are spent at: 64 at first, then what the last block's pace
-/// spends in 10 s, up to `keys.credit_block`, and 64 again after an idle hour. Read from the
+/// spends in 30 s, up to `keys.credit_block`, and 64 again after an idle hour. Read from the
 /// database's balance: what it lacks is what the node reserved.
 #[tokio::test]
 async fn credit_blocks_follow_the_pace_they_are_spent_at() {
     let app = spawn_app().await;
     let key = rich_key(&app).await;
     assert_eq!(stored_after(&app, &key, 1).await, ALL - 64, "the first block is 64");
-    // The first block lasts 1.28 s on the moved clock, plus however long its requests take:
-    // the next is 10 s at that pace, 500 at most.
-    app.advance(Duration::from_millis(1_280));
+    // The first block lasts 3.84 s on the moved clock, plus however long its requests take:
+    // the next is 30 s at that pace, 500 at most.
+    app.advance(Duration::from_millis(3_840));
     let second = ALL - 64 - stored_after(&app, &key, 64).await;
     assert!(
         (200..=500).contains(&second),
-        "64 spent in about 1.3 s: about 500 next, not {second}"
+        "64 spent in about 3.9 s: about 500 next, not {second}"
     );
     assert_eq!(
         stored_after(&app, &key, usize::try_from(second - 1).unwrap()).await,
