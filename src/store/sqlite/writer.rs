@@ -19,6 +19,9 @@ use super::{StoreError, StoreErrorKind};
 
 /// At most this many jobs share one transaction.
 const MAX_BATCH: usize = 512;
+/// Prepared statements the writer keeps (rusqlite keeps 16 by default; the writer runs
+/// more kinds of statement than that).
+const WRITER_STATEMENTS: usize = 128;
 
 /// Runs a job's SQL (or, when no transaction could be begun, skips it with that error) and
 /// returns what to do once the transaction's fate is known, and whether the transaction is
@@ -42,7 +45,11 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Job>(4096);
         let handle = thread::Builder::new()
             .name("keyward-writer".into())
-            .spawn(move || run(conn, rx, batch_sizes))
+            .spawn(move || {
+                // Room for every statement the writer runs, so none is parsed again.
+                conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
+                run(conn, rx, batch_sizes)
+            })
             .map_err(|e| StoreError::new(StoreErrorKind::Other, format!("starting the writer thread: {e}")))?;
         Ok((Writer { jobs: tx }, handle))
     }
@@ -79,18 +86,24 @@ impl Writer {
     }
 }
 
+/// Runs one statement of the writer's own (a transaction's or a savepoint's start and end),
+/// prepared once: `execute_batch` would parse it again for every job.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// Runs `work` in a savepoint of its own: its value, and whether the transaction is sound
 /// after it (a failure undone, or a success kept, as asked).
 fn in_savepoint<R>(
     conn: &Connection,
     work: impl FnOnce(&Connection) -> rusqlite::Result<R>,
 ) -> (Result<R, StoreError>, Sound) {
-    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+    if let Err(e) = exec(conn, "SAVEPOINT job") {
         // Nothing of this job ran; the transaction is as the jobs before left it.
         return (Err(e.into()), Ok(()));
     }
     match work(conn) {
-        Ok(value) => match conn.execute_batch("RELEASE job") {
+        Ok(value) => match exec(conn, "RELEASE job") {
             Ok(()) => (Ok(value), Ok(())),
             Err(e) => {
                 let e = unsound("keeping a write", e);
@@ -132,7 +145,7 @@ fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, batch_sizes: Option<prom
         if let Some(h) = &batch_sizes {
             h.observe(size as f64);
         }
-        match conn.execute_batch("BEGIN IMMEDIATE") {
+        match exec(&conn, "BEGIN IMMEDIATE") {
             Ok(()) => {
                 let mut unsound: Option<StoreError> = None;
                 let finishes: Vec<Finish> = batch
@@ -148,7 +161,7 @@ fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, batch_sizes: Option<prom
                     })
                     .collect();
                 let committed = match unsound {
-                    None => conn.execute_batch("COMMIT").map_err(StoreError::from),
+                    None => exec(&conn, "COMMIT").map_err(StoreError::from),
                     Some(e) => Err(e),
                 };
                 if let Err(e) = &committed {
