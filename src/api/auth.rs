@@ -155,14 +155,19 @@ impl<'a> MeJson<'a> {
 #[utoipa::path(get, path = "/v1/me", tag = "auth", responses((status = 200, body = MeJson), (status = 401, body = Problem)))]
 pub async fn me(caller: Caller) -> HttpResponse {
     let me = MeJson::of(&caller);
-    // The user's part is written once per state of the user (a change replaces the record).
-    let user = caller.user.rendered.get_or_init(|| {
+    let render = || {
         let mut user = String::with_capacity(160);
         me.user.write(&mut user);
-        user.into_boxed_str()
-    });
+        user
+    };
+    // The user's part is written once per state of the user (a change replaces the record);
+    // for itself only if the slot held another type.
+    let user = match caller.user.rendered.get_or_init(render) {
+        Some(kept) => std::borrow::Cow::Borrowed(kept.as_str()),
+        None => std::borrow::Cow::Owned(render()),
+    };
     let mut body = String::with_capacity(256);
-    me.write(user, &mut body);
+    me.write(&user, &mut body);
     HttpResponse::Ok()
         .insert_header((
             actix_web::http::header::CONTENT_TYPE,

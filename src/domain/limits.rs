@@ -25,14 +25,13 @@
 //! node: it under-serves by at most `credit_block` credits (and an eighth of the balance),
 //! and never over-serves, since nothing is spent that was not reserved durably.
 
-use std::any::Any;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::keyward::Keyward;
 use super::{Error, KeyId, Timestamp, UserId, expiry};
-use crate::model::{Credits, GivenDuration, Outcome, RateLimit, RateLimits, Refill, next_block_size};
+use crate::model::{Credits, GivenDuration, Outcome, RateLimit, RateLimits, Refill, Rendered, next_block_size};
 use crate::store::{CreditsChange, Payer};
 
 /// A rate limit from the API: `duration` a string of the duration grammar or a number of
@@ -229,8 +228,7 @@ pub struct KeyLimits {
     /// What the HTTP adapter renders of these rate limits, as they are and not where they
     /// stand (the `RateLimit-Policy` header's value), rendered at the first request
     /// that needs it and kept: a state's limits never change (a change makes a new state).
-    /// Of a type the domain does not know (a header value).
-    rendered: OnceLock<Box<dyn Any + Send + Sync>>,
+    rendered: Rendered,
 }
 
 /// The outcome of spending from the block in memory.
@@ -261,7 +259,7 @@ impl KeyLimits {
                 reserving: tokio::sync::Mutex::new(()),
             }),
             made_from: (ratelimits.clone(), credits.map(|c| c.refill)),
-            rendered: OnceLock::new(),
+            rendered: Rendered::default(),
         })
     }
 
@@ -355,12 +353,9 @@ impl KeyLimits {
     }
 
     /// What `render` makes of these limits, made once and then shared (see `rendered`);
-    /// `None` if asked for another type than the one it was made as.
-    pub fn rendered<T: Any + Clone + Send + Sync>(&self, render: impl FnOnce(&KeyLimits) -> T) -> Option<T> {
-        self.rendered
-            .get_or_init(|| Box::new(render(self)))
-            .downcast_ref::<T>()
-            .cloned()
+    /// `None` if it was made as another type.
+    pub fn rendered<T: std::any::Any + Send + Sync>(&self, render: impl FnOnce(&KeyLimits) -> T) -> Option<&T> {
+        self.rendered.get_or_init(|| render(self))
     }
 
     /// The status of every limit, taking nothing.

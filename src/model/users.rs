@@ -95,7 +95,7 @@ pub struct UserRecord {
     /// The start of the refill period the stored balance belongs to.
     pub credits_period: Option<Timestamp>,
     /// The user as `GET /v1/me` writes it, made at its first request (empty in a clone).
-    pub rendered: Rendered<Box<str>>,
+    pub rendered: Rendered,
 }
 
 impl UserRecord {

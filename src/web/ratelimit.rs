@@ -8,7 +8,7 @@ use std::fmt::{self, Write};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use arrayvec::ArrayString;
 
-use crate::domain::limits::{Admitted, RateStatus};
+use crate::domain::limits::{Admitted, KeyLimits, RateStatus};
 
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -95,11 +95,10 @@ pub fn set_admitted_headers(headers: &mut HeaderMap, admitted: &Admitted) {
     let Some(first) = rated.next() else {
         return;
     };
+    let render = |limits: &KeyLimits| policy_value(limits.statuses(admitted.at));
     let policy = match rated.next() {
-        // Kept with the state; made per answer only if the slot held another type.
-        None => first
-            .rendered(|limits| policy_value(limits.statuses(admitted.at)))
-            .unwrap_or_else(|| policy_value(first.statuses(admitted.at))),
+        // Kept with the state (made per answer only if the slot held another type).
+        None => first.rendered(render).cloned().unwrap_or_else(|| render(first)),
         // A key and its user both with rate limits (rare): one list of both, per answer.
         Some(_) => policy_value(admitted.rates()),
     };
