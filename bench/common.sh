@@ -25,11 +25,18 @@ load() {
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 col() { awk -v c="$2" '{print $c}' "$1" | median; } # file column -> its median
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
-# paired A B COL -> "median (min-max)" of the per-round ratios B/A of column COL: line r of
-# each file is round r, so each ratio compares two rows measured seconds apart, and a VM
-# that gets slower or faster between rounds moves both sides of it alike.
+# paired A B COL -> "median (95% lo-hi; rounds min-max)" of the per-round ratios B/A of
+# column COL: line r of each file is round r, so each ratio compares two rows measured
+# seconds apart, and a VM that gets slower or faster between rounds moves both sides of it
+# alike. lo-hi is a 95% confidence interval for that median, from the rounds' own ratios
+# (order statistics: the ratios ranked floor((n - 1.96 sqrt n) / 2) and
+# ceil(1 + (n + 1.96 sqrt n) / 2), no assumption about their distribution); it needs 8
+# rounds or more. On a noisy VM it is the figure to compare with a target: the same binary's
+# median moves by more than a change's effect from one run to the next.
 paired() {
   paste -d' ' "$1" "$2" | awk -v c="$3" '{n = NF / 2; if ($c > 0) printf "%.4f\n", $(n + c) / $c}' | sort -n |
     awk '{a[NR] = $1} END {if (NR == 0) {print "-"; exit} m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-      printf "%.2f (rounds %.2f-%.2f)", m, a[1], a[NR]}'
+      z = 1.96 * sqrt(NR); lo = int((NR - z) / 2); hi = 1 + (NR + z) / 2; hi = (hi == int(hi)) ? hi : int(hi) + 1
+      ci = (lo >= 1 && hi <= NR) ? sprintf("95%% %.2f-%.2f; ", a[lo], a[hi]) : ""
+      printf "%.2f (%srounds %.2f-%.2f)", m, ci, a[1], a[NR]}'
 }
