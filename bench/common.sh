@@ -28,15 +28,16 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 # paired A B COL -> "median (95% lo-hi; rounds min-max)" of the per-round ratios B/A of
 # column COL: line r of each file is round r, so each ratio compares two rows measured
 # seconds apart, and a VM that gets slower or faster between rounds moves both sides of it
-# alike. lo-hi is a 95% confidence interval for that median, from the rounds' own ratios
-# (order statistics: the ratios ranked floor((n - 1.96 sqrt n) / 2) and
-# ceil(1 + (n + 1.96 sqrt n) / 2), no assumption about their distribution); it needs 8
-# rounds or more. On a noisy VM it is the figure to compare with a target: the same binary's
-# median moves by more than a change's effect from one run to the next.
+# alike. lo-hi is a confidence interval of at least 95% for that median, from the rounds' own
+# ratios: the ones ranked lo = round((n - 1.96 sqrt n) / 2) and n + 1 - lo (order statistics:
+# no assumption about how the ratios spread, only that rounds are independent; a VM that
+# drifts across rounds makes it too narrow). It needs 6 rounds or more. On a noisy VM it is
+# the figure to compare with a target: the same code's median moves by more than a change's
+# effect from one run to the next.
 paired() {
   paste -d' ' "$1" "$2" | awk -v c="$3" '{n = NF / 2; if ($c > 0) printf "%.4f\n", $(n + c) / $c}' | sort -n |
     awk '{a[NR] = $1} END {if (NR == 0) {print "-"; exit} m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-      z = 1.96 * sqrt(NR); lo = int((NR - z) / 2); hi = 1 + (NR + z) / 2; hi = (hi == int(hi)) ? hi : int(hi) + 1
-      ci = (lo >= 1 && hi <= NR) ? sprintf("95%% %.2f-%.2f; ", a[lo], a[hi]) : ""
+      lo = int((NR - 1.96 * sqrt(NR)) / 2 + 0.5); hi = NR + 1 - lo
+      ci = (lo >= 1) ? sprintf("95%% %.2f-%.2f; ", a[lo], a[hi]) : ""
       printf "%.2f (%srounds %.2f-%.2f)", m, ci, a[1], a[NR]}'
 }
