@@ -15,7 +15,7 @@
 # no-op is the median of the rounds' own ratios (each round's rows run seconds apart), with
 # a 95% confidence interval for that median (6 rounds or more; the default 5 prints none) and
 # their range. On a noisy VM compare the interval with a target, not the median: on the
-# 2-core VM of 2026-12-02, ROUNDS=45 DURATION=2 narrowed it to about +-0.1 (up to +-0.15).
+# 2-core VM of 2026-12-02, ROUNDS=45 DURATION=2 narrowed it to about +-0.1 (up to +-0.17).
 # SERVER_CPU=0-1 lets the server use every core (sharing one with wrk); WORKERS=1 runs one
 # worker.
 set -euo pipefail
