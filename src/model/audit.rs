@@ -25,8 +25,9 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// Every action a line may name; a stored action outside it reads back as `other`.
-    pub const ACTIONS: [&'static str; 15] = [
+    pub const ACTIONS: [&'static str; 17] = [
         "key.create",
+        "key.import",
         "key.update",
         "key.limits",
         "key.rotate",
@@ -38,6 +39,7 @@ impl AuditRecord {
         "user.update",
         "user.delete",
         "user.password",
+        "user.password_rehashed",
         "login.failed",
         "session.start",
         "session.end",

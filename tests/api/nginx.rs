@@ -22,6 +22,7 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// nginx runs as one process (`master_process off`): killing it leaves no worker behind.
 struct Nginx(std::process::Child);
 
 impl Drop for Nginx {
@@ -42,8 +43,8 @@ fn start_nginx(nginx: &str, app: &TestApp, forward: &str, extra: &str) -> (Nginx
     let conf = format!(
         r#"
 user root;
-worker_processes 1;
 daemon off;
+master_process off;
 error_log {d}/error.log;
 pid {d}/nginx.pid;
 events {{}}
