@@ -192,6 +192,14 @@ impl TestApp {
         r.json()
     }
 
+    /// The audit trail's lines (the newest 500, as the admin reads them) of one `action`,
+    /// newest first.
+    pub async fn audit_lines(&self, action: &str) -> Vec<Value> {
+        let audit = self.get_json("/v1/audit?limit=500", &self.admin).await;
+        let lines = audit["data"].as_array().unwrap();
+        lines.iter().filter(|l| l["action"] == action).cloned().collect()
+    }
+
     /// `GET /v1/me` with a raw `Authorization` value; the status.
     pub async fn me_status(&self, authorization: &str) -> StatusCode {
         self.get("/v1/me").authorization(authorization).await.status()

@@ -76,17 +76,11 @@ async fn imported_keys_work_in_every_encoding_and_credential_form() {
         .await;
     assert_eq!(jwt["expires_at"], "2099-01-01T00:00:00Z");
     // Each key is audited as `key.import` (it read back as `other` once).
-    let audit = app.get_json("/v1/audit?limit=100", &app.admin).await;
-    let imports: Vec<&Value> = audit["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "key.import")
-        .collect();
-    assert_eq!(imports.len(), 5, "{audit}");
+    let imports = app.audit_lines("key.import").await;
+    assert_eq!(imports.len(), 5, "{imports:?}");
     assert!(
         imports.iter().any(|e| e["target_id"] == "0123456789abcdef01234567"),
-        "{audit}"
+        "{imports:?}"
     );
 }
 

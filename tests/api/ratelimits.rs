@@ -142,14 +142,8 @@ async fn patch_replaces_clears_and_adds_and_is_audited() {
     let r = patch(json!({"ratelimits": null})).await;
     assert_eq!(r.status(), StatusCode::OK);
 
-    let audit = app.get_json("/v1/audit?limit=20", &app.admin).await;
-    let details: Vec<&str> = audit["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["action"] == "key.limits")
-        .filter_map(|l| l["detail"].as_str())
-        .collect();
+    let lines = app.audit_lines("key.limits").await;
+    let details: Vec<&str> = lines.iter().filter_map(|l| l["detail"].as_str()).collect();
     assert!(details.contains(&"credits+=500"), "{details:?}");
     assert!(details.contains(&"ratelimits=slow:1/3600s"), "{details:?}");
     assert!(details.contains(&"ratelimits=none, credits=unlimited"), "{details:?}");

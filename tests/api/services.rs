@@ -512,13 +512,11 @@ async fn only_an_admin_grants_privileged_scopes_and_ungranted_ones_are_not_honou
         .await
         .status();
     assert_eq!(status, StatusCode::OK);
-    let audit = app.get_json("/v1/audit?limit=50", &app.admin).await;
+    let updates = app.audit_lines("key.update").await;
     assert!(
-        audit["data"]
-            .as_array()
-            .unwrap()
+        updates
             .iter()
-            .any(|a| a["action"] == "key.update" && a["detail"].as_str().unwrap_or("").contains("granted=keys:verify")),
+            .any(|a| a["detail"].as_str().unwrap_or("").contains("granted=keys:verify")),
         "the grant is in the audit trail"
     );
 }
